@@ -1,0 +1,80 @@
+"""shipyard: package, register, serve, roll out and monitor ML models.
+
+    import shipyard
+    pkg = shipyard.package(model, X_train, name="iris")
+    pkg.save("iris-pkg")
+    model = shipyard.load("iris-pkg")
+    model.predict(X_test).predictions
+
+Importing shipyard is light: frameworks (sklearn, torch, the web stack) load only when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from shipyard._version import __version__
+from shipyard.errors import (
+    ConversionError,
+    InputValidationError,
+    IntegrityError,
+    ManifestError,
+    MissingFileError,
+    PackageError,
+    Problem,
+    RuntimeUnavailableError,
+    ShipyardError,
+    TamperedFileError,
+    UnsupportedFormatVersion,
+    UntrustedPickleError,
+)
+
+if TYPE_CHECKING:
+    from shipyard.packaging import ColumnSpec, Manifest, OutputSpec, Signature
+    from shipyard.runtimes import (
+        Capabilities,
+        LoadedModel,
+        Package,
+        Prediction,
+        Runtime,
+        check_runtime,
+        load,
+        package,
+    )
+
+_LAZY = {
+    "package": "shipyard.runtimes.packager",
+    "Package": "shipyard.runtimes.packager",
+    "load": "shipyard.runtimes.model",
+    "LoadedModel": "shipyard.runtimes.model",
+    "Prediction": "shipyard.runtimes.model",
+    "Runtime": "shipyard.runtimes.base",
+    "Capabilities": "shipyard.runtimes.base",
+    "check_runtime": "shipyard.runtimes.conformance",
+    "Signature": "shipyard.packaging.signature",
+    "ColumnSpec": "shipyard.packaging.signature",
+    "OutputSpec": "shipyard.packaging.signature",
+    "Manifest": "shipyard.packaging.manifest",
+}
+
+__all__ = [
+    "Capabilities", "ColumnSpec", "ConversionError", "InputValidationError", "IntegrityError",
+    "LoadedModel", "Manifest", "ManifestError", "MissingFileError", "OutputSpec", "Package",
+    "PackageError", "Prediction", "Problem", "Runtime", "RuntimeUnavailableError",
+    "ShipyardError", "Signature", "TamperedFileError", "UnsupportedFormatVersion",
+    "UntrustedPickleError", "__version__", "check_runtime", "load", "package",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'shipyard' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,159 @@
+"""Check input against a signature and coerce it to the declared dtypes, reporting every problem."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from shipyard.errors import InputValidationError, Problem
+from shipyard.packaging.signature import NUMERIC_DTYPES, ColumnSpec, Signature
+from shipyard.packaging.tabular import raw_columns
+from shipyard.types import Array, Columns
+
+UnknownCategories = Literal["pass", "reject"]
+
+
+def prepare(data: Any, signature: Signature, *,
+            unknown_categories: UnknownCategories = "pass") -> Columns:
+    """Columns that match ``signature`` exactly, or InputValidationError listing every problem."""
+    names = signature.input_names
+    given = raw_columns(data, names)
+    problems: list[Problem] = []
+    missing = [n for n in names if n not in given]
+    extra = [n for n in given if n not in signature._by_name]
+    if missing:
+        problems.append(Problem("", f"missing input columns: {missing} (expected {names})"))
+    if extra:
+        problems.append(Problem("", f"unexpected input columns: {extra} (expected {names})"))
+    out: Columns = {}
+    for spec in signature.inputs:
+        if spec.name in given:
+            arr = _coerce(given[spec.name], spec, problems, unknown_categories,
+                          tabular=signature.kind == "tabular")
+            if arr is not None:
+                out[spec.name] = arr
+    lengths = {name: len(arr) for name, arr in out.items()}
+    if len(set(lengths.values())) > 1:
+        problems.append(Problem("", f"inputs have different numbers of rows: {lengths}"))
+    if not problems and lengths and next(iter(lengths.values())) == 0:
+        problems.append(Problem("", "input is empty: no rows"))
+    if problems:
+        raise InputValidationError(problems)
+    return out
+
+
+def null_mask(arr: Array) -> Array:
+    """True where a value is missing: NaN, NaT or None."""
+    if arr.dtype.kind in "fc":
+        return np.isnan(arr)
+    if arr.dtype.kind in "mM":
+        return np.isnat(arr)
+    if arr.dtype.kind == "O":
+        return np.fromiter((_is_null(v) for v in arr.ravel()), bool, arr.size).reshape(arr.shape)
+    return np.zeros(arr.shape, dtype=bool)
+
+
+def _is_null(v: object) -> bool:
+    return v is None or (isinstance(v, float) and v != v) or type(v).__name__ in ("NAType", "NaTType")
+
+
+def _coerce(arr: Array, spec: ColumnSpec, problems: list[Problem],
+            unknown: UnknownCategories, *, tabular: bool) -> Array | None:
+    if tabular and arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if not _shape_ok(arr, spec, problems):
+        return None
+    converted = _convert(arr, spec)
+    if isinstance(converted, str):
+        problems.append(Problem(spec.name, converted))
+        return None
+    nulls = int(null_mask(converted).sum())
+    if nulls and not spec.nullable:
+        problems.append(Problem(spec.name, f"{nulls} missing value(s) (null/NaN), but this "
+                                           "input is not nullable"))
+        return None
+    if unknown == "reject" and spec.categories is not None and spec.dtype == "string":
+        known = set(spec.categories)
+        new = sorted({v for v in converted if v is not None and v not in known}, key=str)
+        if new:
+            problems.append(Problem(spec.name, f"unknown categories {new[:10]} "
+                                               f"(known: {list(spec.categories)[:20]})"))
+            return None
+    return converted
+
+
+def _shape_ok(arr: Array, spec: ColumnSpec, problems: list[Problem]) -> bool:
+    want = spec.shape
+    if arr.ndim != len(want):
+        problems.append(Problem(spec.name, f"expected {len(want)}-D input with shape "
+                                           f"{_fmt(want)}, got shape {tuple(arr.shape)}"))
+        return False
+    if any(w != -1 and w != g for w, g in zip(want[1:], arr.shape[1:], strict=True)):
+        problems.append(Problem(spec.name, f"expected shape {_fmt(want)}, got {tuple(arr.shape)}"))
+        return False
+    return True
+
+
+def _fmt(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join("N" if d == -1 else str(d) for d in shape) + ")"
+
+
+def _describe(arr: Array) -> str:
+    kind = arr.dtype.kind
+    if kind == "O":
+        types = sorted({type(v).__name__ for v in arr.ravel() if not _is_null(v)})
+        return "values of type " + "/".join(types) if types else "only nulls"
+    return {"U": "string", "S": "bytes", "b": "bool", "M": "datetime"}.get(kind, str(arr.dtype))
+
+
+def _convert(arr: Array, spec: ColumnSpec) -> Array | str:
+    """The array in the spec's dtype, or a message saying why it cannot be."""
+    want = spec.dtype
+    kind = arr.dtype.kind
+    mismatch = f"expected {want}, got {_describe(arr)}"
+    if want in NUMERIC_DTYPES:
+        return _to_numeric(arr, want, mismatch)
+    if want == "bool":
+        if kind == "b":
+            return arr
+        if kind == "O" and all(isinstance(v, (bool, np.bool_)) or _is_null(v) for v in arr.ravel()):
+            return arr if spec.nullable else arr.astype(bool)
+        return mismatch
+    if want == "string":
+        if kind in "US":
+            return arr.astype(str).astype(object)
+        if kind == "O" and all(isinstance(v, str) or _is_null(v) for v in arr.ravel()):
+            return np.where(null_mask(arr), None, arr)
+        return mismatch
+    # datetime
+    if kind == "M":
+        return arr.astype("datetime64[ns]")
+    if kind in "OU":
+        try:
+            values = [None if _is_null(v) else v for v in arr.ravel()]
+            return np.array(values, dtype="datetime64[ns]").reshape(arr.shape)
+        except (ValueError, TypeError):
+            return f"expected datetime (ISO 8601 strings or datetime values), got {_describe(arr)}"
+    return mismatch
+
+
+def _to_numeric(arr: Array, want: str, mismatch: str) -> Array | str:
+    kind = arr.dtype.kind
+    is_int_target = want.startswith(("int", "uint"))
+    if kind == "O":
+        if not all((isinstance(v, (int, float, np.integer, np.floating))
+                    and not isinstance(v, (bool, np.bool_))) or _is_null(v) for v in arr.ravel()):
+            return mismatch
+        arr = np.array([np.nan if _is_null(v) else v for v in arr.ravel()],
+                       dtype="float64").reshape(arr.shape)
+        kind = "f"
+    if kind not in "iuf":
+        return mismatch
+    if is_int_target and kind == "f":
+        finite = arr[~np.isnan(arr)]
+        if np.any(finite != np.round(finite)):
+            return f"expected {want}, got non-integer numbers"
+        if finite.size != arr.size:  # nulls in an integer column travel as float NaN
+            return arr.astype("float64")
+    return arr.astype(want, copy=False)

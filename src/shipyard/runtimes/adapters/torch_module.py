@@ -1,0 +1,111 @@
+"""PyTorch modules: safetensors weights for the torch runtime, plus an ONNX export."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from shipyard.errors import ConversionError, RuntimeUnavailableError
+from shipyard.packaging import ColumnSpec, RuntimeSpec, Signature
+from shipyard.packaging.inference import dtype_name
+from shipyard.packaging.signature import Task
+from shipyard.runtimes.adapters.base import Artifact, ModelAdapter, package_versions
+from shipyard.runtimes.base import import_path_of
+from shipyard.runtimes.outputs import normalise
+from shipyard.types import Array, Columns
+
+ONNX_FILE = "model.onnx"
+WEIGHTS_FILE = "weights.safetensors"
+
+
+class TorchAdapter(ModelAdapter):
+    framework = "torch"
+    native_always = True
+
+    def __init__(self, module: torch.nn.Module, init_kwargs: dict[str, Any]) -> None:
+        self.module = module
+        self.init_kwargs = init_kwargs
+        self.output_names: list[str] = ["output"]
+
+    def _arrays(self, sample: Any) -> dict[str, Array]:
+        if isinstance(sample, torch.Tensor):
+            sample = sample.detach().cpu().numpy()
+        if isinstance(sample, np.ndarray):
+            return {"input": sample}
+        if isinstance(sample, dict):
+            return {str(k): np.asarray(v.detach().cpu().numpy() if isinstance(v, torch.Tensor)
+                                       else v) for k, v in sample.items()}
+        raise ConversionError("a torch model's sample must be a numpy array, a tensor, or a "
+                              "dict of them (one per forward() argument)")
+
+    def signature(self, sample: Any) -> Signature:
+        param = next(self.module.parameters(), None)
+        float_dtype = str(param.dtype).removeprefix("torch.") if param is not None else "float32"
+        specs = []
+        for name, arr in self._arrays(sample).items():
+            dtype = dtype_name(arr)
+            if dtype.startswith("float"):
+                dtype = float_dtype  # clients send float64; the module computes in its own type
+            specs.append(ColumnSpec(name, dtype, (-1, *arr.shape[1:])))
+        return Signature("tensor", tuple(specs))
+
+    def task(self) -> tuple[Task, list[Any] | None]:
+        return "other", None
+
+    def _tensors(self, sample: Any, signature: Signature) -> list[torch.Tensor]:
+        arrays = self._arrays(sample)
+        return [torch.from_numpy(np.ascontiguousarray(arrays[s.name], dtype=s.dtype))
+                for s in signature.inputs]
+
+    def native_outputs(self, sample: Any, signature: Signature) -> Columns:
+        self.module.eval()
+        with torch.inference_mode():
+            result = self.module(*self._tensors(sample, signature))
+        outputs = result if isinstance(result, (tuple, list)) else (result,)
+        if len(outputs) > 1:
+            self.output_names = [f"output_{i}" for i in range(len(outputs))]
+        return normalise({n: o.detach().cpu().numpy()
+                          for n, o in zip(self.output_names, outputs, strict=True)}, signature)
+
+    def to_onnx(self, signature: Signature, sample: Any) -> Artifact:
+        args = tuple(self._tensors(sample, signature))
+        names = signature.input_names
+        axes = {n: {0: "rows"} for n in [*names, *self.output_names]}
+        buf = io.BytesIO()
+        errors = []
+        for dynamo in (False, True):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    torch.onnx.export(self.module, args, buf, input_names=names,
+                                      output_names=self.output_names, dynamic_axes=axes,
+                                      dynamo=dynamo)
+                break
+            except Exception as exc:  # exporters raise many kinds; we report and fall back
+                errors.append(f"{'dynamo' if dynamo else 'torchscript'} exporter: "
+                              f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+                buf = io.BytesIO()
+        else:
+            raise ConversionError("; ".join(errors))
+        return Artifact(RuntimeSpec("onnx", (ONNX_FILE,), {"feed": "tensors"}),
+                        {ONNX_FILE: buf.getvalue()})
+
+    def native(self, signature: Signature, sample: Any) -> Artifact:
+        from safetensors.torch import save
+
+        try:
+            path = import_path_of(type(self.module))
+        except RuntimeUnavailableError as exc:
+            raise ConversionError(f"the torch runtime cannot rebuild this module: {exc}") from exc
+        state = {k: v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
+        options = {"module_class": path, "init_kwargs": self.init_kwargs,
+                   "output_names": self.output_names}
+        return Artifact(RuntimeSpec("torch", (WEIGHTS_FILE,), options),
+                        {WEIGHTS_FILE: save(state)})
+
+    def versions(self) -> dict[str, str]:
+        return package_versions(["torch", "safetensors"])

@@ -1,0 +1,136 @@
+"""A package loaded into a runtime, and what its predictions look like."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shipyard.packaging import Manifest, Signature, prepare, verify_files
+from shipyard.packaging.validation import UnknownCategories
+from shipyard.runtimes.base import Runtime, runtime_class
+from shipyard.settings import Settings
+from shipyard.types import Array, Columns
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Normalised model outputs for a batch of rows.
+
+    ``predictions`` is the label (classifiers), the value (regressors) or the first output;
+    ``probabilities`` has one column per class, in ``classes`` order.
+    """
+
+    outputs: Columns
+    signature: Signature
+
+    @property
+    def predictions(self) -> Array:
+        for name in ("label", "value"):
+            if name in self.outputs:
+                return self.outputs[name]
+        return next(iter(self.outputs.values()))
+
+    @property
+    def probabilities(self) -> Array | None:
+        return self.outputs.get("probabilities")
+
+    @property
+    def classes(self) -> list[Any] | None:
+        labels = self.signature.class_labels
+        return None if labels is None else list(labels)
+
+    def __len__(self) -> int:
+        return len(self.predictions)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``predictions`` plus ``probabilities`` as {class: [per row]} if any."""
+        out: dict[str, Any] = {"predictions": _json_list(self.predictions)}
+        proba, classes = self.probabilities, self.classes
+        if proba is not None and classes is not None:
+            out["probabilities"] = {str(c): proba[:, i].tolist() for i, c in enumerate(classes)}
+        for name, arr in self.outputs.items():
+            if name not in ("label", "value", "probabilities"):
+                out.setdefault("outputs", {})[name] = _json_list(arr)
+        return out
+
+    def to_pandas(self) -> Any:
+        """A DataFrame: ``prediction`` plus ``proba_<class>`` columns for classifiers."""
+        import pandas as pd
+
+        frame = pd.DataFrame({"prediction": list(self.predictions)
+                              if self.predictions.ndim > 1 else self.predictions})
+        proba, classes = self.probabilities, self.classes
+        if proba is not None and classes is not None:
+            for i, c in enumerate(classes):
+                frame[f"proba_{c}"] = proba[:, i]
+        return frame
+
+
+def _json_list(arr: Array) -> list[Any]:
+    if arr.dtype.kind == "M":
+        return [str(v) for v in arr]
+    return arr.tolist()  # type: ignore[no-any-return]
+
+
+class LoadedModel:
+    """A verified package running on a runtime. Build with ``shipyard.load``."""
+
+    def __init__(self, path: Path, manifest: Manifest, runtime: Runtime) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.runtime = runtime
+
+    @property
+    def signature(self) -> Signature:
+        return self.manifest.signature
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    def prepare(self, data: Any, *, unknown_categories: UnknownCategories = "pass") -> Columns:
+        """``data`` checked against the signature and coerced (InputValidationError if not)."""
+        return prepare(data, self.signature, unknown_categories=unknown_categories)
+
+    def predict(self, data: Any, *, unknown_categories: UnknownCategories = "pass") -> Prediction:
+        """Predict on a DataFrame, a dict of columns, a list of records or a numpy array."""
+        columns = self.prepare(data, unknown_categories=unknown_categories)
+        return Prediction(self.runtime.predict(columns), self.signature)
+
+    def predict_columns(self, columns: Columns) -> Prediction:
+        """Predict on columns already prepared (the server's hot path)."""
+        return Prediction(self.runtime.predict(columns), self.signature)
+
+    def close(self) -> None:
+        self.runtime.unload()
+
+    def __repr__(self) -> str:
+        return (f"LoadedModel(name={self.name!r}, runtime={self.runtime.name!r}, "
+                f"path={str(self.path)!r})")
+
+
+def load(path: str | Path, *, trust: bool = False, runtime: str | None = None,
+         settings: Settings | None = None) -> LoadedModel:
+    """Load a package directory, verifying every file's SHA-256 first.
+
+    ``runtime`` picks one of the package's runtimes (default: its first). Pickled models load
+    only with ``trust=True``.
+    """
+    package_dir = Path(path)
+    manifest = Manifest.read(package_dir)
+    verify_files(package_dir, manifest.files)
+    spec = manifest.runtime if runtime is None else manifest.runtime_spec(runtime)
+    engine = runtime_class(spec.name)(settings)
+    engine.load(package_dir, manifest, spec, trust=trust)
+    return LoadedModel(package_dir, manifest, engine)
+
+
+def max_abs_diff(a: Array, b: Array) -> float:
+    """Largest absolute difference between two numeric arrays (inf if shapes differ)."""
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.shape != y.shape:
+        return float("inf")
+    return float(np.max(np.abs(x - y))) if x.size else 0.0

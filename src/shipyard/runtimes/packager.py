@@ -1,0 +1,259 @@
+"""``shipyard.package()``: model + sample -> a verified, self-describing package.
+
+Flow: pick the adapter -> infer the signature -> run the native model on the sample (the
+reference) -> convert to ONNX and check parity through the real load path -> fall back to the
+native runtime when conversion or parity fails, saying why -> write files + manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import platform
+import shutil
+import tempfile
+import warnings
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from shipyard._version import __version__
+from shipyard.errors import ConversionError, PackageError
+from shipyard.packaging import (
+    MANIFEST_FILE,
+    FileEntry,
+    Manifest,
+    OutputSpec,
+    RuntimeSpec,
+    Signature,
+    check_name,
+    describe_files,
+    prepare,
+)
+from shipyard.packaging.inference import dtype_name
+from shipyard.runtimes.adapters import Artifact, ModelAdapter, adapter_for
+from shipyard.runtimes.model import load, max_abs_diff
+from shipyard.types import Columns
+
+Format = Literal["auto", "onnx", "native"]
+EXAMPLE_FILE = "input_example.json"
+EXAMPLE_ROWS = 5
+PROBA_TOLERANCE = 1e-4
+VALUE_RTOL = 1e-4
+
+
+class Package:
+    """An unsaved package: files in memory plus everything the manifest says about them."""
+
+    def __init__(self, manifest: Manifest, files: Mapping[str, bytes]) -> None:
+        self.manifest = manifest
+        self.files = dict(files)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def signature(self) -> Signature:
+        return self.manifest.signature
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the package to the directory ``path`` atomically; returns the path."""
+        target = Path(path)
+        if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
+            raise PackageError(f"{target} already exists and is not empty; pass overwrite=True "
+                               "(or --force) to replace it")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".shipyard-", dir=target.parent))
+        try:
+            write_package(staging, self.manifest, self.files)
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return target
+
+    def __repr__(self) -> str:
+        return f"Package(name={self.name!r}, runtime={self.manifest.runtime.name!r})"
+
+
+def write_package(root: Path, manifest: Manifest, files: Mapping[str, bytes]) -> Manifest:
+    """Write ``files`` and a manifest listing each with its size and SHA-256."""
+    for rel, data in files.items():
+        dest = root / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+    final = dataclasses.replace(manifest, files=describe_files(root, files))
+    (root / MANIFEST_FILE).write_text(final.to_json(), encoding="utf-8")
+    return final
+
+
+def package(model: Any, sample: Any = None, *, name: str, target: Any = None,
+            params: Mapping[str, Any] | None = None, metrics: Mapping[str, float] | None = None,
+            description: str | None = None, tags: Mapping[str, str] | None = None,
+            format: Format = "auto", signature: Signature | None = None,
+            model_kwargs: Mapping[str, Any] | None = None) -> Package:
+    """Package ``model`` with the signature and reference of ``sample`` (training rows).
+
+    ``format``: ``auto`` converts to ONNX when parity holds and falls back to the native
+    runtime otherwise; ``onnx`` refuses the fallback; ``native`` skips conversion.
+    ``model_kwargs`` rebuild a torch module or custom class at load time.
+    """
+    check_name(name)
+    if format not in ("auto", "onnx", "native"):
+        raise PackageError(f"format must be 'auto', 'onnx' or 'native', got {format!r}")
+    adapter = adapter_for(model, dict(model_kwargs or {}))
+    if sample is None and adapter.framework != "onnx":
+        raise PackageError("a sample of the training inputs is required to infer the signature")
+    sig = signature or adapter.signature(sample)
+    task, labels = adapter.task()
+    sig = sig.with_outputs((), task, labels)
+    if sample is None:
+        reference: Columns = {}
+    else:
+        prepare(sample, sig)  # the sample must satisfy its own signature
+        reference = adapter.native_outputs(sample, sig)
+    sig = sig.with_outputs(_output_specs(reference), task, labels)
+    artifacts, conversion = _artifacts(adapter, sig, sample, reference, format)
+    files: dict[str, bytes] = {}
+    for art in artifacts:
+        files.update(art.files)
+    example = _example(sample, sig) if sample is not None else None
+    if example is not None:
+        files[EXAMPLE_FILE] = example
+    metadata = {
+        "params": dict(params or {}), "metrics": dict(metrics or {}),
+        "description": description, "tags": dict(tags or {}),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "framework": adapter.framework,
+        "versions": {"python": platform.python_version(), "shipyard": __version__,
+                     **adapter.versions()},
+        "sample_rows": _rows(sample, sig) if sample is not None else 0,
+        "target": None if target is None else _describe_target(target),
+    }
+    manifest = Manifest(
+        name=name, signature=sig, runtimes=tuple(a.runtime for a in artifacts),
+        files=tuple(FileEntry(p, len(d), hashlib.sha256(d).hexdigest())
+                    for p, d in sorted(files.items())),
+        metadata=metadata, conversion=conversion,
+        input_example=EXAMPLE_FILE if example is not None else None)
+    return Package(manifest, files)
+
+
+def _artifacts(adapter: ModelAdapter, sig: Signature, sample: Any, reference: Columns,
+               fmt: Format) -> tuple[list[Artifact], dict[str, Any]]:
+    conversion: dict[str, Any] = {"source": adapter.framework, "onnx": None,
+                                  "fallback_reason": None}
+    artifacts: list[Artifact] = []
+    if adapter.framework == "onnx":
+        return [adapter.native(sig, sample)], conversion
+    if fmt != "native":
+        try:
+            onnx = adapter.to_onnx(sig, sample)
+            parity = _parity(onnx, sig, sample, reference)
+            conversion["onnx"] = parity
+            if not parity["ok"]:
+                raise ConversionError(
+                    f"ONNX outputs differ from the native model's by {parity['max_abs_diff']:.3g} "
+                    f"(tolerance {parity['tolerance']:.3g})")
+            artifacts.append(onnx)
+        except ConversionError as exc:
+            if fmt == "onnx":
+                raise ConversionError(f"cannot convert to ONNX: {exc}") from exc
+            conversion["fallback_reason"] = f"ONNX conversion failed: {exc}"
+    if not artifacts or adapter.native_always:
+        try:
+            artifacts.append(adapter.native(sig, sample))
+        except ConversionError as exc:
+            if not artifacts:
+                raise
+            conversion["native_unavailable"] = str(exc)
+    if conversion["fallback_reason"]:
+        msg = (f"packaging {adapter.framework} model with the native "
+               f"{artifacts[0].runtime.name!r} runtime: {conversion['fallback_reason']}")
+        warnings.warn(msg, stacklevel=3)
+    return artifacts, conversion
+
+
+def _parity(art: Artifact, sig: Signature, sample: Any, reference: Columns) -> dict[str, Any]:
+    """Load the candidate through the real load path and compare with the native outputs."""
+    with tempfile.TemporaryDirectory(prefix="shipyard-parity-") as tmp:
+        manifest = Manifest(name="parity-check", signature=sig, runtimes=(art.runtime,),
+                            files=())
+        write_package(Path(tmp), manifest, art.files)
+        model = load(tmp)
+        got = model.predict(sample).outputs
+    diff = 0.0
+    tolerance = PROBA_TOLERANCE
+    labels_agree = True
+    for name, ref in reference.items():
+        if name not in got:
+            return {"ok": False, "max_abs_diff": float("inf"), "tolerance": tolerance,
+                    "rows": len(ref), "detail": f"output {name!r} missing"}
+        if name == "label":
+            labels_agree = _labels_agree(got, reference)
+            continue
+        if ref.dtype.kind in "iufb":
+            if name != "probabilities":
+                scale = float(np.max(np.abs(ref))) if ref.size else 1.0
+                tolerance = max(tolerance, VALUE_RTOL * max(1.0, scale))
+            diff = max(diff, max_abs_diff(got[name], ref))
+    rows = len(next(iter(reference.values()))) if reference else 0
+    return {"ok": diff <= tolerance and labels_agree, "max_abs_diff": diff,
+            "tolerance": tolerance, "rows": rows, "labels_agree": labels_agree}
+
+
+def _labels_agree(got: Columns, ref: Columns) -> bool:
+    """Labels match, except on rows the native model itself calls a near-tie."""
+    same = np.asarray(got["label"] == ref["label"])
+    if "probabilities" in ref and ref["probabilities"].shape[1] > 1:
+        top2 = np.sort(ref["probabilities"], axis=1)[:, -2:]
+        same = same | ((top2[:, 1] - top2[:, 0]) < 2 * PROBA_TOLERANCE)
+    return bool(np.all(same))
+
+
+def _output_specs(reference: Columns) -> list[OutputSpec]:
+    specs = []
+    for name, arr in reference.items():
+        dtype = "string" if arr.dtype.kind in "OU" else dtype_name(arr)
+        specs.append(OutputSpec(name, dtype, (-1, *arr.shape[1:])))
+    return specs
+
+
+def _rows(sample: Any, sig: Signature) -> int:
+    columns = prepare(sample, sig)
+    return len(next(iter(columns.values())))
+
+
+def _example(sample: Any, sig: Signature) -> bytes:
+    """The first rows of the sample as JSON: records for tables, {input: nested lists} else."""
+    columns = prepare(sample, sig)
+    head = {k: v[:EXAMPLE_ROWS] for k, v in columns.items()}
+    if sig.kind == "tabular":
+        n = len(next(iter(head.values())))
+        payload: Any = [{k: _json_value(v[i]) for k, v in head.items()} for i in range(n)]
+    else:
+        payload = {k: v.tolist() for k, v in head.items()}
+    return json.dumps(payload, indent=1).encode()
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, np.datetime64):
+        return None if np.isnat(value) else str(value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def _describe_target(target: Any) -> dict[str, Any]:
+    arr = np.asarray(target)
+    return {"name": getattr(target, "name", None), "rows": len(arr),
+            "dtype": dtype_name(arr) if arr.dtype.kind != "O" else "string"}

@@ -1,0 +1,19 @@
+"""Type aliases shared by every layer."""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+Array: TypeAlias = npt.NDArray[Any]
+"""One column (shape [rows]) or one tensor input (shape [rows, ...])."""
+
+Columns: TypeAlias = dict[str, Array]
+"""Columnar batch: name -> array whose first axis is rows. The currency of every runtime."""
+
+JSONValue: TypeAlias = Any
+"""A value that json.dumps accepts."""
+
+__all__ = ["Array", "Columns", "JSONValue", "np"]

@@ -31,7 +31,7 @@ class ManifestError(PackageError):
     """The package manifest is missing, malformed or inconsistent."""
 
 
-class UnsupportedFormatVersion(ManifestError):
+class UnsupportedFormatVersion(ManifestError):  # noqa: N818 - reads as a noun
     """The manifest was written by a format version this shipyard does not know."""
 
     def __init__(self, found: object, supported: Sequence[int]) -> None:

@@ -23,7 +23,7 @@ def check_name(name: object) -> str:
     """``name`` if it is a valid model name; PackageError saying what is wrong otherwise."""
     if not isinstance(name, str) or not name:
         raise PackageError("model name must be a non-empty string")
-    if ".." in name or not _NAME.match(name):
+    if ".." in name or not _NAME.fullmatch(name):  # fullmatch: "$" would accept "x\n"
         raise PackageError(
             f"invalid model name {name!r}: use 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit, without '..', path separators or control characters")

@@ -92,7 +92,8 @@ class Signature:
 
     ``tabular`` models take named 1-D columns (clients send raw rows); ``tensor`` models take
     named n-D arrays. Classifiers list their ``class_labels``; their outputs are ``label`` and
-    ``probabilities`` (one column per class, in ``class_labels`` order). Regressors output ``value``.
+    ``probabilities`` (one column per class, in ``class_labels`` order). Regressors output
+    ``value``.
     """
 
     kind: Kind

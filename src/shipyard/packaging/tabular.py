@@ -26,7 +26,7 @@ def series_to_numpy(series: Any) -> Array:
     if name in ("category",):
         return np.asarray(series.astype(object).to_numpy(), dtype=object)
     if name in ("boolean",):
-        values = series.to_numpy(dtype=object, na_value=None)
+        values = np.asarray(series.to_numpy(dtype=object, na_value=None))
         return values if any(v is None for v in values) else values.astype(bool)
     if kind in "iuf" and name[0].isupper():  # nullable extension types: Int64, Float64
         if series.isna().any():

@@ -55,7 +55,9 @@ def null_mask(arr: Array) -> Array:
 
 
 def _is_null(v: object) -> bool:
-    return v is None or (isinstance(v, float) and v != v) or type(v).__name__ in ("NAType", "NaTType")
+    if v is None or (isinstance(v, float) and v != v):
+        return True
+    return type(v).__name__ in ("NAType", "NaTType")
 
 
 def _coerce(arr: Array, spec: ColumnSpec, problems: list[Problem],
@@ -124,7 +126,9 @@ def _convert(arr: Array, spec: ColumnSpec) -> Array | str:
         if kind in "US":
             return arr.astype(str).astype(object)
         if kind == "O" and all(isinstance(v, str) or _is_null(v) for v in arr.ravel()):
-            return np.where(null_mask(arr), None, arr)
+            cleaned = arr.copy()
+            cleaned[null_mask(arr)] = None  # NaN, pd.NA and None all become None
+            return cleaned
         return mismatch
     # datetime
     if kind == "M":

@@ -101,8 +101,10 @@ def import_object(path: str) -> object:
 def import_path_of(cls: type) -> str:
     """``module:QualName`` for a class, refusing classes that cannot be imported again."""
     module = cls.__module__
-    if module == "__main__" or "<locals>" in cls.__qualname__:
+    local = "<locals>" in cls.__qualname__
+    if module == "__main__" or local:
+        where = f"{module!r}" + (" inside a function" if local else "")
         raise RuntimeUnavailableError(
-            f"class {cls.__qualname__} is defined in {module!r}{' inside a function' if '<locals>' in cls.__qualname__ else ''}; "
-            "move it into an importable module so the package can rebuild it")
+            f"class {cls.__qualname__} is defined in {where}; move it into an importable "
+            "module so the package can rebuild it")
     return f"{module}:{cls.__qualname__}"

@@ -32,7 +32,3 @@ def _as_labels(label: Array, classes: tuple[object, ...]) -> Array:
     if reference.dtype.kind in "U":
         return label.astype(str).astype(object)
     return label
-
-
-def labels_from_probabilities(probabilities: Array, classes: tuple[object, ...]) -> Array:
-    return np.asarray(classes)[np.argmax(probabilities, axis=1)]

@@ -28,7 +28,6 @@ from shipyard.packaging import (
     FileEntry,
     Manifest,
     OutputSpec,
-    RuntimeSpec,
     Signature,
     check_name,
     describe_files,
@@ -153,7 +152,9 @@ def _artifacts(adapter: ModelAdapter, sig: Signature, sample: Any, reference: Co
     artifacts: list[Artifact] = []
     if adapter.framework == "onnx":
         return [adapter.native(sig, sample)], conversion
-    if fmt != "native":
+    if fmt == "onnx" and not adapter.converts_to_onnx:
+        raise ConversionError(f"{adapter.framework} models cannot be converted to ONNX")
+    if fmt != "native" and adapter.converts_to_onnx:
         try:
             onnx = adapter.to_onnx(sig, sample)
             parity = _parity(onnx, sig, sample, reference)

@@ -26,6 +26,7 @@ class ModelAdapter(ABC):
 
     framework: str = ""
     native_always: bool = False  # ship the native artifact even when ONNX passes parity
+    converts_to_onnx: bool = True  # False: native is the only way, and no fallback warning
 
     @abstractmethod
     def signature(self, sample: Any) -> Signature:

@@ -19,6 +19,7 @@ from shipyard.types import Columns
 
 class CustomAdapter(ModelAdapter):
     framework = "python"
+    converts_to_onnx = False
 
     def __init__(self, model: Any, init_kwargs: dict[str, Any], path: str | None = None) -> None:
         self.model = model

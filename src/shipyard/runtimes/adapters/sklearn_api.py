@@ -1,4 +1,7 @@
-"""scikit-learn-API estimators and Pipelines (incl. LightGBM, XGBoost): ONNX first, joblib fallback."""
+"""scikit-learn-API estimators and Pipelines (incl. LightGBM, XGBoost).
+
+ONNX first; joblib only as the fallback.
+"""
 
 from __future__ import annotations
 
@@ -103,8 +106,10 @@ class SklearnAdapter(ModelAdapter):
             types = [("input", FloatTensorType([None, *spec.shape[1:]]))]
             options: dict[str, Any] = {"feed": "tensors"}
         elif stacked:
-            order = [str(c) for c in getattr(self.model, "feature_names_in_",
-                                             signature.input_names)]
+            fitted = [str(c) for c in getattr(self.model, "feature_names_in_", ())]
+            # LightGBM reports sanitised names ("a b" -> "a_b"); then trust the sample's order
+            order = (fitted if fitted and set(fitted) <= set(signature.input_names)
+                     else signature.input_names)
             types = [("input", FloatTensorType([None, len(order)]))]
             options = {"feed": "stacked", "input_name": "input", "columns": order}
         else:

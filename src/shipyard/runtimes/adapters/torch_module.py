@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import io
+import tempfile
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,24 +76,25 @@ class TorchAdapter(ModelAdapter):
         args = tuple(self._tensors(sample, signature))
         names = signature.input_names
         axes = {n: {0: "rows"} for n in [*names, *self.output_names]}
-        buf = io.BytesIO()
         errors = []
+        # The TorchScript exporter is ~50x faster for plain modules; dynamo handles the rest.
         for dynamo in (False, True):
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    torch.onnx.export(self.module, args, buf, input_names=names,
-                                      output_names=self.output_names, dynamic_axes=axes,
-                                      dynamo=dynamo)
-                break
-            except Exception as exc:  # exporters raise many kinds; we report and fall back
-                errors.append(f"{'dynamo' if dynamo else 'torchscript'} exporter: "
-                              f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
-                buf = io.BytesIO()
-        else:
-            raise ConversionError("; ".join(errors))
-        return Artifact(RuntimeSpec("onnx", (ONNX_FILE,), {"feed": "tensors"}),
-                        {ONNX_FILE: buf.getvalue()})
+            with tempfile.TemporaryDirectory(prefix="shipyard-torch-") as tmp:
+                path = Path(tmp) / ONNX_FILE
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        torch.onnx.export(self.module, args, str(path), input_names=names,
+                                          output_names=self.output_names, dynamic_axes=axes,
+                                          dynamo=dynamo)
+                except Exception as exc:  # exporters raise many kinds; report and go on
+                    errors.append(f"{'dynamo' if dynamo else 'torchscript'} exporter: "
+                                  f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+                    continue
+                data = path.read_bytes()
+            return Artifact(RuntimeSpec("onnx", (ONNX_FILE,), {"feed": "tensors"}),
+                            {ONNX_FILE: data})
+        raise ConversionError("; ".join(errors))
 
     def native(self, signature: Signature, sample: Any) -> Artifact:
         from safetensors.torch import save

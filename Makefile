@@ -1,0 +1,27 @@
+# The two commands (see README): `make quickstart` and `make test`. Both set everything up.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: quickstart test install install-dev lint
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[sklearn]"
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[all,dev]"
+
+quickstart: install
+	$(BIN)/shipyard quickstart
+
+lint: install-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: install-dev lint
+	bash scripts/pytest.sh $(BIN)/python

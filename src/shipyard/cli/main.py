@@ -1,0 +1,91 @@
+"""``shipyard`` commands. Each command parses arguments and delegates; no logic lives here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from shipyard._version import __version__
+from shipyard.errors import ShipyardError
+
+app = typer.Typer(
+    name="shipyard", no_args_is_help=True, add_completion=False,
+    help="Package, register, serve, roll out and monitor ML models.")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def run() -> None:
+    """Entry point: shipyard errors print as one clear line and exit 1, without a traceback."""
+    try:
+        app()
+    except ShipyardError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise SystemExit(1) from None
+
+
+@app.command()
+def version() -> None:
+    """Print the shipyard version."""
+    console.print(f"shipyard {__version__}")
+
+
+@app.command("package")
+def package_cmd(
+    model_file: Annotated[Path, typer.Argument(help=".onnx file, or a joblib/pickle file "
+                                               "(needs --trust)", exists=True, dir_okay=False)],
+    sample: Annotated[Path, typer.Option("--sample", help="training rows: .csv, .parquet, .npy",
+                                         exists=True, dir_okay=False)],
+    name: Annotated[str, typer.Option("--name", help="model name")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="package directory to write")],
+    target: Annotated[str | None, typer.Option(help="target column to drop from the sample")]
+    = None,
+    trust: Annotated[bool, typer.Option("--trust", help="allow unpickling MODEL_FILE")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="auto, onnx or native")] = "auto",
+    description: Annotated[str | None, typer.Option(help="free text")] = None,
+    force: Annotated[bool, typer.Option("--force", help="replace OUTPUT if it exists")] = False,
+) -> None:
+    """Package a model file with its signature, metadata and hashes."""
+    from shipyard.cli.packaging import package_file
+
+    package_file(console, model_file, sample, name=name, output=output, target=target,
+                 trust=trust, fmt=fmt, description=description, force=force)
+
+
+@app.command()
+def inspect(
+    path: Annotated[Path, typer.Argument(help="package directory")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the manifest as JSON")] = False,
+) -> None:
+    """Show a package's manifest, signature and files, verifying every hash."""
+    from shipyard.cli.packaging import inspect_package
+
+    if as_json:
+        from shipyard.packaging import Manifest, verify_files
+
+        manifest = Manifest.read(path)
+        verify_files(path, manifest.files)
+        typer.echo(json.dumps(manifest.to_dict(), indent=2, default=str))
+        return
+    inspect_package(console, path)
+
+
+@app.command()
+def quickstart(
+    directory: Annotated[Path | None, typer.Option("--dir", help="where to write the package "
+                                                   "(default: $SHIPYARD_HOME/quickstart)")]
+    = None,
+) -> None:
+    """Train a small model on bundled data, package it, load it back and predict."""
+    from shipyard.cli.quickstart import run_quickstart
+    from shipyard.settings import Settings
+
+    run_quickstart(console, directory or Settings.from_env().home / "quickstart")
+
+
+if __name__ == "__main__":
+    run()

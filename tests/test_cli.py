@@ -1,0 +1,122 @@
+"""The shipyard command line: version, package, inspect, quickstart."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from typer.testing import CliRunner
+
+import shipyard
+from shipyard._version import __version__
+from shipyard.cli.main import app
+
+runner = CliRunner()
+
+
+def _shipyard(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "shipyard.cli.main", *args],
+                          capture_output=True, text=True)
+
+
+def test_help_lists_commands() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("version", "package", "inspect", "quickstart"):
+        assert command in result.output
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+def _iris_files(tmp_path: Path) -> tuple[Path, Path, LogisticRegression, pd.DataFrame]:
+    x, y = load_iris(return_X_y=True, as_frame=True)
+    model = LogisticRegression(max_iter=1000).fit(x, y)
+    model_file = tmp_path / "model.joblib"
+    joblib.dump(model, model_file)
+    sample = tmp_path / "train.csv"
+    x.assign(species=y).to_csv(sample, index=False)
+    return model_file, sample, model, x
+
+
+def test_package_and_inspect_a_joblib_file(tmp_path: Path) -> None:
+    model_file, sample, model, x = _iris_files(tmp_path)
+    out = tmp_path / "pkg"
+    result = runner.invoke(app, ["package", str(model_file), "--sample", str(sample),
+                                 "--target", "species", "--name", "iris", "-o", str(out),
+                                 "--trust"])
+    assert result.exit_code == 0, result.output
+    loaded = shipyard.load(out)
+    assert loaded.runtime.name == "onnx"
+    assert loaded.signature.input_names == list(x.columns)  # target column dropped
+    assert (loaded.predict(x).predictions == model.predict(x)).all()
+
+    shown = runner.invoke(app, ["inspect", str(out)])
+    assert shown.exit_code == 0
+    assert "model.onnx" in shown.output and "match their SHA-256" in shown.output
+    as_json = runner.invoke(app, ["inspect", str(out), "--json"])
+    assert json.loads(as_json.output)["name"] == "iris"
+
+
+def test_package_refuses_pickle_without_trust(tmp_path: Path) -> None:
+    model_file, sample, _, _ = _iris_files(tmp_path)
+    result = _shipyard("package", str(model_file), "--sample", str(sample), "--target",
+                       "species", "--name", "iris", "-o", str(tmp_path / "pkg"))
+    assert result.returncode == 1
+    assert "--trust" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "pkg").exists()
+
+
+def test_package_an_onnx_file(tmp_path: Path) -> None:
+    from skl2onnx import to_onnx
+
+    x, y = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=1000).fit(x, y)
+    onnx_file = tmp_path / "m.onnx"
+    onnx_file.write_bytes(to_onnx(model, x[:1].astype(np.float32)).SerializeToString())
+    sample = tmp_path / "x.npy"
+    np.save(sample, x.astype(np.float32))
+    out = tmp_path / "pkg"
+    result = runner.invoke(app, ["package", str(onnx_file), "--sample", str(sample),
+                                 "--name", "raw", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    loaded = shipyard.load(out)
+    np.testing.assert_array_equal(loaded.predict(x).predictions, model.predict(x))
+
+
+def test_inspect_reports_tampering_cleanly(tmp_path: Path) -> None:
+    model_file, sample, _, _ = _iris_files(tmp_path)
+    out = tmp_path / "pkg"
+    runner.invoke(app, ["package", str(model_file), "--sample", str(sample), "--target",
+                        "species", "--name", "iris", "-o", str(out), "--trust"])
+    with (out / "model.onnx").open("ab") as fh:
+        fh.write(b"x")
+    result = _shipyard("inspect", str(out))
+    assert result.returncode == 1
+    assert "model.onnx" in result.stderr and "modified" in result.stderr
+
+
+def test_unknown_sample_format_is_a_clear_error(tmp_path: Path) -> None:
+    model_file, _, _, _ = _iris_files(tmp_path)
+    bad = tmp_path / "x.txt"
+    bad.write_text("1,2,3")
+    result = _shipyard("package", str(model_file), "--sample", str(bad), "--name", "m",
+                       "-o", str(tmp_path / "p"), "--trust")
+    assert result.returncode == 1
+    assert ".csv" in result.stderr
+
+
+def test_quickstart_runs_end_to_end(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["quickstart", "--dir", str(tmp_path / "qs")])
+    assert result.exit_code == 0, result.output
+    assert "agree with scikit-learn on 100.0%" in result.output
+    assert shipyard.load(tmp_path / "qs").name == "breast-cancer"

@@ -1,0 +1,48 @@
+"""`import shipyard` stays lean, and every public name resolves."""
+
+import json
+import subprocess
+import sys
+
+import shipyard
+
+HEAVY = ["torch", "sklearn", "ray", "starlette", "fastapi", "uvicorn", "onnxruntime", "pandas",
+         "typer", "lightgbm", "xgboost", "skl2onnx"]
+
+
+def test_import_shipyard_does_not_import_heavy_frameworks() -> None:
+    code = ("import json, sys, shipyard; "
+            f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_heavy_list_is_really_detected() -> None:
+    # guards the test above against a typo'd module list: sklearn must show up once used
+    code = ("import json, sys, shipyard, sklearn; "
+            f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "sklearn" in json.loads(out.stdout)
+
+
+def test_every_public_name_resolves() -> None:
+    for name in shipyard.__all__:
+        assert getattr(shipyard, name) is not None, name
+    assert set(dir(shipyard)) == set(shipyard.__all__)
+
+
+def test_unknown_attribute_raises() -> None:
+    try:
+        _ = shipyard.does_not_exist  # type: ignore[attr-defined]
+    except AttributeError as exc:
+        assert "does_not_exist" in str(exc)
+    else:
+        raise AssertionError("expected AttributeError")
+
+
+def test_error_tree() -> None:
+    assert issubclass(shipyard.TamperedFileError, shipyard.IntegrityError)
+    assert issubclass(shipyard.MissingFileError, shipyard.IntegrityError)
+    assert issubclass(shipyard.IntegrityError, shipyard.PackageError)
+    assert issubclass(shipyard.UnsupportedFormatVersion, shipyard.ManifestError)
+    assert issubclass(shipyard.InputValidationError, shipyard.ShipyardError)

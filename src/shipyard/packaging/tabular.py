@@ -68,6 +68,8 @@ def _as_array(value: Any, name: str) -> Array:
     arr = np.asarray(value)
     if arr.dtype.kind == "O" and arr.ndim > 1 and arr.shape[1:] == ():
         arr = np.asarray(list(value), dtype=object)
+    if isinstance(value, (list, tuple)) and _stringified(value, arr):
+        arr = _objects(value)
     if arr.ndim == 0:
         raise InputValidationError([Problem(name, "expected a list of values, got a scalar")])
     return arr
@@ -81,11 +83,21 @@ def _from_records(records: Sequence[Mapping[str, Any]]) -> Columns:
     for key in keys:
         values = [rec.get(key) for rec in records]
         arr = np.asarray(values)
-        if arr.ndim != 1 or arr.dtype.kind == "O":
-            arr = np.empty(len(values), dtype=object)
-            arr[:] = values
+        if arr.ndim != 1 or arr.dtype.kind == "O" or _stringified(values, arr):
+            arr = _objects(values)
         out[key] = arr
     return out
+
+
+def _stringified(values: Sequence[Any], arr: Array) -> bool:
+    """numpy turned a 1-D mix like [75, "lyon"] into strings: keep the values for validation."""
+    return arr.ndim == 1 and arr.dtype.kind == "U" and not all(isinstance(v, str) for v in values)
+
+
+def _objects(values: Sequence[Any]) -> Array:
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    return arr
 
 
 def _from_array(arr: Array, names: Sequence[str] | None) -> Columns:

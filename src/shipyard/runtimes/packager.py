@@ -63,7 +63,9 @@ class Package:
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the package to the directory ``path`` atomically; returns the path."""
         target = Path(path)
-        if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
+        if target.exists() and not target.is_dir():
+            raise PackageError(f"{target} is a file; a package is a directory")
+        if target.exists() and any(target.iterdir()) and not overwrite:
             raise PackageError(f"{target} already exists and is not empty; pass overwrite=True "
                                "(or --force) to replace it")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -188,8 +190,11 @@ def _parity(art: Artifact, sig: Signature, sample: Any, reference: Columns) -> d
         manifest = Manifest(name="parity-check", signature=sig, runtimes=(art.runtime,),
                             files=())
         write_package(Path(tmp), manifest, art.files)
-        model = load(tmp)
-        got = model.predict(sample).outputs
+        try:
+            got = load(tmp).predict(sample).outputs
+        except Exception as exc:  # a converted graph that cannot run is a failed conversion
+            raise ConversionError(f"the converted model fails on the sample: "
+                                  f"{type(exc).__name__}: {str(exc)[:160]}") from exc
     diff = 0.0
     tolerance = PROBA_TOLERANCE
     labels_agree = True

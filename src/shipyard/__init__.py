@@ -16,14 +16,20 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard._version import __version__
 from shipyard.errors import (
+    ArtifactStoreError,
+    ConflictError,
     ConversionError,
+    IncompatibleSignatureError,
     InputValidationError,
     IntegrityError,
     ManifestError,
     MissingFileError,
+    NotFoundError,
     PackageError,
     Problem,
+    RegistryError,
     RuntimeUnavailableError,
+    SchemaOutOfDateError,
     ShipyardError,
     TamperedFileError,
     UnsupportedFormatVersion,
@@ -32,6 +38,7 @@ from shipyard.errors import (
 
 if TYPE_CHECKING:
     from shipyard.packaging import ColumnSpec, Manifest, OutputSpec, Signature
+    from shipyard.registry import ModelVersion, Registry
     from shipyard.runtimes import (
         Capabilities,
         LoadedModel,
@@ -39,14 +46,16 @@ if TYPE_CHECKING:
         Prediction,
         Runtime,
         check_runtime,
-        load,
         package,
     )
+    from shipyard.service import load
 
 _LAZY = {
     "package": "shipyard.runtimes.packager",
     "Package": "shipyard.runtimes.packager",
-    "load": "shipyard.runtimes.model",
+    "load": "shipyard.service",
+    "Registry": "shipyard.registry",
+    "ModelVersion": "shipyard.registry",
     "LoadedModel": "shipyard.runtimes.model",
     "Prediction": "shipyard.runtimes.model",
     "Runtime": "shipyard.runtimes.base",
@@ -59,11 +68,39 @@ _LAZY = {
 }
 
 __all__ = [
-    "Capabilities", "ColumnSpec", "ConversionError", "InputValidationError", "IntegrityError",
-    "LoadedModel", "Manifest", "ManifestError", "MissingFileError", "OutputSpec", "Package",
-    "PackageError", "Prediction", "Problem", "Runtime", "RuntimeUnavailableError",
-    "ShipyardError", "Signature", "TamperedFileError", "UnsupportedFormatVersion",
-    "UntrustedPickleError", "__version__", "check_runtime", "load", "package",
+    "ArtifactStoreError",
+    "Capabilities",
+    "ColumnSpec",
+    "ConflictError",
+    "ConversionError",
+    "IncompatibleSignatureError",
+    "InputValidationError",
+    "IntegrityError",
+    "LoadedModel",
+    "Manifest",
+    "ManifestError",
+    "MissingFileError",
+    "ModelVersion",
+    "NotFoundError",
+    "OutputSpec",
+    "Package",
+    "PackageError",
+    "Prediction",
+    "Problem",
+    "Registry",
+    "RegistryError",
+    "Runtime",
+    "RuntimeUnavailableError",
+    "SchemaOutOfDateError",
+    "ShipyardError",
+    "Signature",
+    "TamperedFileError",
+    "UnsupportedFormatVersion",
+    "UntrustedPickleError",
+    "__version__",
+    "check_runtime",
+    "load",
+    "package",
 ]
 
 

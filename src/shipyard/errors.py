@@ -10,7 +10,14 @@
     │   ├── UntrustedPickleError      a pickle would be loaded without trust=True
     │   └── ConversionError           a model could not be converted or packaged
     ├── RuntimeUnavailableError       a runtime's optional dependency or artifact is missing
-    └── InputValidationError          prediction input does not match the signature (.problems)
+    ├── InputValidationError          prediction input does not match the signature (.problems)
+    ├── RegistryError                 a registry request is invalid
+    │   ├── NotFoundError             unknown model, version or alias
+    │   ├── ConflictError             refused because of the registry's state (e.g. archive
+    │   │                             a version an alias points at)
+    │   ├── IncompatibleSignatureError  promotion to a version that would break clients (.diff)
+    │   └── SchemaOutOfDateError      the database needs `shipyard db upgrade`
+    └── ArtifactStoreError            a blob is missing, corrupt or cannot be written
 """
 
 from __future__ import annotations
@@ -109,3 +116,34 @@ class InputValidationError(ShipyardError):
         self.problems = tuple(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"input does not match the model signature:\n{lines}")
+
+
+class RegistryError(ShipyardError):
+    """A registry request is invalid (bad name, malformed URI, ...)."""
+
+
+class NotFoundError(RegistryError):
+    """An unknown model, version or alias."""
+
+
+class ConflictError(RegistryError):
+    """The request conflicts with the registry's state."""
+
+
+class IncompatibleSignatureError(RegistryError):
+    """Moving an alias to a version whose signature would break the current one's clients."""
+
+    def __init__(self, target: str, diff: Sequence[str]) -> None:
+        self.diff = tuple(diff)
+        lines = "\n".join(f"  - {d}" for d in self.diff)
+        super().__init__(f"refusing to point {target}: its signature is incompatible with "
+                         f"the version it replaces:\n{lines}\nPass force=True (--force) to "
+                         "promote anyway; the override is audited.")
+
+
+class SchemaOutOfDateError(RegistryError):
+    """The registry database is not at the schema this shipyard needs."""
+
+
+class ArtifactStoreError(ShipyardError):
+    """A blob is missing or corrupt, or the store cannot be written."""

@@ -1,32 +1,90 @@
-"""Settings read once from the environment and passed down; nothing else reads os.environ."""
+"""Settings read once (environment, then ``$SHIPYARD_HOME/config.toml``) and passed down.
+
+Nothing else in shipyard reads ``os.environ``.
+"""
 
 from __future__ import annotations
 
+import getpass
 import os
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from shipyard.errors import ShipyardError
+
+# setting name -> environment variable; the config file uses the setting name as its key
+ENV_VARS = {
+    "registry_url": "SHIPYARD_REGISTRY_URL",
+    "artifacts": "SHIPYARD_ARTIFACTS",
+    "actor": "SHIPYARD_ACTOR",
+    "ort_intra_op_threads": "SHIPYARD_ORT_THREADS",
+    "ort_inter_op_threads": "SHIPYARD_ORT_INTER_OP_THREADS",
+    "device": "SHIPYARD_DEVICE",
+}
 
 
 def _default_threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Process-wide settings. Build with `Settings.from_env()`; pass the object down."""
+    """Process-wide settings. Build with ``Settings.from_env()``; pass the object down."""
 
     home: Path
+    registry_url: str
+    artifacts: str
+    actor: str
     ort_intra_op_threads: int
     ort_inter_op_threads: int
     device: str  # "cpu" or "auto" (use an accelerator's execution provider when present)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = dict(os.environ if environ is None else environ)
         home = Path(env.get("SHIPYARD_HOME", "~/.shipyard")).expanduser()
-        return cls(
-            home=home,
-            ort_intra_op_threads=int(env.get("SHIPYARD_ORT_THREADS", _default_threads())),
-            ort_inter_op_threads=int(env.get("SHIPYARD_ORT_INTER_OP_THREADS", 1)),
-            device=env.get("SHIPYARD_DEVICE", "auto"),
-        )
+        values: dict[str, Any] = {
+            "registry_url": f"sqlite:///{home / 'registry.db'}",
+            "artifacts": str(home / "artifacts"),
+            "actor": _os_user(),
+            "ort_intra_op_threads": _default_threads(),
+            "ort_inter_op_threads": 1,
+            "device": "auto",
+        }
+        values.update(_config_file(home / "config.toml"))
+        values.update({k: env[v] for k, v in ENV_VARS.items() if v in env})
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(
+                home=home, registry_url=str(values["registry_url"]),
+                artifacts=str(values["artifacts"]), actor=str(values["actor"]),
+                ort_intra_op_threads=int(values["ort_intra_op_threads"]),
+                ort_inter_op_threads=int(values["ort_inter_op_threads"]),
+                device=str(values["device"]),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ShipyardError(f"invalid setting: {exc}") from exc
+
+
+def _config_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ShipyardError(f"{path} is not valid TOML: {exc}") from exc
+    unknown = set(data) - set(ENV_VARS)
+    if unknown:
+        raise ShipyardError(f"{path}: unknown settings {sorted(unknown)}; known: "
+                            f"{sorted(ENV_VARS)}")
+    return data

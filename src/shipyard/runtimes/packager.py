@@ -35,6 +35,7 @@ from shipyard.packaging import (
 )
 from shipyard.packaging.inference import dtype_name
 from shipyard.runtimes.adapters import Artifact, ModelAdapter, adapter_for
+from shipyard.runtimes.lineage import code_version, data_fingerprint
 from shipyard.runtimes.model import load, max_abs_diff
 from shipyard.types import Columns
 
@@ -99,12 +100,14 @@ def package(model: Any, sample: Any = None, *, name: str, target: Any = None,
             params: Mapping[str, Any] | None = None, metrics: Mapping[str, float] | None = None,
             description: str | None = None, tags: Mapping[str, str] | None = None,
             format: Format = "auto", signature: Signature | None = None,
-            model_kwargs: Mapping[str, Any] | None = None) -> Package:
+            model_kwargs: Mapping[str, Any] | None = None,
+            data_uri: str | None = None) -> Package:
     """Package ``model`` with the signature and reference of ``sample`` (training rows).
 
     ``format``: ``auto`` converts to ONNX when parity holds and falls back to the native
     runtime otherwise; ``onnx`` refuses the fallback; ``native`` skips conversion.
-    ``model_kwargs`` rebuild a torch module or custom class at load time.
+    ``model_kwargs`` rebuild a torch module or custom class at load time. ``data_uri`` says
+    where the sample came from (recorded in lineage beside its fingerprint).
     """
     check_name(name)
     if format not in ("auto", "onnx", "native"):
@@ -115,17 +118,17 @@ def package(model: Any, sample: Any = None, *, name: str, target: Any = None,
     sig = signature or adapter.signature(sample)
     task, labels = adapter.task()
     sig = sig.with_outputs((), task, labels)
-    if sample is None:
-        reference: Columns = {}
-    else:
-        prepare(sample, sig)  # the sample must satisfy its own signature
+    columns: Columns | None = None
+    reference: Columns = {}
+    if sample is not None:
+        columns = prepare(sample, sig)  # the sample must satisfy its own signature
         reference = adapter.native_outputs(sample, sig)
     sig = sig.with_outputs(_output_specs(reference), task, labels)
     artifacts, conversion = _artifacts(adapter, sig, sample, reference, format)
     files: dict[str, bytes] = {}
     for art in artifacts:
         files.update(art.files)
-    example = _example(sample, sig) if sample is not None else None
+    example = _example(columns, sig) if columns is not None else None
     if example is not None:
         files[EXAMPLE_FILE] = example
     metadata = {
@@ -135,7 +138,9 @@ def package(model: Any, sample: Any = None, *, name: str, target: Any = None,
         "framework": adapter.framework,
         "versions": {"python": platform.python_version(), "shipyard": __version__,
                      **adapter.versions()},
-        "sample_rows": _rows(sample, sig) if sample is not None else 0,
+        "sample_rows": len(next(iter(columns.values()))) if columns else 0,
+        "data": data_fingerprint(columns, data_uri) if columns is not None else None,
+        "code": code_version(),
         "target": None if target is None else _describe_target(target),
     }
     manifest = Manifest(
@@ -232,14 +237,8 @@ def _output_specs(reference: Columns) -> list[OutputSpec]:
     return specs
 
 
-def _rows(sample: Any, sig: Signature) -> int:
-    columns = prepare(sample, sig)
-    return len(next(iter(columns.values())))
-
-
-def _example(sample: Any, sig: Signature) -> bytes:
+def _example(columns: Columns, sig: Signature) -> bytes:
     """The first rows of the sample as JSON: records for tables, {input: nested lists} else."""
-    columns = prepare(sample, sig)
     head = {k: v[:EXAMPLE_ROWS] for k, v in columns.items()}
     if sig.kind == "tabular":
         n = len(next(iter(head.values())))

@@ -1,0 +1,499 @@
+"""``Registry``: versions, aliases, tags, lineage and the audit log, over SQLAlchemy.
+
+Every mutating method runs in one transaction that also appends exactly one audit record.
+Blobs go to the content-addressed artifact store before the transaction, so a crash leaves at
+worst an unreferenced blob (``gc`` removes it), never a version without its files.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from shipyard.errors import (
+    ConflictError,
+    IncompatibleSignatureError,
+    PackageError,
+    RegistryError,
+)
+from shipyard.packaging import MANIFEST_FILE, Manifest, Signature, check_name, verify_files
+from shipyard.packaging.compat import incompatibilities
+from shipyard.registry import queries as q
+from shipyard.registry.database import create_engine, ensure_schema
+from shipyard.registry.records import AuditRecord, Lineage, ModelVersion, RegisteredModel
+from shipyard.registry.schema import (
+    aliases,
+    audit_log,
+    deployments,
+    model_tags,
+    models,
+    version_files,
+    version_metrics,
+    version_tags,
+    versions,
+)
+from shipyard.registry.uri import LATEST, ModelRef, check_alias, parse_ref
+from shipyard.settings import Settings
+from shipyard.stores import ArtifactStore, open_artifact_store
+
+_METRIC = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(>=|<=|==|!=|>|<|=)\s*([-+0-9.eE]+)\s*$")
+_OPS = {">": "__gt__", ">=": "__ge__", "<": "__lt__", "<=": "__le__", "=": "__eq__",
+        "==": "__eq__", "!=": "__ne__"}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _key(key: str) -> str:
+    if not isinstance(key, str) or not key or len(key) > 128 or not key.isprintable():
+        raise RegistryError(f"invalid tag key {key!r}: 1-128 printable characters")
+    return key
+
+
+@dataclass(frozen=True)
+class GcReport:
+    deleted: int
+    bytes_freed: int
+    kept: int
+
+
+class Registry:
+    """The model registry. ``Registry()`` opens ``$SHIPYARD_REGISTRY_URL`` (default: SQLite
+    under ``$SHIPYARD_HOME``); SQLite is migrated on open, other databases must be at head."""
+
+    def __init__(self, url: str | None = None, *, artifacts: str | Path | None = None,
+                 actor: str | None = None, settings: Settings | None = None,
+                 auto_upgrade: bool | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.url = url or self.settings.registry_url
+        self.engine = create_engine(self.url)
+        self.artifacts: ArtifactStore = open_artifact_store(artifacts or self.settings.artifacts)
+        self.actor = actor or self.settings.actor
+        sqlite = self.engine.dialect.name == "sqlite"
+        ensure_schema(self.engine, auto_upgrade=sqlite if auto_upgrade is None else auto_upgrade)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def register(self, source: Any, *, name: str | None = None, alias: str | None = None,
+                 tags: Mapping[str, str] | None = None, description: str | None = None,
+                 parent: int | None = None, force: bool = False) -> ModelVersion:
+        """Register a package (directory or ``Package``) as the next version of its model."""
+        if alias is not None:
+            check_alias(alias)
+        with _package_dir(source) as path:
+            manifest = Manifest.read(path)
+            verify_files(path, manifest.files)
+            model_name = _model_name(name or manifest.name)
+            for entry in manifest.files:
+                self.artifacts.put_file(path / entry.path, entry.sha256)
+        doc = {**manifest.to_dict(), "name": model_name}
+        meta = manifest.metadata
+        metrics = {k: float(v) for k, v in (meta.get("metrics") or {}).items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        with self._write() as conn:
+            model_id = self._ensure_model(conn, model_name)
+            number = conn.execute(
+                sa.update(models).where(models.c.id == model_id)
+                .values(latest_version=models.c.latest_version + 1, updated_at=_now())
+                .returning(models.c.latest_version)).scalar_one()
+            if parent is not None:
+                q.version_row(conn, ModelRef(model_name, version=parent))
+            version_id = conn.execute(sa.insert(versions).values(
+                model_id=model_id, version=number, status="active",
+                description=description or meta.get("description"), created_at=_now(),
+                created_by=self.actor, runtime=manifest.runtime.name, manifest=doc,
+                parent_version=parent, data=meta.get("data"), code=meta.get("code"),
+                params=dict(meta.get("params") or {}),
+            ).returning(versions.c.id)).scalar_one()
+            conn.execute(sa.insert(version_files), [
+                {"version_id": version_id, "path": f.path, "sha256": f.sha256, "size": f.size}
+                for f in manifest.files])
+            if metrics:
+                conn.execute(sa.insert(version_metrics), [
+                    {"version_id": version_id, "key": k, "value": v} for k, v in metrics.items()])
+            for key, value in (tags or {}).items():
+                conn.execute(sa.insert(version_tags).values(
+                    version_id=version_id, key=_key(key), value=str(value)))
+            forced = False
+            if alias is not None:
+                forced = self._point_alias(conn, model_id, model_name, alias, version_id,
+                                           manifest.signature, force)[1]
+            self._audit(conn, "version.register", model_name, number, alias, None, {
+                "runtime": manifest.runtime.name, "files": len(manifest.files),
+                "parent": parent, "tags": dict(tags or {}), "alias": alias}, forced)
+        return self.get_version(f"{model_name}/{number}")
+
+    def set_alias(self, name: str, alias: str, version: int, *,
+                  force: bool = False) -> ModelVersion:
+        """Point ``alias`` at ``version`` (creating or moving it), guarded by the signature."""
+        check_alias(alias)
+        if alias == LATEST:
+            raise RegistryError("'latest' is computed (the newest active version), not set")
+        with self._write() as conn:
+            model = q.model_row(conn, _model_name(name), lock=True)
+            row = q.version_row(conn, ModelRef(model.name, version=version))
+            if row.status != "active":
+                raise ConflictError(f"{model.name}/{version} is archived; restore it first")
+            before, forced = self._point_alias(conn, model.id, model.name, alias, row.id,
+                                               Signature.from_dict(row.manifest["signature"]),
+                                               force)
+            self._audit(conn, "alias.set", model.name, version, alias,
+                        None if before is None else {"version": before},
+                        {"version": version}, forced)
+        return self.get_version(f"{model.name}/{version}")
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        with self._write() as conn:
+            model = q.model_row(conn, _model_name(name), lock=True)
+            current = q.alias_map(conn, model.id).get(check_alias(alias))
+            if current is None:
+                raise RegistryError(f"model {model.name!r} has no alias {alias!r}")
+            conn.execute(sa.delete(aliases).where(aliases.c.model_id == model.id,
+                                                  aliases.c.alias == alias))
+            self._audit(conn, "alias.delete", model.name, current, alias,
+                        {"version": current}, None)
+
+    def set_tag(self, ref: str, key: str, value: str) -> None:
+        """Tag a model (``NAME``) or a version (``NAME/V`` or ``NAME@ALIAS``)."""
+        self._tag(ref, _key(key), str(value))
+
+    def delete_tag(self, ref: str, key: str) -> None:
+        self._tag(ref, _key(key), None)
+
+    def set_description(self, ref: str, text: str) -> None:
+        parsed = parse_ref(ref)
+        with self._write() as conn:
+            if parsed.version is None and parsed.alias is None:
+                model = q.model_row(conn, parsed.name, lock=True)
+                conn.execute(sa.update(models).where(models.c.id == model.id)
+                             .values(description=text, updated_at=_now()))
+                self._audit(conn, "model.describe", model.name, None, None,
+                            model.description, text)
+                return
+            row = q.version_row(conn, parsed, lock=True)
+            conn.execute(sa.update(versions).where(versions.c.id == row.id)
+                         .values(description=text))
+            self._audit(conn, "version.describe", parsed.name, row.version, None,
+                        row.description, text)
+
+    def archive(self, ref: str) -> ModelVersion:
+        """Archive a version; refused while an alias or an active deployment points at it."""
+        return self._set_status(ref, "archived")
+
+    def restore(self, ref: str) -> ModelVersion:
+        return self._set_status(ref, "active")
+
+    def add_deployment(self, ref: str, endpoint: str) -> None:
+        """Record that ``endpoint`` serves a version (the server calls this)."""
+        with self._write() as conn:
+            row = q.version_row(conn, parse_ref(ref, require_version=True), lock=True)
+            conn.execute(sa.insert(deployments).values(endpoint=endpoint, version_id=row.id,
+                                                       status="active", created_at=_now()))
+            self._audit(conn, "deployment.add", parse_ref(ref).name, row.version, None, None,
+                        {"endpoint": endpoint})
+
+    def end_deployment(self, ref: str, endpoint: str) -> None:
+        with self._write() as conn:
+            row = q.version_row(conn, parse_ref(ref, require_version=True), lock=True)
+            done = conn.execute(sa.update(deployments).where(
+                deployments.c.version_id == row.id, deployments.c.endpoint == endpoint,
+                deployments.c.status == "active").values(status="ended")).rowcount
+            if not done:
+                raise RegistryError(f"{ref} has no active deployment on {endpoint!r}")
+            self._audit(conn, "deployment.end", parse_ref(ref).name, row.version, None,
+                        {"endpoint": endpoint}, None)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get_model(self, name: str) -> RegisteredModel:
+        with self.engine.connect() as conn:
+            return q.to_model(conn, q.model_row(conn, _model_name(name)))
+
+    def get_version(self, ref: str) -> ModelVersion:
+        """``NAME/V``, ``NAME@ALIAS``, ``NAME@latest`` or ``NAME`` (latest), ``models:/`` ok."""
+        parsed = parse_ref(ref)
+        with self.engine.connect() as conn:
+            return q.to_version(conn, q.version_row(conn, parsed), parsed.name)
+
+    resolve = get_version
+
+    def list_models(self, *, tags: Mapping[str, str] | None = None, alias: str | None = None,
+                    query: str | None = None) -> list[RegisteredModel]:
+        """Models, filtered by tags (all must match), having ``alias``, or name substring."""
+        stmt = sa.select(models).order_by(models.c.name)
+        for key, value in (tags or {}).items():
+            stmt = stmt.where(sa.exists().where(
+                model_tags.c.model_id == models.c.id, model_tags.c.key == key,
+                model_tags.c.value == value))
+        if alias is not None:
+            stmt = stmt.where(sa.exists().where(aliases.c.model_id == models.c.id,
+                                                aliases.c.alias == alias))
+        if query:
+            stmt = stmt.where(models.c.name.contains(query, autoescape=True))
+        with self.engine.connect() as conn:
+            return [q.to_model(conn, row) for row in conn.execute(stmt).all()]
+
+    def search_versions(self, name: str | None = None, *,
+                        tags: Mapping[str, str] | None = None, alias: str | None = None,
+                        metric: str | None = None, since: datetime | None = None,
+                        until: datetime | None = None,
+                        include_archived: bool = False) -> list[ModelVersion]:
+        """Versions, newest first. ``metric`` is like ``"accuracy >= 0.9"``."""
+        stmt = (sa.select(versions, models.c.name.label("model_name"))
+                .join(models, models.c.id == versions.c.model_id)
+                .order_by(models.c.name, versions.c.version.desc()))
+        if name is not None:
+            stmt = stmt.where(models.c.name == _model_name(name))
+        if not include_archived:
+            stmt = stmt.where(versions.c.status == "active")
+        for key, value in (tags or {}).items():
+            stmt = stmt.where(sa.exists().where(
+                version_tags.c.version_id == versions.c.id, version_tags.c.key == key,
+                version_tags.c.value == value))
+        if alias is not None:
+            stmt = stmt.where(sa.exists().where(aliases.c.version_id == versions.c.id,
+                                                aliases.c.alias == alias))
+        if metric is not None:
+            metric_key, op, threshold = _parse_metric(metric)
+            stmt = stmt.where(sa.exists().where(
+                version_metrics.c.version_id == versions.c.id,
+                version_metrics.c.key == metric_key,
+                getattr(version_metrics.c.value, _OPS[op])(threshold)))
+        if since is not None:
+            stmt = stmt.where(versions.c.created_at >= since.astimezone(UTC))
+        if until is not None:
+            stmt = stmt.where(versions.c.created_at < until.astimezone(UTC))
+        with self.engine.connect() as conn:
+            return [q.to_version(conn, row, row.model_name) for row in conn.execute(stmt).all()]
+
+    def lineage(self, ref: str) -> Lineage:
+        """Where a version came from (data, code, parent chain) and what came after it."""
+        parsed = parse_ref(ref)
+        with self.engine.connect() as conn:
+            row = q.version_row(conn, parsed)
+            version = q.to_version(conn, row, parsed.name)
+            by_number = {r.version: r for r in conn.execute(
+                sa.select(versions).where(versions.c.model_id == row.model_id)).all()}
+        parents, seen, cursor = [], {row.version}, row.parent_version
+        while cursor is not None and cursor in by_number and cursor not in seen:
+            parents.append(f"{parsed.name}/{cursor}")
+            seen.add(cursor)
+            cursor = by_number[cursor].parent_version
+        children, frontier = [], [row.version]
+        while frontier:
+            current = frontier.pop(0)
+            for number, r in sorted(by_number.items()):
+                if r.parent_version == current and f"{parsed.name}/{number}" not in children:
+                    children.append(f"{parsed.name}/{number}")
+                    frontier.append(number)
+        with self.engine.connect() as conn:
+            deps = conn.execute(sa.select(deployments).where(
+                deployments.c.version_id == row.id).order_by(deployments.c.id)).all()
+        return Lineage(version, tuple(parents), tuple(children), tuple(
+            {"endpoint": d.endpoint, "status": d.status, "since": q.utc(d.created_at)}
+            for d in deps))
+
+    def audit(self, *, model: str | None = None, action: str | None = None,
+              since: datetime | None = None, limit: int | None = None) -> list[AuditRecord]:
+        """The audit log, oldest first. Read-only: no API updates or deletes records."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.audit_query(model=model, action=action, since=since,
+                                              limit=limit)).all()
+        return [q.to_audit(r) for r in rows]
+
+    def fetch(self, ref: str, dest: str | Path | None = None) -> Path:
+        """The version's package as a directory (cached under ``$SHIPYARD_HOME/cache``)."""
+        version = self.get_version(ref)
+        files = self._files(version)
+        doc = version.manifest
+        target = Path(dest) if dest is not None else (
+            self.settings.home / "cache" / "packages" / version.name /
+            f"{version.version}-{_short_hash(doc)}")
+        if (target / MANIFEST_FILE).is_file():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=target.parent))
+        try:
+            for path, sha in files:
+                self.artifacts.fetch(sha, staging / path)
+            (staging / MANIFEST_FILE).write_text(Manifest.from_dict(doc).to_json())
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return target
+
+    def gc(self, *, grace_seconds: float = 3600.0, dry_run: bool = False) -> GcReport:
+        """Delete blobs no version references, older than ``grace_seconds`` (in-flight
+        registrations store blobs before their transaction commits)."""
+        with self.engine.connect() as conn:
+            used = set(conn.execute(sa.select(version_files.c.sha256).distinct()).scalars())
+        cutoff = _now().timestamp() - grace_seconds
+        deleted = freed = kept = 0
+        for sha, mtime, size in list(self.artifacts.blobs()):
+            if sha in used or mtime > cutoff:
+                kept += 1
+                continue
+            if not dry_run:
+                self.artifacts.delete(sha)
+            deleted += 1
+            freed += size
+        return GcReport(deleted, freed, kept)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def _ensure_model(self, conn: sa.Connection, name: str) -> int:
+        dialect = conn.dialect.name
+        now = _now()
+        values = {"name": name, "latest_version": 0, "created_at": now, "updated_at": now}
+        if dialect in ("sqlite", "postgresql"):
+            insert_fn = sqlite.insert if dialect == "sqlite" else postgresql.insert
+            conn.execute(insert_fn(models).values(**values).on_conflict_do_nothing(
+                index_elements=["name"]))
+        elif conn.execute(sa.select(models.c.id).where(models.c.name == name)).first() is None:
+            conn.execute(sa.insert(models).values(**values))
+        return int(q.model_row(conn, name, lock=True).id)
+
+    def _point_alias(self, conn: sa.Connection, model_id: int, name: str, alias: str,
+                     version_id: int, signature: Signature,
+                     force: bool) -> tuple[int | None, bool]:
+        """Move ``alias``; returns (previous version number, whether the guard was forced)."""
+        current = conn.execute(
+            sa.select(versions.c.version, versions.c.manifest)
+            .join(aliases, aliases.c.version_id == versions.c.id)
+            .where(aliases.c.model_id == model_id, aliases.c.alias == alias)).first()
+        forced = False
+        if current is not None:
+            diff = incompatibilities(Signature.from_dict(current.manifest["signature"]),
+                                     signature)
+            if diff and not force:
+                raise IncompatibleSignatureError(f"{name}@{alias}", diff)
+            forced = bool(diff)
+            conn.execute(sa.update(aliases).where(aliases.c.model_id == model_id,
+                                                  aliases.c.alias == alias)
+                         .values(version_id=version_id, updated_at=_now()))
+        else:
+            conn.execute(sa.insert(aliases).values(model_id=model_id, alias=alias,
+                                                   version_id=version_id, updated_at=_now()))
+        return (None if current is None else int(current.version)), forced
+
+    def _tag(self, ref: str, key: str, value: str | None) -> None:
+        parsed = parse_ref(ref)
+        with self._write() as conn:
+            if parsed.version is None and parsed.alias is None:
+                owner = q.model_row(conn, parsed.name, lock=True).id
+                table, column, number = model_tags, "model_id", None
+            else:
+                row = q.version_row(conn, parsed, lock=True)
+                owner, table, column, number = row.id, version_tags, "version_id", row.version
+            where = (table.c[column] == owner, table.c.key == key)
+            old = conn.execute(sa.select(table.c.value).where(*where)).scalar()
+            if value is None and old is None:
+                raise RegistryError(f"{ref} has no tag {key!r}")
+            conn.execute(sa.delete(table).where(*where))
+            if value is not None:
+                conn.execute(sa.insert(table).values({column: owner, "key": key,
+                                                      "value": value}))
+            self._audit(conn, "tag.set" if value is not None else "tag.delete", parsed.name,
+                        number, None, None if old is None else {key: old},
+                        None if value is None else {key: value})
+
+    def _set_status(self, ref: str, status: str) -> ModelVersion:
+        parsed = parse_ref(ref, require_version=True)
+        with self._write() as conn:
+            model = q.model_row(conn, parsed.name, lock=True)
+            row = q.version_row(conn, parsed)
+            if status == "archived":
+                blockers = [f"alias {a!r}" for a, v in q.alias_map(conn, model.id).items()
+                            if v == row.version]
+                blockers += [f"deployment on {e!r}" for e in conn.execute(
+                    sa.select(deployments.c.endpoint).where(
+                        deployments.c.version_id == row.id,
+                        deployments.c.status == "active")).scalars()]
+                if blockers:
+                    raise ConflictError(f"cannot archive {parsed.name}/{row.version}: "
+                                        f"{', '.join(blockers)} point(s) at it")
+            conn.execute(sa.update(versions).where(versions.c.id == row.id)
+                         .values(status=status))
+            self._audit(conn, "version.archive" if status == "archived" else "version.restore",
+                        parsed.name, row.version, None, {"status": row.status},
+                        {"status": status})
+        return self.get_version(f"{parsed.name}/{row.version}")
+
+    def _files(self, version: ModelVersion) -> list[tuple[str, str]]:
+        with self.engine.connect() as conn:
+            model = q.model_row(conn, version.name)
+            row = q.version_row(conn, ModelRef(model.name, version=version.version))
+            return [(r.path, r.sha256) for r in conn.execute(
+                sa.select(version_files).where(version_files.c.version_id == row.id)).all()]
+
+    def _audit(self, conn: sa.Connection, action: str, model: str | None,
+               version: int | None, alias: str | None, before: Any, after: Any,
+               forced: bool = False) -> None:
+        conn.execute(sa.insert(audit_log).values(
+            at=_now(), actor=self.actor, action=action, model=model, version=version,
+            alias=alias, before=before, after=after, forced=forced))
+
+
+@contextmanager
+def _package_dir(source: Any) -> Iterator[Path]:
+    """A directory holding the package: the path given, or a temp copy of a ``Package``."""
+    if isinstance(source, (str, Path)):
+        yield Path(source)
+        return
+    if not hasattr(source, "save") or not hasattr(source, "manifest"):
+        raise RegistryError(f"cannot register a {type(source).__name__}: pass a package "
+                            "directory or a shipyard Package")
+    with tempfile.TemporaryDirectory(prefix="shipyard-register-") as tmp:
+        yield Path(source.save(Path(tmp) / "pkg"))
+
+
+def _model_name(name: str) -> str:
+    try:
+        return check_name(name)
+    except PackageError as exc:
+        raise RegistryError(str(exc)) from exc
+
+
+def _parse_metric(text: str) -> tuple[str, str, float]:
+    match = _METRIC.match(text)
+    if match is None:
+        raise RegistryError(f"malformed metric filter {text!r}: use e.g. 'accuracy >= 0.9'")
+    try:
+        return match.group(1), match.group(2), float(match.group(3))
+    except ValueError as exc:
+        raise RegistryError(f"malformed metric value in {text!r}") from exc
+
+
+def _short_hash(doc: Mapping[str, Any]) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:12]

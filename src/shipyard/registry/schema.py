@@ -1,0 +1,103 @@
+"""The registry's tables (SQLAlchemy Core). Alembic migrations in ``migrations/`` build them."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+Stamp = sa.DateTime(timezone=True)
+
+models = sa.Table(
+    "models", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("description", sa.Text),
+    sa.Column("latest_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", Stamp, nullable=False),
+    sa.Column("updated_at", Stamp, nullable=False),
+)
+
+versions = sa.Table(
+    "versions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model_id", sa.ForeignKey("models.id"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("description", sa.Text),
+    sa.Column("created_at", Stamp, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("runtime", sa.String(32), nullable=False),
+    sa.Column("manifest", sa.JSON, nullable=False),
+    sa.Column("parent_version", sa.Integer),
+    sa.Column("data", sa.JSON),
+    sa.Column("code", sa.JSON),
+    sa.Column("params", sa.JSON),
+    sa.UniqueConstraint("model_id", "version", name="uq_versions_model_version"),
+)
+
+version_files = sa.Table(
+    "version_files", metadata,
+    sa.Column("version_id", sa.ForeignKey("versions.id"), primary_key=True),
+    sa.Column("path", sa.String(512), primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+)
+
+aliases = sa.Table(
+    "aliases", metadata,
+    sa.Column("model_id", sa.ForeignKey("models.id"), primary_key=True),
+    sa.Column("alias", sa.String(64), primary_key=True),
+    sa.Column("version_id", sa.ForeignKey("versions.id"), nullable=False),
+    sa.Column("updated_at", Stamp, nullable=False),
+)
+
+audit_log = sa.Table(
+    "audit_log", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", Stamp, nullable=False),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("model", sa.String(128), index=True),
+    sa.Column("version", sa.Integer),
+    sa.Column("alias", sa.String(64)),
+    sa.Column("before", sa.JSON),
+    sa.Column("after", sa.JSON),
+    sa.Column("forced", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+# revision 0002
+model_tags = sa.Table(
+    "model_tags", metadata,
+    sa.Column("model_id", sa.ForeignKey("models.id"), primary_key=True),
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("value", sa.String(512), nullable=False),
+)
+
+version_tags = sa.Table(
+    "version_tags", metadata,
+    sa.Column("version_id", sa.ForeignKey("versions.id"), primary_key=True),
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("value", sa.String(512), nullable=False),
+)
+
+version_metrics = sa.Table(
+    "version_metrics", metadata,
+    sa.Column("version_id", sa.ForeignKey("versions.id"), primary_key=True),
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("value", sa.Float, nullable=False),
+)
+
+deployments = sa.Table(
+    "deployments", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("endpoint", sa.String(128), nullable=False),
+    sa.Column("version_id", sa.ForeignKey("versions.id"), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("created_at", Stamp, nullable=False),
+)

@@ -10,11 +10,17 @@ import typer
 from rich.console import Console
 
 from shipyard._version import __version__
+from shipyard.cli.admin import audit, db_app, gc
+from shipyard.cli.models import app as models_app
 from shipyard.errors import ShipyardError
 
 app = typer.Typer(
     name="shipyard", no_args_is_help=True, add_completion=False,
     help="Package, register, serve, roll out and monitor ML models.")
+app.add_typer(models_app, name="models")
+app.add_typer(db_app, name="db")
+app.command("audit")(audit)
+app.command("gc")(gc)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -84,7 +90,8 @@ def quickstart(
     from shipyard.cli.quickstart import run_quickstart
     from shipyard.settings import Settings
 
-    run_quickstart(console, directory or Settings.from_env().home / "quickstart")
+    settings = Settings.from_env()
+    run_quickstart(console, directory or settings.home / "quickstart", settings)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def inspect_package(console: Console, path: Path) -> None:
     console.print(f"[green]✓[/] all {len(manifest.files)} files match their SHA-256")
 
 
-def show_manifest(console: Console, manifest: Manifest) -> None:
+def show_manifest(console: Console, manifest: Manifest, *, max_inputs: int | None = None) -> None:
     sig = manifest.signature
     meta = manifest.metadata
     console.print(f"[bold]{manifest.name}[/]  format v{manifest.format_version}  "
@@ -91,10 +91,13 @@ def show_manifest(console: Console, manifest: Manifest) -> None:
     inputs = Table(title=f"inputs ({sig.kind})")
     for col in ("name", "dtype", "shape", "nullable", "range / categories"):
         inputs.add_column(col)
-    for c in sig.inputs:
+    shown = sig.inputs if max_inputs is None else sig.inputs[:max_inputs]
+    for c in shown:
         detail = (f"{c.minimum} … {c.maximum}" if c.minimum is not None
                   else ", ".join(map(str, c.categories[:8])) if c.categories else "")
         inputs.add_row(c.name, c.dtype, str(c.shape), "yes" if c.nullable else "no", detail)
+    if len(shown) < len(sig.inputs):
+        inputs.add_row(f"… {len(sig.inputs) - len(shown)} more", "", "", "", "")
     console.print(inputs)
     outputs = Table(title="outputs")
     for col in ("name", "dtype", "shape"):

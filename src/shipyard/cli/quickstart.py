@@ -8,9 +8,11 @@ from pathlib import Path
 from rich.console import Console
 
 from shipyard.cli.packaging import show_manifest
+from shipyard.registry import Registry
+from shipyard.settings import Settings
 
 
-def run_quickstart(console: Console, directory: Path) -> None:
+def run_quickstart(console: Console, directory: Path, settings: Settings) -> None:
     import numpy as np
     from sklearn.datasets import load_breast_cancer
     from sklearn.ensemble import GradientBoostingClassifier
@@ -41,7 +43,7 @@ def run_quickstart(console: Console, directory: Path) -> None:
                       description="shipyard quickstart model")
         path = pkg.save(directory, overwrite=True)
     console.print(f"3. packaged to [bold]{path}[/]")
-    show_manifest(console, pkg.manifest)
+    show_manifest(console, pkg.manifest, max_inputs=6)
 
     loaded = load(path)
     console.print(f"4. loaded back with every file's SHA-256 verified: {loaded!r}")
@@ -55,4 +57,19 @@ def run_quickstart(console: Console, directory: Path) -> None:
     for row, label, p in zip(x_test.head(3).index, result.predictions[:3], proba[:3],
                              strict=True):
         console.print(f"   row {row}: label {label}  P(class 1) = {p[1]:.3f}")
-    console.print(f"\nnext: [cyan]shipyard inspect {path}[/]")
+
+    registry = Registry(settings=settings)
+    with registry:
+        version = registry.register(path, alias="production", tags={"source": "quickstart"})
+        served = registry.get_version("breast-cancer@production")
+    console.print(f"6. registered [bold]{version.uri}[/] in {registry.url} and pointed "
+                  f"@production at it (now v{served.version})")
+    from shipyard.service import load as load_uri
+
+    production = load_uri("models:/breast-cancer@production", settings=settings)
+    same = bool(np.array_equal(production.predict(x_test).predictions, result.predictions))
+    console.print(f"7. loaded models:/breast-cancer@production from the registry: "
+                  f"{'same predictions' if same else 'DIFFERENT predictions'}")
+    console.print("\nnext: [cyan]shipyard models list[/], [cyan]shipyard models lineage "
+                  f"breast-cancer/{version.version}[/], [cyan]shipyard audit[/], "
+                  f"[cyan]shipyard inspect {path}[/]")

@@ -72,6 +72,7 @@ def upgrade(
 @db_app.command()
 def status(
     url: Annotated[str | None, typer.Option(help="database URL (default: settings)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Show the database's schema revision and the one this shipyard needs."""
     from shipyard.registry import database
@@ -83,6 +84,9 @@ def status(
     finally:
         engine.dispose()
     head = database.head_revision()
+    if as_json:
+        print_json({"current": current, "head": head, "up_to_date": current == head})
+        return
     state = "up to date" if current == head else "needs `shipyard db upgrade`"
     console.print(f"schema {current or 'empty'} (head {head}): {state}")
 

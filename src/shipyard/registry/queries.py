@@ -20,6 +20,8 @@ from shipyard.registry.schema import (
 )
 from shipyard.registry.uri import LATEST, ModelRef
 
+MAX_VERSION = 2**31 - 1
+
 
 def utc(value: datetime) -> datetime:
     """Datetimes come back naive from SQLite: they were written in UTC."""
@@ -41,7 +43,10 @@ def version_row(conn: sa.Connection, ref: ModelRef, *, lock: bool = False) -> sa
     model = model_row(conn, ref.name, lock=lock)
     query = sa.select(versions).where(versions.c.model_id == model.id)
     if ref.version is not None:
-        row = conn.execute(query.where(versions.c.version == ref.version)).first()
+        # beyond the INTEGER column no version exists (and the driver would fail to bind it)
+        in_range = isinstance(ref.version, int) and 0 < ref.version <= MAX_VERSION
+        row = (conn.execute(query.where(versions.c.version == ref.version)).first()
+               if in_range else None)
         if row is None:
             raise NotFoundError(f"model {ref.name!r} has no version {ref.version} "
                                 f"(latest is {model.latest_version})")

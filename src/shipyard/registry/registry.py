@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from shipyard.errors import (
     ConflictError,
     IncompatibleSignatureError,
+    NotFoundError,
     PackageError,
     RegistryError,
 )
@@ -61,6 +62,27 @@ def _key(key: str) -> str:
     return key
 
 
+def _tag_value(value: object) -> str:
+    # the column is VARCHAR(512): PostgreSQL would fail with a DataError, SQLite would not
+    text = str(value)
+    if len(text) > 512:
+        raise RegistryError(f"tag value too long ({len(text)} characters, at most 512)")
+    return text
+
+
+def _endpoint(endpoint: str) -> str:
+    if not isinstance(endpoint, str) or not endpoint or len(endpoint) > 128:
+        raise RegistryError(f"invalid endpoint {endpoint!r}: 1-128 characters")
+    return endpoint
+
+
+def _settable_alias(alias: str) -> str:
+    check_alias(alias)
+    if alias == LATEST:
+        raise RegistryError("'latest' is computed (the newest active version), not set")
+    return alias
+
+
 @dataclass(frozen=True)
 class GcReport:
     deleted: int
@@ -80,6 +102,8 @@ class Registry:
         self.engine = create_engine(self.url)
         self.artifacts: ArtifactStore = open_artifact_store(artifacts or self.settings.artifacts)
         self.actor = actor or self.settings.actor
+        if not self.actor or len(self.actor) > 256:
+            raise RegistryError(f"invalid actor {self.actor!r}: 1-256 characters")
         sqlite = self.engine.dialect.name == "sqlite"
         ensure_schema(self.engine, auto_upgrade=sqlite if auto_upgrade is None else auto_upgrade)
 
@@ -99,17 +123,19 @@ class Registry:
                  parent: int | None = None, force: bool = False) -> ModelVersion:
         """Register a package (directory or ``Package``) as the next version of its model."""
         if alias is not None:
-            check_alias(alias)
+            _settable_alias(alias)
         with _package_dir(source) as path:
             manifest = Manifest.read(path)
             verify_files(path, manifest.files)
-            model_name = _model_name(name or manifest.name)
+            model_name = _model_name(manifest.name if name is None else name)
             for entry in manifest.files:
                 self.artifacts.put_file(path / entry.path, entry.sha256)
         doc = {**manifest.to_dict(), "name": model_name}
         meta = manifest.metadata
         metrics = {k: float(v) for k, v in (meta.get("metrics") or {}).items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        for key in metrics:
+            _key(key)  # metric keys share the tag key limits (128 printable characters)
         with self._write() as conn:
             model_id = self._ensure_model(conn, model_name)
             number = conn.execute(
@@ -133,7 +159,7 @@ class Registry:
                     {"version_id": version_id, "key": k, "value": v} for k, v in metrics.items()])
             for key, value in (tags or {}).items():
                 conn.execute(sa.insert(version_tags).values(
-                    version_id=version_id, key=_key(key), value=str(value)))
+                    version_id=version_id, key=_key(key), value=_tag_value(value)))
             forced = False
             if alias is not None:
                 forced = self._point_alias(conn, model_id, model_name, alias, version_id,
@@ -146,9 +172,7 @@ class Registry:
     def set_alias(self, name: str, alias: str, version: int, *,
                   force: bool = False) -> ModelVersion:
         """Point ``alias`` at ``version`` (creating or moving it), guarded by the signature."""
-        check_alias(alias)
-        if alias == LATEST:
-            raise RegistryError("'latest' is computed (the newest active version), not set")
+        _settable_alias(alias)
         with self._write() as conn:
             model = q.model_row(conn, _model_name(name), lock=True)
             row = q.version_row(conn, ModelRef(model.name, version=version))
@@ -167,7 +191,7 @@ class Registry:
             model = q.model_row(conn, _model_name(name), lock=True)
             current = q.alias_map(conn, model.id).get(check_alias(alias))
             if current is None:
-                raise RegistryError(f"model {model.name!r} has no alias {alias!r}")
+                raise NotFoundError(f"model {model.name!r} has no alias {alias!r}")
             conn.execute(sa.delete(aliases).where(aliases.c.model_id == model.id,
                                                   aliases.c.alias == alias))
             self._audit(conn, "alias.delete", model.name, current, alias,
@@ -175,7 +199,7 @@ class Registry:
 
     def set_tag(self, ref: str, key: str, value: str) -> None:
         """Tag a model (``NAME``) or a version (``NAME/V`` or ``NAME@ALIAS``)."""
-        self._tag(ref, _key(key), str(value))
+        self._tag(ref, _key(key), _tag_value(value))
 
     def delete_tag(self, ref: str, key: str) -> None:
         self._tag(ref, _key(key), None)
@@ -205,6 +229,7 @@ class Registry:
 
     def add_deployment(self, ref: str, endpoint: str) -> None:
         """Record that ``endpoint`` serves a version (the server calls this)."""
+        _endpoint(endpoint)
         with self._write() as conn:
             row = q.version_row(conn, parse_ref(ref, require_version=True), lock=True)
             conn.execute(sa.insert(deployments).values(endpoint=endpoint, version_id=row.id,
@@ -329,14 +354,20 @@ class Registry:
         target = Path(dest) if dest is not None else (
             self.settings.home / "cache" / "packages" / version.name /
             f"{version.version}-{_short_hash(doc)}")
-        if (target / MANIFEST_FILE).is_file():
-            return target
+        manifest_json = Manifest.from_dict(doc).to_json()
+        existing = target / MANIFEST_FILE
+        if existing.is_file() and existing.read_text(encoding="utf-8") == manifest_json:
+            return target  # already there (a package of another version is replaced)
+        if target.exists() and not existing.is_file() and (
+                not target.is_dir() or any(target.iterdir())):
+            raise RegistryError(f"refusing to fetch into {target}: it exists and is not a "
+                                "shipyard package; choose an empty or new directory")
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=target.parent))
         try:
             for path, sha in files:
                 self.artifacts.fetch(sha, staging / path)
-            (staging / MANIFEST_FILE).write_text(Manifest.from_dict(doc).to_json())
+            (staging / MANIFEST_FILE).write_text(manifest_json, encoding="utf-8")
             if target.exists():
                 shutil.rmtree(target)
             staging.rename(target)
@@ -430,6 +461,8 @@ class Registry:
         with self._write() as conn:
             model = q.model_row(conn, parsed.name, lock=True)
             row = q.version_row(conn, parsed)
+            if row.status == status:
+                raise ConflictError(f"{parsed.name}/{row.version} is already {status}")
             if status == "archived":
                 blockers = [f"alias {a!r}" for a, v in q.alias_map(conn, model.id).items()
                             if v == row.version]

@@ -41,7 +41,8 @@ class ModelRef:
 
 
 def is_model_uri(text: object) -> bool:
-    return isinstance(text, str) and text.startswith(SCHEME)
+    # the scheme, not the full prefix: "models:fraud" is a malformed URI, not a path
+    return isinstance(text, str) and text.startswith("models:")
 
 
 def parse_ref(text: str, *, require_version: bool = False) -> ModelRef:
@@ -59,7 +60,7 @@ def parse_ref(text: str, *, require_version: bool = False) -> ModelRef:
             check_alias(alias)
     elif "/" in body:
         name, _, number = body.partition("/")
-        if not number.isdigit() or int(number) < 1:
+        if not (number.isascii() and number.isdigit()) or int(number) < 1:
             raise RegistryError(f"malformed model reference {text!r}: the version must be a "
                                 "positive integer")
         version = int(number)

@@ -65,15 +65,13 @@ class ArtifactStore:
         return self._path(sha256).exists()
 
     def fetch(self, sha256: str, dest: Path) -> None:
-        """Copy (or hard-link) a blob to ``dest``."""
+        """Copy a blob to ``dest``. A copy, not a hard link: editing a fetched file must never
+        change the stored blob that other versions share."""
         src = self._path(sha256)
         if not src.exists():
             raise ArtifactStoreError(f"blob {sha256[:12]}… is missing from {self.url}")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(src, dest)
-        except OSError:
-            shutil.copyfile(src, dest)
+        shutil.copyfile(src, dest)
 
     def blobs(self) -> Iterator[tuple[str, float, int]]:
         """Every stored blob as (sha256, modified time, size)."""

@@ -51,7 +51,7 @@ def upgrade() -> None:
     for version_id, manifest in rows:
         doc = json.loads(manifest) if isinstance(manifest, str) else manifest
         for key, value in (doc.get("metadata", {}).get("metrics") or {}).items():
-            if isinstance(value, (int, float)):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):  # as register
                 conn.execute(metrics_table.insert().values(version_id=version_id, key=key,
                                                            value=float(value)))
     op.create_table(

@@ -22,7 +22,6 @@ Requests (``cmd``):
 
 from __future__ import annotations
 
-import gc
 import inspect
 import json
 import os
@@ -35,6 +34,8 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from _timing import calibrate, time_calls
 
 # the protocol owns the real stdout; anything else printed at fd 1 lands on stderr
 _PROTOCOL = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
@@ -49,32 +50,6 @@ EXPERIMENT = "bench"
 ALIAS_MOVED = "staging"
 REGISTER_VARIANTS = ("register_model", "create_model_version", "log_model",
                      "log_model_pinned")
-
-
-def _time_calls(fn: Callable[[], object], iterations: int) -> float:
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        for _ in range(iterations):
-            fn()
-        return time.perf_counter() - start
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-
-
-def _calibrate(fn: Callable[[], object], trial_seconds: float) -> int:
-    for _ in range(3):
-        fn()
-    iterations, elapsed = 1, 0.0
-    while True:
-        elapsed = _time_calls(fn, iterations)
-        if elapsed >= trial_seconds / 5 or iterations >= 1_000_000:
-            break
-        iterations *= 4
-    # at least 5 calls: a registry call takes milliseconds, and one call is no trial
-    return max(5, round(iterations * trial_seconds / max(elapsed, 1e-9)))
 
 
 def _version(dist: str) -> str | None:
@@ -209,17 +184,18 @@ class Worker:
             def one() -> object:
                 with mlflow.start_run(experiment_id=experiment):
                     return self._log_model(pinned=pinned, register=True)
-        elapsed = _time_calls(one, n)
+        elapsed = time_calls(one, n)
         latest = max(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
         if latest != n:
             raise RuntimeError(f"{variant}: expected {n} versions, the database has {latest}")
         return {"elapsed": elapsed}
 
     def calibrate(self, req: dict[str, Any]) -> dict[str, Any]:
-        return {"iterations": _calibrate(self.ops[req["op"]], float(req["trial_seconds"]))}
+        return {"iterations": calibrate(self.ops[req["op"]], float(req["trial_seconds"]),
+                                         min_calls=5)}
 
     def time(self, req: dict[str, Any]) -> dict[str, Any]:
-        return {"elapsed": _time_calls(self.ops[req["op"]], int(req["iterations"]))}
+        return {"elapsed": time_calls(self.ops[req["op"]], int(req["iterations"]))}
 
     # -- helpers ---------------------------------------------------------------------------
 

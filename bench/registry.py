@@ -43,6 +43,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from _timing import calibrate, time_calls
+
 HERE = Path(__file__).resolve().parent
 ENV_DIR = HERE / ".envs" / "mlflow"
 ENV_PYTHON = ENV_DIR / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
@@ -116,33 +118,6 @@ LOOKUPS = ("get_version", "get_by_alias", "set_alias")
 
 
 # --- timing -------------------------------------------------------------------------------
-
-
-def _time_calls(fn: Callable[[], object], iterations: int) -> float:
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        for _ in range(iterations):
-            fn()
-        return time.perf_counter() - start
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-
-
-def calibrate(fn: Callable[[], object], trial_seconds: float) -> int:
-    """Warm up, then the number of calls that makes one trial last about ``trial_seconds``."""
-    for _ in range(3):
-        fn()
-    iterations, elapsed = 1, 0.0
-    while True:
-        elapsed = _time_calls(fn, iterations)
-        if elapsed >= trial_seconds / 5 or iterations >= 1_000_000:
-            break
-        iterations *= 4
-    # at least 5 calls: a registry call takes milliseconds, and one call is no trial
-    return max(5, round(iterations * trial_seconds / max(elapsed, 1e-9)))
 
 
 def copy_db(src: Path, dest: Path) -> None:
@@ -325,7 +300,7 @@ class ShipyardSide:
             else:
                 def one() -> object:
                     return reg.register(self._package(), name=MODEL)
-            elapsed = _time_calls(one, n)
+            elapsed = time_calls(one, n)
             latest = reg.get_version(MODEL).version
             if latest != n:
                 raise RuntimeError(f"{variant}: expected {n} versions, the registry has {latest}")
@@ -514,14 +489,14 @@ def run(args: argparse.Namespace, root: Path, worker: MlflowWorker,
     print("lookup trials ", end="", flush=True)
     for op in LOOKUPS:
         mine, other = series[(SHIPYARD, op)], series[(MLFLOW, op)]
-        mine.iterations = calibrate(side.ops[op], args.trial_seconds)
+        mine.iterations = calibrate(side.ops[op], args.trial_seconds, min_calls=5)
         other.iterations = worker.request("calibrate", op=op,
                                           trial_seconds=args.trial_seconds)["iterations"]
         for trial in range(args.trials):
             gc.collect()
             for contender in ((SHIPYARD, MLFLOW) if trial % 2 == 0 else (MLFLOW, SHIPYARD)):
                 if contender == SHIPYARD:
-                    elapsed = _time_calls(side.ops[op], mine.iterations)
+                    elapsed = time_calls(side.ops[op], mine.iterations)
                     mine.ops_per_s.append(mine.iterations / elapsed)
                 else:
                     elapsed = worker.request("time", op=op, iterations=other.iterations)[

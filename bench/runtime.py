@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from _timing import calibrate, time_calls
+
 BATCH_SIZES = (1, 64, 4096)
 NATIVE = "native"
 PREDICT = "shipyard (predict, with validation)"
@@ -95,32 +97,6 @@ def training_data() -> tuple[np.ndarray, np.ndarray]:
 # --- timing -------------------------------------------------------------------------------
 
 
-def _time_calls(fn: Callable[[], object], iterations: int) -> float:
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        for _ in range(iterations):
-            fn()
-        return time.perf_counter() - start
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-
-
-def calibrate(fn: Callable[[], object], trial_seconds: float) -> int:
-    """Warm up, then the number of calls that makes one trial last about ``trial_seconds``."""
-    for _ in range(3):
-        fn()
-    iterations, elapsed = 1, 0.0
-    while True:
-        elapsed = _time_calls(fn, iterations)
-        if elapsed >= trial_seconds / 5 or iterations >= 1_000_000:
-            break
-        iterations *= 4
-    return max(1, round(iterations * trial_seconds / max(elapsed, 1e-9)))
-
-
 def bench_batch(model_name: str, batch: int, calls: dict[str, Callable[[], object]],
                 trials: int, trial_seconds: float) -> list[Result]:
     results = {name: Result(model_name, batch, name, calibrate(fn, trial_seconds))
@@ -131,7 +107,7 @@ def bench_batch(model_name: str, batch: int, calls: dict[str, Callable[[], objec
         shift = trial % len(order)
         for name in order[shift:] + order[:shift]:  # rotate who goes first each trial
             res = results[name]
-            elapsed = _time_calls(calls[name], res.iterations)
+            elapsed = time_calls(calls[name], res.iterations)
             res.rows_per_s.append(res.iterations * batch / elapsed)
     return list(results.values())
 

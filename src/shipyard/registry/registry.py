@@ -8,7 +8,6 @@ worst an unreferenced blob (``gc`` removes it), never a version without its file
 from __future__ import annotations
 
 import re
-import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -46,6 +45,7 @@ from shipyard.registry.schema import (
 from shipyard.registry.uri import LATEST, ModelRef, check_alias, parse_ref
 from shipyard.settings import Settings
 from shipyard.stores import ArtifactStore, open_artifact_store
+from shipyard.stores.directories import replace_directory
 
 _METRIC = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(>=|<=|==|!=|>|<|=)\s*([-+0-9.eE]+)\s*$")
 _OPS = {">": "__gt__", ">=": "__ge__", "<": "__lt__", "<=": "__le__", "=": "__eq__",
@@ -362,18 +362,10 @@ class Registry:
                 not target.is_dir() or any(target.iterdir())):
             raise RegistryError(f"refusing to fetch into {target}: it exists and is not a "
                                 "shipyard package; choose an empty or new directory")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=target.parent))
-        try:
+        with replace_directory(target, prefix=".fetch-") as staging:
             for path, sha in files:
                 self.artifacts.fetch(sha, staging / path)
             (staging / MANIFEST_FILE).write_text(manifest_json, encoding="utf-8")
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return target
 
     def gc(self, *, grace_seconds: float = 3600.0, dry_run: bool = False) -> GcReport:

@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 import platform
-import shutil
 import tempfile
 import warnings
 from collections.abc import Mapping
@@ -37,6 +36,7 @@ from shipyard.packaging.inference import dtype_name
 from shipyard.runtimes.adapters import Artifact, ModelAdapter, adapter_for
 from shipyard.runtimes.lineage import code_version, data_fingerprint
 from shipyard.runtimes.model import load, max_abs_diff
+from shipyard.stores.directories import replace_directory
 from shipyard.types import Columns
 
 Format = Literal["auto", "onnx", "native"]
@@ -69,16 +69,8 @@ class Package:
         if target.exists() and any(target.iterdir()) and not overwrite:
             raise PackageError(f"{target} already exists and is not empty; pass overwrite=True "
                                "(or --force) to replace it")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".shipyard-", dir=target.parent))
-        try:
+        with replace_directory(target) as staging:
             write_package(staging, self.manifest, self.files)
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return target
 
     def __repr__(self) -> str:

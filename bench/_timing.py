@@ -1,0 +1,34 @@
+"""Timing helpers shared by the benchmarks (stdlib only: the peers' virtualenvs import it too)."""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+
+
+def time_calls(fn: Callable[[], object], iterations: int) -> float:
+    """Seconds for ``iterations`` calls of ``fn``, with the garbage collector paused."""
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for _ in range(iterations):
+            fn()
+        return time.perf_counter() - start
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def calibrate(fn: Callable[[], object], trial_seconds: float, *, min_calls: int = 1) -> int:
+    """Warm up, then the number of calls that makes one trial last about ``trial_seconds``."""
+    for _ in range(3):
+        fn()
+    iterations, elapsed = 1, 0.0
+    while True:
+        elapsed = time_calls(fn, iterations)
+        if elapsed >= trial_seconds / 5 or iterations >= 1_000_000:
+            break
+        iterations *= 4
+    return max(min_calls, round(iterations * trial_seconds / max(elapsed, 1e-9)))

@@ -37,6 +37,7 @@ from shipyard.errors import (
 )
 
 if TYPE_CHECKING:
+    from shipyard.client import AsyncClient, Client
     from shipyard.packaging import ColumnSpec, Manifest, OutputSpec, Signature
     from shipyard.registry import ModelVersion, Registry
     from shipyard.runtimes import (
@@ -55,6 +56,8 @@ _LAZY = {
     "Package": "shipyard.runtimes.packager",
     "load": "shipyard.service",
     "Registry": "shipyard.registry",
+    "Client": "shipyard.client",
+    "AsyncClient": "shipyard.client",
     "ModelVersion": "shipyard.registry",
     "LoadedModel": "shipyard.runtimes.model",
     "Prediction": "shipyard.runtimes.model",
@@ -69,7 +72,9 @@ _LAZY = {
 
 __all__ = [
     "ArtifactStoreError",
+    "AsyncClient",
     "Capabilities",
+    "Client",
     "ColumnSpec",
     "ConflictError",
     "ConversionError",

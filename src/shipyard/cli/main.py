@@ -12,6 +12,7 @@ from rich.console import Console
 from shipyard._version import __version__
 from shipyard.cli.admin import audit, db_app, gc
 from shipyard.cli.models import app as models_app
+from shipyard.cli.serving import logs, serve
 from shipyard.errors import ShipyardError
 
 app = typer.Typer(
@@ -21,6 +22,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
 app.command("audit")(audit)
 app.command("gc")(gc)
+app.command("serve")(serve)
+app.command("logs")(logs)
 console = Console()
 err_console = Console(stderr=True)
 

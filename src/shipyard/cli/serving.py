@@ -1,0 +1,82 @@
+"""``shipyard serve`` and ``shipyard logs``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shipyard.cli.output import console, parse_time, print_json, table
+from shipyard.errors import ShipyardError
+
+
+def serve(
+    models: Annotated[list[str] | None, typer.Argument(
+        help="models:/NAME@ALIAS, models:/NAME/V or package directories; one endpoint each, "
+             "named after the model")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="serve.yaml with endpoints "
+                                                "and options")] = None,
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    workers: Annotated[int, typer.Option(help="processes; each loads every model")] = 1,
+    log_dir: Annotated[Path | None, typer.Option(help="prediction log directory "
+                                                 "(default $SHIPYARD_HOME/logs)")] = None,
+) -> None:
+    """Serve models over HTTP: simple JSON and the Open Inference Protocol."""
+    from shipyard.server.run import serve as run_server
+    from shipyard.service.config import ServeConfig
+
+    cfg = ServeConfig.from_file(config) if config else None
+    if cfg is None:
+        if not models:
+            raise ShipyardError("name at least one model (e.g. models:/iris@production) or "
+                                "pass --config serve.yaml")
+        from shipyard.service.config import EndpointConfig, default_endpoint_name
+
+        cfg = ServeConfig(endpoints=tuple(
+            EndpointConfig(name=default_endpoint_name(m), model=m) for m in models))
+    elif models:
+        cfg = cfg.with_models(models)
+    if log_dir is not None:
+        from dataclasses import replace
+
+        cfg = replace(cfg, log_dir=str(log_dir))
+    if workers < 1:
+        raise ShipyardError("--workers must be at least 1")
+    console.print(f"serving {', '.join(e.name for e in cfg.endpoints)} on http://{host}:{port} "
+                  f"({workers} worker{'s' if workers > 1 else ''}); docs at /docs")
+    run_server(cfg, host=host, port=port, workers=workers)
+
+
+def logs(
+    endpoint: Annotated[str, typer.Argument(help="endpoint name")],
+    since: Annotated[str | None, typer.Option(help="ISO 8601 time")] = None,
+    limit: Annotated[int, typer.Option(help="newest rows to show")] = 20,
+    feedback: Annotated[bool, typer.Option("--feedback", help="show feedback labels")]
+    = False,
+    parquet: Annotated[Path | None, typer.Option(help="write the rows to this Parquet file")]
+    = None,
+    log_dir: Annotated[Path | None, typer.Option(help="default $SHIPYARD_HOME/logs")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Read the prediction log of an endpoint back."""
+    from shipyard.settings import Settings
+    from shipyard.stores.predictions import read_log
+
+    root = log_dir or Settings.from_env().home / "logs"
+    rows = read_log(root, endpoint, kind="feedback" if feedback else "predictions",
+                    since=parse_time(since), limit=None if parquet else limit)
+    if parquet is not None:
+        import pyarrow.parquet as pq
+
+        pq.write_table(rows, parquet)
+        console.print(f"[green]✓[/] wrote {rows.num_rows} rows to {parquet}")
+        return
+    records = rows.to_pylist()
+    if as_json:
+        print_json(records)
+        return
+    columns = rows.column_names
+    table(f"{'feedback' if feedback else 'predictions'} of {endpoint} "
+          f"(newest {len(records)})", columns, [[r[c] for c in columns] for r in records])

@@ -1,0 +1,30 @@
+"""Start uvicorn: one process, or ``--workers N`` processes that each load every model."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from shipyard.service.config import ServeConfig
+
+CONFIG_ENV = "SHIPYARD_SERVE_CONFIG_JSON"
+
+
+def app_from_env() -> Any:
+    """Factory for worker processes: the config travels as JSON in the environment."""
+    from shipyard.server.app import create_app
+    from shipyard.service.dataplane import DataPlane
+
+    config = ServeConfig.from_dict(json.loads(os.environ[CONFIG_ENV]))
+    return create_app(DataPlane(config))
+
+
+def serve(config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8000,
+          workers: int = 1, log_level: str = "info") -> None:
+    import uvicorn
+
+    os.environ[CONFIG_ENV] = json.dumps(config.to_dict())
+    uvicorn.run("shipyard.server.run:app_from_env", factory=True, host=host, port=port,
+                workers=workers, log_level=log_level, access_log=False,
+                timeout_graceful_shutdown=30, lifespan="on")

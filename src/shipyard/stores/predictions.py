@@ -1,0 +1,254 @@
+"""The prediction log: requests, responses and feedback as Parquet segments.
+
+The hot path only appends to an in-memory buffer (``append`` never blocks on disk). A
+background thread flushes every ``flush_interval`` seconds, one segment per endpoint, hour
+and model version, each written to a temporary name and renamed, so readers never see half a
+file and a crash loses at most the last interval. ``close()`` flushes everything.
+
+Layout: ``ROOT/{predictions,feedback}/endpoint=NAME/date=YYYY-MM-DD/hour=HH/*.parquet``.
+Prediction rows: ``request_id, row, ts, endpoint, model, version, latency_ms, routing_key``,
+one ``input.<name>`` column per input and ``output.label`` / ``output.value`` /
+``output.proba.<class>`` / ``output.<name>`` columns.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from shipyard.errors import ShipyardError
+from shipyard.types import Array, Columns
+
+log = logging.getLogger(__name__)
+_SEQ = itertools.count()
+
+
+@dataclass
+class PredictionRecord:
+    """One served request (``rows`` rows)."""
+
+    request_id: str
+    ts: float  # seconds since the epoch
+    endpoint: str
+    model: str
+    version: int
+    latency_ms: float
+    routing_key: str | None
+    inputs: Columns
+    outputs: Columns
+    class_labels: Sequence[Any] | None = None
+
+    @property
+    def rows(self) -> int:
+        return len(next(iter(self.inputs.values()))) if self.inputs else 0
+
+
+@dataclass
+class FeedbackRecord:
+    """Ground truth for a logged request: one label per row of that request."""
+
+    request_id: str
+    ts: float
+    endpoint: str
+    labels: Sequence[Any]
+
+    @property
+    def rows(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class LogStats:
+    written_rows: int = 0
+    dropped_rows: int = 0
+    segments: int = 0
+    write_errors: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+class PredictionLog:
+    """Buffer + background writer. ``append`` returns False when the record was dropped."""
+
+    def __init__(self, root: str | Path, *, flush_interval: float = 1.0,
+                 max_buffered_rows: int = 500_000) -> None:
+        self.root = Path(root)
+        self.flush_interval = flush_interval
+        self.max_buffered_rows = max_buffered_rows
+        self.stats = LogStats()
+        self._buffer: list[PredictionRecord | FeedbackRecord] = []
+        self._buffered_rows = 0
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> PredictionLog:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="shipyard-log-writer",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def append(self, record: PredictionRecord | FeedbackRecord) -> bool:
+        rows = record.rows
+        with self._lock:
+            if self._buffered_rows + rows > self.max_buffered_rows:
+                self.stats.dropped_rows += rows
+                return False
+            self._buffer.append(record)
+            self._buffered_rows += rows
+        return True
+
+    @property
+    def buffered_rows(self) -> int:
+        return self._buffered_rows
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_interval):
+            self.flush()
+
+    def flush(self) -> int:
+        """Write everything buffered now; returns the rows written."""
+        with self._flush_lock:
+            with self._lock:
+                batch, self._buffer = self._buffer, []
+                self._buffered_rows = 0
+            if not batch:
+                return 0
+            written = 0
+            for key, records in _group(batch).items():
+                try:
+                    written += self._write(key, records)
+                except Exception:  # a bad segment must not stop the writer
+                    self.stats.write_errors += 1
+                    self.stats.dropped_rows += sum(r.rows for r in records)
+                    log.exception("prediction log: could not write a segment for %s", key)
+            return written
+
+    def _write(self, key: tuple[str, str, str, int], records: list[Any]) -> int:
+        kind, endpoint, hour, _version = key
+        table = (_prediction_table(records) if kind == "predictions"
+                 else _feedback_table(records))
+        stamp = datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC)
+        folder = (self.root / kind / f"endpoint={endpoint}" / f"date={stamp:%Y-%m-%d}" /
+                  f"hour={stamp:%H}")
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{time.time_ns()}-{os.getpid()}-{next(_SEQ)}.parquet"
+        tmp = folder / f".{name}.tmp"
+        pq.write_table(table, tmp, compression="zstd")
+        tmp.replace(folder / name)
+        self.stats.written_rows += table.num_rows
+        self.stats.segments += 1
+        self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + table.num_rows
+        return int(table.num_rows)
+
+    def close(self) -> None:
+        """Stop the writer and flush everything still buffered."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self.flush()
+
+
+def _hour(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H")
+
+
+def _group(batch: list[PredictionRecord | FeedbackRecord],
+           ) -> dict[tuple[str, str, str, int], list[Any]]:
+    groups: dict[tuple[str, str, str, int], list[Any]] = {}
+    for rec in batch:
+        if isinstance(rec, PredictionRecord):
+            key = ("predictions", rec.endpoint, _hour(rec.ts), rec.version)
+        else:
+            key = ("feedback", rec.endpoint, _hour(rec.ts), 0)
+        groups.setdefault(key, []).append(rec)
+    return groups
+
+
+def _column(parts: list[Array]) -> pa.Array:
+    arr = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    if arr.dtype.kind == "O":
+        return pa.array([None if v is None else str(v) for v in arr], type=pa.string())
+    if arr.ndim > 1:
+        return pa.array(arr.reshape(len(arr), -1).tolist())
+    return pa.array(arr)
+
+
+def _prediction_table(records: list[PredictionRecord]) -> pa.Table:
+    rows = [r.rows for r in records]
+    meta: dict[str, pa.Array] = {
+        "request_id": pa.array(np.repeat([r.request_id for r in records], rows).tolist(),
+                               type=pa.string()),
+        "row": pa.array(np.concatenate([np.arange(n, dtype=np.int32) for n in rows])),
+        "ts": pa.array(np.repeat(np.array([int(r.ts * 1e6) for r in records], dtype="int64"),
+                                 rows), type=pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        "endpoint": pa.array(np.repeat([r.endpoint for r in records], rows).tolist()),
+        "model": pa.array(np.repeat([r.model for r in records], rows).tolist()),
+        "version": pa.array(np.repeat([r.version for r in records], rows).astype("int32")),
+        "latency_ms": pa.array(np.repeat([r.latency_ms for r in records], rows)
+                               .astype("float32")),
+        "routing_key": pa.array(np.repeat([r.routing_key or "" for r in records], rows)
+                                .tolist(), type=pa.string()),
+    }
+    first = records[0]
+    for name in first.inputs:
+        meta[f"input.{name}"] = _column([r.inputs[name] for r in records])
+    for name in first.outputs:
+        if name == "probabilities" and first.class_labels is not None:
+            for i, label in enumerate(first.class_labels):
+                meta[f"output.proba.{label}"] = _column(
+                    [r.outputs[name][:, i] for r in records])
+        else:
+            meta[f"output.{name}"] = _column([r.outputs[name] for r in records])
+    return pa.table(meta)
+
+
+def _feedback_table(records: list[FeedbackRecord]) -> pa.Table:
+    labels = [v for r in records for v in r.labels]
+    kinds = {type(v) for v in labels if v is not None}
+    if kinds <= {int, bool} or kinds <= {float, int}:
+        label_arr = pa.array(labels)
+    else:
+        label_arr = pa.array([None if v is None else str(v) for v in labels], type=pa.string())
+    return pa.table({
+        "request_id": pa.array([r.request_id for r in records for _ in r.labels],
+                               type=pa.string()),
+        "row": pa.array([i for r in records for i in range(len(r.labels))], type=pa.int32()),
+        "ts": pa.array([int(r.ts * 1e6) for r in records for _ in r.labels],
+                       type=pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        "endpoint": pa.array([r.endpoint for r in records for _ in r.labels]),
+        "label": label_arr,
+    })
+
+
+def read_log(root: str | Path, endpoint: str, *, kind: str = "predictions",
+             since: datetime | None = None, limit: int | None = None) -> pa.Table:
+    """The logged rows of ``endpoint`` (oldest first; ``limit`` keeps the newest), across
+    every segment and schema."""
+    folder = Path(root) / kind / f"endpoint={endpoint}"
+    files = sorted(str(p) for p in folder.rglob("*.parquet") if not p.name.startswith("."))
+    if not files:
+        raise ShipyardError(f"no {kind} logged for endpoint {endpoint!r} under {root}")
+    schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
+    dataset = pads.dataset(files, schema=schema, format="parquet")
+    flt = None if since is None else pads.field("ts") >= pa.scalar(
+        since.astimezone(UTC), type=pa.timestamp("us", tz="UTC"))
+    table = dataset.to_table(filter=flt).sort_by([("ts", "ascending"), ("row", "ascending")])
+    if limit is not None:  # the newest ``limit`` rows, still oldest first
+        return table.slice(max(0, table.num_rows - limit))
+    return table

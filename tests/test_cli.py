@@ -8,6 +8,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 import shipyard
 from shipyard._version import __version__
 from shipyard.cli.main import app
+from shipyard.settings import Settings
 
 runner = CliRunner()
 
@@ -115,8 +117,19 @@ def test_unknown_sample_format_is_a_clear_error(tmp_path: Path) -> None:
     assert ".csv" in result.stderr
 
 
-def test_quickstart_runs_end_to_end(tmp_path: Path) -> None:
+def test_quickstart_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
     result = runner.invoke(app, ["quickstart", "--dir", str(tmp_path / "qs")])
     assert result.exit_code == 0, result.output
     assert "agree with scikit-learn on 100.0%" in result.output
     assert shipyard.load(tmp_path / "qs").name == "breast-cancer"
+    registry = shipyard.Registry(settings=Settings.from_env())
+    assert registry.get_version("breast-cancer@production").version == 1
+    assert "sent 40 rows in 10 requests" in result.output
+    from shipyard.stores.predictions import read_log
+
+    logged = read_log(tmp_path / "home" / "logs", "breast-cancer")
+    assert logged.num_rows == 40
+    feedback = read_log(tmp_path / "home" / "logs", "breast-cancer", kind="feedback")
+    assert set(feedback.column("request_id").to_pylist()) == set(
+        logged.column("request_id").to_pylist())

@@ -88,13 +88,17 @@ def quickstart(
     directory: Annotated[Path | None, typer.Option("--dir", help="where to write the package "
                                                    "(default: $SHIPYARD_HOME/quickstart)")]
     = None,
+    serve: Annotated[bool, typer.Option(help="serve the model and send it traffic")] = True,
+    keep_serving: Annotated[bool | None, typer.Option(
+        help="keep serving after the demo traffic (default: when run in a terminal)")] = None,
 ) -> None:
     """Train a small model on bundled data, package it, load it back and predict."""
     from shipyard.cli.quickstart import run_quickstart
     from shipyard.settings import Settings
 
     settings = Settings.from_env()
-    run_quickstart(console, directory or settings.home / "quickstart", settings)
+    run_quickstart(console, directory or settings.home / "quickstart", settings, serve=serve,
+                   keep_serving=keep_serving)
 
 
 if __name__ == "__main__":

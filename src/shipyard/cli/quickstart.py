@@ -12,7 +12,8 @@ from shipyard.registry import Registry
 from shipyard.settings import Settings
 
 
-def run_quickstart(console: Console, directory: Path, settings: Settings) -> None:
+def run_quickstart(console: Console, directory: Path, settings: Settings, *,
+                   serve: bool = True, keep_serving: bool | None = None) -> None:
     import numpy as np
     from sklearn.datasets import load_breast_cancer
     from sklearn.ensemble import GradientBoostingClassifier
@@ -70,6 +71,11 @@ def run_quickstart(console: Console, directory: Path, settings: Settings) -> Non
     same = bool(np.array_equal(production.predict(x_test).predictions, result.predictions))
     console.print(f"7. loaded models:/breast-cancer@production from the registry: "
                   f"{'same predictions' if same else 'DIFFERENT predictions'}")
+    if serve:
+        from shipyard.cli.quickstart_serve import serve_and_call
+
+        serve_and_call(console, settings, "models:/breast-cancer@production", x_test, y_test,
+                       keep_serving=keep_serving)
     console.print("\nnext: [cyan]shipyard models list[/], [cyan]shipyard models lineage "
                   f"breast-cancer/{version.version}[/], [cyan]shipyard audit[/], "
                   f"[cyan]shipyard inspect {path}[/]")

@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[sklearn]"
+	$(BIN)/pip install --quiet -e ".[sklearn,server]"
 
 install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[all,dev]"

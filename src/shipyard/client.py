@@ -27,7 +27,13 @@ class ServerError(ShipyardError):
 
 
 def _clean(value: Any) -> Any:
+    """A JSON-ready value: missing markers (NaN, pd.NA, NaT) become null, numpy values and
+    arrays (at any depth) plain Python, datetimes ISO 8601 strings."""
     if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) > 0:
+        return [_clean(v) for v in value]
+    if type(value).__name__ in ("NAType", "NaTType"):
         return None
     if hasattr(value, "isoformat"):
         return value.isoformat()
@@ -44,7 +50,7 @@ def encode(data: Any) -> dict[str, Any]:
     if isinstance(data, Mapping):
         return {"inputs": {str(k): [_clean(v) for v in list(v)] for k, v in data.items()}}
     if hasattr(data, "tolist"):
-        return {"inputs": data.tolist()}
+        return {"inputs": _clean(data.tolist())}
     if isinstance(data, Sequence) and data and all(isinstance(r, Mapping) for r in data):
         return {"instances": [{k: _clean(v) for k, v in r.items()} for r in data]}
     return {"inputs": list(data)}

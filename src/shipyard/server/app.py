@@ -22,9 +22,12 @@ from starlette.routing import Route
 from shipyard._version import __version__
 from shipyard.batching import BatcherClosedError, BatchTimeoutError, QueueFullError
 from shipyard.errors import InputValidationError, NotFoundError, ShipyardError
+from shipyard.packaging.validation import UnknownCategories
+from shipyard.runtimes.model import LoadedModel
 from shipyard.server import codec
 from shipyard.server.openapi import DOCS_HTML, openapi_document
 from shipyard.service.dataplane import DataPlane, Endpoint, Served
+from shipyard.types import Columns
 
 log = logging.getLogger("shipyard.serve")
 JSON = "application/json"
@@ -67,7 +70,7 @@ def _error(exc: Exception) -> Response:
 
 async def _body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and _is_digits(declared) and int(declared) > limit:
         raise PayloadTooLargeError(f"request body of {declared} bytes is over the "
                                    f"{limit}-byte limit")
     chunks, size = [], 0
@@ -79,11 +82,16 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _is_digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts "²", which ``int()`` refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _version(request: Request) -> int | None:
     raw = request.path_params.get("version")
     if raw is None:
         return None
-    if not raw.isdigit() or int(raw) < 1:
+    if not _is_digits(raw) or int(raw) < 1:
         raise NotFoundError(f"version {raw!r} is not a positive integer")
     return int(raw)
 
@@ -91,7 +99,7 @@ def _version(request: Request) -> int | None:
 def create_app(plane: DataPlane) -> Starlette:
     """The ASGI app serving ``plane``; its lifespan loads models and flushes logs."""
     config = plane.config
-    keys = {secret: name for name, secret in config.api_keys.items()}
+    keys = {secret.encode(): name for name, secret in config.api_keys.items()}
 
     def authorise(request: Request) -> None:
         if not keys:
@@ -99,7 +107,10 @@ def create_app(plane: DataPlane) -> Starlette:
         auth = request.headers.get("authorization", "")
         token = auth[7:] if auth.lower().startswith("bearer ") else request.headers.get(
             "x-api-key", "")
-        if not any(hmac.compare_digest(token, secret) for secret in keys):
+        # as bytes: compare_digest raises TypeError on non-ASCII str; headers arrive
+        # decoded as latin-1, so this gives back the bytes the client sent
+        presented = token.encode("latin-1")
+        if not any(hmac.compare_digest(presented, secret) for secret in keys):
             raise UnauthorizedError("missing or invalid API key (Authorization: Bearer KEY)")
 
     def guarded(handler: Handler, *, auth: bool = True) -> Handler:
@@ -143,8 +154,8 @@ def create_app(plane: DataPlane) -> Starlette:
             payload = codec.loads(await _body(request, config.max_body_bytes))
             deployment = endpoint.deployment()
             model = deployment.model
-            columns = model.prepare(codec.simple_request(payload),
-                                    unknown_categories=endpoint.config.unknown_categories)
+            columns = _prepare(model, codec.simple_request(payload),
+                               endpoint.config.unknown_categories)
             served = await plane.predict(endpoint, columns, request_id=request_id,
                                          routing_key=request.headers.get("x-routing-key"))
             d = served.deployment
@@ -205,7 +216,7 @@ def create_app(plane: DataPlane) -> Starlette:
             raw = await _body(request, config.max_body_bytes)
             header_len = request.headers.get("inference-header-content-length")
             if header_len is not None:
-                if not header_len.isdigit() or int(header_len) > len(raw):
+                if not _is_digits(header_len) or int(header_len) > len(raw):
                     raise codec.BadRequestError("Inference-Header-Content-Length does not fit "
                                            "the body")
                 header = codec.loads(raw[:int(header_len)])
@@ -214,8 +225,7 @@ def create_app(plane: DataPlane) -> Starlette:
                 header, binary = codec.loads(raw), b""
             deployment = endpoint.deployment(version)
             columns, requested = codec.oip_request(header, binary, deployment.model.signature)
-            prepared = deployment.model.prepare(
-                columns, unknown_categories=endpoint.config.unknown_categories)
+            prepared = _prepare(deployment.model, columns, endpoint.config.unknown_categories)
             rid = header.get("id") if isinstance(header.get("id"), str) else None
             served = await plane.predict(endpoint, prepared, request_id=rid or
                                          request.headers.get("x-request-id"), version=version)
@@ -277,6 +287,15 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 async def _not_allowed(request: Request, exc: Exception) -> Response:
     return _json(codec.error_body(f"method {request.method} not allowed on "
                                   f"{request.url.path}"), 405)
+
+
+def _prepare(model: LoadedModel, data: Any, unknown: UnknownCategories) -> Columns:
+    """``model.prepare``; values numpy cannot hold as columns at all (ragged nested lists
+    such as ``{"a": [1, [2, 3]]}``) are a bad request, not an internal error."""
+    try:
+        return model.prepare(data, unknown_categories=unknown)
+    except ValueError as exc:
+        raise codec.BadRequestError(f"the input values do not form columns: {exc}") from None
 
 
 def _now() -> float:

@@ -110,19 +110,17 @@ def _dataframe_split(value: Any) -> dict[str, list[Any]]:
 def simple_response(outputs: Columns, signature: Signature, *, model: str, version: int,
                     request_id: str) -> bytes:
     body: dict[str, Any] = {}
-    if "label" in outputs:
-        body["predictions"] = outputs["label"]
-    elif "value" in outputs:
-        body["predictions"] = outputs["value"]
-    else:
-        first = next(iter(outputs))
-        body["predictions"] = outputs[first]
+    shown = ("label" if "label" in outputs else "value" if "value" in outputs
+             else next(iter(outputs)))
+    body["predictions"] = outputs[shown]
     proba = outputs.get("probabilities")
     if proba is not None and signature.class_labels is not None:
         names = [str(c) for c in signature.class_labels]
         body["probabilities"] = [dict(zip(names, row, strict=True)) for row in proba.tolist()]
-    extra = {k: v for k, v in outputs.items() if k not in ("label", "value", "probabilities")}
-    if extra and ("label" in outputs or "value" in outputs):
+    # every other output, also when the first one stands in for the predictions
+    extra = {k: v for k, v in outputs.items()
+             if k not in ("label", "value", "probabilities", shown)}
+    if extra:
         body["outputs"] = extra
     body.update(model=model, version=version, request_id=request_id)
     return dumps(_plain(body))
@@ -192,7 +190,7 @@ def oip_request(header: Any, binary: bytes, signature: Signature) -> tuple[Colum
                 flat = _from_json(tensor["data"], datatype)
             else:
                 raise BadRequestError(f"input {name!r} has neither 'data' nor binary data")
-        except ValueError as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             problems.append(Problem(name, f"data does not match datatype {datatype}: {exc}"))
             continue
         expected = math.prod(shape)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
+from types import FrameType
 from typing import Any
 
 from shipyard.service.config import ServeConfig
@@ -25,6 +28,19 @@ def serve(config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8000,
     import uvicorn
 
     os.environ[CONFIG_ENV] = json.dumps(config.to_dict())
-    uvicorn.run("shipyard.server.run:app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level, access_log=False,
-                timeout_graceful_shutdown=30, lifespan="on")
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler it
+    # found installed: with the default one the process dies "killed by SIGTERM" (exit -15)
+    # although every request finished and the log was flushed. Exit 0 instead.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_zero) if main else None
+    try:
+        uvicorn.run("shipyard.server.run:app_from_env", factory=True, host=host, port=port,
+                    workers=workers, log_level=log_level, access_log=False,
+                    timeout_graceful_shutdown=30, lifespan="on")
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous or signal.SIG_DFL)
+
+
+def _exit_zero(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)

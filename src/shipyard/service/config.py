@@ -64,6 +64,11 @@ class ServeConfig:
         if self.flush_interval_s <= 0 or self.poll_interval_s <= 0 or self.max_body_bytes < 1:
             raise ConfigError("flush_interval_s, poll_interval_s and max_body_bytes must be "
                               "positive")
+        if not isinstance(self.api_keys, Mapping) or not all(
+                isinstance(name, str) and isinstance(secret, str) and secret
+                for name, secret in self.api_keys.items()):
+            # an empty secret would match a request that sends no key at all
+            raise ConfigError("api_keys maps key names to non-empty secret strings")
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -496,3 +496,16 @@ def test_strings_in_a_tensor(tensor_loaded: shipyard.LoadedModel) -> None:
 def test_tensor_model_accepts_the_right_shape(tensor_loaded: shipyard.LoadedModel) -> None:
     assert len(tensor_loaded.predict(np.ones((3, 4)))) == 3
     assert len(tensor_loaded.predict([[1.0, 2.0, 3.0, 4.0]])) == 1
+
+
+def test_ragged_nested_input_is_a_validation_error(tmp_path: Path) -> None:
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True, as_frame=True)
+    path = shipyard.package(LogisticRegression(max_iter=500).fit(x, y), x,
+                            name="iris").save(tmp_path / "p")
+    data = {c: [1.0, 2.0] for c in x.columns}
+    data["sepal length (cm)"] = [1.0, [2.0, 3.0]]
+    with pytest.raises(shipyard.InputValidationError, match="ragged"):
+        shipyard.load(path).predict(data)

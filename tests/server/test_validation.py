@@ -137,7 +137,6 @@ def test_malformed_json_is_400(serve, packages, url, content, message) -> None:
      "row 0 must have 1 values"),
     ("/v1/endpoints/iris/predict", {"dataframe_split": {"columns": [1], "data": [[1]]}},
      "must be a list of names"),
-    ("/v1/endpoints/iris/predict", {"inputs": {"a": [1, [2, 3]]}}, "do not form columns"),
     ("/v1/endpoints/iris/predict", {"instances": [{"a": [1]}, {"a": [1, 2]}]},
      "do not form columns"),
     ("/v1/endpoints/iris/predict", {"inputs": [{"a": None}, {"a": [[1], [2, 3]]}]},
@@ -263,3 +262,12 @@ def test_api_keys_that_are_not_ascii(serve, packages) -> None:
         assert response.status_code == 401, response.text
     for response in right:
         assert response.status_code == 200, response.text
+
+
+def test_ragged_column_is_a_422_naming_the_column(serve, packages) -> None:  # type: ignore[no-untyped-def]
+    with serve(endpoint("iris", packages.iris)) as s:
+        response = s.client.post("/v1/endpoints/iris/predict",
+                                 json={"inputs": {"a": [1, [2, 3]]}})
+    assert response.status_code == 422, response.text
+    assert {"field": "a", "message": "values must all have the same shape (got ragged nested "
+                                     "lists)"} in response.json()["problems"]

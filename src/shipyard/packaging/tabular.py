@@ -65,7 +65,11 @@ def raw_columns(data: Any, names: Sequence[str] | None = None) -> Columns:
 def _as_array(value: Any, name: str) -> Array:
     if hasattr(value, "to_numpy") and hasattr(value, "dtype"):
         return series_to_numpy(value)
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except ValueError:  # ragged nesting such as [1, [2, 3]]
+        raise InputValidationError([Problem(
+            name, "values must all have the same shape (got ragged nested lists)")]) from None
     if arr.dtype.kind == "O" and arr.ndim > 1 and arr.shape[1:] == ():
         arr = np.asarray(list(value), dtype=object)
     if isinstance(value, (list, tuple)) and _stringified(value, arr):

@@ -96,7 +96,7 @@ def _version(request: Request) -> int | None:
     return int(raw)
 
 
-def create_app(plane: DataPlane) -> Starlette:
+def create_app(plane: DataPlane) -> HotPaths:
     """The ASGI app serving ``plane``; its lifespan loads models and flushes logs."""
     config = plane.config
     keys = {secret.encode(): name for name, secret in config.api_keys.items()}
@@ -139,10 +139,24 @@ def create_app(plane: DataPlane) -> Starlette:
             status = str(response.status_code)
             return response
         finally:
-            labels = {"endpoint": endpoint.name, "model": model, "version": version,
+            counter, histogram = children(endpoint.name, model, version, status, protocol)
+            counter.inc()
+            histogram.observe(_now() - timer_start)
+
+    child_cache: dict[tuple[str, ...], tuple[Any, Any]] = {}
+
+    def children(endpoint: str, model: str, version: str, status: str,
+                 protocol: str) -> tuple[Any, Any]:
+        # labels() takes a lock and builds a key on every call; the hot path reuses children
+        key = (endpoint, model, version, status, protocol)
+        found = child_cache.get(key)
+        if found is None:
+            labels = {"endpoint": endpoint, "model": model, "version": version,
                       "status": status}
-            plane.metrics.requests.labels(protocol=protocol, **labels).inc()
-            plane.metrics.latency.labels(**labels).observe(_now() - timer_start)
+            found = (plane.metrics.requests.labels(protocol=protocol, **labels),
+                     plane.metrics.latency.labels(**labels))
+            child_cache[key] = found
+        return found
 
     # -- simple JSON API ---------------------------------------------------------------------
 
@@ -277,7 +291,47 @@ def create_app(plane: DataPlane) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={404: _not_found, 405: _not_allowed})
     app.state.plane = plane
-    return app
+    return HotPaths(app, {"predict": guarded(predict), "infer": guarded(infer)})
+
+
+class HotPaths:
+    """Serves the two hot routes (JSON predict, OIP infer) straight from the ASGI scope and
+    hands everything else to Starlette. Same handlers, minus the router and middleware
+    stack, which is most of the per-request overhead for a fast model."""
+
+    def __init__(self, app: Starlette, handlers: dict[str, Handler]) -> None:
+        self.app = app
+        self.state = app.state
+        self.router = app.router
+        self.routes = app.routes
+        self.handlers = handlers
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            match = _hot_route(scope["path"])
+            if match is not None:
+                kind, params = match
+                scope["path_params"] = params
+                response = await self.handlers[kind](Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _hot_route(path: str) -> tuple[str, dict[str, str]] | None:
+    parts = path.split("/")
+    # /v1/endpoints/{name}/predict
+    if len(parts) == 5 and parts[1] == "v1" and parts[2] == "endpoints" \
+            and parts[4] == "predict" and parts[3]:
+        return "predict", {"name": parts[3]}
+    # /v2/models/{name}/infer and /v2/models/{name}/versions/{version}/infer
+    if parts[-1] == "infer" and len(parts) in (5, 7) and parts[1] == "v2" \
+            and parts[2] == "models" and parts[3]:
+        if len(parts) == 5:
+            return "infer", {"name": parts[3]}
+        if parts[4] == "versions" and parts[5]:
+            return "infer", {"name": parts[3], "version": parts[5]}
+    return None
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -323,5 +377,7 @@ def _feedback_items(payload: Any) -> list[tuple[str, list[Any]]]:
                 v is None or isinstance(v, (str, int, float, bool)) for v in labels):
             raise codec.BadRequestError(f"feedback[{i}]: labels must be a non-empty list of "
                                    "numbers, strings, booleans or nulls")
+        if any(isinstance(v, int) and not -2**63 <= v < 2**63 for v in labels):
+            raise codec.BadRequestError(f"feedback[{i}]: integer labels must fit in 64 bits")
         items.append((entry["request_id"], labels))
     return items

@@ -184,8 +184,9 @@ def _column(parts: list[Array]) -> pa.Array:
     arr = np.concatenate(parts) if len(parts) > 1 else parts[0]
     if arr.dtype.kind == "O":
         return pa.array([None if v is None else str(v) for v in arr], type=pa.string())
-    if arr.ndim > 1:
-        return pa.array(arr.reshape(len(arr), -1).tolist())
+    if arr.ndim > 1:  # one fixed-size list per row, built without Python objects
+        width = int(np.prod(arr.shape[1:]))
+        return pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(-1)), width)
     return pa.array(arr)
 
 

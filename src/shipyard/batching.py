@@ -100,7 +100,8 @@ class AdaptiveBatcher(Generic[T, R]):
 
     @property
     def running(self) -> int:
-        return len(self._in_flight)
+        """Batches executing now (a finished task leaves ``_in_flight`` a loop turn later)."""
+        return sum(1 for task in self._in_flight if not task.done())
 
     async def submit(self, item: T, *, timeout: float | None = None) -> R:
         """The result for ``item``. Raises QueueFullError, BatchTimeoutError, or fn's error."""
@@ -122,7 +123,8 @@ class AdaptiveBatcher(Generic[T, R]):
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
             self.stats.timeouts += 1
-            if not pending.started:
+            if not pending.started:  # never run it, even if already taken into a batch
+                pending.future.cancel()
                 self._forget(pending)
             raise BatchTimeoutError(f"no result within {timeout:.3g} s") from None
 
@@ -159,7 +161,7 @@ class AdaptiveBatcher(Generic[T, R]):
             if nxt.deadline is not None and nxt.deadline <= now:
                 self._queue.popleft()
                 continue
-            if batch and rows + nxt.rows > self.max_batch_size:
+            if (batch or rows) and rows + nxt.rows > self.max_batch_size:
                 break
             self._queue.popleft()
             batch.append(nxt)
@@ -185,6 +187,9 @@ class AdaptiveBatcher(Generic[T, R]):
 
     async def _execute(self, batch: list[_Pending[T, R]]) -> None:
         try:
+            batch = [p for p in batch if not p.future.done()]  # timed out while waiting
+            if not batch:
+                return
             for pending in batch:
                 pending.started = True
             rows = sum(p.rows for p in batch)
@@ -242,6 +247,9 @@ class AdaptiveBatcher(Generic[T, R]):
                 await asyncio.sleep(0.001)
         if self._loop_task is not None:
             await self._loop_task
+        # the loop may have held a batch (waiting for company) while the queue looked empty
+        while self._in_flight:
+            await asyncio.gather(*list(self._in_flight), return_exceptions=True)
 
 
 def _settle(future: asyncio.Future[R], outcome: R | BaseException) -> None:

@@ -302,6 +302,15 @@ def test_fetched_files_are_copies_not_links_to_blobs(reg: Registry, pkgs: Packag
     shipyard.load(again)  # the stored blob still verifies
 
 
+def test_a_damaged_cached_fetch_is_fetched_again(reg: Registry, pkgs: Packages) -> None:
+    reg.register(pkgs.base_dir)
+    cached = reg.fetch("iris/1")  # the default cache under $SHIPYARD_HOME
+    (cached / "model.onnx").write_bytes(b"damaged")
+    again = reg.fetch("iris/1")
+    assert again == cached
+    shipyard.load(again)  # every hash matches again: the damaged copy was replaced
+
+
 def test_archive_and_restore_refuse_no_ops_without_audit(reg: Registry, pkgs: Packages) -> None:
     reg.register(pkgs.base_dir)
     reg.register(pkgs.base_dir)

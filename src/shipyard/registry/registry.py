@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from shipyard.errors import (
     ConflictError,
     IncompatibleSignatureError,
+    IntegrityError,
     NotFoundError,
     PackageError,
     RegistryError,
@@ -357,7 +358,11 @@ class Registry:
         manifest_json = Manifest.from_dict(doc).to_json()
         existing = target / MANIFEST_FILE
         if existing.is_file() and existing.read_text(encoding="utf-8") == manifest_json:
-            return target  # already there (a package of another version is replaced)
+            try:  # a cached copy is reused only while every file still matches its hash
+                verify_files(target, Manifest.from_dict(doc).files)
+                return target
+            except IntegrityError:
+                pass  # damaged cache (or fetched from a damaged blob): fetch again
         if target.exists() and not existing.is_file() and (
                 not target.is_dir() or any(target.iterdir())):
             raise RegistryError(f"refusing to fetch into {target}: it exists and is not a "

@@ -113,6 +113,7 @@ class DataPlane:
         self.executor = ThreadPoolExecutor(max_workers=max(
             4, sum(e.concurrency for e in config.endpoints) + 2), thread_name_prefix="infer")
         self._watcher: asyncio.Task[None] | None = None
+        self._checking = asyncio.Lock()  # one check at a time: the watcher or a direct call
         self.started_at = time.time()
 
     @property
@@ -243,6 +244,10 @@ class DataPlane:
 
     async def check_for_new_versions(self) -> None:
         """One pass of the watcher: swap endpoints whose alias moved."""
+        async with self._checking:  # concurrent passes would load and swap a version twice
+            await self._check_for_new_versions()
+
+    async def _check_for_new_versions(self) -> None:
         loop = asyncio.get_running_loop()
         for ep in self.endpoints.values():
             if not self._watched(ep):
@@ -255,6 +260,7 @@ class DataPlane:
                 continue
             if latest.version == ep.failed_version:
                 continue
+            ep.failed_version = None  # the alias moved: a version that failed may be retried
             changed = ep.current is None or latest.version != ep.current.version
             if changed and not await self._load(ep):
                 ep.failed_version = latest.version

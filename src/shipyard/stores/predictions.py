@@ -133,8 +133,9 @@ class PredictionLog:
                 try:
                     written += self._write(key, records)
                 except Exception:  # a bad segment must not stop the writer
-                    self.stats.write_errors += 1
-                    self.stats.dropped_rows += sum(r.rows for r in records)
+                    with self._lock:  # append() updates dropped_rows under the same lock
+                        self.stats.write_errors += 1
+                        self.stats.dropped_rows += sum(r.rows for r in records)
                     log.exception("prediction log: could not write a segment for %s", key)
             return written
 

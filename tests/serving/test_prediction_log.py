@@ -1,0 +1,129 @@
+"""``PredictionLog`` in process: a full buffer drops (and counts) instead of blocking, a
+segment that cannot be written is counted and does not stop the writer, readers never see
+temporary files."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from shipyard.stores import predictions
+from shipyard.stores.predictions import FeedbackRecord, PredictionLog, PredictionRecord, read_log
+
+
+def record(request_id: str, rows: int, endpoint: str = "ep") -> PredictionRecord:
+    a = np.arange(rows, dtype=np.float64)
+    return PredictionRecord(request_id=request_id, ts=time.time(), endpoint=endpoint,
+                            model="m", version=1, latency_ms=1.0, routing_key=None,
+                            inputs={"a": a}, outputs={"value": a * 2})
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def logged_ids(root: Path, endpoint: str = "ep") -> list[str]:
+    table = read_log(root, endpoint)
+    return [rid for rid, row in zip(table.column("request_id").to_pylist(),
+                                    table.column("row").to_pylist(), strict=True) if row == 0]
+
+
+def test_a_full_buffer_drops_and_counts_records(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, max_buffered_rows=10)  # no writer thread: nothing drains
+    assert log.append(record("a", 4))
+    assert log.append(record("b", 4))
+    assert not log.append(record("c", 4))  # 12 rows > 10: dropped, not queued
+    assert log.append(record("d", 2))  # exactly full is fine
+    assert not log.append(FeedbackRecord("a", time.time(), "ep", [1]))
+    assert log.stats.dropped_rows == 5
+    assert log.buffered_rows == 10
+    log.close()
+    assert sorted(logged_ids(tmp_path)) == ["a", "b", "d"]
+    assert log.stats.written_rows == 10
+    assert log.append(record("e", 10))  # the buffer has room again after a flush
+
+
+def test_append_does_not_wait_for_a_slow_disk(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flush stuck writing a segment holds no lock that ``append`` needs."""
+    log = PredictionLog(tmp_path, max_buffered_rows=100)
+    entered, release = threading.Event(), threading.Event()
+    real_write = pq.write_table
+
+    def slow_write(*args: Any, **kwargs: Any) -> None:
+        entered.set()
+        assert release.wait(10)
+        real_write(*args, **kwargs)
+
+    assert getattr(predictions, "pq") is pq  # noqa: B009 - not re-exported
+    monkeypatch.setattr(pq, "write_table", slow_write)  # the module the log writes with
+    assert log.append(record("first", 5))
+    flusher = threading.Thread(target=log.flush)
+    flusher.start()
+    assert entered.wait(10)
+    outcomes: list[bool] = []
+    appender = threading.Thread(
+        target=lambda: outcomes.extend(log.append(record(f"r{i}", 10)) for i in range(20)))
+    appender.start()
+    appender.join(10)
+    stuck = appender.is_alive()
+    release.set()
+    flusher.join(10)
+    assert not stuck, "append blocked behind a segment write"
+    assert outcomes == [True] * 10 + [False] * 10  # 100 rows fit; the rest are dropped
+    assert log.stats.dropped_rows == 100
+    log.close()
+    assert len(logged_ids(tmp_path)) == 11
+
+
+def test_a_segment_write_error_is_counted_and_the_writer_goes_on(tmp_path: Path) -> None:
+    # a file where the endpoint's folder should be: every segment of "bad" fails to write
+    (tmp_path / "predictions").mkdir()
+    (tmp_path / "predictions" / "endpoint=bad").write_text("in the way")
+    log = PredictionLog(tmp_path, flush_interval=0.05).start()
+    try:
+        log.append(record("x1", 3, endpoint="bad"))
+        log.append(record("ok1", 2))  # the same flush: its segment is written
+        wait_until(lambda: log.stats.write_errors == 1 and log.stats.written_rows == 2,
+                   "the first flush")
+        assert log.stats.dropped_rows == 3
+        log.append(record("x2", 1, endpoint="bad"))
+        wait_until(lambda: log.stats.write_errors == 2, "the second failed write")
+        log.append(record("ok2", 4))
+        wait_until(lambda: log.stats.written_rows == 6, "a write after the errors")
+        assert log._thread is not None and log._thread.is_alive()
+    finally:
+        log.close()
+    assert log.stats.write_errors == 2
+    assert log.stats.dropped_rows == 4
+    assert logged_ids(tmp_path) == ["ok1", "ok2"]
+
+
+def test_close_flushes_everything_and_readers_ignore_temporary_files(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, flush_interval=3600).start()
+    for i in range(50):
+        log.append(record(f"r{i}", 1 + i % 3))
+    log.close()
+    files = list(tmp_path.rglob("*"))
+    assert not [p for p in files if p.name.startswith(".")]  # no temporary file left behind
+    segments = [p for p in files if p.suffix == ".parquet"]
+    assert len(segments) == 1
+    time_ns, pid, seq = segments[0].stem.split("-")
+    assert int(time_ns) > 0 and int(pid) > 0 and int(seq) >= 0
+    # what a crash mid-write leaves: a dot-prefixed partial file; readers skip it
+    folder = segments[0].parent
+    (folder / f".{segments[0].name}.tmp").write_bytes(b"PAR1 half a file")
+    (folder / ".half.parquet").write_bytes(b"PAR1 half a file")
+    assert logged_ids(tmp_path) == [f"r{i}" for i in range(50)]

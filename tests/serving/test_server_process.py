@@ -1,0 +1,232 @@
+"""``shipyard serve`` as a real process on 127.0.0.1: the prediction log survives SIGTERM
+(nothing lost) and SIGKILL (at most the last flush interval lost, never a corrupt segment),
+and ``--workers 2`` runs two worker processes that each serve and each log.
+
+``--workers N``: uvicorn's supervisor process starts N worker processes (spawned, so each
+imports shipyard and loads every model itself: memory grows about linearly with N); they
+accept connections from one shared listening socket, so which worker gets a connection is up
+to the kernel, and at light load one worker may get them all. Each worker writes its own
+prediction-log segments (the pid is in the file name). SIGTERM to the supervisor stops the
+workers gracefully, and each flushes its log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from serving.helpers import (
+    IrisModels,
+    ServerProcess,
+    children,
+    cmdline,
+    metric,
+    rows_payload,
+    rss_mib,
+)
+from shipyard.stores.predictions import read_log
+
+ENDPOINT = "iris"  # named after the package directory
+
+Factory = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def start_server(tmp_path: Path, iris: IrisModels) -> Iterator[Factory]:
+    started: list[ServerProcess] = []
+
+    def start(*extra: str) -> ServerProcess:
+        server = ServerProcess([str(iris.v1_dir), "--log-dir", str(tmp_path / "logs"),
+                                *extra], home=tmp_path / "home",
+                               out=tmp_path / f"server{len(started)}.out")
+        started.append(server)
+        server.wait_ready()
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def send(server: ServerProcess, iris: IrisModels, ids: Sequence[str], *, rows: int = 0,
+         threads: int = 8, fresh_connections: bool = False) -> dict[str, int]:
+    """POST one request per id (``rows`` rows, or 1-3 by default); status code per id,
+    0 when the request got no HTTP answer."""
+    rng = np.random.default_rng(len(ids))
+    bodies = {rid: rows_payload(iris.x[rng.choice(150, size=rows or int(rng.integers(1, 4)))])
+              for rid in ids}
+    shared = httpx.Client(timeout=30)
+
+    def one(rid: str) -> int:
+        try:
+            if fresh_connections:
+                with httpx.Client(timeout=30) as client:
+                    r = client.post(f"{server.base}/v1/endpoints/{ENDPOINT}/predict",
+                                    json=bodies[rid], headers={"X-Request-Id": rid})
+            else:
+                r = shared.post(f"{server.base}/v1/endpoints/{ENDPOINT}/predict",
+                                json=bodies[rid], headers={"X-Request-Id": rid})
+        except httpx.HTTPError:
+            return 0
+        if r.status_code == 200:
+            assert r.json()["request_id"] == rid
+        return r.status_code
+
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            return dict(zip(ids, pool.map(one, ids), strict=True))
+    finally:
+        shared.close()
+
+
+def new_ids(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}-{i}-{uuid.uuid4().hex[:8]}" for i in range(n)]
+
+
+def segments(log_dir: Path) -> list[Path]:
+    return sorted(p for p in log_dir.rglob("*.parquet") if not p.name.startswith("."))
+
+
+def logged(log_dir: Path) -> Counter[str]:
+    """Request id -> how many times it was logged (its first row counted)."""
+    table = read_log(log_dir, ENDPOINT)
+    return Counter(rid for rid, row in zip(table.column("request_id").to_pylist(),
+                                           table.column("row").to_pylist(), strict=True)
+                   if row == 0)
+
+
+def check_segments_readable(log_dir: Path) -> None:
+    for path in segments(log_dir):
+        pq.read_table(path)  # raises on a partial or corrupt file
+    leftovers = [p for p in log_dir.rglob("*") if p.is_file() and p.suffix != ".parquet"]
+    assert all(p.name.startswith(".") for p in leftovers), leftovers
+
+
+def test_sigterm_flushes_every_answered_request(start_server: Factory, iris: IrisModels,
+                                                tmp_path: Path) -> None:
+    server = start_server()
+    rss_start = rss_mib(server.pid)
+    ids = new_ids("t", 120)
+    statuses = send(server, iris, ids)
+    assert set(statuses.values()) == {200}
+    rss_traffic = rss_mib(server.pid)
+    server.signal(signal.SIGTERM)  # well inside the 1 s flush interval: close() flushes
+    code = server.wait()
+    assert code in (0, -signal.SIGTERM), server.output()
+    assert "Application shutdown complete" in server.output()
+    counts = logged(tmp_path / "logs")
+    assert counts == Counter(ids), "the log lost or duplicated requests"
+    check_segments_readable(tmp_path / "logs")
+    print(f"\n1 worker RSS: {rss_start:.0f} MiB after start, {rss_traffic:.0f} MiB after "
+          f"{len(ids)} requests (exit code {code})")
+
+
+def test_sigterm_while_requests_are_in_flight(start_server: Factory, iris: IrisModels,
+                                              tmp_path: Path) -> None:
+    """Requests still running when SIGTERM arrives finish, and each one answered is logged;
+    no request is logged without having been answered."""
+    server = start_server()
+    ids = new_ids("f", 200)
+    with ThreadPoolExecutor(1) as pool:
+        burst = pool.submit(send, server, iris, ids, rows=200, threads=8)
+        # wait (bounded) until part of the burst has been answered, then stop the server
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not burst.done():
+            text = httpx.get(f"{server.base}/metrics", timeout=10).text
+            if metric(text, "shipyard_requests_total") >= 40:
+                break
+            time.sleep(0.01)
+        assert not burst.done(), "the burst finished before SIGTERM: make it longer"
+        server.signal(signal.SIGTERM)
+        statuses = burst.result()
+    server.wait()
+    answered = {rid for rid, status in statuses.items() if status == 200}
+    others = {rid: s for rid, s in statuses.items() if s != 200}
+    assert set(others.values()) <= {0, 503}, others  # refused or cut off, never a 5xx crash
+    counts = logged(tmp_path / "logs")
+    assert max(counts.values()) == 1
+    assert set(counts) == answered
+    check_segments_readable(tmp_path / "logs")
+    print(f"\nSIGTERM mid-burst: {len(answered)} answered and logged, {len(others)} not "
+          "answered")
+
+
+def test_sigkill_loses_at_most_the_last_flush_interval(start_server: Factory,
+                                                       iris: IrisModels,
+                                                       tmp_path: Path) -> None:
+    server = start_server()
+    early = new_ids("early", 80)
+    assert set(send(server, iris, early).values()) == {200}
+    time.sleep(2.5)  # > 1 s flush interval, with a generous margin
+    late = new_ids("late", 80)
+    late_status = send(server, iris, late)
+    os.killpg(server.pid, signal.SIGKILL)  # no shutdown, no final flush
+    assert server.wait() == -signal.SIGKILL
+    log_dir = tmp_path / "logs"
+    check_segments_readable(log_dir)
+    counts = logged(log_dir)
+    assert max(counts.values()) == 1
+    missing = [rid for rid in early if rid not in counts]
+    assert not missing, f"{len(missing)} requests answered 2.5 s before the kill were lost"
+    assert set(counts) <= set(early) | {rid for rid, s in late_status.items() if s == 200}
+    print(f"\nSIGKILL: {sum(rid in counts for rid in late)} of the {len(late)} requests "
+          "answered just before the kill were logged")
+
+
+def test_two_workers_each_serve_and_log(start_server: Factory, iris: IrisModels,
+                                        tmp_path: Path) -> None:
+    server = start_server("--workers", "2")
+    kids = {pid: cmdline(pid) for pid in children(server.pid)}
+    workers = [pid for pid, cmd in kids.items() if "spawn_main" in cmd]
+    helpers = [pid for pid in kids if pid not in workers]  # multiprocessing's resource tracker
+    assert len(workers) == 2, kids
+    deadline = time.monotonic() + 60  # ready means one worker is; wait for the other too
+    while server.output().count("Application startup complete") < 2:
+        assert time.monotonic() < deadline, server.output()
+        time.sleep(0.1)
+    at_start = {pid: rss_mib(pid) for pid in [server.pid, *kids]}
+    log_dir = tmp_path / "logs"
+    sent: list[str] = []
+    seen: set[int] = set()
+    for round_ in range(6):  # bounded; big bodies keep one worker's event loop busy
+        ids = new_ids(f"w{round_}", 24)  # parsing, so the kernel hands the other worker some
+        statuses = send(server, iris, ids, rows=1000, threads=8, fresh_connections=True)
+        assert set(statuses.values()) == {200}
+        sent += ids
+        deadline = time.monotonic() + 3  # wait for the 1 s flush of both workers
+        while time.monotonic() < deadline:
+            seen = {int(p.name.split("-")[1]) for p in segments(log_dir)}
+            if seen == set(workers):
+                break
+            time.sleep(0.1)
+        if seen == set(workers):
+            break
+    names = {server.pid: "supervisor", **{pid: f"worker {pid}" for pid in workers},
+             **{pid: f"resource tracker {pid}" for pid in helpers}}
+    after = {pid: rss_mib(pid) for pid in names}
+    assert seen == set(workers), f"segments from {seen}, workers {workers}"
+    server.signal(signal.SIGTERM)
+    code = server.wait()
+    assert code in (0, -signal.SIGTERM), server.output()
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(
+            f"/proc/{pid}/status").read_text(), f"worker {pid} outlived the supervisor"
+    counts = logged(log_dir)
+    assert counts == Counter(sent)  # both workers flushed on shutdown
+    per_worker = Counter(int(p.name.split("-")[1]) for p in segments(log_dir))
+    figures = ", ".join(f"{name} {at_start[pid]:.0f} -> {after[pid]:.0f} MiB"
+                        for pid, name in names.items())
+    print(f"\n--workers 2 RSS after start -> after {len(sent)} requests of 1000 rows: "
+          f"{figures}; total {sum(at_start.values()):.0f} -> {sum(after.values()):.0f} MiB; "
+          f"segments per worker {dict(per_worker)}")

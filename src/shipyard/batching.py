@@ -119,14 +119,22 @@ class AdaptiveBatcher(Generic[T, R]):
         self._wake.set()
         if timeout is None:
             return await future
+        # one timer per request, not wait_for + shield: those cost an extra future, task
+        # and callbacks on every request of the hot path
+        timer = asyncio.get_running_loop().call_later(timeout, self._expire, pending, timeout)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
-        except TimeoutError:
-            self.stats.timeouts += 1
-            if not pending.started:  # never run it, even if already taken into a batch
-                pending.future.cancel()
-                self._forget(pending)
-            raise BatchTimeoutError(f"no result within {timeout:.3g} s") from None
+            return await future
+        finally:
+            timer.cancel()
+
+    def _expire(self, pending: _Pending[T, R], timeout: float) -> None:
+        if pending.future.done():
+            return
+        self.stats.timeouts += 1
+        if not pending.started:  # never run it, even if already taken into a batch
+            self._forget(pending)
+        # a started request finishes, but its result is dropped (see _settle)
+        pending.future.set_exception(BatchTimeoutError(f"no result within {timeout:.3g} s"))
 
     def _forget(self, pending: _Pending[T, R]) -> None:
         with contextlib.suppress(ValueError):

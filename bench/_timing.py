@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gc
+import json
+import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def time_calls(fn: Callable[[], object], iterations: int) -> float:
@@ -32,3 +35,17 @@ def calibrate(fn: Callable[[], object], trial_seconds: float, *, min_calls: int 
             break
         iterations *= 4
     return max(min_calls, round(iterations * trial_seconds / max(elapsed, 1e-9)))
+
+
+def spread(values: list[float]) -> float:
+    """Interquartile range of the trials relative to their median (a noise gauge)."""
+    if len(values) < 2:
+        return 0.0
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return (q3 - q1) / statistics.median(values)
+
+
+def write_json(path: Path, payload: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path}")

@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from _timing import calibrate, time_calls
+from _timing import calibrate, spread, time_calls, write_json
 
 HERE = Path(__file__).resolve().parent
 ENV_DIR = HERE / ".envs" / "mlflow"
@@ -71,11 +71,7 @@ class Series:
 
     @property
     def spread(self) -> float:
-        """Interquartile range of the trials relative to their median (a noise gauge)."""
-        if len(self.ops_per_s) < 2:
-            return 0.0
-        q1, _, q3 = statistics.quantiles(self.ops_per_s, n=4, method="inclusive")
-        return (q3 - q1) / self.median
+        return spread(self.ops_per_s)
 
 
 @dataclass(frozen=True)
@@ -556,9 +552,7 @@ def main(argv: list[str] | None = None) -> int:
                      for r in ROWS],
             "wall_seconds": elapsed,
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
+        write_json(args.json, payload)
     return 0
 
 

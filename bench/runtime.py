@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import platform
 import statistics
@@ -38,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from _timing import calibrate, time_calls
+from _timing import calibrate, spread, time_calls, write_json
 
 BATCH_SIZES = (1, 64, 4096)
 NATIVE = "native"
@@ -62,11 +61,7 @@ class Result:
 
     @property
     def spread(self) -> float:
-        """Interquartile range of the trials relative to their median (a noise gauge)."""
-        if len(self.rows_per_s) < 2:
-            return 0.0
-        q1, _, q3 = statistics.quantiles(self.rows_per_s, n=4, method="inclusive")
-        return (q3 - q1) / self.median
+        return spread(self.rows_per_s)
 
 
 # --- models -------------------------------------------------------------------------------
@@ -295,9 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             ],
             "wall_seconds": elapsed,
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
+        write_json(args.json, payload)
     return 0
 
 

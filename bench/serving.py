@@ -59,6 +59,8 @@ from typing import Any
 
 import numpy as np
 
+from _timing import write_json
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 ENVS = HERE / ".envs"
@@ -919,9 +921,7 @@ def main(argv: list[str] | None = None) -> int:
                         for o in outcomes],
             "reference_rps": refs, "targets": targets, "wall_seconds": elapsed,
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
+        write_json(args.json, payload)
     return 0
 
 

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from shipyard.cli.output import console, parse_time, print_json, table
-from shipyard.registry import Registry
 
 db_app = typer.Typer(no_args_is_help=True, help="The registry database.")
 
@@ -20,6 +19,8 @@ def audit(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Show the append-only audit log (oldest first)."""
+    from shipyard.registry import Registry
+
     with Registry() as reg:
         records = reg.audit(model=model, action=action, since=parse_time(since), limit=limit)
     if as_json:
@@ -97,6 +98,8 @@ def gc(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only count")] = False,
 ) -> None:
     """Delete artifact blobs that no registered version references."""
+    from shipyard.registry import Registry
+
     with Registry() as reg:
         report = reg.gc(grace_seconds=grace, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from shipyard.cli.output import console, parse_pairs, parse_time, print_json, table
-from shipyard.registry import ModelVersion, Registry, parse_ref
+
+if TYPE_CHECKING:  # the registry (SQLAlchemy, Alembic) loads only when a command runs
+    from shipyard.registry import ModelVersion, Registry
 
 app = typer.Typer(no_args_is_help=True, help="Register, find, alias and trace model versions.")
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 
 def _registry() -> Registry:
+    from shipyard.registry import Registry
+
     return Registry()
 
 
@@ -96,6 +100,8 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a model (with its versions) or one version."""
+    from shipyard.registry import parse_ref
+
     parsed = parse_ref(ref)
     with _registry() as reg:
         if parsed.version is None and parsed.alias is None:

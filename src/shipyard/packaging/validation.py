@@ -109,11 +109,24 @@ def _describe(arr: Array) -> str:
     return {"U": "string", "S": "bytes", "b": "bool", "M": "datetime"}.get(kind, str(arr.dtype))
 
 
+class _Mismatch:
+    """The "expected X, got Y" message, built only when a column really mismatches."""
+
+    __slots__ = ("arr", "want")
+
+    def __init__(self, want: str, arr: Array) -> None:
+        self.want = want
+        self.arr = arr
+
+    def __str__(self) -> str:
+        return f"expected {self.want}, got {_describe(self.arr)}"
+
+
 def _convert(arr: Array, spec: ColumnSpec) -> Array | str:
     """The array in the spec's dtype, or a message saying why it cannot be."""
     want = spec.dtype
     kind = arr.dtype.kind
-    mismatch = f"expected {want}, got {_describe(arr)}"
+    mismatch = _Mismatch(want, arr)
     if want in NUMERIC_DTYPES:
         return _to_numeric(arr, want, mismatch)
     if want == "bool":
@@ -121,7 +134,7 @@ def _convert(arr: Array, spec: ColumnSpec) -> Array | str:
             return arr
         if kind == "O" and all(isinstance(v, (bool, np.bool_)) or _is_null(v) for v in arr.ravel()):
             return arr if spec.nullable else arr.astype(bool)
-        return mismatch
+        return str(mismatch)
     if want == "string":
         if kind in "US":
             return arr.astype(str).astype(object)
@@ -129,7 +142,7 @@ def _convert(arr: Array, spec: ColumnSpec) -> Array | str:
             cleaned = arr.copy()
             cleaned[null_mask(arr)] = None  # NaN, pd.NA and None all become None
             return cleaned
-        return mismatch
+        return str(mismatch)
     # datetime
     if kind == "M":
         return arr.astype("datetime64[ns]")
@@ -139,21 +152,21 @@ def _convert(arr: Array, spec: ColumnSpec) -> Array | str:
             return np.array(values, dtype="datetime64[ns]").reshape(arr.shape)
         except (ValueError, TypeError):
             return f"expected datetime (ISO 8601 strings or datetime values), got {_describe(arr)}"
-    return mismatch
+    return str(mismatch)
 
 
-def _to_numeric(arr: Array, want: str, mismatch: str) -> Array | str:
+def _to_numeric(arr: Array, want: str, mismatch: _Mismatch) -> Array | str:
     kind = arr.dtype.kind
     is_int_target = want.startswith(("int", "uint"))
     if kind == "O":
         if not all((isinstance(v, (int, float, np.integer, np.floating))
                     and not isinstance(v, (bool, np.bool_))) or _is_null(v) for v in arr.ravel()):
-            return mismatch
+            return str(mismatch)
         arr = np.array([np.nan if _is_null(v) else v for v in arr.ravel()],
                        dtype="float64").reshape(arr.shape)
         kind = "f"
     if kind not in "iuf":
-        return mismatch
+        return str(mismatch)
     if is_int_target and kind == "f":
         finite = arr[~np.isnan(arr)]
         if np.any(finite != np.round(finite)):

@@ -10,14 +10,13 @@ import gc
 import hmac
 import logging
 import sys
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
@@ -28,7 +27,7 @@ from shipyard.packaging.validation import UnknownCategories
 from shipyard.runtimes.model import LoadedModel
 from shipyard.server import codec
 from shipyard.server.openapi import DOCS_HTML, openapi_document
-from shipyard.service.dataplane import DataPlane, Endpoint, Served
+from shipyard.service.dataplane import DataPlane, Endpoint, Served, new_request_id
 from shipyard.types import Columns
 
 log = logging.getLogger("shipyard.serve")
@@ -75,13 +74,19 @@ async def _body(request: Request, limit: int) -> bytes:
     if declared is not None and _is_digits(declared) and int(declared) > limit:
         raise PayloadTooLargeError(f"request body of {declared} bytes is over the "
                                    f"{limit}-byte limit")
+    # straight from ASGI receive: request.stream() adds a generator and checks per chunk
     chunks, size = [], 0
-    async for chunk in request.stream():
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLargeError(f"request body is over the {limit}-byte limit")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _is_digits(text: str) -> bool:
@@ -164,7 +169,7 @@ def create_app(plane: DataPlane) -> HotPaths:
 
     async def predict(request: Request) -> Response:
         endpoint = plane.endpoint(request.path_params["name"])
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = request.headers.get("x-request-id") or new_request_id()
 
         async def call() -> tuple[Served, bytes]:
             payload = codec.loads(await _body(request, config.max_body_bytes))

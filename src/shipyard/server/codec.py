@@ -112,7 +112,7 @@ def simple_response(outputs: Columns, signature: Signature, *, model: str, versi
     body: dict[str, Any] = {}
     shown = ("label" if "label" in outputs else "value" if "value" in outputs
              else next(iter(outputs)))
-    body["predictions"] = outputs[shown]
+    body["predictions"] = _plain(outputs[shown])
     proba = outputs.get("probabilities")
     if proba is not None and signature.class_labels is not None:
         names = [str(c) for c in signature.class_labels]
@@ -121,9 +121,9 @@ def simple_response(outputs: Columns, signature: Signature, *, model: str, versi
     extra = {k: v for k, v in outputs.items()
              if k not in ("label", "value", "probabilities", shown)}
     if extra:
-        body["outputs"] = extra
+        body["outputs"] = {k: _plain(v) for k, v in extra.items()}
     body.update(model=model, version=version, request_id=request_id)
-    return dumps(_plain(body))
+    return dumps(body)
 
 
 def _plain(obj: Any) -> Any:

@@ -10,6 +10,7 @@ import gc
 import hmac
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -136,7 +137,7 @@ def create_app(plane: DataPlane) -> HotPaths:
         current = endpoint.current
         model = current.model_name if current else ""
         version = str(current.version) if current else ""
-        timer_start = _now()
+        timer_start = time.perf_counter()
         try:
             served, body = await call()
             model, version = served.deployment.model_name, str(served.deployment.version)
@@ -148,7 +149,7 @@ def create_app(plane: DataPlane) -> HotPaths:
         finally:
             counter, histogram = children(endpoint.name, model, version, status, protocol)
             counter.inc()
-            histogram.observe(_now() - timer_start)
+            histogram.observe(time.perf_counter() - timer_start)
 
     child_cache: dict[tuple[str, ...], tuple[Any, Any]] = {}
 
@@ -372,12 +373,6 @@ def _tune_gc() -> None:
     # the log writer and inference threads hold the GIL for up to the switch interval at a
     # time; a shorter one keeps the event loop's latency tail down
     sys.setswitchinterval(0.001)
-
-
-def _now() -> float:
-    import time
-
-    return time.perf_counter()
 
 
 def _feedback_items(payload: Any) -> list[tuple[str, list[Any]]]:

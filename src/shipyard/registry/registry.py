@@ -350,16 +350,16 @@ class Registry:
     def fetch(self, ref: str, dest: str | Path | None = None) -> Path:
         """The version's package as a directory (cached under ``$SHIPYARD_HOME/cache``)."""
         version = self.get_version(ref)
-        files = self._files(version)
         doc = version.manifest
+        manifest = Manifest.from_dict(doc)  # lists every file with its SHA-256 (= blob key)
         target = Path(dest) if dest is not None else (
             self.settings.home / "cache" / "packages" / version.name /
             f"{version.version}-{_short_hash(doc)}")
-        manifest_json = Manifest.from_dict(doc).to_json()
+        manifest_json = manifest.to_json()
         existing = target / MANIFEST_FILE
         if existing.is_file() and existing.read_text(encoding="utf-8") == manifest_json:
             try:  # a cached copy is reused only while every file still matches its hash
-                verify_files(target, Manifest.from_dict(doc).files)
+                verify_files(target, manifest.files)
                 return target
             except IntegrityError:
                 pass  # damaged cache (or fetched from a damaged blob): fetch again
@@ -368,8 +368,8 @@ class Registry:
             raise RegistryError(f"refusing to fetch into {target}: it exists and is not a "
                                 "shipyard package; choose an empty or new directory")
         with replace_directory(target, prefix=".fetch-") as staging:
-            for path, sha in files:
-                self.artifacts.fetch(sha, staging / path)
+            for entry in manifest.files:
+                self.artifacts.fetch(entry.sha256, staging / entry.path)
             (staging / MANIFEST_FILE).write_text(manifest_json, encoding="utf-8")
         return target
 
@@ -476,13 +476,6 @@ class Registry:
                         parsed.name, row.version, None, {"status": row.status},
                         {"status": status})
         return self.get_version(f"{parsed.name}/{row.version}")
-
-    def _files(self, version: ModelVersion) -> list[tuple[str, str]]:
-        with self.engine.connect() as conn:
-            model = q.model_row(conn, version.name)
-            row = q.version_row(conn, ModelRef(model.name, version=version.version))
-            return [(r.path, r.sha256) for r in conn.execute(
-                sa.select(version_files).where(version_files.c.version_id == row.id)).all()]
 
     def _audit(self, conn: sa.Connection, action: str, model: str | None,
                version: int | None, alias: str | None, before: Any, after: Any,

@@ -13,7 +13,7 @@ import joblib
 import numpy as np
 
 from shipyard.errors import RuntimeUnavailableError, UntrustedPickleError
-from shipyard.packaging import Manifest, RuntimeSpec
+from shipyard.packaging import Manifest, RuntimeSpec, Signature
 from shipyard.runtimes.base import Capabilities, Runtime
 from shipyard.runtimes.outputs import normalise
 from shipyard.types import Columns
@@ -48,7 +48,7 @@ class SklearnRuntime(Runtime):
         if self._model is None or self._manifest is None:
             raise RuntimeUnavailableError("sklearn runtime used before load()")
         return predict_estimator(self._model, model_input(inputs, self._input),
-                                 self._manifest)
+                                 self._manifest.signature)
 
     def unload(self) -> None:
         self._model = None
@@ -65,10 +65,9 @@ def model_input(inputs: Columns, kind: str) -> Any:
     return np.column_stack(list(inputs.values()))
 
 
-def predict_estimator(model: Any, x: Any, manifest: Manifest) -> Columns:
+def predict_estimator(model: Any, x: Any, signature: Signature) -> Columns:
     """Normalised outputs of a scikit-learn-API estimator."""
-    if manifest.signature.task == "classification":
+    if signature.task == "classification":
         return normalise({"label": np.asarray(model.predict(x)),
-                          "probabilities": np.asarray(model.predict_proba(x))},
-                         manifest.signature)
-    return normalise({"value": np.asarray(model.predict(x))}, manifest.signature)
+                          "probabilities": np.asarray(model.predict_proba(x))}, signature)
+    return normalise({"value": np.asarray(model.predict(x))}, signature)

@@ -65,10 +65,8 @@ class SklearnAdapter(ModelAdapter):
         return sample
 
     def native_outputs(self, sample: Any, signature: Signature) -> Columns:
-        from shipyard.packaging import Manifest
 
-        fake = Manifest(name="parity", signature=signature, runtimes=(), files=())
-        return predict_estimator(self.model, self.native_input(sample, signature), fake)
+        return predict_estimator(self.model, self.native_input(sample, signature), signature)
 
     def native(self, signature: Signature, sample: Any) -> Artifact:
         import joblib

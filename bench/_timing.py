@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import gc
 import json
+import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def time_calls(fn: Callable[[], object], iterations: int) -> float:
@@ -49,3 +52,13 @@ def write_json(path: Path, payload: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {path}")
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU count, affinity and platform: the header every benchmark prints."""
+    return {
+        "cpu_count": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "processor": platform.processor() or platform.machine(),
+        "platform": platform.platform(),
+    }

@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from _timing import calibrate, spread, time_calls, write_json
+from _timing import calibrate, machine_info, spread, time_calls, write_json
 
 HERE = Path(__file__).resolve().parent
 ENV_DIR = HERE / ".envs" / "mlflow"
@@ -334,15 +334,6 @@ def versions_here() -> dict[str, Any]:
         "sqlalchemy": sqlalchemy.__version__,
         "sqlite": __import__("sqlite3").sqlite_version,
         "sklearn": sklearn.__version__,
-    }
-
-
-def machine_info() -> dict[str, Any]:
-    return {
-        "cpu_count": os.cpu_count(),
-        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "processor": platform.processor() or platform.machine(),
-        "platform": platform.platform(),
     }
 
 

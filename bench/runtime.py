@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import platform
 import statistics
 import sys
@@ -37,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from _timing import calibrate, spread, time_calls, write_json
+from _timing import calibrate, machine_info, spread, time_calls, write_json
 
 BATCH_SIZES = (1, 64, 4096)
 NATIVE = "native"
@@ -117,7 +116,7 @@ def human(rate: float) -> str:
     return f"{rate:.1f}"
 
 
-def machine_info() -> dict[str, Any]:
+def runtime_machine_info() -> dict[str, Any]:
     import onnxruntime
     import sklearn
     import threadpoolctl
@@ -129,10 +128,7 @@ def machine_info() -> dict[str, Any]:
     blas = [f"{p.get('internal_api')}:{p.get('num_threads')}"
             for p in threadpoolctl.threadpool_info()]
     return {
-        "cpu_count": os.cpu_count(),
-        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "processor": platform.processor() or platform.machine(),
-        "platform": platform.platform(),
+        **machine_info(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "sklearn": sklearn.__version__,
@@ -227,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     import shipyard
 
     started = time.perf_counter()
-    info = machine_info()
+    info = runtime_machine_info()
     print_machine(info, args)
     features, target = training_data()
     factories = make_models()

@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from _timing import write_json
+from _timing import machine_info, write_json
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -682,15 +682,6 @@ def count_logged(bench: Bench) -> int | None:
 
 
 # --- reporting ----------------------------------------------------------------------------
-
-
-def machine_info() -> dict[str, Any]:
-    return {
-        "cpu_count": os.cpu_count(),
-        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "processor": platform.processor() or platform.machine(),
-        "platform": platform.platform(),
-    }
 
 
 def project_versions() -> dict[str, str]:

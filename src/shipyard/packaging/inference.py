@@ -8,9 +8,9 @@ import numpy as np
 
 from shipyard.errors import ConversionError, InputValidationError
 from shipyard.packaging.signature import NUMERIC_DTYPES, ColumnSpec, Signature
-from shipyard.packaging.tabular import is_dataframe, raw_columns
+from shipyard.packaging.tabular import raw_columns
 from shipyard.packaging.validation import null_mask
-from shipyard.types import Array, Columns
+from shipyard.types import Array
 
 MAX_CATEGORIES = 100
 """String columns with at most this many distinct values record them as categories."""
@@ -32,17 +32,6 @@ def infer_signature(sample: Any) -> Signature:
     if arr.ndim == 1:  # a single feature: one row per element
         arr = arr.reshape(-1, 1)
     return Signature("tensor", (_tensor_spec("input", arr),))
-
-
-def sample_columns(sample: Any, signature: Signature) -> Columns:
-    """The sample as the columns the signature names (1-D numpy samples become (N, 1))."""
-    if signature.kind == "tensor" and isinstance(sample, np.ndarray) and sample.ndim == 1:
-        return {signature.inputs[0].name: sample.reshape(-1, 1)}
-    return raw_columns(sample, signature.input_names)
-
-
-def is_tabular_sample(sample: Any) -> bool:
-    return is_dataframe(sample) or not isinstance(sample, np.ndarray)
 
 
 def _tensor_spec(name: str, arr: Array) -> ColumnSpec:

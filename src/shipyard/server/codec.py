@@ -7,7 +7,6 @@ problem listed), inference in the data plane.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -275,7 +274,3 @@ def error_body(message: str, problems: Any = None) -> bytes:
     if problems:
         body["problems"] = [{"field": p.field, "message": p.message} for p in problems]
     return dumps(body)
-
-
-def as_mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}

@@ -160,8 +160,9 @@ def test_429_retry_after_is_honoured(receiver: Receiver) -> None:
     assert sender.slept == [2.0]  # type: ignore[attr-defined]
 
 
-def test_retry_after_beyond_the_bound_gives_up(receiver: Receiver) -> None:
-    receiver.script = [(503, {"Retry-After": "3600"})]
+@pytest.mark.parametrize("retry_after", ["3600", "Wed, 21 Oct 2099 07:28:00 GMT"])
+def test_retry_after_beyond_the_bound_gives_up(receiver: Receiver, retry_after: str) -> None:
+    receiver.script = [(503, {"Retry-After": retry_after})]
     with notifier(receiver.url, max_backoff_s=5.0) as sender:
         result = sender.deliver([fired()])
     assert (result.delivered, result.failed, result.attempts) == (0, 1, 1)

@@ -61,6 +61,8 @@ class WebhookTarget:
             raise AlertError(f"invalid webhook URL: {exc}") from None
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise AlertError(f"webhook URL must be http(s)://host/..., not {self.label!r}")
+        if self.name is not None and not isinstance(self.name, str):
+            raise AlertError(f"webhook name must be text, not {self.name!r}")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()):
             raise AlertError(f"webhook {self.label}: header names and values must be text")
         object.__setattr__(self, "headers", dict(self.headers))

@@ -7,7 +7,7 @@ import sys
 import shipyard
 
 HEAVY = ["torch", "sklearn", "ray", "starlette", "fastapi", "uvicorn", "onnxruntime", "pandas",
-         "typer", "lightgbm", "xgboost", "skl2onnx"]
+         "typer", "lightgbm", "xgboost", "skl2onnx", "datasketches", "scipy"]
 
 
 def test_import_shipyard_does_not_import_heavy_frameworks() -> None:

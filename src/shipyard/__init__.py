@@ -24,9 +24,11 @@ from shipyard.errors import (
     IntegrityError,
     ManifestError,
     MissingFileError,
+    MonitoringError,
     NotFoundError,
     PackageError,
     Problem,
+    ProfileError,
     RegistryError,
     RuntimeUnavailableError,
     SchemaOutOfDateError,
@@ -39,6 +41,7 @@ from shipyard.errors import (
 if TYPE_CHECKING:
     from shipyard.client import AsyncClient, Client
     from shipyard.packaging import ColumnSpec, Manifest, OutputSpec, Signature
+    from shipyard.profiles import Profile, profile
     from shipyard.registry import ModelVersion, Registry
     from shipyard.runtimes import (
         Capabilities,
@@ -68,6 +71,8 @@ _LAZY = {
     "ColumnSpec": "shipyard.packaging.signature",
     "OutputSpec": "shipyard.packaging.signature",
     "Manifest": "shipyard.packaging.manifest",
+    "profile": "shipyard.profiles",
+    "Profile": "shipyard.profiles",
 }
 
 __all__ = [
@@ -86,12 +91,15 @@ __all__ = [
     "ManifestError",
     "MissingFileError",
     "ModelVersion",
+    "MonitoringError",
     "NotFoundError",
     "OutputSpec",
     "Package",
     "PackageError",
     "Prediction",
     "Problem",
+    "Profile",
+    "ProfileError",
     "Registry",
     "RegistryError",
     "Runtime",
@@ -106,6 +114,7 @@ __all__ = [
     "check_runtime",
     "load",
     "package",
+    "profile",
 ]
 
 

@@ -17,7 +17,10 @@
     │   │                             a version an alias points at)
     │   ├── IncompatibleSignatureError  promotion to a version that would break clients (.diff)
     │   └── SchemaOutOfDateError      the database needs `shipyard db upgrade`
-    └── ArtifactStoreError            a blob is missing, corrupt or cannot be written
+    ├── ArtifactStoreError            a blob is missing, corrupt or cannot be written
+    └── MonitoringError               monitoring cannot compute what was asked
+        └── ProfileError              data cannot be profiled, profiles cannot be merged, or
+                                      profile bytes are corrupt
 """
 
 from __future__ import annotations
@@ -147,3 +150,12 @@ class SchemaOutOfDateError(RegistryError):
 
 class ArtifactStoreError(ShipyardError):
     """A blob is missing or corrupt, or the store cannot be written."""
+
+
+class MonitoringError(ShipyardError):
+    """Profiles, drift, quality or performance cannot be computed from what was given."""
+
+
+class ProfileError(MonitoringError):
+    """Data cannot be profiled (empty, ragged, unsupported type), two profiles cannot be
+    merged, or profile bytes are corrupt."""

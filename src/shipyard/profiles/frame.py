@@ -1,0 +1,118 @@
+"""Anything tabular -> ``{name: 1-D ndarray}`` with nulls as NaN (numbers) or None (objects).
+
+DataFrames and Arrow tables are recognised by their methods, not imported: profiling must not
+pull pandas or pyarrow into a process that never uses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from shipyard.errors import ProfileError
+from shipyard.types import Array, Columns
+
+_UNSUPPORTED_KINDS = {"M": "datetime", "m": "timedelta", "c": "complex", "V": "structured"}
+
+
+def to_columns(data: Any) -> Columns:
+    """The columns of ``data``, all 1-D and of one length; ProfileError otherwise."""
+    if _is_dataframe(data):
+        raw = {str(name): _pandas_column(data[name]) for name in data.columns}
+    elif _is_arrow_table(data):
+        raw = {str(name): _arrow_column(data.column(name)) for name in data.column_names}
+    elif isinstance(data, Mapping):
+        raw = {str(name): _array(values, str(name)) for name, values in data.items()}
+    else:
+        raise ProfileError(f"cannot profile a {type(data).__name__}: pass a mapping of column "
+                           "name to values, a pandas DataFrame or a pyarrow Table")
+    if not raw:
+        raise ProfileError("cannot profile data with no columns")
+    lengths = {name: len(arr) for name, arr in raw.items()}
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{n}={k}" for n, k in list(lengths.items())[:8])
+        raise ProfileError(f"columns have different lengths ({shown}); a profile needs "
+                           "rows of equal length")
+    if next(iter(lengths.values())) == 0:
+        raise ProfileError("cannot profile empty data (0 rows)")
+    return {name: _checked(arr, name) for name, arr in raw.items()}
+
+
+def _is_dataframe(data: Any) -> bool:
+    return hasattr(data, "columns") and hasattr(data, "dtypes") and hasattr(data, "iloc")
+
+
+def _is_arrow_table(data: Any) -> bool:
+    return hasattr(data, "column_names") and hasattr(data, "schema") and hasattr(data, "column")
+
+
+def _pandas_column(series: Any) -> Array:
+    dtype = series.dtype
+    kind = getattr(dtype, "kind", "O")
+    if kind in "iufb" and not series.hasnans:
+        return np.asarray(series.to_numpy())
+    if kind in "iuf":  # nullable Int64/Float64 with pd.NA, or float with NaN
+        return np.asarray(series.to_numpy(dtype=np.float64, na_value=np.nan))
+    if kind in "mM":
+        return np.asarray(series.to_numpy())
+    # strings, categoricals, nullable booleans with NA, mixed objects: None marks a null
+    return np.asarray(series.to_numpy(dtype=object, na_value=None), dtype=object)
+
+
+def _arrow_column(column: Any) -> Array:
+    arr = column.to_numpy(zero_copy_only=False)
+    return np.asarray(arr)
+
+
+def _array(values: Any, name: str) -> Array:
+    if hasattr(values, "to_numpy") and hasattr(values, "dtype") and hasattr(values, "hasnans"):
+        return _pandas_column(values)  # a pandas Series inside a mapping
+    if hasattr(values, "to_numpy") and hasattr(values, "null_count"):
+        return _arrow_column(values)  # a pyarrow (Chunked)Array inside a mapping
+    try:
+        return np.asarray(values)
+    except ValueError as exc:  # ragged nested lists
+        raise ProfileError(f"column {name!r} cannot be read as one value per row: {exc}") from exc
+
+
+def _checked(arr: Array, name: str) -> Array:
+    if arr.ndim != 1:
+        raise ProfileError(f"column {name!r} has shape {arr.shape}; profiles take one value "
+                           "per row (1-D columns)")
+    label = _UNSUPPORTED_KINDS.get(arr.dtype.kind)
+    if label is not None:
+        raise ProfileError(f"column {name!r} is {label} ({arr.dtype}); profiles support "
+                           "numbers, booleans and strings/categories")
+    if arr.dtype.kind == "O":
+        return _numeric_objects(arr)
+    return arr
+
+
+def _numeric_objects(arr: Array) -> Array:
+    """An object column of numbers and nulls as float64 with NaN; other object columns as is."""
+    first = next((v for v in arr[:1000].tolist() if not _is_null(v)), None)
+    if first is not None and not _is_number(first):
+        return arr  # text (the common case) is decided by its first value, without a scan
+    nulls = _object_nulls(arr)
+    present = arr[~nulls]
+    if present.size == 0 or not all(_is_number(v) for v in present.tolist()):
+        return arr  # only nulls, or numbers mixed with text: categories
+    out = np.full(arr.shape, np.nan)
+    out[~nulls] = present.astype(np.float64)
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_)
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or (isinstance(value, float | np.floating) and bool(value != value))
+
+
+def _object_nulls(arr: Array) -> Array:
+    """None or NaN in an object array (``x != x`` is only true for NaN)."""
+    return np.asarray((arr == None) | (arr != arr), dtype=bool)  # noqa: E711

@@ -1,0 +1,218 @@
+"""Profiles: per-column statistics, mergeability, compactness, the binary layout, errors,
+and the reference profile a package ships."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+import shipyard
+from shipyard.errors import ProfileError, ShipyardError
+from shipyard.profiles import ColumnKind, Profile, profile
+
+
+def table(n: int, seed: int = 0) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(10, 2, n)
+    x[rng.random(n) < 0.05] = np.nan
+    city = rng.choice(np.array(["paris", "rome", "oslo", None], dtype=object), n,
+                      p=[0.5, 0.3, 0.15, 0.05])
+    return {"x": x, "k": rng.integers(0, 50, n), "city": city,
+            "flag": rng.random(n) < 0.3, "churn": rng.integers(0, 2, n).astype(float)}
+
+
+# ----------------------------------------------------------------------------------------------
+# one profile
+
+
+def test_statistics_are_exact_where_they_can_be() -> None:
+    data = table(5000)
+    p = profile(data)
+    assert p.rows == 5000 and list(p.columns) == ["x", "k", "city", "flag", "churn"]
+    x = data["x"][~np.isnan(data["x"])]
+    col = p["x"]
+    assert col.kind == ColumnKind.NUMERIC and col.dtype == "float64"
+    assert (col.count, col.nulls, col.non_null) == (5000, 5000 - x.size, x.size)
+    assert col.min == x.min() and col.max == x.max()
+    assert col.mean == pytest.approx(x.mean()) and col.variance == pytest.approx(x.var())
+    city = p["city"]
+    assert city.kind == ColumnKind.CATEGORICAL and city.exact and city.distinct == 3
+    values, counts = np.unique(data["city"][data["city"] != None], return_counts=True)  # noqa: E711
+    assert city.frequencies() == dict(zip(values.tolist(), counts.tolist(), strict=True))
+    assert city.nulls == int(np.sum(data["city"] == None))  # noqa: E711
+    assert p["flag"].kind == ColumnKind.BINARY
+    assert p["flag"].frequencies() == {"True": int(data["flag"].sum()),
+                                       "False": int((~data["flag"]).sum())}
+    assert p["flag"].mean == pytest.approx(data["flag"].mean())
+    assert p["churn"].kind == ColumnKind.BINARY and set(p["churn"].frequencies()) == {"0", "1"}
+
+
+def test_cdf_and_quantiles_within_the_sketch_error() -> None:
+    x = np.random.default_rng(1).exponential(3.0, 200_000)
+    col = profile({"x": x})["x"]
+    points = np.quantile(x, np.linspace(0.01, 0.99, 25))
+    exact = np.searchsorted(np.sort(x), points, side="right") / x.size
+    eps = col.rank_error
+    assert 0 < eps < 0.01
+    assert np.max(np.abs(col.cdf(points) - exact)) <= eps
+    q = np.linspace(0.05, 0.95, 19)
+    ranks = np.searchsorted(np.sort(x), col.quantiles(q), side="right") / x.size
+    assert np.max(np.abs(ranks - q)) <= eps + 1 / x.size
+    assert col.cdf([-np.inf, np.inf]).tolist() == [0.0, 1.0]
+    assert col.cdf(np.array([[0.0, 1e9]])).shape == (1, 2)
+
+
+def test_categories_past_the_cap_switch_to_a_frequent_items_sketch() -> None:
+    rng = np.random.default_rng(2)
+    heavy = np.array(["a"] * 3000 + ["b"] * 2000, dtype=object)
+    tail = np.array([f"id{i}" for i in range(5000)], dtype=object)
+    values = np.concatenate([heavy, tail])
+    rng.shuffle(values)
+    col = profile({"v": values}, category_cap=100)["v"]
+    assert col.kind == ColumnKind.CATEGORICAL and not col.exact and col.distinct is None
+    freq = col.frequencies()
+    assert abs(freq["a"] - 3000) <= 0.01 * values.size
+    assert abs(freq["b"] - 2000) <= 0.01 * values.size
+
+
+def test_kinds_override_inference() -> None:
+    data = {"n": np.array([0.0, 1.0, 0.0, 1.0]), "c": np.array([1, 2, 3, 4])}
+    assert profile(data).kinds == {"n": ColumnKind.BINARY, "c": ColumnKind.NUMERIC}
+    p = profile(data, kinds={"n": "numeric", "missing": "binary"})
+    assert p.kinds["n"] == ColumnKind.NUMERIC
+    with pytest.raises(ProfileError, match="binary"):
+        profile(data, kinds={"c": ColumnKind.BINARY})
+    with pytest.raises(ProfileError, match="unknown kind"):
+        profile(data, kinds={"c": "ordinal"})
+
+
+def test_dataframes_arrow_tables_and_lists_give_the_same_profile() -> None:
+    data = table(2000)
+    frame = pd.DataFrame(data)
+    frame["city"] = frame["city"].astype("category")
+    from_pandas = profile(frame)
+    from_arrow = profile(pa.table(data))
+    lists = profile({k: v.tolist() for k, v in data.items()})
+    for other in (from_pandas, from_arrow, lists):
+        assert other.columns == profile(data).columns
+    assert profile({"v": [1, None, 3.5]})["v"].nulls == 1  # None among numbers is a null
+    nullable = profile(pd.DataFrame({"i": pd.array([1, None, 3], dtype="Int64")}))
+    assert nullable["i"].nulls == 1 and nullable["i"].kind == ColumnKind.BINARY
+
+
+def test_sample_is_a_uniform_reservoir_of_whole_rows() -> None:
+    n = 10_000
+    data = {"i": np.arange(n), "s": np.array([str(i) for i in range(n)], dtype=object)}
+    p = profile(data, sample_size=500, seed=3)
+    assert len(p.sample["i"]) == 500 and len(set(p.sample["i"].tolist())) == 500
+    assert p.sample["s"].tolist() == [str(i) for i in p.sample["i"]]  # same rows everywhere
+    assert profile(data, sample_size=500, seed=3).sample["i"].tolist() == p.sample["i"].tolist()
+    assert len(profile({"i": np.arange(10)}, sample_size=500).sample["i"]) == 10
+
+
+# ----------------------------------------------------------------------------------------------
+# errors
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"a": []}, "empty"),
+    ({}, "no columns"),
+    ({"a": [1, 2], "b": [1, 2, 3]}, "different lengths"),
+    ({"a": np.zeros((3, 2))}, "1-D"),
+    ({"a": np.array(["2024-01-01"], dtype="datetime64[D]")}, "datetime"),
+    ({"a": [[1], [2, 3]]}, "one value per row"),
+    ({"a": np.array([[1], [2, 3]], dtype=object)}, "not numbers"),
+    ([1, 2, 3], "cannot profile a list"),
+])
+def test_bad_input_raises_a_clear_profile_error(data: Any, message: str) -> None:
+    with pytest.raises(ProfileError, match=message) as info:
+        profile(data)
+    assert isinstance(info.value, ShipyardError)
+
+
+def test_merging_incompatible_profiles_raises() -> None:
+    a = profile({"x": [1.0, 2.0, 3.0]})
+    with pytest.raises(ProfileError, match="different columns"):
+        a.merge(profile({"y": [1.0, 2.0, 3.0]}))
+    with pytest.raises(ProfileError, match="numeric"):
+        a.merge(profile({"x": ["a", "b", "c"]}))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "header", "version", "sketch"])
+def test_corrupt_bytes_raise_a_profile_error(damage: str) -> None:
+    good = profile(table(300)).to_bytes()
+    if damage == "truncate":
+        bad = good[: len(good) // 2]
+    elif damage == "garbage":
+        bad = b"not a profile at all"
+    else:
+        bad = _rewrite(good, damage)
+    with pytest.raises(ProfileError):
+        Profile.from_bytes(bad)
+
+
+def _rewrite(blob: bytes, damage: str) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(blob)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "profile.json":
+                header = json.loads(data)
+                if damage == "header":
+                    header["columns"][0]["count"] = "many"
+                if damage == "version":
+                    header["version"] = 99
+                data = json.dumps(header).encode()
+            if damage == "sketch" and info.filename.endswith(".kll"):
+                data = data[:20]
+            dst.writestr(info, data)
+    return out.getvalue()
+
+
+# ----------------------------------------------------------------------------------------------
+# round trip and compactness
+
+
+def test_bytes_round_trip_without_pickle(tmp_path: Path) -> None:
+    p = profile(table(3000), category_cap=2)
+    blob = p.to_bytes()
+    q = Profile.from_bytes(blob)
+    assert q.to_bytes() == blob  # deterministic: fixed timestamps, ordered members
+    assert q.columns == p.columns and q.rows == p.rows and q.kinds == p.kinds
+    for name in p.sample:
+        assert q.sample[name].tolist() == pytest.approx(p.sample[name].tolist(), nan_ok=True) \
+            if p.sample[name].dtype.kind == "f" else q.sample[name].tolist() == \
+            p.sample[name].tolist()
+    pts = np.array([8.0, 10.0, 12.0])
+    assert q["x"].cdf(pts).tolist() == p["x"].cdf(pts).tolist()
+    assert q["city"].frequencies() == p["city"].frequencies()
+    with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+        for name in archive.namelist():
+            if name.endswith(".npy"):
+                np.load(io.BytesIO(archive.read(name)), allow_pickle=False)
+    p.save(tmp_path / "p.bin")
+    assert Profile.load(tmp_path / "p.bin").summary() == p.summary()
+    json.dumps(p.summary())
+
+
+def test_serialized_size_is_bounded_whatever_the_row_count() -> None:
+    small = len(profile(table(10_000)).to_bytes())
+    large = len(profile(table(1_000_000, seed=1)).to_bytes())
+    assert large < 1.25 * small
+    assert large < 200_000  # 5 columns: 2000 sampled rows + sketches, well under 40 KiB/column
+
+
+# ----------------------------------------------------------------------------------------------
+# merge
+
+
+def test_public_names() -> None:
+    assert shipyard.profile is profile and shipyard.Profile is Profile

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NoReturn
 
-from shipyard.errors import ShipyardError
+from shipyard.errors import MonitoringError
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt,
@@ -31,7 +31,7 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 }
 
 
-class AlertError(ShipyardError):
+class AlertError(MonitoringError):
     """Alert configuration or saved alert state is invalid."""
 
 

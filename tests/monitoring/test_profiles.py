@@ -97,6 +97,20 @@ def test_kinds_override_inference() -> None:
         profile(data, kinds={"c": "ordinal"})
 
 
+def test_numbers_profiled_as_categories_share_keys_with_text() -> None:
+    # class labels: an int column in the reference, floats with NaN (or text) in a log window
+    ref = profile({"label": np.array([0, 1, 2, 2])}, kinds={"label": "categorical"})
+    window = profile({"label": np.array([2.0, np.nan, 1.0])}, kinds=ref.kinds)
+    assert ref["label"].frequencies() == {"0": 1, "1": 1, "2": 2}
+    assert window["label"].frequencies() == {"1": 1, "2": 1} and window["label"].nulls == 1
+    assert window.sample["label"].tolist() == ["2", None, "1"]
+    merged = ref.merge(window).merge(profile({"label": ["0", "3"]}, kinds=ref.kinds))
+    assert merged["label"].frequencies() == {"0": 2, "1": 2, "2": 3, "3": 1}
+    assert merged["label"].kind == ColumnKind.CATEGORICAL
+    assert sorted(v for v in merged.sample["label"].tolist() if v) == ["0", "0", "1", "1", "2",
+                                                                       "2", "2", "3"]
+
+
 def test_dataframes_arrow_tables_and_lists_give_the_same_profile() -> None:
     data = table(2000)
     frame = pd.DataFrame(data)

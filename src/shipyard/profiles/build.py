@@ -6,7 +6,8 @@ the column is ~10x faster than sorting objects with ``np.unique``), then one ``v
 per distinct value rather than per row.
 
 Kind inference: bool, or exactly two distinct non-null values -> BINARY; other numbers ->
-NUMERIC; other text -> CATEGORICAL. A caller's kind overrides it.
+NUMERIC; other text -> CATEGORICAL. A caller's kind overrides it; numbers profiled as
+CATEGORICAL (class labels) keep counts by ``value_key``, so 1 and 1.0 are the same "1".
 """
 
 from __future__ import annotations
@@ -26,18 +27,20 @@ from shipyard.types import Array
 def column_profile(name: str, arr: Array, kind: ColumnKind | None, *, kll_k: int,
                    category_cap: int) -> ColumnProfile:
     """The profile of ``arr`` as ``kind`` (inferred when None)."""
-    if arr.dtype.kind in "iufb":
+    numbers = arr.dtype.kind in "iufb"
+    if numbers and kind != ColumnKind.CATEGORICAL:
         return _numeric(name, arr, kind, kll_k, category_cap)
     if kind == ColumnKind.NUMERIC:
         raise ProfileError(f"column {name!r} holds text ({arr.dtype}); it cannot be profiled "
                            "as numeric")
-    counts, nulls = _text_counts(arr, name)
+    counts, nulls = _number_counts(arr) if numbers else _text_counts(arr, name)
     if kind is None:
         kind = ColumnKind.BINARY if len(counts) == 2 else ColumnKind.CATEGORICAL
     elif kind == ColumnKind.BINARY and len(counts) > 2:
         raise ProfileError(f"column {name!r} has {len(counts)} distinct values; a binary "
                            "column has at most two")
-    base = ColumnProfile(name, kind, "str", len(arr), nulls, category_cap=category_cap)
+    dtype = arr.dtype.name if numbers else "str"
+    base = ColumnProfile(name, kind, dtype, len(arr), nulls, category_cap=category_cap)
     if len(counts) <= category_cap:
         return replace(base, counts=counts)
     return replace(base, exact=False, items_sketch=items_from_counts(counts, category_cap))
@@ -45,9 +48,6 @@ def column_profile(name: str, arr: Array, kind: ColumnKind | None, *, kll_k: int
 
 def _numeric(name: str, arr: Array, kind: ColumnKind | None, kll_k: int,
              category_cap: int) -> ColumnProfile:
-    if kind == ColumnKind.CATEGORICAL:
-        raise ProfileError(f"column {name!r} holds numbers ({arr.dtype}); profile it as "
-                           "numeric or binary, or pass its values as text")
     # One sort gives min, max, the null count (NaN sorts last) and the two-value test, and
     # halves the KLL update's time (its compactions sort already-sorted runs). KLL's error
     # bound holds for any order of the stream, sorted included.
@@ -86,6 +86,20 @@ def _key(value: Any) -> str:
     key = value_key(value)
     assert key is not None  # only non-null values reach here
     return key
+
+
+def _number_counts(arr: Array) -> tuple[dict[str, int], int]:
+    """Numbers as categories (class labels): counts by ``value_key``, NaN as null."""
+    values, counts = np.unique(arr, return_counts=True)
+    out: dict[str, int] = {}
+    nulls = 0
+    for value, n in zip(values.tolist(), counts.tolist(), strict=True):
+        key = value_key(value)
+        if key is None:
+            nulls += n  # np.unique keeps each NaN apart: add them all up
+        else:
+            out[key] = out.get(key, 0) + n
+    return out, nulls
 
 
 def _text_counts(arr: Array, name: str) -> tuple[dict[str, int], int]:

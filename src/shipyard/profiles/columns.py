@@ -70,7 +70,8 @@ class ColumnProfile:
     """Summary of one column. Nulls (NaN or None) count in ``count`` and ``nulls`` only.
 
     ``min``/``max``/``mean``/``variance`` (population, ddof=0) are set for numeric and
-    numeric binary columns with at least one value. ``counts`` holds exact frequencies of
+    numeric binary columns with at least one value (categorical columns of numbers keep
+    only counts, by ``value_key``). ``counts`` holds exact frequencies of
     categorical and binary columns while ``exact``; ``quantile_sketch`` (KLL) is set for
     numeric and numeric binary columns, ``items_sketch`` for categorical ones past the cap.
     """
@@ -100,7 +101,7 @@ class ColumnProfile:
 
     @property
     def is_numeric(self) -> bool:
-        """Numbers underneath (numeric, or a binary column of numbers/booleans)."""
+        """The values seen were numbers or booleans (whatever the kind)."""
         return self.dtype in NUMERIC_DTYPES
 
     @property
@@ -167,44 +168,50 @@ class ColumnProfile:
 
 
 def merge_columns(a: ColumnProfile, b: ColumnProfile) -> ColumnProfile:
-    """Counts add, moments combine (Chan et al.), sketches merge. A binary column that meets
-    a third value widens to numeric or categorical; numbers never merge with text. A side
-    with no values at all (every row null) takes the other side's kind."""
+    """Counts add, moments combine (Chan et al.), sketches merge.
+
+    A binary column that meets a third value widens: to numeric when both sides kept
+    moments (numbers), else to categorical; binary with categorical is categorical; numeric
+    never merges with categorical. A side with no values at all (every row null) takes the
+    other side's kind.
+    """
     if a.name != b.name:
         raise ProfileError(f"cannot merge column {a.name!r} with column {b.name!r}")
-    if (a.kind != b.kind or a.is_numeric != b.is_numeric) and not (a.non_null and b.non_null):
-        src = a if a.non_null else b
+    moments = _has_moments(a) and _has_moments(b)
+    if not (a.non_null and b.non_null) and (a.kind != b.kind or not moments):
+        src = a if a.non_null or not b.non_null else b
         return replace(src, count=a.count + b.count, nulls=a.nulls + b.nulls)
-    if a.is_numeric != b.is_numeric:
+    kinds = {a.kind, b.kind}
+    if ColumnKind.NUMERIC in kinds and not moments:
         raise ProfileError(f"cannot merge column {a.name!r}: {a.kind} ({a.dtype}) on one "
                            f"side, {b.kind} ({b.dtype}) on the other")
-    if ColumnKind.BINARY not in (a.kind, b.kind) and a.kind != b.kind:
-        raise ProfileError(f"cannot merge column {a.name!r}: {a.kind} on one side, "
-                           f"{b.kind} on the other")
-    numeric = a.is_numeric
-    dtype = _merged_dtype(a.dtype, b.dtype)
     cap = min(a.category_cap, b.category_cap)
-    out = ColumnProfile(a.name, a.kind, dtype, a.count + b.count, a.nulls + b.nulls,
-                        category_cap=cap)
-    if numeric:
+    out = ColumnProfile(a.name, a.kind, _merged_dtype(a.dtype, b.dtype), a.count + b.count,
+                        a.nulls + b.nulls, category_cap=cap)
+    if moments:
         out = _merge_moments(out, a, b)
-    out = _merge_categories(out, a, b, cap)
-    kind = _merged_kind(a, b, out, numeric)
+    if ColumnKind.NUMERIC not in kinds:
+        out = _merge_categories(out, a, b, cap)
+    kind = _merged_kind(kinds, out, moments)
     if kind == ColumnKind.NUMERIC:
         out = replace(out, counts=None, items_sketch=None, exact=True)
+    if kind == ColumnKind.CATEGORICAL:
+        out = replace(out, min=None, max=None, mean=None, variance=None, quantile_sketch=None)
     return replace(out, kind=kind)
 
 
-def _merged_kind(a: ColumnProfile, b: ColumnProfile, out: ColumnProfile,
-                 numeric: bool) -> ColumnKind:
-    if a.kind == b.kind and (a.kind != ColumnKind.BINARY or _at_most_two(out)):
-        return a.kind
-    if a.kind == ColumnKind.BINARY and b.kind == ColumnKind.BINARY and _at_most_two(out):
-        return ColumnKind.BINARY
-    if numeric and out.quantile_sketch is None:
-        raise ProfileError(f"cannot merge column {a.name!r}: a numeric column without a "
-                           "quantile sketch cannot widen from binary to numeric")
-    return ColumnKind.NUMERIC if numeric else ColumnKind.CATEGORICAL
+def _has_moments(col: ColumnProfile) -> bool:
+    return col.quantile_sketch is not None
+
+
+def _merged_kind(kinds: set[ColumnKind], out: ColumnProfile, moments: bool) -> ColumnKind:
+    if kinds == {ColumnKind.BINARY}:
+        if _at_most_two(out):
+            return ColumnKind.BINARY
+        return ColumnKind.NUMERIC if moments else ColumnKind.CATEGORICAL
+    if ColumnKind.NUMERIC in kinds:
+        return ColumnKind.NUMERIC
+    return ColumnKind.CATEGORICAL
 
 
 def _at_most_two(col: ColumnProfile) -> bool:

@@ -11,27 +11,30 @@ either kept all its rows or at least ``capacity >= k`` of them.
 
 from __future__ import annotations
 
+from collections.abc import Set
+
 import numpy as np
 
 from shipyard.profiles.columns import value_key
 from shipyard.types import Array, Columns
 
 
-def draw(columns: Columns, capacity: int, seed: int | None) -> Columns:
+def draw(columns: Columns, capacity: int, seed: int | None, text: Set[str]) -> Columns:
     """Up to ``capacity`` rows drawn uniformly without replacement, in their original order.
-    Text columns are stored as object arrays of ``value_key`` strings and None."""
+    Columns named in ``text`` (those summarised by counts only) are stored as object arrays
+    of ``value_key`` strings and None, like the keys of their counts."""
     rows = len(next(iter(columns.values())))
     if rows <= capacity:
         picked = None
     else:
         rng = np.random.default_rng(seed)
         picked = np.sort(rng.choice(rows, size=capacity, replace=False))
-    return {name: _as_sample(arr if picked is None else arr[picked])
+    return {name: _stored(arr if picked is None else arr[picked], name in text)
             for name, arr in columns.items()}
 
 
 def merge(a: Columns, rows_a: int, b: Columns, rows_b: int, capacity: int,
-          seed: int | None) -> Columns:
+          seed: int | None, text: Set[str]) -> Columns:
     """A uniform sample of the union of the two samples' populations (see module doc)."""
     size_a = _length(a)
     size_b = _length(b)
@@ -43,36 +46,20 @@ def merge(a: Columns, rows_a: int, b: Columns, rows_b: int, capacity: int,
     from_b = min(k - from_a, size_b)
     pick_a = np.sort(rng.choice(size_a, size=from_a, replace=False))
     pick_b = np.sort(rng.choice(size_b, size=from_b, replace=False))
-    return {name: _concat(a[name][pick_a], b[name][pick_b]) for name in a}
+    return {name: np.concatenate([_stored(a[name][pick_a], name in text),
+                                  _stored(b[name][pick_b], name in text)])
+            for name in a}
 
 
 def _length(sample: Columns) -> int:
     return len(next(iter(sample.values()))) if sample else 0
 
 
-def _concat(x: Array, y: Array) -> Array:
-    if (x.dtype.kind == "O") != (y.dtype.kind == "O"):  # one side saw only nulls
-        x, y = (_nulls_like(x, y), y) if _all_none(x) else (x, _nulls_like(y, x))
-    return np.concatenate([x, y])
-
-
-def _all_none(arr: Array) -> bool:
-    return arr.dtype.kind == "O" and not any(v is not None for v in arr.tolist())
-
-
-def _nulls_like(nulls: Array, like: Array) -> Array:
-    if like.dtype.kind == "O":
-        return _as_objects(nulls)
-    return np.full(len(nulls), np.nan)
-
-
-def _as_sample(arr: Array) -> Array:
-    if arr.dtype.kind in "iufb":
-        return np.array(arr)
-    return _as_objects(arr)
-
-
-def _as_objects(arr: Array) -> Array:
-    out = np.empty(len(arr), dtype=object)
-    out[:] = [value_key(v) for v in arr.tolist()]
-    return out
+def _stored(arr: Array, text: bool) -> Array:
+    if text:
+        out = np.empty(len(arr), dtype=object)
+        out[:] = [value_key(v) for v in arr.tolist()]
+        return out
+    if arr.dtype.kind == "O":  # a side that saw only nulls, merged into numbers
+        return np.full(len(arr), np.nan)
+    return np.array(arr)

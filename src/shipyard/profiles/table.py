@@ -65,7 +65,7 @@ class Profile:
                    for name, col in self.columns.items()}
         capacity = min(self.sample_size, other.sample_size)
         sample = reservoir.merge(self.sample, self.rows, other.sample, other.rows, capacity,
-                                 seed)
+                                 seed, _text_columns(columns))
         return Profile(columns, self.rows + other.rows, sample, capacity,
                        min(self.category_cap, other.category_cap), min(self.kll_k, other.kll_k))
 
@@ -115,8 +115,13 @@ def profile(data: Any, *, sample_size: int = 2000, category_cap: int = 1000, kll
                                       category_cap=category_cap)
                  for name, arr in columns.items()}
     rows = len(next(iter(columns.values())))
-    return Profile(summaries, rows, reservoir.draw(columns, sample_size, seed), sample_size,
-                   category_cap, kll_k)
+    sample = reservoir.draw(columns, sample_size, seed, _text_columns(summaries))
+    return Profile(summaries, rows, sample, sample_size, category_cap, kll_k)
+
+
+def _text_columns(columns: Mapping[str, ColumnProfile]) -> set[str]:
+    """Columns summarised by counts alone: their sample values are kept as text."""
+    return {name for name, col in columns.items() if col.quantile_sketch is None}
 
 
 def _kinds(kinds: Mapping[str, ColumnKind | str] | None,
@@ -141,7 +146,7 @@ def summarise(col: ColumnProfile) -> dict[str, Any]:
     """One column's statistics as plain JSON values."""
     out: dict[str, Any] = {"kind": col.kind.value, "dtype": col.dtype, "count": col.count,
                            "nulls": col.nulls, "null_share": col.null_share}
-    if col.is_numeric and col.non_null:
+    if col.mean is not None:
         out.update(min=col.min, max=col.max, mean=col.mean, variance=col.variance)
         if col.kind == ColumnKind.NUMERIC:
             qs = col.quantiles([0.01, 0.25, 0.5, 0.75, 0.99]).tolist()

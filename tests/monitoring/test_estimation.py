@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shipyard.errors import ShipyardError
+from shipyard.errors import MonitoringError
 from shipyard.monitoring.estimation import Calibrator, estimate_performance, performance_report
 from shipyard.monitoring.performance import classification_metrics, expected_calibration_error
 
@@ -119,9 +119,9 @@ def test_calibrator_round_trips_and_checks_classes() -> None:
     # the classes come from the calibrator when not given
     assert estimate_performance(proba, calibrator=calibrator)["accuracy"] == pytest.approx(
         estimate_performance(proba, ["a", "b", "c"], calibrator)["accuracy"])
-    with pytest.raises(ShipyardError, match="differ"):
+    with pytest.raises(MonitoringError, match="differ"):
         estimate_performance(proba, ["x", "y", "z"], calibrator)
-    with pytest.raises(ShipyardError, match="no row has a label"):
+    with pytest.raises(MonitoringError, match="no row has a label"):
         Calibrator.fit(proba, [None] * len(proba), ["a", "b", "c"])
 
 

@@ -149,9 +149,9 @@ def test_no_rows_and_no_probabilities() -> None:
 
 
 def test_wrong_number_of_probability_columns_is_explained() -> None:
-    from shipyard.errors import ShipyardError
+    from shipyard.errors import MonitoringError
 
-    with pytest.raises(ShipyardError, match="pass classes="):
+    with pytest.raises(MonitoringError, match="pass classes="):
         classification_metrics(["a", "b"], ["a", "b"], np.full((2, 3), 1 / 3))
 
 

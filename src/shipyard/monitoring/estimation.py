@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import isotonic_regression
 
-from shipyard.errors import ShipyardError
+from shipyard.errors import MonitoringError
 from shipyard.monitoring.performance import (
     FloatArray,
     as_column,
@@ -70,15 +70,15 @@ class Calibrator:
     ) -> Calibrator:
         """Learn the maps from rows with a known label (missing or unknown labels are skipped)."""
         if method not in ("isotonic", "histogram"):
-            raise ShipyardError(f"unknown calibration method {method!r}")
+            raise MonitoringError(f"unknown calibration method {method!r}")
         matrix, order = probability_matrix(proba, classes)
         names = order if order is not None else list(classes)
         codes = encode(as_column(y_true), names)
         if len(codes) != len(matrix):
-            raise ShipyardError(f"y_true has {len(codes)} rows, probabilities {len(matrix)}")
+            raise MonitoringError(f"y_true has {len(codes)} rows, probabilities {len(matrix)}")
         known = codes >= 0
         if not known.any():
-            raise ShipyardError("cannot calibrate: no row has a label among the classes")
+            raise MonitoringError("cannot calibrate: no row has a label among the classes")
         matrix, codes = matrix[known], codes[known]
         columns = (1,) if matrix.shape[1] == 2 else tuple(range(matrix.shape[1]))
         maps = [
@@ -94,7 +94,7 @@ class Calibrator:
     def transform(self, proba: FloatArray) -> FloatArray:
         """Calibrated probabilities, rows summing to 1 (a row the maps zero out is kept as is)."""
         if proba.shape[1] != len(self.classes):
-            raise ShipyardError(
+            raise MonitoringError(
                 f"calibrator knows {len(self.classes)} classes, probabilities have "
                 f"{proba.shape[1]} columns"
             )
@@ -180,7 +180,7 @@ def estimate_performance(
         return result
     if calibrator is not None:
         if calibrator.classes != tuple(label_key(c) for c in names):
-            raise ShipyardError(f"calibrator classes {list(calibrator.classes)} differ from "
+            raise MonitoringError(f"calibrator classes {list(calibrator.classes)} differ from "
                                 f"{[label_key(c) for c in names]}")
         expected = calibrator.transform(matrix)
     else:

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from shipyard.errors import ShipyardError
+from shipyard.errors import MonitoringError
+from shipyard.profiles import value_key
 
 MISSING = -1
 """Code of a missing label (None / NaN)."""
@@ -38,14 +39,10 @@ FloatArray = npt.NDArray[np.float64]
 
 
 def label_key(value: object) -> str:
-    """The identity of a class label: integral numbers as ints, everything else as ``str``."""
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, (bool, np.bool_, int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
+    """The identity of a class label: the profiles' ``value_key``, so ``1``, ``1.0`` and
+    ``"1"`` are one class, as they are one category in a profile."""
+    key = value_key(value)
+    return "" if key is None else key
 
 
 def is_missing(values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
@@ -69,7 +66,7 @@ def as_column(values: object) -> npt.NDArray[Any]:
     if array.ndim != 1:
         array = array.reshape(-1) if array.ndim == 2 and 1 in array.shape else array
     if array.ndim != 1:
-        raise ShipyardError(f"expected a 1-D column of labels, got shape {array.shape}")
+        raise MonitoringError(f"expected a 1-D column of labels, got shape {array.shape}")
     return array
 
 
@@ -122,13 +119,13 @@ def probability_matrix(
         order = list(proba.keys()) if classes is None else list(classes)
         missing = [c for c in order if label_key(c) not in by_key]
         if missing:
-            raise ShipyardError(f"no probability column for classes {missing}")
+            raise MonitoringError(f"no probability column for classes {missing}")
         return np.column_stack([by_key[label_key(c)] for c in order]), order
     matrix = np.asarray(proba, dtype=np.float64)
     if matrix.ndim == 1:
         matrix = np.column_stack([1.0 - matrix, matrix])
     if matrix.ndim != 2:
-        raise ShipyardError(f"probabilities must be (rows, classes), got shape {matrix.shape}")
+        raise MonitoringError(f"probabilities must be (rows, classes), got shape {matrix.shape}")
     return matrix, None if classes is None else list(classes)
 
 
@@ -150,10 +147,10 @@ def labelled_rows(
     """Encode both label columns; ``extra`` columns of probabilities fix the class count."""
     t_raw, p_raw = as_column(y_true), as_column(y_pred)
     if len(t_raw) != len(p_raw):
-        raise ShipyardError(f"y_true has {len(t_raw)} rows but y_pred has {len(p_raw)}")
+        raise MonitoringError(f"y_true has {len(t_raw)} rows but y_pred has {len(p_raw)}")
     names = list(classes) if classes is not None else infer_classes(t_raw, p_raw)
     if extra and len(names) != extra:
-        raise ShipyardError(
+        raise MonitoringError(
             f"probabilities have {extra} columns but the labels show {len(names)} classes "
             f"({names}); pass classes= in the order of the probability columns"
         )
@@ -268,7 +265,7 @@ def classification_metrics(
         undefined.update(dict.fromkeys(names[4:], "no probabilities given"))
         return result
     if len(matrix) != len(rows.keep):
-        raise ShipyardError(f"probabilities have {len(matrix)} rows, labels {len(rows.keep)}")
+        raise MonitoringError(f"probabilities have {len(matrix)} rows, labels {len(rows.keep)}")
     p = matrix[rows.keep][known]
     true = rows.true[known]
     if len(true) == 0:
@@ -314,7 +311,7 @@ def regression_metrics(y_true: object, y_pred: object) -> dict[str, Any]:
     """
     true, pred = _as_float(y_true), _as_float(y_pred)
     if len(true) != len(pred):
-        raise ShipyardError(f"y_true has {len(true)} rows but y_pred has {len(pred)}")
+        raise MonitoringError(f"y_true has {len(true)} rows but y_pred has {len(pred)}")
     missing_true, missing_pred = np.isnan(true), np.isnan(pred)
     keep = ~(missing_true | missing_pred)
     true, pred = true[keep], pred[keep]

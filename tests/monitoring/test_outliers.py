@@ -90,6 +90,8 @@ def test_explicit_columns_and_no_sample() -> None:
     reference = profile(table(1_000, seed=7))
     only = OutlierModel.fit(reference, columns=["x1", "city"])
     assert only.columns == ("x1", "city")
+    with pytest.raises(MonitoringError, match="no columns"):
+        OutlierModel.fit(reference, columns=[])
     with pytest.raises(MonitoringError, match="not in the reference"):
         OutlierModel.fit(reference, columns=["nope"])
     empty = Profile(reference.columns, reference.rows, {})

@@ -66,6 +66,8 @@ class OutlierModel:
         """Learn from ``reference.sample``; ``columns`` defaults to every column except the
         model outputs (``prediction``, ``target``, ``proba.*``)."""
         names = _columns(reference, columns)
+        if not names:
+            raise MonitoringError("no columns to learn outliers from")
         sample = reference.sample
         if not sample or not len(next(iter(sample.values()))):
             raise MonitoringError("the reference profile has no row sample to learn outliers from")

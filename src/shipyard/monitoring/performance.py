@@ -50,7 +50,10 @@ def is_missing(values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
     if values.dtype.kind in "fc":
         return np.asarray(np.isnan(values), dtype=bool)
     if values.dtype.kind == "O":
-        return np.fromiter((_missing_scalar(v) for v in values), dtype=bool, count=len(values))
+        try:  # vectorised: None, and NaN (the only value not equal to itself)
+            return np.asarray((values == None) | (values != values), dtype=bool)  # noqa: E711
+        except TypeError:  # pandas' NA refuses to be a bool
+            return np.fromiter(map(_missing_scalar, values), dtype=bool, count=len(values))
     return np.zeros(len(values), dtype=bool)
 
 
@@ -96,13 +99,10 @@ def encode(values: npt.NDArray[Any], classes: Sequence[object]) -> IntArray:
         lookup = np.array([index.get(label_key(v), UNKNOWN) for v in distinct], dtype=np.int64)
         codes[present] = lookup[inverse] if len(distinct) else UNKNOWN
         return codes
-    cache: dict[object, int] = {}
-    for i in np.flatnonzero(present):
-        value = values[i]
-        code = cache.get(value)
-        if code is None:
-            code = cache[value] = index.get(label_key(value), UNKNOWN)
-        codes[i] = code
+    items = values[present].tolist()
+    by_value = {v: index.get(label_key(v), UNKNOWN) for v in set(items)}
+    codes[present] = np.fromiter(map(by_value.__getitem__, items), dtype=np.int64,
+                                 count=len(items))
     return codes
 
 

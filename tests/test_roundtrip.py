@@ -289,7 +289,7 @@ def test_format_native_skips_conversion(tmp_path: Path) -> None:
     assert pkg.manifest.conversion["onnx"] is None
     assert pkg.manifest.conversion["fallback_reason"] is None  # asked for, not a fallback
     assert fallback_warnings(messages) == []
-    assert sorted(pkg.files) == ["input_example.json", "model.joblib"]
+    assert sorted(pkg.files) == ["input_example.json", "model.joblib", "profile.bin"]
 
     path = save(pkg, tmp_path)
     assert pickles_in(path) == ["model.joblib"]
@@ -410,7 +410,7 @@ def test_custom_python_model(as_path: bool, tmp_path: Path) -> None:
     assert spec.name == "python"
     assert spec.options["model_class"] == "models_for_tests:LinearScorer"
     assert spec.options["init_kwargs"] == kwargs
-    assert sorted(pkg.files) == ["input_example.json"]  # rebuilt by import path: no pickle
+    assert sorted(pkg.files) == ["input_example.json", "profile.bin"]  # no pickle
     assert [o.name for o in pkg.signature.outputs] == ["score", "flag"]
 
     path = save(pkg, tmp_path)

@@ -344,3 +344,89 @@ def test_a_side_with_only_nulls_takes_the_other_sides_kind() -> None:
 
 def test_public_names() -> None:
     assert shipyard.profile is profile and shipyard.Profile is Profile
+
+
+# ----------------------------------------------------------------------------------------------
+# the package's reference profile
+
+
+@pytest.fixture(scope="module")
+def packaged_classifier(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, Path]:
+    from sklearn.preprocessing import OneHotEncoder
+
+    from conftest import column_pipeline, make_customers
+
+    frame = make_customers(400)
+    x, y = frame.drop(columns="target"), frame["target"]
+    model = column_pipeline(OneHotEncoder(handle_unknown="ignore")).fit(x, y)
+    path = tmp_path_factory.mktemp("pkg") / "customers"
+    shipyard.package(model, x, name="customers", target=y).save(path)
+    return x, y, path
+
+
+def test_package_ships_the_profile_of_its_sample_and_outputs(
+        packaged_classifier: tuple[Any, Any, Path]) -> None:
+    x, y, path = packaged_classifier
+    manifest = json.loads((path / "shipyard.json").read_text())
+    assert manifest["reference_profile"] == "profile.bin"
+    entry = next(f for f in manifest["files"] if f["path"] == "profile.bin")
+    assert entry["size"] == (path / "profile.bin").stat().st_size
+    model = shipyard.load(path)
+    ref = model.reference_profile()
+    assert isinstance(ref, Profile) and ref.rows == len(x)
+    assert list(ref.columns) == [*x.columns, "prediction", "proba.0", "proba.1", "proba.2",
+                                 "target"]
+    assert ref.kinds["prediction"] == ref.kinds["target"] == ColumnKind.CATEGORICAL
+    assert ref["target"].frequencies() == {str(k): int(v) for k, v in y.value_counts().items()}
+    predicted = model.predict(x).predictions
+    assert ref["prediction"].frequencies() == {str(k): int(v) for k, v in
+                                               zip(*np.unique(predicted, return_counts=True),
+                                                   strict=True)}
+    assert ref["proba.0"].mean == pytest.approx(model.predict(x).probabilities[:, 0].mean(),
+                                                abs=1e-4)
+    assert ref["city"].frequencies() == x["city"].value_counts().to_dict()
+    assert ref["age"].min == x["age"].min() and ref["age"].max == x["age"].max()
+
+
+def test_a_damaged_profile_fails_the_package_check(
+        packaged_classifier: tuple[Any, Any, Path], tmp_path: Path) -> None:
+    import shutil
+
+    _, _, path = packaged_classifier
+    copy = tmp_path / "copy"
+    shutil.copytree(path, copy)
+    (copy / "profile.bin").write_bytes(b"x" + (copy / "profile.bin").read_bytes()[1:])
+    with pytest.raises(shipyard.TamperedFileError):
+        shipyard.load(copy)
+
+
+def test_a_package_without_a_profile_has_none(
+        packaged_classifier: tuple[Any, Any, Path], tmp_path: Path) -> None:
+    import shutil
+
+    _, _, path = packaged_classifier
+    old = tmp_path / "old"
+    shutil.copytree(path, old)
+    manifest = json.loads((old / "shipyard.json").read_text())
+    manifest["reference_profile"] = None
+    manifest["files"] = [f for f in manifest["files"] if f["path"] != "profile.bin"]
+    (old / "shipyard.json").write_text(json.dumps(manifest))
+    (old / "profile.bin").unlink()
+    assert shipyard.load(old).reference_profile() is None
+
+
+def test_regressor_profile_has_numeric_prediction_and_target() -> None:
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.normal(size=200), "b": rng.integers(0, 2, 200)})
+    y = 3 * x["a"] + x["b"]
+    pkg = shipyard.package(LinearRegression().fit(x, y), x, name="reg", target=y.to_numpy()[:50])
+    ref = Profile.from_bytes(pkg.files["profile.bin"])
+    assert list(ref.columns) == ["a", "b", "prediction"]  # a target of the wrong length is left out
+    assert ref.kinds == {"a": ColumnKind.NUMERIC, "b": ColumnKind.BINARY,
+                         "prediction": ColumnKind.NUMERIC}
+    assert ref["prediction"].mean == pytest.approx(y.mean(), abs=1e-4)
+    with_target = shipyard.package(LinearRegression().fit(x, y), x, name="reg", target=y)
+    assert Profile.from_bytes(with_target.files["profile.bin"]).kinds["target"] == \
+        ColumnKind.NUMERIC

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from shipyard.errors import PackageError
 from shipyard.packaging import Manifest, Signature, prepare, verify_files
 from shipyard.packaging.validation import UnknownCategories
 from shipyard.runtimes.base import Runtime, runtime_class
 from shipyard.settings import Settings
 from shipyard.types import Array, Columns
+
+if TYPE_CHECKING:
+    from shipyard.profiles import Profile
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,20 @@ class LoadedModel:
     def predict_columns(self, columns: Columns) -> Prediction:
         """Predict on columns already prepared (the server's hot path)."""
         return Prediction(self.runtime.predict(columns), self.signature)
+
+    def reference_profile(self) -> Profile | None:
+        """The profile of the packaging sample and its outputs (the monitoring reference);
+        None for a package made before profiles existed. Its bytes were verified at load."""
+        from shipyard.profiles import Profile  # DataSketches loads only when monitoring asks
+
+        if self.manifest.reference_profile is None:
+            return None
+        path = self.path / self.manifest.reference_profile
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise PackageError(f"cannot read the reference profile {path}: {exc}") from exc
+        return Profile.from_bytes(data)
 
     def close(self) -> None:
         self.runtime.unload()

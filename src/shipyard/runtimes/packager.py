@@ -2,7 +2,8 @@
 
 Flow: pick the adapter -> infer the signature -> run the native model on the sample (the
 reference) -> convert to ONNX and check parity through the real load path -> fall back to the
-native runtime when conversion or parity fails, saying why -> write files + manifest.
+native runtime when conversion or parity fails, saying why -> profile the sample with its
+outputs (the monitoring reference) -> write files + manifest.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from shipyard.packaging.inference import dtype_name
 from shipyard.runtimes.adapters import Artifact, ModelAdapter, adapter_for
 from shipyard.runtimes.lineage import code_version, data_fingerprint
 from shipyard.runtimes.model import load, max_abs_diff
+from shipyard.runtimes.reference import PROFILE_FILE, reference_profile
 from shipyard.stores.directories import replace_directory
 from shipyard.types import Columns
 
@@ -123,6 +125,9 @@ def package(model: Any, sample: Any = None, *, name: str, target: Any = None,
     example = _example(columns, sig) if columns is not None else None
     if example is not None:
         files[EXAMPLE_FILE] = example
+    profile_bytes = reference_profile(columns, reference, sig, target)
+    if profile_bytes is not None:
+        files[PROFILE_FILE] = profile_bytes
     metadata = {
         "params": dict(params or {}), "metrics": dict(metrics or {}),
         "description": description, "tags": dict(tags or {}),
@@ -140,7 +145,8 @@ def package(model: Any, sample: Any = None, *, name: str, target: Any = None,
         files=tuple(FileEntry(p, len(d), hashlib.sha256(d).hexdigest())
                     for p, d in sorted(files.items())),
         metadata=metadata, conversion=conversion,
-        input_example=EXAMPLE_FILE if example is not None else None)
+        input_example=EXAMPLE_FILE if example is not None else None,
+        reference_profile=PROFILE_FILE if profile_bytes is not None else None)
     return Package(manifest, files)
 
 

@@ -31,6 +31,11 @@ def test_every_public_name_resolves() -> None:
     assert set(dir(shipyard)) == set(shipyard.__all__)
 
 
+def test_monitoring_entry_points_are_public() -> None:
+    assert {"profile", "Profile", "compare", "DriftReport"} <= set(shipyard.__all__)
+    assert shipyard.compare is shipyard.monitoring.compare
+
+
 def test_unknown_attribute_raises() -> None:
     try:
         _ = shipyard.does_not_exist  # type: ignore[attr-defined]

@@ -40,6 +40,7 @@ from shipyard.errors import (
 
 if TYPE_CHECKING:
     from shipyard.client import AsyncClient, Client
+    from shipyard.monitoring import DriftReport, compare
     from shipyard.packaging import ColumnSpec, Manifest, OutputSpec, Signature
     from shipyard.profiles import Profile, profile
     from shipyard.registry import ModelVersion, Registry
@@ -72,6 +73,8 @@ _LAZY = {
     "OutputSpec": "shipyard.packaging.signature",
     "Manifest": "shipyard.packaging.manifest",
     "profile": "shipyard.profiles",
+    "compare": "shipyard.monitoring",
+    "DriftReport": "shipyard.monitoring",
     "Profile": "shipyard.profiles",
 }
 
@@ -83,6 +86,7 @@ __all__ = [
     "ColumnSpec",
     "ConflictError",
     "ConversionError",
+    "DriftReport",
     "IncompatibleSignatureError",
     "InputValidationError",
     "IntegrityError",
@@ -112,6 +116,7 @@ __all__ = [
     "UntrustedPickleError",
     "__version__",
     "check_runtime",
+    "compare",
     "load",
     "package",
     "profile",

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from server.helpers import assert_matches_local, binary_request, endpoint, le_bytes, local
+from shipyard.errors import InputValidationError
+from shipyard.packaging import validation
+from shipyard.packaging.signature import ColumnSpec, Signature
 
 CUSTOMER = {"age": 41, "income": 52.5, "visits": 3, "city": "lyon", "plan": "pro"}
 
@@ -271,3 +276,41 @@ def test_ragged_column_is_a_422_naming_the_column(serve, packages) -> None:  # t
     assert response.status_code == 422, response.text
     assert {"field": "a", "message": "values must all have the same shape (got ragged nested "
                                      "lists)"} in response.json()["problems"]
+
+
+# -- the fast path for plain numeric arrays answers exactly like the general one -------------
+
+NUMERIC = ["float64", "float32", "int64", "int32", "uint8"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), want=st.sampled_from(NUMERIC), nullable=st.booleans(),
+       kind=st.sampled_from(["tensor", "tabular"]), width=st.sampled_from([None, 1, 3]),
+       given_dtype=st.sampled_from([*NUMERIC, "bool", "float16", "int8"]),
+       shape=st.sampled_from([(0, 3), (1, 3), (2, 3), (2, 1), (3,), (2, 4), (1, 3, 1)]))
+def test_plain_numeric_fast_path_equals_the_general_path(data, want, nullable, kind, width,
+                                                         given_dtype, shape) -> None:
+    spec_shape = (-1,) if width is None else (-1, width)
+    signature = Signature(kind=kind, inputs=(ColumnSpec("x", want, spec_shape, nullable),))
+    values = data.draw(st.lists(st.sampled_from([0.0, 1.0, 2.5, -3.0, 7.0, np.nan]),
+                                min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
+    arr = np.array(values, dtype="float64").reshape(shape)
+    if given_dtype != "float64":
+        arr = np.nan_to_num(arr).astype(given_dtype)
+    fast = _outcome(lambda: validation.prepare(arr, signature))
+    general = _outcome(lambda: validation._prepare_any(arr, signature, "pass"))
+    assert type(fast) is type(general)
+    if isinstance(general, list):
+        assert fast == general
+    else:
+        assert fast.keys() == general.keys()
+        for name in general:
+            assert fast[name].dtype == general[name].dtype
+            np.testing.assert_array_equal(fast[name], general[name])
+
+
+def _outcome(call: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray] | list[Any]:
+    try:
+        return call()
+    except InputValidationError as exc:
+        return [(p.field, p.message) for p in exc.problems]

@@ -17,6 +17,15 @@ UnknownCategories = Literal["pass", "reject"]
 def prepare(data: Any, signature: Signature, *,
             unknown_categories: UnknownCategories = "pass") -> Columns:
     """Columns that match ``signature`` exactly, or InputValidationError listing every problem."""
+    if type(data) is np.ndarray:
+        ready = _plain_numeric(data, signature)
+        if ready is not None:
+            return ready
+    return _prepare_any(data, signature, unknown_categories)
+
+
+def _prepare_any(data: Any, signature: Signature, unknown_categories: UnknownCategories,
+                 ) -> Columns:
     names = signature.input_names
     given = raw_columns(data, names)
     problems: list[Problem] = []
@@ -41,6 +50,26 @@ def prepare(data: Any, signature: Signature, *,
     if problems:
         raise InputValidationError(problems)
     return out
+
+
+def _plain_numeric(arr: Array, signature: Signature) -> Columns | None:
+    """The common case without the general machinery: one numeric input, a numeric array of
+    the right shape, no NaN where none is allowed. The answer is what the general path
+    gives; anything else (None) goes through it and gets its problems listed."""
+    if len(signature.inputs) != 1:
+        return None
+    spec = signature.inputs[0]
+    want, kind = spec.dtype, arr.dtype.kind
+    if (want not in NUMERIC_DTYPES or kind not in "iuf" or arr.dtype.names is not None
+            or (kind == "f" and want.startswith(("int", "uint")))
+            or arr.ndim != len(spec.shape) or not len(arr)
+            or (signature.kind == "tabular" and arr.ndim == 2 and arr.shape[1] == 1)):
+        return None
+    if any(w != -1 and w != g for w, g in zip(spec.shape[1:], arr.shape[1:], strict=True)):
+        return None
+    if kind == "f" and not spec.nullable and np.isnan(arr).any():
+        return None
+    return {spec.name: arr.astype(want, copy=False)}
 
 
 def null_mask(arr: Array) -> Array:

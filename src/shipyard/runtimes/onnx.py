@@ -31,6 +31,9 @@ def session_options(intra_op_threads: int, inter_op_threads: int) -> ort.Session
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
+    # idle intra-op threads would otherwise spin for a while after every run: in a server
+    # that burned ~50 us of CPU per request, on the cores the event loop needs
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return opts
 
 

@@ -1,0 +1,65 @@
+"""Raw ASGI request pieces shared by every route: headers, the body, the API-key check."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+
+from starlette.types import Receive
+
+from shipyard.server.http_errors import ClientGoneError, PayloadTooLargeError, UnauthorizedError
+
+Headers = dict[bytes, bytes]
+
+
+def header_map(raw: list[tuple[bytes, bytes]]) -> Headers:
+    """Lower-case names (as servers deliver them) to values; the first of a repeated header
+    wins, as with Starlette's ``Headers.get``."""
+    return dict(reversed(raw)) if len(raw) > 1 else dict(raw)
+
+
+def is_digits(text: str | bytes) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts "²", which ``int()`` refuses."""
+    return text.isascii() and text.isdigit()
+
+
+async def read_body(receive: Receive, content_length: bytes | str | None, limit: int) -> bytes:
+    """The whole request body, straight from ASGI ``receive``; 413 past ``limit`` bytes."""
+    if content_length is not None and is_digits(content_length) and int(content_length) > limit:
+        shown = content_length.decode() if isinstance(content_length, bytes) else content_length
+        raise PayloadTooLargeError(f"request body of {shown} bytes is over the "
+                                   f"{limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGoneError()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"request body is over the {limit}-byte limit")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class ApiKeys:
+    """The configured API keys; a request presents one as ``Authorization: Bearer KEY`` or
+    ``X-API-Key: KEY``. With no keys configured every request passes."""
+
+    def __init__(self, keys: Mapping[str, str]) -> None:
+        self._secrets = [secret.encode() for secret in keys.values()]
+
+    def __bool__(self) -> bool:
+        return bool(self._secrets)
+
+    def check(self, headers: Headers) -> None:
+        if not self._secrets:
+            return
+        auth = headers.get(b"authorization", b"")
+        # as bytes, the way the client sent them: compare_digest refuses non-ASCII str
+        presented = auth[7:] if auth[:7].lower() == b"bearer " else headers.get(b"x-api-key",
+                                                                                 b"")
+        if not any(hmac.compare_digest(presented, secret) for secret in self._secrets):
+            raise UnauthorizedError("missing or invalid API key (Authorization: Bearer KEY)")

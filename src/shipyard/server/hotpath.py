@@ -1,0 +1,210 @@
+"""The two hot routes, JSON predict and OIP infer, served as raw ASGI.
+
+Everything else goes to the Starlette app. These two skip the router, the middleware stack
+and Starlette's Request/Response objects: for a fast model that machinery was most of the
+per-request CPU. They answer exactly as the Starlette routes would (same bodies, statuses
+and headers; errors through ``http_errors.error_parts``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.types import Receive
+
+from shipyard.errors import NotFoundError
+from shipyard.packaging.validation import UnknownCategories
+from shipyard.runtimes.model import LoadedModel
+from shipyard.server import codec
+from shipyard.server.asgi import ApiKeys, Headers, header_map, is_digits, read_body
+from shipyard.server.http_errors import ClientGoneError, RawHeaders, error_parts
+from shipyard.service.dataplane import DataPlane, Endpoint, Served, new_request_id
+from shipyard.types import Columns
+
+Answer = tuple[int, RawHeaders, bytes]
+JSON_TYPE = (b"content-type", b"application/json")
+
+
+class RequestMetrics:
+    """Request counter and latency histogram children, cached per label set: ``labels()``
+    takes a lock and builds a key on every call."""
+
+    def __init__(self, plane: DataPlane) -> None:
+        self._metrics = plane.metrics
+        self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
+
+    def observe(self, endpoint: str, model: str, version: str, status: str, protocol: str,
+                seconds: float) -> None:
+        key = (endpoint, model, version, status, protocol)
+        found = self._children.get(key)
+        if found is None:
+            labels = {"endpoint": endpoint, "model": model, "version": version,
+                      "status": status}
+            found = (self._metrics.requests.labels(protocol=protocol, **labels),
+                     self._metrics.latency.labels(**labels))
+            self._children[key] = found
+        found[0].inc()
+        found[1].observe(seconds)
+
+
+class HotPaths:
+    """The ASGI app ``create_app`` returns: hot routes here, the rest to ``app``."""
+
+    def __init__(self, app: Starlette, plane: DataPlane, keys: ApiKeys,
+                 metrics: RequestMetrics) -> None:
+        self.app = app
+        self.state = app.state
+        self.router = app.router
+        self.routes = app.routes
+        self.plane = plane
+        self.keys = keys
+        self.metrics = metrics
+        self.limit = plane.config.max_body_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            match = hot_route(scope["path"])
+            if match is not None:
+                kind, name, version = match
+                handler = self.predict if kind == "predict" else self.infer
+                try:
+                    status, headers, body = await handler(scope, receive, name, version)
+                except ClientGoneError:
+                    return  # nobody to answer; nothing was predicted or logged
+                headers.append((b"content-length", str(len(body)).encode()))
+                await send({"type": "http.response.start", "status": status,
+                            "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+    def _endpoint(self, headers: Headers, name: str) -> Endpoint:
+        self.keys.check(headers)
+        return self.plane.endpoint(name)
+
+    async def predict(self, scope: Any, receive: Receive, name: str,
+                      version: str | None) -> Answer:
+        headers = header_map(scope["headers"])
+        try:
+            endpoint = self._endpoint(headers, name)
+        except Exception as exc:
+            return _error(exc)
+        return await self._observed(endpoint, "json", self._predict(endpoint, headers, receive))
+
+    async def _predict(self, endpoint: Endpoint, headers: Headers,
+                       receive: Receive) -> tuple[Served, bytes]:
+        raw_id = headers.get(b"x-request-id")
+        request_id = raw_id.decode("latin-1") if raw_id else new_request_id()
+        routing = headers.get(b"x-routing-key")
+        payload = codec.loads(await read_body(receive, headers.get(b"content-length"),
+                                              self.limit))
+        deployment = endpoint.deployment()
+        columns = prepare(deployment.model, codec.simple_request(payload),
+                          endpoint.config.unknown_categories)
+        served = await self.plane.predict(
+            endpoint, columns, request_id=request_id,
+            routing_key=None if routing is None else routing.decode("latin-1"))
+        d = served.deployment
+        return served, codec.simple_response(served.outputs, d.model.signature,
+                                             model=d.model_name, version=d.version,
+                                             request_id=served.request_id)
+
+    async def infer(self, scope: Any, receive: Receive, name: str,
+                    version: str | None) -> Answer:
+        headers = header_map(scope["headers"])
+        try:
+            endpoint = self._endpoint(headers, name)
+            wanted = parse_version(version)
+        except Exception as exc:
+            return _error(exc)
+        return await self._observed(endpoint, "oip",
+                                    self._infer(endpoint, wanted, headers, receive))
+
+    async def _infer(self, endpoint: Endpoint, wanted: int | None, headers: Headers,
+                     receive: Receive) -> tuple[Served, bytes]:
+        raw = await read_body(receive, headers.get(b"content-length"), self.limit)
+        header, binary = _split_binary(raw, headers.get(b"inference-header-content-length"))
+        deployment = endpoint.deployment(wanted)
+        columns, requested = codec.oip_request(header, binary, deployment.model.signature)
+        prepared = prepare(deployment.model, columns, endpoint.config.unknown_categories)
+        rid = header.get("id") if isinstance(header.get("id"), str) else None
+        if not rid:
+            raw_id = headers.get(b"x-request-id")
+            rid = raw_id.decode("latin-1") if raw_id else None
+        served = await self.plane.predict(endpoint, prepared, request_id=rid, version=wanted)
+        return served, codec.oip_response(served.outputs, model=endpoint.name,
+                                          version=served.deployment.version,
+                                          request_id=served.request_id, requested=requested)
+
+    async def _observed(self, endpoint: Endpoint, protocol: str,
+                        work: Awaitable[tuple[Served, bytes]]) -> Answer:
+        """Runs ``work``; maps its error to a status; counts and times the request."""
+        started = time.perf_counter()
+        current = endpoint.current
+        model, version = (current.model_name, str(current.version)) if current else ("", "")
+        try:
+            served, body = await work
+            model, version = served.deployment.model_name, str(served.deployment.version)
+            answer: Answer = (200, [JSON_TYPE, (b"x-request-id",
+                                                served.request_id.encode("latin-1"))], body)
+        except ClientGoneError:
+            raise
+        except Exception as exc:
+            answer = _error(exc)
+        self.metrics.observe(endpoint.name, model, version, str(answer[0]), protocol,
+                             time.perf_counter() - started)
+        return answer
+
+
+def _error(exc: Exception) -> Answer:
+    status, body, extra = error_parts(exc)
+    return status, [JSON_TYPE, *extra], body
+
+
+def _split_binary(raw: bytes, header_length: bytes | None) -> tuple[Any, bytes]:
+    """The JSON header and the binary tensor data of an OIP request (binary extension)."""
+    if header_length is None:
+        return codec.loads(raw), b""
+    if not is_digits(header_length) or int(header_length) > len(raw):
+        raise codec.BadRequestError("Inference-Header-Content-Length does not fit the body")
+    cut = int(header_length)
+    return codec.loads(raw[:cut]), raw[cut:]
+
+
+def parse_version(raw: str | None) -> int | None:
+    """The ``{version}`` of a route as a positive integer (404 if it is not one)."""
+    if raw is None:
+        return None
+    if not is_digits(raw) or int(raw) < 1:
+        raise NotFoundError(f"version {raw!r} is not a positive integer")
+    return int(raw)
+
+
+def prepare(model: LoadedModel, data: Any, unknown: UnknownCategories) -> Columns:
+    """``model.prepare``; values numpy cannot hold as columns at all (ragged nested lists
+    such as ``{"a": [1, [2, 3]]}``) are a bad request, not an internal error."""
+    try:
+        return model.prepare(data, unknown_categories=unknown)
+    except ValueError as exc:
+        raise codec.BadRequestError(f"the input values do not form columns: {exc}") from None
+
+
+def hot_route(path: str) -> tuple[str, str, str | None] | None:
+    """``(kind, endpoint, version)`` for the hot routes' paths, else None."""
+    parts = path.split("/")
+    # /v1/endpoints/{name}/predict
+    if len(parts) == 5 and parts[1] == "v1" and parts[2] == "endpoints" \
+            and parts[4] == "predict" and parts[3]:
+        return "predict", parts[3], None
+    # /v2/models/{name}/infer and /v2/models/{name}/versions/{version}/infer
+    if parts[-1] == "infer" and len(parts) in (5, 7) and parts[1] == "v2" \
+            and parts[2] == "models" and parts[3]:
+        if len(parts) == 5:
+            return "infer", parts[3], None
+        if parts[4] == "versions" and parts[5]:
+            return "infer", parts[3], parts[5]
+    return None
+

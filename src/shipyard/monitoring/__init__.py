@@ -8,6 +8,17 @@ prediction log and stores results.
     report.dataset_drift, report.drifted_columns, report.to_dict()
 """
 
+from shipyard.monitoring.alerts import (
+    AlertError,
+    AlertEvaluator,
+    AlertEvent,
+    AlertRule,
+    AlertRuleError,
+    AlertState,
+    Severity,
+    parse_rule,
+    parse_rules,
+)
 from shipyard.monitoring.drift import DEFAULT_THRESHOLDS, compare
 from shipyard.monitoring.estimation import Calibrator, estimate_performance, performance_report
 from shipyard.monitoring.outliers import OutlierModel, outlier_summary
@@ -22,6 +33,12 @@ from shipyard.monitoring.report import ColumnDrift, DriftReport, MultivariateRes
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
+    "AlertError",
+    "AlertEvaluator",
+    "AlertEvent",
+    "AlertRule",
+    "AlertRuleError",
+    "AlertState",
     "Calibrator",
     "ColumnDrift",
     "DriftReport",
@@ -30,11 +47,14 @@ __all__ = [
     "QualityFinding",
     "QualityReport",
     "QualityThresholds",
+    "Severity",
     "check_quality",
     "classification_metrics",
     "compare",
     "estimate_performance",
     "outlier_summary",
+    "parse_rule",
+    "parse_rules",
     "performance_report",
     "regression_metrics",
 ]

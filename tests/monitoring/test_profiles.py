@@ -125,6 +125,27 @@ def test_dataframes_arrow_tables_and_lists_give_the_same_profile() -> None:
     assert nullable["i"].nulls == 1 and nullable["i"].kind == ColumnKind.BINARY
 
 
+def test_coded_text_counts_like_plain_text() -> None:
+    # pandas categoricals (unused categories too), Arrow strings and dictionaries, and
+    # pandas' Arrow-backed strings are counted from their codes
+    values = ["b", None, "a", "b", "b", None, "c"]
+    want = profile({"v": np.array(values, dtype=object)}, sample_size=4, seed=5)
+    categorical = pd.Series(pd.Categorical(values, categories=["a", "b", "c", "unused"]))
+    candidates = [
+        pd.DataFrame({"v": categorical}),
+        pa.table({"v": pa.array(values)}),
+        pa.table({"v": pa.chunked_array([pa.array(values[:3]), pa.array(values[3:])])}),
+        pa.table({"v": pa.array(values).dictionary_encode()}),
+        pd.DataFrame({"v": pd.array(values, dtype="string[pyarrow]")}),
+    ]
+    for data in candidates:
+        got = profile(data, sample_size=4, seed=5)
+        assert got.columns == want.columns, type(data)
+        assert got.sample["v"].tolist() == want.sample["v"].tolist()
+    with pytest.raises(ProfileError, match="text"):
+        profile(pa.table({"v": pa.array(values)}), kinds={"v": "numeric"})
+
+
 def test_sample_is_a_uniform_reservoir_of_whole_rows() -> None:
     n = 10_000
     data = {"i": np.arange(n), "s": np.array([str(i) for i in range(n)], dtype=object)}

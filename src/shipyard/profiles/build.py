@@ -21,25 +21,29 @@ import numpy as np
 
 from shipyard.errors import ProfileError
 from shipyard.profiles.columns import ColumnKind, ColumnProfile, items_from_counts, value_key
+from shipyard.profiles.frame import Coded, Column
 from shipyard.types import Array
 
 
-def column_profile(name: str, arr: Array, kind: ColumnKind | None, *, kll_k: int,
+def column_profile(name: str, arr: Column, kind: ColumnKind | None, *, kll_k: int,
                    category_cap: int) -> ColumnProfile:
     """The profile of ``arr`` as ``kind`` (inferred when None)."""
-    numbers = arr.dtype.kind in "iufb"
+    numbers = not isinstance(arr, Coded) and arr.dtype.kind in "iufb"
     if numbers and kind != ColumnKind.CATEGORICAL:
+        assert not isinstance(arr, Coded)
         return _numeric(name, arr, kind, kll_k, category_cap)
     if kind == ColumnKind.NUMERIC:
-        raise ProfileError(f"column {name!r} holds text ({arr.dtype}); it cannot be profiled "
-                           "as numeric")
-    counts, nulls = _number_counts(arr) if numbers else _text_counts(arr, name)
+        raise ProfileError(f"column {name!r} holds text; it cannot be profiled as numeric")
+    if isinstance(arr, Coded):
+        counts, nulls = _coded_counts(arr)
+    else:
+        counts, nulls = _number_counts(arr) if numbers else _text_counts(arr, name)
     if kind is None:
         kind = ColumnKind.BINARY if len(counts) == 2 else ColumnKind.CATEGORICAL
     elif kind == ColumnKind.BINARY and len(counts) > 2:
         raise ProfileError(f"column {name!r} has {len(counts)} distinct values; a binary "
                            "column has at most two")
-    dtype = arr.dtype.name if numbers else "str"
+    dtype = arr.dtype.name if numbers and not isinstance(arr, Coded) else "str"
     base = ColumnProfile(name, kind, dtype, len(arr), nulls, category_cap=category_cap)
     if len(counts) <= category_cap:
         return replace(base, counts=counts)
@@ -86,6 +90,21 @@ def _key(value: Any) -> str:
     key = value_key(value)
     assert key is not None  # only non-null values reach here
     return key
+
+
+def _coded_counts(col: Coded) -> tuple[dict[str, int], int]:
+    tally = np.bincount(col.codes + 1, minlength=len(col.categories) + 1)  # -1 (null) -> 0
+    out: dict[str, int] = {}
+    nulls = int(tally[0])
+    for value, n in zip(col.categories.tolist(), tally[1:].tolist(), strict=True):
+        if n == 0:
+            continue  # a pandas categorical lists categories no row has
+        key = value_key(value)
+        if key is None:
+            nulls += n
+        else:
+            out[key] = out.get(key, 0) + n
+    return out, nulls
 
 
 def _number_counts(arr: Array) -> tuple[dict[str, int], int]:

@@ -11,15 +11,17 @@ either kept all its rows or at least ``capacity >= k`` of them.
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Mapping, Set
 
 import numpy as np
 
 from shipyard.profiles.columns import value_key
+from shipyard.profiles.frame import Coded, Column
 from shipyard.types import Array, Columns
 
 
-def draw(columns: Columns, capacity: int, seed: int | None, text: Set[str]) -> Columns:
+def draw(columns: Mapping[str, Column], capacity: int, seed: int | None,
+         text: Set[str]) -> Columns:
     """Up to ``capacity`` rows drawn uniformly without replacement, in their original order.
     Columns named in ``text`` (those summarised by counts only) are stored as object arrays
     of ``value_key`` strings and None, like the keys of their counts."""
@@ -29,8 +31,13 @@ def draw(columns: Columns, capacity: int, seed: int | None, text: Set[str]) -> C
     else:
         rng = np.random.default_rng(seed)
         picked = np.sort(rng.choice(rows, size=capacity, replace=False))
-    return {name: _stored(arr if picked is None else arr[picked], name in text)
-            for name, arr in columns.items()}
+    return {name: _stored(_rows(arr, picked), name in text) for name, arr in columns.items()}
+
+
+def _rows(arr: Column, picked: Array | None) -> Array:
+    if isinstance(arr, Coded):
+        return arr.values(picked)
+    return arr if picked is None else arr[picked]
 
 
 def merge(a: Columns, rows_a: int, b: Columns, rows_b: int, capacity: int,

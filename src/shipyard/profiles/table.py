@@ -8,7 +8,7 @@ a reservoir of at most ``sample_size`` rows. ``profile(a).merge(profile(b))`` su
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,6 @@ from shipyard.profiles import codec, reservoir
 from shipyard.profiles.build import column_profile
 from shipyard.profiles.columns import ColumnKind, ColumnProfile, merge_columns
 from shipyard.profiles.frame import to_columns
-from shipyard.types import Columns
 
 SUMMARY_TOP = 20  # most frequent values listed per categorical column in summary()
 
@@ -125,7 +124,7 @@ def _text_columns(columns: Mapping[str, ColumnProfile]) -> set[str]:
 
 
 def _kinds(kinds: Mapping[str, ColumnKind | str] | None,
-           columns: Columns) -> dict[str, ColumnKind]:
+           columns: Collection[str]) -> dict[str, ColumnKind]:
     out: dict[str, ColumnKind] = {}
     for name, kind in (kinds or {}).items():
         if name not in columns:

@@ -13,6 +13,7 @@ CATEGORICAL (class labels) keep counts by ``value_key``, so 1 and 1.0 are the sa
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -94,46 +95,39 @@ def _key(value: Any) -> str:
 
 def _coded_counts(col: Coded) -> tuple[dict[str, int], int]:
     tally = np.bincount(col.codes + 1, minlength=len(col.categories) + 1)  # -1 (null) -> 0
-    out: dict[str, int] = {}
-    nulls = int(tally[0])
-    for value, n in zip(col.categories.tolist(), tally[1:].tolist(), strict=True):
-        if n == 0:
-            continue  # a pandas categorical lists categories no row has
-        key = value_key(value)
-        if key is None:
-            nulls += n
-        else:
-            out[key] = out.get(key, 0) + n
-    return out, nulls
+    # a pandas categorical may list categories no row has: they are not values seen
+    seen = [(v, n) for v, n in zip(col.categories.tolist(), tally[1:].tolist(), strict=True)
+            if n]
+    counts, nulls = _by_key(seen)
+    return counts, nulls + int(tally[0])
 
 
 def _number_counts(arr: Array) -> tuple[dict[str, int], int]:
-    """Numbers as categories (class labels): counts by ``value_key``, NaN as null."""
+    """Numbers as categories (class labels): counts by ``value_key``, NaN as null (np.unique
+    keeps each NaN apart; they add up here)."""
     values, counts = np.unique(arr, return_counts=True)
-    out: dict[str, int] = {}
-    nulls = 0
-    for value, n in zip(values.tolist(), counts.tolist(), strict=True):
-        key = value_key(value)
-        if key is None:
-            nulls += n  # np.unique keeps each NaN apart: add them all up
-        else:
-            out[key] = out.get(key, 0) + n
-    return out, nulls
+    return _by_key(zip(values.tolist(), counts.tolist(), strict=True))
 
 
 def _text_counts(arr: Array, name: str) -> tuple[dict[str, int], int]:
-    """Non-null counts by ``value_key`` and the null count."""
     try:
         raw = Counter(arr.tolist())
     except TypeError as exc:  # unhashable values: lists, dicts, arrays
         raise ProfileError(f"column {name!r} holds values that are not numbers, booleans or "
                            f"text: {exc}") from exc
-    counts: dict[str, int] = {}
-    nulls = 0
-    for value, n in raw.items():
+    for value in raw:
         if not (value is None or isinstance(value, str | bytes | bool | int | float | np.generic)):
             raise ProfileError(f"column {name!r} holds a {type(value).__name__}; profiles "
                                "support numbers, booleans and text")
+    return _by_key(raw.items())
+
+
+def _by_key(pairs: Iterable[tuple[Any, int]]) -> tuple[dict[str, int], int]:
+    """(value, count) pairs -> non-null counts by ``value_key`` (values whose keys coincide,
+    like 1 and 1.0, add up) and the null count."""
+    counts: dict[str, int] = {}
+    nulls = 0
+    for value, n in pairs:
         key = value_key(value)
         if key is None:
             nulls += n

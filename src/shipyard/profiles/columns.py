@@ -56,6 +56,8 @@ def value_key(value: Any) -> str | None:
         return repr(number)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
+    if type(value).__name__ in ("NAType", "NaTType"):  # pandas' missing markers, duck-typed
+        return None
     return str(value)
 
 

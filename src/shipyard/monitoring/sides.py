@@ -20,7 +20,7 @@ import numpy as np
 from shipyard.errors import MonitoringError
 from shipyard.monitoring.statistics import Counts, NumericValues
 from shipyard.profiles import ColumnKind, Profile, value_key
-from shipyard.profiles.frame import to_columns
+from shipyard.profiles.frame import Coded, Column, to_columns
 from shipyard.types import Array, Columns
 
 T = TypeVar("T")
@@ -32,7 +32,7 @@ class Side:
 
     label: str
     rows: int
-    raw: Columns | None = None
+    raw: dict[str, Column] | None = None
     profile: Profile | None = None
     _cache: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -65,7 +65,8 @@ class Side:
     def numbers_underneath(self, name: str) -> bool:
         """Numbers or booleans (as opposed to text)."""
         if self.raw is not None:
-            return self.raw[name].dtype.kind in "iufb"
+            arr = self.raw[name]
+            return not isinstance(arr, Coded) and arr.dtype.kind in "iufb"
         return self._profile.columns[name].is_numeric
 
     def can_count(self, name: str) -> bool:
@@ -90,8 +91,8 @@ class Side:
     def kind(self, name: str) -> ColumnKind:
         if self.profile is not None:
             return self.profile.columns[name].kind
-        arr = self._raw(name)
-        if arr.dtype.kind in "iufb":
+        if self.numbers_underneath(name):
+            arr = self._numbers(name)
             return self._cached(name, "kind", lambda: _numbers_kind(arr))
         return ColumnKind.BINARY if len(self.counts(name).counts) == 2 else ColumnKind.CATEGORICAL
 
@@ -109,34 +110,38 @@ class Side:
             variance = col.variance if col.variance is not None else 0.0
             mean = col.mean if col.mean is not None else math.nan
             return NumericValues(col.non_null, mean, math.sqrt(max(0.0, variance)), sketch=col)
-        return self._cached(name, "numeric", lambda: _raw_numeric(self._raw(name)))
+        return self._cached(name, "numeric", lambda: _raw_numeric(self._numbers(name)))
 
     def counts(self, name: str) -> Counts:
         """Non-null counts per value (text keys, as in profiles)."""
         if self.profile is not None:
             col = self.profile.columns[name]
             return Counts(col.frequencies(), col.non_null, col.exact)
-        return self._cached(name, "counts", lambda: _raw_counts(self._raw(name)))
+        return self._cached(name, "counts", lambda: _raw_counts(self._column(name)))
 
     def sample(self, names: list[str], size: int, seed: int | None) -> Columns:
         """Up to ``size`` uniformly drawn rows (the profile's reservoir sample, or drawn here)
         with text as ``value_key`` strings and numbers as float64."""
+        source: dict[str, Column]
         if self.profile is not None:
-            sample = {n: np.asarray(self.profile.sample[n]) for n in names}
-            rows = len(next(iter(sample.values()))) if sample else 0
-            if rows > size:
-                pick = np.random.default_rng(seed).choice(rows, size=size, replace=False)
-                sample = {n: a[pick] for n, a in sample.items()}
-            return {n: _as_sample(a) for n, a in sample.items()}
-        assert self.raw is not None
-        if self.rows <= size:
-            return {n: _as_sample(self.raw[n]) for n in names}
-        pick = np.sort(np.random.default_rng(seed).choice(self.rows, size=size, replace=False))
-        return {n: _as_sample(self.raw[n][pick]) for n in names}
+            source = {n: np.asarray(self.profile.sample[n]) for n in names}
+            rows = len(next(iter(source.values()))) if source else 0
+        else:
+            source = {n: self._column(n) for n in names}
+            rows = self.rows
+        pick: Array | None = None
+        if rows > size:
+            pick = np.sort(np.random.default_rng(seed).choice(rows, size=size, replace=False))
+        return {n: _as_sample(_rows(column, pick)) for n, column in source.items()}
 
-    def _raw(self, name: str) -> Array:
+    def _column(self, name: str) -> Column:
         assert self.raw is not None
         return self.raw[name]
+
+    def _numbers(self, name: str) -> Array:
+        arr = self._column(name)
+        assert not isinstance(arr, Coded)
+        return arr
 
     def _cached(self, name: str, what: str, make: Callable[[], T]) -> T:
         key = (name, what)
@@ -173,14 +178,19 @@ def _raw_numeric(arr: Array) -> NumericValues:
     if x.size == 0:
         return NumericValues(0, math.nan, 0.0, values=x)
     mean = float(x.mean())
-    std = float(np.sqrt(np.mean(np.square(x - mean))))
+    centred = x - mean
+    std = math.sqrt(float(np.dot(centred, centred)) / x.size)
     return NumericValues(int(x.size), mean, std, values=x)
 
 
-def _raw_counts(arr: Array) -> Counts:
-    if arr.dtype.kind in "iufb":
+def _raw_counts(arr: Column) -> Counts:
+    if isinstance(arr, Coded):  # text held as codes: count codes, key each category once
+        n = np.bincount(arr.codes[arr.codes >= 0], minlength=len(arr.categories))
+        pairs: Any = ((v, k) for v, k in zip(arr.categories.tolist(), n.tolist(), strict=True)
+                      if k)
+    elif arr.dtype.kind in "iufb":
         values, n = np.unique(_present(arr), return_counts=True)
-        pairs: Any = zip(values.tolist(), n.tolist(), strict=True)
+        pairs = zip(values.tolist(), n.tolist(), strict=True)
     else:
         pairs = Counter(arr.tolist()).items()
     counts: dict[str, int] = {}
@@ -189,6 +199,12 @@ def _raw_counts(arr: Array) -> Counts:
         if key is not None:
             counts[key] = counts.get(key, 0) + int(k)
     return Counts(counts, sum(counts.values()))
+
+
+def _rows(arr: Column, pick: Array | None) -> Array:
+    if isinstance(arr, Coded):
+        return arr.values(pick)
+    return arr if pick is None else arr[pick]
 
 
 def _as_sample(arr: Array) -> Array:

@@ -169,6 +169,7 @@ def test_sample_is_a_uniform_reservoir_of_whole_rows() -> None:
     ({"a": [[1], [2, 3]]}, "one value per row"),
     ({"a": np.array([[1], [2, 3]], dtype=object)}, "not numbers"),
     ([1, 2, 3], "cannot profile a list"),
+    (pd.DataFrame([[1, 2]], columns=["a", "a"]), "repeats column names"),
 ])
 def test_bad_input_raises_a_clear_profile_error(data: Any, message: str) -> None:
     with pytest.raises(ProfileError, match=message) as info:

@@ -47,6 +47,9 @@ Column: TypeAlias = "Array | Coded"
 def to_columns(data: Any) -> dict[str, Column]:
     """The columns of ``data``, all 1-D and of one length; ProfileError otherwise."""
     if _is_dataframe(data):
+        names = [str(name) for name in data.columns]
+        if len(set(names)) != len(names):
+            raise ProfileError(f"the DataFrame repeats column names: {names}")
         raw = {str(name): _pandas_column(data[name]) for name in data.columns}
     elif _is_arrow_table(data):
         raw = {str(name): _arrow_column(data.column(name)) for name in data.column_names}

@@ -308,3 +308,15 @@ def test_bad_settings() -> None:
         compare(ref, cur, columns=["x", "missing"])
     with pytest.raises(MonitoringError, match="alpha"):
         compare(ref, cur, alpha=1.5)
+
+
+def test_class_labels_profiled_as_categories_meet_raw_numbers() -> None:
+    rng = np.random.default_rng(12)
+    ref = {"label": rng.integers(0, 4, 3000), "x": rng.normal(size=3000)}
+    cur = {"label": rng.integers(0, 4, 3000).astype(float), "x": rng.normal(size=3000)}
+    report = compare(profile(ref, kinds={"label": "categorical"}), cur)
+    label = report.columns["label"]
+    assert (label.kind, label.method) == ("categorical", "chi2")
+    assert label.detail["categories"] == 4 and not label.drifted
+    assert report.multivariate[0].detail["columns_used"] == 2
+    assert not report.dataset_drift

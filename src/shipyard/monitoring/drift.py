@@ -285,7 +285,8 @@ def _adjust(p_values: Mapping[str, float | None], correction: str) -> dict[str, 
 def _multivariate(ref: Side, cur: Side, names: list[str],
                   settings: _Settings) -> tuple[MultivariateResult, ...]:
     scales = {n: (ref.numeric(n).mean, ref.numeric(n).std) for n in names
-              if ref.numbers_underneath(n) and cur.numbers_underneath(n)}
+              if _kind(n, ref, cur) != ColumnKind.CATEGORICAL
+              and ref.can_rank(n) and cur.can_rank(n)}
     size, seed = settings.sample_size, settings.seed
     outcomes = mv.multivariate_outcomes(ref.sample(names, size, seed),
                                         cur.sample(names, size, None if seed is None

@@ -11,18 +11,20 @@ frequent values in the pooled samples (others and nulls -> all zeros). Columns m
 null on a side are left out (missing values are a quality finding, not drift).
 
 - ``mmd``: squared maximum mean discrepancy, unbiased, RBF kernel with the median heuristic
-  (k = exp(-d^2 / median d^2)); p-value from ``PERMUTATIONS`` label permutations, all computed
-  with one matrix product. Effect: MMD^2 itself.
-- ``domain_classifier``: a classifier learns to tell reference rows from current rows;
-  out-of-fold scores from ``FOLDS``-fold cross-validation give an AUC, and its p-value is the
-  one-sided Mann-Whitney test of those scores (AUC is the Mann-Whitney U over n*m). Gradient
-  boosting from scikit-learn when it is installed (it sees interactions), else a numpy ridge
-  logistic regression. Effect: the AUC.
+  (k = exp(-d^2 / median d^2)) on up to ``MMD_ROWS`` rows a side; p-value from
+  ``PERMUTATIONS`` label permutations, all computed with one matrix product. Effect: MMD^2.
+- ``domain_classifier``: a ridge logistic regression on the features and the squares of the
+  numeric ones learns to tell reference rows from current rows on half of each sample and
+  scores the other half; the AUC there, and the one-sided Mann-Whitney p-value (the AUC is
+  U / (n*m)). A held-out half rather than K-fold cross-validation: folds share training rows,
+  which correlates their U statistics and made 14% of no-drift p-values fall below 0.05.
+  Numpy only, deterministic, ~40 ms; scikit-learn's gradient boosting would see interactions
+  but took seconds on two cores (MMD covers what a linear model misses).
 - ``pca_reconstruction``: principal axes explaining ``PCA_VARIANCE`` of the variance of half
   the reference sample; the other half and the current sample are projected and rebuilt, and
   their reconstruction errors compared (both halves are out of sample, so an unchanged
-  distribution gives equal errors). p-value: two-sided Mann-Whitney. Effect: |ratio of mean
-  errors - 1|.
+  distribution gives equal errors). p-value: two-sided Mann-Whitney. Effect: the shift of the
+  mean error in standard deviations of the held-out reference errors.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import numpy as np
 from scipy import stats
 
 from shipyard.monitoring.statistics import Outcome
+from shipyard.profiles import value_key
 from shipyard.types import Array, Columns
 
 TOP_CATEGORIES = 10
@@ -53,10 +56,10 @@ def multivariate_outcomes(ref: Columns, cur: Columns, scales: Mapping[str, tuple
                           seed: int | None) -> list[Outcome]:
     """The three tests on two row samples. ``scales`` holds (mean, std) of the reference for
     numeric columns; every other column is encoded as text."""
-    x, y, numeric, features = encode(ref, cur, scales)
+    x, y, numeric, columns_used = encode(ref, cur, scales)
     rng = np.random.default_rng(seed)
     base = {"rows_reference": int(x.shape[0]), "rows_current": int(y.shape[0]),
-            "features": features}
+            "columns_used": columns_used}
     reason = _too_small(x, y)
     if reason:
         return [_skipped(method, reason, base) for method in METHODS]
@@ -89,6 +92,7 @@ def encode(ref: Columns, cur: Columns,
             numbers_x.append(_standardise(a, mean, std))
             numbers_y.append(_standardise(b, mean, std))
         else:
+            a, b = _as_keys(a), _as_keys(b)
             top = _top_values(a, b)
             hot_x.append(_one_hot(a, top))
             hot_y.append(_one_hot(b, top))
@@ -228,6 +232,13 @@ def _standardise(a: Array, mean: float, std: float) -> Array:
     z = (np.asarray(a, dtype=np.float64) - mean) / std
     z[~np.isfinite(z)] = 0.0
     return np.asarray(np.clip(z, -CLIP, CLIP))
+
+
+def _as_keys(a: Array) -> Array:
+    """Category values as ``value_key`` text (numbers profiled as categories meet text)."""
+    if a.dtype.kind == "O" and all(v is None or isinstance(v, str) for v in a.tolist()):
+        return a
+    return np.array([value_key(v) for v in a.tolist()], dtype=object)
 
 
 def _top_values(a: Array, b: Array) -> list[str]:

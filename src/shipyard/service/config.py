@@ -1,4 +1,9 @@
-"""What ``shipyard serve`` serves: endpoints and their options, from arguments or YAML."""
+"""What ``shipyard serve`` serves: endpoints and their options, from arguments or YAML.
+
+A ``monitor:`` section (top level for every endpoint, or inside an endpoint to override it
+key by key) says how the scheduled monitor watches the prediction log: window length and
+stride, reference, alert rules and where alerts go.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ class EndpointConfig:
     log_sample_rate: float = 1.0
     trust: bool = False
     runtime: str | None = None
+    monitor: MonitorConfig | None = None  # None: the serve config's global monitor section
 
     def __post_init__(self) -> None:
         if not _ENDPOINT.match(self.name):
@@ -56,6 +62,7 @@ class ServeConfig:
     max_body_bytes: int = 8 * 1024 * 1024
     poll_interval_s: float = 5.0
     api_keys: Mapping[str, str] = field(default_factory=dict)  # key name -> secret
+    monitor: MonitorConfig | None = None  # for every endpoint without its own section
 
     def __post_init__(self) -> None:
         names = [e.name for e in self.endpoints]
@@ -72,10 +79,20 @@ class ServeConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["endpoints"] = [{f.name: getattr(e, f.name) for f in fields(e)}
-                            for e in self.endpoints]
+        out["endpoints"] = [_endpoint_dict(e) for e in self.endpoints]
         out["api_keys"] = dict(self.api_keys)
+        if self.monitor is None:
+            del out["monitor"]
+        else:
+            out["monitor"] = self.monitor.to_dict()
         return out
+
+    def monitor_for(self, endpoint: str) -> MonitorConfig | None:
+        """The monitor settings of ``endpoint`` (its own section, else the global one), or
+        None when it is not monitored on a schedule."""
+        config = next((e.monitor for e in self.endpoints if e.name == endpoint), None)
+        config = config or self.monitor
+        return config if config is not None and config.enabled else None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ServeConfig:
@@ -88,8 +105,13 @@ class ServeConfig:
         raw = data.get("endpoints") or []
         if not isinstance(raw, Sequence) or not raw:
             raise ConfigError("the serve config needs at least one endpoint")
-        endpoints = tuple(_endpoint(e) for e in raw)
-        rest = {k: v for k, v in data.items() if k != "endpoints"}
+        shared = data.get("monitor")
+        if shared is not None and not isinstance(shared, Mapping):
+            raise ConfigError(f"monitor must be a mapping of settings, got {shared!r}")
+        endpoints = tuple(_endpoint(e, shared) for e in raw)
+        rest = {k: v for k, v in data.items() if k not in ("endpoints", "monitor")}
+        if shared is not None:
+            rest["monitor"] = MonitorConfig.from_dict(shared)
         try:
             return cls(endpoints=endpoints, **rest)
         except TypeError as exc:
@@ -111,7 +133,16 @@ class ServeConfig:
         return replace(self, endpoints=self.endpoints + extra)
 
 
-def _endpoint(data: Any) -> EndpointConfig:
+def _endpoint_dict(endpoint: EndpointConfig) -> dict[str, Any]:
+    out = {f.name: getattr(endpoint, f.name) for f in fields(endpoint)}
+    if endpoint.monitor is None:
+        del out["monitor"]
+    else:
+        out["monitor"] = endpoint.monitor.to_dict()
+    return out
+
+
+def _endpoint(data: Any, shared: Mapping[str, Any] | None = None) -> EndpointConfig:
     if not isinstance(data, Mapping) or "model" not in data:
         raise ConfigError(f"each endpoint needs at least a model: got {data!r}")
     known = {f.name for f in fields(EndpointConfig)}
@@ -120,6 +151,13 @@ def _endpoint(data: Any) -> EndpointConfig:
         raise ConfigError(f"unknown endpoint settings {sorted(unknown)}; known: {sorted(known)}")
     values = dict(data)
     values.setdefault("name", default_endpoint_name(str(values["model"])))
+    own = values.get("monitor")
+    if own is not None:
+        if not isinstance(own, Mapping):
+            raise ConfigError(f"endpoint {values['name']}: monitor must be a mapping of "
+                              f"settings, got {own!r}")
+        values["monitor"] = MonitorConfig.from_dict({**(shared or {}), **own},
+                                                    where=f"endpoint {values['name']}: ")
     try:
         return EndpointConfig(**values)
     except TypeError as exc:
@@ -132,3 +170,162 @@ def default_endpoint_name(model: str) -> str:
         body = model[len("models:/"):]
         return re.split(r"[@/]", body, maxsplit=1)[0]
     return Path(model.rstrip("/")).name or "model"
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0,
+           "w": 604800.0}
+
+
+def parse_duration(value: str | float, what: str = "duration") -> float:
+    """Seconds in ``"30s"``, ``"15m"``, ``"1h"``, ``"1d"`` (a bare number is seconds)."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{what} must be a duration like 30s, 15m, 1h or 1d, got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value).strip().lower())
+        if match is None:
+            raise ConfigError(f"{what} must be a duration like 30s, 15m, 1h or 1d, "
+                              f"got {value!r}")
+        seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
+    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        raise ConfigError(f"{what} must be positive, got {value!r}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest exact spelling: 3600 -> ``1h``, 90 -> ``90s``."""
+    for unit in ("w", "d", "h", "m", "s"):
+        count = seconds / _UNIT_S[unit]
+        if count >= 1 and count == int(count):
+            return f"{int(count)}{unit}"
+    return f"{seconds:g}s"
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """How the monitor watches an endpoint. Durations are seconds here; YAML may spell them
+    ``15m`` or ``1h``.
+
+    Time windows are ``window`` long and end on multiples of ``every`` (epoch-aligned, so a
+    window has the same bounds on every run and every worker); ``window`` defaults to
+    ``every`` (tumbling windows). ``last`` replaces time windows by the newest N rows.
+    """
+
+    enabled: bool = True
+    every: float = 900.0
+    window: float | None = None
+    last: int | None = None
+    reference: str | None = None  # dataset or profile file, package dir or models:/ URI
+    rules: tuple[str | Mapping[str, Any], ...] = ()  # "drift_share > 0.3 for 2 windows"
+    webhooks: tuple[str | Mapping[str, Any], ...] = ()  # URL or {url, headers?, name?}
+    on_alert: str | tuple[str, ...] | None = None  # command (argv or a string, no shell)
+    min_rows: int = 30
+    methods: Mapping[str, str] = field(default_factory=dict)  # column -> drift method
+
+    def __post_init__(self) -> None:
+        self.check()
+        _check_alerting(self)
+
+    @property
+    def window_s(self) -> float:
+        return self.every if self.window is None else self.window
+
+    def check(self) -> None:
+        """Raise ConfigError for the first invalid setting."""
+        if not isinstance(self.enabled, bool):
+            raise ConfigError("monitor.enabled must be true or false")
+        for name in ("every", "window"):
+            value = getattr(self, name)
+            if (value is not None or name == "every") and (isinstance(value, bool) or not
+                                                          isinstance(value, (int, float))
+                                                          or not value > 0):
+                raise ConfigError(f"monitor.{name} must be a positive duration")
+        if self.window is not None and self.window < self.every:
+            raise ConfigError(f"monitor.window ({format_duration(self.window)}) must "
+                              f"be at least monitor.every ({format_duration(self.every)}): "
+                              "windows would leave rows out")
+        if self.last is not None and (isinstance(self.last, bool) or not isinstance(
+                self.last, int) or self.last < 1):
+            raise ConfigError("monitor.last must be a positive number of rows")
+        if isinstance(self.min_rows, bool) or not isinstance(self.min_rows, int) or \
+                self.min_rows < 1:
+            raise ConfigError("monitor.min_rows must be a positive number of rows")
+        if self.reference is not None and not (isinstance(self.reference, str)
+                                               and self.reference):
+            raise ConfigError("monitor.reference must be a path or models:/ URI")
+        if self.on_alert is not None and not (
+                (isinstance(self.on_alert, str) and self.on_alert.strip())
+                or (isinstance(self.on_alert, tuple) and self.on_alert
+                    and all(isinstance(a, str) for a in self.on_alert))):
+            raise ConfigError("monitor.on_alert must be a command line or a list of "
+                              "arguments")
+        for name in ("rules", "webhooks"):
+            if not all(isinstance(v, (str, Mapping)) and v for v in getattr(self, name)):
+                raise ConfigError(f"monitor.{name} must be a list of strings or mappings")
+        if not isinstance(self.methods, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in self.methods.items()):
+            raise ConfigError("monitor.methods maps column names to drift methods")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["rules"] = [r if isinstance(r, str) else dict(r) for r in self.rules]
+        out["webhooks"] = [w if isinstance(w, str) else dict(w) for w in self.webhooks]
+        if isinstance(self.on_alert, tuple):
+            out["on_alert"] = list(self.on_alert)
+        out["methods"] = dict(self.methods)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "") -> MonitorConfig:
+        """Parse a YAML ``monitor:`` mapping; every problem is a ConfigError naming the key."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"{where}unknown monitor settings {sorted(unknown)}; known: "
+                              f"{sorted(known)}")
+        values = {k: v for k, v in data.items() if not (k == "every" and v is None)}
+        for name in ("every", "window"):
+            if values.get(name) is not None:
+                values[name] = parse_duration(values[name], f"{where}monitor.{name}")
+        for name in ("rules", "webhooks"):
+            raw = values.get(name)
+            if raw is None:
+                values[name] = ()
+            elif isinstance(raw, (str, Mapping)):
+                values[name] = (raw,)
+            elif isinstance(raw, Sequence):
+                values[name] = tuple(raw)
+            else:
+                raise ConfigError(f"{where}monitor.{name} must be a list")
+        if isinstance(values.get("on_alert"), list):
+            values["on_alert"] = tuple(values["on_alert"])
+        if values.get("methods") is None:
+            values["methods"] = {}
+        try:
+            config = cls(**values)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}{exc}") from exc
+        except TypeError as exc:
+            raise ConfigError(f"{where}invalid monitor section: {exc}") from exc
+        return config
+
+
+def _check_alerting(config: MonitorConfig) -> None:
+    """Rules and webhooks are parsed here, at load time, so a typo fails ``shipyard serve``
+    at once rather than the first monitor run an hour later."""
+    if not config.rules and not config.webhooks:
+        return  # the parsers' imports (scipy, httpx) are not worth it for nothing
+    from shipyard.monitoring.alerts import parse_rules
+    from shipyard.service.alerting import WebhookTarget
+
+    try:
+        parse_rules(config.rules)
+    except ShipyardError as exc:
+        raise ConfigError(f"monitor.rules: {exc}") from exc
+    for item in config.webhooks:
+        try:
+            WebhookTarget.from_config(item)
+        except ShipyardError as exc:
+            raise ConfigError(f"monitor.webhooks: {exc}") from exc

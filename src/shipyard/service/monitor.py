@@ -1,0 +1,282 @@
+"""The monitor: an endpoint's prediction log, window by window, against its reference.
+
+    monitor = Monitor("fraud", log_dir, MonitorConfig(every=900, window=3600,
+                                                      rules=("drift_share > 0.3",)))
+    run = monitor.run()          # the windows not stored yet, plus the one in progress
+    scheduler = MonitorScheduler.from_config(serve_config, settings)
+    scheduler.start(); ...; scheduler.stop()
+
+Flow per run: take the endpoint's lock (``MonitorHistory.lock``) → read the log once
+(``LogFrames``) → cut windows → per window: reference of the model version that served most
+of its rows → ``analyse`` → alert rules (complete windows only, each window once, state
+persisted) → one history line → deliver the alert events.
+
+Which windows a run computes: with ``since``, every window ending after it; otherwise it
+resumes after the newest complete window stored for the same window shape (the first run
+starts at the oldest logged row), keeping at most ``max_windows``. When there is nothing new
+it recomputes the newest stored window (idempotently), so a run always shows something.
+The window in progress is computed and stored (``complete: false``, replaced once it
+closes) but never counts for alerts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shipyard.errors import ShipyardError
+from shipyard.monitoring.alerts import AlertEvaluator, AlertEvent
+from shipyard.service.alerting import AlertNotifier, DeliveryResult
+from shipyard.service.config import MonitorConfig, format_duration
+from shipyard.service.monitor_analysis import analyse
+from shipyard.service.monitor_history import HISTORY_FORMAT, MonitorHistory
+from shipyard.service.references import ReferenceResolver
+from shipyard.service.windows import LogFrames, Window, WindowData, iso, time_windows
+from shipyard.settings import Settings
+
+log = logging.getLogger(__name__)
+STATE_FORMAT = 1
+RECENT_EVENTS = 100  # alert events kept in the state file for ``monitor status``
+
+
+@dataclass
+class MonitorRun:
+    """What one run computed (oldest window first), stored and sent."""
+
+    endpoint: str
+    records: list[dict[str, Any]] = field(default_factory=list)
+    stored: int = 0  # records new or changed in the history
+    events: list[AlertEvent] = field(default_factory=list)
+    delivery: DeliveryResult = field(default_factory=DeliveryResult)
+    busy: bool = False  # another process was monitoring this endpoint; nothing done
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WindowShape:
+    """Time windows ``window`` seconds long, one ending every ``every`` seconds; or the
+    newest ``last`` rows."""
+
+    every: float
+    window: float
+    last: int | None = None
+
+    @classmethod
+    def of(cls, config: MonitorConfig, *, window: float | None = None,
+           every: float | None = None, last: int | None = None) -> WindowShape:
+        """Arguments override the config; ``window`` alone gives tumbling windows."""
+        if last is not None:
+            if last < 1:
+                raise ShipyardError("--last must be a positive number of rows")
+            return cls(every if every is not None else config.every, 0.0, last)
+        if window is None and every is None:
+            if config.last is not None:
+                return cls(config.every, 0.0, config.last)
+            return cls(config.every, config.window_s)
+        step = every if every is not None else window
+        assert step is not None
+        shape = cls(step, window if window is not None else step)
+        if shape.window < shape.every:
+            raise ShipyardError(f"--window ({format_duration(shape.window)}) must be at least "
+                                f"--every ({format_duration(shape.every)}): windows would "
+                                "leave rows out")
+        return shape
+
+
+class Monitor:
+    """Monitors one endpoint. ``model_source`` is the endpoint's serve-config ``model``
+    (used to find the reference); ``notifier`` defaults to one built from the config."""
+
+    def __init__(self, endpoint: str, log_dir: str | Path, config: MonitorConfig | None = None,
+                 *, model_source: str | None = None, settings: Settings | None = None,
+                 notifier: AlertNotifier | None = None, clock: Callable[[], float] = time.time,
+                 max_windows: int = 500) -> None:
+        self.endpoint = endpoint
+        self.log_dir = Path(log_dir)
+        self.config = config or MonitorConfig()
+        self.history = MonitorHistory(self.log_dir, endpoint)
+        self.references = ReferenceResolver(self.config.reference, model_source=model_source,
+                                            settings=settings)
+        self.notifier = notifier
+        self.clock = clock
+        self.max_windows = max_windows
+
+    def __repr__(self) -> str:
+        return f"Monitor({self.endpoint!r}, {self.log_dir})"
+
+    def run(self, *, window: float | None = None, every: float | None = None,
+            last: int | None = None, since: float | None = None, partial: bool = True,
+            wait: bool = True, max_windows: int | None = None,
+            progress: Callable[[int, int], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> MonitorRun:
+        """Compute, store and alert on the due windows (see the module docstring).
+
+        ``wait=False`` returns at once (``busy``) when another process holds the lock.
+        ``progress(done, total)`` is called after each window; ``should_stop`` is polled
+        between windows.
+        """
+        shape = WindowShape.of(self.config, window=window, every=every, last=last)
+        with self.history.lock(wait=wait) as held:
+            if not held:
+                return MonitorRun(self.endpoint, busy=True)
+            run = MonitorRun(self.endpoint)
+            frames, windows = self._plan(shape, since, partial,
+                                         max_windows or self.max_windows, run)
+            self._process(frames, windows, shape, run, progress, should_stop)
+            return run
+
+    # -- which windows ---------------------------------------------------------------------
+
+    def _plan(self, shape: WindowShape, since: float | None, partial: bool, cap: int,
+              run: MonitorRun) -> tuple[LogFrames, list[Window]]:
+        if shape.last is not None:
+            frames = LogFrames(self.log_dir, self.endpoint, last=shape.last)
+            return frames, [frames.rows_window(shape.last)] if frames.rows else []
+        now = self.clock()
+        resumed = self._resume_point(shape) if since is None else None
+        low = since if since is not None else resumed
+        oldest = now - (cap + 1) * shape.every - shape.window  # never read more than cap
+        read_from = oldest if low is None else max(oldest, low - shape.window)
+        frames = LogFrames(self.log_dir, self.endpoint, since=read_from)
+        # resuming, every window since counts (a quiet one is news); otherwise start at the
+        # first logged row rather than with empty windows before the log began
+        first = resumed if resumed is not None else frames.first
+        if since is not None:
+            first = since if math.isnan(frames.first) else max(since, frames.first)
+        if math.isnan(first):
+            return frames, []
+        windows = time_windows(window=shape.window, every=shape.every, first=first, now=now,
+                               partial=partial, max_windows=cap)
+        total = _complete_count(shape, first, now)
+        if total > cap:
+            run.notes.append(f"{total} windows are due; computed the newest {cap}")
+        if not any(w.complete for w in windows) and resumed is not None:
+            # nothing new: recompute the newest stored window so the run shows something
+            windows.insert(0, Window(_round(resumed - shape.window), _round(resumed)))
+            if resumed - shape.window < read_from:
+                frames = LogFrames(self.log_dir, self.endpoint, since=resumed - shape.window)
+        return frames, windows
+
+    def _resume_point(self, shape: WindowShape) -> float | None:
+        """End of the newest complete window of this shape in the history."""
+        ends = [r["window"]["end_ts"] for r in self.history.records()
+                if r.get("window", {}).get("kind") == "time" and r["window"].get("complete")
+                and math.isclose(r["window"]["end_ts"] - r["window"]["start_ts"],
+                                 shape.window)
+                and math.isclose(r["window"].get("every", 0.0), shape.every)]
+        return max(ends) if ends else None
+
+    # -- per window ------------------------------------------------------------------------
+
+    def _process(self, frames: LogFrames, windows: list[Window], shape: WindowShape,
+                 run: MonitorRun, progress: Callable[[int, int], None] | None,
+                 should_stop: Callable[[], bool] | None) -> None:
+        state = self._load_state()
+        evaluator = AlertEvaluator(self.config.rules, state.get("evaluator"),
+                                   endpoint=self.endpoint) if self.config.rules else None
+        notifier = self.notifier or AlertNotifier(self.config.webhooks, self.config.on_alert)
+        try:
+            for done, window in enumerate(windows, start=1):
+                if should_stop is not None and should_stop():
+                    run.notes.append("stopped before every window was done")
+                    break
+                record = self._record(frames.data(window), shape)
+                events = self._alerts(record, window, evaluator, state)
+                run.stored += self.history.put(record)
+                run.records.append(record)
+                if evaluator is not None and window.complete:
+                    state["evaluator"] = evaluator.to_dict()
+                if events:  # stored with its window first, so a crash cannot lose it
+                    _remember(state, events)
+                    self._save_state(state)
+                    run.events.extend(events)
+                    run.delivery += notifier.deliver(events)
+                if progress is not None:
+                    progress(done, len(windows))
+            if evaluator is not None:
+                self._save_state(state)
+        finally:
+            if self.notifier is None:
+                notifier.close()
+
+    def _record(self, data: WindowData, shape: WindowShape) -> dict[str, Any]:
+        window = data.window
+        bounds: dict[str, Any] = {
+            "kind": window.kind, "start": iso(window.start), "end": iso(window.end),
+            "start_ts": window.start, "end_ts": window.end, "complete": window.complete}
+        if window.kind == "rows":
+            bounds["last"] = window.last
+        else:
+            bounds["every"] = shape.every
+        record: dict[str, Any] = {
+            "format": HISTORY_FORMAT, "key": window.key, "endpoint": self.endpoint,
+            "window": bounds, "computed_at": iso(time.time())}
+        started = time.perf_counter()
+        if data.rows:
+            versions, counts = np.unique(data.versions, return_counts=True)
+            top = int(versions[int(np.argmax(counts))])
+            model = str(data.models[int(np.argmax(data.versions == top))])
+            record.update(analyse(data, self.references.get(model, top), self.config))
+        else:
+            record.update({"rows": 0, "requests": 0, "labelled": 0,
+                           "metrics": {"rows": 0, "requests": 0, "labelled": 0},
+                           "skipped": "no rows"})
+        record["seconds"] = round(time.perf_counter() - started, 4)
+        return record
+
+    def _alerts(self, record: dict[str, Any], window: Window,
+                evaluator: AlertEvaluator | None, state: dict[str, Any]) -> list[AlertEvent]:
+        record["alerts"] = []
+        if evaluator is None or not window.complete:
+            return []
+        if window.end <= state.get("last_evaluated", -math.inf):
+            stored = self.history.get(window.key)  # seen before: keep what it fired then
+            record["alerts"] = (stored or {}).get("alerts", [])
+            return []
+        at = datetime.fromtimestamp(window.end, UTC)
+        events = evaluator.evaluate(record["metrics"], at)
+        state["last_evaluated"] = window.end
+        record["alerts"] = [e.to_dict() for e in events]
+        return events
+
+    # -- alert state -----------------------------------------------------------------------
+
+    def _load_state(self) -> dict[str, Any]:
+        state = self.history.load_state() or {}
+        if state.get("format") != STATE_FORMAT:
+            state = {"format": STATE_FORMAT}
+        return state
+
+    def _save_state(self, state: dict[str, Any]) -> None:
+        state["rules"] = [str(r) if isinstance(r, str) else dict(r) for r in self.config.rules]
+        state["updated_at"] = iso(time.time())
+        self.history.save_state(state)
+
+
+def _remember(state: dict[str, Any], events: Sequence[AlertEvent]) -> None:
+    firing: dict[str, Any] = state.setdefault("firing", {})
+    recent: list[dict[str, Any]] = state.setdefault("events", [])
+    for event in events:
+        data = event.to_dict()
+        if data["state"] == "firing":
+            firing[event.rule] = data
+        else:
+            firing.pop(event.rule, None)
+        recent.append(data)
+    del recent[:-RECENT_EVENTS]
+
+
+def _complete_count(shape: WindowShape, first: float, now: float) -> int:
+    return max(0, math.floor(now / shape.every) - math.floor(first / shape.every))
+
+
+def _round(seconds: float) -> float:
+    return round(seconds, 6)

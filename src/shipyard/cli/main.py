@@ -12,6 +12,7 @@ from rich.console import Console
 from shipyard._version import __version__
 from shipyard.cli.admin import audit, db_app, gc
 from shipyard.cli.models import app as models_app
+from shipyard.cli.monitoring import app as monitor_app
 from shipyard.cli.serving import logs, serve
 from shipyard.errors import ShipyardError
 
@@ -20,6 +21,7 @@ app = typer.Typer(
     help="Package, register, serve, roll out and monitor ML models.")
 app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
+app.add_typer(monitor_app, name="monitor")
 app.command("audit")(audit)
 app.command("gc")(gc)
 app.command("serve")(serve)

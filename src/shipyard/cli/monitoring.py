@@ -1,0 +1,191 @@
+"""``shipyard monitor run|status``: windows of an endpoint's prediction log against its
+reference, printed for people (rich) or as JSON. The work is ``service.monitor``'s; this
+module parses arguments and draws. Heavy imports stay inside the commands."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+from shipyard.cli.output import console, print_json
+from shipyard.errors import ShipyardError
+
+if TYPE_CHECKING:
+    from shipyard.service.config import MonitorConfig
+    from shipyard.service.monitor import MonitorRun
+
+app = typer.Typer(no_args_is_help=True, help="Drift, data quality, performance and alerts "
+                  "from the prediction log.")
+err_console = Console(stderr=True)
+PROGRESS_FROM = 4  # windows; fewer finish before a bar is worth drawing
+
+LogDir = Annotated[Path | None, typer.Option("--log-dir", help="prediction log directory "
+                                             "(default: the config's, else "
+                                             "$SHIPYARD_HOME/logs)")]
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+@app.command("run")
+def run_cmd(
+    endpoint: Annotated[str, typer.Argument(help="endpoint name (as served and logged)")],
+    log_dir: LogDir = None,
+    reference: Annotated[str | None, typer.Option(
+        help="package dir, models:/ URI, saved profile, .parquet or .csv (default: the "
+             "profile packaged with the model version logged)")] = None,
+    window: Annotated[str | None, typer.Option(help="window length, e.g. 1h")] = None,
+    every: Annotated[str | None, typer.Option(help="a window ends every …, e.g. 15m "
+                                              "(default: --window, tumbling)")] = None,
+    last: Annotated[int | None, typer.Option(help="one window of the newest N rows "
+                                             "instead of time windows")] = None,
+    since: Annotated[str | None, typer.Option(
+        help="windows ending after this ISO time, or a duration ago (2h, 7d)")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="serve.yaml: its monitor section (rules, webhooks), log_dir and "
+                         "the endpoint's model")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Monitor ENDPOINT: drift, quality, outliers, performance and latency per window,
+    stored in the monitor history; alert rules evaluated and delivered."""
+    from shipyard.service.config import parse_duration
+    from shipyard.service.monitor import Monitor
+
+    if last is not None and (window is not None or every is not None):
+        raise ShipyardError("--last takes the newest rows; it does not combine with --window "
+                            "or --every")
+    monitor_config, source, root = _settings(endpoint, config, log_dir, reference)
+    monitor = Monitor(endpoint, root, monitor_config, model_source=source)
+    options: dict[str, Any] = {
+        "window": None if window is None else parse_duration(window, "--window"),
+        "every": None if every is None else parse_duration(every, "--every"),
+        "last": last, "since": _since(since)}
+    run = _run_with_progress(monitor, options, show=not as_json)
+    if as_json:
+        print_json({"endpoint": endpoint, "windows": run.records, "stored": run.stored,
+                    "alerts": [e.to_dict() for e in run.events], "notes": run.notes,
+                    "delivery": _delivery(run)})
+        return
+    from shipyard.cli.monitor_view import show_run
+
+    show_run(console, run)
+
+
+@app.command("status")
+def status_cmd(
+    endpoint: Annotated[str, typer.Argument(help="endpoint name")],
+    log_dir: LogDir = None,
+    config: Annotated[Path | None, typer.Option("--config", help="serve.yaml (for its "
+                                                "log_dir)")] = None,
+    history: Annotated[int, typer.Option(help="windows of history to show")] = 10,
+    as_json: AsJson = False,
+) -> None:
+    """Show ENDPOINT's latest monitor results, its alerts and a short history."""
+    from shipyard.service.monitor_history import MonitorHistory
+
+    _, _, root = _settings(endpoint, config, log_dir, None)
+    if history < 0:
+        raise ShipyardError("--history must not be negative")
+    store = MonitorHistory(root, endpoint)
+    records = store.records()
+    if not records:
+        raise ShipyardError(f"no monitor results for endpoint {endpoint!r} under {root}; run "
+                            f"shipyard monitor run {endpoint}")
+    state = store.load_state() or {}
+    if as_json:
+        print_json({"endpoint": endpoint, "latest": records[-1],
+                    "alerts": {"firing": state.get("firing", {}),
+                               "events": state.get("events", [])[-20:],
+                               "rules": state.get("rules", [])},
+                    "history": [_brief(r) for r in records[-history:]] if history else [],
+                    "windows_stored": len(records)})
+        return
+    from shipyard.cli.monitor_view import show_status
+
+    show_status(console, endpoint, records, state, history)
+
+
+def _settings(endpoint: str, config: Path | None, log_dir: Path | None,
+              reference: str | None) -> tuple[MonitorConfig, str | None, Path]:
+    """The endpoint's monitor settings, model source and log directory."""
+    from dataclasses import replace
+
+    from shipyard.service.config import MonitorConfig, ServeConfig
+    from shipyard.settings import Settings
+
+    monitor, source, root = MonitorConfig(), None, None
+    if config is not None:
+        serve = ServeConfig.from_file(config)
+        match = next((e for e in serve.endpoints if e.name == endpoint), None)
+        if match is None:
+            raise ShipyardError(f"{config} has no endpoint {endpoint!r}; it has "
+                                f"{[e.name for e in serve.endpoints]}")
+        monitor = match.monitor or serve.monitor or monitor
+        source = match.model
+        root = Path(serve.log_dir) if serve.log_dir else None
+    if reference is not None:
+        monitor = replace(monitor, reference=reference)
+    if log_dir is not None:
+        root = log_dir
+    return monitor, source, root or Settings.from_env().home / "logs"
+
+
+def _since(text: str | None) -> float | None:
+    if text is None:
+        return None
+    from shipyard.service.config import ConfigError, parse_duration
+
+    try:
+        return time.time() - parse_duration(text)
+    except ConfigError:
+        pass
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ShipyardError(f"--since takes an ISO 8601 time (2024-05-01T12:00) or a "
+                            f"duration ago (2h, 7d), got {text!r}") from None
+    return (moment if moment.tzinfo else moment.astimezone()).timestamp()
+
+
+def _run_with_progress(monitor: Any, options: dict[str, Any], *, show: bool) -> MonitorRun:
+    """``monitor.run`` with a progress bar on stderr once the run has several windows."""
+    if not show:
+        result: MonitorRun = monitor.run(**options)
+        return result
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    progress = Progress("[progress.description]{task.description}", BarColumn(),
+                        MofNCompleteColumn(), TimeRemainingColumn(), console=err_console,
+                        transient=True)
+    task: list[Any] = []
+
+    def advance(done: int, total: int) -> None:
+        if total < PROGRESS_FROM:
+            return
+        if not task:
+            progress.start()
+            task.append(progress.add_task(f"monitoring {monitor.endpoint}", total=total))
+        progress.update(task[0], completed=done)
+
+    try:
+        result = monitor.run(progress=advance, **options)
+    finally:
+        progress.stop()
+    return result
+
+
+def _delivery(run: MonitorRun) -> dict[str, Any]:
+    d = run.delivery
+    return {"events": d.events, "delivered": d.delivered, "failed": d.failed,
+            "failures": list(d.failures)}
+
+
+def _brief(record: dict[str, Any]) -> dict[str, Any]:
+    """A history line for charts: the window and its flat metrics."""
+    return {"key": record["key"], "window": record["window"], "rows": record.get("rows"),
+            "metrics": record.get("metrics", {}), "skipped": record.get("skipped"),
+            "alerts": [(a["state"], a["rule"]) for a in record.get("alerts", [])]}

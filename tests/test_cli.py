@@ -129,7 +129,11 @@ def test_quickstart_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     from shipyard.stores.predictions import read_log
 
     logged = read_log(tmp_path / "home" / "logs", "breast-cancer")
-    assert logged.num_rows == 40
+    assert logged.num_rows == 40 + 143  # then the drifted copy of the 143 held-out rows
     feedback = read_log(tmp_path / "home" / "logs", "breast-cancer", kind="feedback")
     assert set(feedback.column("request_id").to_pylist()) == set(
-        logged.column("request_id").to_pylist())
+        logged.slice(0, 40).column("request_id").to_pylist())
+    # the monitor finds exactly the three features the quickstart shifted
+    assert "3 of 30 input columns drifted" in result.output
+    for feature in ("mean radius", "mean texture", "worst area"):
+        assert f"   {feature}: ks" in result.output

@@ -1,4 +1,5 @@
-"""The serving part of the quickstart: serve ``models:/NAME@production``, send traffic."""
+"""The serving part of the quickstart: serve ``models:/NAME@production``, send traffic
+(some of it drifted), then run the monitor over the prediction log."""
 
 from __future__ import annotations
 
@@ -57,6 +58,11 @@ def serve_and_call(console: Console, settings: Settings, uri: str, rows: Any,
                                                        strict=True))
         console.print(f"9. sent {sent} rows in {sent // 4} requests (with ground-truth "
                       f"feedback): {correct}/{sent} correct")
+        drifted = _drift(rows)
+        for start in range(0, len(drifted), 25):
+            client.predict("breast-cancer", drifted.iloc[start:start + 25])
+        console.print(f"   then {len(drifted)} rows of drifted traffic: "
+                      f"{', '.join(DRIFTED)} scaled by {SCALE}")
         console.print("   try:")
         console.print(f"   curl {url}/v2/health/ready")
         console.print(f"   curl {url}/v2/models/breast-cancer")
@@ -79,6 +85,47 @@ def serve_and_call(console: Console, settings: Settings, uri: str, rows: Any,
     logged = read_log(log_dir, "breast-cancer").num_rows
     console.print(f"10. the prediction log in {Path(log_dir)} holds {logged} rows "
                   f"([cyan]shipyard logs breast-cancer[/])")
+    monitor_drift(console, settings, log_dir, uri, rows=len(rows))
+
+
+DRIFTED = ("mean radius", "mean texture", "worst area")
+SCALE = 1.3
+
+
+def _drift(rows: Any) -> Any:
+    """The held-out rows with a few features scaled: what a new scanner might send."""
+    shifted = rows.copy()
+    for column in DRIFTED:
+        shifted[column] = shifted[column] * SCALE
+    return shifted
+
+
+def monitor_drift(console: Console, settings: Settings, log_dir: Path, uri: str, *,
+                  rows: int) -> None:
+    """Monitor the newest ``rows`` logged rows (the drifted ones) against the package's
+    reference profile, and say what drifted."""
+    from shipyard.cli.monitor_view import number
+    from shipyard.service.monitor import Monitor
+
+    started = time.perf_counter()
+    run = Monitor("breast-cancer", log_dir, model_source=uri, settings=settings).run(last=rows)
+    record = run.records[-1]
+    drift = record.get("drift") or {}
+    columns = drift.get("columns", {})
+    drifted = sorted(((n, c) for n, c in columns.items() if c.get("drifted")),
+                     key=lambda nc: -abs(nc[1].get("effect_size") or 0.0))
+    console.print(f"11. monitored the newest {record['rows']} rows against the package's "
+                  f"reference profile ({time.perf_counter() - started:.1f}s):")
+    console.print(f"   {len(drifted)} of {len(columns)} input columns drifted")
+    for name, column in drifted[:6]:
+        console.print(f"   [red]{name}[/]: {column.get('method')} statistic "
+                      f"{number(column.get('statistic'))}, p {number(column.get('p_value'))}, "
+                      f"effect {number(column.get('effect_size'))} "
+                      f"{column.get('effect_name') or ''}".rstrip())
+    if len(drifted) > 6:
+        console.print(f"   … and {len(drifted) - 6} more")
+    console.print(f"   see [cyan]shipyard monitor run breast-cancer --last {rows}[/] and "
+                  "[cyan]shipyard monitor status breast-cancer[/]")
 
 
 def _ready(client: Any) -> bool:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias, overload
 
 import numpy as np
 
 from shipyard.errors import ProfileError
-from shipyard.types import Array
+from shipyard.types import Array, Columns
 
 _UNSUPPORTED_KINDS = {"M": "datetime", "m": "timedelta", "c": "complex", "V": "structured"}
 
@@ -44,8 +44,24 @@ Column: TypeAlias = "Array | Coded"
 """One column to profile: a 1-D array, or coded text."""
 
 
-def to_columns(data: Any) -> dict[str, Column]:
-    """The columns of ``data``, all 1-D and of one length; ProfileError otherwise."""
+@overload
+def to_columns(data: Any, *, coded: Literal[False] = False) -> Columns: ...
+@overload
+def to_columns(data: Any, *, coded: Literal[True]) -> dict[str, Column]: ...
+
+
+def to_columns(data: Any, *, coded: bool = False) -> Columns | dict[str, Column]:
+    """The columns of ``data``, all 1-D and of one length; ProfileError otherwise. With
+    ``coded=True`` text that arrives coded stays ``Coded`` (what ``profile()`` uses);
+    otherwise every column is a plain array, coded text decoded to objects."""
+    columns = _read(data)
+    if coded:
+        return columns
+    return {name: col.values() if isinstance(col, Coded) else col
+            for name, col in columns.items()}
+
+
+def _read(data: Any) -> dict[str, Column]:
     if _is_dataframe(data):
         names = [str(name) for name in data.columns]
         if len(set(names)) != len(names):

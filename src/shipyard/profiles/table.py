@@ -108,7 +108,7 @@ def profile(data: Any, *, sample_size: int = 2000, category_cap: int = 1000, kll
         raise ProfileError("sample_size and category_cap must be at least 1")
     if not 8 <= kll_k <= 65535:
         raise ProfileError(f"kll_k must be between 8 and 65535, got {kll_k}")
-    columns = to_columns(data)
+    columns = to_columns(data, coded=True)
     wanted = _kinds(kinds, columns)
     summaries = {name: column_profile(name, arr, wanted.get(name), kll_k=kll_k,
                                       category_cap=category_cap)

@@ -12,12 +12,21 @@ independent of any web framework. Rules:
   deadline passes while it waits, ``BatchTimeoutError``.
 - If a batch call fails, each of its requests is retried alone, so one bad request never
   fails its batch-mates.
+- ``on_results`` hears, on the event loop, which items got which results (once per batch):
+  only those really delivered, not those whose caller had already timed out.
+
+Deadlines cost no timer per request: requests with deadlines are watched in submission
+order (with one timeout per batcher that is deadline order), and one timer, armed for the
+oldest, expires whatever is due. A request whose deadline comes before an older one's gets
+its own timer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -25,6 +34,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -41,11 +51,12 @@ class BatcherClosedError(Exception):
     """The batcher no longer accepts requests (it is shutting down or was replaced)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending(Generic[T, R]):
     item: T
     rows: int
-    deadline: float | None
+    timeout: float | None
+    deadline: float  # time.monotonic(); inf without a timeout
     future: asyncio.Future[R]
     started: bool = False
 
@@ -73,7 +84,8 @@ class AdaptiveBatcher(Generic[T, R]):
                  rows_of: Callable[[T], int] = lambda _: 1, max_batch_size: int = 64,
                  max_wait_ms: float = 2.0, max_queue: int = 1024, concurrency: int = 1,
                  executor: Executor | None = None,
-                 on_batch: Callable[[int], None] | None = None) -> None:
+                 on_batch: Callable[[int], None] | None = None,
+                 on_results: Callable[[list[T], list[R]], None] | None = None) -> None:
         if max_batch_size < 1 or max_queue < 1 or concurrency < 1 or max_wait_ms < 0:
             raise ValueError("max_batch_size, max_queue and concurrency must be >= 1, "
                              "max_wait_ms >= 0")
@@ -85,6 +97,7 @@ class AdaptiveBatcher(Generic[T, R]):
         self.concurrency = concurrency
         self.executor = executor
         self.on_batch = on_batch
+        self.on_results = on_results
         self.stats = BatchStats()
         self._queue: deque[_Pending[T, R]] = deque()
         self._wake = asyncio.Event()
@@ -92,6 +105,9 @@ class AdaptiveBatcher(Generic[T, R]):
         self._in_flight: set[asyncio.Task[None]] = set()
         self._closed = False
         self._loop_task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watch: deque[_Pending[T, R]] = deque()  # with deadlines, oldest first
+        self._sweeper: asyncio.TimerHandle | None = None
 
     @property
     def depth(self) -> int:
@@ -110,31 +126,63 @@ class AdaptiveBatcher(Generic[T, R]):
         if len(self._queue) >= self.max_queue:
             self.stats.rejected += 1
             raise QueueFullError(f"queue full ({self.max_queue} requests waiting)")
-        if self._loop_task is None:
-            self._loop_task = asyncio.get_running_loop().create_task(self._run_forever())
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        pending = _Pending(item, self.rows_of(item), deadline, future)
+        loop = self._loop
+        if loop is None or self._loop_task is None:
+            loop = self._loop = asyncio.get_running_loop()
+            self._loop_task = loop.create_task(self._run_forever())
+        future: asyncio.Future[R] = loop.create_future()
+        if timeout is None:
+            pending = _Pending(item, self.rows_of(item), None, math.inf, future)
+            self._queue.append(pending)
+            self._wake.set()
+            return await future
+        deadline = time.monotonic() + timeout
+        pending = _Pending(item, self.rows_of(item), timeout, deadline, future)
         self._queue.append(pending)
         self._wake.set()
-        if timeout is None:
+        watch = self._watch
+        if not watch or watch[-1].deadline <= deadline:
+            watch.append(pending)
+            if self._sweeper is None:
+                self._sweeper = loop.call_later(timeout, self._sweep)
             return await future
-        # one timer per request, not wait_for + shield: those cost an extra future, task
-        # and callbacks on every request of the hot path
-        timer = asyncio.get_running_loop().call_later(timeout, self._expire, pending, timeout)
+        timer = loop.call_later(timeout, self._expire, pending)  # out of order: its own
         try:
             return await future
         finally:
             timer.cancel()
 
-    def _expire(self, pending: _Pending[T, R], timeout: float) -> None:
+    def _sweep(self) -> None:
+        """Expire the watched requests that are due; re-arm for the next one."""
+        self._sweeper = None
+        watch = self._watch
+        now = time.monotonic()
+        while watch:
+            head = watch[0]
+            if not head.future.done() and head.deadline > now:
+                assert self._loop is not None
+                self._sweeper = self._loop.call_later(head.deadline - now,
+                                                      self._sweep)
+                return
+            watch.popleft()
+            self._expire(head)
+
+    def _prune(self) -> None:
+        """Drop answered requests from the front of the watch (batches run oldest first), so
+        the watch holds no finished request's data for long."""
+        watch = self._watch
+        while watch and watch[0].future.done():
+            watch.popleft()
+
+    def _expire(self, pending: _Pending[T, R]) -> None:
         if pending.future.done():
             return
         self.stats.timeouts += 1
         if not pending.started:  # never run it, even if already taken into a batch
             self._forget(pending)
         # a started request finishes, but its result is dropped (see _settle)
-        pending.future.set_exception(BatchTimeoutError(f"no result within {timeout:.3g} s"))
+        pending.future.set_exception(BatchTimeoutError(
+            f"no result within {pending.timeout:.3g} s"))
 
     def _forget(self, pending: _Pending[T, R]) -> None:
         with contextlib.suppress(ValueError):
@@ -166,8 +214,8 @@ class AdaptiveBatcher(Generic[T, R]):
             if nxt.future.done():  # timed out while queued
                 self._queue.popleft()
                 continue
-            if nxt.deadline is not None and nxt.deadline <= now:
-                self._queue.popleft()
+            if nxt.deadline <= now:
+                self._expire(nxt)  # takes it off the queue
                 continue
             if (batch or rows) and rows + nxt.rows > self.max_batch_size:
                 break
@@ -215,11 +263,9 @@ class AdaptiveBatcher(Generic[T, R]):
                     raise
                 self.stats.retried_alone += len(batch)
                 outcomes = await loop.run_in_executor(self.executor, self._one_by_one, items)
-                for pending, outcome in zip(batch, outcomes, strict=True):
-                    _settle(pending.future, outcome)
+                self._deliver(batch, outcomes)
                 return
-            for pending, result in zip(batch, results, strict=True):
-                _settle(pending.future, result)
+            self._deliver(batch, results)
         except Exception as exc:  # a single-item batch failed: that item gets the error
             for pending in batch:
                 if not pending.future.done():
@@ -227,6 +273,28 @@ class AdaptiveBatcher(Generic[T, R]):
         finally:
             self._slots.release()
             self._wake.set()
+            self._prune()
+
+    def _deliver(self, batch: list[_Pending[T, R]],
+                 outcomes: Sequence[R | BaseException]) -> None:
+        """Settle each caller's future; tell ``on_results`` what was really delivered."""
+        items: list[T] = []
+        results: list[R] = []
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            future = pending.future
+            if future.done():  # the caller timed out; its result is dropped
+                continue
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+                items.append(pending.item)
+                results.append(outcome)
+        if self.on_results is not None and items:
+            try:
+                self.on_results(items, results)
+            except Exception:  # a listener's bug must not fail requests already answered
+                log.exception("batcher: on_results failed")
 
     def _call(self, items: list[T]) -> Sequence[R]:
         results = self.fn(items)
@@ -259,11 +327,3 @@ class AdaptiveBatcher(Generic[T, R]):
         while self._in_flight:
             await asyncio.gather(*list(self._in_flight), return_exceptions=True)
 
-
-def _settle(future: asyncio.Future[R], outcome: R | BaseException) -> None:
-    if future.done():  # the caller timed out; its result is dropped
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)

@@ -125,10 +125,14 @@ def test_every_caller_gets_its_own_rows(reqs: list[tuple[int, bool, int]], max_b
     requests = [make_request(i, rows, poison) for i, (rows, poison, _) in enumerate(reqs)]
     delays = [delay for _, _, delay in reqs]
     poisoned = {r.caller for r in requests if r.poison}
+    reported: list[tuple[int, np.ndarray]] = []
+
+    def on_results(items: list[Req], results: list[np.ndarray]) -> None:
+        reported.extend((it.caller, res) for it, res in zip(items, results, strict=True))
 
     async def scenario() -> list[Any]:
         b = batcher(model, max_batch_size=max_batch_size, concurrency=concurrency,
-                    max_wait_ms=max_wait_ms)
+                    max_wait_ms=max_wait_ms, on_results=on_results)
 
         async def call(req: Req, delay: int) -> np.ndarray:
             for _ in range(delay):  # arrive staggered: some while batches are running
@@ -157,6 +161,11 @@ def test_every_caller_gets_its_own_rows(reqs: list[tuple[int, bool, int]], max_b
     # a poison request is tried alone after its batch failed (or was alone from the start)
     for caller in poisoned:
         assert [(caller, requests[caller].rows)] in model.calls
+    # on_results heard of every delivered result once, and of nothing else
+    assert sorted(caller for caller, _ in reported) == sorted(
+        r.caller for r in requests if not r.poison)
+    for caller, result in reported:
+        np.testing.assert_array_equal(result, expected(requests[caller]))
 
 
 @PROPERTY
@@ -259,6 +268,35 @@ def test_timed_out_requests_never_reach_the_model(n_waiting: int, n_patient: int
     assert model.callers_seen().isdisjoint(range(n_waiting))
     assert model.callers_seen() == {100 + i for i in range(concurrency)} | {
         50 + i for i in range(n_patient)}
+
+
+def test_results_of_callers_that_timed_out_while_running_are_not_reported() -> None:
+    """A batch is running when some of its callers' deadlines pass: they get 504-style
+    errors, their batch-mates their rows, and ``on_results`` hears only of the latter (the
+    server logs what it answered, not what it computed for nobody)."""
+    model = Model(gate=threading.Event())
+    reported: list[int] = []
+
+    async def scenario() -> None:
+        b = batcher(model, max_batch_size=100, concurrency=1, max_wait_ms=0,
+                    on_results=lambda items, _: reported.extend(it.caller for it in items))
+        # submitted in one go: the idle model takes all six as one batch
+        quick = [asyncio.ensure_future(b.submit(make_request(i, 1), timeout=0.05))
+                 for i in range(3)]
+        slow = [asyncio.ensure_future(b.submit(make_request(10 + i, 1), timeout=30))
+                for i in range(3)]
+        await wait_until(model.started.is_set, "the batch to start")
+        for task in quick:
+            with pytest.raises(BatchTimeoutError):
+                await task
+        model.gate.set()  # type: ignore[union-attr]
+        for i, task in enumerate(slow):
+            np.testing.assert_array_equal(await task, expected(make_request(10 + i, 1)))
+        await b.close()
+
+    asyncio.run(scenario())
+    assert model.calls == [[(0, 1), (1, 1), (2, 1), (10, 1), (11, 1), (12, 1)]]  # one batch
+    assert sorted(reported) == [10, 11, 12]
 
 
 def test_a_request_taken_into_a_waiting_batch_that_times_out_is_not_run() -> None:

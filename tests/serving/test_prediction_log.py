@@ -4,6 +4,7 @@ temporary files."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from shipyard.stores import predictions
-from shipyard.stores.predictions import FeedbackRecord, PredictionLog, PredictionRecord, read_log
+from shipyard.stores.predictions import (
+    FeedbackRecord,
+    PredictionBatch,
+    PredictionLog,
+    PredictionRecord,
+    read_log,
+)
 
 
 def record(request_id: str, rows: int, endpoint: str = "ep") -> PredictionRecord:
@@ -127,3 +134,35 @@ def test_close_flushes_everything_and_readers_ignore_temporary_files(tmp_path: P
     (folder / f".{segments[0].name}.tmp").write_bytes(b"PAR1 half a file")
     (folder / ".half.parquet").write_bytes(b"PAR1 half a file")
     assert logged_ids(tmp_path) == [f"r{i}" for i in range(50)]
+
+
+def test_a_batch_record_logs_exactly_what_one_record_per_request_would(tmp_path: Path) -> None:
+    """The server appends one ``PredictionBatch`` per model call; the log must read back the
+    same as with one ``PredictionRecord`` per request."""
+    now, labels = time.time(), ["no", "yes"]
+    sizes, keys = [2, 1, 3], ["k1", None, "k3"]
+    x = np.arange(12, dtype=np.float64).reshape(6, 2)
+    proba = np.linspace(0, 1, 12).reshape(6, 2)
+    bounds = np.cumsum([0, *sizes])
+    singles = PredictionLog(tmp_path / "singles")
+    for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        singles.append(PredictionRecord(
+            request_id=f"r{i}", ts=now + i, endpoint="ep", model="m", version=3,
+            latency_ms=float(i), routing_key=keys[i], inputs={"x": x[lo:hi]},
+            outputs={"label": np.array(labels * 3, dtype=object)[lo:hi],
+                     "probabilities": proba[lo:hi]}, class_labels=labels))
+    batched = PredictionLog(tmp_path / "batched")
+    assert batched.append(PredictionBatch(
+        request_ids=["r0", "r1", "r2"], row_counts=sizes, latency_ms=[0.0, 1.0, 2.0],
+        routing_keys=keys, ts=[now, now + 1, now + 2], endpoint="ep", model="m", version=3,
+        inputs={"x": x},
+        outputs={"label": np.array(labels * 3, dtype=object), "probabilities": proba},
+        class_labels=labels))
+    assert batched.buffered_rows == 6
+    singles.close()
+    batched.close()
+    one, other = read_log(tmp_path / "singles", "ep"), read_log(tmp_path / "batched", "ep")
+    assert one.schema == other.schema
+    assert one.to_pylist() == other.to_pylist()
+    assert other.column("request_id").to_pylist() == ["r0", "r0", "r1", "r2", "r2", "r2"]
+    assert other.column("row").to_pylist() == [0, 1, 0, 0, 1, 2]

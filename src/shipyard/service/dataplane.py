@@ -9,6 +9,7 @@ started on, because they sit in the old deployment's batcher, which drains befor
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import logging
@@ -32,7 +33,7 @@ from shipyard.runtimes.model import load as load_path
 from shipyard.service.config import EndpointConfig, ServeConfig
 from shipyard.service.metrics import ServingMetrics
 from shipyard.settings import Settings
-from shipyard.stores.predictions import FeedbackRecord, PredictionLog, PredictionRecord
+from shipyard.stores.predictions import FeedbackRecord, PredictionBatch, PredictionLog
 from shipyard.types import Columns
 
 log = logging.getLogger("shipyard.serve")
@@ -45,7 +46,7 @@ class Deployment:
     model: LoadedModel
     model_name: str
     version: int  # registry version; 1 for a package served from a path
-    batcher: AdaptiveBatcher[Columns, Columns]
+    batcher: AdaptiveBatcher[_Ticket, _Share]
 
 
 @dataclass
@@ -56,6 +57,44 @@ class Served:
     deployment: Deployment
     request_id: str
     latency_ms: float
+
+
+class _Ticket:
+    """One request in a batcher: its prepared columns and what its log row needs."""
+
+    __slots__ = ("columns", "request_id", "routing_key", "rows", "started", "ts")
+
+    def __init__(self, columns: Columns, request_id: str, routing_key: str | None) -> None:
+        self.columns = columns
+        self.request_id = request_id
+        self.routing_key = routing_key
+        self.rows = len(next(iter(columns.values())))
+        self.started = time.perf_counter()
+        self.ts = time.time()
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What one model call saw and answered (all its requests' rows, in order)."""
+
+    inputs: Columns
+    outputs: Columns
+    requests: int
+
+
+@dataclass(slots=True)
+class _Share:
+    """One request's rows of a batch's outputs (sliced only when asked)."""
+
+    batch: _Batch
+    start: int
+    stop: int
+
+    def outputs(self) -> Columns:
+        if self.batch.requests == 1:
+            return self.batch.outputs
+        start, stop = self.start, self.stop
+        return {name: arr[start:stop] for name, arr in self.batch.outputs.items()}
 
 
 _ids: tuple[int, str, itertools.count[int]] = (-1, "", itertools.count())
@@ -71,22 +110,30 @@ def new_request_id() -> str:
     return f"{prefix}{next(counter):016x}"
 
 
-def _concat(items: list[Columns]) -> Columns:
+def _concat(items: Sequence[Columns]) -> Columns:
     if len(items) == 1:
         return items[0]
     return {k: np.concatenate([it[k] for it in items]) for k in items[0]}
 
 
-def _split(outputs: Columns, sizes: Sequence[int]) -> list[Columns]:
-    if len(sizes) == 1:
-        return [outputs]
-    bounds = np.cumsum(sizes)[:-1]
-    parts = {k: np.split(v, bounds) for k, v in outputs.items()}
-    return [{k: parts[k][i] for k in outputs} for i in range(len(sizes))]
+def _ticket_rows(ticket: _Ticket) -> int:
+    return ticket.rows
 
 
-def _rows(columns: Columns) -> int:
-    return len(next(iter(columns.values())))
+def _run_batch(model: LoadedModel, tickets: list[_Ticket]) -> list[_Share]:
+    """The batch function: one model call for every ticket's rows."""
+    inputs = _concat([t.columns for t in tickets])
+    outputs = model.runtime.predict(inputs)
+    batch = _Batch(inputs, outputs, len(tickets))
+    shares, start = [], 0
+    for ticket in tickets:
+        shares.append(_Share(batch, start, start + ticket.rows))
+        start += ticket.rows
+    for name, arr in outputs.items():
+        if len(arr) != start:
+            raise RuntimeError(f"the model returned {len(arr)} rows of {name!r} for "
+                               f"{start} input rows")
+    return shares
 
 
 class Endpoint:
@@ -173,20 +220,38 @@ class DataPlane:
 
     async def predict(self, endpoint: Endpoint, columns: Columns, *, request_id: str | None,
                       version: int | None = None, routing_key: str | None = None) -> Served:
-        """Run prepared columns through the endpoint's batcher and log the pair."""
-        started = time.perf_counter()
+        """Run prepared columns through the endpoint's batcher; the batch is logged when its
+        answers are delivered (see ``_log_batch``)."""
         deployment = endpoint.deployment(version)
-        outputs = await deployment.batcher.submit(columns, timeout=endpoint.config.timeout_s)
-        latency = (time.perf_counter() - started) * 1000.0
-        rid = request_id or new_request_id()
+        ticket = _Ticket(columns, request_id or new_request_id(), routing_key)
+        share = await deployment.batcher.submit(ticket, timeout=endpoint.config.timeout_s)
+        return Served(share.outputs(), deployment, ticket.request_id,
+                      (time.perf_counter() - ticket.started) * 1000.0)
+
+    def _log_batch(self, endpoint: Endpoint, deployment: Deployment, tickets: list[_Ticket],
+                   shares: list[_Share]) -> None:
+        """One log record for the requests of a batch that got their answers (a sampled
+        subset below a log rate of 1)."""
+        done = time.perf_counter()
         rate = endpoint.config.log_sample_rate
-        if rate >= 1.0 or random.random() < rate:
-            self.log.append(PredictionRecord(
-                request_id=rid, ts=time.time(), endpoint=endpoint.name,
-                model=deployment.model_name, version=deployment.version, latency_ms=latency,
-                routing_key=routing_key, inputs=columns, outputs=outputs,
-                class_labels=deployment.model.signature.class_labels))
-        return Served(outputs, deployment, rid, latency)
+        if rate < 1.0:
+            kept = [i for i in range(len(tickets)) if random.random() < rate]
+            if not kept:
+                return
+            tickets, shares = [tickets[i] for i in kept], [shares[i] for i in kept]
+        batch = shares[0].batch
+        if len(shares) == batch.requests and all(s.batch is batch for s in shares):
+            inputs, outputs = batch.inputs, batch.outputs
+        else:  # some callers timed out, were sampled out, or were retried alone
+            inputs = _concat([t.columns for t in tickets])
+            outputs = _concat([s.outputs() for s in shares])
+        self.log.append(PredictionBatch(
+            request_ids=[t.request_id for t in tickets], row_counts=[t.rows for t in tickets],
+            latency_ms=[(done - t.started) * 1000.0 for t in tickets],
+            routing_keys=[t.routing_key for t in tickets], ts=[t.ts for t in tickets],
+            endpoint=endpoint.name, model=deployment.model_name, version=deployment.version,
+            inputs=inputs, outputs=outputs,
+            class_labels=deployment.model.signature.class_labels))
 
     def feedback(self, endpoint: Endpoint, items: Sequence[tuple[str, Sequence[Any]]]) -> int:
         """Log ground-truth labels by request id; returns the rows accepted."""
@@ -222,15 +287,15 @@ class DataPlane:
         labels = {"endpoint": ep.name, "model": name, "version": str(version)}
         batch_hist = self.metrics.batch_size.labels(**labels)
 
-        def run(items: list[Columns]) -> list[Columns]:
-            return _split(model.runtime.predict(_concat(items)), [_rows(it) for it in items])
-
         concurrency = ep.config.concurrency if model.runtime.capabilities.thread_safe else 1
-        batcher: AdaptiveBatcher[Columns, Columns] = AdaptiveBatcher(
-            run, rows_of=_rows, max_batch_size=ep.config.max_batch_size,
-            max_wait_ms=ep.config.max_wait_ms, max_queue=ep.config.max_queue,
-            concurrency=concurrency, executor=self.executor, on_batch=batch_hist.observe)
-        return Deployment(model, name, version, batcher), time.perf_counter() - started
+        batcher: AdaptiveBatcher[_Ticket, _Share] = AdaptiveBatcher(
+            functools.partial(_run_batch, model), rows_of=_ticket_rows,
+            max_batch_size=ep.config.max_batch_size, max_wait_ms=ep.config.max_wait_ms,
+            max_queue=ep.config.max_queue, concurrency=concurrency, executor=self.executor,
+            on_batch=batch_hist.observe,
+            on_results=lambda tickets, shares: self._log_batch(ep, deployment, tickets, shares))
+        deployment = Deployment(model, name, version, batcher)
+        return deployment, time.perf_counter() - started
 
     async def _load(self, ep: Endpoint) -> bool:
         loop = asyncio.get_running_loop()

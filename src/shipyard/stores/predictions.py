@@ -57,6 +57,37 @@ class PredictionRecord:
 
 
 @dataclass
+class PredictionBatch:
+    """Several served requests of one endpoint and model version, answered by one model
+    call: their rows concatenated in request order. The server logs one per batch, so the
+    hot path appends once per batch and the writer handles whole arrays."""
+
+    request_ids: Sequence[str]
+    row_counts: Sequence[int]  # rows of each request
+    latency_ms: Sequence[float]
+    routing_keys: Sequence[str | None]
+    ts: Sequence[float]  # seconds since the epoch; the batch goes to the first one's hour
+    endpoint: str
+    model: str
+    version: int
+    inputs: Columns
+    outputs: Columns
+    class_labels: Sequence[Any] | None = None
+
+    @property
+    def rows(self) -> int:
+        return sum(self.row_counts)
+
+
+def _as_batch(record: PredictionRecord | PredictionBatch) -> PredictionBatch:
+    if isinstance(record, PredictionBatch):
+        return record
+    return PredictionBatch([record.request_id], [record.rows], [record.latency_ms],
+                           [record.routing_key], [record.ts], record.endpoint, record.model,
+                           record.version, record.inputs, record.outputs, record.class_labels)
+
+
+@dataclass
 class FeedbackRecord:
     """Ground truth for a logged request: one label per row of that request."""
 
@@ -88,7 +119,7 @@ class PredictionLog:
         self.flush_interval = flush_interval
         self.max_buffered_rows = max_buffered_rows
         self.stats = LogStats()
-        self._buffer: list[PredictionRecord | FeedbackRecord] = []
+        self._buffer: list[PredictionRecord | PredictionBatch | FeedbackRecord] = []
         self._buffered_rows = 0
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -102,7 +133,7 @@ class PredictionLog:
             self._thread.start()
         return self
 
-    def append(self, record: PredictionRecord | FeedbackRecord) -> bool:
+    def append(self, record: PredictionRecord | PredictionBatch | FeedbackRecord) -> bool:
         rows = record.rows
         with self._lock:
             if self._buffered_rows + rows > self.max_buffered_rows:
@@ -169,11 +200,13 @@ def _hour(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H")
 
 
-def _group(batch: list[PredictionRecord | FeedbackRecord],
+def _group(batch: list[PredictionRecord | PredictionBatch | FeedbackRecord],
            ) -> dict[tuple[str, str, str, int], list[Any]]:
     groups: dict[tuple[str, str, str, int], list[Any]] = {}
     for rec in batch:
-        if isinstance(rec, PredictionRecord):
+        if isinstance(rec, PredictionBatch):
+            key = ("predictions", rec.endpoint, _hour(rec.ts[0]), rec.version)
+        elif isinstance(rec, PredictionRecord):
             key = ("predictions", rec.endpoint, _hour(rec.ts), rec.version)
         else:
             key = ("feedback", rec.endpoint, _hour(rec.ts), 0)
@@ -191,32 +224,44 @@ def _column(parts: list[Array]) -> pa.Array:
     return pa.array(arr)
 
 
-def _prediction_table(records: list[PredictionRecord]) -> pa.Table:
-    rows = [r.rows for r in records]
+def _prediction_table(records: list[PredictionRecord | PredictionBatch]) -> pa.Table:
+    batches = [_as_batch(r) for r in records]
+    counts = np.fromiter((n for b in batches for n in b.row_counts), dtype=np.int64)
+    per_batch = [b.rows for b in batches]
+
+    def per_request(values: list[Any]) -> Any:  # one value per request -> one per row
+        return np.repeat(np.asarray(values, dtype=object), counts).tolist()
+
+    def per_batch_rows(values: list[Any], dtype: str) -> Array:
+        return np.repeat(np.asarray(values, dtype=dtype), per_batch)
+
     meta: dict[str, pa.Array] = {
-        "request_id": pa.array(np.repeat([r.request_id for r in records], rows).tolist(),
+        "request_id": pa.array(per_request([i for b in batches for i in b.request_ids]),
                                type=pa.string()),
-        "row": pa.array(np.concatenate([np.arange(n, dtype=np.int32) for n in rows])),
-        "ts": pa.array(np.repeat(np.array([int(r.ts * 1e6) for r in records], dtype="int64"),
-                                 rows), type=pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-        "endpoint": pa.array(np.repeat([r.endpoint for r in records], rows).tolist()),
-        "model": pa.array(np.repeat([r.model for r in records], rows).tolist()),
-        "version": pa.array(np.repeat([r.version for r in records], rows).astype("int32")),
-        "latency_ms": pa.array(np.repeat([r.latency_ms for r in records], rows)
-                               .astype("float32")),
-        "routing_key": pa.array(np.repeat([r.routing_key or "" for r in records], rows)
-                                .tolist(), type=pa.string()),
+        "row": pa.array(np.concatenate([np.arange(n, dtype=np.int32) for n in counts])),
+        "ts": pa.array(np.repeat(np.asarray([t * 1e6 for b in batches for t in b.ts],
+                                            dtype="float64").astype("int64"), counts),
+                       type=pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        "endpoint": pa.array(per_batch_rows([b.endpoint for b in batches], "object").tolist(),
+                             type=pa.string()),
+        "model": pa.array(per_batch_rows([b.model for b in batches], "object").tolist(),
+                          type=pa.string()),
+        "version": pa.array(per_batch_rows([b.version for b in batches], "int32")),
+        "latency_ms": pa.array(np.repeat(np.asarray(
+            [v for b in batches for v in b.latency_ms], dtype="float32"), counts)),
+        "routing_key": pa.array(per_request([k or "" for b in batches
+                                             for k in b.routing_keys]), type=pa.string()),
     }
-    first = records[0]
+    first = batches[0]
     for name in first.inputs:
-        meta[f"input.{name}"] = _column([r.inputs[name] for r in records])
+        meta[f"input.{name}"] = _column([b.inputs[name] for b in batches])
     for name in first.outputs:
         if name == "probabilities" and first.class_labels is not None:
             for i, label in enumerate(first.class_labels):
                 meta[f"output.proba.{label}"] = _column(
-                    [r.outputs[name][:, i] for r in records])
+                    [b.outputs[name][:, i] for b in batches])
         else:
-            meta[f"output.{name}"] = _column([r.outputs[name] for r in records])
+            meta[f"output.{name}"] = _column([b.outputs[name] for b in batches])
     return pa.table(meta)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from shipyard.errors import ShipyardError
@@ -458,3 +459,40 @@ def test_invalid_monitor_sections(monitor: Any, message: str) -> None:
     if isinstance(monitor, dict):
         with pytest.raises(ConfigError, match="endpoint a: "):
             ServeConfig.from_dict({"endpoints": [{"model": "/pkgs/a", "monitor": monitor}]})
+
+
+# -- the package's own reference -----------------------------------------------------------
+
+def test_default_reference_is_the_profile_the_package_ships(tmp_path: Path) -> None:
+    """An endpoint served from a package directory: the monitor reads that package's
+    profile.bin, whose column names match the log's (inputs, prediction, proba.C, target)."""
+    from sklearn.linear_model import LogisticRegression
+
+    import shipyard
+
+    rng = np.random.default_rng(3)
+    train = {k: v for k, v in make_rows(2000, rng).items() if k != "city"}
+    y = truth(train, rng)
+    frame = pd.DataFrame(train)
+    model = LogisticRegression().fit(frame, y)
+    package = tmp_path / "pkg"
+    shipyard.package(model, frame, target=y, name="demo").save(package)
+    loaded = shipyard.load(package)
+    log = PredictionLog(tmp_path / "logs")
+    for i in range(20):
+        rows = {k: v for k, v in make_rows(50, rng, shift=1.0 if i >= 10 else 0.0).items()
+                if k != "city"}
+        answer = loaded.predict(rows)
+        log.append(PredictionRecord(f"q{i}", BASE + i * 60, ENDPOINT, "pkg", 1, 2.0, None,
+                                    rows, {"label": answer.predictions,
+                                           "probabilities": answer.probabilities},
+                                    answer.classes))
+    log.close()
+    watched = Monitor(ENDPOINT, tmp_path / "logs", model_source=str(package),
+                      clock=lambda: BASE + HOUR)
+    (record,) = watched.run(last=500).records
+    assert record["reference"]["source"] == str(package)
+    assert set(record["drift"]["columns"]) == {"x0", "x1", "x2"}
+    assert record["metrics"]["drifted(x0)"] == 1.0 and record["metrics"]["drifted(x2)"] == 0.0
+    assert set(record["output_drift"]["columns"]) == {"prediction", "proba.0", "proba.1"}
+    assert record["performance"]["estimated"]["calibrated"] is True

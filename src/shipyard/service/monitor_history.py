@@ -42,15 +42,13 @@ class MonitorHistory:
         self.folder = Path(log_dir) / "monitor" / f"endpoint={endpoint}"
         self.path = self.folder / "history.jsonl"
         self.state_path = self.folder / "alerts.json"
+        self._cache: dict[str, dict[str, Any]] | None = None
+        self._seen: tuple[int, int] | None = None
 
     def records(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Stored window results, oldest window first (one per key); ``limit`` keeps the
         newest."""
-        latest: dict[str, dict[str, Any]] = {}
-        for record in self._lines():
-            latest.pop(record["key"], None)  # re-insert: a replaced record moves to its end
-            latest[record["key"]] = record
-        ordered = sorted(latest.values(), key=_order)
+        ordered = sorted(self._index().values(), key=_order)
         return ordered if limit is None else ordered[-limit:] if limit > 0 else []
 
     def latest(self) -> dict[str, Any] | None:
@@ -58,25 +56,35 @@ class MonitorHistory:
         return records[0] if records else None
 
     def get(self, key: str) -> dict[str, Any] | None:
-        found = None
-        for record in self._lines():
-            if record["key"] == key:
-                found = record
-        return found
+        return self._index().get(key)
 
     def put(self, record: dict[str, Any]) -> bool:
         """Store one window's result; False when an identical result was already there."""
         key = record["key"]
         line = json.dumps(record, allow_nan=False, separators=(",", ":"), default=str)
-        existing = [r for r in self._lines() if r["key"] == key]
-        if existing and _same(existing[-1], record):
+        index = self._index()
+        existing = index.get(key)
+        if existing is not None and _same(existing, record):
             return False
         self.folder.mkdir(parents=True, exist_ok=True)
-        if existing:
+        if existing is not None:
             self._rewrite(key, line)
         else:
             _append(self.path, line)
+        index[key] = json.loads(line)
+        self._seen = _stat(self.path)
         return True
+
+    def _index(self) -> dict[str, dict[str, Any]]:
+        """Key -> newest record, read once and kept while the file is only written here
+        (a run holds the lock); re-read when someone else changed it."""
+        stat = _stat(self.path)
+        if self._cache is None or stat != self._seen:
+            latest: dict[str, dict[str, Any]] = {}
+            for record in self._lines():
+                latest[record["key"]] = record
+            self._cache, self._seen = latest, stat
+        return self._cache
 
     def _rewrite(self, key: str, line: str) -> None:
         kept = [raw for raw, record in self._raw_lines() if record["key"] != key]
@@ -138,6 +146,14 @@ class MonitorHistory:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return info.st_size, info.st_mtime_ns
 
 
 def _order(record: dict[str, Any]) -> tuple[float, float]:

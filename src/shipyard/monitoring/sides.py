@@ -44,7 +44,7 @@ class Side:
                 raise MonitoringError(f"the {label} profile is empty (no rows or no columns)")
             return cls(label, data.rows, profile=data)
         try:
-            columns = to_columns(data)
+            columns = to_columns(data, coded=True)
         except MonitoringError as exc:
             raise MonitoringError(f"cannot read the {label} data: {exc}") from exc
         return cls(label, len(next(iter(columns.values()))), raw=columns)

@@ -229,10 +229,11 @@ def test_history_appends_and_reruns_are_idempotent(traffic: Traffic, reference: 
     resumed = monitor(traffic, reference, BASE + 2 * HOUR + 1).run(window=HOUR, partial=False)
     assert [r["key"] for r in resumed.records] == [first.records[-1]["key"]]
     assert resumed.stored == 0
-    # a later hour appends one line; the in-progress window is stored, then replaced
+    # the in-progress window is shown, not stored; once closed it appends one line
     traffic.send(BASE + 2 * HOUR, HOUR / 2, 10)
     partial = monitor(traffic, reference, BASE + 2.5 * HOUR).run(window=HOUR)
     assert partial.records[-1]["window"]["complete"] is False
+    assert partial.records[-1]["rows"] == 200 and len(history.records()) == 2
     closed = monitor(traffic, reference, BASE + 3 * HOUR + 1).run(window=HOUR, partial=False)
     assert closed.records[-1]["window"]["complete"] is True
     records = history.records()

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from shipyard.service.monitor import MonitorRun
 
 DRIFT_ROWS = 15
+WINDOWS_CAPTION = ("drift: share of input columns drifted (red: dataset drift), cols: how "
+                   "many, pred: prediction drift, qual: quality issues, outl: outlier share, "
+                   "acc / est: realised / estimated accuracy")
+HEADERS = {"roc_auc": "ROC AUC", "log_loss": "log loss", "calibration_error": "ECE",
+           "mae": "MAE", "rmse": "RMSE", "r2": "R²"}
 PERFORMANCE = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss",
                "calibration_error", "mae", "rmse", "r2")
 
@@ -71,10 +76,11 @@ def show_status(console: Console, endpoint: str, records: Sequence[dict[str, Any
 
 
 def windows_table(console: Console, title: str, records: Sequence[dict[str, Any]]) -> None:
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True, caption=WINDOWS_CAPTION, caption_justify="left")
     alerts = any(r.get("alerts") for r in records)
-    for column in ("window (UTC)", "rows", "drift", "drifted", "pred", "issues", "outliers",
-                   "acc (est)", "p99 ms"):
+    for column in ("window (UTC)", "rows", "drift", "cols", "pred", "qual", "outl", "acc",
+                   "est", "p99 ms"):
         first = column.startswith("window")
         table.add_column(column, justify="left" if first else "right", no_wrap=first,
                          min_width=17 if first else len(column))
@@ -82,14 +88,12 @@ def windows_table(console: Console, title: str, records: Sequence[dict[str, Any]
         table.add_column("alerts")
     for record in records:
         m = record.get("metrics", {})
-        accuracy = number(m.get("accuracy"))
-        if m.get("estimated_accuracy") is not None:
-            accuracy += f" ({number(m['estimated_accuracy'])})"
         table.add_row(
             _when(record["window"]), str(record.get("rows", 0)),
             _share(m.get("drift_share"), flag=bool(m.get("dataset_drift"))),
             _int(m.get("drifted_columns")), _yes(m.get("prediction_drift")),
-            _int(m.get("quality_issues")), _pct(m.get("outlier_share")), accuracy,
+            _int(m.get("quality_issues")), _pct(m.get("outlier_share")),
+            number(m.get("accuracy")), number(m.get("estimated_accuracy")),
             number(m.get("p99_latency_ms")),
             *([", ".join(f"{a['state']}: {a['rule']}" for a in record.get("alerts", []))]
               if alerts else []))
@@ -204,20 +208,27 @@ def _performance(console: Console, record: dict[str, Any]) -> None:
              or estimated.get(n) is not None]
     if not names:
         return
-    table = Table(title="performance", title_justify="left")
-    table.add_column("")
-    for name in names:
-        table.add_column(name, justify="right")
+    title = "performance"
     if realised:
-        table.add_row(f"realised ({realised.get('rows', 0)} labelled)",
-                      *(number(realised.get(n)) for n in names))
-    for version, metrics in (performance.get("by_version") or {}).items():
-        if len(performance.get("by_version") or {}) > 1:
+        title += f" ({realised.get('rows', 0)} labelled rows)"
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
+    table.add_column("", no_wrap=True, min_width=10)
+    for name in names:
+        table.add_column(HEADERS.get(name, name), justify="right", no_wrap=True)
+    if realised:
+        table.add_row("realised", *(number(realised.get(n)) for n in names))
+    by_version = performance.get("by_version") or {}
+    if len(by_version) > 1:
+        for version, metrics in by_version.items():
             table.add_row(f"  {version}", *(number(metrics.get(n)) for n in names))
     if estimated:
-        how = "calibrated" if estimated.get("calibrated") else "raw confidence"
-        table.add_row(f"estimated ({how})", *(number(estimated.get(n)) for n in names))
+        label = "estimated" if estimated.get("calibrated") else "estimated*"
+        table.add_row(label, *(number(estimated.get(n)) for n in names))
     console.print(table)
+    if estimated and not estimated.get("calibrated"):
+        console.print("[dim]* from the model's raw confidence: the reference has no target "
+                      "to calibrate it[/]")
 
 
 def show_event(console: Console, event: Mapping[str, Any]) -> None:

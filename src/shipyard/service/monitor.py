@@ -15,8 +15,8 @@ Which windows a run computes: with ``since``, every window ending after it; othe
 resumes after the newest complete window stored for the same window shape (the first run
 starts at the oldest logged row), keeping at most ``max_windows``. When there is nothing new
 it recomputes the newest stored window (idempotently), so a run always shows something.
-The window in progress is computed and stored (``complete: false``, replaced once it
-closes) but never counts for alerts.
+The window in progress is computed and shown (``complete: false``) but neither stored nor
+counted for alerts: it is stored once it has closed.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class MonitorRun:
 
     endpoint: str
     records: list[dict[str, Any]] = field(default_factory=list)
-    stored: int = 0  # records new or changed in the history
+    stored: int = 0  # records new or changed in the history (complete windows only)
     events: list[AlertEvent] = field(default_factory=list)
     delivery: DeliveryResult = field(default_factory=DeliveryResult)
     busy: bool = False  # another process was monitoring this endpoint; nothing done
@@ -190,15 +190,16 @@ class Monitor:
                     break
                 record = self._record(frames.data(window), shape)
                 events = self._alerts(record, window, evaluator, state)
-                run.stored += self.history.put(record)
+                if window.complete:
+                    run.stored += self.history.put(record)
                 run.records.append(record)
                 if evaluator is not None and window.complete:
                     state["evaluator"] = evaluator.to_dict()
-                if events:  # stored with its window first, so a crash cannot lose it
-                    _remember(state, events)
-                    self._save_state(state)
+                if events:  # record, delivery, then state: a crash re-sends, never loses
                     run.events.extend(events)
                     run.delivery += notifier.deliver(events)
+                    _remember(state, events)
+                    self._save_state(state)
                 if progress is not None:
                     progress(done, len(windows))
             if evaluator is not None:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from shipyard.service.monitor import MonitorRun
 
 DRIFT_ROWS = 15
+TABLE_ROWS = 24  # windows listed by ``monitor run``
 WINDOWS_CAPTION = ("drift: share of input columns drifted (red: dataset drift), cols: how "
                    "many, pred: prediction drift, qual: quality issues, outl: outlier share, "
                    "acc / est: realised / estimated accuracy")
@@ -34,7 +35,10 @@ def show_run(console: Console, run: MonitorRun) -> None:
         console.print(f"monitor {run.endpoint}: no window to compute")
         return
     if len(records) > 1:
-        windows_table(console, f"{run.endpoint}: {len(records)} windows", records)
+        shown = records[-TABLE_ROWS:]
+        more = len(records) - len(shown)
+        windows_table(console, f"{run.endpoint}: {len(records)} windows"
+                      + (f" (newest {len(shown)}; --json for all)" if more else ""), shown)
     detail = next((r for r in reversed(records) if "drift" in r), records[-1])
     show_window(console, detail)
     if run.events:

@@ -14,6 +14,7 @@ from server.helpers import assert_matches_local, binary_request, endpoint, le_by
 from shipyard.errors import InputValidationError
 from shipyard.packaging import validation
 from shipyard.packaging.signature import ColumnSpec, Signature
+from shipyard.server import codec
 
 CUSTOMER = {"age": 41, "income": 52.5, "visits": 3, "city": "lyon", "plan": "pro"}
 
@@ -314,3 +315,29 @@ def _outcome(call: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]
         return call()
     except InputValidationError as exc:
         return [(p.field, p.message) for p in exc.problems]
+
+
+SCALARS = st.one_of(st.integers(-5, 5), st.floats(allow_nan=True), st.booleans(), st.none(),
+                    st.sampled_from(["a", "1.5"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.lists(SCALARS, min_size=0, max_size=3), min_size=1, max_size=3),
+       key=st.sampled_from(["instances", "inputs"]))
+def test_numeric_rows_fast_path_decodes_like_the_general_path(rows, key) -> None:
+    """``simple_request`` takes a short cut for ``{"instances": [[numbers...], ...]}``; what it
+    returns (or refuses) must not differ from the general rectangular-rows path."""
+    def outcome(call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except codec.BadRequestError as exc:
+            return str(exc)
+
+    fast = outcome(lambda: codec.simple_request({key: rows}))
+    general = outcome(lambda: codec._rectangular(rows, key))
+    assert type(fast) is type(general)
+    if isinstance(general, str):
+        assert fast == general
+    else:
+        assert fast.dtype == general.dtype and fast.shape == general.shape
+        assert [repr(v) for v in fast.ravel()] == [repr(v) for v in general.ravel()]

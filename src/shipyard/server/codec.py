@@ -6,6 +6,7 @@ problem listed), inference in the data plane.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -44,6 +45,16 @@ def simple_request(payload: Any) -> Any:
     / ``dataframe_records``, as something ``prepare`` accepts."""
     if not isinstance(payload, dict):
         raise BadRequestError(f"the body must be a JSON object with one of {list(SIMPLE_KEYS)}")
+    if len(payload) == 1:  # the usual body: rows of plain numbers skip the checks below
+        value = payload.get("instances", payload.get("inputs"))
+        if type(value) is list and value and type(value[0]) is list:
+            try:
+                arr = np.asarray(value)
+            except ValueError:  # ragged: the general path says which way
+                pass
+            else:
+                if arr.dtype.kind in "fiub":
+                    return arr
     keys = [k for k in SIMPLE_KEYS if k in payload]
     unknown = sorted(set(payload) - set(SIMPLE_KEYS) - {"parameters", "id"})
     if len(keys) != 1 or unknown:
@@ -108,13 +119,21 @@ def _dataframe_split(value: Any) -> dict[str, list[Any]]:
 
 def simple_response(outputs: Columns, signature: Signature, *, model: str, version: int,
                     request_id: str) -> bytes:
+    if len(outputs) == 2 and signature.class_labels is not None:
+        label, proba = outputs.get("label"), outputs.get("probabilities")
+        if label is not None and proba is not None and label.dtype.kind in "iufb":
+            names = _label_names(signature.class_labels)
+            return dumps({"predictions": label,
+                          "probabilities": [dict(zip(names, row, strict=True))
+                                            for row in proba.tolist()],
+                          "model": model, "version": version, "request_id": request_id})
     body: dict[str, Any] = {}
     shown = ("label" if "label" in outputs else "value" if "value" in outputs
              else next(iter(outputs)))
     body["predictions"] = _plain(outputs[shown])
     proba = outputs.get("probabilities")
     if proba is not None and signature.class_labels is not None:
-        names = [str(c) for c in signature.class_labels]
+        names = _label_names(signature.class_labels)
         body["probabilities"] = [dict(zip(names, row, strict=True)) for row in proba.tolist()]
     # every other output, also when the first one stands in for the predictions
     extra = {k: v for k, v in outputs.items()
@@ -123,6 +142,11 @@ def simple_response(outputs: Columns, signature: Signature, *, model: str, versi
         body["outputs"] = {k: _plain(v) for k, v in extra.items()}
     body.update(model=model, version=version, request_id=request_id)
     return dumps(body)
+
+
+@functools.lru_cache(maxsize=64)
+def _label_names(class_labels: tuple[Any, ...]) -> list[str]:
+    return [str(c) for c in class_labels]
 
 
 def _plain(obj: Any) -> Any:

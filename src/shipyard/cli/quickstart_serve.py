@@ -115,7 +115,7 @@ def monitor_drift(console: Console, settings: Settings, log_dir: Path, uri: str,
     drifted = sorted(((n, c) for n, c in columns.items() if c.get("drifted")),
                      key=lambda nc: -abs(nc[1].get("effect_size") or 0.0))
     console.print(f"11. monitored the newest {record['rows']} rows against the package's "
-                  f"reference profile ({time.perf_counter() - started:.1f}s):")
+                  f"reference ({time.perf_counter() - started:.1f}s):")
     console.print(f"   {len(drifted)} of {len(columns)} input columns drifted")
     for name, column in drifted[:6]:
         console.print(f"   [red]{name}[/]: {column.get('method')} statistic "

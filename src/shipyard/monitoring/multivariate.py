@@ -29,9 +29,12 @@ null on a side are left out (missing values are a quality finding, not drift).
 
 from __future__ import annotations
 
+import functools
+import importlib
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -63,12 +66,34 @@ def multivariate_outcomes(ref: Columns, cur: Columns, scales: Mapping[str, tuple
     reason = _too_small(x, y)
     if reason:
         return [_skipped(method, reason, base) for method in METHODS]
-    outcomes = [mmd(x, y, rng), domain_classifier(x, y, rng, numeric)]
-    if x.shape[1] >= 2:
-        outcomes.append(pca_reconstruction(x, y, rng))
-    else:
-        outcomes.append(_skipped("pca_reconstruction", "fewer than two features", {}))
+    with _one_blas_thread():
+        outcomes = [mmd(x, y, rng), domain_classifier(x, y, rng, numeric)]
+        if x.shape[1] >= 2:
+            outcomes.append(pca_reconstruction(x, y, rng))
+        else:
+            outcomes.append(_skipped("pca_reconstruction", "fewer than two features", {}))
     return [_with(outcome, base) for outcome in outcomes]
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """BLAS on one thread for these small products (when threadpoolctl is installed): on a
+    busy machine OpenBLAS's spinning worker threads made the tests 10-25x slower, and in
+    the server they would compete with inference threads."""
+    controller = _blas_controller()
+    if controller is None:
+        yield
+        return
+    with controller.limit(limits=1, user_api="blas"):
+        yield
+
+
+@functools.cache
+def _blas_controller() -> Any:
+    try:
+        return importlib.import_module("threadpoolctl").ThreadpoolController()
+    except ImportError:
+        return None
 
 
 def encode(ref: Columns, cur: Columns,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import jsonschema
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -248,6 +249,47 @@ def test_api_keys(serve, packages) -> None:
         assert "API key" in response.json()["error"]
     for response in (bearer, x_api_key, oip, listing, *open_routes):
         assert response.status_code == 200, response.request.url
+
+
+def test_openapi_declares_the_api_keys_it_enforces(serve, packages) -> None:
+    """With keys configured the document declares Bearer and X-API-Key schemes; every route
+    it marks as secured answers 401 without a key, and every route it leaves open answers
+    without one. Without keys it declares none."""
+    with serve(endpoint("iris", packages.iris), api_keys={"ci": "s3cret"}) as s:
+        document = s.client.get("/openapi.json").json()
+        answers = {}
+        for path, operations in document["paths"].items():
+            url = path.replace("{name}", "iris").replace("{version}", "1")
+            for method, op in operations.items():
+                answers[method, path] = (op, s.client.request(method, url, json={}))
+    with serve(endpoint("iris", packages.iris)) as s:
+        open_document = s.client.get("/openapi.json").json()
+    try:
+        from openapi_spec_validator import validate
+
+        validate(document)
+    except ImportError:  # the OpenAPI 3.1 meta-schema schemathesis ships
+        from schemathesis.specs.openapi.definitions import OPENAPI_31
+
+        jsonschema.Draft202012Validator(OPENAPI_31).validate(document)
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearer"] == {"type": "http", "scheme": "bearer",
+                                 "description": schemes["bearer"]["description"]}
+    assert (schemes["apiKey"]["type"], schemes["apiKey"]["in"], schemes["apiKey"]["name"]) == (
+        "apiKey", "header", "X-API-Key")
+    secured = {key for key, (op, _) in answers.items() if "security" in op}
+    assert secured == {key for key in answers if key[1] not in (
+        "/v2/health/live", "/v2/health/ready", "/metrics")}
+    for (method, path), (op, response) in answers.items():
+        if (method, path) in secured:
+            assert op["security"] == [{"bearer": []}, {"apiKey": []}]
+            assert "401" in op["responses"]
+            assert response.status_code == 401, (method, path)
+        else:
+            assert response.status_code != 401, (method, path)
+    assert "securitySchemes" not in open_document["components"]
+    assert not any("security" in op for ops in open_document["paths"].values()
+                   for op in ops.values())
 
 
 def test_api_keys_that_are_not_ascii(serve, packages) -> None:

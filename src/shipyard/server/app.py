@@ -118,7 +118,8 @@ def create_app(plane: DataPlane) -> HotPaths:
                         media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(request: Request) -> Response:
-        return _json(codec.dumps(openapi_document(sorted(plane.endpoints))))
+        return _json(codec.dumps(openapi_document(sorted(plane.endpoints),
+                                                  api_keys=bool(keys))))
 
     async def docs(request: Request) -> Response:
         return HTMLResponse(DOCS_HTML)

@@ -29,7 +29,32 @@ def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any
     return body
 
 
-def openapi_document(endpoints: list[str]) -> dict[str, Any]:
+PUBLIC_PATHS = frozenset({"/v2/health/live", "/v2/health/ready", "/metrics"})
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer",
+               "description": "An API key as `Authorization: Bearer KEY`."},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+               "description": "An API key in the `X-API-Key` header."},
+}
+
+
+def openapi_document(endpoints: list[str], *, api_keys: bool = False) -> dict[str, Any]:
+    """The document; with ``api_keys`` every route but health and metrics declares that it
+    takes a key (Bearer or X-API-Key) and may answer 401."""
+    document = _document(endpoints)
+    if api_keys:
+        document["components"]["securitySchemes"] = SECURITY_SCHEMES
+        unauthorised = _err("Missing or invalid API key")
+        for path, operations in document["paths"].items():
+            if path in PUBLIC_PATHS:
+                continue
+            for method, op in operations.items():
+                operations[method] = {**op, "security": [{"bearer": []}, {"apiKey": []}],
+                                      "responses": {**op["responses"], "401": unauthorised}}
+    return document
+
+
+def _document(endpoints: list[str]) -> dict[str, Any]:
     name_param = {"name": "name", "in": "path", "required": True,
                   "schema": {"type": "string", "enum": endpoints or ["model"]}}
     version_param = {"name": "version", "in": "path", "required": True,

@@ -320,3 +320,11 @@ def test_class_labels_profiled_as_categories_meet_raw_numbers() -> None:
     assert label.detail["categories"] == 4 and not label.drifted
     assert report.multivariate[0].detail["columns_used"] == 2
     assert not report.dataset_drift
+
+
+def test_nothing_usable_for_multivariate_is_skipped_with_a_reason() -> None:
+    report = compare({"a": np.full(100, np.nan)}, {"a": np.arange(50.0)})
+    assert report.columns["a"].detail["skipped"] == "no non-null values in the reference data"
+    assert all(m.detail["skipped"] == "no column usable for multivariate tests"
+               for m in report.multivariate)
+    assert report.drift_share == 0.0 and not report.dataset_drift

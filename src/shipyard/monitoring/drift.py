@@ -287,6 +287,7 @@ def _multivariate(ref: Side, cur: Side, names: list[str],
     scales = {n: (ref.numeric(n).mean, ref.numeric(n).std) for n in names
               if _kind(n, ref, cur) != ColumnKind.CATEGORICAL
               and ref.can_rank(n) and cur.can_rank(n)}
+    names = [n for n in names if ref.in_sample(n) and cur.in_sample(n)]
     size, seed = settings.sample_size, settings.seed
     outcomes = mv.multivariate_outcomes(ref.sample(names, size, seed),
                                         cur.sample(names, size, None if seed is None

@@ -121,8 +121,10 @@ def encode(ref: Columns, cur: Columns,
             top = _top_values(a, b)
             hot_x.append(_one_hot(a, top))
             hot_y.append(_one_hot(b, top))
-    x = _stack(numbers_x, hot_x, len(_first(ref)))
-    y = _stack(numbers_y, hot_y, len(_first(cur)))
+    x = _stack(numbers_x, hot_x, _rows(ref))
+    y = _stack(numbers_y, hot_y, _rows(cur))
+    if x.shape[1] == 0 or len(x) + len(y) == 0:
+        return x, y, 0, used
     varied = np.concatenate([x, y]).std(axis=0) > 0
     numeric = int(np.count_nonzero(varied[: len(numbers_x)]))
     return x[:, varied], y[:, varied], numeric, used
@@ -303,5 +305,5 @@ def _with(outcome: Outcome, base: dict[str, Any]) -> Outcome:
                    outcome.effect_name, {**base, **outcome.detail})
 
 
-def _first(columns: Columns) -> Array:
-    return next(iter(columns.values()))
+def _rows(columns: Columns) -> int:
+    return len(next(iter(columns.values()))) if columns else 0

@@ -119,6 +119,9 @@ class Side:
             return Counts(col.frequencies(), col.non_null, col.exact)
         return self._cached(name, "counts", lambda: _raw_counts(self._column(name)))
 
+    def in_sample(self, name: str) -> bool:
+        return self.profile is None or name in self.profile.sample
+
     def sample(self, names: list[str], size: int, seed: int | None) -> Columns:
         """Up to ``size`` uniformly drawn rows (the profile's reservoir sample, or drawn here)
         with text as ``value_key`` strings and numbers as float64."""

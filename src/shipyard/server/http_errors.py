@@ -46,5 +46,7 @@ def error_parts(exc: Exception) -> tuple[int, bytes, RawHeaders]:
         return 504, codec.error_body(f"timed out: {exc}"), []
     if isinstance(exc, ShipyardError):
         return 400, codec.error_body(str(exc)), []
+    if isinstance(exc, ClientGoneError):  # the server drops this answer: nobody is there
+        return 400, codec.error_body("the client disconnected before sending its body"), []
     log.exception("internal error")
     return 500, codec.error_body(f"internal error: {type(exc).__name__}"), []

@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import pytest
 
-from serving.helpers import IrisModels, metric, rows_payload
+from serving.helpers import FEATURES, IrisModels, metric, rows_payload
 from shipyard.registry import Registry
 from shipyard.server.app import create_app
 from shipyard.service.config import EndpointConfig, ServeConfig
@@ -78,6 +78,7 @@ class Traffic:
 
     client: httpx.AsyncClient
     iris: IrisModels
+    protocol: str = "json"  # or "oip": POST /v2/models/iris/infer
     workers: int = 6
     phase: int = 0
     answers: list[Answer] = field(default_factory=list)
@@ -90,14 +91,32 @@ class Traffic:
             rows = self.iris.x[rng.choice(len(self.iris.x), size=int(rng.integers(1, 6)))]
             rid = f"w{w}-{next(self.ids)}"
             started = self.phase
-            r = await self.client.post("/v1/endpoints/iris/predict", json=rows_payload(rows),
-                                       headers={"X-Request-Id": rid})
-            body = r.json()
-            proba = None
-            if r.status_code == 200:
-                proba = np.array([[p[str(c)] for c in range(3)] for p in body["probabilities"]])
-            self.answers.append(Answer(w, rid, r.status_code, body.get("version"), started,
-                                       self.phase, rows, proba))
+            status, version, proba = await (self._oip(rows, rid) if self.protocol == "oip"
+                                            else self._json(rows, rid))
+            self.answers.append(Answer(w, rid, status, version, started, self.phase, rows,
+                                       proba))
+
+    async def _json(self, rows: np.ndarray, rid: str,
+                    ) -> tuple[int, int | None, np.ndarray | None]:
+        r = await self.client.post("/v1/endpoints/iris/predict", json=rows_payload(rows),
+                                   headers={"X-Request-Id": rid})
+        body = r.json()
+        if r.status_code != 200:
+            return r.status_code, None, None
+        proba = np.array([[p[str(c)] for c in range(3)] for p in body["probabilities"]])
+        return r.status_code, body["version"], proba
+
+    async def _oip(self, rows: np.ndarray, rid: str,
+                   ) -> tuple[int, int | None, np.ndarray | None]:
+        inputs = [{"name": name, "shape": [len(rows)], "datatype": "FP64",
+                   "data": rows[:, i].tolist()} for i, name in enumerate(FEATURES)]
+        r = await self.client.post("/v2/models/iris/infer", json={"id": rid, "inputs": inputs})
+        body = r.json()
+        if r.status_code != 200:
+            return r.status_code, None, None
+        assert body["id"] == rid and body["model_name"] == "iris"
+        out = {o["name"]: o for o in body["outputs"]}["probabilities"]
+        return r.status_code, int(body["model_version"]), np.reshape(out["data"], out["shape"])
 
     def count(self, predicate: Callable[[Answer], bool]) -> int:
         return sum(1 for a in self.answers if predicate(a))
@@ -152,6 +171,20 @@ def check_logged(log_dir: Path, traffic: Traffic) -> None:
 def test_hot_swap_under_load_fails_no_request(registry: Registry, iris: IrisModels,
                                               tmp_path: Path, how: str,
                                               concurrency: int) -> None:
+    swap_under_load(registry, iris, tmp_path, how=how, concurrency=concurrency,
+                    protocol="json")
+
+
+@pytest.mark.parametrize("how", ["direct", "watcher"])
+def test_oip_infer_keeps_answering_during_a_hot_swap_under_load(
+        registry: Registry, iris: IrisModels, tmp_path: Path, how: str) -> None:
+    """The same swap with the clients on the Open Inference Protocol route: every infer
+    answers 200 with the outputs of the version it reports in ``model_version``."""
+    swap_under_load(registry, iris, tmp_path, how=how, concurrency=1, protocol="oip")
+
+
+def swap_under_load(registry: Registry, iris: IrisModels, tmp_path: Path, *, how: str,
+                    concurrency: int, protocol: str) -> None:
     registry.register(iris.packages[1], alias="production")
     registry.register(iris.packages[2])
     log_dir = tmp_path / "logs"
@@ -160,7 +193,7 @@ def test_hot_swap_under_load_fails_no_request(registry: Registry, iris: IrisMode
         poll = 0.05 if how == "watcher" else 3600.0
         async with serving(registry, log_dir, poll_interval_s=poll,
                            concurrency=concurrency) as (plane, client):
-            traffic = Traffic(client, iris)
+            traffic = Traffic(client, iris, protocol)
             workers = [asyncio.ensure_future(traffic.worker(w))
                        for w in range(traffic.workers)]
             try:
@@ -191,7 +224,7 @@ def test_hot_swap_under_load_fails_no_request(registry: Registry, iris: IrisMode
     assert metric(metrics, "shipyard_model_load_failures_total") == 0
     by_version = Counter(a.version for a in traffic.answers)
     for version in (1, 2):
-        assert metric(metrics, "shipyard_requests_total", endpoint="iris",
+        assert metric(metrics, "shipyard_requests_total", endpoint="iris", protocol=protocol,
                       version=str(version), status="200") == by_version[version]
     assert metric(metrics, "shipyard_requests_total") == len(traffic.answers)
     assert metric(metrics, "shipyard_model_load_seconds", version="2") > 0

@@ -230,6 +230,8 @@ def _prediction_table(records: list[PredictionRecord | PredictionBatch]) -> pa.T
     per_batch = [b.rows for b in batches]
 
     def per_request(values: list[Any]) -> Any:  # one value per request -> one per row
+        if len(values) == len(counts) == counts.sum():
+            return values
         return np.repeat(np.asarray(values, dtype=object), counts).tolist()
 
     def per_batch_rows(values: list[Any], dtype: str) -> Array:
@@ -238,7 +240,8 @@ def _prediction_table(records: list[PredictionRecord | PredictionBatch]) -> pa.T
     meta: dict[str, pa.Array] = {
         "request_id": pa.array(per_request([i for b in batches for i in b.request_ids]),
                                type=pa.string()),
-        "row": pa.array(np.concatenate([np.arange(n, dtype=np.int32) for n in counts])),
+        "row": pa.array((np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+                        .astype(np.int32)),
         "ts": pa.array(np.repeat(np.asarray([t * 1e6 for b in batches for t in b.ts],
                                             dtype="float64").astype("int64"), counts),
                        type=pa.int64()).cast(pa.timestamp("us", tz="UTC")),

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from shipyard.service.metrics import ServingMetrics
 from shipyard.settings import Settings
 from shipyard.stores.predictions import FeedbackRecord, PredictionBatch, PredictionLog
 from shipyard.types import Columns
+
+if TYPE_CHECKING:
+    from shipyard.service.monitor_scheduler import MonitorScheduler
 
 log = logging.getLogger("shipyard.serve")
 
@@ -175,6 +178,7 @@ class DataPlane:
         self.executor = ThreadPoolExecutor(max_workers=max(
             4, sum(e.concurrency for e in config.endpoints) + 2), thread_name_prefix="infer")
         self._watcher: asyncio.Task[None] | None = None
+        self.monitor: MonitorScheduler | None = None
         self._checking = asyncio.Lock()  # one check at a time: the watcher or a direct call
         self.started_at = time.time()
 
@@ -192,6 +196,18 @@ class DataPlane:
         await asyncio.gather(*(self._load(ep) for ep in self.endpoints.values()))
         if any(self._watched(ep) for ep in self.endpoints.values()):
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        self._start_monitor()
+
+    def _start_monitor(self) -> None:
+        """Run the endpoints' ``monitor:`` sections on their schedule, in a thread of their
+        own (never on the event loop); imported only when a monitor is configured."""
+        if not any(self.config.monitor_for(e.name) for e in self.config.endpoints):
+            return
+        from shipyard.service.monitor_scheduler import MonitorScheduler
+
+        self.monitor = MonitorScheduler.from_config(self.config, self.settings)
+        if self.monitor is not None:
+            self.monitor.start()
 
     @property
     def ready(self) -> bool:
@@ -201,10 +217,13 @@ class DataPlane:
         """Finish admitted requests, then flush the prediction log (SIGTERM lands here)."""
         if self._watcher is not None:
             self._watcher.cancel()
+        loop = asyncio.get_running_loop()
+        if self.monitor is not None:  # may finish a window in progress: not on the loop
+            await loop.run_in_executor(None, self.monitor.stop)
         for ep in self.endpoints.values():
             if ep.current is not None:
                 await ep.current.batcher.close()
-        await asyncio.get_running_loop().run_in_executor(None, self.log.close)
+        await loop.run_in_executor(None, self.log.close)
         self.executor.shutdown(wait=True)
         if self._registry is not None:
             self._registry.close()

@@ -29,25 +29,15 @@ JSON_TYPE = (b"content-type", b"application/json")
 
 
 class RequestMetrics:
-    """Request counter and latency histogram children, cached per label set: ``labels()``
-    takes a lock and builds a key on every call."""
+    """Counts and times each hot-route request (``ServingMetrics.requests``: a plain
+    per-label-set list update, no prometheus_client lock per value)."""
 
     def __init__(self, plane: DataPlane) -> None:
-        self._metrics = plane.metrics
-        self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
+        self._stats = plane.metrics.requests
 
     def observe(self, endpoint: str, model: str, version: str, status: str, protocol: str,
                 seconds: float) -> None:
-        key = (endpoint, model, version, status, protocol)
-        found = self._children.get(key)
-        if found is None:
-            labels = {"endpoint": endpoint, "model": model, "version": version,
-                      "status": status}
-            found = (self._metrics.requests.labels(protocol=protocol, **labels),
-                     self._metrics.latency.labels(**labels))
-            self._children[key] = found
-        found[0].inc()
-        found[1].observe(seconds)
+        self._stats.observe((endpoint, model, version, status, protocol), seconds)
 
 
 class HotPaths:

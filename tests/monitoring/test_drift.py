@@ -328,3 +328,32 @@ def test_nothing_usable_for_multivariate_is_skipped_with_a_reason() -> None:
     assert all(m.detail["skipped"] == "no column usable for multivariate tests"
                for m in report.multivariate)
     assert report.drift_share == 0.0 and not report.dataset_drift
+
+
+@pytest.mark.parametrize("form", ["object", "string", "string[pyarrow]", "category", "arrow"])
+def test_text_read_as_codes_or_as_objects_gives_the_same_report(
+        form: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    pd = pytest.importorskip("pandas")
+    pa = pytest.importorskip("pyarrow")
+    from shipyard.monitoring import sides
+    from shipyard.profiles.frame import to_columns
+
+    def frame(seed: int, p: list[float]) -> object:
+        rng = np.random.default_rng(seed)
+        values = np.array(["a", "b", "c", "d", None, np.nan, pd.NA], dtype=object)
+        text = values[rng.choice(len(values), 3000, p=p)]
+        plain = [None if v is None or v is pd.NA or v != v else v for v in text.tolist()]
+        column = {"object": text,
+                  "string": pd.array(plain, dtype=pd.StringDtype("python")),
+                  "string[pyarrow]": pd.array(plain, dtype="string[pyarrow]"),
+                  "category": pd.Categorical(plain),
+                  "arrow": pd.arrays.ArrowExtensionArray(pa.array(plain))}[form]
+        return pd.DataFrame({"t": column, "x": rng.normal(0, 1, 3000),
+                             "f": pd.array(plain[::-1], dtype=object)})
+
+    ref = frame(0, [0.4, 0.3, 0.2, 0.04, 0.02, 0.02, 0.02])
+    cur = frame(1, [0.2, 0.3, 0.4, 0.04, 0.02, 0.02, 0.02])
+    coded = compare(ref, cur).to_dict()
+    monkeypatch.setattr(sides, "to_columns", lambda data, coded: to_columns(data))
+    assert compare(ref, cur).to_dict() == coded
+    assert coded["drifted_columns"] == ["t", "f"]

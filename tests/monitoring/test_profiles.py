@@ -19,7 +19,7 @@ from hypothesis.extra import numpy as hnp
 
 import shipyard
 from shipyard.errors import ProfileError, ShipyardError
-from shipyard.profiles import ColumnKind, ColumnProfile, Profile, profile
+from shipyard.profiles import ColumnKind, ColumnProfile, Profile, profile, value_key
 
 
 def table(n: int, seed: int = 0) -> dict[str, Any]:
@@ -144,6 +144,84 @@ def test_coded_text_counts_like_plain_text() -> None:
         assert got.sample["v"].tolist() == want.sample["v"].tolist()
     with pytest.raises(ProfileError, match="text"):
         profile(pa.table({"v": pa.array(values)}), kinds={"v": "numeric"})
+
+
+def _text_forms(values: list[Any]) -> dict[str, Any]:
+    """One text column with nulls held every way pandas and Arrow hold text."""
+    plain = [None if v is None or v is pd.NA or v != v else v for v in values]
+    return {
+        "object": pd.Series(np.array(values, dtype=object)),
+        "string": pd.Series(plain, dtype=pd.StringDtype("python")),
+        "string-nan": pd.Series(plain, dtype=pd.StringDtype("python", na_value=np.nan)),
+        "string[pyarrow]": pd.Series(plain, dtype="string[pyarrow]"),
+        "category": pd.Series(pd.Categorical(plain, categories=["z", "b", "a", "c", "unused"])),
+        "arrow": pa.chunked_array([pa.array(plain[:4]), pa.array(plain[4:])]),
+        "numpy-object": np.array([v if v is not pd.NA else None for v in values], dtype=object),
+    }
+
+
+TEXT_WITH_NULLS = ["b", None, "a", np.nan, "b", pd.NA, "c", "b", None, "a"]
+
+
+@pytest.mark.parametrize("form", list(_text_forms(TEXT_WITH_NULLS)))
+def test_coded_and_plain_readers_count_text_alike(form: str) -> None:
+    from shipyard.profiles.build import column_profile
+    from shipyard.profiles.frame import Coded, to_columns
+
+    for container in (pd.DataFrame, dict):
+        data = container({"v": _text_forms(TEXT_WITH_NULLS)[form], "n": np.arange(10)})
+        if container is pd.DataFrame and form in ("arrow", "numpy-object"):
+            continue  # a DataFrame holds these as the pandas forms above
+        coded, plain = to_columns(data, coded=True)["v"], to_columns(data)["v"]
+        assert isinstance(coded, Coded), form  # counted from codes, not Python strings
+        assert isinstance(plain, np.ndarray) and plain.dtype == object
+        assert [value_key(v) for v in coded.values().tolist()] == \
+            [value_key(v) for v in plain.tolist()]
+        # a Coded column and the object array of the same values profile identically
+        got, want = (column_profile("v", col, None, kll_k=200, category_cap=1000)
+                     for col in (coded, plain))
+        assert got == want
+        assert got.frequencies() == {"b": 3, "a": 2, "c": 1} and got.nulls == 4
+        assert profile(data, seed=1).sample["v"].tolist() == \
+            profile(to_columns(data), seed=1).sample["v"].tolist()
+
+
+@pytest.mark.parametrize("distinct", [126, 127, 128, 40_000])
+def test_coded_text_counts_at_the_edges_of_narrow_codes(distinct: int) -> None:
+    from shipyard.profiles.build import column_profile
+    from shipyard.profiles.frame import Coded, to_columns
+
+    values = np.array([f"v{i}" for i in range(distinct)] + [None, "v0"], dtype=object)
+    coded, plain = (to_columns(pd.DataFrame({"v": values}), coded=c)["v"] for c in (True, False))
+    assert isinstance(coded, Coded) and coded.codes.max() == distinct - 1
+    got, want = (column_profile("v", col, None, kll_k=200, category_cap=50_000)
+                 for col in (coded, plain))
+    assert got == want and got.frequencies()["v0"] == 2 and got.nulls == 1
+    assert coded.values().tolist() == plain.tolist()
+
+
+@pytest.mark.parametrize("values", [
+    ["a", 1, None, 2.0],  # text mixed with numbers: keyed one by one, 2.0 as "2"
+    [True, "a", None, "a"],  # booleans among text
+    [1, 2.5, None, 3],  # numbers held as objects: a numeric column
+    ["a", np.datetime64("NaT"), "b", "a"],  # a null to pandas, text to value_key
+    [None, np.nan, None, None],  # nothing but nulls
+])
+def test_object_columns_that_are_not_plain_text_stay_plain(values: list[Any]) -> None:
+    from shipyard.profiles.build import column_profile
+    from shipyard.profiles.frame import Coded, to_columns
+
+    data = {"v": np.array(values, dtype=object)}
+    for source in (data, pd.DataFrame(data)):
+        coded, plain = to_columns(source, coded=True)["v"], to_columns(source)["v"]
+        if isinstance(source, dict):  # pandas has read NaT as a null already
+            assert not isinstance(coded, Coded)
+        got, want = (column_profile("v", col, None, kll_k=200, category_cap=1000)
+                     for col in (coded, plain))
+        assert got == want
+    # pandas' NA among NumPy objects: not a null that profiles take, so not coded either
+    assert not isinstance(to_columns({"v": np.array(["a", pd.NA], dtype=object)},
+                                     coded=True)["v"], Coded)
 
 
 def test_sample_is_a_uniform_reservoir_of_whole_rows() -> None:

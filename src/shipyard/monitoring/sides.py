@@ -188,7 +188,7 @@ def _raw_numeric(arr: Array) -> NumericValues:
 
 def _raw_counts(arr: Column) -> Counts:
     if isinstance(arr, Coded):  # text held as codes: count codes, key each category once
-        n = np.bincount(arr.codes[arr.codes >= 0], minlength=len(arr.categories))
+        n = np.bincount(arr.codes + 1, minlength=len(arr.categories) + 1)[1:]  # -1 (null): 0
         pairs: Any = ((v, k) for v, k in zip(arr.categories.tolist(), n.tolist(), strict=True)
                       if k)
     elif arr.dtype.kind in "iufb":

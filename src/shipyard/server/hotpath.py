@@ -45,7 +45,7 @@ class HotPaths:
 
     def __init__(self, app: Starlette, plane: DataPlane, keys: ApiKeys,
                  metrics: RequestMetrics) -> None:
-        self.app = app
+        self.app: Any = app  # the other routes (run.py wraps them in proxy headers)
         self.state = app.state
         self.router = app.router
         self.routes = app.routes

@@ -123,6 +123,12 @@ def test_quickstart_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert result.exit_code == 0, result.output
     assert "agree with scikit-learn on 100.0%" in result.output
     assert shipyard.load(tmp_path / "qs").name == "breast-cancer"
+    # the monitoring reference is the validation split, not the rows the model trained on
+    assert "298 training, 128 validation and 143 held-out test rows" in " ".join(
+        result.output.split())
+    assert shipyard.load(tmp_path / "qs").manifest.metadata["reference"] == {
+        "source": "holdout", "rows": 128, "target": True}
+    assert "monitoring reference: 128 held-out rows, with target" in result.output
     registry = shipyard.Registry(settings=Settings.from_env())
     assert registry.get_version("breast-cancer@production").version == 1
     assert "sent 40 rows in 10 requests" in result.output

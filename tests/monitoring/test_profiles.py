@@ -524,6 +524,7 @@ def test_regressor_profile_has_numeric_prediction_and_target() -> None:
     pkg = shipyard.package(LinearRegression().fit(x, y), x, name="reg", target=y.to_numpy()[:50])
     ref = Profile.from_bytes(pkg.files["profile.bin"])
     assert list(ref.columns) == ["a", "b", "prediction"]  # a target of the wrong length is left out
+    assert pkg.manifest.metadata["reference"] == {"source": "sample", "rows": 200, "target": False}
     assert ref.kinds == {"a": ColumnKind.NUMERIC, "b": ColumnKind.BINARY,
                          "prediction": ColumnKind.NUMERIC}
     assert ref["prediction"].mean == pytest.approx(y.mean(), abs=1e-4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,8 @@ def show_manifest(console: Console, manifest: Manifest, *, max_inputs: int | Non
                       f"(tolerance {onnx['tolerance']:.3g})")
     if conv.get("fallback_reason"):
         console.print(f"[yellow]native fallback:[/] {conv['fallback_reason']}")
+    if manifest.reference_profile is not None:
+        console.print(f"monitoring reference: {_reference_text(meta)}")
     inputs = Table(title=f"inputs ({sig.kind})")
     for col in ("name", "dtype", "shape", "nullable", "range / categories"):
         inputs.add_column(col)
@@ -113,3 +116,14 @@ def show_manifest(console: Console, manifest: Manifest, *, max_inputs: int | Non
     for f in manifest.files:
         files.add_row(f.path, f"{f.size:,}", f.sha256)
     console.print(files)
+
+
+def _reference_text(meta: Mapping[str, Any]) -> str:
+    """Which rows ``profile.bin`` profiles (older packages: the sample, unrecorded)."""
+    ref = meta.get("reference") or {"source": "sample", "rows": meta.get("sample_rows"),
+                                     "target": meta.get("target") is not None}
+    rows = ref.get("rows")
+    what = ("held-out rows" if ref.get("source") == "holdout"
+            else "training-sample rows (an overfit model's estimate reads high on them)")
+    label = "with target" if ref.get("target") else "no target"
+    return f"{rows if rows is not None else '?'} {what}, {label}"

@@ -2,8 +2,9 @@
 
 Flow: pick the adapter -> infer the signature -> run the native model on the sample (the
 reference) -> convert to ONNX and check parity through the real load path -> fall back to the
-native runtime when conversion or parity fails, saying why -> profile the sample with its
-outputs (the monitoring reference) -> write files + manifest.
+native runtime when conversion or parity fails, saying why -> profile the reference rows
+(held-out rows when given, else the sample) with the model's outputs on them and their target
+(the monitoring reference) -> write files + manifest.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from shipyard._version import __version__
-from shipyard.errors import ConversionError, PackageError
+from shipyard.errors import ConversionError, InputValidationError, PackageError
 from shipyard.packaging import (
     MANIFEST_FILE,
     FileEntry,
@@ -95,9 +96,16 @@ def package(model: Any, sample: Any = None, *, name: str, target: Any = None,
             description: str | None = None, tags: Mapping[str, str] | None = None,
             format: Format = "auto", signature: Signature | None = None,
             model_kwargs: Mapping[str, Any] | None = None,
-            data_uri: str | None = None) -> Package:
+            data_uri: str | None = None, reference: Any = None) -> Package:
     """Package ``model`` with the signature and reference of ``sample`` (training rows).
 
+    ``target``: the sample's labels (or values), one per sample row.
+    ``reference``: held-out rows the model did not train on, as ``(X, y)`` or just ``X``;
+    when given, the monitoring reference (``profile.bin``) is built from them (their inputs,
+    the model's outputs on them and ``y``) instead of from the training sample, on which an
+    overfit model is over-confident and the label-free performance estimate optimistic. They
+    must satisfy the signature inferred from ``sample``, and ``y`` needs one value per row.
+    The manifest's ``metadata["reference"]`` says which rows the profile came from.
     ``format``: ``auto`` converts to ONNX when parity holds and falls back to the native
     runtime otherwise; ``onnx`` refuses the fallback; ``native`` skips conversion.
     ``model_kwargs`` rebuild a torch module or custom class at load time. ``data_uri`` says
@@ -113,19 +121,24 @@ def package(model: Any, sample: Any = None, *, name: str, target: Any = None,
     task, labels = adapter.task()
     sig = sig.with_outputs((), task, labels)
     columns: Columns | None = None
-    reference: Columns = {}
+    outputs: Columns = {}  # the native model's, on the sample: the parity reference
     if sample is not None:
         columns = prepare(sample, sig)  # the sample must satisfy its own signature
-        reference = adapter.native_outputs(sample, sig)
-    sig = sig.with_outputs(_output_specs(reference), task, labels)
-    artifacts, conversion = _artifacts(adapter, sig, sample, reference, format)
+        outputs = adapter.native_outputs(sample, sig)
+    holdout = None if reference is None else _holdout(adapter, sig, reference)
+    sig = sig.with_outputs(_output_specs(outputs), task, labels)
+    artifacts, conversion = _artifacts(adapter, sig, sample, outputs, format)
     files: dict[str, bytes] = {}
     for art in artifacts:
         files.update(art.files)
     example = _example(columns, sig) if columns is not None else None
     if example is not None:
         files[EXAMPLE_FILE] = example
-    profile_bytes = reference_profile(columns, reference, sig, target)
+    ref_columns, ref_outputs, ref_target, ref_source = columns, outputs, target, "sample"
+    if holdout is not None:
+        ref_columns, ref_outputs, ref_target = holdout
+        ref_source = "holdout"
+    profile_bytes = reference_profile(ref_columns, ref_outputs, sig, ref_target)
     if profile_bytes is not None:
         files[PROFILE_FILE] = profile_bytes
     metadata = {
@@ -139,6 +152,8 @@ def package(model: Any, sample: Any = None, *, name: str, target: Any = None,
         "data": data_fingerprint(columns, data_uri) if columns is not None else None,
         "code": code_version(),
         "target": None if target is None else _describe_target(target),
+        "reference": None if profile_bytes is None else _describe_reference(
+            ref_source, ref_columns, ref_target),
     }
     manifest = Manifest(
         name=name, signature=sig, runtimes=tuple(a.runtime for a in artifacts),
@@ -148,6 +163,29 @@ def package(model: Any, sample: Any = None, *, name: str, target: Any = None,
         input_example=EXAMPLE_FILE if example is not None else None,
         reference_profile=PROFILE_FILE if profile_bytes is not None else None)
     return Package(manifest, files)
+
+
+def _holdout(adapter: ModelAdapter, sig: Signature,
+             given: Any) -> tuple[Columns, Columns, Any]:
+    """The held-out reference rows as columns, the model's outputs on them, their target."""
+    if isinstance(given, tuple) and len(given) != 2:
+        raise PackageError(f"reference must be X or an (X, y) pair, got a tuple of "
+                           f"{len(given)} items")
+    rows, truth = given if isinstance(given, tuple) else (given, None)
+    if rows is None:
+        raise PackageError("reference=(X, y) has no rows: X is None")
+    try:
+        columns = prepare(rows, sig)
+    except InputValidationError as exc:
+        raise PackageError(f"the reference rows do not match the signature inferred from the "
+                           f"sample: {exc}") from exc
+    n = len(next(iter(columns.values())))  # prepare() refuses empty input
+    if truth is not None:
+        size = len(truth) if hasattr(truth, "__len__") else None
+        if size != n:
+            raise PackageError(f"the reference target has {size} values for {n} reference rows; "
+                               "give one per row")
+    return columns, adapter.native_outputs(rows, sig), truth
 
 
 def _artifacts(adapter: ModelAdapter, sig: Signature, sample: Any, reference: Columns,
@@ -254,6 +292,13 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, float) and value != value:
         return None
     return value
+
+
+def _describe_reference(source: str, columns: Columns | None, target: Any) -> dict[str, Any]:
+    """Which rows ``profile.bin`` profiles, how many, and whether it holds their target."""
+    rows = len(next(iter(columns.values()))) if columns else 0
+    return {"source": source, "rows": rows,
+            "target": target is not None and len(np.asarray(target)) == rows}
 
 
 def _describe_target(target: Any) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The reference profile a package ships (``profile.bin``), so monitoring needs no setup.
 
-It profiles the packaging sample as a monitoring frame, the same column names the monitor
-reads from the prediction log: the input columns, ``prediction`` (label or value),
-``proba.<class>`` per class, and ``target`` when the caller gave one row per sample row.
+It profiles the reference rows (``package(reference=...)``'s held-out rows, else the packaging
+sample) as a monitoring frame, the same column names the monitor reads from the prediction
+log: the input columns, ``prediction`` (label or value), ``proba.<class>`` per class, and
+``target`` when the caller gave one value per row.
 """
 
 from __future__ import annotations

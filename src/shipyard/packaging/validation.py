@@ -65,8 +65,9 @@ def _plain_numeric(arr: Array, signature: Signature) -> Columns | None:
             or arr.ndim != len(spec.shape) or not len(arr)
             or (signature.kind == "tabular" and arr.ndim == 2 and arr.shape[1] == 1)):
         return None
-    if any(w != -1 and w != g for w, g in zip(spec.shape[1:], arr.shape[1:], strict=True)):
-        return None
+    for w, g in zip(spec.shape[1:], arr.shape[1:], strict=True):
+        if w != -1 and w != g:
+            return None
     if kind == "f" and not spec.nullable and np.isnan(arr).any():
         return None
     return {spec.name: arr.astype(want, copy=False)}

@@ -100,16 +100,23 @@ class _Share:
         return {name: arr[start:stop] for name, arr in self.batch.outputs.items()}
 
 
-_ids: tuple[int, str, itertools.count[int]] = (-1, "", itertools.count())
+_ids: tuple[str, itertools.count[int]] = ("", itertools.count())
+
+
+def _new_id_prefix() -> None:
+    global _ids
+    _ids = secrets.token_hex(8), itertools.count()
+
+
+_new_id_prefix()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_id_prefix)
 
 
 def new_request_id() -> str:
     """A unique request id: a random per-process prefix and a counter (no syscall per
-    request, unlike uuid4). The prefix is redrawn in a forked child."""
-    global _ids
-    pid, prefix, counter = _ids
-    if pid != os.getpid():
-        _ids = pid, prefix, counter = os.getpid(), secrets.token_hex(8), itertools.count()
+    request, unlike uuid4 or a getpid check). A forked child redraws the prefix."""
+    prefix, counter = _ids
     return f"{prefix}{next(counter):016x}"
 
 

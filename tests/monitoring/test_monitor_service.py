@@ -4,6 +4,7 @@ feedback join, drift verdicts, history, alerts through a webhook, the scheduler,
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -394,13 +395,29 @@ def test_scheduler_survives_a_failing_monitor(traffic: Traffic, reference: Path,
                                               caplog: pytest.LogCaptureFixture) -> None:
     traffic.send(BASE, HOUR, 20)
     now = BASE + HOUR + 10
-    broken = Monitor("nobody", traffic.root, MonitorConfig(every=HOUR), clock=lambda: now)
+    missing = str(reference.parent / "no-such-reference.bin")
+    broken = Monitor(ENDPOINT, traffic.root, MonitorConfig(every=HOUR, reference=missing),
+                     clock=lambda: now)
+    scheduler = MonitorScheduler([broken], clock=lambda: now)
+    assert scheduler.run_due() == []
+    assert scheduler.failures == 1 and "no-such-reference" in caplog.text
+
+    # an endpoint with nothing logged yet (a fresh server) is waiting, not failing: one
+    # info line, no traceback, and the monitors beside it run
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="shipyard.service.monitor_scheduler")
+    idle = Monitor("nobody", traffic.root, MonitorConfig(every=HOUR), clock=lambda: now)
     fine = Monitor(ENDPOINT, traffic.root, MonitorConfig(every=HOUR, reference=str(reference)),
                    clock=lambda: now)
-    scheduler = MonitorScheduler([broken, fine], clock=lambda: now)
+    clock = [now]
+    scheduler = MonitorScheduler([idle, fine], clock=lambda: clock[0])
     runs = scheduler.run_due()
     assert [r.endpoint for r in runs] == [ENDPOINT]
-    assert scheduler.failures == 1 and "nobody" in caplog.text
+    clock[0] += HOUR
+    scheduler.run_due()
+    assert scheduler.failures == 0
+    assert caplog.text.count("nobody: nothing logged yet") == 1
+    assert "Traceback" not in caplog.text
 
 
 def test_a_held_lock_makes_a_scheduled_run_skip(traffic: Traffic, reference: Path) -> None:

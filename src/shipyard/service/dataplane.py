@@ -227,6 +227,9 @@ class DataPlane:
         loop = asyncio.get_running_loop()
         if self.monitor is not None:  # may finish a window in progress: not on the loop
             await loop.run_in_executor(None, self.monitor.stop)
+            # release its references (DataSketches objects) now, not at interpreter exit,
+            # where nanobind reports every still-live sketch as a leak on stderr
+            self.monitor = None
         for ep in self.endpoints.values():
             if ep.current is not None:
                 await ep.current.batcher.close()

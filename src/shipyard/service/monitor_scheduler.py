@@ -24,6 +24,7 @@ from pathlib import Path
 
 from shipyard.service.config import ServeConfig
 from shipyard.service.monitor import Monitor, MonitorRun
+from shipyard.service.windows import NothingLoggedError
 from shipyard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class MonitorScheduler:
         self.failures = 0
         self._due = {m.endpoint: 0.0 for m in self.monitors}  # 0: run at start
         self._stop = threading.Event()
+        self._waiting: set[str] = set()  # endpoints told "nothing logged yet" (said once)
         self._thread: threading.Thread | None = None
 
     @classmethod
@@ -97,6 +99,12 @@ class MonitorScheduler:
             try:
                 run = monitor.run(partial=False, wait=False, max_windows=self.catch_up,
                                   should_stop=self._stop.is_set)
+            except NothingLoggedError:  # no traffic yet: normal on a fresh server
+                if monitor.endpoint not in self._waiting:
+                    self._waiting.add(monitor.endpoint)
+                    log.info("monitor %s: nothing logged yet; waiting for traffic",
+                             monitor.endpoint)
+                continue
             except Exception:  # a bad window, a missing reference: log, retry next time
                 self.failures += 1
                 log.exception("monitor %s: run failed; retrying at the next window",

@@ -129,6 +129,10 @@ class WindowData:
         return {name: values[mask] for name, values in self.frame.items()}
 
 
+class NothingLoggedError(ShipyardError):
+    """The endpoint has no prediction log (yet): a fresh server before its first request."""
+
+
 class LogFrames:
     """The prediction log of one endpoint (``since`` on, or the newest ``last`` rows), read
     once with its feedback joined, and cut into windows."""
@@ -140,9 +144,10 @@ class LogFrames:
         self.root = Path(root)
         self.endpoint = endpoint
         moment = None if since is None else datetime.fromtimestamp(since, UTC)
-        if not (self.root / "predictions" / f"endpoint={endpoint}").is_dir():
-            raise ShipyardError(f"no predictions logged for endpoint {endpoint!r} under "
-                                f"{self.root} (is --log-dir right?)")
+        folder = self.root / "predictions" / f"endpoint={endpoint}"
+        if not folder.is_dir() or not any(folder.rglob("*.parquet")):
+            raise NothingLoggedError(f"no predictions logged for endpoint {endpoint!r} under "
+                                     f"{self.root} (is --log-dir right?)")
         table = read_log(self.root, endpoint, since=moment, limit=last)
         self.table = self._join_feedback(table, since)
         self.ts = _micros(self.table)

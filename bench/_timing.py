@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +63,14 @@ def machine_info() -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "platform": platform.platform(),
     }
+
+
+def listed(parser: argparse.ArgumentParser, flag: str, text: str,
+           allowed: Sequence[str]) -> list[str]:
+    """The comma-separated ``text`` of option ``flag`` as a list; exits through
+    ``parser.error`` naming any item not in ``allowed``."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    unknown = sorted(set(items) - set(allowed))
+    if unknown:
+        parser.error(f"unknown {flag} {unknown}; choose from {list(allowed)}")
+    return items

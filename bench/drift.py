@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from _timing import machine_info, spread, write_json
+from _timing import listed, machine_info, spread, write_json
 from serving import PeerEnv, describe_versions, ensure_env, env_versions, fmt_ratio, peer_env_vars
 
 HERE = Path(__file__).resolve().parent
@@ -482,12 +482,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reinstall", action="store_true",
                         help="recreate the peers' venvs under bench/.envs/")
     args = parser.parse_args(argv)
-    args.sizes = ([s.strip() for s in args.sizes.split(",") if s.strip()] if args.sizes
+    args.sizes = (listed(parser, "--sizes", args.sizes, list(SIZES)) if args.sizes
                   else ["100k"] if args.quick else list(SIZES))
     args.repeats = args.repeats or (1 if args.quick else 3)
-    args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
-    if set(args.sizes) - set(SIZES) or set(args.tools) - set(TOOLS):
-        parser.error(f"--sizes from {list(SIZES)}, --tools from {list(TOOLS)}")
+    args.tools = listed(parser, "--tools", args.tools, list(TOOLS))
     if args.repeats < 1 or args.timeout <= 0:
         parser.error("--repeats must be >= 1 and --timeout > 0")
     return args

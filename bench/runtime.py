@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from _timing import calibrate, machine_info, spread, time_calls, write_json
+from _timing import calibrate, listed, machine_info, spread, time_calls, write_json
 
 BATCH_SIZES = (1, 64, 4096)
 NATIVE = "native"
@@ -209,10 +209,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.trials = args.trials or (3 if args.quick else 7)
     args.trial_seconds = args.trial_seconds or (0.05 if args.quick else 0.2)
-    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = sorted(set(args.models) - set(models))
-    if unknown:
-        parser.error(f"unknown model(s) {unknown}; choose from {models}")
+    args.models = listed(parser, "--models", args.models, models)
     if args.trials < 1 or args.trial_seconds <= 0:
         parser.error("--trials must be >= 1 and --trial-seconds > 0")
     return args

@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from _timing import machine_info, write_json
+from _timing import listed, machine_info, write_json
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -807,10 +807,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.duration = args.duration or (5.0 if args.quick else 10.0)
     args.warmup = args.warmup or (2.0 if args.quick else 3.0)
-    args.peers = [p.strip() for p in args.peers.split(",") if p.strip()]
-    unknown = sorted(set(args.peers) - set(ALL_PEERS))
-    if unknown:
-        parser.error(f"unknown --peers {unknown}; choose from {list(ALL_PEERS)}")
+    args.peers = listed(parser, "--peers", args.peers, ALL_PEERS)
     if args.workers < 1 or args.connections < 1 or args.threads < 1:
         parser.error("--workers, --connections and --threads must be >= 1")
     if args.workers > 1 and "mlserver-default" in args.peers:

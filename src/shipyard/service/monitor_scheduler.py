@@ -24,8 +24,8 @@ from pathlib import Path
 
 from shipyard.service.config import ServeConfig
 from shipyard.service.monitor import Monitor, MonitorRun
-from shipyard.service.windows import NothingLoggedError
 from shipyard.settings import Settings
+from shipyard.stores.predictions import NothingLoggedError
 
 log = logging.getLogger(__name__)
 MAX_SLEEP_S = 60.0  # re-check the clock at least this often (suspend, clock changes)

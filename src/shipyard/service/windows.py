@@ -129,23 +129,18 @@ class WindowData:
         return {name: values[mask] for name, values in self.frame.items()}
 
 
-class NothingLoggedError(ShipyardError):
-    """The endpoint has no prediction log (yet): a fresh server before its first request."""
-
-
 class LogFrames:
     """The prediction log of one endpoint (``since`` on, or the newest ``last`` rows), read
     once with its feedback joined, and cut into windows."""
 
     def __init__(self, root: str | Path, endpoint: str, *, since: float | None = None,
                  last: int | None = None) -> None:
-        from shipyard.stores.predictions import read_log
+        from shipyard.stores.predictions import NothingLoggedError, read_log
 
         self.root = Path(root)
         self.endpoint = endpoint
         moment = None if since is None else datetime.fromtimestamp(since, UTC)
-        folder = self.root / "predictions" / f"endpoint={endpoint}"
-        if not folder.is_dir() or not any(folder.rglob("*.parquet")):
+        if not (self.root / "predictions" / f"endpoint={endpoint}").is_dir():
             raise NothingLoggedError(f"no predictions logged for endpoint {endpoint!r} under "
                                      f"{self.root} (is --log-dir right?)")
         table = read_log(self.root, endpoint, since=moment, limit=last)

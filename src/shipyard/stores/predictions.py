@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 _SEQ = itertools.count()
 
 
+class NothingLoggedError(ShipyardError):
+    """The endpoint has nothing logged (yet): a fresh server before its first request."""
+
+
 @dataclass
 class PredictionRecord:
     """One served request (``rows`` rows)."""
@@ -293,7 +297,7 @@ def read_log(root: str | Path, endpoint: str, *, kind: str = "predictions",
     folder = Path(root) / kind / f"endpoint={endpoint}"
     files = sorted(str(p) for p in folder.rglob("*.parquet") if not p.name.startswith("."))
     if not files:
-        raise ShipyardError(f"no {kind} logged for endpoint {endpoint!r} under {root}")
+        raise NothingLoggedError(f"no {kind} logged for endpoint {endpoint!r} under {root}")
     schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
     dataset = pads.dataset(files, schema=schema, format="parquet")
     flt = None if since is None else pads.field("ts") >= pa.scalar(

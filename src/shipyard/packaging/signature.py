@@ -102,6 +102,8 @@ class Signature:
     task: Task = "other"
     class_labels: tuple[Any, ...] | None = None
     _by_name: dict[str, ColumnSpec] = field(init=False, repr=False, compare=False)
+    # validation's precomputed fast-path checks, filled on first use (see validation.py)
+    _plain: Any = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.inputs]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -15,10 +15,13 @@ UnknownCategories = Literal["pass", "reject"]
 
 
 def prepare(data: Any, signature: Signature, *,
-            unknown_categories: UnknownCategories = "pass") -> Columns:
-    """Columns that match ``signature`` exactly, or InputValidationError listing every problem."""
+            unknown_categories: UnknownCategories = "pass", finite: bool = False) -> Columns:
+    """Columns that match ``signature`` exactly, or InputValidationError listing every problem.
+
+    ``finite=True`` says a float array cannot hold NaN because it came from strict JSON
+    (orjson refuses ``NaN``/``Infinity``/overflowing numbers): the NaN scan is skipped."""
     if type(data) is np.ndarray:
-        ready = _plain_numeric(data, signature)
+        ready = _plain_numeric(data, signature, finite)
         if ready is not None:
             return ready
     return _prepare_any(data, signature, unknown_categories)
@@ -52,25 +55,55 @@ def _prepare_any(data: Any, signature: Signature, unknown_categories: UnknownCat
     return out
 
 
-def _plain_numeric(arr: Array, signature: Signature) -> Columns | None:
+class _PlainSpec(NamedTuple):
+    """What ``_plain_numeric`` checks, worked out once per signature."""
+
+    name: str
+    dtype: np.dtype[Any]
+    ndim: int
+    trailing: tuple[int, ...]  # the declared shape after the row axis (-1: any)
+    free: bool  # some trailing dimension is -1
+    scan_nan: bool  # not nullable: a float array must be scanned for NaN
+    no_single_column: bool  # tabular 2-D: a (n, 1) array goes the general way (squeezed)
+
+
+_NOT_PLAIN = _PlainSpec("", np.dtype("float64"), -1, (), False, False, False)
+
+
+def _plain_spec(signature: Signature) -> _PlainSpec:
+    spec = signature._plain
+    if spec is None:
+        spec = _NOT_PLAIN
+        if len(signature.inputs) == 1 and signature.inputs[0].dtype in NUMERIC_DTYPES:
+            col = signature.inputs[0]
+            trailing = tuple(col.shape[1:])
+            spec = _PlainSpec(col.name, np.dtype(col.dtype), len(col.shape), trailing,
+                              -1 in trailing, not col.nullable,
+                              signature.kind == "tabular" and len(col.shape) == 2)
+        object.__setattr__(signature, "_plain", spec)
+    return spec  # type: ignore[no-any-return]
+
+
+def _plain_numeric(arr: Array, signature: Signature, finite: bool = False) -> Columns | None:
     """The common case without the general machinery: one numeric input, a numeric array of
     the right shape, no NaN where none is allowed. The answer is what the general path
     gives; anything else (None) goes through it and gets its problems listed."""
-    if len(signature.inputs) != 1:
+    spec = _plain_spec(signature)
+    shape = arr.shape
+    kind = arr.dtype.kind  # a structured dtype is kind "V"
+    if (len(shape) != spec.ndim or kind not in "iuf" or not shape[0]
+            or (kind == "f" and spec.dtype.kind in "iu")
+            or (spec.no_single_column and shape[1] == 1)):
         return None
-    spec = signature.inputs[0]
-    want, kind = spec.dtype, arr.dtype.kind
-    if (want not in NUMERIC_DTYPES or kind not in "iuf" or arr.dtype.names is not None
-            or (kind == "f" and want.startswith(("int", "uint")))
-            or arr.ndim != len(spec.shape) or not len(arr)
-            or (signature.kind == "tabular" and arr.ndim == 2 and arr.shape[1] == 1)):
+    if spec.free:
+        for w, g in zip(spec.trailing, shape[1:], strict=True):
+            if w != -1 and w != g:
+                return None
+    elif shape[1:] != spec.trailing:
         return None
-    for w, g in zip(spec.shape[1:], arr.shape[1:], strict=True):
-        if w != -1 and w != g:
-            return None
-    if kind == "f" and not spec.nullable and np.isnan(arr).any():
+    if kind == "f" and spec.scan_nan and not finite and np.isnan(arr).any():
         return None
-    return {spec.name: arr.astype(want, copy=False)}
+    return {spec.name: arr if arr.dtype == spec.dtype else arr.astype(spec.dtype)}
 
 
 def null_mask(arr: Array) -> Array:

@@ -95,9 +95,12 @@ class LoadedModel:
     def name(self) -> str:
         return self.manifest.name
 
-    def prepare(self, data: Any, *, unknown_categories: UnknownCategories = "pass") -> Columns:
-        """``data`` checked against the signature and coerced (InputValidationError if not)."""
-        return prepare(data, self.signature, unknown_categories=unknown_categories)
+    def prepare(self, data: Any, *, unknown_categories: UnknownCategories = "pass",
+                finite: bool = False) -> Columns:
+        """``data`` checked against the signature and coerced (InputValidationError if not);
+        ``finite``: float arrays hold no NaN (parsed from strict JSON), see ``prepare``."""
+        return prepare(data, self.signature, unknown_categories=unknown_categories,
+                       finite=finite)
 
     def predict(self, data: Any, *, unknown_categories: UnknownCategories = "pass") -> Prediction:
         """Predict on a DataFrame, a dict of columns, a list of records or a numpy array."""

@@ -9,7 +9,6 @@ and headers; errors through ``http_errors.error_parts``).
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -58,10 +57,8 @@ class HotPaths:
         if scope["type"] == "http" and scope["method"] == "POST":
             match = hot_route(scope["path"])
             if match is not None:
-                kind, name, version = match
-                handler = self.predict if kind == "predict" else self.infer
                 try:
-                    status, headers, body = await handler(scope, receive, name, version)
+                    status, headers, body = await self._answer(scope, receive, *match)
                 except ClientGoneError:
                     return  # nobody to answer; nothing was predicted or logged
                 headers.append((b"content-length", str(len(body)).encode()))
@@ -71,18 +68,36 @@ class HotPaths:
                 return
         await self.app(scope, receive, send)
 
-    def _endpoint(self, headers: Headers, name: str) -> Endpoint:
-        self.keys.check(headers)
-        return self.plane.endpoint(name)
-
-    async def predict(self, scope: Any, receive: Receive, name: str,
+    async def _answer(self, scope: Any, receive: Receive, kind: str, name: str,
                       version: str | None) -> Answer:
+        """One hot-route request: its answer, counted and timed once the endpoint is known
+        (an unknown endpoint, a bad key or a bad version are answered but not counted)."""
+        started = time.perf_counter()
         headers = header_map(scope["headers"])
         try:
-            endpoint = self._endpoint(headers, name)
+            self.keys.check(headers)
+            endpoint = self.plane.endpoint(name)
+            wanted = None if version is None else parse_version(version)
         except Exception as exc:
             return _error(exc)
-        return await self._observed(endpoint, "json", self._predict(endpoint, headers, receive))
+        deployment = endpoint.current
+        try:
+            if kind == "predict":
+                served, body = await self._predict(endpoint, headers, receive)
+            else:
+                served, body = await self._infer(endpoint, wanted, headers, receive)
+            deployment = served.deployment
+            answer: Answer = (200, [JSON_TYPE, (b"x-request-id",
+                                                served.request_id.encode("latin-1"))], body)
+        except ClientGoneError:
+            raise
+        except Exception as exc:
+            answer = _error(exc)
+        model, version_label = deployment.labels if deployment is not None else ("", "")
+        self.metrics.observe(endpoint.name, model, version_label, str(answer[0]),
+                             "json" if kind == "predict" else "oip",
+                             time.perf_counter() - started)
+        return answer
 
     async def _predict(self, endpoint: Endpoint, headers: Headers,
                        receive: Receive) -> tuple[Served, bytes]:
@@ -92,8 +107,9 @@ class HotPaths:
         payload = codec.loads(await read_body(receive, headers.get(b"content-length"),
                                               self.limit))
         deployment = endpoint.deployment()
+        # strict JSON holds no NaN: a float array parsed from it needs no NaN scan
         columns = prepare(deployment.model, codec.simple_request(payload),
-                          endpoint.config.unknown_categories)
+                          endpoint.config.unknown_categories, finite=True)
         served = await self.plane.predict(
             endpoint, columns, request_id=request_id,
             routing_key=None if routing is None else routing.decode("latin-1"))
@@ -101,17 +117,6 @@ class HotPaths:
         return served, codec.simple_response(served.outputs, d.model.signature,
                                              model=d.model_name, version=d.version,
                                              request_id=served.request_id)
-
-    async def infer(self, scope: Any, receive: Receive, name: str,
-                    version: str | None) -> Answer:
-        headers = header_map(scope["headers"])
-        try:
-            endpoint = self._endpoint(headers, name)
-            wanted = parse_version(version)
-        except Exception as exc:
-            return _error(exc)
-        return await self._observed(endpoint, "oip",
-                                    self._infer(endpoint, wanted, headers, receive))
 
     async def _infer(self, endpoint: Endpoint, wanted: int | None, headers: Headers,
                      receive: Receive) -> tuple[Served, bytes]:
@@ -128,25 +133,6 @@ class HotPaths:
         return served, codec.oip_response(served.outputs, model=endpoint.name,
                                           version=served.deployment.version,
                                           request_id=served.request_id, requested=requested)
-
-    async def _observed(self, endpoint: Endpoint, protocol: str,
-                        work: Awaitable[tuple[Served, bytes]]) -> Answer:
-        """Runs ``work``; maps its error to a status; counts and times the request."""
-        started = time.perf_counter()
-        current = endpoint.current
-        model, version = (current.model_name, str(current.version)) if current else ("", "")
-        try:
-            served, body = await work
-            model, version = served.deployment.model_name, str(served.deployment.version)
-            answer: Answer = (200, [JSON_TYPE, (b"x-request-id",
-                                                served.request_id.encode("latin-1"))], body)
-        except ClientGoneError:
-            raise
-        except Exception as exc:
-            answer = _error(exc)
-        self.metrics.observe(endpoint.name, model, version, str(answer[0]), protocol,
-                             time.perf_counter() - started)
-        return answer
 
 
 def _error(exc: Exception) -> Answer:
@@ -173,11 +159,12 @@ def parse_version(raw: str | None) -> int | None:
     return int(raw)
 
 
-def prepare(model: LoadedModel, data: Any, unknown: UnknownCategories) -> Columns:
+def prepare(model: LoadedModel, data: Any, unknown: UnknownCategories, *,
+            finite: bool = False) -> Columns:
     """``model.prepare``; values numpy cannot hold as columns at all (ragged nested lists
     such as ``{"a": [1, [2, 3]]}``) are a bad request, not an internal error."""
     try:
-        return model.prepare(data, unknown_categories=unknown)
+        return model.prepare(data, unknown_categories=unknown, finite=finite)
     except ValueError as exc:
         raise codec.BadRequestError(f"the input values do not form columns: {exc}") from None
 

@@ -50,6 +50,10 @@ class Deployment:
     model_name: str
     version: int  # registry version; 1 for a package served from a path
     batcher: AdaptiveBatcher[_Ticket, _Share]
+    labels: tuple[str, str] = ("", "")  # (model name, version) as metric labels
+
+    def __post_init__(self) -> None:
+        self.labels = (self.model_name, str(self.version))
 
 
 @dataclass

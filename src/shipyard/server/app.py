@@ -59,8 +59,8 @@ def create_app(plane: DataPlane) -> HotPaths:
         """The hot routes through the router: only reached if ``HotPaths`` did not take the
         request first; the same handler, so the same answer."""
         kind, name, version = hot_route(request.url.path) or ("", "", None)
-        handler = hot.predict if kind == "predict" else hot.infer
-        status, headers, body = await handler(request.scope, request.receive, name, version)
+        status, headers, body = await hot.answer(request.scope, request.receive, kind, name,
+                                                 version)
         return Response(body, status_code=status,
                         headers={k.decode("latin-1"): v.decode("latin-1") for k, v in headers})
 

@@ -123,12 +123,12 @@ def simple_response(outputs: Columns, signature: Signature, *, model: str, versi
         label, proba = outputs.get("label"), outputs.get("probabilities")
         if label is not None and proba is not None and label.dtype.kind in "iufb":
             names = _label_names(signature.class_labels)
-            body = {"predictions": label.tolist() if label.dtype.kind in "iub" else label,
+            answer = {"predictions": label.tolist() if label.dtype.kind in "iub" else label,
                     "probabilities": [dict(zip(names, row, strict=True))
                                       for row in proba.tolist()],
                     "model": model, "version": version, "request_id": request_id}
             # integer/bool labels as Python ints serialise the same, without the numpy hook
-            return orjson.dumps(body) if label.dtype.kind in "iub" else dumps(body)
+            return orjson.dumps(answer) if label.dtype.kind in "iub" else dumps(answer)
     body: dict[str, Any] = {}
     shown = ("label" if "label" in outputs else "value" if "value" in outputs
              else next(iter(outputs)))

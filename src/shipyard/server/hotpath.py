@@ -58,7 +58,7 @@ class HotPaths:
             match = hot_route(scope["path"])
             if match is not None:
                 try:
-                    status, headers, body = await self._answer(scope, receive, *match)
+                    status, headers, body = await self.answer(scope, receive, *match)
                 except ClientGoneError:
                     return  # nobody to answer; nothing was predicted or logged
                 headers.append((b"content-length", str(len(body)).encode()))
@@ -68,7 +68,7 @@ class HotPaths:
                 return
         await self.app(scope, receive, send)
 
-    async def _answer(self, scope: Any, receive: Receive, kind: str, name: str,
+    async def answer(self, scope: Any, receive: Receive, kind: str, name: str,
                       version: str | None) -> Answer:
         """One hot-route request: its answer, counted and timed once the endpoint is known
         (an unknown endpoint, a bad key or a bad version are answered but not counted)."""

@@ -29,7 +29,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -85,11 +85,13 @@ class AdaptiveBatcher(Generic[T, R]):
                  max_wait_ms: float = 2.0, max_queue: int = 1024, concurrency: int = 1,
                  executor: Executor | None = None,
                  on_batch: Callable[[int], None] | None = None,
-                 on_results: Callable[[list[T], list[R]], None] | None = None) -> None:
+                 on_results: Callable[[list[T], list[R]], None] | None = None,
+                 afn: Callable[[list[T]], Awaitable[Sequence[R]]] | None = None) -> None:
         if max_batch_size < 1 or max_queue < 1 or concurrency < 1 or max_wait_ms < 0:
             raise ValueError("max_batch_size, max_queue and concurrency must be >= 1, "
                              "max_wait_ms >= 0")
         self.fn = fn
+        self.afn = afn  # runs on the event loop instead of fn in the executor (see _call_async)
         self.rows_of = rows_of
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
@@ -257,12 +259,19 @@ class AdaptiveBatcher(Generic[T, R]):
             loop = asyncio.get_running_loop()
             items = [p.item for p in batch]
             try:
-                results = await loop.run_in_executor(self.executor, self._call, items)
+                if self.afn is not None:
+                    results = await self._call_async(items)
+                else:
+                    results = await loop.run_in_executor(self.executor, self._call, items)
             except Exception:
                 if len(batch) == 1:
                     raise
                 self.stats.retried_alone += len(batch)
-                outcomes = await loop.run_in_executor(self.executor, self._one_by_one, items)
+                if self.afn is not None:
+                    outcomes = await self._one_by_one_async(items)
+                else:
+                    outcomes = await loop.run_in_executor(self.executor, self._one_by_one,
+                                                          items)
                 self._deliver(batch, outcomes)
                 return
             self._deliver(batch, results)
@@ -302,6 +311,23 @@ class AdaptiveBatcher(Generic[T, R]):
             raise RuntimeError(f"batch function returned {len(results)} results for "
                                f"{len(items)} items")
         return results
+
+    async def _call_async(self, items: list[T]) -> Sequence[R]:
+        assert self.afn is not None
+        results = await self.afn(items)
+        if len(results) != len(items):
+            raise RuntimeError(f"batch function returned {len(results)} results for "
+                               f"{len(items)} items")
+        return results
+
+    async def _one_by_one_async(self, items: list[T]) -> list[R | BaseException]:
+        outcomes: list[R | BaseException] = []
+        for item in items:
+            try:
+                outcomes.append((await self._call_async([item]))[0])
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
 
     def _one_by_one(self, items: list[T]) -> list[R | BaseException]:
         outcomes: list[R | BaseException] = []

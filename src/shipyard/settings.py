@@ -76,6 +76,14 @@ class Settings:
             raise ShipyardError(f"invalid setting: {exc}") from exc
 
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as environment variables: a child process's ``from_env()`` then
+        reads the same settings back."""
+        env = {"SHIPYARD_HOME": str(self.home)}
+        env.update({var: str(getattr(self, name)) for name, var in ENV_VARS.items()})
+        return env
+
+
 def _config_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}

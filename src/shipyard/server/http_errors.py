@@ -10,6 +10,7 @@ import logging
 from shipyard.batching import BatcherClosedError, BatchTimeoutError, QueueFullError
 from shipyard.errors import InputValidationError, NotFoundError, ShipyardError
 from shipyard.server import codec
+from shipyard.runtimes.process import InferenceProcessError
 
 log = logging.getLogger("shipyard.serve")
 
@@ -42,6 +43,8 @@ def error_parts(exc: Exception) -> tuple[int, bytes, RawHeaders]:
         return 404, codec.error_body(str(exc)), []
     if isinstance(exc, (QueueFullError, BatcherClosedError)):
         return 503, codec.error_body(f"overloaded: {exc}"), [(b"retry-after", b"1")]
+    if isinstance(exc, InferenceProcessError):
+        return 503, codec.error_body(f"model unavailable: {exc}"), [(b"retry-after", b"1")]
     if isinstance(exc, BatchTimeoutError):
         return 504, codec.error_body(f"timed out: {exc}"), []
     if isinstance(exc, ShipyardError):

@@ -38,6 +38,9 @@ class EndpointConfig:
     log_sample_rate: float = 1.0
     trust: bool = False
     runtime: str | None = None
+    # "process": the model runs in a child process of its own, driven from the event loop
+    # (no GIL shared with the HTTP side); "thread": in a thread of the server process
+    inference: Literal["process", "thread"] = "process"
     monitor: MonitorConfig | None = None  # None: the serve config's global monitor section
 
     def __post_init__(self) -> None:
@@ -52,6 +55,9 @@ class EndpointConfig:
             raise ConfigError(f"endpoint {self.name}: log_sample_rate must be in [0, 1]")
         if self.unknown_categories not in ("pass", "reject"):
             raise ConfigError(f"endpoint {self.name}: unknown_categories is pass or reject")
+        if self.inference not in ("process", "thread"):
+            raise ConfigError(f"endpoint {self.name}: inference is process or thread, "
+                              f"not {self.inference!r}")
 
 
 @dataclass(frozen=True)

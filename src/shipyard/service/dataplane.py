@@ -31,6 +31,7 @@ from shipyard.registry import Registry, is_model_uri, parse_ref
 from shipyard.runtimes.model import LoadedModel
 from shipyard.runtimes.model import load as load_path
 from shipyard.service.config import EndpointConfig, ServeConfig
+from shipyard.runtimes.process import InferenceProcess
 from shipyard.service.metrics import ServingMetrics
 from shipyard.settings import Settings
 from shipyard.stores.predictions import FeedbackRecord, PredictionBatch, PredictionLog
@@ -50,10 +51,17 @@ class Deployment:
     model_name: str
     version: int  # registry version; 1 for a package served from a path
     batcher: AdaptiveBatcher[_Ticket, _Share]
+    process: InferenceProcess | None = None  # the model's own process (inference: process)
     labels: tuple[str, str] = ("", "")  # (model name, version) as metric labels
 
     def __post_init__(self) -> None:
         self.labels = (self.model_name, str(self.version))
+
+    async def close(self) -> None:
+        """Stop the model's process and release the model (after the batcher drained)."""
+        if self.process is not None:
+            await self.process.aclose()
+        await asyncio.get_running_loop().run_in_executor(None, self.model.close)
 
 
 @dataclass
@@ -137,7 +145,16 @@ def _ticket_rows(ticket: _Ticket) -> int:
 def _run_batch(model: LoadedModel, tickets: list[_Ticket]) -> list[_Share]:
     """The batch function: one model call for every ticket's rows."""
     inputs = _concat([t.columns for t in tickets])
-    outputs = model.runtime.predict(inputs)
+    return _shares(tickets, inputs, model.runtime.predict(inputs))
+
+
+async def _run_batch_remote(process: InferenceProcess, tickets: list[_Ticket]) -> list[_Share]:
+    """The batch function when the model runs in an inference process."""
+    inputs = _concat([t.columns for t in tickets])
+    return _shares(tickets, inputs, await process.run(inputs))
+
+
+def _shares(tickets: list[_Ticket], inputs: Columns, outputs: Columns) -> list[_Share]:
     batch = _Batch(inputs, outputs, len(tickets))
     shares, start = [], 0
     for ticket in tickets:
@@ -191,6 +208,7 @@ class DataPlane:
         self._watcher: asyncio.Task[None] | None = None
         self.monitor: MonitorScheduler | None = None
         self._checking = asyncio.Lock()  # one check at a time: the watcher or a direct call
+        self._closing: set[asyncio.Task[None]] = set()  # replaced deployments being released
         self.started_at = time.time()
 
     @property
@@ -237,6 +255,8 @@ class DataPlane:
         for ep in self.endpoints.values():
             if ep.current is not None:
                 await ep.current.batcher.close()
+                await ep.current.close()
+        await asyncio.gather(*self._closing)
         await loop.run_in_executor(None, self.log.close)
         self.executor.shutdown(wait=True)
         if self._registry is not None:
@@ -321,13 +341,23 @@ class DataPlane:
         batch_hist = self.metrics.batch_size.labels(**labels)
 
         concurrency = ep.config.concurrency if model.runtime.capabilities.thread_safe else 1
+        process = None
+        if ep.config.inference == "process":
+            try:
+                process = InferenceProcess(path, trust=ep.config.trust,
+                                           runtime=ep.config.runtime, settings=self.settings)
+            except Exception:
+                model.close()
+                raise
+            concurrency = 1  # one batch at a time per process
         batcher: AdaptiveBatcher[_Ticket, _Share] = AdaptiveBatcher(
             functools.partial(_run_batch, model), rows_of=_ticket_rows,
+            afn=None if process is None else functools.partial(_run_batch_remote, process),
             max_batch_size=ep.config.max_batch_size, max_wait_ms=ep.config.max_wait_ms,
             max_queue=ep.config.max_queue, concurrency=concurrency, executor=self.executor,
             on_batch=batch_hist.observe,
             on_results=lambda tickets, shares: self._log_batch(ep, deployment, tickets, shares))
-        deployment = Deployment(model, name, version, batcher)
+        deployment = Deployment(model, name, version, batcher, process)
         return deployment, time.perf_counter() - started
 
     async def _load(self, ep: Endpoint) -> bool:
@@ -349,7 +379,10 @@ class DataPlane:
             log.info("endpoint %s: now serving %s v%d (was v%d)", ep.name,
                      deployment.model_name, deployment.version, old.version)
             await old.batcher.close()  # in-flight requests finish on the old version
-            old.model.close()
+            # stopping its process may take a moment: not on the watcher's path
+            closing = loop.create_task(old.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
         else:
             log.info("endpoint %s: serving %s v%d (loaded in %.2fs)", ep.name,
                      deployment.model_name, deployment.version, seconds)

@@ -1,0 +1,26 @@
+"""Entry point of an inference process: ``python -m shipyard.runtimes.worker``."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from shipyard.runtimes.process import child_main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="shipyard-inference-worker")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--trust", action="store_true")
+    parser.add_argument("--runtime", default=None)
+    parser.add_argument("path")
+    args = parser.parse_args(argv)
+    # the server's SIGINT/SIGTERM handling owns shutdown: it drains, then closes the socket
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return child_main(args.fd, args.path, trust=args.trust, runtime=args.runtime)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

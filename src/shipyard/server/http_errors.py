@@ -9,8 +9,8 @@ import logging
 
 from shipyard.batching import BatcherClosedError, BatchTimeoutError, QueueFullError
 from shipyard.errors import InputValidationError, NotFoundError, ShipyardError
-from shipyard.server import codec
 from shipyard.runtimes.process import InferenceProcessError
+from shipyard.server import codec
 
 log = logging.getLogger("shipyard.serve")
 

@@ -30,8 +30,8 @@ from shipyard.errors import NotFoundError
 from shipyard.registry import Registry, is_model_uri, parse_ref
 from shipyard.runtimes.model import LoadedModel
 from shipyard.runtimes.model import load as load_path
-from shipyard.service.config import EndpointConfig, ServeConfig
 from shipyard.runtimes.process import InferenceProcess
+from shipyard.service.config import EndpointConfig, ServeConfig
 from shipyard.service.metrics import ServingMetrics
 from shipyard.settings import Settings
 from shipyard.stores.predictions import FeedbackRecord, PredictionBatch, PredictionLog

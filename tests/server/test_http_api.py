@@ -410,7 +410,8 @@ def test_metrics_count_requests_latency_batches_queue_loads_and_log(serve, packa
                              json={"instances": [{"x": 1}]}).status_code == 422
         assert s.client.post("/v2/models/iris/infer", json={
             "inputs": oip_columns(frame.head(1))}).status_code == 200
-        s.plane.log.flush()
+        assert s.client.portal is not None
+        s.client.portal.call(s.plane.flush_log)
         text = s.client.get("/metrics")
     assert text.status_code == 200 and text.headers["content-type"].startswith("text/plain")
     samples = metric_samples(text.text)

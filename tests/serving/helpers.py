@@ -124,10 +124,14 @@ class ServerProcess:
 
 
 def children(pid: int) -> list[int]:
-    """The child processes of ``pid`` (from /proc)."""
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    if path.exists():
-        return [int(p) for p in path.read_text().split()]
+    """The child processes of ``pid`` (from /proc), whichever of its threads started them."""
+    tasks = list(Path(f"/proc/{pid}/task").glob("*/children"))
+    if tasks:
+        found: list[int] = []
+        for path in tasks:
+            with contextlib.suppress(OSError):
+                found += [int(p) for p in path.read_text().split()]
+        return found
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError, ValueError, IndexError):

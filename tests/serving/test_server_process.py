@@ -197,7 +197,10 @@ def test_two_workers_each_serve_and_log(start_server: Factory, iris: IrisModels,
     while server.output().count("Application startup complete") < 2:
         assert time.monotonic() < deadline, server.output()
         time.sleep(0.1)
-    at_start = {pid: rss_mib(pid) for pid in [server.pid, *kids]}
+    # each worker runs its model in an inference process, which writes that worker's log
+    writer_of = {child: worker for worker in workers for child in children(worker)}
+    assert sorted(writer_of.values()) == sorted(workers), (writer_of, workers)
+    at_start = {pid: rss_mib(pid) for pid in [server.pid, *kids, *writer_of]}
     log_dir = tmp_path / "logs"
     sent: list[str] = []
     seen: set[int] = set()
@@ -209,21 +212,22 @@ def test_two_workers_each_serve_and_log(start_server: Factory, iris: IrisModels,
         deadline = time.monotonic() + 3  # wait for the 1 s flush of both workers
         while time.monotonic() < deadline:
             seen = {int(p.name.split("-")[1]) for p in segments(log_dir)}
-            if seen == set(workers):
+            if seen == set(writer_of):
                 break
             time.sleep(0.1)
-        if seen == set(workers):
+        if seen == set(writer_of):
             break
     names = {server.pid: "supervisor", **{pid: f"worker {pid}" for pid in workers},
+             **{pid: f"inference process of {w}" for pid, w in writer_of.items()},
              **{pid: f"resource tracker {pid}" for pid in helpers}}
     after = {pid: rss_mib(pid) for pid in names}
-    assert seen == set(workers), f"segments from {seen}, workers {workers}"
+    assert seen == set(writer_of), f"segments from {seen}, inference processes {writer_of}"
     server.signal(signal.SIGTERM)
     code = server.wait()
     assert code in (0, -signal.SIGTERM), server.output()
-    for pid in workers:
+    for pid in [*workers, *writer_of]:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(
-            f"/proc/{pid}/status").read_text(), f"worker {pid} outlived the supervisor"
+            f"/proc/{pid}/status").read_text(), f"process {pid} outlived the supervisor"
     counts = logged(log_dir)
     assert counts == Counter(sent)  # both workers flushed on shutdown
     per_worker = Counter(int(p.name.split("-")[1]) for p in segments(log_dir))

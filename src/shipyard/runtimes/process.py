@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
 import struct
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ import orjson
 
 from shipyard.errors import ShipyardError
 from shipyard.settings import Settings
+from shipyard.stores.predictions import LogStats, PredictionBatch, PredictionLog
 from shipyard.types import Columns
 
 _LEN = struct.Struct("<II")
@@ -84,14 +87,22 @@ def decode(body: bytes | memoryview) -> tuple[Columns, dict[str, Any]]:
 class InferenceProcess:
     """A child process serving one model package; ``run`` sends it a batch.
 
+    With a ``ChildLog`` the child also writes the prediction log of its batches: it holds
+    their inputs and outputs already, so the server process neither keeps them nor spends
+    its GIL on Arrow and Parquet.
+
     Starting blocks (load + warm-up in the child): do it off the event loop. If the child
     dies, the batch it held fails with ``InferenceProcessError`` (HTTP 503) and the next
     batch starts a fresh child first."""
 
+    LOG_DELAY_S = 0.2  # a log entry waits at most this long for a batch to carry it
+
     def __init__(self, path: Path, *, trust: bool, runtime: str | None, settings: Settings,
-                 start_timeout_s: float = 300.0) -> None:
+                 log: ChildLog | None = None, start_timeout_s: float = 300.0) -> None:
         self.path = path
         self._args = [sys.executable, "-m", "shipyard.runtimes.worker", str(path)]
+        if log is not None:
+            self._args += ["--log", orjson.dumps(dataclasses.asdict(log)).decode()]
         if trust:
             self._args.append("--trust")
         if runtime:
@@ -104,6 +115,12 @@ class InferenceProcess:
         self._writer: asyncio.StreamWriter | None = None
         self._lock: asyncio.Lock | None = None
         self.restarts = 0
+        self._frame = 0  # id of the last batch sent
+        self._pending_log: list[dict[str, Any]] = []  # sent with the next frame
+        self._log_timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.log_stats = LogStats()  # the child's prediction log, as of its last answer
+        self._retired_stats = LogStats()  # those of children that died
         self._sock: socket.socket | None
         self.proc, self._sock = self._spawn()
 
@@ -136,8 +153,50 @@ class InferenceProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    async def run(self, columns: Columns) -> Columns:
-        """The model's outputs for ``columns`` (one batch at a time per process)."""
+    def log(self, entry: dict[str, Any]) -> None:
+        """Queue a prediction-log entry (see ``log_entry``): it travels with the next batch,
+        or, when none follows within ``LOG_DELAY_S``, on its own; the child writes the rows
+        it kept for that batch. Call on the event loop."""
+        self._pending_log.append(entry)
+        if self._log_timer is None:
+            self._log_timer = asyncio.get_running_loop().call_later(self.LOG_DELAY_S,
+                                                                    self._log_due)
+
+    def _log_due(self) -> None:
+        self._log_timer = None
+        if self._pending_log and self._sock is not None:  # no batch took them along
+            task = asyncio.get_running_loop().create_task(self._send_log())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send_log(self, *, flush: bool = False) -> None:
+        if self._pending_log or flush:
+            with contextlib.suppress(InferenceProcessError):
+                await self._exchange(encode({}, self._take_log({"only_log": True,
+                                                                "flush": flush})))
+
+    async def flush_log(self) -> None:
+        """Send the queued log entries and have the child write its buffer now; the
+        counters in ``log_stats`` are then up to date."""
+        if self._sock is not None:
+            await self._send_log(flush=True)
+
+    async def run(self, columns: Columns) -> tuple[Columns, int]:
+        """The model's outputs for ``columns`` and the id of the batch (one batch at a time
+        per process); the id lets a log entry name the rows it logs."""
+        self._frame += 1
+        frame = self._frame
+        outputs, header = await self._exchange(encode(columns, self._take_log({"id": frame})))
+        if "error" in header:
+            raise RemoteModelError(header["error"])
+        return outputs, frame
+
+    def _take_log(self, extra: dict[str, Any]) -> dict[str, Any]:
+        if self._pending_log:
+            extra["log"], self._pending_log = self._pending_log, []
+        return extra
+
+    async def _exchange(self, frame: bytes) -> tuple[Columns, dict[str, Any]]:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
@@ -150,18 +209,25 @@ class InferenceProcess:
                     sock=self._sock, limit=1 << 26)
             assert self._reader is not None
             try:
-                self._writer.write(encode(columns))
+                self._writer.write(frame)
                 (total,) = struct.unpack("<I", await self._reader.readexactly(4))
                 body = await self._reader.readexactly(total)
             except (OSError, asyncio.IncompleteReadError) as exc:
+                self._retired_stats = _add(self._retired_stats, self.log_stats)
+                self.log_stats = LogStats()
                 self._drop()
                 raise InferenceProcessError(
                     f"the model's inference process stopped (exit code {self.proc.poll()}); "
                     "a new one starts with the next batch") from exc
         outputs, header = decode(body)
-        if "error" in header:
-            raise RemoteModelError(header["error"])
-        return outputs
+        if "log_stats" in header:
+            self.log_stats = LogStats(**header["log_stats"])
+        return outputs, header
+
+    @property
+    def total_log_stats(self) -> LogStats:
+        """The prediction-log counters of this deployment's children, dead ones included."""
+        return _add(self._retired_stats, self.log_stats)
 
     def _drop(self) -> None:
         """Forget a dead child's connection and reap it (it is already gone)."""
@@ -179,8 +245,16 @@ class InferenceProcess:
         self._sock = None
 
     async def aclose(self) -> None:
-        """Stop the child from the event loop: it exits when its socket closes (killed if
-        it has not within 10 s); waiting for it happens off the loop."""
+        """Stop the child from the event loop: the last log entries go first, then the child
+        exits when its socket closes, after flushing its log (killed if it has not within
+        10 s); waiting for it happens off the loop."""
+        if self._log_timer is not None:
+            self._log_timer.cancel()
+            self._log_timer = None
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._sock is not None:
+            await self._send_log(flush=True)  # the final counters come back with it
         writer = self._writer
         self._disconnect()
         if writer is not None:
@@ -227,8 +301,101 @@ def send_frame(sock: socket.socket, frame: bytes) -> None:
     sock.sendall(frame)
 
 
-def child_main(fd: int, path: str, *, trust: bool, runtime: str | None) -> int:
-    """The child's loop: load, warm up, say ready, then answer frames until EOF."""
+@dataclasses.dataclass(frozen=True)
+class ChildLog:
+    """Where and as what the child logs its batches (the server's prediction log)."""
+
+    root: str
+    flush_interval_s: float
+    endpoint: str
+    model: str
+    version: int
+
+
+def log_entry(kept: Sequence[tuple[int, int, int]], request_ids: Sequence[str],
+              latency_ms: Sequence[float], routing_keys: Sequence[str | None],
+              ts: Sequence[float], upto: int) -> dict[str, Any]:
+    """A log entry for the child: per kept request its ``(batch id, first row, end row)``
+    and its metadata; ``upto``: the newest batch id this entry settles (the child forgets
+    older batches once the entry is written)."""
+    return {"kept": [list(k) for k in kept], "request_ids": list(request_ids),
+            "latency_ms": list(latency_ms), "routing_keys": list(routing_keys),
+            "ts": list(ts), "upto": upto}
+
+
+class _ChildLogger:
+    """The child's side: keeps each batch's inputs and outputs until a log entry says which
+    rows to write, then appends them to its own ``PredictionLog``."""
+
+    KEEP = 1024  # batches kept at most (entries normally settle them one batch later)
+
+    def __init__(self, spec: ChildLog, class_labels: Sequence[Any] | None) -> None:
+        self.spec = spec
+        self.class_labels = class_labels
+        self.log = PredictionLog(spec.root, flush_interval=spec.flush_interval_s).start()
+        self.batches: dict[int, tuple[Columns, Columns]] = {}
+
+    def keep(self, frame: int, inputs: Columns, outputs: Columns) -> None:
+        self.batches[frame] = (inputs, outputs)
+        if len(self.batches) > self.KEEP:
+            del self.batches[next(iter(self.batches))]
+
+    def write(self, entry: dict[str, Any]) -> None:
+        kept = entry["kept"]
+        parts = [self.batches.get(frame) for frame, _, _ in kept]
+        if kept and all(p is not None for p in parts):
+            inputs = _gather([(p[0], a, b) for p, (_, a, b) in zip(parts, kept, strict=True)
+                              if p is not None])
+            outputs = _gather([(p[1], a, b) for p, (_, a, b) in zip(parts, kept, strict=True)
+                               if p is not None])
+            self.log.append(PredictionBatch(
+                request_ids=entry["request_ids"], row_counts=[b - a for _, a, b in kept],
+                latency_ms=entry["latency_ms"], routing_keys=entry["routing_keys"],
+                ts=entry["ts"], endpoint=self.spec.endpoint, model=self.spec.model,
+                version=self.spec.version, inputs=inputs, outputs=outputs,
+                class_labels=self.class_labels))
+        elif kept:  # batches forgotten (over KEEP): count them, never write wrong rows
+            with self.log._lock:
+                self.log.stats.dropped_rows += sum(b - a for _, a, b in kept)
+        for frame in [f for f in self.batches if f <= entry["upto"]]:
+            del self.batches[frame]
+
+    def stats(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.log.stats)
+
+    def close(self) -> None:
+        self.log.close()
+
+
+def _gather(parts: list[tuple[Columns, int, int]]) -> Columns:
+    """Rows ``[a, b)`` of each part's columns, concatenated (no copy for one whole part)."""
+    if len(parts) == 1:
+        cols, a, b = parts[0]
+        return {k: v[a:b] for k, v in cols.items()}
+    return {k: np.concatenate([cols[k][a:b] for cols, a, b in parts]) for k in parts[0][0]}
+
+
+def sum_stats(parts: Sequence[LogStats]) -> LogStats:
+    """Prediction-log counters added up (several writers, one log)."""
+    total = LogStats()
+    for part in parts:
+        total.written_rows += part.written_rows
+        total.dropped_rows += part.dropped_rows
+        total.segments += part.segments
+        total.write_errors += part.write_errors
+        for kind, rows in part.by_kind.items():
+            total.by_kind[kind] = total.by_kind.get(kind, 0) + rows
+    return total
+
+
+def _add(a: LogStats, b: LogStats) -> LogStats:
+    return sum_stats([a, b])
+
+
+def child_main(fd: int, path: str, *, trust: bool, runtime: str | None,
+               log: ChildLog | None = None) -> int:
+    """The child's loop: load, warm up, say ready, then answer frames until EOF (then flush
+    the prediction log and exit)."""
     import json
 
     from shipyard.runtimes.model import load
@@ -242,16 +409,38 @@ def child_main(fd: int, path: str, *, trust: bool, runtime: str | None) -> int:
     except Exception as exc:
         send_frame(sock, encode({}, {"ready": False, "error": f"{type(exc).__name__}: {exc}"}))
         return 1
+    logger = None if log is None else _ChildLogger(log, model.signature.class_labels)
     send_frame(sock, encode({}, {"ready": True, "pid": os.getpid()}))
     predict = model.runtime.predict
-    while True:
-        try:
-            body = _recv_frame(sock)
-        except InferenceProcessError:
-            return 0  # the server closed its end: shut down
-        columns, _ = decode(body)
-        try:
-            reply = encode(predict(columns))
-        except Exception as exc:
-            reply = encode({}, {"error": f"{type(exc).__name__}: {exc}"})
-        send_frame(sock, reply)
+    try:
+        while True:
+            try:
+                body = _recv_frame(sock)
+            except InferenceProcessError:
+                return 0  # the server closed its end: shut down
+            columns, header = decode(body)
+            extra: dict[str, Any] = {}
+            if logger is not None:
+                for entry in header.get("log", ()):
+                    logger.write(entry)
+            if header.get("only_log"):
+                if logger is not None:
+                    if header.get("flush"):
+                        logger.log.flush()
+                    extra["log_stats"] = logger.stats()
+                reply = encode({}, extra)
+            else:
+                try:
+                    outputs = predict(columns)
+                except Exception as exc:
+                    extra["error"] = f"{type(exc).__name__}: {exc}"
+                    outputs = {}
+                if logger is not None and "id" in header and outputs:
+                    logger.keep(header["id"], columns, outputs)
+                if logger is not None:
+                    extra["log_stats"] = logger.stats()
+                reply = encode(outputs, extra)
+            send_frame(sock, reply)
+    finally:
+        if logger is not None:
+            logger.close()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 
-from shipyard.runtimes.process import child_main
+from shipyard.runtimes.process import ChildLog, child_main
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,12 +15,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--trust", action="store_true")
     parser.add_argument("--runtime", default=None)
+    parser.add_argument("--log", default=None, help="ChildLog as JSON: log the batches")
     parser.add_argument("path")
     args = parser.parse_args(argv)
     # the server's SIGINT/SIGTERM handling owns shutdown: it drains, then closes the socket
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    return child_main(args.fd, args.path, trust=args.trust, runtime=args.runtime)
+    log = None if args.log is None else ChildLog(**json.loads(args.log))
+    return child_main(args.fd, args.path, trust=args.trust, runtime=args.runtime, log=log)
 
 
 if __name__ == "__main__":

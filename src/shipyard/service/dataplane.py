@@ -30,11 +30,16 @@ from shipyard.errors import NotFoundError
 from shipyard.registry import Registry, is_model_uri, parse_ref
 from shipyard.runtimes.model import LoadedModel
 from shipyard.runtimes.model import load as load_path
-from shipyard.runtimes.process import InferenceProcess
+from shipyard.runtimes.process import ChildLog, InferenceProcess, log_entry, sum_stats
 from shipyard.service.config import EndpointConfig, ServeConfig
 from shipyard.service.metrics import ServingMetrics
 from shipyard.settings import Settings
-from shipyard.stores.predictions import FeedbackRecord, PredictionBatch, PredictionLog
+from shipyard.stores.predictions import (
+    FeedbackRecord,
+    LogStats,
+    PredictionBatch,
+    PredictionLog,
+)
 from shipyard.types import Columns
 
 if TYPE_CHECKING:
@@ -60,7 +65,7 @@ class Deployment:
     async def close(self) -> None:
         """Stop the model's process and release the model (after the batcher drained)."""
         if self.process is not None:
-            await self.process.aclose()
+            await self.process.aclose()  # its last log entries are written first
         await asyncio.get_running_loop().run_in_executor(None, self.model.close)
 
 
@@ -95,6 +100,7 @@ class _Batch:
     inputs: Columns
     outputs: Columns
     requests: int
+    frame: int = 0  # the inference process's id for this batch (0: run in this process)
 
 
 @dataclass(slots=True)
@@ -151,11 +157,13 @@ def _run_batch(model: LoadedModel, tickets: list[_Ticket]) -> list[_Share]:
 async def _run_batch_remote(process: InferenceProcess, tickets: list[_Ticket]) -> list[_Share]:
     """The batch function when the model runs in an inference process."""
     inputs = _concat([t.columns for t in tickets])
-    return _shares(tickets, inputs, await process.run(inputs))
+    outputs, frame = await process.run(inputs)
+    return _shares(tickets, inputs, outputs, frame)
 
 
-def _shares(tickets: list[_Ticket], inputs: Columns, outputs: Columns) -> list[_Share]:
-    batch = _Batch(inputs, outputs, len(tickets))
+def _shares(tickets: list[_Ticket], inputs: Columns, outputs: Columns,
+            frame: int = 0) -> list[_Share]:
+    batch = _Batch(inputs, outputs, len(tickets), frame)
     shares, start = [], 0
     for ticket in tickets:
         shares.append(_Share(batch, start, start + ticket.rows))
@@ -200,9 +208,10 @@ class DataPlane:
         self.metrics = ServingMetrics()
         log_dir = Path(config.log_dir) if config.log_dir else self.settings.home / "logs"
         self.log = PredictionLog(log_dir, flush_interval=config.flush_interval_s)
+        self._retired_log_stats = LogStats()  # log counters of replaced deployments' processes
         self.metrics.watch(lambda: {n: (e.current.batcher.depth if e.current else 0)
                                     for n, e in self.endpoints.items()},
-                           lambda: self.log.stats)
+                           self.log_stats)
         self.executor = ThreadPoolExecutor(max_workers=max(
             4, sum(e.concurrency for e in config.endpoints) + 2), thread_name_prefix="infer")
         self._watcher: asyncio.Task[None] | None = None
@@ -210,6 +219,21 @@ class DataPlane:
         self._checking = asyncio.Lock()  # one check at a time: the watcher or a direct call
         self._closing: set[asyncio.Task[None]] = set()  # replaced deployments being released
         self.started_at = time.time()
+
+    def log_stats(self) -> LogStats:
+        """The prediction log's counters: this process's writer (feedback, and predictions
+        of in-thread models) plus every inference process's, replaced ones included."""
+        parts = [self.log.stats, self._retired_log_stats]
+        parts += [ep.current.process.total_log_stats for ep in self.endpoints.values()
+                  if ep.current is not None and ep.current.process is not None]
+        return sum_stats(parts)
+
+    async def flush_log(self) -> None:
+        """Write every buffered prediction-log row now: this process's writer and each
+        inference process's."""
+        await asyncio.gather(*(ep.current.process.flush_log() for ep in self.endpoints.values()
+                               if ep.current is not None and ep.current.process is not None))
+        await asyncio.get_running_loop().run_in_executor(None, self.log.flush)
 
     @property
     def registry(self) -> Registry:
@@ -292,6 +316,13 @@ class DataPlane:
             if not kept:
                 return
             tickets, shares = [tickets[i] for i in kept], [shares[i] for i in kept]
+        if deployment.process is not None:  # the child holds the rows: it writes them
+            deployment.process.log(log_entry(
+                [(s.batch.frame, s.start, s.stop) for s in shares],
+                [t.request_id for t in tickets], [(done - t.started) * 1000.0 for t in tickets],
+                [t.routing_key for t in tickets], [t.ts for t in tickets],
+                upto=max(s.batch.frame for s in shares)))
+            return
         batch = shares[0].batch
         if len(shares) == batch.requests and all(s.batch is batch for s in shares):
             inputs, outputs = batch.inputs, batch.outputs
@@ -343,9 +374,12 @@ class DataPlane:
         concurrency = ep.config.concurrency if model.runtime.capabilities.thread_safe else 1
         process = None
         if ep.config.inference == "process":
+            log = ChildLog(str(self.log.root), self.config.flush_interval_s, ep.name, name,
+                           version)
             try:
                 process = InferenceProcess(path, trust=ep.config.trust,
-                                           runtime=ep.config.runtime, settings=self.settings)
+                                           runtime=ep.config.runtime, settings=self.settings,
+                                           log=log)
             except Exception:
                 model.close()
                 raise
@@ -380,13 +414,19 @@ class DataPlane:
                      deployment.model_name, deployment.version, old.version)
             await old.batcher.close()  # in-flight requests finish on the old version
             # stopping its process may take a moment: not on the watcher's path
-            closing = loop.create_task(old.close())
+            closing = loop.create_task(self._retire(old))
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
         else:
             log.info("endpoint %s: serving %s v%d (loaded in %.2fs)", ep.name,
                      deployment.model_name, deployment.version, seconds)
         return True
+
+    async def _retire(self, old: Deployment) -> None:
+        await old.close()
+        if old.process is not None:
+            self._retired_log_stats = sum_stats([self._retired_log_stats,
+                                                 old.process.total_log_stats])
 
     async def check_for_new_versions(self) -> None:
         """One pass of the watcher: swap endpoints whose alias moved."""

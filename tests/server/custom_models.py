@@ -28,3 +28,13 @@ class ScoreAndFlag:
     def predict(self, x: Any) -> dict[str, np.ndarray]:
         score = np.asarray(x["a"], dtype=np.float64) + np.asarray(x["b"], dtype=np.float64)
         return {"score": score, "flag": (score > 0).astype(np.int64)}
+
+
+class Picky:
+    """Doubles ``x``, but raises on the value 13 (valid input the model itself refuses)."""
+
+    def predict(self, x: Any) -> np.ndarray:
+        values = np.asarray(x["x"], dtype=np.float64)
+        if (values == 13).any():
+            raise ValueError("unlucky 13")
+        return values * 2.0

@@ -1,0 +1,160 @@
+"""Inference in a child process (``inference: process``, the default): the frame codec, the
+answers, the child's prediction log, and what happens when the child dies or its model
+raises."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import shipyard
+from server.conftest import Packages
+from server.helpers import endpoint, local
+from shipyard.runtimes.process import InferenceProcess, InferenceProcessError, decode, encode
+from shipyard.service.config import ConfigError, EndpointConfig, ServeConfig
+from shipyard.settings import Settings
+from shipyard.stores.predictions import read_log
+
+DTYPES = ["float16", "float32", "float64", "int8", "int32", "int64", "uint8", "uint64", "bool"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_frames_carry_arrays_exactly(data: st.DataObject) -> None:
+    columns: dict[str, np.ndarray] = {}
+    for i in range(data.draw(st.integers(0, 3))):
+        dtype = data.draw(st.sampled_from(DTYPES))
+        shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=4))
+        columns[f"c{i}"] = data.draw(hnp.arrays(dtype, shape))
+    strings = data.draw(st.lists(st.one_of(st.none(), st.text(max_size=5)), max_size=4))
+    text = np.empty(len(strings), dtype=object)
+    text[:] = strings
+    columns["text"] = text
+    frame = encode(columns, {"id": 7})
+    body = frame[4:]
+    assert int.from_bytes(frame[:4], "little") == len(body)
+    back, header = decode(body)
+    assert header == {"id": 7}
+    assert list(back) == list(columns)
+    for name, arr in columns.items():
+        got = back[name]
+        assert got.dtype == arr.dtype and got.shape == arr.shape, name
+        if arr.dtype.kind == "O":
+            assert got.tolist() == arr.tolist()
+        else:
+            np.testing.assert_array_equal(got, arr)
+
+
+def test_the_child_answers_as_the_model_does_in_process(packages: Packages) -> None:
+    import asyncio
+
+    process = InferenceProcess(packages.cancer, trust=False, runtime=None,
+                               settings=Settings.from_env())
+    child = process.proc.pid
+    model = shipyard.load(packages.cancer)
+    columns = model.prepare(packages.cancer_x[:17])
+
+    async def run() -> dict[str, np.ndarray]:
+        outputs, frame = await process.run(columns)
+        assert frame == 1
+        await process.aclose()
+        return outputs
+
+    outputs = asyncio.run(run())
+    expected = model.runtime.predict(columns)
+    assert set(outputs) == set(expected)
+    for name in expected:
+        np.testing.assert_array_equal(outputs[name], expected[name])
+    assert process.proc.poll() == 0  # exited by itself when its socket closed
+    assert not Path(f"/proc/{child}").exists()
+
+
+def test_a_package_the_child_cannot_load_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InferenceProcessError, match="could not load the model"):
+        InferenceProcess(tmp_path / "nothing-here", trust=False, runtime=None,
+                         settings=Settings.from_env())
+
+
+def test_served_answers_and_log_come_from_the_child(serve: Callable[..., Any],
+                                                    packages: Packages) -> None:
+    frame = packages.iris_x.head(5)
+    with serve(endpoint("iris", packages.iris)) as s:
+        deployment = s.plane.endpoints["iris"].current
+        assert deployment is not None and deployment.process is not None
+        child = deployment.process.proc.pid
+        ids = []
+        for i in range(3):
+            r = s.client.post("/v1/endpoints/iris/predict", headers={"x-request-id": f"r{i}"},
+                              json={"instances": frame.to_dict("records")})
+            assert r.status_code == 200, r.text
+            assert r.json()["predictions"] == local(packages.iris, frame).predictions.tolist()
+            ids.append(f"r{i}")
+    assert not Path(f"/proc/{child}").exists(), "the inference process outlived the server"
+    logged = read_log(s.log_dir, "iris").to_pandas()
+    assert sorted(set(logged["request_id"])) == ids
+    assert len(logged) == 15
+    segments = list((s.log_dir / "predictions").rglob("*.parquet"))
+    assert {int(p.name.split("-")[1]) for p in segments} == {child}  # the child wrote them
+    first = logged[logged["request_id"] == "r0"].sort_values("row")
+    np.testing.assert_allclose(first["input.sepal length (cm)"], frame["sepal length (cm)"])
+
+
+def test_a_dead_child_costs_one_503_then_a_new_one_serves(serve: Callable[..., Any],
+                                                          packages: Packages) -> None:
+    body = {"instances": packages.iris_x.head(2).to_dict("records")}
+    with serve(endpoint("iris", packages.iris)) as s:
+        process = s.plane.endpoints["iris"].current.process
+        assert process is not None
+        old = process.proc.pid
+        assert s.client.post("/v1/endpoints/iris/predict", json=body).status_code == 200
+        os.kill(old, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while process.proc.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        r = s.client.post("/v1/endpoints/iris/predict", json=body)
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert "inference process stopped" in r.json()["error"]
+        r = s.client.post("/v1/endpoints/iris/predict", json=body)
+        assert r.status_code == 200, r.text
+        assert process.restarts == 1 and process.proc.pid != old
+        assert s.client.get("/v2/health/ready").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def picky(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("picky")
+    sample = pd.DataFrame({"x": [1.0, 2.5, -3.0]})
+    shipyard.package("server.custom_models:Picky", sample, name="picky").save(root / "picky")
+    return root / "picky"
+
+
+def test_a_model_error_in_the_child_fails_only_its_request(serve: Callable[..., Any],
+                                                           picky: Path) -> None:
+    with serve(endpoint("picky", picky)) as s:
+        bad = s.client.post("/v1/endpoints/picky/predict", json={"inputs": {"x": [13.0]}})
+        assert bad.status_code == 500
+        assert bad.json()["error"] == "internal error: RemoteModelError"
+        good = s.client.post("/v1/endpoints/picky/predict", json={"inputs": {"x": [2.0]}})
+        assert good.status_code == 200 and good.json()["predictions"] == [4.0]
+        assert s.plane.endpoints["picky"].current.process.restarts == 0
+
+
+def test_inference_is_process_or_thread() -> None:
+    assert EndpointConfig(name="a", model="m").inference == "process"
+    config = ServeConfig.from_dict({"endpoints": [{"name": "a", "model": "m",
+                                                   "inference": "thread"}]})
+    assert config.endpoints[0].inference == "thread"
+    with pytest.raises(ConfigError, match="inference is process or thread"):
+        EndpointConfig(name="a", model="m", inference="fork")  # type: ignore[arg-type]

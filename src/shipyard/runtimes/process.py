@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import os
 import socket
 import struct
@@ -77,7 +78,7 @@ def decode(body: bytes | memoryview) -> tuple[Columns, dict[str, Any]]:
             columns[name] = values.reshape(shape)
             continue
         dt = np.dtype(dtype)
-        count = int(np.prod(shape)) if shape else 1
+        count = math.prod(shape)
         nbytes = count * dt.itemsize
         columns[name] = np.frombuffer(view[offset:offset + nbytes], dtype=dt).reshape(shape)
         offset += nbytes

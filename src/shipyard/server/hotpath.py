@@ -24,6 +24,7 @@ from shipyard.service.dataplane import DataPlane, Endpoint, Served, new_request_
 from shipyard.types import Columns
 
 Answer = tuple[int, RawHeaders, bytes]
+ROUTE_CACHE = 1024  # hot-route paths remembered (matches only: endpoint names are few)
 JSON_TYPE = (b"content-type", b"application/json")
 
 
@@ -52,16 +53,21 @@ class HotPaths:
         self.keys = keys
         self.metrics = metrics
         self.limit = plane.config.max_body_bytes
+        self._routes: dict[str, tuple[str, str, str | None]] = {}  # path -> hot_route(path)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            match = hot_route(scope["path"])
+            path = scope["path"]
+            match = self._routes.get(path)
+            if match is None and (match := hot_route(path)) is not None \
+                    and len(self._routes) < ROUTE_CACHE:
+                self._routes[path] = match
             if match is not None:
                 try:
                     status, headers, body = await self.answer(scope, receive, *match)
                 except ClientGoneError:
                     return  # nobody to answer; nothing was predicted or logged
-                headers.append((b"content-length", str(len(body)).encode()))
+                headers.append((b"content-length", b"%d" % len(body)))
                 await send({"type": "http.response.start", "status": status,
                             "headers": headers})
                 await send({"type": "http.response.body", "body": body})
@@ -94,7 +100,9 @@ class HotPaths:
         except Exception as exc:
             answer = _error(exc)
         model, version_label = deployment.labels if deployment is not None else ("", "")
-        self.metrics.observe(endpoint.name, model, version_label, str(answer[0]),
+        status = answer[0]
+        self.metrics.observe(endpoint.name, model, version_label,
+                             "200" if status == 200 else str(status),
                              "json" if kind == "predict" else "oip",
                              time.perf_counter() - started)
         return answer

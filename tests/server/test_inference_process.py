@@ -158,3 +158,25 @@ def test_inference_is_process_or_thread() -> None:
     assert config.endpoints[0].inference == "thread"
     with pytest.raises(ConfigError, match="inference is process or thread"):
         EndpointConfig(name="a", model="m", inference="fork")  # type: ignore[arg-type]
+
+
+def test_the_last_request_is_logged_without_a_next_batch(serve: Callable[..., Any],
+                                                         packages: Packages) -> None:
+    """A log entry normally rides with the next batch; with no traffic after it, it goes on
+    its own within LOG_DELAY_S, so the monitor sees the last request while serving."""
+    body = {"instances": packages.iris_x.head(3).to_dict("records")}
+    with serve(endpoint("iris", packages.iris), flush_interval_s=0.1) as s:
+        r = s.client.post("/v1/endpoints/iris/predict", headers={"x-request-id": "last"},
+                          json=body)
+        assert r.status_code == 200
+        deadline = time.monotonic() + 10
+        while True:  # nothing else is sent: no batch can carry the entry
+            try:
+                logged = read_log(s.log_dir, "iris").column("request_id").to_pylist()
+            except shipyard.ShipyardError:
+                logged = []
+            if logged:
+                break
+            assert time.monotonic() < deadline, "the last request was not logged while serving"
+            time.sleep(0.05)
+        assert logged == ["last"] * 3

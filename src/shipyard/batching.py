@@ -306,19 +306,11 @@ class AdaptiveBatcher(Generic[T, R]):
                 log.exception("batcher: on_results failed")
 
     def _call(self, items: list[T]) -> Sequence[R]:
-        results = self.fn(items)
-        if len(results) != len(items):
-            raise RuntimeError(f"batch function returned {len(results)} results for "
-                               f"{len(items)} items")
-        return results
+        return _one_each(items, self.fn(items))
 
     async def _call_async(self, items: list[T]) -> Sequence[R]:
         assert self.afn is not None
-        results = await self.afn(items)
-        if len(results) != len(items):
-            raise RuntimeError(f"batch function returned {len(results)} results for "
-                               f"{len(items)} items")
-        return results
+        return _one_each(items, await self.afn(items))
 
     async def _one_by_one_async(self, items: list[T]) -> list[R | BaseException]:
         outcomes: list[R | BaseException] = []
@@ -353,3 +345,10 @@ class AdaptiveBatcher(Generic[T, R]):
         while self._in_flight:
             await asyncio.gather(*list(self._in_flight), return_exceptions=True)
 
+
+def _one_each(items: list[T], results: Sequence[R]) -> Sequence[R]:
+    """``results``, checked to hold one result per item."""
+    if len(results) != len(items):
+        raise RuntimeError(f"batch function returned {len(results)} results for "
+                           f"{len(items)} items")
+    return results

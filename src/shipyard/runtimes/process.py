@@ -150,10 +150,6 @@ class InferenceProcess:
         parent.setblocking(False)
         return proc, parent
 
-    @property
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
     def log(self, entry: dict[str, Any]) -> None:
         """Queue a prediction-log entry (see ``log_entry``): it travels with the next batch,
         or, when none follows within ``LOG_DELAY_S``, on its own; the child writes the rows
@@ -214,7 +210,7 @@ class InferenceProcess:
                 (total,) = struct.unpack("<I", await self._reader.readexactly(4))
                 body = await self._reader.readexactly(total)
             except (OSError, asyncio.IncompleteReadError) as exc:
-                self._retired_stats = _add(self._retired_stats, self.log_stats)
+                self._retired_stats = LogStats.total([self._retired_stats, self.log_stats])
                 self.log_stats = LogStats()
                 self._drop()
                 raise InferenceProcessError(
@@ -228,7 +224,7 @@ class InferenceProcess:
     @property
     def total_log_stats(self) -> LogStats:
         """The prediction-log counters of this deployment's children, dead ones included."""
-        return _add(self._retired_stats, self.log_stats)
+        return LogStats.total([self._retired_stats, self.log_stats])
 
     def _drop(self) -> None:
         """Forget a dead child's connection and reap it (it is already gone)."""
@@ -263,14 +259,6 @@ class InferenceProcess:
                 await writer.wait_closed()
         await asyncio.get_running_loop().run_in_executor(None, _stop, self.proc, None)
 
-    def close(self) -> None:
-        """Stop the child when no event loop has used it (start-up failures, tests)."""
-        if self._writer is not None:
-            raise RuntimeError("this inference process is driven by an event loop: "
-                               "use aclose()")
-        _stop(self.proc, self._sock)
-        self._sock = None
-
 
 def _stop(proc: subprocess.Popen[bytes], sock: socket.socket | None) -> None:
     if sock is not None:
@@ -298,10 +286,6 @@ def _recv_frame(sock: socket.socket) -> bytes:
     return _recv_exact(sock, total)
 
 
-def send_frame(sock: socket.socket, frame: bytes) -> None:
-    sock.sendall(frame)
-
-
 @dataclasses.dataclass(frozen=True)
 class ChildLog:
     """Where and as what the child logs its batches (the server's prediction log)."""
@@ -319,7 +303,7 @@ def log_entry(kept: Sequence[tuple[int, int, int]], request_ids: Sequence[str],
     """A log entry for the child: per kept request its ``(batch id, first row, end row)``
     and its metadata; ``upto``: the newest batch id this entry settles (the child forgets
     older batches once the entry is written)."""
-    return {"kept": [list(k) for k in kept], "request_ids": list(request_ids),
+    return {"kept": list(kept), "request_ids": list(request_ids),
             "latency_ms": list(latency_ms), "routing_keys": list(routing_keys),
             "ts": list(ts), "upto": upto}
 
@@ -343,12 +327,11 @@ class _ChildLogger:
 
     def write(self, entry: dict[str, Any]) -> None:
         kept = entry["kept"]
-        parts = [self.batches.get(frame) for frame, _, _ in kept]
-        if kept and all(p is not None for p in parts):
-            inputs = _gather([(p[0], a, b) for p, (_, a, b) in zip(parts, kept, strict=True)
-                              if p is not None])
-            outputs = _gather([(p[1], a, b) for p, (_, a, b) in zip(parts, kept, strict=True)
-                               if p is not None])
+        parts = [(self.batches.get(frame), a, b) for frame, a, b in kept]
+        held = [(p, a, b) for p, a, b in parts if p is not None]
+        if kept and len(held) == len(kept):
+            inputs = _gather([(p[0], a, b) for p, a, b in held])
+            outputs = _gather([(p[1], a, b) for p, a, b in held])
             self.log.append(PredictionBatch(
                 request_ids=entry["request_ids"], row_counts=[b - a for _, a, b in kept],
                 latency_ms=entry["latency_ms"], routing_keys=entry["routing_keys"],
@@ -356,8 +339,7 @@ class _ChildLogger:
                 version=self.spec.version, inputs=inputs, outputs=outputs,
                 class_labels=self.class_labels))
         elif kept:  # batches forgotten (over KEEP): count them, never write wrong rows
-            with self.log._lock:
-                self.log.stats.dropped_rows += sum(b - a for _, a, b in kept)
+            self.log.count_dropped(sum(b - a for _, a, b in kept))
         for frame in [f for f in self.batches if f <= entry["upto"]]:
             del self.batches[frame]
 
@@ -376,23 +358,6 @@ def _gather(parts: list[tuple[Columns, int, int]]) -> Columns:
     return {k: np.concatenate([cols[k][a:b] for cols, a, b in parts]) for k in parts[0][0]}
 
 
-def sum_stats(parts: Sequence[LogStats]) -> LogStats:
-    """Prediction-log counters added up (several writers, one log)."""
-    total = LogStats()
-    for part in parts:
-        total.written_rows += part.written_rows
-        total.dropped_rows += part.dropped_rows
-        total.segments += part.segments
-        total.write_errors += part.write_errors
-        for kind, rows in part.by_kind.items():
-            total.by_kind[kind] = total.by_kind.get(kind, 0) + rows
-    return total
-
-
-def _add(a: LogStats, b: LogStats) -> LogStats:
-    return sum_stats([a, b])
-
-
 def child_main(fd: int, path: str, *, trust: bool, runtime: str | None,
                log: ChildLog | None = None) -> int:
     """The child's loop: load, warm up, say ready, then answer frames until EOF (then flush
@@ -408,10 +373,10 @@ def child_main(fd: int, path: str, *, trust: bool, runtime: str | None,
         if example is not None:
             model.predict(json.loads((Path(path) / example).read_text()))
     except Exception as exc:
-        send_frame(sock, encode({}, {"ready": False, "error": f"{type(exc).__name__}: {exc}"}))
+        sock.sendall(encode({}, {"ready": False, "error": f"{type(exc).__name__}: {exc}"}))
         return 1
     logger = None if log is None else _ChildLogger(log, model.signature.class_labels)
-    send_frame(sock, encode({}, {"ready": True, "pid": os.getpid()}))
+    sock.sendall(encode({}, {"ready": True}))
     predict = model.runtime.predict
     try:
         while True:
@@ -441,7 +406,7 @@ def child_main(fd: int, path: str, *, trust: bool, runtime: str | None,
                 if logger is not None:
                     extra["log_stats"] = logger.stats()
                 reply = encode(outputs, extra)
-            send_frame(sock, reply)
+            sock.sendall(reply)
     finally:
         if logger is not None:
             logger.close()

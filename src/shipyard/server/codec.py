@@ -123,12 +123,13 @@ def simple_response(outputs: Columns, signature: Signature, *, model: str, versi
         label, proba = outputs.get("label"), outputs.get("probabilities")
         if label is not None and proba is not None and label.dtype.kind in "iufb":
             names = _label_names(signature.class_labels)
-            answer = {"predictions": label.tolist() if label.dtype.kind in "iub" else label,
-                    "probabilities": [dict(zip(names, row, strict=True))
-                                      for row in proba.tolist()],
-                    "model": model, "version": version, "request_id": request_id}
             # integer/bool labels as Python ints serialise the same, without the numpy hook
-            return orjson.dumps(answer) if label.dtype.kind in "iub" else dumps(answer)
+            plain = label.dtype.kind in "iub"
+            answer = {"predictions": label.tolist() if plain else label,
+                      "probabilities": [dict(zip(names, row, strict=True))
+                                        for row in proba.tolist()],
+                      "model": model, "version": version, "request_id": request_id}
+            return orjson.dumps(answer) if plain else dumps(answer)
     body: dict[str, Any] = {}
     shown = ("label" if "label" in outputs else "value" if "value" in outputs
              else next(iter(outputs)))

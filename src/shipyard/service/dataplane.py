@@ -19,7 +19,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,7 @@ from shipyard.errors import NotFoundError
 from shipyard.registry import Registry, is_model_uri, parse_ref
 from shipyard.runtimes.model import LoadedModel
 from shipyard.runtimes.model import load as load_path
-from shipyard.runtimes.process import ChildLog, InferenceProcess, log_entry, sum_stats
+from shipyard.runtimes.process import ChildLog, InferenceProcess, log_entry
 from shipyard.service.config import EndpointConfig, ServeConfig
 from shipyard.service.metrics import ServingMetrics
 from shipyard.settings import Settings
@@ -57,7 +57,7 @@ class Deployment:
     version: int  # registry version; 1 for a package served from a path
     batcher: AdaptiveBatcher[_Ticket, _Share]
     process: InferenceProcess | None = None  # the model's own process (inference: process)
-    labels: tuple[str, str] = ("", "")  # (model name, version) as metric labels
+    labels: tuple[str, str] = field(init=False)  # (model name, version) as metric labels
 
     def __post_init__(self) -> None:
         self.labels = (self.model_name, str(self.version))
@@ -208,7 +208,8 @@ class DataPlane:
         self.metrics = ServingMetrics()
         log_dir = Path(config.log_dir) if config.log_dir else self.settings.home / "logs"
         self.log = PredictionLog(log_dir, flush_interval=config.flush_interval_s)
-        self._retired_log_stats = LogStats()  # log counters of replaced deployments' processes
+        self._retired_log_stats = LogStats()  # log counters of stopped replaced processes
+        self._retiring: set[InferenceProcess] = set()  # replaced, still stopping
         self.metrics.watch(lambda: {n: (e.current.batcher.depth if e.current else 0)
                                     for n, e in self.endpoints.items()},
                            self.log_stats)
@@ -224,9 +225,10 @@ class DataPlane:
         """The prediction log's counters: this process's writer (feedback, and predictions
         of in-thread models) plus every inference process's, replaced ones included."""
         parts = [self.log.stats, self._retired_log_stats]
+        parts += [p.total_log_stats for p in self._retiring]  # counters never step back
         parts += [ep.current.process.total_log_stats for ep in self.endpoints.values()
                   if ep.current is not None and ep.current.process is not None]
-        return sum_stats(parts)
+        return LogStats.total(parts)
 
     async def flush_log(self) -> None:
         """Write every buffered prediction-log row now: this process's writer and each
@@ -414,6 +416,8 @@ class DataPlane:
                      deployment.model_name, deployment.version, old.version)
             await old.batcher.close()  # in-flight requests finish on the old version
             # stopping its process may take a moment: not on the watcher's path
+            if old.process is not None:
+                self._retiring.add(old.process)
             closing = loop.create_task(self._retire(old))
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
@@ -424,9 +428,10 @@ class DataPlane:
 
     async def _retire(self, old: Deployment) -> None:
         await old.close()
-        if old.process is not None:
-            self._retired_log_stats = sum_stats([self._retired_log_stats,
-                                                 old.process.total_log_stats])
+        if old.process is not None:  # its final counters, moved in one step
+            self._retired_log_stats = LogStats.total([self._retired_log_stats,
+                                                      old.process.total_log_stats])
+            self._retiring.discard(old.process)
 
     async def check_for_new_versions(self) -> None:
         """One pass of the watcher: swap endpoints whose alias moved."""

@@ -113,6 +113,19 @@ class LogStats:
     write_errors: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
 
+    @staticmethod
+    def total(parts: Sequence[LogStats]) -> LogStats:
+        """Counters of several writers of one log, added up."""
+        out = LogStats()
+        for part in parts:
+            out.written_rows += part.written_rows
+            out.dropped_rows += part.dropped_rows
+            out.segments += part.segments
+            out.write_errors += part.write_errors
+            for kind, rows in part.by_kind.items():
+                out.by_kind[kind] = out.by_kind.get(kind, 0) + rows
+        return out
+
 
 class PredictionLog:
     """Buffer + background writer. ``append`` returns False when the record was dropped."""
@@ -146,6 +159,11 @@ class PredictionLog:
             self._buffer.append(record)
             self._buffered_rows += rows
         return True
+
+    def count_dropped(self, rows: int) -> None:
+        """Count rows that could not be logged at all (they never reached the buffer)."""
+        with self._lock:
+            self.stats.dropped_rows += rows
 
     @property
     def buffered_rows(self) -> int:

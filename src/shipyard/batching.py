@@ -104,6 +104,7 @@ class AdaptiveBatcher(Generic[T, R]):
         self._queue: deque[_Pending[T, R]] = deque()
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
+        self._free = concurrency  # slots not held by a batch call
         self._in_flight: set[asyncio.Task[None]] = set()
         self._closed = False
         self._loop_task: asyncio.Task[None] | None = None
@@ -120,6 +121,11 @@ class AdaptiveBatcher(Generic[T, R]):
     def running(self) -> int:
         """Batches executing now (a finished task leaves ``_in_flight`` a loop turn later)."""
         return sum(1 for task in self._in_flight if not task.done())
+
+    @property
+    def calling(self) -> int:
+        """Batch calls in progress (a batch whose call returned is delivering, not calling)."""
+        return self.concurrency - self._free
 
     async def submit(self, item: T, *, timeout: float | None = None) -> R:
         """The result for ``item``. Raises QueueFullError, BatchTimeoutError, or fn's error."""
@@ -198,11 +204,12 @@ class AdaptiveBatcher(Generic[T, R]):
                     return
                 await self._wake.wait()
             await self._slots.acquire()  # while we wait for a slot, the queue fills up
+            self._free -= 1
             batch = self._take()
-            if batch and self.running and self.max_wait > 0:
+            if batch and self.calling > 1 and self.max_wait > 0:
                 batch = await self._wait_for_company(batch)
             if not batch:
-                self._slots.release()
+                self._release()
                 continue
             task = asyncio.get_running_loop().create_task(self._execute(batch))
             self._in_flight.add(task)
@@ -243,7 +250,12 @@ class AdaptiveBatcher(Generic[T, R]):
             rows += sum(p.rows for p in more)
         return batch
 
+    def _release(self) -> None:
+        self._free += 1
+        self._slots.release()
+
     async def _execute(self, batch: list[_Pending[T, R]]) -> None:
+        held = True
         try:
             batch = [p for p in batch if not p.future.done()]  # timed out while waiting
             if not batch:
@@ -263,6 +275,12 @@ class AdaptiveBatcher(Generic[T, R]):
                     results = await self._call_async(items)
                 else:
                     results = await loop.run_in_executor(self.executor, self._call, items)
+                # The slot is free once the call returned: start the next batch before these
+                # callers are answered (their wake-ups queue behind it), so the model does
+                # not sit idle while the event loop writes this batch's responses.
+                held = False
+                self._release()
+                await asyncio.sleep(0)
             except Exception:
                 if len(batch) == 1:
                     raise
@@ -280,7 +298,8 @@ class AdaptiveBatcher(Generic[T, R]):
                 if not pending.future.done():
                     pending.future.set_exception(exc)
         finally:
-            self._slots.release()
+            if held:
+                self._release()
             self._wake.set()
             self._prune()
 

@@ -180,3 +180,107 @@ def test_the_last_request_is_logged_without_a_next_batch(serve: Callable[..., An
             assert time.monotonic() < deadline, "the last request was not logged while serving"
             time.sleep(0.05)
         assert logged == ["last"] * 3
+
+
+def customer_bodies(packages: Packages) -> list[bytes]:
+    """Good and bad simple-JSON bodies for the customers model (categorical columns)."""
+    import json
+
+    rows = packages.customers_x.head(4)
+    records = json.loads(rows.to_json(orient="records"))
+    split = json.loads(rows.to_json(orient="split", index=False))
+    first = dict(records[0])
+    unknown = {**first, "plan": "platinum-deluxe"}
+    missing = {k: v for k, v in first.items() if k != "plan"}
+    extra = {**first, "shoe_size": 44}
+    typed = {**first, next(k for k, v in first.items() if isinstance(v, float)): "many"}
+    nulled = {**first, next(k for k, v in first.items() if isinstance(v, float)): None}
+    bodies = [{"instances": records}, {"dataframe_split": split},
+              {"inputs": {k: [r[k] for r in records] for k in first}},
+              {"instances": [unknown]}, {"instances": [missing, extra, typed]},
+              {"instances": [nulled]}, {"instances": []}, {"rows": records}, []]
+    return [json.dumps(b).encode() for b in bodies] + [b"", b"{not json", b"[1, 2"]
+
+
+def test_the_process_answers_raw_requests_as_the_server_would(serve: Callable[..., Any],
+                                                              packages: Packages) -> None:
+    """With ``inference: process`` the child parses, validates, predicts and encodes simple
+    JSON requests itself: every answer, good or bad, is the one the in-process path gives,
+    byte for byte, with the same status and headers."""
+    with serve(endpoint("raw", packages.customers, unknown_categories="reject"),
+               endpoint("thread", packages.customers, unknown_categories="reject",
+                        inference="thread")) as s:
+        raw = s.plane.endpoints["raw"].current
+        assert raw is not None and raw.raw is not None  # the raw path is on
+        assert s.plane.endpoints["thread"].current.raw is None  # type: ignore[union-attr]
+        statuses = set()
+        bodies = customer_bodies(packages)
+        for i, body in enumerate(bodies):
+            answers = [s.client.post(f"/v1/endpoints/{name}/predict", content=body,
+                                     headers={"x-request-id": f"same-{i}",
+                                              "content-type": "application/json"})
+                       for name in ("raw", "thread")]
+            mine, theirs = answers
+            assert mine.status_code == theirs.status_code, (body, mine.text, theirs.text)
+            assert mine.content == theirs.content, body
+            assert mine.headers.get("x-request-id") == theirs.headers.get("x-request-id")
+            assert mine.headers["content-type"] == theirs.headers["content-type"]
+            statuses.add(mine.status_code)
+        assert statuses == {200, 400, 422}
+        assert raw.raw.stats.batches == len(bodies)  # every one went through the child
+        assert raw.batcher.stats.batches == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(requests=st.lists(st.one_of(
+    st.lists(st.sampled_from([1.0, 2.5, -3.0, 13.0]), min_size=1, max_size=5),
+    st.sampled_from([b"{bad", b'{"inputs": {"x": ["a"]}}', b'{"inputs": {"y": [1.0]}}'])),
+    min_size=1, max_size=12), max_rows=st.integers(1, 6))
+def test_a_raw_batch_answers_each_request_with_its_own_rows(
+        picky_model: Any, requests: list[list[float] | bytes], max_rows: int) -> None:
+    """Any mix of request sizes, bad bodies and requests the model fails on (13): each
+    request gets exactly its own answer, a bad one never fails its batch-mates, no model
+    call is larger than ``max_rows`` unless one request alone is, and the rows kept for the
+    log are exactly the answered requests' rows, in order."""
+    import json
+
+    from shipyard.server.inference_child import answer_batch
+
+    bodies = [r if isinstance(r, bytes) else json.dumps({"inputs": {"x": r}}).encode()
+              for r in requests]
+    ids = [f"id{i}" for i in range(len(bodies))]
+    answer = answer_batch(picky_model, {"request_ids": ids, "model": "picky", "version": 3,
+                                        "unknown": "pass", "max_rows": max_rows},
+                          [memoryview(b) for b in bodies])
+    logged_x: list[float] = []
+    next_row = 0
+    for i, request in enumerate(requests):
+        status, body = answer.statuses[i], json.loads(answer.bodies[i])
+        if isinstance(request, bytes):
+            assert status == (400 if request == b"{bad" else 422) and "error" in body
+            assert answer.ranges[i] is None
+        elif 13.0 in request:
+            assert status == 500 and body == {"error": "internal error: RemoteModelError"}
+            assert answer.ranges[i] is None
+        else:
+            assert status == 200, body
+            assert body == {"predictions": [2 * x for x in request], "model": "picky",
+                            "version": 3, "request_id": ids[i]}
+            assert answer.ranges[i] == (next_row, next_row + len(request))
+            next_row += len(request)
+            logged_x += request
+    valid_rows = [len(r) for r in requests if not isinstance(r, bytes)]
+    assert sum(answer.calls) == sum(valid_rows)
+    assert all(c <= max_rows or c in valid_rows for c in answer.calls)
+    if logged_x:
+        np.testing.assert_array_equal(answer.inputs["x"], logged_x)
+        np.testing.assert_array_equal(answer.outputs["prediction"], np.array(logged_x) * 2)
+    else:
+        assert answer.inputs == {} and answer.outputs == {}
+
+
+@pytest.fixture(scope="module")
+def picky_model(picky: Path) -> Any:
+    from shipyard.runtimes.model import load
+
+    return load(picky, trust=False, runtime=None)

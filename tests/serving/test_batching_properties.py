@@ -380,3 +380,40 @@ def test_a_batch_function_returning_too_few_results_fails_each_request_alone() -
 
     for i, result in enumerate(asyncio.run(scenario())):
         np.testing.assert_array_equal(result, expected(make_request(i, 2)))
+
+
+def test_the_next_batch_starts_before_the_last_one_is_answered() -> None:
+    """Once a batch call returns, its slot is free: the batch queued behind it starts before
+    the event loop wakes the answered callers, so the model (an inference process) does not
+    wait while the loop writes their responses. The order of events shows it: call 2 starts
+    before caller 0 (of call 1) resumes."""
+    events: list[str] = []
+    release = asyncio.Event()
+
+    def never(items: list[Req]) -> list[np.ndarray]:
+        raise AssertionError("the batches run on the event loop")
+
+    async def afn(items: list[Req]) -> list[np.ndarray]:
+        events.append(f"call {[it.caller for it in items]}")
+        if items[0].caller == 0:
+            await release.wait()
+        return [expected(it) for it in items]
+
+    async def caller(b: AdaptiveBatcher[Req, np.ndarray], i: int) -> None:
+        await b.submit(make_request(i, 1))
+        events.append(f"answered {i}")
+
+    async def scenario() -> None:
+        b = batcher(never, afn=afn, concurrency=1, max_wait_ms=0)
+        first = asyncio.ensure_future(caller(b, 0))
+        while not events:
+            await asyncio.sleep(0.001)
+        rest = [asyncio.ensure_future(caller(b, i)) for i in (1, 2)]
+        await asyncio.sleep(0.01)  # both queue behind the running call
+        release.set()
+        await asyncio.gather(first, *rest)
+        await b.close()
+
+    asyncio.run(scenario())
+    assert events[:2] == ["call [0]", "call [1, 2]"], events
+    assert events.index("call [1, 2]") < events.index("answered 0"), events

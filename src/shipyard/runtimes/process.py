@@ -8,8 +8,14 @@ was most of the inference thread's CPU (``bench/README.md``, serving round 5). A
 process has its own interpreter and GIL: the loop writes one frame per batch to a socket
 and reads one back when the child answers, so nothing in the server process contends.
 
-Frames are ``[u32 length][u32 header length][JSON header][raw array bytes]``: numeric arrays
-travel as their bytes (no pickle), object arrays (strings) as JSON lists in the header.
+Frames are ``[u32 length][u32 header length][JSON header][raw array bytes][payload]``:
+numeric arrays travel as their bytes (no pickle), object arrays (strings) as JSON lists in the
+header; the payload is opaque bytes (request and response bodies of raw batches).
+
+Raw batches: a child started with a ``RawHandler`` (the server's, ``shipyard.server.
+inference_child``) also takes batches of undecoded request bodies and answers each with a
+status and a response body. Parsing, validation and response encoding then run in the child,
+and the server's event loop only moves bytes.
 """
 
 from __future__ import annotations
@@ -23,9 +29,9 @@ import socket
 import struct
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -34,6 +40,9 @@ from shipyard.errors import ShipyardError
 from shipyard.settings import Settings
 from shipyard.stores.predictions import LogStats, PredictionBatch, PredictionLog
 from shipyard.types import Columns
+
+if TYPE_CHECKING:
+    from shipyard.runtimes.model import LoadedModel
 
 _LEN = struct.Struct("<II")
 
@@ -47,8 +56,29 @@ class RemoteModelError(RuntimeError):
     thread); the message is the child's error."""
 
 
-def encode(columns: Columns, extra: dict[str, Any] | None = None) -> bytes:
-    """One frame for ``columns`` (and JSON-able ``extra`` fields in the header)."""
+@dataclasses.dataclass
+class RawAnswer:
+    """A ``RawHandler``'s answer to a raw batch: per request its status and body, and for
+    each request the model answered, its rows ``[a, b)`` in ``inputs`` / ``outputs`` (what
+    the prediction log of the batch holds)."""
+
+    statuses: list[int]
+    bodies: list[bytes]
+    ranges: list[tuple[int, int] | None]
+    inputs: Columns
+    outputs: Columns
+    calls: list[int]  # rows of each model call (the batch-size metric)
+
+
+# (model, the batch's spec from the server, the request bodies) -> answers
+RawHandler = Callable[["LoadedModel", dict[str, Any], list[memoryview]], RawAnswer]
+WORKER = "shipyard.runtimes.worker"  # the default child: column batches only
+
+
+def encode(columns: Columns, extra: dict[str, Any] | None = None,
+           payload: Sequence[bytes] = ()) -> bytes:
+    """One frame for ``columns`` (and JSON-able ``extra`` fields in the header), then the
+    ``payload`` parts (their lengths go in the header as ``payload``)."""
     specs: list[list[Any]] = []
     blobs: list[bytes] = []
     for name, arr in columns.items():
@@ -58,13 +88,18 @@ def encode(columns: Columns, extra: dict[str, Any] | None = None) -> bytes:
             arr = np.ascontiguousarray(arr)
             specs.append([name, arr.dtype.str, list(arr.shape)])
             blobs.append(arr.data.cast("B") if arr.size else b"")  # type: ignore[arg-type]
-    header = orjson.dumps({"arrays": specs, **(extra or {})})
+    fields = {"arrays": specs, **(extra or {})}
+    if payload:
+        fields["payload"] = [len(part) for part in payload]
+        blobs.extend(payload)
+    header = orjson.dumps(fields)
     body_len = 4 + len(header) + sum(len(b) for b in blobs)
     return b"".join([_LEN.pack(body_len, len(header)), header, *blobs])
 
 
 def decode(body: bytes | memoryview) -> tuple[Columns, dict[str, Any]]:
-    """``columns`` and the header of a frame body (without its leading total length)."""
+    """``columns`` and the header of a frame body (without its leading total length); a
+    payload comes back as ``header["payload"]``, a list of views of its parts."""
     view = memoryview(body)
     (header_len,) = struct.unpack_from("<I", view, 0)
     header = orjson.loads(view[4:4 + header_len])
@@ -82,6 +117,12 @@ def decode(body: bytes | memoryview) -> tuple[Columns, dict[str, Any]]:
         nbytes = count * dt.itemsize
         columns[name] = np.frombuffer(view[offset:offset + nbytes], dtype=dt).reshape(shape)
         offset += nbytes
+    if "payload" in header:
+        parts = []
+        for size in header["payload"]:
+            parts.append(view[offset:offset + size])
+            offset += size
+        header["payload"] = parts
     return columns, header
 
 
@@ -99,9 +140,11 @@ class InferenceProcess:
     LOG_DELAY_S = 0.2  # a log entry waits at most this long for a batch to carry it
 
     def __init__(self, path: Path, *, trust: bool, runtime: str | None, settings: Settings,
-                 log: ChildLog | None = None, start_timeout_s: float = 300.0) -> None:
+                 log: ChildLog | None = None, start_timeout_s: float = 300.0,
+                 module: str = WORKER) -> None:
         self.path = path
-        self._args = [sys.executable, "-m", "shipyard.runtimes.worker", str(path)]
+        self.raw = module != WORKER  # the child takes raw batches (see ``run_raw``)
+        self._args = [sys.executable, "-m", module, str(path)]
         if log is not None:
             self._args += ["--log", orjson.dumps(dataclasses.asdict(log)).decode()]
         if trust:
@@ -187,6 +230,18 @@ class InferenceProcess:
         if "error" in header:
             raise RemoteModelError(header["error"])
         return outputs, frame
+
+    async def run_raw(self, spec: dict[str, Any],
+                      bodies: list[bytes]) -> tuple[dict[str, Any], int]:
+        """Send undecoded request bodies; the child's answer header (``statuses``,
+        ``ranges``, ``calls``; ``payload``: the response bodies) and the batch's id."""
+        self._frame += 1
+        frame = self._frame
+        _, header = await self._exchange(
+            encode({}, self._take_log({"id": frame, "raw": spec}), bodies))
+        if "error" in header:
+            raise RemoteModelError(header["error"])
+        return header, frame
 
     def _take_log(self, extra: dict[str, Any]) -> dict[str, Any]:
         if self._pending_log:
@@ -350,6 +405,24 @@ class _ChildLogger:
         self.log.close()
 
 
+def _answer_raw(model: LoadedModel, handler: RawHandler | None, logger: _ChildLogger | None,
+                header: dict[str, Any]) -> bytes:
+    """The reply frame to a raw batch: statuses, rows and response bodies."""
+    if handler is None:
+        return encode({}, {"error": "this inference process takes no raw batches"})
+    try:
+        answer = handler(model, header["raw"], header["payload"])
+    except Exception as exc:  # the handler answers bad requests itself: this is a bug
+        return encode({}, {"error": f"{type(exc).__name__}: {exc}"})
+    if logger is not None and answer.outputs:
+        logger.keep(header["id"], answer.inputs, answer.outputs)
+    extra: dict[str, Any] = {"statuses": answer.statuses, "ranges": answer.ranges,
+                             "calls": answer.calls}
+    if logger is not None:
+        extra["log_stats"] = logger.stats()
+    return encode({}, extra, answer.bodies)
+
+
 def _gather(parts: list[tuple[Columns, int, int]]) -> Columns:
     """Rows ``[a, b)`` of each part's columns, concatenated (no copy for one whole part)."""
     if len(parts) == 1:
@@ -359,9 +432,9 @@ def _gather(parts: list[tuple[Columns, int, int]]) -> Columns:
 
 
 def child_main(fd: int, path: str, *, trust: bool, runtime: str | None,
-               log: ChildLog | None = None) -> int:
+               log: ChildLog | None = None, handler: RawHandler | None = None) -> int:
     """The child's loop: load, warm up, say ready, then answer frames until EOF (then flush
-    the prediction log and exit)."""
+    the prediction log and exit). ``handler`` answers raw batches."""
     import json
 
     from shipyard.runtimes.model import load
@@ -395,6 +468,8 @@ def child_main(fd: int, path: str, *, trust: bool, runtime: str | None,
                         logger.log.flush()
                     extra["log_stats"] = logger.stats()
                 reply = encode({}, extra)
+            elif "raw" in header:
+                reply = _answer_raw(model, handler, logger, header)
             else:
                 try:
                     outputs = predict(columns)

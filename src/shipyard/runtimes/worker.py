@@ -7,10 +7,12 @@ import json
 import signal
 import sys
 
-from shipyard.runtimes.process import ChildLog, child_main
+from shipyard.runtimes.process import ChildLog, RawHandler, child_main
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, handler: RawHandler | None = None) -> int:
+    """Parse the arguments ``InferenceProcess`` passes and run the child; ``handler``
+    answers raw batches (the server's entry point passes one)."""
     parser = argparse.ArgumentParser(prog="shipyard-inference-worker")
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--trust", action="store_true")
@@ -22,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     log = None if args.log is None else ChildLog(**json.loads(args.log))
-    return child_main(args.fd, args.path, trust=args.trust, runtime=args.runtime, log=log)
+    return child_main(args.fd, args.path, trust=args.trust, runtime=args.runtime, log=log,
+                      handler=handler)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,10 @@ def create_app(plane: DataPlane) -> HotPaths:
     """The ASGI app serving ``plane``; its lifespan loads models and flushes logs."""
     config = plane.config
     keys = ApiKeys(config.api_keys)
+    # inference processes run the server's child, which answers simple-JSON predict requests
+    # whole (parse, validate, predict, encode): the event loop only moves their bytes
+    # (by name: importing the child's module here would run it twice in the child)
+    plane.raw_child = "shipyard.server.inference_child"
 
     def guarded(handler: Handler, *, auth: bool = True) -> Handler:
         async def run(request: Request) -> Response:

@@ -22,7 +22,7 @@ class BadRequestError(ShipyardError):
     """The body is not a request we can read (malformed JSON, wrong envelope, ...)."""
 
 
-def loads(body: bytes) -> Any:
+def loads(body: bytes | memoryview) -> Any:
     if not body:
         raise BadRequestError("empty request body: send a JSON object")
     try:

@@ -20,7 +20,7 @@ from shipyard.runtimes.model import LoadedModel
 from shipyard.server import codec
 from shipyard.server.asgi import ApiKeys, Headers, header_map, is_digits, read_body
 from shipyard.server.http_errors import ClientGoneError, RawHeaders, error_parts
-from shipyard.service.dataplane import DataPlane, Endpoint, Served, new_request_id
+from shipyard.service.dataplane import DataPlane, Endpoint, RawServed, Served, new_request_id
 from shipyard.types import Columns
 
 Answer = tuple[int, RawHeaders, bytes]
@@ -93,8 +93,11 @@ class HotPaths:
             else:
                 served, body = await self._infer(endpoint, wanted, headers, receive)
             deployment = served.deployment
-            answer: Answer = (200, [JSON_TYPE, (b"x-request-id",
-                                                served.request_id.encode("latin-1"))], body)
+            if type(served) is RawServed and served.status != 200:  # answered in the process
+                answer: Answer = (served.status, [JSON_TYPE], body)
+            else:
+                answer = (200, [JSON_TYPE, (b"x-request-id", served.request_id.encode("latin-1"))],
+                          body)
         except ClientGoneError:
             raise
         except Exception as exc:
@@ -108,13 +111,18 @@ class HotPaths:
         return answer
 
     async def _predict(self, endpoint: Endpoint, headers: Headers,
-                       receive: Receive) -> tuple[Served, bytes]:
+                       receive: Receive) -> tuple[Served | RawServed, bytes]:
         raw_id = headers.get(b"x-request-id")
         request_id = raw_id.decode("latin-1") if raw_id else new_request_id()
         routing = headers.get(b"x-routing-key")
-        payload = codec.loads(await read_body(receive, headers.get(b"content-length"),
-                                              self.limit))
+        raw = await read_body(receive, headers.get(b"content-length"), self.limit)
         deployment = endpoint.deployment()
+        if deployment.raw is not None:  # the inference process parses, validates, answers
+            answered = await self.plane.predict_raw(
+                endpoint, deployment, raw, request_id=request_id,
+                routing_key=None if routing is None else routing.decode("latin-1"))
+            return answered, answered.body
+        payload = codec.loads(raw)
         # strict JSON holds no NaN: a float array parsed from it needs no NaN scan
         columns = prepare(deployment.model, codec.simple_request(payload),
                           endpoint.config.unknown_categories, finite=True)

@@ -30,7 +30,7 @@ from shipyard.errors import NotFoundError
 from shipyard.registry import Registry, is_model_uri, parse_ref
 from shipyard.runtimes.model import LoadedModel
 from shipyard.runtimes.model import load as load_path
-from shipyard.runtimes.process import ChildLog, InferenceProcess, log_entry
+from shipyard.runtimes.process import WORKER, ChildLog, InferenceProcess, log_entry
 from shipyard.service.config import EndpointConfig, ServeConfig
 from shipyard.service.metrics import ServingMetrics
 from shipyard.settings import Settings
@@ -57,10 +57,23 @@ class Deployment:
     version: int  # registry version; 1 for a package served from a path
     batcher: AdaptiveBatcher[_Ticket, _Share]
     process: InferenceProcess | None = None  # the model's own process (inference: process)
+    # raw simple-JSON requests, answered whole by the process (see ``predict_raw``)
+    raw: AdaptiveBatcher[_RawTicket, RawServed] | None = None
     labels: tuple[str, str] = field(init=False)  # (model name, version) as metric labels
 
     def __post_init__(self) -> None:
         self.labels = (self.model_name, str(self.version))
+
+    @property
+    def depth(self) -> int:
+        """Requests waiting in its batchers."""
+        return self.batcher.depth + (self.raw.depth if self.raw is not None else 0)
+
+    async def drain(self) -> None:
+        """Take no more requests; finish those admitted."""
+        await self.batcher.close()
+        if self.raw is not None:
+            await self.raw.close()
 
     async def close(self) -> None:
         """Stop the model's process and release the model (after the batcher drained)."""
@@ -77,6 +90,32 @@ class Served:
     deployment: Deployment
     request_id: str
     latency_ms: float
+
+
+@dataclass(slots=True)
+class RawServed:
+    """The answer to one raw request: status and body as the inference process made them;
+    ``rows``: where its rows are in the process's batch ``frame`` (for the log)."""
+
+    status: int
+    body: bytes
+    frame: int
+    rows: tuple[int, int] | None
+    deployment: Deployment | None = None
+    request_id: str = ""
+
+
+class _RawTicket:
+    """One raw request in a batcher: the body as it came, and what its log row needs."""
+
+    __slots__ = ("body", "request_id", "routing_key", "started", "ts")
+
+    def __init__(self, body: bytes, request_id: str, routing_key: str | None) -> None:
+        self.body = body
+        self.request_id = request_id
+        self.routing_key = routing_key
+        self.started = time.perf_counter()
+        self.ts = time.time()
 
 
 class _Ticket:
@@ -161,6 +200,22 @@ async def _run_batch_remote(process: InferenceProcess, tickets: list[_Ticket]) -
     return _shares(tickets, inputs, outputs, frame)
 
 
+async def _run_raw_batch(process: InferenceProcess, spec: dict[str, Any],
+                         on_call: Any, tickets: list[_RawTicket]) -> list[RawServed]:
+    """The batch function of raw requests: the process answers each one whole."""
+    header, frame = await process.run_raw({**spec, "request_ids": [t.request_id for t in tickets]},
+                                          [t.body for t in tickets])
+    for rows in header["calls"]:
+        on_call(rows)
+    return [RawServed(status, bytes(body), frame, None if rows is None else (rows[0], rows[1]))
+            for status, body, rows in zip(header["statuses"], header["payload"],
+                                           header["ranges"], strict=True)]
+
+
+def _no_thread(tickets: list[_RawTicket]) -> list[RawServed]:
+    raise AssertionError("raw batches run in the inference process (afn)")
+
+
 def _shares(tickets: list[_Ticket], inputs: Columns, outputs: Columns,
             frame: int = 0) -> list[_Share]:
     batch = _Batch(inputs, outputs, len(tickets), frame)
@@ -210,7 +265,8 @@ class DataPlane:
         self.log = PredictionLog(log_dir, flush_interval=config.flush_interval_s)
         self._retired_log_stats = LogStats()  # log counters of stopped replaced processes
         self._retiring: set[InferenceProcess] = set()  # replaced, still stopping
-        self.metrics.watch(lambda: {n: (e.current.batcher.depth if e.current else 0)
+        self.raw_child: str | None = None  # an inference process module taking raw batches
+        self.metrics.watch(lambda: {n: (e.current.depth if e.current else 0)
                                     for n, e in self.endpoints.items()},
                            self.log_stats)
         self.executor = ThreadPoolExecutor(max_workers=max(
@@ -280,7 +336,7 @@ class DataPlane:
             self.monitor = None
         for ep in self.endpoints.values():
             if ep.current is not None:
-                await ep.current.batcher.close()
+                await ep.current.drain()
                 await ep.current.close()
         await asyncio.gather(*self._closing)
         await loop.run_in_executor(None, self.log.close)
@@ -306,6 +362,32 @@ class DataPlane:
         share = await deployment.batcher.submit(ticket, timeout=endpoint.config.timeout_s)
         return Served(share.outputs(), deployment, ticket.request_id,
                       (time.perf_counter() - ticket.started) * 1000.0)
+
+    async def predict_raw(self, endpoint: Endpoint, deployment: Deployment, body: bytes, *,
+                          request_id: str, routing_key: str | None) -> RawServed:
+        """A simple-JSON predict request, parsed, validated, predicted and answered by the
+        deployment's inference process (``deployment.raw`` must be set)."""
+        assert deployment.raw is not None
+        ticket = _RawTicket(body, request_id, routing_key)
+        served = await deployment.raw.submit(ticket, timeout=endpoint.config.timeout_s)
+        served.deployment, served.request_id = deployment, request_id
+        return served
+
+    def _log_raw_batch(self, endpoint: Endpoint, process: InferenceProcess,
+                       tickets: list[_RawTicket], answers: list[RawServed]) -> None:
+        """The log entry for the answered requests of a raw batch (the process holds the rows
+        and writes them)."""
+        done = time.perf_counter()
+        rate = endpoint.config.log_sample_rate
+        kept = [(t, a.frame, a.rows) for t, a in zip(tickets, answers, strict=True)
+                if a.rows is not None and (rate >= 1.0 or random.random() < rate)]
+        if kept:
+            process.log(log_entry(
+                [(frame, rows[0], rows[1]) for _, frame, rows in kept],
+                [t.request_id for t, _, _ in kept],
+                [(done - t.started) * 1000.0 for t, _, _ in kept],
+                [t.routing_key for t, _, _ in kept], [t.ts for t, _, _ in kept],
+                upto=max(frame for _, frame, _ in kept)))
 
     def _log_batch(self, endpoint: Endpoint, deployment: Deployment, tickets: list[_Ticket],
                    shares: list[_Share]) -> None:
@@ -381,7 +463,7 @@ class DataPlane:
             try:
                 process = InferenceProcess(path, trust=ep.config.trust,
                                            runtime=ep.config.runtime, settings=self.settings,
-                                           log=log)
+                                           log=log, module=self.raw_child or WORKER)
             except Exception:
                 model.close()
                 raise
@@ -393,7 +475,20 @@ class DataPlane:
             max_queue=ep.config.max_queue, concurrency=concurrency, executor=self.executor,
             on_batch=batch_hist.observe,
             on_results=lambda tickets, shares: self._log_batch(ep, deployment, tickets, shares))
-        deployment = Deployment(model, name, version, batcher, process)
+        raw = None
+        if process is not None and process.raw:
+            spec = {"model": name, "version": version, "max_rows": ep.config.max_batch_size,
+                    "unknown": ep.config.unknown_categories}
+            raw_process = process
+            # batches of requests (not rows: the process splits calls at max_batch_size rows)
+            raw = AdaptiveBatcher(
+                _no_thread, afn=functools.partial(_run_raw_batch, process, spec,
+                                                  batch_hist.observe),
+                max_batch_size=ep.config.max_batch_size, max_wait_ms=ep.config.max_wait_ms,
+                max_queue=ep.config.max_queue, concurrency=1,
+                on_results=lambda tickets, answers: self._log_raw_batch(
+                    ep, raw_process, tickets, answers))
+        deployment = Deployment(model, name, version, batcher, process, raw)
         return deployment, time.perf_counter() - started
 
     async def _load(self, ep: Endpoint) -> bool:
@@ -414,7 +509,7 @@ class DataPlane:
             self.metrics.swaps.labels(endpoint=ep.name).inc()
             log.info("endpoint %s: now serving %s v%d (was v%d)", ep.name,
                      deployment.model_name, deployment.version, old.version)
-            await old.batcher.close()  # in-flight requests finish on the old version
+            await old.drain()  # in-flight requests finish on the old version
             # stopping its process may take a moment: not on the watcher's path
             if old.process is not None:
                 self._retiring.add(old.process)

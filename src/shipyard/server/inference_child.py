@@ -1,0 +1,158 @@
+"""The server's inference process: ``python -m shipyard.server.inference_child``.
+
+It is ``shipyard.runtimes.worker`` plus ``answer_batch``, which answers raw batches of
+simple-JSON predict requests: the child parses each body, validates it against the
+signature, runs the valid ones through the model and encodes each answer, exactly as the
+hot route would have in the server process (the same functions, so the same bodies and
+statuses). The server's event loop then only reads request bodies, passes them on and
+writes the answers back.
+
+A bad request gets its own 4xx and never reaches the model. If a model call fails, each of
+its requests is tried alone, so only the request the model fails on gets a 500.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from shipyard.runtimes import worker
+from shipyard.runtimes.model import LoadedModel
+from shipyard.runtimes.process import RawAnswer, RemoteModelError
+from shipyard.server import codec
+from shipyard.server.hotpath import prepare
+from shipyard.server.http_errors import error_parts
+from shipyard.types import Columns
+
+
+class Failed(NamedTuple):
+    """A request the model failed on: its error answer."""
+
+    status: int
+    body: bytes
+
+
+def answer_batch(model: LoadedModel, spec: dict[str, Any],
+                 bodies: list[memoryview]) -> RawAnswer:
+    """Answers to ``bodies`` (simple-JSON predict requests). ``spec``: ``request_ids``,
+    ``model`` and ``version`` (for the answers), ``unknown`` (the endpoint's unknown-category
+    rule) and ``max_rows`` (rows per model call at most; a larger request runs alone)."""
+    n = len(bodies)
+    statuses = [0] * n
+    answers = [b""] * n
+    ranges: list[tuple[int, int] | None] = [None] * n
+    valid: list[tuple[int, Columns, int]] = []  # (request, its columns, its rows)
+    unknown = spec["unknown"]
+    for i, body in enumerate(bodies):
+        try:
+            # strict JSON holds no NaN: a float array parsed from it needs no NaN scan
+            columns = prepare(model, codec.simple_request(codec.loads(body)), unknown,
+                              finite=True)
+        except Exception as exc:
+            statuses[i], answers[i], _ = error_parts(exc)
+            continue
+        valid.append((i, columns, len(next(iter(columns.values())))))
+    kept_in: list[Columns] = []  # the logged rows: whole calls, or requests of a failed one
+    kept_out: list[Columns] = []
+    calls: list[int] = []
+    row = 0
+    for group in _groups(valid, spec["max_rows"]):
+        inputs = _concat([columns for _, columns, _ in group])
+        answered: Sequence[Columns | Failed]
+        try:
+            outputs = _predict(model, inputs)
+        except Exception as exc:
+            answered, whole = _alone(model, group, exc), False
+        else:
+            whole = True
+            answered = _split(outputs, group)
+            kept_in.append(inputs)
+            kept_out.append(outputs)
+        for (i, columns, rows), result in zip(group, answered, strict=True):
+            if isinstance(result, Failed):
+                statuses[i], answers[i] = result
+                continue
+            statuses[i] = 200
+            answers[i] = codec.simple_response(
+                result, model.signature, model=spec["model"], version=spec["version"],
+                request_id=spec["request_ids"][i])
+            ranges[i] = (row, row + rows)
+            row += rows
+            if not whole:  # answered alone after the call failed
+                kept_in.append(columns)
+                kept_out.append(result)
+        calls.append(sum(rows for _, _, rows in group))
+    return RawAnswer(statuses, answers, ranges, _concat(kept_in), _concat(kept_out), calls)
+
+
+def _groups(valid: list[tuple[int, Columns, int]],
+            max_rows: int) -> list[list[tuple[int, Columns, int]]]:
+    """Consecutive requests in calls of at most ``max_rows`` rows (a bigger one alone)."""
+    groups: list[list[tuple[int, Columns, int]]] = []
+    rows = 0
+    for item in valid:
+        if groups and rows + item[2] <= max_rows:
+            groups[-1].append(item)
+            rows += item[2]
+        else:
+            groups.append([item])
+            rows = item[2]
+    return groups
+
+
+def _split(outputs: Columns, group: list[tuple[int, Columns, int]]) -> list[Columns]:
+    """Each request's rows of a call's outputs."""
+    if len(group) == 1:
+        return [outputs]
+    parts, start = [], 0
+    for _, _, rows in group:
+        parts.append({k: v[start:start + rows] for k, v in outputs.items()})
+        start += rows
+    return parts
+
+
+def _alone(model: LoadedModel, group: list[tuple[int, Columns, int]],
+           exc: Exception) -> list[Columns | Failed]:
+    """After a failed call (called while handling ``exc``): each request's own outputs or
+    error answer, each run alone. The model's error is logged with its traceback."""
+    if len(group) == 1:
+        return [_failure(exc)]
+    answered: list[Columns | Failed] = []
+    for _, columns, _ in group:
+        try:
+            answered.append(_predict(model, columns))
+        except Exception as alone:
+            answered.append(_failure(alone))
+    return answered
+
+
+def _failure(exc: Exception) -> Failed:
+    """A model error's answer, as the server gives one (500; call while handling ``exc``,
+    so the log shows the model's traceback)."""
+    status, body, _ = error_parts(RemoteModelError(f"{type(exc).__name__}: {exc}"))
+    return Failed(status, body)
+
+
+def _predict(model: LoadedModel, inputs: Columns) -> Columns:
+    outputs = model.runtime.predict(inputs)
+    rows = len(next(iter(inputs.values())))
+    for name, arr in outputs.items():
+        if len(arr) != rows:
+            raise RuntimeError(f"the model returned {len(arr)} rows of {name!r} for "
+                               f"{rows} input rows")
+    return outputs
+
+
+def _concat(items: list[Columns]) -> Columns:
+    if not items:
+        return {}
+    if len(items) == 1:
+        return items[0]
+    return {k: np.concatenate([it[k] for it in items]) for k in items[0]}
+
+
+if __name__ == "__main__":
+    sys.exit(worker.main(handler=answer_batch))

@@ -1,5 +1,22 @@
-"""The HTTP face: ASGI app (simple JSON + Open Inference Protocol), run with uvicorn."""
+"""The HTTP face: ASGI app (simple JSON + Open Inference Protocol), run with uvicorn.
 
-from shipyard.server.app import create_app
+``create_app`` is imported on first use: the inference process runs a module of this package
+(``inference_child``) and needs none of the app's stack.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shipyard.server.app import create_app
 
 __all__ = ["create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "create_app":
+        from shipyard.server.app import create_app
+
+        return create_app
+    raise AttributeError(f"module 'shipyard.server' has no attribute {name!r}")

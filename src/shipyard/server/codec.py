@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -16,6 +16,10 @@ import orjson
 from shipyard.errors import InputValidationError, Problem, ShipyardError
 from shipyard.packaging import Signature
 from shipyard.types import Array, Columns
+
+if TYPE_CHECKING:
+    from shipyard.packaging.validation import UnknownCategories
+    from shipyard.runtimes.model import LoadedModel
 
 
 class BadRequestError(ShipyardError):
@@ -29,6 +33,16 @@ def loads(body: bytes | memoryview) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequestError(f"malformed JSON: {exc}") from None
+
+
+def prepare(model: LoadedModel, data: Any, unknown: UnknownCategories, *,
+            finite: bool = False) -> Columns:
+    """``model.prepare``; values numpy cannot hold as columns at all (ragged nested lists
+    such as ``{"a": [1, [2, 3]]}``) are a bad request, not an internal error."""
+    try:
+        return model.prepare(data, unknown_categories=unknown, finite=finite)
+    except ValueError as exc:
+        raise BadRequestError(f"the input values do not form columns: {exc}") from None
 
 
 def dumps(obj: Any) -> bytes:

@@ -15,13 +15,10 @@ from starlette.applications import Starlette
 from starlette.types import Receive
 
 from shipyard.errors import NotFoundError
-from shipyard.packaging.validation import UnknownCategories
-from shipyard.runtimes.model import LoadedModel
 from shipyard.server import codec
 from shipyard.server.asgi import ApiKeys, Headers, header_map, is_digits, read_body
 from shipyard.server.http_errors import ClientGoneError, RawHeaders, error_parts
 from shipyard.service.dataplane import DataPlane, Endpoint, RawServed, Served, new_request_id
-from shipyard.types import Columns
 
 Answer = tuple[int, RawHeaders, bytes]
 ROUTE_CACHE = 1024  # hot-route paths remembered (matches only: endpoint names are few)
@@ -124,7 +121,7 @@ class HotPaths:
             return answered, answered.body
         payload = codec.loads(raw)
         # strict JSON holds no NaN: a float array parsed from it needs no NaN scan
-        columns = prepare(deployment.model, codec.simple_request(payload),
+        columns = codec.prepare(deployment.model, codec.simple_request(payload),
                           endpoint.config.unknown_categories, finite=True)
         served = await self.plane.predict(
             endpoint, columns, request_id=request_id,
@@ -140,7 +137,7 @@ class HotPaths:
         header, binary = _split_binary(raw, headers.get(b"inference-header-content-length"))
         deployment = endpoint.deployment(wanted)
         columns, requested = codec.oip_request(header, binary, deployment.model.signature)
-        prepared = prepare(deployment.model, columns, endpoint.config.unknown_categories)
+        prepared = codec.prepare(deployment.model, columns, endpoint.config.unknown_categories)
         rid = header.get("id") if isinstance(header.get("id"), str) else None
         if not rid:
             raw_id = headers.get(b"x-request-id")
@@ -173,16 +170,6 @@ def parse_version(raw: str | None) -> int | None:
     if not is_digits(raw) or int(raw) < 1:
         raise NotFoundError(f"version {raw!r} is not a positive integer")
     return int(raw)
-
-
-def prepare(model: LoadedModel, data: Any, unknown: UnknownCategories, *,
-            finite: bool = False) -> Columns:
-    """``model.prepare``; values numpy cannot hold as columns at all (ragged nested lists
-    such as ``{"a": [1, [2, 3]]}``) are a bad request, not an internal error."""
-    try:
-        return model.prepare(data, unknown_categories=unknown, finite=finite)
-    except ValueError as exc:
-        raise codec.BadRequestError(f"the input values do not form columns: {exc}") from None
 
 
 def hot_route(path: str) -> tuple[str, str, str | None] | None:

@@ -23,7 +23,6 @@ from shipyard.runtimes import worker
 from shipyard.runtimes.model import LoadedModel
 from shipyard.runtimes.process import RawAnswer, RemoteModelError
 from shipyard.server import codec
-from shipyard.server.hotpath import prepare
 from shipyard.server.http_errors import error_parts
 from shipyard.types import Columns
 
@@ -49,7 +48,7 @@ def answer_batch(model: LoadedModel, spec: dict[str, Any],
     for i, body in enumerate(bodies):
         try:
             # strict JSON holds no NaN: a float array parsed from it needs no NaN scan
-            columns = prepare(model, codec.simple_request(codec.loads(body)), unknown,
+            columns = codec.prepare(model, codec.simple_request(codec.loads(body)), unknown,
                               finite=True)
         except Exception as exc:
             statuses[i], answers[i], _ = error_parts(exc)

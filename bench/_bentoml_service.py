@@ -15,7 +15,7 @@ import numpy as np
 from bentoml.validators import DType, Shape
 
 WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))
-MAX_BATCH_SIZE = int(os.environ.get("BENCH_MAX_BATCH_SIZE", "64"))
+MAX_BATCH_SIZE = int(os.environ.get("BENCH_MAX_BATCH_SIZE", "32"))
 
 
 @bentoml.service(name="bench", workers=WORKERS)

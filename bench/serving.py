@@ -12,9 +12,9 @@ Every server serves the same model, trained once here: ``StandardScaler`` +
 saved in each server's own format:
 
 * shipyard: ``shipyard.package(pipe, X, name="bench")`` (ONNX), ``shipyard serve DIR``, from
-  the project venv, default config (adaptive batching 64 rows / 2 ms, input validation,
+  the project venv, default config (adaptive batching 32 rows / 2 ms, input validation,
   prediction log at 100 %);
-* MLServer: ``mlserver-sklearn`` on a joblib file, adaptive batching on (``max_batch_size`` 64,
+* MLServer: ``mlserver-sklearn`` on a joblib file, adaptive batching on (``max_batch_size`` 32,
   ``max_batch_time`` 2 ms), from ``bench/.envs/mlserver``;
 * BentoML: ``bench/_bentoml_service.py``, ``@bentoml.api(batchable=True)`` on the joblib file,
   from ``bench/.envs/bentoml``;
@@ -66,7 +66,7 @@ ROOT = HERE.parent
 ENVS = HERE / ".envs"
 PROJECT_BIN = Path(sys.executable).parent
 
-MAX_BATCH_SIZE = 64  # the same adaptive-batching limits for shipyard, MLServer and BentoML
+MAX_BATCH_SIZE = 32  # the same adaptive-batching limits for shipyard, MLServer and BentoML
 MAX_BATCH_MS = 2.0
 ENDPOINT = "bench"
 TARGET_VS_MLSERVER = 3.0

@@ -81,7 +81,7 @@ class AdaptiveBatcher(Generic[T, R]):
     """
 
     def __init__(self, fn: Callable[[list[T]], Sequence[R]], *,
-                 rows_of: Callable[[T], int] = lambda _: 1, max_batch_size: int = 64,
+                 rows_of: Callable[[T], int] = lambda _: 1, max_batch_size: int = 32,
                  max_wait_ms: float = 2.0, max_queue: int = 1024, concurrency: int = 1,
                  executor: Executor | None = None,
                  on_batch: Callable[[int], None] | None = None,

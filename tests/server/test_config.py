@@ -41,7 +41,7 @@ def test_from_file_fills_names_and_defaults(tmp_path: Path) -> None:
                     "max_body_bytes: 2048\n")
     config = ServeConfig.from_file(path)
     assert [(e.name, e.model, e.max_batch_size) for e in config.endpoints] == [
-        ("fraud", "models:/fraud@production", 16), ("iris-v2", "/pkgs/iris/", 64)]
+        ("fraud", "models:/fraud@production", 16), ("iris-v2", "/pkgs/iris/", 32)]
     assert config.api_keys == {"ci": "s3cret"} and config.max_body_bytes == 2048
     more = config.with_models(["/pkgs/cancer"])
     assert [e.name for e in more.endpoints] == ["fraud", "iris-v2", "cancer"]

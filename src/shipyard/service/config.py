@@ -29,7 +29,7 @@ class EndpointConfig:
 
     name: str
     model: str
-    max_batch_size: int = 64
+    max_batch_size: int = 32
     max_wait_ms: float = 2.0
     max_queue: int = 2048
     concurrency: int = 1

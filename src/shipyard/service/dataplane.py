@@ -17,7 +17,7 @@ import os
 import random
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,8 +201,10 @@ async def _run_batch_remote(process: InferenceProcess, tickets: list[_Ticket]) -
 
 
 async def _run_raw_batch(process: InferenceProcess, spec: dict[str, Any],
-                         on_call: Any, tickets: list[_RawTicket]) -> list[RawServed]:
-    """The batch function of raw requests: the process answers each one whole."""
+                         on_call: Callable[[float], None],
+                         tickets: list[_RawTicket]) -> list[RawServed]:
+    """The batch function of raw requests: the process answers each one whole;
+    ``on_call`` hears the rows of each model call it made (the batch-size metric)."""
     header, frame = await process.run_raw({**spec, "request_ids": [t.request_id for t in tickets]},
                                           [t.body for t in tickets])
     for rows in header["calls"]:

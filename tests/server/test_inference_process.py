@@ -41,10 +41,13 @@ def test_frames_carry_arrays_exactly(data: st.DataObject) -> None:
     text = np.empty(len(strings), dtype=object)
     text[:] = strings
     columns["text"] = text
-    frame = encode(columns, {"id": 7})
+    payload = data.draw(st.lists(st.binary(max_size=40), max_size=4))  # raw batches' bodies
+    frame = encode(columns, {"id": 7}, payload)
     body = frame[4:]
     assert int.from_bytes(frame[:4], "little") == len(body)
     back, header = decode(body)
+    parts = header.pop("payload", [])
+    assert [bytes(p) for p in parts] == payload
     assert header == {"id": 7}
     assert list(back) == list(columns)
     for name, arr in columns.items():

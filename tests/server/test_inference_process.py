@@ -287,3 +287,29 @@ def picky_model(picky: Path) -> Any:
     from shipyard.runtimes.model import load
 
     return load(picky, trust=False, runtime=None)
+
+
+@pytest.mark.parametrize("inference", ["process", "thread"])
+def test_a_log_sample_rate_logs_that_share_of_requests_whole(
+        serve: Callable[..., Any], packages: Packages, inference: str) -> None:
+    """``log_sample_rate`` keeps a random share of the answered requests, each with all its
+    rows and its own inputs; 0 logs nothing. (Raw batches and in-thread batches each decide
+    per request.)"""
+    rows = packages.iris_x.head(2).to_dict("records")
+    with serve(endpoint("half", packages.iris, log_sample_rate=0.5, inference=inference),
+               endpoint("none", packages.iris, log_sample_rate=0.0, inference=inference)) as s:
+        for i in range(200):
+            for name in ("half", "none"):
+                r = s.client.post(f"/v1/endpoints/{name}/predict",
+                                  headers={"x-request-id": f"{name}-{i}"},
+                                  json={"instances": rows})
+                assert r.status_code == 200, r.text
+    logged = read_log(s.log_dir, "half").to_pandas()
+    ids = logged["request_id"].unique()
+    assert 50 <= len(ids) <= 150  # Binomial(200, 0.5): mean 100, sd ~7
+    assert set(ids) <= {f"half-{i}" for i in range(200)}
+    assert (logged.groupby("request_id").size() == 2).all()  # whole requests
+    np.testing.assert_allclose(logged.sort_values(["request_id", "row"])["input.sepal length (cm)"],
+                               [r["sepal length (cm)"] for _ in ids for r in rows])
+    with pytest.raises(shipyard.ShipyardError):
+        read_log(s.log_dir, "none")  # nothing was ever written for it

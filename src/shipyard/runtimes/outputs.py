@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from shipyard.packaging import Signature
 from shipyard.types import Array, Columns
+
+
+def concat(items: Sequence[Columns]) -> Columns:
+    """The rows of several column sets, one after another (one set is returned as is)."""
+    if not items:
+        return {}
+    if len(items) == 1:
+        return items[0]
+    return {k: np.concatenate([it[k] for it in items]) for k in items[0]}
+
+
+def check_rows(outputs: Columns, rows: int) -> None:
+    """A batch call must answer every input row: each output holds ``rows`` rows."""
+    for name, arr in outputs.items():
+        if len(arr) != rows:
+            raise RuntimeError(f"the model returned {len(arr)} rows of {name!r} for "
+                               f"{rows} input rows")
 
 
 def normalise(raw: Mapping[str, Array], signature: Signature) -> Columns:

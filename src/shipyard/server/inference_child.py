@@ -17,10 +17,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from shipyard.runtimes import worker
 from shipyard.runtimes.model import LoadedModel
+from shipyard.runtimes.outputs import check_rows, concat
 from shipyard.runtimes.process import RawAnswer, RemoteModelError
 from shipyard.server import codec
 from shipyard.server.http_errors import error_parts
@@ -59,7 +58,7 @@ def answer_batch(model: LoadedModel, spec: dict[str, Any],
     calls: list[int] = []
     row = 0
     for group in _groups(valid, spec["max_rows"]):
-        inputs = _concat([columns for _, columns, _ in group])
+        inputs = concat([columns for _, columns, _ in group])
         answered: Sequence[Columns | Failed]
         try:
             outputs = _predict(model, inputs)
@@ -84,7 +83,7 @@ def answer_batch(model: LoadedModel, spec: dict[str, Any],
                 kept_in.append(columns)
                 kept_out.append(result)
         calls.append(sum(rows for _, _, rows in group))
-    return RawAnswer(statuses, answers, ranges, _concat(kept_in), _concat(kept_out), calls)
+    return RawAnswer(statuses, answers, ranges, concat(kept_in), concat(kept_out), calls)
 
 
 def _groups(valid: list[tuple[int, Columns, int]],
@@ -137,20 +136,8 @@ def _failure(exc: Exception) -> Failed:
 
 def _predict(model: LoadedModel, inputs: Columns) -> Columns:
     outputs = model.runtime.predict(inputs)
-    rows = len(next(iter(inputs.values())))
-    for name, arr in outputs.items():
-        if len(arr) != rows:
-            raise RuntimeError(f"the model returned {len(arr)} rows of {name!r} for "
-                               f"{rows} input rows")
+    check_rows(outputs, len(next(iter(inputs.values()))))
     return outputs
-
-
-def _concat(items: list[Columns]) -> Columns:
-    if not items:
-        return {}
-    if len(items) == 1:
-        return items[0]
-    return {k: np.concatenate([it[k] for it in items]) for k in items[0]}
 
 
 if __name__ == "__main__":

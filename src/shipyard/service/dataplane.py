@@ -23,13 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from shipyard.batching import AdaptiveBatcher
 from shipyard.errors import NotFoundError
 from shipyard.registry import Registry, is_model_uri, parse_ref
 from shipyard.runtimes.model import LoadedModel
 from shipyard.runtimes.model import load as load_path
+from shipyard.runtimes.outputs import check_rows, concat
 from shipyard.runtimes.process import WORKER, ChildLog, InferenceProcess, log_entry
 from shipyard.service.config import EndpointConfig, ServeConfig
 from shipyard.service.metrics import ServingMetrics
@@ -177,25 +176,19 @@ def new_request_id() -> str:
     return f"{prefix}{next(counter):016x}"
 
 
-def _concat(items: Sequence[Columns]) -> Columns:
-    if len(items) == 1:
-        return items[0]
-    return {k: np.concatenate([it[k] for it in items]) for k in items[0]}
-
-
 def _ticket_rows(ticket: _Ticket) -> int:
     return ticket.rows
 
 
 def _run_batch(model: LoadedModel, tickets: list[_Ticket]) -> list[_Share]:
     """The batch function: one model call for every ticket's rows."""
-    inputs = _concat([t.columns for t in tickets])
+    inputs = concat([t.columns for t in tickets])
     return _shares(tickets, inputs, model.runtime.predict(inputs))
 
 
 async def _run_batch_remote(process: InferenceProcess, tickets: list[_Ticket]) -> list[_Share]:
     """The batch function when the model runs in an inference process."""
-    inputs = _concat([t.columns for t in tickets])
+    inputs = concat([t.columns for t in tickets])
     outputs, frame = await process.run(inputs)
     return _shares(tickets, inputs, outputs, frame)
 
@@ -225,10 +218,7 @@ def _shares(tickets: list[_Ticket], inputs: Columns, outputs: Columns,
     for ticket in tickets:
         shares.append(_Share(batch, start, start + ticket.rows))
         start += ticket.rows
-    for name, arr in outputs.items():
-        if len(arr) != start:
-            raise RuntimeError(f"the model returned {len(arr)} rows of {name!r} for "
-                               f"{start} input rows")
+    check_rows(outputs, start)
     return shares
 
 
@@ -413,8 +403,8 @@ class DataPlane:
         if len(shares) == batch.requests and all(s.batch is batch for s in shares):
             inputs, outputs = batch.inputs, batch.outputs
         else:  # some callers timed out, were sampled out, or were retried alone
-            inputs = _concat([t.columns for t in tickets])
-            outputs = _concat([s.outputs() for s in shares])
+            inputs = concat([t.columns for t in tickets])
+            outputs = concat([s.outputs() for s in shares])
         self.log.append(PredictionBatch(
             request_ids=[t.request_id for t in tickets], row_counts=[t.rows for t in tickets],
             latency_ms=[(done - t.started) * 1000.0 for t in tickets],

@@ -74,13 +74,14 @@ class BatchStats:
 
 
 class AdaptiveBatcher(Generic[T, R]):
-    """Runs ``fn`` on batches of submitted items in ``executor`` threads.
+    """Runs ``fn`` on batches of submitted items in ``executor`` threads, or awaits ``afn``
+    on the event loop instead (exactly one of the two).
 
-    ``fn`` must return one result per item, in order. ``rows_of`` says how many rows an
+    The batch function must return one result per item, in order. ``rows_of`` says how many rows an
     item holds (for ``max_batch_size``). ``on_batch`` is told each batch's row count.
     """
 
-    def __init__(self, fn: Callable[[list[T]], Sequence[R]], *,
+    def __init__(self, fn: Callable[[list[T]], Sequence[R]] | None, *,
                  rows_of: Callable[[T], int] = lambda _: 1, max_batch_size: int = 32,
                  max_wait_ms: float = 2.0, max_queue: int = 1024, concurrency: int = 1,
                  executor: Executor | None = None,
@@ -90,6 +91,9 @@ class AdaptiveBatcher(Generic[T, R]):
         if max_batch_size < 1 or max_queue < 1 or concurrency < 1 or max_wait_ms < 0:
             raise ValueError("max_batch_size, max_queue and concurrency must be >= 1, "
                              "max_wait_ms >= 0")
+        if (fn is None) == (afn is None):
+            raise ValueError("give exactly one batch function: fn (run in the executor) or "
+                             "afn (awaited on the event loop)")
         self.fn = fn
         self.afn = afn  # runs on the event loop instead of fn in the executor (see _call_async)
         self.rows_of = rows_of
@@ -325,6 +329,7 @@ class AdaptiveBatcher(Generic[T, R]):
                 log.exception("batcher: on_results failed")
 
     def _call(self, items: list[T]) -> Sequence[R]:
+        assert self.fn is not None
         return _one_each(items, self.fn(items))
 
     async def _call_async(self, items: list[T]) -> Sequence[R]:

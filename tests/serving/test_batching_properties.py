@@ -83,7 +83,7 @@ class Model:
         return [c for c in self.calls if not any(caller in poisoned for caller, _ in c)]
 
 
-def batcher(model: Callable[[list[Req]], Sequence[np.ndarray]], **kwargs: Any,
+def batcher(model: Callable[[list[Req]], Sequence[np.ndarray]] | None, **kwargs: Any,
             ) -> AdaptiveBatcher[Req, np.ndarray]:
     return AdaptiveBatcher(model, rows_of=lambda r: r.rows, **kwargs)
 
@@ -390,9 +390,6 @@ def test_the_next_batch_starts_before_the_last_one_is_answered() -> None:
     events: list[str] = []
     release = asyncio.Event()
 
-    def never(items: list[Req]) -> list[np.ndarray]:
-        raise AssertionError("the batches run on the event loop")
-
     async def afn(items: list[Req]) -> list[np.ndarray]:
         events.append(f"call {[it.caller for it in items]}")
         if items[0].caller == 0:
@@ -404,7 +401,7 @@ def test_the_next_batch_starts_before_the_last_one_is_answered() -> None:
         events.append(f"answered {i}")
 
     async def scenario() -> None:
-        b = batcher(never, afn=afn, concurrency=1, max_wait_ms=0)
+        b = batcher(None, afn=afn, concurrency=1, max_wait_ms=0)
         first = asyncio.ensure_future(caller(b, 0))
         while not events:
             await asyncio.sleep(0.001)
@@ -417,3 +414,13 @@ def test_the_next_batch_starts_before_the_last_one_is_answered() -> None:
     asyncio.run(scenario())
     assert events[:2] == ["call [0]", "call [1, 2]"], events
     assert events.index("call [1, 2]") < events.index("answered 0"), events
+
+
+def test_a_batcher_takes_exactly_one_batch_function() -> None:
+    async def afn(items: list[Req]) -> list[np.ndarray]:
+        return [expected(it) for it in items]
+
+    with pytest.raises(ValueError, match="exactly one batch function"):
+        AdaptiveBatcher(None)
+    with pytest.raises(ValueError, match="exactly one batch function"):
+        AdaptiveBatcher(lambda items: [expected(it) for it in items], afn=afn)

@@ -207,10 +207,6 @@ async def _run_raw_batch(process: InferenceProcess, spec: dict[str, Any],
                                            header["ranges"], strict=True)]
 
 
-def _no_thread(tickets: list[_RawTicket]) -> list[RawServed]:
-    raise AssertionError("raw batches run in the inference process (afn)")
-
-
 def _shares(tickets: list[_Ticket], inputs: Columns, outputs: Columns,
             frame: int = 0) -> list[_Share]:
     batch = _Batch(inputs, outputs, len(tickets), frame)
@@ -461,7 +457,8 @@ class DataPlane:
                 raise
             concurrency = 1  # one batch at a time per process
         batcher: AdaptiveBatcher[_Ticket, _Share] = AdaptiveBatcher(
-            functools.partial(_run_batch, model), rows_of=_ticket_rows,
+            functools.partial(_run_batch, model) if process is None else None,
+            rows_of=_ticket_rows,
             afn=None if process is None else functools.partial(_run_batch_remote, process),
             max_batch_size=ep.config.max_batch_size, max_wait_ms=ep.config.max_wait_ms,
             max_queue=ep.config.max_queue, concurrency=concurrency, executor=self.executor,
@@ -474,8 +471,7 @@ class DataPlane:
             raw_process = process
             # batches of requests (not rows: the process splits calls at max_batch_size rows)
             raw = AdaptiveBatcher(
-                _no_thread, afn=functools.partial(_run_raw_batch, process, spec,
-                                                  batch_hist.observe),
+                None, afn=functools.partial(_run_raw_batch, process, spec, batch_hist.observe),
                 max_batch_size=ep.config.max_batch_size, max_wait_ms=ep.config.max_wait_ms,
                 max_queue=ep.config.max_queue, concurrency=1,
                 on_results=lambda tickets, answers: self._log_raw_batch(

@@ -224,24 +224,26 @@ class InferenceProcess:
     async def run(self, columns: Columns) -> tuple[Columns, int]:
         """The model's outputs for ``columns`` and the id of the batch (one batch at a time
         per process); the id lets a log entry name the rows it logs."""
-        self._frame += 1
-        frame = self._frame
-        outputs, header = await self._exchange(encode(columns, self._take_log({"id": frame})))
-        if "error" in header:
-            raise RemoteModelError(header["error"])
+        outputs, _, frame = await self._batch(columns, {})
         return outputs, frame
 
     async def run_raw(self, spec: dict[str, Any],
                       bodies: list[bytes]) -> tuple[dict[str, Any], int]:
         """Send undecoded request bodies; the child's answer header (``statuses``,
         ``ranges``, ``calls``; ``payload``: the response bodies) and the batch's id."""
+        _, header, frame = await self._batch({}, {"raw": spec}, bodies)
+        return header, frame
+
+    async def _batch(self, columns: Columns, extra: dict[str, Any],
+                     payload: Sequence[bytes] = ()) -> tuple[Columns, dict[str, Any], int]:
+        """One batch frame (numbered, with the queued log entries) and the child's answer."""
         self._frame += 1
         frame = self._frame
-        _, header = await self._exchange(
-            encode({}, self._take_log({"id": frame, "raw": spec}), bodies))
+        outputs, header = await self._exchange(
+            encode(columns, self._take_log({"id": frame, **extra}), payload))
         if "error" in header:
             raise RemoteModelError(header["error"])
-        return header, frame
+        return outputs, header, frame
 
     def _take_log(self, extra: dict[str, Any]) -> dict[str, Any]:
         if self._pending_log:

@@ -37,6 +37,7 @@ import numpy as np
 import orjson
 
 from shipyard.errors import ShipyardError
+from shipyard.runtimes.outputs import concat
 from shipyard.settings import Settings
 from shipyard.stores.predictions import LogStats, PredictionBatch, PredictionLog
 from shipyard.types import Columns
@@ -408,29 +409,23 @@ class _ChildLogger:
 
 
 def _answer_raw(model: LoadedModel, handler: RawHandler | None, logger: _ChildLogger | None,
-                header: dict[str, Any]) -> bytes:
-    """The reply frame to a raw batch: statuses, rows and response bodies."""
+                header: dict[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
+    """The reply to a raw batch: statuses, rows and the response bodies (its payload)."""
     if handler is None:
-        return encode({}, {"error": "this inference process takes no raw batches"})
+        return {"error": "this inference process takes no raw batches"}, []
     try:
         answer = handler(model, header["raw"], header["payload"])
     except Exception as exc:  # the handler answers bad requests itself: this is a bug
-        return encode({}, {"error": f"{type(exc).__name__}: {exc}"})
+        return {"error": f"{type(exc).__name__}: {exc}"}, []
     if logger is not None and answer.outputs:
         logger.keep(header["id"], answer.inputs, answer.outputs)
-    extra: dict[str, Any] = {"statuses": answer.statuses, "ranges": answer.ranges,
-                             "calls": answer.calls}
-    if logger is not None:
-        extra["log_stats"] = logger.stats()
-    return encode({}, extra, answer.bodies)
+    return {"statuses": answer.statuses, "ranges": answer.ranges,
+            "calls": answer.calls}, answer.bodies
 
 
 def _gather(parts: list[tuple[Columns, int, int]]) -> Columns:
     """Rows ``[a, b)`` of each part's columns, concatenated (no copy for one whole part)."""
-    if len(parts) == 1:
-        cols, a, b = parts[0]
-        return {k: v[a:b] for k, v in cols.items()}
-    return {k: np.concatenate([cols[k][a:b] for cols, a, b in parts]) for k in parts[0][0]}
+    return concat([{k: v[a:b] for k, v in cols.items()} for cols, a, b in parts])
 
 
 def child_main(fd: int, path: str, *, trust: bool, runtime: str | None,
@@ -460,29 +455,27 @@ def child_main(fd: int, path: str, *, trust: bool, runtime: str | None,
             except InferenceProcessError:
                 return 0  # the server closed its end: shut down
             columns, header = decode(body)
+            outputs: Columns = {}
             extra: dict[str, Any] = {}
+            payload: list[bytes] = []
             if logger is not None:
                 for entry in header.get("log", ()):
                     logger.write(entry)
             if header.get("only_log"):
-                if logger is not None:
-                    if header.get("flush"):
-                        logger.log.flush()
-                    extra["log_stats"] = logger.stats()
-                reply = encode({}, extra)
+                if logger is not None and header.get("flush"):
+                    logger.log.flush()
             elif "raw" in header:
-                reply = _answer_raw(model, handler, logger, header)
+                extra, payload = _answer_raw(model, handler, logger, header)
             else:
                 try:
                     outputs = predict(columns)
                 except Exception as exc:
                     extra["error"] = f"{type(exc).__name__}: {exc}"
-                    outputs = {}
                 if logger is not None and "id" in header and outputs:
                     logger.keep(header["id"], columns, outputs)
-                if logger is not None:
-                    extra["log_stats"] = logger.stats()
-                reply = encode(outputs, extra)
+            if logger is not None:  # every answer brings the log's counters back
+                extra["log_stats"] = logger.stats()
+            reply = encode(outputs, extra, payload)
             sock.sendall(reply)
     finally:
         if logger is not None:

@@ -207,6 +207,26 @@ async def _run_raw_batch(process: InferenceProcess, spec: dict[str, Any],
                                            header["ranges"], strict=True)]
 
 
+def _sampled(rate: float, n: int) -> Sequence[int]:
+    """Which of ``n`` answered requests the log keeps at ``log_sample_rate`` ``rate``."""
+    if rate >= 1.0:
+        return range(n)
+    return [i for i in range(n) if random.random() < rate]
+
+
+def _log_in_process(process: InferenceProcess,
+                    kept: Sequence[tuple[_Ticket | _RawTicket, int, int, int]]) -> None:
+    """Have the inference process log these requests: each ticket with the batch id and the
+    row range its rows have in that batch (the process still holds the rows)."""
+    if not kept:
+        return
+    done = time.perf_counter()
+    process.log(log_entry(
+        [(frame, a, b) for _, frame, a, b in kept], [t.request_id for t, *_ in kept],
+        [(done - t.started) * 1000.0 for t, *_ in kept], [t.routing_key for t, *_ in kept],
+        [t.ts for t, *_ in kept], upto=max(frame for _, frame, _, _ in kept)))
+
+
 def _shares(tickets: list[_Ticket], inputs: Columns, outputs: Columns,
             frame: int = 0) -> list[_Share]:
     batch = _Batch(inputs, outputs, len(tickets), frame)
@@ -365,35 +385,23 @@ class DataPlane:
                        tickets: list[_RawTicket], answers: list[RawServed]) -> None:
         """The log entry for the answered requests of a raw batch (the process holds the rows
         and writes them)."""
-        done = time.perf_counter()
-        rate = endpoint.config.log_sample_rate
-        kept = [(t, a.frame, a.rows) for t, a in zip(tickets, answers, strict=True)
-                if a.rows is not None and (rate >= 1.0 or random.random() < rate)]
-        if kept:
-            process.log(log_entry(
-                [(frame, rows[0], rows[1]) for _, frame, rows in kept],
-                [t.request_id for t, _, _ in kept],
-                [(done - t.started) * 1000.0 for t, _, _ in kept],
-                [t.routing_key for t, _, _ in kept], [t.ts for t, _, _ in kept],
-                upto=max(frame for _, frame, _ in kept)))
+        _log_in_process(process, [(tickets[i], answers[i].frame, *rows)
+                                  for i in _sampled(endpoint.config.log_sample_rate, len(tickets))
+                                  if (rows := answers[i].rows) is not None])
 
     def _log_batch(self, endpoint: Endpoint, deployment: Deployment, tickets: list[_Ticket],
                    shares: list[_Share]) -> None:
         """One log record for the requests of a batch that got their answers (a sampled
         subset below a log rate of 1)."""
         done = time.perf_counter()
-        rate = endpoint.config.log_sample_rate
-        if rate < 1.0:
-            kept = [i for i in range(len(tickets)) if random.random() < rate]
+        if endpoint.config.log_sample_rate < 1.0:
+            kept = _sampled(endpoint.config.log_sample_rate, len(tickets))
             if not kept:
                 return
             tickets, shares = [tickets[i] for i in kept], [shares[i] for i in kept]
         if deployment.process is not None:  # the child holds the rows: it writes them
-            deployment.process.log(log_entry(
-                [(s.batch.frame, s.start, s.stop) for s in shares],
-                [t.request_id for t in tickets], [(done - t.started) * 1000.0 for t in tickets],
-                [t.routing_key for t in tickets], [t.ts for t in tickets],
-                upto=max(s.batch.frame for s in shares)))
+            _log_in_process(deployment.process, [(t, s.batch.frame, s.start, s.stop)
+                                                 for t, s in zip(tickets, shares, strict=True)])
             return
         batch = shares[0].batch
         if len(shares) == batch.requests and all(s.batch is batch for s in shares):

@@ -131,8 +131,11 @@ class AdaptiveBatcher(Generic[T, R]):
         """Batch calls in progress (a batch whose call returned is delivering, not calling)."""
         return self.concurrency - self._free
 
-    async def submit(self, item: T, *, timeout: float | None = None) -> R:
-        """The result for ``item``. Raises QueueFullError, BatchTimeoutError, or fn's error."""
+    def submit(self, item: T, *, timeout: float | None = None) -> asyncio.Future[R]:
+        """The future result for ``item`` (await it). Raises QueueFullError or
+        BatcherClosedError at once; the future ends in the result, BatchTimeoutError, or
+        the batch function's error. A plain function, not a coroutine: the hot path awaits
+        the future itself, one coroutine frame less per request."""
         if self._closed:
             raise BatcherClosedError("this model is no longer accepting requests")
         if len(self._queue) >= self.max_queue:
@@ -144,10 +147,9 @@ class AdaptiveBatcher(Generic[T, R]):
             self._loop_task = loop.create_task(self._run_forever())
         future: asyncio.Future[R] = loop.create_future()
         if timeout is None:
-            pending = _Pending(item, self.rows_of(item), None, math.inf, future)
-            self._queue.append(pending)
+            self._queue.append(_Pending(item, self.rows_of(item), None, math.inf, future))
             self._wake.set()
-            return await future
+            return future
         deadline = time.monotonic() + timeout
         pending = _Pending(item, self.rows_of(item), timeout, deadline, future)
         self._queue.append(pending)
@@ -157,12 +159,10 @@ class AdaptiveBatcher(Generic[T, R]):
             watch.append(pending)
             if self._sweeper is None:
                 self._sweeper = loop.call_later(timeout, self._sweep)
-            return await future
+            return future
         timer = loop.call_later(timeout, self._expire, pending)  # out of order: its own
-        try:
-            return await future
-        finally:
-            timer.cancel()
+        future.add_done_callback(lambda _: timer.cancel())
+        return future
 
     def _sweep(self) -> None:
         """Expire the watched requests that are due; re-arm for the next one."""

@@ -215,20 +215,24 @@ def test_queue_bound_rejects_at_once_and_admitted_requests_complete(
         busy = asyncio.ensure_future(b.submit(make_request(1000, 1)))
         await wait_until(model.started.is_set, "the first batch to start")
         requests = [make_request(i, 1 + i % 3) for i in range(n)]
-        tasks = [asyncio.ensure_future(b.submit(r)) for r in requests]
-        await asyncio.sleep(0)  # every submit ran up to its first await
-        rejected = [t for t in tasks if t.done()]
-        assert all(isinstance(t.exception(), QueueFullError) for t in rejected)
+        futures: list[asyncio.Future[np.ndarray] | None] = []
+        for r in requests:  # submit refuses at once, before anything is awaited
+            try:
+                futures.append(b.submit(r))
+            except QueueFullError:
+                futures.append(None)
+        rejected = [r for r, f in zip(requests, futures, strict=True) if f is None]
         assert len(rejected) == max(0, n - max_queue)
+        assert futures[:max_queue] == [f for f in futures if f is not None]  # the first ones
         assert b.stats.rejected == len(rejected)
         assert b.depth == min(n, max_queue)
         model.gate.set()  # type: ignore[union-attr]
         np.testing.assert_array_equal(await busy, expected(make_request(1000, 1)))
-        for req, task in zip(requests, tasks, strict=True):
-            if task not in rejected:
-                np.testing.assert_array_equal(await task, expected(req))
+        for req, future in zip(requests, futures, strict=True):
+            if future is not None:
+                np.testing.assert_array_equal(await future, expected(req))
         await b.close()
-        admitted = {r.caller for r, t in zip(requests, tasks, strict=True) if t not in rejected}
+        admitted = {r.caller for r, f in zip(requests, futures, strict=True) if f is not None}
         assert model.callers_seen() == admitted | {1000}
 
     asyncio.run(scenario())

@@ -355,15 +355,14 @@ class ChildLog:
     version: int
 
 
-def log_entry(kept: Sequence[tuple[int, int, int]], request_ids: Sequence[str],
-              latency_ms: Sequence[float], routing_keys: Sequence[str | None],
-              ts: Sequence[float], upto: int) -> dict[str, Any]:
+def log_entry(kept: list[tuple[int, int, int]], request_ids: list[str],
+              latency_ms: list[float], routing_keys: list[str | None],
+              ts: list[float], upto: int) -> dict[str, Any]:
     """A log entry for the child: per kept request its ``(batch id, first row, end row)``
     and its metadata; ``upto``: the newest batch id this entry settles (the child forgets
-    older batches once the entry is written)."""
-    return {"kept": list(kept), "request_ids": list(request_ids),
-            "latency_ms": list(latency_ms), "routing_keys": list(routing_keys),
-            "ts": list(ts), "upto": upto}
+    older batches once the entry is written). Lists, as they are: the entry is encoded."""
+    return {"kept": kept, "request_ids": request_ids, "latency_ms": latency_ms,
+            "routing_keys": routing_keys, "ts": ts, "upto": upto}
 
 
 class _ChildLogger:
@@ -402,7 +401,8 @@ class _ChildLogger:
             del self.batches[frame]
 
     def stats(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.log.stats)
+        stats = self.log.stats  # its fields, as dataclasses.asdict has them, but cheaper
+        return {**vars(stats), "by_kind": dict(stats.by_kind)}
 
     def close(self) -> None:
         self.log.close()
@@ -424,8 +424,20 @@ def _answer_raw(model: LoadedModel, handler: RawHandler | None, logger: _ChildLo
 
 
 def _gather(parts: list[tuple[Columns, int, int]]) -> Columns:
-    """Rows ``[a, b)`` of each part's columns, concatenated (no copy for one whole part)."""
-    return concat([{k: v[a:b] for k, v in cols.items()} for cols, a, b in parts])
+    """Rows ``[a, b)`` of each part's columns, concatenated. Consecutive ranges of one part
+    (a batch's requests, in order) are one slice; a whole part is not copied."""
+    merged: list[tuple[Columns, int, int]] = []
+    for cols, a, b in parts:
+        if merged and merged[-1][0] is cols and merged[-1][2] == a:
+            merged[-1] = (cols, merged[-1][1], b)
+        else:
+            merged.append((cols, a, b))
+    return concat([cols if a == 0 and b == _rows(cols) else {k: v[a:b] for k, v in cols.items()}
+                   for cols, a, b in merged])
+
+
+def _rows(columns: Columns) -> int:
+    return len(next(iter(columns.values()))) if columns else 0
 
 
 def child_main(fd: int, path: str, *, trust: bool, runtime: str | None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -131,19 +132,49 @@ def _dataframe_split(value: Any) -> dict[str, list[Any]]:
     return out
 
 
-def simple_response(outputs: Columns, signature: Signature, *, model: str, version: int,
-                    request_id: str) -> bytes:
+def simple_responses(outputs: Columns, signature: Signature, *, model: str, version: int,
+                     request_ids: Sequence[str],
+                     bounds: Sequence[tuple[int, int]]) -> list[bytes]:
+    """For requests whose rows are ``bounds`` of one call's ``outputs``: the answer
+    ``simple_response`` gives each request's own rows. A classifier's labels and
+    probabilities become Python values once per call, not once per request."""
+    plain = _plain_classifier(outputs, signature)
+    if plain is None:
+        return [simple_response({k: v[a:b] for k, v in outputs.items()}, signature,
+                                model=model, version=version, request_id=request_id)
+                for request_id, (a, b) in zip(request_ids, bounds, strict=True)]
+    labels, probabilities = plain
+    return [orjson.dumps({"predictions": labels[a:b], "probabilities": probabilities[a:b],
+                          "model": model, "version": version, "request_id": request_id})
+            for request_id, (a, b) in zip(request_ids, bounds, strict=True)]
+
+
+def _plain_classifier(outputs: Columns,
+                      signature: Signature) -> tuple[list[Any], list[dict[str, Any]]] | None:
+    """A classifier's integer (or bool) labels and its probabilities per class name, as
+    Python values (they serialise as the numpy values would); None for other outputs."""
     if len(outputs) == 2 and signature.class_labels is not None:
         label, proba = outputs.get("label"), outputs.get("probabilities")
-        if label is not None and proba is not None and label.dtype.kind in "iufb":
+        if label is not None and proba is not None and label.dtype.kind in "iub":
             names = _label_names(signature.class_labels)
-            # integer/bool labels as Python ints serialise the same, without the numpy hook
-            plain = label.dtype.kind in "iub"
-            answer = {"predictions": label.tolist() if plain else label,
-                      "probabilities": [dict(zip(names, row, strict=True))
-                                        for row in proba.tolist()],
-                      "model": model, "version": version, "request_id": request_id}
-            return orjson.dumps(answer) if plain else dumps(answer)
+            return label.tolist(), [dict(zip(names, row, strict=True)) for row in proba.tolist()]
+    return None
+
+
+def simple_response(outputs: Columns, signature: Signature, *, model: str, version: int,
+                    request_id: str) -> bytes:
+    plain = _plain_classifier(outputs, signature)
+    if plain is not None:
+        return orjson.dumps({"predictions": plain[0], "probabilities": plain[1],
+                             "model": model, "version": version, "request_id": request_id})
+    if len(outputs) == 2 and signature.class_labels is not None:
+        label, proba = outputs.get("label"), outputs.get("probabilities")
+        if label is not None and proba is not None and label.dtype.kind == "f":
+            names = _label_names(signature.class_labels)
+            return dumps({"predictions": label,
+                          "probabilities": [dict(zip(names, row, strict=True))
+                                            for row in proba.tolist()],
+                          "model": model, "version": version, "request_id": request_id})
     body: dict[str, Any] = {}
     shown = ("label" if "label" in outputs else "value" if "value" in outputs
              else next(iter(outputs)))

@@ -18,7 +18,7 @@ from shipyard.errors import NotFoundError
 from shipyard.server import codec
 from shipyard.server.asgi import ApiKeys, Headers, header_map, is_digits, read_body
 from shipyard.server.http_errors import ClientGoneError, RawHeaders, error_parts
-from shipyard.service.dataplane import DataPlane, Endpoint, RawServed, Served, new_request_id
+from shipyard.service.dataplane import DataPlane, Deployment, Endpoint, new_request_id
 
 Answer = tuple[int, RawHeaders, bytes]
 ROUTE_CACHE = 1024  # hot-route paths remembered (matches only: endpoint names are few)
@@ -86,15 +86,9 @@ class HotPaths:
         deployment = endpoint.current
         try:
             if kind == "predict":
-                served, body = await self._predict(endpoint, headers, receive)
+                deployment, answer = await self._predict(endpoint, headers, receive)
             else:
-                served, body = await self._infer(endpoint, wanted, headers, receive)
-            deployment = served.deployment
-            if type(served) is RawServed and served.status != 200:  # answered in the process
-                answer: Answer = (served.status, [JSON_TYPE], body)
-            else:
-                answer = (200, [JSON_TYPE, (b"x-request-id", served.request_id.encode("latin-1"))],
-                          body)
+                deployment, answer = await self._infer(endpoint, wanted, headers, receive)
         except ClientGoneError:
             raise
         except Exception as exc:
@@ -108,31 +102,33 @@ class HotPaths:
         return answer
 
     async def _predict(self, endpoint: Endpoint, headers: Headers,
-                       receive: Receive) -> tuple[Served | RawServed, bytes]:
+                       receive: Receive) -> tuple[Deployment, Answer]:
         raw_id = headers.get(b"x-request-id")
         request_id = raw_id.decode("latin-1") if raw_id else new_request_id()
         routing = headers.get(b"x-routing-key")
+        routing_key = None if routing is None else routing.decode("latin-1")
         raw = await read_body(receive, headers.get(b"content-length"), self.limit)
         deployment = endpoint.deployment()
         if deployment.raw is not None:  # the inference process parses, validates, answers
-            answered = await self.plane.predict_raw(
-                endpoint, deployment, raw, request_id=request_id,
-                routing_key=None if routing is None else routing.decode("latin-1"))
-            return answered, answered.body
+            answered = await self.plane.predict_raw(endpoint, deployment, raw,
+                                                    request_id=request_id,
+                                                    routing_key=routing_key)
+            if answered.status != 200:  # its own error answer (400, 422, 500)
+                return deployment, (answered.status, [JSON_TYPE], answered.body)
+            return deployment, _ok(request_id, answered.body)
         payload = codec.loads(raw)
         # strict JSON holds no NaN: a float array parsed from it needs no NaN scan
         columns = codec.prepare(deployment.model, codec.simple_request(payload),
-                          endpoint.config.unknown_categories, finite=True)
-        served = await self.plane.predict(
-            endpoint, columns, request_id=request_id,
-            routing_key=None if routing is None else routing.decode("latin-1"))
+                                endpoint.config.unknown_categories, finite=True)
+        served = await self.plane.predict(endpoint, columns, request_id=request_id,
+                                          routing_key=routing_key)
         d = served.deployment
-        return served, codec.simple_response(served.outputs, d.model.signature,
-                                             model=d.model_name, version=d.version,
-                                             request_id=served.request_id)
+        return d, _ok(served.request_id, codec.simple_response(
+            served.outputs, d.model.signature, model=d.model_name, version=d.version,
+            request_id=served.request_id))
 
     async def _infer(self, endpoint: Endpoint, wanted: int | None, headers: Headers,
-                     receive: Receive) -> tuple[Served, bytes]:
+                     receive: Receive) -> tuple[Deployment, Answer]:
         raw = await read_body(receive, headers.get(b"content-length"), self.limit)
         header, binary = _split_binary(raw, headers.get(b"inference-header-content-length"))
         deployment = endpoint.deployment(wanted)
@@ -143,9 +139,13 @@ class HotPaths:
             raw_id = headers.get(b"x-request-id")
             rid = raw_id.decode("latin-1") if raw_id else None
         served = await self.plane.predict(endpoint, prepared, request_id=rid, version=wanted)
-        return served, codec.oip_response(served.outputs, model=endpoint.name,
-                                          version=served.deployment.version,
-                                          request_id=served.request_id, requested=requested)
+        return served.deployment, _ok(served.request_id, codec.oip_response(
+            served.outputs, model=endpoint.name, version=served.deployment.version,
+            request_id=served.request_id, requested=requested))
+
+
+def _ok(request_id: str, body: bytes) -> Answer:
+    return 200, [JSON_TYPE, (b"x-request-id", request_id.encode("latin-1"))], body
 
 
 def _error(exc: Exception) -> Answer:

@@ -14,7 +14,6 @@ its requests is tried alone, so only the request the model fails on gets a 500.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from shipyard.runtimes import worker
@@ -57,32 +56,37 @@ def answer_batch(model: LoadedModel, spec: dict[str, Any],
     kept_out: list[Columns] = []
     calls: list[int] = []
     row = 0
+    request_ids = spec["request_ids"]
     for group in _groups(valid, spec["max_rows"]):
+        calls.append(sum(rows for _, _, rows in group))
         inputs = concat([columns for _, columns, _ in group])
-        answered: Sequence[Columns | Failed]
         try:
             outputs = _predict(model, inputs)
         except Exception as exc:
-            answered, whole = _alone(model, group, exc), False
-        else:
-            whole = True
-            answered = _split(outputs, group)
+            answered = _alone(model, group, exc)
+        else:  # the whole call is logged; each request's answer from its rows of it
             kept_in.append(inputs)
             kept_out.append(outputs)
+            bounds = _bounds(group)
+            made = codec.simple_responses(
+                outputs, model.signature, model=spec["model"], version=spec["version"],
+                request_ids=[request_ids[i] for i, _, _ in group], bounds=bounds)
+            for (i, _, _), (start, stop), answer in zip(group, bounds, made, strict=True):
+                statuses[i], answers[i], ranges[i] = 200, answer, (row + start, row + stop)
+            row += bounds[-1][1]
+            continue
         for (i, columns, rows), result in zip(group, answered, strict=True):
             if isinstance(result, Failed):
                 statuses[i], answers[i] = result
                 continue
-            statuses[i] = 200
+            statuses[i] = 200  # answered alone after the call failed: logged alone
             answers[i] = codec.simple_response(
                 result, model.signature, model=spec["model"], version=spec["version"],
-                request_id=spec["request_ids"][i])
+                request_id=request_ids[i])
             ranges[i] = (row, row + rows)
             row += rows
-            if not whole:  # answered alone after the call failed
-                kept_in.append(columns)
-                kept_out.append(result)
-        calls.append(sum(rows for _, _, rows in group))
+            kept_in.append(columns)
+            kept_out.append(result)
     return RawAnswer(statuses, answers, ranges, concat(kept_in), concat(kept_out), calls)
 
 
@@ -101,15 +105,13 @@ def _groups(valid: list[tuple[int, Columns, int]],
     return groups
 
 
-def _split(outputs: Columns, group: list[tuple[int, Columns, int]]) -> list[Columns]:
-    """Each request's rows of a call's outputs."""
-    if len(group) == 1:
-        return [outputs]
-    parts, start = [], 0
+def _bounds(group: list[tuple[int, Columns, int]]) -> list[tuple[int, int]]:
+    """Each request's ``(start, stop)`` rows in its call."""
+    bounds, start = [], 0
     for _, _, rows in group:
-        parts.append({k: v[start:start + rows] for k, v in outputs.items()})
+        bounds.append((start, start + rows))
         start += rows
-    return parts
+    return bounds
 
 
 def _alone(model: LoadedModel, group: list[tuple[int, Columns, int]],

@@ -100,8 +100,6 @@ class RawServed:
     body: bytes
     frame: int
     rows: tuple[int, int] | None
-    deployment: Deployment | None = None
-    request_id: str = ""
 
 
 class _RawTicket:
@@ -214,17 +212,17 @@ def _sampled(rate: float, n: int) -> Sequence[int]:
     return [i for i in range(n) if random.random() < rate]
 
 
-def _log_in_process(process: InferenceProcess,
-                    kept: Sequence[tuple[_Ticket | _RawTicket, int, int, int]]) -> None:
-    """Have the inference process log these requests: each ticket with the batch id and the
-    row range its rows have in that batch (the process still holds the rows)."""
-    if not kept:
+def _log_in_process(process: InferenceProcess, tickets: Sequence[_Ticket | _RawTicket],
+                    rows: list[tuple[int, int, int]]) -> None:
+    """Have the inference process log these requests: each ticket with its ``rows``, the
+    batch id and the row range its rows have in that batch (the process still holds them)."""
+    if not rows:
         return
     done = time.perf_counter()
     process.log(log_entry(
-        [(frame, a, b) for _, frame, a, b in kept], [t.request_id for t, *_ in kept],
-        [(done - t.started) * 1000.0 for t, *_ in kept], [t.routing_key for t, *_ in kept],
-        [t.ts for t, *_ in kept], upto=max(frame for _, frame, _, _ in kept)))
+        rows, [t.request_id for t in tickets], [(done - t.started) * 1000.0 for t in tickets],
+        [t.routing_key for t in tickets], [t.ts for t in tickets],
+        upto=max(frame for frame, _, _ in rows)))
 
 
 def _shares(tickets: list[_Ticket], inputs: Columns, outputs: Columns,
@@ -371,23 +369,26 @@ class DataPlane:
         return Served(share.outputs(), deployment, ticket.request_id,
                       (time.perf_counter() - ticket.started) * 1000.0)
 
-    async def predict_raw(self, endpoint: Endpoint, deployment: Deployment, body: bytes, *,
-                          request_id: str, routing_key: str | None) -> RawServed:
+    def predict_raw(self, endpoint: Endpoint, deployment: Deployment, body: bytes, *,
+                    request_id: str, routing_key: str | None) -> asyncio.Future[RawServed]:
         """A simple-JSON predict request, parsed, validated, predicted and answered by the
-        deployment's inference process (``deployment.raw`` must be set)."""
+        deployment's inference process (``deployment.raw`` must be set); await the answer."""
         assert deployment.raw is not None
-        ticket = _RawTicket(body, request_id, routing_key)
-        served = await deployment.raw.submit(ticket, timeout=endpoint.config.timeout_s)
-        served.deployment, served.request_id = deployment, request_id
-        return served
+        return deployment.raw.submit(_RawTicket(body, request_id, routing_key),
+                                     timeout=endpoint.config.timeout_s)
 
     def _log_raw_batch(self, endpoint: Endpoint, process: InferenceProcess,
                        tickets: list[_RawTicket], answers: list[RawServed]) -> None:
         """The log entry for the answered requests of a raw batch (the process holds the rows
         and writes them)."""
-        _log_in_process(process, [(tickets[i], answers[i].frame, *rows)
-                                  for i in _sampled(endpoint.config.log_sample_rate, len(tickets))
-                                  if (rows := answers[i].rows) is not None])
+        kept: list[_RawTicket] = []
+        rows: list[tuple[int, int, int]] = []
+        for i in _sampled(endpoint.config.log_sample_rate, len(tickets)):
+            answer = answers[i]
+            if answer.rows is not None:  # None: a 4xx or 5xx answer, no rows
+                kept.append(tickets[i])
+                rows.append((answer.frame, *answer.rows))
+        _log_in_process(process, kept, rows)
 
     def _log_batch(self, endpoint: Endpoint, deployment: Deployment, tickets: list[_Ticket],
                    shares: list[_Share]) -> None:
@@ -400,8 +401,8 @@ class DataPlane:
                 return
             tickets, shares = [tickets[i] for i in kept], [shares[i] for i in kept]
         if deployment.process is not None:  # the child holds the rows: it writes them
-            _log_in_process(deployment.process, [(t, s.batch.frame, s.start, s.stop)
-                                                 for t, s in zip(tickets, shares, strict=True)])
+            _log_in_process(deployment.process, tickets,
+                            [(s.batch.frame, s.start, s.stop) for s in shares])
             return
         batch = shares[0].batch
         if len(shares) == batch.requests and all(s.batch is batch for s in shares):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -16,4 +17,10 @@ Columns: TypeAlias = dict[str, Array]
 JSONValue: TypeAlias = Any
 """A value that json.dumps accepts."""
 
-__all__ = ["Array", "Columns", "JSONValue", "np"]
+
+def num_rows(columns: Mapping[str, Any]) -> int:
+    """The rows of a columnar batch or sample: its first column's length (0 when empty)."""
+    return len(next(iter(columns.values()))) if columns else 0
+
+
+__all__ = ["Array", "Columns", "JSONValue", "np", "num_rows"]

@@ -42,7 +42,7 @@ from scipy import stats
 
 from shipyard.monitoring.statistics import Outcome
 from shipyard.profiles import value_key
-from shipyard.types import Array, Columns
+from shipyard.types import Array, Columns, num_rows
 
 TOP_CATEGORIES = 10
 MMD_ROWS = 1000
@@ -121,8 +121,8 @@ def encode(ref: Columns, cur: Columns,
             top = _top_values(a, b)
             hot_x.append(_one_hot(a, top))
             hot_y.append(_one_hot(b, top))
-    x = _stack(numbers_x, hot_x, _rows(ref))
-    y = _stack(numbers_y, hot_y, _rows(cur))
+    x = _stack(numbers_x, hot_x, num_rows(ref))
+    y = _stack(numbers_y, hot_y, num_rows(cur))
     if x.shape[1] == 0 or len(x) + len(y) == 0:
         return x, y, 0, used
     varied = np.concatenate([x, y]).std(axis=0) > 0
@@ -303,7 +303,3 @@ def _skipped(method: str, reason: str, base: dict[str, Any]) -> Outcome:
 def _with(outcome: Outcome, base: dict[str, Any]) -> Outcome:
     return Outcome(outcome.method, outcome.statistic, outcome.p_value, outcome.effect_size,
                    outcome.effect_name, {**base, **outcome.detail})
-
-
-def _rows(columns: Columns) -> int:
-    return len(next(iter(columns.values()))) if columns else 0

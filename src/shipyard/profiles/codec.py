@@ -33,6 +33,7 @@ import numpy as np
 
 from shipyard.errors import ProfileError
 from shipyard.profiles.columns import ColumnKind, ColumnProfile
+from shipyard.types import num_rows
 
 if TYPE_CHECKING:
     from shipyard.profiles.table import Profile
@@ -61,7 +62,7 @@ def encode(prof: Profile) -> bytes:
         columns.append(entry)
     header = {"format": FORMAT, "version": VERSION, "rows": prof.rows,
               "sample_size": prof.sample_size, "category_cap": prof.category_cap,
-              "kll_k": prof.kll_k, "sample_rows": _rows(prof.sample), "columns": columns,
+              "kll_k": prof.kll_k, "sample_rows": num_rows(prof.sample), "columns": columns,
               "sha256": {path: hashlib.sha256(data).hexdigest() for path, data in members.items()}}
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         _write(archive, HEADER, json.dumps(header, separators=(",", ":")).encode())
@@ -189,7 +190,3 @@ def _read_sample(archive: _Members, path: str, rows: int) -> Any:
     if arr.ndim != 1 or len(arr) != rows:
         raise ValueError(f"{path} holds {arr.shape} values, the header says {rows} rows")
     return arr
-
-
-def _rows(sample: dict[str, Any]) -> int:
-    return len(next(iter(sample.values()))) if sample else 0

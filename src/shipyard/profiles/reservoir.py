@@ -17,7 +17,7 @@ import numpy as np
 
 from shipyard.profiles.columns import value_key
 from shipyard.profiles.frame import Coded, Column
-from shipyard.types import Array, Columns
+from shipyard.types import Array, Columns, num_rows
 
 
 def draw(columns: Mapping[str, Column], capacity: int, seed: int | None,
@@ -43,8 +43,8 @@ def _rows(arr: Column, picked: Array | None) -> Array:
 def merge(a: Columns, rows_a: int, b: Columns, rows_b: int, capacity: int,
           seed: int | None, text: Set[str]) -> Columns:
     """A uniform sample of the union of the two samples' populations (see module doc)."""
-    size_a = _length(a)
-    size_b = _length(b)
+    size_a = num_rows(a)
+    size_b = num_rows(b)
     k = min(capacity, rows_a + rows_b)
     rng = np.random.default_rng(None if seed is None else [seed, rows_a, rows_b])
     from_a = int(rng.hypergeometric(rows_a, rows_b, k)) if rows_a and rows_b else \
@@ -56,10 +56,6 @@ def merge(a: Columns, rows_a: int, b: Columns, rows_b: int, capacity: int,
     return {name: np.concatenate([_stored(a[name][pick_a], name in text),
                                   _stored(b[name][pick_b], name in text)])
             for name in a}
-
-
-def _length(sample: Columns) -> int:
-    return len(next(iter(sample.values()))) if sample else 0
 
 
 def _stored(arr: Array, text: bool) -> Array:

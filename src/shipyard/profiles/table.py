@@ -18,6 +18,7 @@ from shipyard.profiles import codec, reservoir
 from shipyard.profiles.build import column_profile
 from shipyard.profiles.columns import ColumnKind, ColumnProfile, merge_columns
 from shipyard.profiles.frame import to_columns
+from shipyard.types import num_rows
 
 SUMMARY_TOP = 20  # most frequent values listed per categorical column in summary()
 
@@ -70,7 +71,7 @@ class Profile:
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready statistics per column (no sketches, no sample)."""
-        return {"rows": self.rows, "sample_rows": reservoir_rows(self.sample),
+        return {"rows": self.rows, "sample_rows": num_rows(self.sample),
                 "columns": {name: summarise(col) for name, col in self.columns.items()}}
 
     def to_bytes(self) -> bytes:
@@ -135,10 +136,6 @@ def _kinds(kinds: Mapping[str, ColumnKind | str] | None,
             raise ProfileError(f"unknown kind {kind!r} for column {name!r}; use one of "
                                f"{[k.value for k in ColumnKind]}") from None
     return out
-
-
-def reservoir_rows(sample: Mapping[str, Any]) -> int:
-    return len(next(iter(sample.values()))) if sample else 0
 
 
 def summarise(col: ColumnProfile) -> dict[str, Any]:

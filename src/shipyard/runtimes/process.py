@@ -40,7 +40,7 @@ from shipyard.errors import ShipyardError
 from shipyard.runtimes.outputs import concat
 from shipyard.settings import Settings
 from shipyard.stores.predictions import LogStats, PredictionBatch, PredictionLog
-from shipyard.types import Columns
+from shipyard.types import Columns, num_rows
 
 if TYPE_CHECKING:
     from shipyard.runtimes.model import LoadedModel
@@ -432,12 +432,8 @@ def _gather(parts: list[tuple[Columns, int, int]]) -> Columns:
             merged[-1] = (cols, merged[-1][1], b)
         else:
             merged.append((cols, a, b))
-    return concat([cols if a == 0 and b == _rows(cols) else {k: v[a:b] for k, v in cols.items()}
+    return concat([cols if a == 0 and b == num_rows(cols) else {k: v[a:b] for k, v in cols.items()}
                    for cols, a, b in merged])
-
-
-def _rows(columns: Columns) -> int:
-    return len(next(iter(columns.values()))) if columns else 0
 
 
 def child_main(fd: int, path: str, *, trust: bool, runtime: str | None,

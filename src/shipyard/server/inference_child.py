@@ -22,7 +22,7 @@ from shipyard.runtimes.outputs import check_rows, concat
 from shipyard.runtimes.process import RawAnswer, RemoteModelError
 from shipyard.server import codec
 from shipyard.server.http_errors import error_parts
-from shipyard.types import Columns
+from shipyard.types import Columns, num_rows
 
 
 class Failed(NamedTuple):
@@ -51,7 +51,7 @@ def answer_batch(model: LoadedModel, spec: dict[str, Any],
         except Exception as exc:
             statuses[i], answers[i], _ = error_parts(exc)
             continue
-        valid.append((i, columns, len(next(iter(columns.values())))))
+        valid.append((i, columns, num_rows(columns)))
     kept_in: list[Columns] = []  # the logged rows: whole calls, or requests of a failed one
     kept_out: list[Columns] = []
     calls: list[int] = []
@@ -138,7 +138,7 @@ def _failure(exc: Exception) -> Failed:
 
 def _predict(model: LoadedModel, inputs: Columns) -> Columns:
     outputs = model.runtime.predict(inputs)
-    check_rows(outputs, len(next(iter(inputs.values()))))
+    check_rows(outputs, num_rows(inputs))
     return outputs
 
 

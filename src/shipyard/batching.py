@@ -77,8 +77,8 @@ class AdaptiveBatcher(Generic[T, R]):
     """Runs ``fn`` on batches of submitted items in ``executor`` threads, or awaits ``afn``
     on the event loop instead (exactly one of the two).
 
-    The batch function must return one result per item, in order. ``rows_of`` says how many rows an
-    item holds (for ``max_batch_size``). ``on_batch`` is told each batch's row count.
+    The batch function must return one result per item, in order. ``rows_of`` says how many
+    rows an item holds (for ``max_batch_size``). ``on_batch`` is told each batch's row count.
     """
 
     def __init__(self, fn: Callable[[list[T]], Sequence[R]] | None, *,

@@ -156,9 +156,14 @@ def _plain_classifier(outputs: Columns,
     if len(outputs) == 2 and signature.class_labels is not None:
         label, proba = outputs.get("label"), outputs.get("probabilities")
         if label is not None and proba is not None and label.dtype.kind in "iub":
-            names = _label_names(signature.class_labels)
-            return label.tolist(), [dict(zip(names, row, strict=True)) for row in proba.tolist()]
+            return label.tolist(), _per_class(proba, signature.class_labels)
     return None
+
+
+def _per_class(proba: Array, class_labels: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """Each row's probabilities as ``{class name: probability}``."""
+    names = _label_names(class_labels)
+    return [dict(zip(names, row, strict=True)) for row in proba.tolist()]
 
 
 def simple_response(outputs: Columns, signature: Signature, *, model: str, version: int,
@@ -170,10 +175,8 @@ def simple_response(outputs: Columns, signature: Signature, *, model: str, versi
     if len(outputs) == 2 and signature.class_labels is not None:
         label, proba = outputs.get("label"), outputs.get("probabilities")
         if label is not None and proba is not None and label.dtype.kind == "f":
-            names = _label_names(signature.class_labels)
             return dumps({"predictions": label,
-                          "probabilities": [dict(zip(names, row, strict=True))
-                                            for row in proba.tolist()],
+                          "probabilities": _per_class(proba, signature.class_labels),
                           "model": model, "version": version, "request_id": request_id})
     body: dict[str, Any] = {}
     shown = ("label" if "label" in outputs else "value" if "value" in outputs
@@ -181,8 +184,7 @@ def simple_response(outputs: Columns, signature: Signature, *, model: str, versi
     body["predictions"] = _plain(outputs[shown])
     proba = outputs.get("probabilities")
     if proba is not None and signature.class_labels is not None:
-        names = _label_names(signature.class_labels)
-        body["probabilities"] = [dict(zip(names, row, strict=True)) for row in proba.tolist()]
+        body["probabilities"] = _per_class(proba, signature.class_labels)
     # every other output, also when the first one stands in for the predictions
     extra = {k: v for k, v in outputs.items()
              if k not in ("label", "value", "probabilities", shown)}

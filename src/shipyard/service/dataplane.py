@@ -39,7 +39,7 @@ from shipyard.stores.predictions import (
     PredictionBatch,
     PredictionLog,
 )
-from shipyard.types import Columns
+from shipyard.types import Columns, num_rows
 
 if TYPE_CHECKING:
     from shipyard.service.monitor_scheduler import MonitorScheduler
@@ -102,31 +102,37 @@ class RawServed:
     rows: tuple[int, int] | None
 
 
-class _RawTicket:
-    """One raw request in a batcher: the body as it came, and what its log row needs."""
+class _Arrival:
+    """What a request's log row needs beyond its rows: its id, routing key and arrival."""
 
-    __slots__ = ("body", "request_id", "routing_key", "started", "ts")
+    __slots__ = ("request_id", "routing_key", "started", "ts")
+
+    def __init__(self, request_id: str, routing_key: str | None) -> None:
+        self.request_id = request_id
+        self.routing_key = routing_key
+        self.started = time.perf_counter()
+        self.ts = time.time()
+
+
+class _RawTicket(_Arrival):
+    """One raw request in a batcher: the body as it came."""
+
+    __slots__ = ("body",)
 
     def __init__(self, body: bytes, request_id: str, routing_key: str | None) -> None:
+        super().__init__(request_id, routing_key)
         self.body = body
-        self.request_id = request_id
-        self.routing_key = routing_key
-        self.started = time.perf_counter()
-        self.ts = time.time()
 
 
-class _Ticket:
-    """One request in a batcher: its prepared columns and what its log row needs."""
+class _Ticket(_Arrival):
+    """One request in a batcher: its prepared columns."""
 
-    __slots__ = ("columns", "request_id", "routing_key", "rows", "started", "ts")
+    __slots__ = ("columns", "rows")
 
     def __init__(self, columns: Columns, request_id: str, routing_key: str | None) -> None:
+        super().__init__(request_id, routing_key)
         self.columns = columns
-        self.request_id = request_id
-        self.routing_key = routing_key
-        self.rows = len(next(iter(columns.values())))
-        self.started = time.perf_counter()
-        self.ts = time.time()
+        self.rows = num_rows(columns)
 
 
 @dataclass(slots=True)
@@ -212,7 +218,7 @@ def _sampled(rate: float, n: int) -> Sequence[int]:
     return [i for i in range(n) if random.random() < rate]
 
 
-def _log_in_process(process: InferenceProcess, tickets: Sequence[_Ticket | _RawTicket],
+def _log_in_process(process: InferenceProcess, tickets: Sequence[_Arrival],
                     rows: list[tuple[int, int, int]]) -> None:
     """Have the inference process log these requests: each ticket with its ``rows``, the
     batch id and the row range its rows have in that batch (the process still holds them)."""

@@ -6,8 +6,9 @@ and ``--workers 2`` runs two worker processes that each serve and each log.
 imports shipyard and loads every model itself: memory grows about linearly with N); they
 accept connections from one shared listening socket, so which worker gets a connection is up
 to the kernel, and at light load one worker may get them all. Each worker writes its own
-prediction-log segments (the pid is in the file name). SIGTERM to the supervisor stops the
-workers gracefully, and each flushes its log.
+prediction-log segments (the pid is in the file name), and ``/metrics`` answers for both
+(each worker shares a snapshot of its metrics in a directory the supervisor made and
+removes). SIGTERM to the supervisor stops the workers gracefully, and each flushes its log.
 """
 
 from __future__ import annotations
@@ -222,6 +223,11 @@ def test_two_workers_each_serve_and_log(start_server: Factory, iris: IrisModels,
              **{pid: f"resource tracker {pid}" for pid in helpers}}
     after = {pid: rss_mib(pid) for pid in names}
     assert seen == set(writer_of), f"segments from {seen}, inference processes {writer_of}"
+    shared = worker_metrics_dir(workers)
+    scraped = scrape_totals(server, len(sent))
+    assert scraped == [len(sent)] * len(scraped), scraped  # every scrape: both workers' counts
+    snapshots = sorted(p.name for p in shared.iterdir())
+    assert snapshots == sorted(f"{pid}.metrics.json" for pid in workers), snapshots
     server.signal(signal.SIGTERM)
     code = server.wait()
     assert code in (0, -signal.SIGTERM), server.output()
@@ -230,12 +236,42 @@ def test_two_workers_each_serve_and_log(start_server: Factory, iris: IrisModels,
             f"/proc/{pid}/status").read_text(), f"process {pid} outlived the supervisor"
     counts = logged(log_dir)
     assert counts == Counter(sent)  # both workers flushed on shutdown
+    assert not shared.exists(), "the supervisor leaves its metrics directory behind"
     per_worker = Counter(int(p.name.split("-")[1]) for p in segments(log_dir))
     figures = ", ".join(f"{name} {at_start[pid]:.0f} -> {after[pid]:.0f} MiB"
                         for pid, name in names.items())
     print(f"\n--workers 2 RSS after start -> after {len(sent)} requests of 1000 rows: "
           f"{figures}; total {sum(at_start.values()):.0f} -> {sum(after.values()):.0f} MiB; "
           f"segments per worker {dict(per_worker)}")
+
+
+def worker_metrics_dir(workers: Sequence[int]) -> Path:
+    """The directory where ``--workers N`` share their metrics (from a worker's environment:
+    the same for every worker)."""
+    found = set()
+    for pid in workers:
+        env = dict(item.split("=", 1) for item in
+                   Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in item)
+        found.add(env["SHIPYARD_WORKER_METRICS_DIR"])
+    assert len(found) == 1, found
+    return Path(found.pop())
+
+
+def scrape_totals(server: ServerProcess, want: int, scrapes: int = 8) -> list[int]:
+    """``shipyard_requests_total`` of the endpoint in ``scrapes`` scrapes, each on a new
+    connection (so both workers answer some), once one shows ``want`` (within 5 s: another
+    worker's snapshot is at most a second old)."""
+    def total() -> int:
+        with httpx.Client(timeout=10) as client:
+            r = client.get(f"{server.base}/metrics")
+        assert r.status_code == 200, r.text
+        return int(metric(r.text, "shipyard_requests_total", endpoint=ENDPOINT, status="200"))
+
+    deadline = time.monotonic() + 5
+    while total() != want and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.2)  # let both workers publish after that
+    return [total() for _ in range(scrapes)]
 
 
 def _raw(server: ServerProcess, data: bytes) -> None:

@@ -7,10 +7,13 @@ routes (predict, infer) are raw ASGI in ``hotpath``; the rest are Starlette rout
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -26,6 +29,7 @@ from shipyard.server.hotpath import HotPaths, RequestMetrics, hot_route, parse_v
 from shipyard.server.http_errors import error_parts
 from shipyard.server.openapi import DOCS_HTML, openapi_document
 from shipyard.service.dataplane import DataPlane
+from shipyard.service.metrics import SharedMetrics
 
 JSON = "application/json"
 Handler = Callable[[Request], Awaitable[Response]]
@@ -40,9 +44,13 @@ def _error(exc: Exception) -> Response:
     return _json(body, status, {k.decode(): v.decode() for k, v in extra})
 
 
-def create_app(plane: DataPlane) -> HotPaths:
-    """The ASGI app serving ``plane``; its lifespan loads models and flushes logs."""
+def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths:
+    """The ASGI app serving ``plane``; its lifespan loads models and flushes logs. With
+    ``metrics_dir`` (one of several worker processes), ``/metrics`` answers for every
+    worker that shares that directory (``SharedMetrics``)."""
     config = plane.config
+    shared = None if metrics_dir is None else SharedMetrics(plane.metrics.registry,
+                                                            metrics_dir)
     keys = ApiKeys(config.api_keys)
     # inference processes run the server's child, which answers simple-JSON predict requests
     # whole (parse, validate, predict, encode): the event loop only moves their bytes
@@ -118,8 +126,8 @@ def create_app(plane: DataPlane) -> HotPaths:
     # -- operations ----------------------------------------------------------------------------
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(plane.metrics.registry),
-                        media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest(plane.metrics.registry) if shared is None else shared.render()
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(request: Request) -> Response:
         return _json(codec.dumps(openapi_document(sorted(plane.endpoints),
@@ -132,10 +140,17 @@ def create_app(plane: DataPlane) -> HotPaths:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await plane.start()
         _tune_gc()
+        sharing = None if shared is None else asyncio.get_running_loop().create_task(
+            shared.run())
         try:
             yield
         finally:
             await plane.close()
+            if shared is not None and sharing is not None:
+                sharing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sharing
+                shared.publish(live=False)  # the last counts stay in the server's totals
 
     v2 = "/v2/models/{name}"
     routes = [

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import tempfile
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from shipyard.service.config import ServeConfig
 
 CONFIG_ENV = "SHIPYARD_SERVE_CONFIG_JSON"
+METRICS_ENV = "SHIPYARD_WORKER_METRICS_DIR"  # --workers N: where workers share metrics
 
 
 def app_from_env() -> Any:
@@ -22,7 +26,8 @@ def app_from_env() -> Any:
     from shipyard.service.dataplane import DataPlane
 
     config = ServeConfig.from_dict(json.loads(os.environ[CONFIG_ENV]))
-    hot = create_app(DataPlane(config))
+    shared = os.environ.get(METRICS_ENV)
+    hot = create_app(DataPlane(config), metrics_dir=Path(shared) if shared else None)
     # uvicorn's X-Forwarded-For/-Proto handling (its proxy_headers, turned off in serve())
     # for the Starlette routes only, with uvicorn's trusted hosts: the hot routes read
     # neither the client address nor the scheme, and the middleware was ~3% of the GIL time
@@ -36,6 +41,10 @@ def serve(config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8000,
     import uvicorn
 
     os.environ[CONFIG_ENV] = json.dumps(config.to_dict())
+    # several workers: each writes its metrics there and /metrics merges them (SharedMetrics)
+    shared = tempfile.mkdtemp(prefix="shipyard-metrics-") if workers > 1 else None
+    if shared is not None:
+        os.environ[METRICS_ENV] = shared
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler it
     # found installed: with the default one the process dies "killed by SIGTERM" (exit -15)
     # although every request finished and the log was flushed. Exit 0 instead.
@@ -48,6 +57,9 @@ def serve(config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8000,
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous or signal.SIG_DFL)
+        if shared is not None:
+            os.environ.pop(METRICS_ENV, None)
+            shutil.rmtree(shared, ignore_errors=True)
 
 
 def _exit_zero(signum: int, frame: FrameType | None) -> None:

@@ -1,21 +1,31 @@
 """Prometheus metrics of one serving process (one registry per data plane, so tests and
-several apps in one process never share counters)."""
+several apps in one process never share counters), and ``SharedMetrics``: one ``/metrics``
+for the worker processes of ``--workers N``."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
+import logging
+import os
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
 )
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from shipyard.stores.predictions import LogStats
+
+log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
@@ -116,3 +126,105 @@ class RequestStats(Collector):
             latency.add_metric(list(labels), list(zip(self._le, cumulative, strict=True)),
                                sum_value=row[-1])
         yield latency
+
+
+# -- several worker processes: one /metrics ---------------------------------------------------
+
+# how a gauge's values from the live workers combine (default: their sum)
+GAUGE_MERGE: dict[str, str] = {"shipyard_model_load_seconds": "max"}
+SNAPSHOT_SUFFIX = ".metrics.json"
+
+
+class SharedMetrics:
+    """``/metrics`` of a server with ``--workers N``: every worker answers a scrape with the
+    whole server's figures, not its own share.
+
+    Each worker writes a snapshot of its registry to ``directory/<pid>.metrics.json`` every
+    ``interval`` seconds (``run``), when it answers a scrape, and when it stops. A scrape
+    merges every snapshot in the directory: counters and histograms are summed over all
+    workers, including ones that have exited (their counts happened, and a total must never
+    go down while the server runs); gauges only over live workers, summed (queue depth) or
+    by ``GAUGE_MERGE`` (the highest model load time). Another worker's figures are at most
+    ``interval`` seconds old. ``_created`` samples are left out: they do not add up."""
+
+    def __init__(self, registry: Collector, directory: Path, *, interval: float = 1.0,
+                 pid: int | None = None) -> None:
+        self.registry = registry
+        self.directory = directory
+        self.interval = interval
+        self.pid = os.getpid() if pid is None else pid
+        self.path = directory / f"{self.pid}{SNAPSHOT_SUFFIX}"
+
+    def publish(self, *, live: bool = True) -> None:
+        """Write this worker's snapshot (whole: a new file renamed over the old one)."""
+        families = [{"name": m.name, "type": m.type, "help": m.documentation,
+                     "samples": [[s.name, s.labels, s.value] for s in m.samples
+                                 if not s.name.endswith("_created")]}
+                    for m in self.registry.collect()]
+        body = json.dumps({"pid": self.pid, "live": live, "families": families})
+        staged = self.path.with_suffix(".tmp")
+        staged.write_text(body, encoding="utf-8")
+        staged.replace(self.path)
+
+    async def run(self) -> None:
+        """Publish every ``interval`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                self.publish()
+            except OSError:  # a full or vanished directory must not stop the worker
+                log.exception("could not write this worker's metrics snapshot")
+
+    def render(self) -> bytes:
+        """The whole server's metrics in Prometheus' text format."""
+        self.publish()
+        snapshots = []
+        for path in sorted(self.directory.glob(f"*{SNAPSHOT_SUFFIX}")):
+            try:
+                snapshots.append(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError):  # vanished, or a worker's tmp file was never renamed
+                continue
+        return generate_latest(_Merged(merge_snapshots(snapshots)))
+
+
+def merge_snapshots(snapshots: list[dict[str, Any]]) -> list[Metric]:
+    """The families of every snapshot, merged (see ``SharedMetrics``)."""
+    families: dict[str, Metric] = {}
+    values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], list[float]]] = {}
+    for snap in snapshots:
+        live = bool(snap.get("live")) and _alive(int(snap["pid"]))
+        for fam in snap["families"]:
+            name, kind = fam["name"], fam["type"]
+            if name not in families:
+                families[name] = Metric(name, fam["help"], kind)
+                values[name] = {}
+            if kind == "gauge" and not live:
+                continue
+            into = values[name]
+            for sample, labels, value in fam["samples"]:
+                into.setdefault((sample, tuple(sorted(labels.items()))), []).append(value)
+    for name, metric in families.items():
+        combine = max if GAUGE_MERGE.get(name) == "max" and metric.type == "gauge" else sum
+        for (sample, labels), found in values[name].items():
+            metric.add_sample(sample, dict(labels), float(combine(found)))
+    return list(families.values())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+class _Merged:
+    """What ``generate_latest`` reads: merged families."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -55,3 +56,18 @@ def test_each_answer_is_what_simple_response_gives_for_its_rows(kind: str, sizes
         codec.simple_response({k: v[a:b] for k, v in outputs.items()}, signature, model="m",
                               version=3, request_id=rid)
         for rid, (a, b) in zip(ids, bounds, strict=True)]
+
+
+def test_class_names_follow_each_models_own_labels_when_labels_compare_equal() -> None:
+    """0, 0.0 and False compare and hash equal: one model's class names must never show up
+    in another's answers (a cache keyed by the labels once mixed them up)."""
+    outputs = {"label": np.array([1]), "probabilities": np.array([[0.25, 0.75]])}
+    seen = []
+    for labels in ((0.0, 1.0), (0, 1), (False, True), (0.0, 1.0)):
+        body = codec.simple_response(outputs, sig(labels), model="m", version=1,
+                                     request_id="r")
+        seen.append(list(orjson.loads(body)["probabilities"][0]))
+        batch = codec.simple_responses(outputs, sig(labels), model="m", version=1,
+                                       request_ids=["r"], bounds=[(0, 1)])
+        assert batch == [body]
+    assert seen == [["0.0", "1.0"], ["0", "1"], ["False", "True"], ["0.0", "1.0"]]

@@ -102,6 +102,8 @@ class Signature:
     task: Task = "other"
     class_labels: tuple[Any, ...] | None = None
     _by_name: dict[str, ColumnSpec] = field(init=False, repr=False, compare=False)
+    # ``str`` of each class label: the keys of a JSON answer's per-class probabilities
+    class_names: tuple[str, ...] | None = field(init=False, repr=False, compare=False)
     # validation's precomputed fast-path checks, filled on first use (see validation.py)
     _plain: Any = field(init=False, repr=False, compare=False, default=None)
 
@@ -110,6 +112,8 @@ class Signature:
         if len(set(names)) != len(names):
             raise ManifestError(f"duplicate input names in signature: {names}")
         object.__setattr__(self, "_by_name", {c.name: c for c in self.inputs})
+        object.__setattr__(self, "class_names", None if self.class_labels is None
+                           else tuple(str(c) for c in self.class_labels))
 
     @property
     def input_names(self) -> list[str]:

@@ -6,7 +6,6 @@ problem listed), inference in the data plane.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,7 @@ from shipyard.types import Array, Columns
 
 if TYPE_CHECKING:
     from shipyard.packaging.validation import UnknownCategories
-    from shipyard.runtimes.model import LoadedModel
+    from shipyard.runtimes.model import VerifiedPackage
 
 
 class BadRequestError(ShipyardError):
@@ -36,7 +35,7 @@ def loads(body: bytes | memoryview) -> Any:
         raise BadRequestError(f"malformed JSON: {exc}") from None
 
 
-def prepare(model: LoadedModel, data: Any, unknown: UnknownCategories, *,
+def prepare(model: VerifiedPackage, data: Any, unknown: UnknownCategories, *,
             finite: bool = False) -> Columns:
     """``model.prepare``; values numpy cannot hold as columns at all (ragged nested lists
     such as ``{"a": [1, [2, 3]]}``) are a bad request, not an internal error."""
@@ -153,16 +152,18 @@ def _plain_classifier(outputs: Columns,
                       signature: Signature) -> tuple[list[Any], list[dict[str, Any]]] | None:
     """A classifier's integer (or bool) labels and its probabilities per class name, as
     Python values (they serialise as the numpy values would); None for other outputs."""
-    if len(outputs) == 2 and signature.class_labels is not None:
+    names = signature.class_names
+    if len(outputs) == 2 and names is not None:
         label, proba = outputs.get("label"), outputs.get("probabilities")
         if label is not None and proba is not None and label.dtype.kind in "iub":
-            return label.tolist(), _per_class(proba, signature.class_labels)
+            return label.tolist(), _per_class(proba, names)
     return None
 
 
-def _per_class(proba: Array, class_labels: tuple[Any, ...]) -> list[dict[str, Any]]:
-    """Each row's probabilities as ``{class name: probability}``."""
-    names = _label_names(class_labels)
+def _per_class(proba: Array, names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Each row's probabilities as ``{class name: probability}`` (``Signature.class_names``:
+    computed once per model; a cache keyed by the labels mixed up 0, 0.0 and False, which
+    compare and hash equal)."""
     return [dict(zip(names, row, strict=True)) for row in proba.tolist()]
 
 
@@ -172,19 +173,20 @@ def simple_response(outputs: Columns, signature: Signature, *, model: str, versi
     if plain is not None:
         return orjson.dumps({"predictions": plain[0], "probabilities": plain[1],
                              "model": model, "version": version, "request_id": request_id})
-    if len(outputs) == 2 and signature.class_labels is not None:
+    names = signature.class_names
+    if len(outputs) == 2 and names is not None:
         label, proba = outputs.get("label"), outputs.get("probabilities")
         if label is not None and proba is not None and label.dtype.kind == "f":
             return dumps({"predictions": label,
-                          "probabilities": _per_class(proba, signature.class_labels),
+                          "probabilities": _per_class(proba, names),
                           "model": model, "version": version, "request_id": request_id})
     body: dict[str, Any] = {}
     shown = ("label" if "label" in outputs else "value" if "value" in outputs
              else next(iter(outputs)))
     body["predictions"] = _plain(outputs[shown])
     proba = outputs.get("probabilities")
-    if proba is not None and signature.class_labels is not None:
-        body["probabilities"] = _per_class(proba, signature.class_labels)
+    if proba is not None and names is not None:
+        body["probabilities"] = _per_class(proba, names)
     # every other output, also when the first one stands in for the predictions
     extra = {k: v for k, v in outputs.items()
              if k not in ("label", "value", "probabilities", shown)}
@@ -192,11 +194,6 @@ def simple_response(outputs: Columns, signature: Signature, *, model: str, versi
         body["outputs"] = {k: _plain(v) for k, v in extra.items()}
     body.update(model=model, version=version, request_id=request_id)
     return dumps(body)
-
-
-@functools.lru_cache(maxsize=64)
-def _label_names(class_labels: tuple[Any, ...]) -> list[str]:
-    return [str(c) for c in class_labels]
 
 
 def _plain(obj: Any) -> Any:

@@ -17,10 +17,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from sklearn.datasets import load_iris
+from sklearn.ensemble import HistGradientBoostingClassifier
 
 import shipyard
 from server.conftest import Packages
 from server.helpers import endpoint, local
+from shipyard.runtimes.model import LoadedModel, VerifiedPackage
 from shipyard.runtimes.process import InferenceProcess, InferenceProcessError, decode, encode
 from shipyard.service.config import ConfigError, EndpointConfig, ServeConfig
 from shipyard.settings import Settings
@@ -313,3 +316,50 @@ def test_a_log_sample_rate_logs_that_share_of_requests_whole(
                                [r["sepal length (cm)"] for _ in ids for r in rows])
     with pytest.raises(shipyard.ShipyardError):
         read_log(s.log_dir, "none")  # nothing was ever written for it
+
+
+def test_the_server_keeps_only_the_manifest_of_a_model_its_process_runs(
+        serve: Callable[..., Any], packages: Packages) -> None:
+    """With ``inference: process`` the runtime (and the model's memory) lives only in the
+    inference process; the server reads the manifest for validation and metadata. Both modes
+    still answer every route."""
+    row = packages.iris_x.iloc[:2]
+    with serve(endpoint("proc", packages.iris),
+               endpoint("thread", packages.iris, inference="thread")) as s:
+        proc, thread = s.plane.endpoints["proc"].current, s.plane.endpoints["thread"].current
+        assert proc is not None and thread is not None
+        assert type(proc.model) is VerifiedPackage and not hasattr(proc.model, "runtime")
+        assert isinstance(thread.model, LoadedModel)
+        expected = local(packages.iris, row).predictions.tolist()
+        oip = {"inputs": [{"name": c, "shape": [2], "datatype": "FP64",
+                           "data": row[c].tolist()} for c in row.columns]}
+        for name in ("proc", "thread"):
+            meta = s.client.get(f"/v2/models/{name}").json()
+            assert meta["platform"] == "shipyard_onnx"
+            simple = s.client.post(f"/v1/endpoints/{name}/predict",
+                                   json={"instances": row.to_dict("records")})
+            assert simple.status_code == 200 and simple.json()["predictions"] == expected
+            infer = s.client.post(f"/v2/models/{name}/infer", json=oip)
+            assert infer.status_code == 200, infer.text
+            assert infer.json()["outputs"][0]["data"] == expected
+
+
+def test_a_model_its_process_cannot_load_never_takes_traffic(serve: Callable[..., Any],
+                                                            tmp_path: Path) -> None:
+    """The server no longer loads the runtime itself: a package only its inference process
+    can refuse (a pickle without ``trust``) still never takes traffic, and says why."""
+    x, y = load_iris(return_X_y=True)
+    model = HistGradientBoostingClassifier(max_iter=5, random_state=0).fit(x, y)
+    path = shipyard.package(model, x, name="hgb", format="native").save(tmp_path / "hgb")
+    body = {"inputs": {"input": [x[0].tolist()]}}
+    with serve(endpoint("hgb", path)) as s:
+        ep = s.plane.endpoints["hgb"]
+        assert ep.current is None
+        assert ep.last_error is not None and "trust" in ep.last_error, ep.last_error
+        assert s.client.get("/v2/health/ready").status_code == 503
+        refused = s.client.post("/v1/endpoints/hgb/predict", json=body)
+        assert refused.status_code == 404 and "no model loaded" in refused.json()["error"]
+    with serve(endpoint("hgb", path, trust=True)) as s:
+        answer = s.client.post("/v1/endpoints/hgb/predict", json=body)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["predictions"] == model.predict(x[:1]).tolist()

@@ -79,13 +79,15 @@ def _json_list(arr: Array) -> list[Any]:
     return arr.tolist()  # type: ignore[no-any-return]
 
 
-class LoadedModel:
-    """A verified package running on a runtime. Build with ``shipyard.load``."""
+class VerifiedPackage:
+    """A package whose files were verified, read without a runtime: its manifest, input
+    checks and reference profile. The server holds one for a model whose inference process
+    loads the runtime (``describe``); ``LoadedModel`` adds the runtime."""
 
-    def __init__(self, path: Path, manifest: Manifest, runtime: Runtime) -> None:
+    def __init__(self, path: Path, manifest: Manifest, runtime_name: str) -> None:
         self.path = path
         self.manifest = manifest
-        self.runtime = runtime
+        self.runtime_name = runtime_name
 
     @property
     def signature(self) -> Signature:
@@ -102,15 +104,6 @@ class LoadedModel:
         return prepare(data, self.signature, unknown_categories=unknown_categories,
                        finite=finite)
 
-    def predict(self, data: Any, *, unknown_categories: UnknownCategories = "pass") -> Prediction:
-        """Predict on a DataFrame, a dict of columns, a list of records or a numpy array."""
-        columns = self.prepare(data, unknown_categories=unknown_categories)
-        return Prediction(self.runtime.predict(columns), self.signature)
-
-    def predict_columns(self, columns: Columns) -> Prediction:
-        """Predict on columns already prepared (the server's hot path)."""
-        return Prediction(self.runtime.predict(columns), self.signature)
-
     def reference_profile(self) -> Profile | None:
         """The profile of the packaging sample and its outputs (the monitoring reference);
         None for a package made before profiles existed. Its bytes were verified at load."""
@@ -126,11 +119,42 @@ class LoadedModel:
         return Profile.from_bytes(data)
 
     def close(self) -> None:
-        self.runtime.unload()
+        """Release what loading took (nothing without a runtime)."""
 
     def __repr__(self) -> str:
-        return (f"LoadedModel(name={self.name!r}, runtime={self.runtime.name!r}, "
+        return (f"{type(self).__name__}(name={self.name!r}, runtime={self.runtime_name!r}, "
                 f"path={str(self.path)!r})")
+
+
+class LoadedModel(VerifiedPackage):
+    """A verified package running on a runtime. Build with ``shipyard.load``."""
+
+    def __init__(self, path: Path, manifest: Manifest, runtime: Runtime) -> None:
+        super().__init__(path, manifest, runtime.name)
+        self.runtime = runtime
+
+    def predict(self, data: Any, *, unknown_categories: UnknownCategories = "pass") -> Prediction:
+        """Predict on a DataFrame, a dict of columns, a list of records or a numpy array."""
+        columns = self.prepare(data, unknown_categories=unknown_categories)
+        return Prediction(self.runtime.predict(columns), self.signature)
+
+    def predict_columns(self, columns: Columns) -> Prediction:
+        """Predict on columns already prepared (the server's hot path)."""
+        return Prediction(self.runtime.predict(columns), self.signature)
+
+    def close(self) -> None:
+        self.runtime.unload()
+
+
+def describe(path: str | Path, *, runtime: str | None = None) -> VerifiedPackage:
+    """A package directory's manifest, every file's SHA-256 verified, without loading a
+    runtime (no model code runs, nothing is unpickled). ``runtime`` must be one of the
+    package's runtimes (default: its first)."""
+    package_dir = Path(path)
+    manifest = Manifest.read(package_dir)
+    verify_files(package_dir, manifest.files)
+    spec = manifest.runtime if runtime is None else manifest.runtime_spec(runtime)
+    return VerifiedPackage(package_dir, manifest, spec.name)
 
 
 def load(path: str | Path, *, trust: bool = False, runtime: str | None = None,
@@ -140,13 +164,12 @@ def load(path: str | Path, *, trust: bool = False, runtime: str | None = None,
     ``runtime`` picks one of the package's runtimes (default: its first). Pickled models load
     only with ``trust=True``.
     """
-    package_dir = Path(path)
-    manifest = Manifest.read(package_dir)
-    verify_files(package_dir, manifest.files)
-    spec = manifest.runtime if runtime is None else manifest.runtime_spec(runtime)
+    package = describe(path, runtime=runtime)
+    manifest = package.manifest
+    spec = manifest.runtime_spec(package.runtime_name)
     engine = runtime_class(spec.name)(settings)
-    engine.load(package_dir, manifest, spec, trust=trust)
-    return LoadedModel(package_dir, manifest, engine)
+    engine.load(package.path, manifest, spec, trust=trust)
+    return LoadedModel(package.path, manifest, engine)
 
 
 def max_abs_diff(a: Array, b: Array) -> float:

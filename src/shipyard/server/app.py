@@ -113,7 +113,7 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
         endpoint = plane.endpoint(request.path_params["name"])
         d = endpoint.deployment(parse_version(request.path_params.get("version")))
         body = codec.model_metadata(endpoint.name, [str(d.version)], d.model.signature,
-                                    f"shipyard_{d.model.runtime.name}")
+                                    f"shipyard_{d.model.runtime_name}")
         return _json(codec.dumps(body))
 
     async def model_ready(request: Request) -> Response:

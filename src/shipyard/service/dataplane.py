@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from shipyard.batching import AdaptiveBatcher
 from shipyard.errors import NotFoundError
 from shipyard.registry import Registry, is_model_uri, parse_ref
-from shipyard.runtimes.model import LoadedModel
+from shipyard.runtimes.model import LoadedModel, VerifiedPackage, describe
 from shipyard.runtimes.model import load as load_path
 from shipyard.runtimes.outputs import check_rows, concat
 from shipyard.runtimes.process import WORKER, ChildLog, InferenceProcess, log_entry
@@ -51,7 +51,7 @@ log = logging.getLogger("shipyard.serve")
 class Deployment:
     """One loaded model version behind an endpoint."""
 
-    model: LoadedModel
+    model: VerifiedPackage  # a LoadedModel unless its inference process runs it
     model_name: str
     version: int  # registry version; 1 for a package served from a path
     batcher: AdaptiveBatcher[_Ticket, _Share]
@@ -450,31 +450,35 @@ class DataPlane:
         """Load + warm up the endpoint's model (runs in a thread)."""
         started = time.perf_counter()
         path, name, version = self._resolve(ep.config.model)
-        model = load_path(path, trust=ep.config.trust, runtime=ep.config.runtime,
-                          settings=self.settings)
-        example = model.manifest.input_example
-        if example is not None:
-            model.predict(json.loads((path / example).read_text()))  # warm-up
         labels = {"endpoint": ep.name, "model": name, "version": str(version)}
         batch_hist = self.metrics.batch_size.labels(**labels)
-
-        concurrency = ep.config.concurrency if model.runtime.capabilities.thread_safe else 1
+        model: VerifiedPackage
         process = None
         if ep.config.inference == "process":
+            # the inference process loads the runtime and warms it up; here only the
+            # manifest (signature, reference profile): one copy of the model in memory
+            model = describe(path, runtime=ep.config.runtime)
             log = ChildLog(str(self.log.root), self.config.flush_interval_s, ep.name, name,
                            version)
-            try:
-                process = InferenceProcess(path, trust=ep.config.trust,
-                                           runtime=ep.config.runtime, settings=self.settings,
-                                           log=log, module=self.raw_child or WORKER)
-            except Exception:
-                model.close()
-                raise
+            process = InferenceProcess(path, trust=ep.config.trust, runtime=ep.config.runtime,
+                                       settings=self.settings, log=log,
+                                       module=self.raw_child or WORKER)
             concurrency = 1  # one batch at a time per process
+            run: Callable[[list[_Ticket]], Sequence[_Share]] | None = None
+            run_remote = functools.partial(_run_batch_remote, process)
+        else:
+            loaded = model = load_path(path, trust=ep.config.trust, runtime=ep.config.runtime,
+                                       settings=self.settings)
+            example = model.manifest.input_example
+            if example is not None:
+                loaded.predict(json.loads((path / example).read_text()))  # warm-up
+            concurrency = ep.config.concurrency if loaded.runtime.capabilities.thread_safe \
+                else 1
+            run, run_remote = functools.partial(_run_batch, loaded), None
         batcher: AdaptiveBatcher[_Ticket, _Share] = AdaptiveBatcher(
-            functools.partial(_run_batch, model) if process is None else None,
+            run,
             rows_of=_ticket_rows,
-            afn=None if process is None else functools.partial(_run_batch_remote, process),
+            afn=run_remote,
             max_batch_size=ep.config.max_batch_size, max_wait_ms=ep.config.max_wait_ms,
             max_queue=ep.config.max_queue, concurrency=concurrency, executor=self.executor,
             on_batch=batch_hist.observe,

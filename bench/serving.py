@@ -13,7 +13,9 @@ saved in each server's own format:
 
 * shipyard: ``shipyard.package(pipe, X, name="bench")`` (ONNX), ``shipyard serve DIR``, from
   the project venv, default config (adaptive batching 32 rows / 2 ms, input validation,
-  prediction log at 100 %);
+  prediction log at 100 %); its simple-JSON route counts in the targets, and a reference row
+  loads its Open Inference Protocol route (``/v2/models/bench/infer``) with the request
+  MLServer gets;
 * MLServer: ``mlserver-sklearn`` on a joblib file, adaptive batching on (``max_batch_size`` 32,
   ``max_batch_time`` 2 ms), from ``bench/.envs/mlserver``;
 * BentoML: ``bench/_bentoml_service.py``, ``@bentoml.api(batchable=True)`` on the joblib file,
@@ -438,6 +440,18 @@ class Bench:
                         self.root, f"http://127.0.0.1:{port}/v1/endpoints/{ENDPOINT}/predict",
                         self.instances_body(), lambda r: r["predictions"][0])
 
+    def shipyard_oip(self) -> Prepared:
+        """shipyard on its Open Inference Protocol route, with the request MLServer gets."""
+        base = self.shipyard("shipyard-home-oip")
+        manifest = json.loads((self.shipyard_dir / "shipyard.json").read_text(encoding="utf-8"))
+        name = manifest["signature"]["inputs"][0]["name"]
+        body = json.dumps({"inputs": [{"name": name, "shape": [1, len(self.row)],
+                                       "datatype": "FP64", "data": self.row}]}).encode()
+        return Prepared(base.cmd, base.env, base.cwd,
+                        base.url.replace(f"/v1/endpoints/{ENDPOINT}/predict",
+                                         f"/v2/models/{ENDPOINT}/infer"),
+                        body, lambda r: r["outputs"][0]["data"][0])
+
     def mlserver(self, parallel_workers: int | None) -> Prepared:
         spec = self.envs["mlserver"]
         port = free_port()
@@ -521,6 +535,8 @@ def make_servers(bench: Bench, workers: int) -> list[Server]:
     return [
         Server("hello", "hello-world (raw ASGI)", f"uvicorn --workers {w}", bench.hello),
         Server("shipyard", "shipyard", f"--workers {w}", bench.shipyard),
+        Server("shipyard-oip", "  shipyard, OIP infer", f"--workers {w}", bench.shipyard_oip,
+               primary=False),
         Server("mlserver", "MLServer (adaptive batching)", one_process,
                lambda: bench.mlserver(0 if workers == 1 else workers), "mlserver"),
         Server("mlserver-default", "  MLServer, its default pool", "parallel_workers=1 (default)",
@@ -836,7 +852,8 @@ def print_targets(outcomes: list[Outcome], refs: dict[str, Any], args: argparse.
 
 # --- main ---------------------------------------------------------------------------------
 
-ALL_PEERS = ("hello", "shipyard", "mlserver", "mlserver-default", "bentoml", "mlflow")
+ALL_PEERS = ("hello", "shipyard", "shipyard-oip", "mlserver", "mlserver-default", "bentoml",
+             "mlflow")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -949,8 +966,9 @@ def main(argv: list[str] | None = None) -> int:
     print("procs: processes in the server's tree; srv cores: the server's CPU seconds / wall "
           "seconds while timed (the rest of the machine went to wrk and the OS);")
     print("vs MLServer / vs hello: req/s divided by the MLServer (one process) and hello-world "
-          "rows'. The indented row is a reference, MLServer as installed: HTTP in one process,")
-    print("inference in a pool of one more (parallel_workers=1).")
+          "rows'. Indented rows are references: shipyard's OIP infer route loaded with")
+    print("MLServer's request, and MLServer as installed (HTTP in one process, inference in a "
+          "pool of one more, parallel_workers=1).")
     print()
     targets = print_targets(outcomes, refs, args, paired)
     elapsed = time.perf_counter() - started

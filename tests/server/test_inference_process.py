@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 import shipyard
 from server.conftest import Packages
-from server.helpers import endpoint, local
+from server.helpers import binary_request, endpoint, le_bytes, local, oip_columns
 from shipyard.runtimes.model import LoadedModel, VerifiedPackage
 from shipyard.runtimes.process import InferenceProcess, InferenceProcessError, decode, encode
 from shipyard.service.config import ConfigError, EndpointConfig, ServeConfig
@@ -237,27 +238,117 @@ def test_the_process_answers_raw_requests_as_the_server_would(serve: Callable[..
         assert raw.batcher.stats.batches == 0
 
 
-@settings(max_examples=40, deadline=None)
+def customer_infer_requests(packages: Packages) -> list[tuple[bytes, dict[str, str]]]:
+    """Good and bad OIP infer requests (body, headers) for the customers model: JSON and
+    binary tensors, with and without an id, asking for some outputs or an unknown one."""
+    import json
+
+    rows = packages.customers_x.head(3)
+    types = {"age": "INT64", "visits": "INT64", "income": "FP64", "city": "BYTES",
+             "plan": "BYTES"}
+    tensors = oip_columns(rows, types)
+    plain = {"inputs": tensors}
+    unknown = {"inputs": [{**t, "data": ["platinum"] * 3} if t["name"] == "plan" else t
+                          for t in tensors]}
+    short = {"inputs": [{**t, "shape": [4]} if t["name"] == "age" else t for t in tensors]}
+    mistyped = {"inputs": [{**t, "datatype": "FP32"} if t["name"] == "city" else t
+                           for t in tensors]}
+    requests = [({**plain, "id": "body-id"}, {}), (plain, {}),
+                ({**plain, "outputs": [{"name": "label"}]}, {}),
+                ({**plain, "outputs": [{"name": "nope"}]}, {}),
+                (unknown, {}), (short, {}), (mistyped, {}), ({"inputs": tensors[:2]}, {}),
+                ({"id": "x"}, {}), ({**plain, "id": 7}, {}), ({**plain, "id": ""}, {})]
+    out = [(json.dumps(body).encode(), headers) for body, headers in requests]
+    numeric = [(c, types[c], [3], le_bytes(rows[c].to_numpy(), "int64" if types[c] == "INT64"
+                                              else "float64"))
+               for c in ("age", "income", "visits")]
+    strings = [t for t in tensors if t["datatype"] == "BYTES"]
+    body, headers = binary_request(numeric, {"id": "binary-id"})
+    head = json.loads(body[:int(headers["Inference-Header-Content-Length"])])
+    head["inputs"] += strings  # JSON tensors beside binary ones
+    head_bytes = json.dumps(head).encode()
+    out.append((head_bytes + body[int(headers["Inference-Header-Content-Length"]):],
+                {**headers, "Inference-Header-Content-Length": str(len(head_bytes))}))
+    out.append((body, {**headers, "Inference-Header-Content-Length": "5"}))  # cut mid-JSON
+    out.append((body, {**headers, "Inference-Header-Content-Length": "99999"}))  # past the end
+    out.append((b"{not json", {}))
+    out.append((b"", {}))
+    return out
+
+
+def test_the_process_answers_infer_requests_as_the_server_would(serve: Callable[..., Any],
+                                                                packages: Packages) -> None:
+    """OIP infer requests take the raw path too: the child reads the JSON (and binary
+    tensors), validates, predicts and encodes; every answer, good or bad, equals the
+    in-process path's byte for byte, with the same status and headers, and the id the
+    answer names (the body's, else X-Request-Id) is the one the log keeps."""
+    requests = customer_infer_requests(packages)
+    with serve(endpoint("raw", packages.customers, unknown_categories="reject"),
+               endpoint("thread", packages.customers, unknown_categories="reject",
+                        inference="thread")) as s:
+        raw = s.plane.endpoints["raw"].current
+        assert raw is not None and raw.raw is not None
+        statuses = []
+        for i, (body, headers) in enumerate(requests):
+            answers = [s.client.post(f"/v2/models/{name}/infer", content=body,
+                                     headers={"x-request-id": f"same-{i}", **headers})
+                       for name in ("raw", "thread")]
+            mine, theirs = answers
+            assert mine.status_code == theirs.status_code, (body, mine.text, theirs.text)
+            # the answer names its endpoint: the same bytes once the names are swapped
+            assert mine.content == theirs.content.replace(b'"thread"', b'"raw"'), body
+            assert mine.headers.get("x-request-id") == theirs.headers.get("x-request-id")
+            assert mine.headers["content-type"] == theirs.headers["content-type"]
+            statuses.append(mine.status_code)
+        # the header-length error is answered before the process sees the body
+        assert raw.raw.stats.batches == len(requests) - 1
+        assert raw.batcher.stats.batches == 0
+        no_id = s.client.post("/v2/models/raw/infer", content=requests[1][0])
+        assert no_id.status_code == 200
+        made_up = no_id.json()["id"]
+        assert made_up and no_id.headers["x-request-id"] == made_up
+    assert set(statuses) == {200, 400, 422}
+    assert statuses[:4] == [200, 200, 200, 400]
+    ids = Counter(read_log(s.log_dir, "raw")["request_id"].to_pylist())
+    assert {"body-id", "same-1", "same-2", "binary-id", made_up} <= set(ids)
+    assert "same-0" not in ids and "same-3" not in ids  # the body's id; a 400 is not logged
+    assert ids["body-id"] == 3  # one log row per row of the request
+
+
+@settings(max_examples=60, deadline=None)
 @given(requests=st.lists(st.one_of(
-    st.lists(st.sampled_from([1.0, 2.5, -3.0, 13.0]), min_size=1, max_size=5),
+    st.tuples(st.lists(st.sampled_from([1.0, 2.5, -3.0, 13.0]), min_size=1, max_size=5),
+              st.booleans()),
     st.sampled_from([b"{bad", b'{"inputs": {"x": ["a"]}}', b'{"inputs": {"y": [1.0]}}'])),
     min_size=1, max_size=12), max_rows=st.integers(1, 6))
 def test_a_raw_batch_answers_each_request_with_its_own_rows(
-        picky_model: Any, requests: list[list[float] | bytes], max_rows: int) -> None:
-    """Any mix of request sizes, bad bodies and requests the model fails on (13): each
-    request gets exactly its own answer, a bad one never fails its batch-mates, no model
-    call is larger than ``max_rows`` unless one request alone is, and the rows kept for the
-    log are exactly the answered requests' rows, in order."""
+        picky_model: Any, requests: list[tuple[list[float], bool] | bytes],
+        max_rows: int) -> None:
+    """Any mix of request sizes, simple-JSON and OIP infer requests, bad bodies and requests
+    the model fails on (13): each request gets exactly its own answer in its own protocol,
+    a bad one never fails its batch-mates, no model call is larger than ``max_rows`` unless
+    one request alone is, and the rows kept for the log are exactly the answered requests'
+    rows, in order."""
     import json
 
     from shipyard.server.inference_child import answer_batch
 
-    bodies = [r if isinstance(r, bytes) else json.dumps({"inputs": {"x": r}}).encode()
-              for r in requests]
+    bodies, infer = [], []
+    for i, r in enumerate(requests):
+        if isinstance(r, bytes):
+            bodies.append(r)
+        elif r[1]:  # an infer request naming its own id
+            infer.append([i, None])
+            bodies.append(json.dumps({"id": f"oip{i}", "inputs": [
+                {"name": "x", "shape": [len(r[0])], "datatype": "FP64", "data": r[0]}]}).encode())
+        else:
+            bodies.append(json.dumps({"inputs": {"x": r[0]}}).encode())
     ids = [f"id{i}" for i in range(len(bodies))]
     answer = answer_batch(picky_model, {"request_ids": ids, "model": "picky", "version": 3,
-                                        "unknown": "pass", "max_rows": max_rows},
+                                        "endpoint": "ep", "unknown": "pass",
+                                        "max_rows": max_rows, "infer": infer},
                           [memoryview(b) for b in bodies])
+    assert answer.ids == {str(i): f"oip{i}" for i, _ in infer}
     logged_x: list[float] = []
     next_row = 0
     for i, request in enumerate(requests):
@@ -265,17 +356,25 @@ def test_a_raw_batch_answers_each_request_with_its_own_rows(
         if isinstance(request, bytes):
             assert status == (400 if request == b"{bad" else 422) and "error" in body
             assert answer.ranges[i] is None
-        elif 13.0 in request:
+            continue
+        values, as_infer = request
+        if 13.0 in values:
             assert status == 500 and body == {"error": "internal error: RemoteModelError"}
             assert answer.ranges[i] is None
+            continue
+        assert status == 200, body
+        expected = [2 * x for x in values]
+        if as_infer:
+            assert body == {"model_name": "ep", "model_version": "3", "id": f"oip{i}",
+                            "outputs": [{"name": "prediction", "shape": [len(values)],
+                                         "datatype": "FP64", "data": expected}]}
         else:
-            assert status == 200, body
-            assert body == {"predictions": [2 * x for x in request], "model": "picky",
-                            "version": 3, "request_id": ids[i]}
-            assert answer.ranges[i] == (next_row, next_row + len(request))
-            next_row += len(request)
-            logged_x += request
-    valid_rows = [len(r) for r in requests if not isinstance(r, bytes)]
+            assert body == {"predictions": expected, "model": "picky", "version": 3,
+                            "request_id": ids[i]}
+        assert answer.ranges[i] == (next_row, next_row + len(values))
+        next_row += len(values)
+        logged_x += values
+    valid_rows = [len(r[0]) for r in requests if not isinstance(r, bytes)]
     assert sum(answer.calls) == sum(valid_rows)
     assert all(c <= max_rows or c in valid_rows for c in answer.calls)
     if logged_x:

@@ -69,6 +69,7 @@ class RawAnswer:
     inputs: Columns
     outputs: Columns
     calls: list[int]  # rows of each model call (the batch-size metric)
+    ids: dict[str, str] = dataclasses.field(default_factory=dict)  # index -> a changed id
 
 
 # (model, the batch's spec from the server, the request bodies) -> answers
@@ -419,8 +420,10 @@ def _answer_raw(model: LoadedModel, handler: RawHandler | None, logger: _ChildLo
         return {"error": f"{type(exc).__name__}: {exc}"}, []
     if logger is not None and answer.outputs:
         logger.keep(header["id"], answer.inputs, answer.outputs)
-    return {"statuses": answer.statuses, "ranges": answer.ranges,
-            "calls": answer.calls}, answer.bodies
+    reply = {"statuses": answer.statuses, "ranges": answer.ranges, "calls": answer.calls}
+    if answer.ids:
+        reply["ids"] = answer.ids
+    return reply, answer.bodies
 
 
 def _gather(parts: list[tuple[Columns, int, int]]) -> Columns:

@@ -130,15 +130,23 @@ class HotPaths:
     async def _infer(self, endpoint: Endpoint, wanted: int | None, headers: Headers,
                      receive: Receive) -> tuple[Deployment, Answer]:
         raw = await read_body(receive, headers.get(b"content-length"), self.limit)
-        header, binary = _split_binary(raw, headers.get(b"inference-header-content-length"))
+        cut = codec.header_cut(len(raw), headers.get(b"inference-header-content-length"))
         deployment = endpoint.deployment(wanted)
+        raw_id = headers.get(b"x-request-id")
+        given = raw_id.decode("latin-1") if raw_id else None
+        if deployment.raw is not None:  # the inference process parses, validates, answers
+            answered = await self.plane.predict_raw(
+                endpoint, deployment, raw, request_id=given or new_request_id(),
+                routing_key=None, infer=True, header_cut=cut)
+            if answered.status != 200:
+                return deployment, (answered.status, [JSON_TYPE], answered.body)
+            assert answered.request_id is not None  # an infer answer names its id
+            return deployment, _ok(answered.request_id, answered.body)
+        header, binary = codec.split_binary(raw, cut)
         columns, requested = codec.oip_request(header, binary, deployment.model.signature)
         prepared = codec.prepare(deployment.model, columns, endpoint.config.unknown_categories)
-        rid = header.get("id") if isinstance(header.get("id"), str) else None
-        if not rid:
-            raw_id = headers.get(b"x-request-id")
-            rid = raw_id.decode("latin-1") if raw_id else None
-        served = await self.plane.predict(endpoint, prepared, request_id=rid, version=wanted)
+        served = await self.plane.predict(endpoint, prepared,
+                                          request_id=codec.oip_id(header, given), version=wanted)
         return served.deployment, _ok(served.request_id, codec.oip_response(
             served.outputs, model=endpoint.name, version=served.deployment.version,
             request_id=served.request_id, requested=requested))
@@ -151,16 +159,6 @@ def _ok(request_id: str, body: bytes) -> Answer:
 def _error(exc: Exception) -> Answer:
     status, body, extra = error_parts(exc)
     return status, [JSON_TYPE, *extra], body
-
-
-def _split_binary(raw: bytes, header_length: bytes | None) -> tuple[Any, bytes]:
-    """The JSON header and the binary tensor data of an OIP request (binary extension)."""
-    if header_length is None:
-        return codec.loads(raw), b""
-    if not is_digits(header_length) or int(header_length) > len(raw):
-        raise codec.BadRequestError("Inference-Header-Content-Length does not fit the body")
-    cut = int(header_length)
-    return codec.loads(raw[:cut]), raw[cut:]
 
 
 def parse_version(raw: str | None) -> int | None:

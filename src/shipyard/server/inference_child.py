@@ -1,9 +1,9 @@
 """The server's inference process: ``python -m shipyard.server.inference_child``.
 
 It is ``shipyard.runtimes.worker`` plus ``answer_batch``, which answers raw batches of
-simple-JSON predict requests: the child parses each body, validates it against the
-signature, runs the valid ones through the model and encodes each answer, exactly as the
-hot route would have in the server process (the same functions, so the same bodies and
+simple-JSON predict and OIP infer requests: the child parses each body, validates it against
+the signature, runs the valid ones through the model and encodes each answer, exactly as the
+hot routes would have in the server process (the same functions, so the same bodies and
 statuses). The server's event loop then only reads request bodies, passes them on and
 writes the answers back.
 
@@ -32,31 +32,65 @@ class Failed(NamedTuple):
     body: bytes
 
 
+class _Infer(NamedTuple):
+    """What an OIP infer request's answer needs beyond its rows."""
+
+    request_id: str
+    requested: Any  # the request's "outputs" (which outputs to return), if any
+
+
 def answer_batch(model: LoadedModel, spec: dict[str, Any],
                  bodies: list[memoryview]) -> RawAnswer:
-    """Answers to ``bodies`` (simple-JSON predict requests). ``spec``: ``request_ids``,
-    ``model`` and ``version`` (for the answers), ``unknown`` (the endpoint's unknown-category
-    rule) and ``max_rows`` (rows per model call at most; a larger request runs alone)."""
+    """Answers to ``bodies``: simple-JSON predict requests, and OIP infer requests where
+    ``spec["infer"]`` lists ``[index, header_cut]`` (where the JSON header ends; None: the
+    whole body). ``spec``: ``request_ids`` (an infer request's fallback id), ``model``,
+    ``endpoint`` and ``version`` (for the answers), ``unknown`` (the endpoint's
+    unknown-category rule) and ``max_rows`` (rows per model call at most; a larger request
+    runs alone). The answer's ``ids`` name each infer request's id where its body gave one."""
     n = len(bodies)
     statuses = [0] * n
     answers = [b""] * n
     ranges: list[tuple[int, int] | None] = [None] * n
     valid: list[tuple[int, Columns, int]] = []  # (request, its columns, its rows)
     unknown = spec["unknown"]
+    request_ids = spec["request_ids"]
+    cuts: dict[int, int | None] = dict(spec.get("infer", ()))
+    infer: dict[int, _Infer] = {}
     for i, body in enumerate(bodies):
         try:
-            # strict JSON holds no NaN: a float array parsed from it needs no NaN scan
-            columns = codec.prepare(model, codec.simple_request(codec.loads(body)), unknown,
-                              finite=True)
+            if i in cuts:
+                header, binary = codec.split_binary(body, cuts[i])
+                columns, requested = codec.oip_request(header, binary, model.signature)
+                columns = codec.prepare(model, columns, unknown)
+                infer[i] = _Infer(codec.oip_id(header, None) or request_ids[i], requested)
+            else:  # strict JSON holds no NaN: a float array parsed from it needs no NaN scan
+                columns = codec.prepare(model, codec.simple_request(codec.loads(body)),
+                                        unknown, finite=True)
         except Exception as exc:
             statuses[i], answers[i], _ = error_parts(exc)
             continue
         valid.append((i, columns, num_rows(columns)))
+
+    def answer_alone(i: int, outputs: Columns) -> tuple[int, bytes]:
+        """One request's answer from its own rows of ``outputs``."""
+        asked = infer.get(i)
+        try:
+            if asked is None:
+                return 200, codec.simple_response(
+                    outputs, model.signature, model=spec["model"], version=spec["version"],
+                    request_id=request_ids[i])
+            return 200, codec.oip_response(outputs, model=spec["endpoint"],
+                                           version=spec["version"],
+                                           request_id=asked.request_id,
+                                           requested=asked.requested)
+        except Exception as exc:  # e.g. an infer request asking for an output there is not
+            status, body, _ = error_parts(exc)
+            return status, body
+
     kept_in: list[Columns] = []  # the logged rows: whole calls, or requests of a failed one
     kept_out: list[Columns] = []
     calls: list[int] = []
     row = 0
-    request_ids = spec["request_ids"]
     for group in _groups(valid, spec["max_rows"]):
         calls.append(sum(rows for _, _, rows in group))
         inputs = concat([columns for _, columns, _ in group])
@@ -68,26 +102,35 @@ def answer_batch(model: LoadedModel, spec: dict[str, Any],
             kept_in.append(inputs)
             kept_out.append(outputs)
             bounds = _bounds(group)
+            simple = [k for k, (i, _, _) in enumerate(group) if i not in infer]
             made = codec.simple_responses(
                 outputs, model.signature, model=spec["model"], version=spec["version"],
-                request_ids=[request_ids[i] for i, _, _ in group], bounds=bounds)
-            for (i, _, _), (start, stop), answer in zip(group, bounds, made, strict=True):
-                statuses[i], answers[i], ranges[i] = 200, answer, (row + start, row + stop)
+                request_ids=[request_ids[group[k][0]] for k in simple],
+                bounds=[bounds[k] for k in simple])
+            for k, answer in zip(simple, made, strict=True):
+                statuses[group[k][0]], answers[group[k][0]] = 200, answer
+            for (i, _, _), (start, stop) in zip(group, bounds, strict=True):
+                if i in infer:
+                    statuses[i], answers[i] = answer_alone(
+                        i, {k: v[start:stop] for k, v in outputs.items()})
+                if statuses[i] == 200:
+                    ranges[i] = (row + start, row + stop)
             row += bounds[-1][1]
             continue
         for (i, columns, rows), result in zip(group, answered, strict=True):
             if isinstance(result, Failed):
                 statuses[i], answers[i] = result
                 continue
-            statuses[i] = 200  # answered alone after the call failed: logged alone
-            answers[i] = codec.simple_response(
-                result, model.signature, model=spec["model"], version=spec["version"],
-                request_id=request_ids[i])
-            ranges[i] = (row, row + rows)
-            row += rows
-            kept_in.append(columns)
-            kept_out.append(result)
-    return RawAnswer(statuses, answers, ranges, concat(kept_in), concat(kept_out), calls)
+            # answered alone after the call failed: logged alone (if it got its answer)
+            statuses[i], answers[i] = answer_alone(i, result)
+            if statuses[i] == 200:
+                ranges[i] = (row, row + rows)
+                row += rows
+                kept_in.append(columns)
+                kept_out.append(result)
+    ids = {str(i): asked.request_id for i, asked in infer.items()
+           if asked.request_id != request_ids[i]}
+    return RawAnswer(statuses, answers, ranges, concat(kept_in), concat(kept_out), calls, ids)
 
 
 def _groups(valid: list[tuple[int, Columns, int]],

@@ -100,6 +100,7 @@ class RawServed:
     body: bytes
     frame: int
     rows: tuple[int, int] | None
+    request_id: str | None = None  # an infer answer's id (the body's, else the fallback)
 
 
 class _Arrival:
@@ -115,13 +116,19 @@ class _Arrival:
 
 
 class _RawTicket(_Arrival):
-    """One raw request in a batcher: the body as it came."""
+    """One raw request in a batcher: the body as it came; ``infer``: an OIP infer body (else
+    simple-JSON predict), whose JSON header ends at ``header_cut`` (None: the whole body).
+    An infer request's ``request_id`` is the fallback until the process has read the body's
+    own ``id``."""
 
-    __slots__ = ("body",)
+    __slots__ = ("body", "header_cut", "infer")
 
-    def __init__(self, body: bytes, request_id: str, routing_key: str | None) -> None:
+    def __init__(self, body: bytes, request_id: str, routing_key: str | None,
+                 infer: bool = False, header_cut: int | None = None) -> None:
         super().__init__(request_id, routing_key)
         self.body = body
+        self.infer = infer
+        self.header_cut = header_cut
 
 
 class _Ticket(_Arrival):
@@ -202,13 +209,21 @@ async def _run_raw_batch(process: InferenceProcess, spec: dict[str, Any],
                          tickets: list[_RawTicket]) -> list[RawServed]:
     """The batch function of raw requests: the process answers each one whole;
     ``on_call`` hears the rows of each model call it made (the batch-size metric)."""
-    header, frame = await process.run_raw({**spec, "request_ids": [t.request_id for t in tickets]},
-                                          [t.body for t in tickets])
+    batch = {**spec, "request_ids": [t.request_id for t in tickets]}
+    infer = [i for i, t in enumerate(tickets) if t.infer]
+    if infer:
+        batch["infer"] = [[i, tickets[i].header_cut] for i in infer]
+    header, frame = await process.run_raw(batch, [t.body for t in tickets])
     for rows in header["calls"]:
         on_call(rows)
-    return [RawServed(status, bytes(body), frame, None if rows is None else (rows[0], rows[1]))
-            for status, body, rows in zip(header["statuses"], header["payload"],
-                                           header["ranges"], strict=True)]
+    answers = [RawServed(status, bytes(body), frame, None if rows is None else (rows[0], rows[1]))
+               for status, body, rows in zip(header["statuses"], header["payload"],
+                                              header["ranges"], strict=True)]
+    ids = header.get("ids", {})
+    for i in infer:  # the id the answer names is the one the log keeps
+        ticket = tickets[i]
+        ticket.request_id = answers[i].request_id = ids.get(str(i), ticket.request_id)
+    return answers
 
 
 def _sampled(rate: float, n: int) -> Sequence[int]:
@@ -376,11 +391,14 @@ class DataPlane:
                       (time.perf_counter() - ticket.started) * 1000.0)
 
     def predict_raw(self, endpoint: Endpoint, deployment: Deployment, body: bytes, *,
-                    request_id: str, routing_key: str | None) -> asyncio.Future[RawServed]:
-        """A simple-JSON predict request, parsed, validated, predicted and answered by the
+                    request_id: str, routing_key: str | None, infer: bool = False,
+                    header_cut: int | None = None) -> asyncio.Future[RawServed]:
+        """A simple-JSON predict request (or with ``infer``, an OIP infer request whose JSON
+        header ends at ``header_cut``), parsed, validated, predicted and answered by the
         deployment's inference process (``deployment.raw`` must be set); await the answer."""
         assert deployment.raw is not None
-        return deployment.raw.submit(_RawTicket(body, request_id, routing_key),
+        return deployment.raw.submit(_RawTicket(body, request_id, routing_key, infer,
+                                                header_cut),
                                      timeout=endpoint.config.timeout_s)
 
     def _log_raw_batch(self, endpoint: Endpoint, process: InferenceProcess,
@@ -485,8 +503,8 @@ class DataPlane:
             on_results=lambda tickets, shares: self._log_batch(ep, deployment, tickets, shares))
         raw = None
         if process is not None and process.raw:
-            spec = {"model": name, "version": version, "max_rows": ep.config.max_batch_size,
-                    "unknown": ep.config.unknown_categories}
+            spec = {"model": name, "endpoint": ep.name, "version": version,
+                    "max_rows": ep.config.max_batch_size, "unknown": ep.config.unknown_categories}
             raw_process = process
             # batches of requests (not rows: the process splits calls at max_batch_size rows)
             raw = AdaptiveBatcher(

@@ -7,14 +7,16 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
+import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 import shipyard
-from server.helpers import LiveServer, assert_matches_local, live_server, local
+from server.helpers import LiveServer, assert_matches_local, live_server, local, oip_columns
 from shipyard.client import ServerError
 from shipyard.stores.predictions import read_log
 
@@ -118,6 +120,22 @@ def test_triton_infer_tensor_fp32(client, packages, binary) -> None:
 
 
 # -- shipyard.Client against the live server -------------------------------------------------------
+
+
+@pytest.mark.parametrize("rid", ["снег", "line\nbreak", "tab\there", "naïve", "a b/c"])
+def test_any_infer_id_comes_back_and_the_header_stays_valid(server, packages, rid) -> None:
+    """An infer body's ``id`` may be any string: the answer's ``id`` is exactly it, and the
+    X-Request-Id header carries it as it is when a header can, else percent-encoded (it once
+    gave a 500, or with a line break a dropped connection)."""
+    body = {"id": rid, "inputs": oip_columns(packages.iris_x.head(1))}
+    with httpx.Client(timeout=30) as http:
+        answer = http.post(f"{server.url}/v2/models/iris/infer", json=body)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["id"] == rid
+        header = answer.headers["x-request-id"]
+        assert header == (rid if rid in ("naïve", "a b/c") else quote(rid))
+        follow = http.get(f"{server.url}/v2/health/live")  # the connection still serves
+        assert follow.status_code == 200
 
 
 def test_client_predicts_feeds_back_and_lists(server, packages) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.types import Receive
@@ -153,7 +154,19 @@ class HotPaths:
 
 
 def _ok(request_id: str, body: bytes) -> Answer:
-    return 200, [JSON_TYPE, (b"x-request-id", request_id.encode("latin-1"))], body
+    return 200, [JSON_TYPE, (b"x-request-id", header_value(request_id))], body
+
+
+def header_value(request_id: str) -> bytes:
+    """A request id as an X-Request-Id value: as it is when a header can carry it, else
+    percent-encoded (an infer body's ``id`` may be any string: "снег", or one with a line
+    break, must not turn a good request into a 500 or a dropped connection)."""
+    if request_id.isprintable():
+        try:
+            return request_id.encode("latin-1")
+        except UnicodeEncodeError:
+            pass
+    return quote(request_id).encode("ascii")
 
 
 def _error(exc: Exception) -> Answer:

@@ -227,19 +227,9 @@ def oip_type(dtype: str) -> str:
     return OIP_TYPES.get(dtype, "BYTES")
 
 
-def header_cut(body_size: int, header_length: bytes | None) -> int | None:
-    """Where an infer request's JSON header ends (``Inference-Header-Content-Length``, the
-    binary-data extension), or None without that header (the whole body is JSON)."""
-    if header_length is None:
-        return None
-    if not header_length.isascii() or not header_length.isdigit() \
-            or int(header_length) > body_size:
-        raise BadRequestError("Inference-Header-Content-Length does not fit the body")
-    return int(header_length)
-
-
 def split_binary(raw: bytes | memoryview, cut: int | None) -> tuple[Any, bytes]:
-    """The JSON header and the binary tensor data of an infer request (see ``header_cut``)."""
+    """The JSON header and the binary tensor data of an infer request whose JSON header
+    ends at byte ``cut`` (Inference-Header-Content-Length; None: the whole body is JSON)."""
     if cut is None:
         return loads(raw), b""
     return loads(raw[:cut]), bytes(raw[cut:])

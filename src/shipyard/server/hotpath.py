@@ -19,7 +19,13 @@ from shipyard.errors import NotFoundError
 from shipyard.server import codec
 from shipyard.server.asgi import ApiKeys, Headers, header_map, is_digits, read_body
 from shipyard.server.http_errors import ClientGoneError, RawHeaders, error_parts
-from shipyard.service.dataplane import DataPlane, Deployment, Endpoint, new_request_id
+from shipyard.service.dataplane import (
+    DataPlane,
+    Deployment,
+    Endpoint,
+    RawServed,
+    new_request_id,
+)
 
 Answer = tuple[int, RawHeaders, bytes]
 ROUTE_CACHE = 1024  # hot-route paths remembered (matches only: endpoint names are few)
@@ -114,9 +120,7 @@ class HotPaths:
             answered = await self.plane.predict_raw(endpoint, deployment, raw,
                                                     request_id=request_id,
                                                     routing_key=routing_key)
-            if answered.status != 200:  # its own error answer (400, 422, 500)
-                return deployment, (answered.status, [JSON_TYPE], answered.body)
-            return deployment, _ok(request_id, answered.body)
+            return deployment, _answered(answered, request_id)
         payload = codec.loads(raw)
         # strict JSON holds no NaN: a float array parsed from it needs no NaN scan
         columns = codec.prepare(deployment.model, codec.simple_request(payload),
@@ -131,7 +135,7 @@ class HotPaths:
     async def _infer(self, endpoint: Endpoint, wanted: int | None, headers: Headers,
                      receive: Receive) -> tuple[Deployment, Answer]:
         raw = await read_body(receive, headers.get(b"content-length"), self.limit)
-        cut = codec.header_cut(len(raw), headers.get(b"inference-header-content-length"))
+        cut = _header_cut(len(raw), headers.get(b"inference-header-content-length"))
         deployment = endpoint.deployment(wanted)
         raw_id = headers.get(b"x-request-id")
         given = raw_id.decode("latin-1") if raw_id else None
@@ -139,10 +143,7 @@ class HotPaths:
             answered = await self.plane.predict_raw(
                 endpoint, deployment, raw, request_id=given or new_request_id(),
                 routing_key=None, infer=True, header_cut=cut)
-            if answered.status != 200:
-                return deployment, (answered.status, [JSON_TYPE], answered.body)
-            assert answered.request_id is not None  # an infer answer names its id
-            return deployment, _ok(answered.request_id, answered.body)
+            return deployment, _answered(answered, answered.request_id)
         header, binary = codec.split_binary(raw, cut)
         columns, requested = codec.oip_request(header, binary, deployment.model.signature)
         prepared = codec.prepare(deployment.model, columns, endpoint.config.unknown_categories)
@@ -151,6 +152,25 @@ class HotPaths:
         return served.deployment, _ok(served.request_id, codec.oip_response(
             served.outputs, model=endpoint.name, version=served.deployment.version,
             request_id=served.request_id, requested=requested))
+
+
+def _answered(answered: RawServed, request_id: str | None) -> Answer:
+    """The inference process's answer to a raw request: its error answer (400, 422, 500)
+    as it is, a 200 with ``request_id`` (an infer answer's own id) in X-Request-Id."""
+    if answered.status != 200:
+        return answered.status, [JSON_TYPE], answered.body
+    assert request_id is not None  # a simple request's id is known; an infer answer names its
+    return _ok(request_id, answered.body)
+
+
+def _header_cut(body_size: int, header_length: bytes | None) -> int | None:
+    """Where an infer request's JSON header ends (``Inference-Header-Content-Length``, the
+    binary-data extension), or None without that header (the whole body is JSON)."""
+    if header_length is None:
+        return None
+    if not is_digits(header_length) or int(header_length) > body_size:
+        raise codec.BadRequestError("Inference-Header-Content-Length does not fit the body")
+    return int(header_length)
 
 
 def _ok(request_id: str, body: bytes) -> Answer:

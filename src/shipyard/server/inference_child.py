@@ -102,13 +102,14 @@ def answer_batch(model: LoadedModel, spec: dict[str, Any],
             kept_in.append(inputs)
             kept_out.append(outputs)
             bounds = _bounds(group)
-            simple = [k for k, (i, _, _) in enumerate(group) if i not in infer]
+            simple = [(i, rows) for (i, _, _), rows in zip(group, bounds, strict=True)
+                      if i not in infer]
             made = codec.simple_responses(
                 outputs, model.signature, model=spec["model"], version=spec["version"],
-                request_ids=[request_ids[group[k][0]] for k in simple],
-                bounds=[bounds[k] for k in simple])
-            for k, answer in zip(simple, made, strict=True):
-                statuses[group[k][0]], answers[group[k][0]] = 200, answer
+                request_ids=[request_ids[i] for i, _ in simple],
+                bounds=[rows for _, rows in simple])
+            for (i, _), answer in zip(simple, made, strict=True):
+                statuses[i], answers[i] = 200, answer
             for (i, _, _), (start, stop) in zip(group, bounds, strict=True):
                 if i in infer:
                     statuses[i], answers[i] = answer_alone(

@@ -5,6 +5,7 @@ raises."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections import Counter
@@ -441,6 +442,32 @@ def test_the_server_keeps_only_the_manifest_of_a_model_its_process_runs(
             infer = s.client.post(f"/v2/models/{name}/infer", json=oip)
             assert infer.status_code == 200, infer.text
             assert infer.json()["outputs"][0]["data"] == expected
+
+
+def test_the_server_leaves_verifying_the_model_files_to_the_process(
+        serve: Callable[..., Any], packages: Packages, tmp_path: Path) -> None:
+    """``describe(model_files=False)`` (the server's read) skips the runtimes' files, which
+    the inference process verifies as it loads them: a tampered model file still never
+    takes traffic, and the error names it; every other file is still checked here."""
+    import shutil
+
+    from shipyard.errors import TamperedFileError
+    from shipyard.runtimes.model import describe
+
+    path = tmp_path / "iris"
+    shutil.copytree(packages.iris, path)
+    (path / "model.onnx").write_bytes((path / "model.onnx").read_bytes()[::-1])
+    assert describe(path, model_files=False).runtime_name == "onnx"
+    with pytest.raises(TamperedFileError, match=re.escape("model.onnx")):
+        describe(path)
+    with serve(endpoint("iris", path)) as s:
+        ep = s.plane.endpoints["iris"]
+        assert ep.current is None
+        assert ep.last_error is not None and "model.onnx" in ep.last_error, ep.last_error
+    profile = path / describe(packages.iris).manifest.reference_profile
+    profile.write_bytes(profile.read_bytes()[::-1])
+    with pytest.raises(TamperedFileError, match=re.escape(profile.name)):
+        describe(path, model_files=False)
 
 
 def test_a_model_its_process_cannot_load_never_takes_traffic(serve: Callable[..., Any],

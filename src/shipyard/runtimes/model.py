@@ -146,13 +146,17 @@ class LoadedModel(VerifiedPackage):
         self.runtime.unload()
 
 
-def describe(path: str | Path, *, runtime: str | None = None) -> VerifiedPackage:
+def describe(path: str | Path, *, runtime: str | None = None,
+             model_files: bool = True) -> VerifiedPackage:
     """A package directory's manifest, every file's SHA-256 verified, without loading a
     runtime (no model code runs, nothing is unpickled). ``runtime`` must be one of the
-    package's runtimes (default: its first)."""
+    package's runtimes (default: its first). ``model_files=False`` leaves out the files the
+    runtimes read: for a caller whose inference process loads (and so verifies) them, which
+    would otherwise read a large model twice."""
     package_dir = Path(path)
     manifest = Manifest.read(package_dir)
-    verify_files(package_dir, manifest.files)
+    skip = set() if model_files else {f for spec in manifest.runtimes for f in spec.files}
+    verify_files(package_dir, [f for f in manifest.files if f.path not in skip])
     spec = manifest.runtime if runtime is None else manifest.runtime_spec(runtime)
     return VerifiedPackage(package_dir, manifest, spec.name)
 

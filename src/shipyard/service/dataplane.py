@@ -473,9 +473,10 @@ class DataPlane:
         model: VerifiedPackage
         process = None
         if ep.config.inference == "process":
-            # the inference process loads the runtime and warms it up; here only the
-            # manifest (signature, reference profile): one copy of the model in memory
-            model = describe(path, runtime=ep.config.runtime)
+            # the inference process verifies and loads the model files and warms up; here
+            # only the manifest and the rest (signature, reference profile): one copy of
+            # the model in memory, and its files are read once
+            model = describe(path, runtime=ep.config.runtime, model_files=False)
             log = ChildLog(str(self.log.root), self.config.flush_interval_s, ep.name, name,
                            version)
             process = InferenceProcess(path, trust=ep.config.trust, runtime=ep.config.runtime,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -122,7 +123,10 @@ class Traffic:
         return sum(1 for a in self.answers if predicate(a))
 
     async def wait_for(self, predicate: Callable[[Answer], bool], n: int, what: str) -> None:
-        for _ in range(3000):  # bounded: 3000 turns of 1 ms at most... plus the requests
+        # bounded by a clock, not a number of turns: on a busy box a 1 ms sleep takes far
+        # longer, and 3000 turns ran out while traffic was still flowing
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
             if self.count(predicate) >= n:
                 return
             await asyncio.sleep(0.001)

@@ -150,3 +150,11 @@ def test_registered_package_served_live_runs_nothing_without_trust(
             assert "trust" in listed["scorer"]["last_error"], listed
             assert answer.status_code != 200
             assert not target.exists()
+
+
+def test_a_named_import_answers_like_an_untrusted_pickle() -> None:
+    from shipyard.errors import UntrustedCodeError, UntrustedPickleError
+    from shipyard.server.http_errors import error_parts
+
+    assert error_parts(UntrustedCodeError("python runtime model_class 'a:B'"))[0] == \
+        error_parts(UntrustedPickleError("model.joblib"))[0]

@@ -48,6 +48,8 @@ def serve(
         cfg = replace(cfg, log_dir=str(log_dir))
     if trust:
         cfg = cfg.trusting_all()
+        console.print("[yellow]--trust:[/] every endpoint's package may run its own code "
+                      "(unpickle its model, import the classes it names)")
     if workers < 1:
         raise ShipyardError("--workers must be at least 1")
     console.print(f"serving {', '.join(e.name for e in cfg.endpoints)} on http://{host}:{port} "

@@ -53,14 +53,15 @@ def test_torch_runtime_conforms(tmp_path: Path) -> None:
     torch.manual_seed(0)
     sample = np.random.default_rng(0).normal(size=(32, 4))
     path = _save(shipyard.package(TinyMLP(), sample, name="mlp"), tmp_path)
-    assert "unload" in check_runtime(runtime_class("torch"), path, runtime="torch")
+    assert "unload" in check_runtime(runtime_class("torch"), path, runtime="torch",
+                                  trust=True)
     assert "unload" in check_runtime(runtime_class("onnx"), path, runtime="onnx")
 
 
 def test_python_runtime_conforms(iris: tuple[Any, Any], tmp_path: Path) -> None:
     x, _ = iris
     path = _save(shipyard.package(Threshold(), x, name="rule"), tmp_path)
-    passed = check_runtime(runtime_class("python"), path)
+    passed = check_runtime(runtime_class("python"), path, trust=True)
     assert "concurrent predicts agree" not in passed  # python runtime is not thread-safe
     assert "predict is deterministic" in passed
 

@@ -380,7 +380,7 @@ def test_torch_mlp_onnx_and_torch_runtimes(tmp_path: Path) -> None:
     assert via_onnx.shape == expected.shape
     np.testing.assert_allclose(via_onnx, expected, rtol=0, atol=tolerance_of(pkg))
 
-    native = shipyard.load(path, runtime="torch")
+    native = shipyard.load(path, runtime="torch", trust=True)  # imports MLP
     assert native.runtime.name == "torch"
     via_torch = native.predict(data.x_test).predictions
     np.testing.assert_allclose(via_torch, expected, rtol=1e-6, atol=1e-6)
@@ -415,7 +415,7 @@ def test_custom_python_model(as_path: bool, tmp_path: Path) -> None:
 
     path = save(pkg, tmp_path)
     assert pickles_in(path) == []
-    loaded = shipyard.load(path)
+    loaded = shipyard.load(path, trust=True)  # imports the class: needs trust
     pred = loaded.predict(test)
     expected = LinearScorer(**kwargs).predict(test)
     assert list(pred.outputs) == ["score", "flag"]

@@ -258,7 +258,7 @@ def test_explicit_signature_replaces_inference(scorer_sample: pd.DataFrame,
     assert pkg.signature.inputs == explicit.inputs
     assert [o.name for o in pkg.signature.outputs] == ["score", "flag"]
 
-    loaded = shipyard.load(pkg.save(tmp_path / "scorer"))
+    loaded = shipyard.load(pkg.save(tmp_path / "scorer"), trust=True)
     assert loaded.signature.inputs == explicit.inputs
     pred = loaded.predict({"a": [1, 2], "b": [np.nan, 3.0]})  # NaN allowed: declared nullable
     assert np.isnan(pred.outputs["score"][0])
@@ -323,7 +323,7 @@ def test_datetime_model_answers_the_same_for_every_spelling_of_a_time(tmp_path: 
     when = pd.date_range("2024-01-01", periods=48, freq="h")
     pkg = shipyard.package(HoursSinceEpoch(), pd.DataFrame({"when": when}), name="hours")
     assert pkg.signature.input("when").dtype == "datetime"
-    loaded = shipyard.load(pkg.save(tmp_path / "hours"))
+    loaded = shipyard.load(pkg.save(tmp_path / "hours"), trust=True)
 
     naive = loaded.predict(pd.DataFrame({"when": pd.to_datetime(["2024-05-01 10:00"])}))
     expected = np.datetime64("2024-05-01T10:00", "h").astype(np.int64)

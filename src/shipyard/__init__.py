@@ -35,6 +35,7 @@ from shipyard.errors import (
     ShipyardError,
     TamperedFileError,
     UnsupportedFormatVersion,
+    UntrustedCodeError,
     UntrustedPickleError,
 )
 
@@ -113,6 +114,7 @@ __all__ = [
     "Signature",
     "TamperedFileError",
     "UnsupportedFormatVersion",
+    "UntrustedCodeError",
     "UntrustedPickleError",
     "__version__",
     "check_runtime",

@@ -7,7 +7,8 @@
     │   ├── IntegrityError            files do not match the manifest
     │   │   ├── MissingFileError
     │   │   └── TamperedFileError
-    │   ├── UntrustedPickleError      a pickle would be loaded without trust=True
+    │   ├── UntrustedCodeError        package code would run (import, unpickle) without trust
+    │   │   └── UntrustedPickleError  a pickle would be loaded without trust=True
     │   └── ConversionError           a model could not be converted or packaged
     ├── RuntimeUnavailableError       a runtime's optional dependency or artifact is missing
     ├── InputValidationError          prediction input does not match the signature (.problems)
@@ -81,16 +82,29 @@ class TamperedFileError(IntegrityError):
         )
 
 
-class UntrustedPickleError(PackageError):
+_HOW_TO_TRUST = ("if you trust who made this package, load it with shipyard.load(path, "
+                "trust=True) or pass --trust on the command line (shipyard serve --trust, or "
+                "trust: true on the endpoint in serve.yaml).")
+
+
+class UntrustedCodeError(PackageError):
+    """Loading would run code the package names (import a module it names, unpickle a file)
+    but the caller has not said they trust the package. ``what`` names that code."""
+
+    def __init__(self, what: str, message: str | None = None) -> None:
+        self.what = what
+        super().__init__(message or (
+            f"the package names code to import ({what}), and importing it runs arbitrary "
+            f"code. Its hashes match the manifest; {_HOW_TO_TRUST}"))
+
+
+class UntrustedPickleError(UntrustedCodeError):
     """A pickle/joblib file would be loaded but the caller has not said they trust it."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        super().__init__(
-            f"package file {path!r} is a pickle, and unpickling runs arbitrary code. Its hash "
-            "matches the manifest; if you trust who made this package, load it with "
-            "shipyard.load(path, trust=True) or pass --trust on the command line."
-        )
+        super().__init__(path, f"package file {path!r} is a pickle, and unpickling runs "
+                               f"arbitrary code. Its hash matches the manifest; {_HOW_TO_TRUST}")
 
 
 class ConversionError(PackageError):

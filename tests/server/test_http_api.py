@@ -72,7 +72,7 @@ def test_every_output_of_a_multi_output_model_is_returned(serve, packages) -> No
     rows = [{"a": 1.0, "b": 2.0}, {"a": -5.0, "b": 1.0}]
     expected = local(packages.scorer, rows)
     assert expected.to_dict()["outputs"] == {"score": [3.0, -4.0], "flag": [1, 0]}
-    with serve(endpoint("scorer", packages.scorer)) as s:
+    with serve(endpoint("scorer", packages.scorer, trust=True)) as s:
         simple = s.client.post("/v1/endpoints/scorer/predict", json={"instances": rows})
         oip = s.client.post("/v2/models/scorer/infer", json={"inputs": [
             {"name": "a", "shape": [2], "datatype": "FP64", "data": [1.0, -5.0]},

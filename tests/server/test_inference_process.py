@@ -150,7 +150,7 @@ def picky(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_a_model_error_in_the_child_fails_only_its_request(serve: Callable[..., Any],
                                                            picky: Path) -> None:
-    with serve(endpoint("picky", picky)) as s:
+    with serve(endpoint("picky", picky, trust=True)) as s:
         bad = s.client.post("/v1/endpoints/picky/predict", json={"inputs": {"x": [13.0]}})
         assert bad.status_code == 500
         assert bad.json()["error"] == "internal error: RemoteModelError"
@@ -389,7 +389,7 @@ def test_a_raw_batch_answers_each_request_with_its_own_rows(
 def picky_model(picky: Path) -> Any:
     from shipyard.runtimes.model import load
 
-    return load(picky, trust=False, runtime=None)
+    return load(picky, trust=True, runtime=None)
 
 
 @pytest.mark.parametrize("inference", ["process", "thread"])

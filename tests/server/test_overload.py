@@ -27,7 +27,7 @@ def wait_until(condition: Any, what: str, limit_s: float = 20.0) -> None:
 
 
 def test_custom_model_serves_when_not_held(serve, packages) -> None:
-    with serve(endpoint("gated", packages.gated, inference="thread")) as s:
+    with serve(endpoint("gated", packages.gated, inference="thread", trust=True)) as s:
         response = s.client.post("/v1/endpoints/gated/predict", json={
             "instances": [{"x": 1.5, "hold": 0}, {"x": -2.0, "hold": 0}]})
     assert response.status_code == 200
@@ -36,7 +36,8 @@ def test_custom_model_serves_when_not_held(serve, packages) -> None:
 
 @pytest.mark.usefixtures("gate")
 def test_full_queue_is_503_with_retry_after(serve, packages) -> None:
-    with serve(endpoint("gated", packages.gated, max_queue=1, inference="thread")) as s, \
+    with serve(endpoint("gated", packages.gated, max_queue=1, inference="thread",
+                        trust=True)) as s, \
             ThreadPoolExecutor(2) as pool:
         batcher = s.plane.endpoints["gated"].current.batcher  # type: ignore[union-attr]
         url = "/v1/endpoints/gated/predict"
@@ -73,7 +74,8 @@ def test_full_queue_is_503_with_retry_after(serve, packages) -> None:
 
 @pytest.mark.usefixtures("gate")
 def test_missed_deadline_is_504_and_is_not_logged(serve, packages) -> None:
-    with serve(endpoint("gated", packages.gated, timeout_s=0.2, inference="thread")) as s:
+    with serve(endpoint("gated", packages.gated, timeout_s=0.2, inference="thread",
+                        trust=True)) as s:
         timed_out = s.client.post("/v1/endpoints/gated/predict", json=HELD,
                                   headers={"X-Request-Id": "late"})
         gated.GATE.set()  # let the held model call finish before the app shuts down

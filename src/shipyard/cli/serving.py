@@ -22,6 +22,10 @@ def serve(
     workers: Annotated[int, typer.Option(help="processes; each loads every model")] = 1,
     log_dir: Annotated[Path | None, typer.Option(help="prediction log directory "
                                                  "(default $SHIPYARD_HOME/logs)")] = None,
+    trust: Annotated[bool, typer.Option(
+        "--trust", help="trust every endpoint's package: let it unpickle its model or import "
+                        "the classes it names (runs their code); per endpoint: trust: true "
+                        "in serve.yaml")] = False,
 ) -> None:
     """Serve models over HTTP: simple JSON and the Open Inference Protocol."""
     from shipyard.server.run import serve as run_server
@@ -42,6 +46,10 @@ def serve(
         from dataclasses import replace
 
         cfg = replace(cfg, log_dir=str(log_dir))
+    if trust:
+        cfg = cfg.trusting_all()
+        console.print("[yellow]--trust:[/] every endpoint's package may run its own code "
+                      "(unpickle its model, import the classes it names)")
     if workers < 1:
         raise ShipyardError("--workers must be at least 1")
     console.print(f"serving {', '.join(e.name for e in cfg.endpoints)} on http://{host}:{port} "

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from shipyard.errors import RuntimeUnavailableError
+from shipyard.errors import RuntimeUnavailableError, UntrustedCodeError
 from shipyard.packaging import Manifest, RuntimeSpec
 from shipyard.settings import Settings
 from shipyard.types import Columns
@@ -49,7 +49,8 @@ class Runtime(ABC):
     @abstractmethod
     def load(self, package_dir: Path, manifest: Manifest, spec: RuntimeSpec, *,
              trust: bool = False) -> None:
-        """Read the files ``spec`` names (hashes are already verified) and get ready."""
+        """Read the files ``spec`` names (hashes are already verified) and get ready.
+        Unpickle or import what the package names only with ``trust`` (``import_named``)."""
 
     @abstractmethod
     def predict(self, inputs: Columns) -> Columns: ...
@@ -82,8 +83,20 @@ def runtime_class(name: str) -> type[Runtime]:
     return cls
 
 
+def import_named(spec: RuntimeSpec, option: str, *, trust: bool) -> object:
+    """The object a package's runtime entry names in ``option`` (``module:attr``), imported
+    only with trust: importing a module runs its code, and the manifest chose the module
+    (``subprocess:run`` is an import path too). Every runtime that imports what a package
+    names goes through here, so ``load``, the server and the inference process share it."""
+    path = str(spec.options.get(option, ""))
+    if not trust:
+        raise UntrustedCodeError(f"{spec.name} runtime {option} {path!r}")
+    return import_object(path)
+
+
 def import_object(path: str) -> object:
-    """The object at ``module:attr`` (or ``module.attr``)."""
+    """The object at ``module:attr`` (or ``module.attr``). Runs the module's code: for a
+    path a package names, use ``import_named``."""
     module_name, sep, attr = path.partition(":")
     if not sep:
         module_name, _, attr = path.rpartition(".")

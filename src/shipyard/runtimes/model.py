@@ -165,8 +165,9 @@ def load(path: str | Path, *, trust: bool = False, runtime: str | None = None,
          settings: Settings | None = None) -> LoadedModel:
     """Load a package directory, verifying every file's SHA-256 first.
 
-    ``runtime`` picks one of the package's runtimes (default: its first). Pickled models load
-    only with ``trust=True``.
+    ``runtime`` picks one of the package's runtimes (default: its first). Pickled models, and
+    classes the package names (custom Python models, torch modules), load only with
+    ``trust=True`` (``UntrustedCodeError`` otherwise, before any of their code runs).
     """
     package = describe(path, runtime=runtime)
     manifest = package.manifest

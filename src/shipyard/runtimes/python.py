@@ -10,7 +10,7 @@ import numpy as np
 
 from shipyard.errors import RuntimeUnavailableError
 from shipyard.packaging import Manifest, RuntimeSpec
-from shipyard.runtimes.base import Capabilities, Runtime, import_object
+from shipyard.runtimes.base import Capabilities, Runtime, import_named
 from shipyard.runtimes.outputs import normalise
 from shipyard.runtimes.sklearn import model_input
 from shipyard.types import Columns
@@ -20,7 +20,7 @@ class PythonRuntime(Runtime):
     """Options: ``model_class``, ``init_kwargs``, ``input`` (dataframe | columns | array).
 
     ``predict`` may return an array (output ``prediction``) or a dict of named arrays.
-    The class is user code: shipyard assumes it is not thread-safe.
+    The class is user code: it is imported only with trust, and assumed not thread-safe.
     """
 
     name = "python"
@@ -37,7 +37,7 @@ class PythonRuntime(Runtime):
 
     def load(self, package_dir: Path, manifest: Manifest, spec: RuntimeSpec, *,
              trust: bool = False) -> None:
-        cls = import_object(str(spec.options["model_class"]))
+        cls = import_named(spec, "model_class", trust=trust)
         if not callable(cls):
             raise RuntimeUnavailableError(f"{spec.options['model_class']} is not a class")
         model = cls(**dict(spec.options.get("init_kwargs", {})))

@@ -1,6 +1,7 @@
 """Native PyTorch runtime: rebuilds the module from its class and safetensors weights.
 
-No pickle: the class is imported by path and built with the recorded keyword arguments.
+No pickle: the class is imported by path (only with trust: importing runs the module's code)
+and built with the recorded keyword arguments.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from safetensors.torch import load_file
 
 from shipyard.errors import RuntimeUnavailableError
 from shipyard.packaging import Manifest, RuntimeSpec
-from shipyard.runtimes.base import Capabilities, Runtime, import_object
+from shipyard.runtimes.base import Capabilities, Runtime, import_named
 from shipyard.runtimes.outputs import normalise
 from shipyard.types import Columns
 
@@ -38,7 +39,7 @@ class TorchRuntime(Runtime):
 
     def load(self, package_dir: Path, manifest: Manifest, spec: RuntimeSpec, *,
              trust: bool = False) -> None:
-        cls = import_object(str(spec.options["module_class"]))
+        cls = import_named(spec, "module_class", trust=trust)
         if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
             raise RuntimeUnavailableError(f"{spec.options['module_class']} is not a torch module")
         module = cls(**dict(spec.options.get("init_kwargs", {})))

@@ -36,6 +36,7 @@ class EndpointConfig:
     timeout_s: float = 10.0
     unknown_categories: Literal["pass", "reject"] = "pass"
     log_sample_rate: float = 1.0
+    # the package may run its own code: unpickle its model, import the classes it names
     trust: bool = False
     runtime: str | None = None
     # "process": the model runs in a child process of its own, driven from the event loop
@@ -55,6 +56,9 @@ class EndpointConfig:
             raise ConfigError(f"endpoint {self.name}: log_sample_rate must be in [0, 1]")
         if self.unknown_categories not in ("pass", "reject"):
             raise ConfigError(f"endpoint {self.name}: unknown_categories is pass or reject")
+        if not isinstance(self.trust, bool):  # YAML "false" (a string) must not trust
+            raise ConfigError(f"endpoint {self.name}: trust is true or false, not "
+                              f"{self.trust!r}")
         if self.inference not in ("process", "thread"):
             raise ConfigError(f"endpoint {self.name}: inference is process or thread, "
                               f"not {self.inference!r}")
@@ -132,6 +136,10 @@ class ServeConfig:
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"cannot read serve config {path}: {exc}") from exc
         return cls.from_dict(data or {})
+
+    def trusting_all(self) -> ServeConfig:
+        """Every endpoint with ``trust`` (``shipyard serve --trust``)."""
+        return replace(self, endpoints=tuple(replace(e, trust=True) for e in self.endpoints))
 
     def with_models(self, models: Sequence[str]) -> ServeConfig:
         """Add one endpoint per model argument (named after the model)."""

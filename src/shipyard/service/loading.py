@@ -18,7 +18,8 @@ def load(source: str | Path, *, trust: bool = False, runtime: str | None = None,
          registry: Registry | None = None, settings: Settings | None = None) -> LoadedModel:
     """Load a package directory or a ``models:/NAME/V`` / ``models:/NAME@ALIAS`` URI.
 
-    Every file's SHA-256 is verified; pickles load only with ``trust=True``.
+    Every file's SHA-256 is verified; pickles and classes the package names load only with
+    ``trust=True``.
     """
     if is_model_uri(source):
         owned = registry is None

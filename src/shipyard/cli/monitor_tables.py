@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -28,11 +27,13 @@ HEADERS = {"roc_auc": "ROC AUC", "log_loss": "log loss", "calibration_error": "E
 
 @dataclass(frozen=True)
 class Col:
-    """A column: numbers never wrap; ``drop`` > 0 may be left out, highest first."""
+    """A column: numbers (and times) never wrap, text wraps between words; ``drop`` > 0
+    may be left out, highest first."""
 
     header: str
     numeric: bool = True
     drop: int = 0
+    left: bool = False  # justified left (text always is)
 
 
 def _plain(cell: str) -> str:
@@ -67,8 +68,9 @@ def _overhead(count: int, **style: Any) -> int:
 def fitted_table(console: Console, columns: Sequence[Col], rows: Sequence[Sequence[str]],
                  **style: Any) -> Table:
     """A table of ``rows`` that fits ``console.width`` (see the module doc)."""
-    style = {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True,
-             "title_justify": "left", "caption_justify": "left", **style}
+    style = {"box": None, "pad_edge": False, "collapse_padding": True,
+             "header_style": "bold underline", "title_justify": "left",
+             "caption_justify": "left", **style}
     keep = list(range(len(columns)))
     while True:
         needs = [_needs(columns[i], [r[i] for r in rows]) for i in keep]
@@ -81,10 +83,14 @@ def fitted_table(console: Console, columns: Sequence[Col], rows: Sequence[Sequen
     if dropped:
         note = f"left out at this width: {', '.join(dropped)} (--json for all)"
         style["caption"] = f"{style['caption']}\n{note}" if style.get("caption") else note
+    if style.get("title"):  # else rich wraps the title to the table's width
+        style.setdefault("min_width", min(console.width, Text.from_markup(
+            str(style["title"])).cell_len))
     table = Table(**style)
     for i, width in zip(keep, widths, strict=True):
         col = columns[i]
-        table.add_column(col.header, justify="right" if col.numeric else "left",
+        table.add_column(col.header, justify="right" if col.numeric and not col.left
+                         else "left",
                          no_wrap=col.numeric, width=width)
     for row in rows:
         table.add_row(*(row[i] for i in keep))
@@ -165,12 +171,12 @@ def windows_table(console: Console, title: str, records: Sequence[Mapping[str, A
     regression = regression_records(records)
     performance = [Col(HEADERS[n], drop=2) for n in REGRESSION] if regression else [
         Col("acc", drop=2), Col("est", drop=2)]
-    columns = [Col("window (UTC)", numeric=False), Col("rows"), Col("drift"),
+    columns = [Col("window (UTC)", left=True), Col("rows"), Col("drift"),
                Col("cols", drop=5), Col("pred", drop=4), Col("qual", drop=3),
                Col("outl", drop=6), *performance, Col("p99 ms", drop=7)]
     alerts = any(r.get("alerts") for r in records)
     if alerts:
-        columns.append(Col("alerts", numeric=False, drop=1))
+        columns.append(Col("alerts", numeric=False, drop=1))  # the events are listed below
     rows = []
     for record in records:
         m = record.get("metrics", {})
@@ -183,23 +189,32 @@ def windows_table(console: Console, title: str, records: Sequence[Mapping[str, A
             _int(m.get("drifted_columns")), _yes(m.get("prediction_drift")),
             _int(m.get("quality_issues")), pct(m.get("outlier_share")),
             *(number(v) for v in values), number(m.get("p99_latency_ms")),
-            *([", ".join(f"{a['state']}: {a['rule']}" for a in record.get("alerts", []))]
-              if alerts else [])])
+            *([_changes(record.get("alerts") or [])] if alerts else [])])
     console.print(fitted_table(console, columns, rows, title=title,
                                caption=_caption(records, regression)))
+
+
+def _changes(events: Sequence[Mapping[str, Any]]) -> str:
+    fired = sum(1 for e in events if e.get("state") == "firing")
+    resolved = len(events) - fired
+    return ", ".join(([f"[red]{fired} fired[/]"] if fired else [])
+                     + ([f"[green]{resolved} resolved[/]"] if resolved else []))
 
 
 def _caption(records: Sequence[Mapping[str, Any]], regression: bool) -> str:
     text = ("drift: share of input columns drifted (red: dataset drift), cols: how many, "
             "pred: prediction drift, qual: quality issues, outl: outlier share, ")
-    if not regression:
-        return text + "acc / est: realised / estimated accuracy"
-    reference = next((p for r in reversed(records)
-                      if (p := (r.get("performance") or {}).get("reference"))), None)
-    text += "MAE / RMSE / R²: realised on the labelled rows"
-    if reference:
-        text += "; reference: " + ", ".join(f"{HEADERS[n]} {number(reference.get(n))}"
-                                             for n in REGRESSION)
+    if regression:
+        reference = next((p for r in reversed(records)
+                          if (p := (r.get("performance") or {}).get("reference"))), None)
+        text += "MAE / RMSE / R²: realised on the labelled rows"
+        if reference:
+            text += " (reference: " + ", ".join(f"{HEADERS[n]} {number(reference.get(n))}"
+                                                for n in REGRESSION) + ")"
+    else:
+        text += "acc / est: realised / estimated accuracy"
+    if any(r.get("alerts") for r in records):
+        text += ", alerts: rules that fired or resolved"
     return text
 
 
@@ -207,7 +222,7 @@ def endpoints_table(console: Console, title: str,
                     summaries: Sequence[Mapping[str, Any]]) -> None:
     """``monitor status`` without an endpoint: one line per monitored endpoint."""
     columns = [Col("endpoint", numeric=False), Col("windows"),
-               Col("newest window (UTC)", numeric=False), Col("rows"), Col("drift"),
+               Col("newest window (UTC)", left=True), Col("rows"), Col("drift"),
                Col("firing", numeric=False, drop=1)]
     rows = []
     for s in summaries:

@@ -61,7 +61,7 @@ def show_status(console: Console, endpoint: str, records: Sequence[dict[str, Any
                   f"computed {latest.get('computed_at', '?')}")
     detail = next((r for r in reversed(records) if "drift" in r), latest)
     show_window(console, detail)
-    from shipyard.service.monitor import firing_alerts
+    from shipyard.service.monitor import firing_alerts, rule_names
 
     firing = firing_alerts(state)  # never a rule the last run no longer had
     rules = state.get("rules") or []
@@ -71,7 +71,8 @@ def show_status(console: Console, endpoint: str, records: Sequence[dict[str, Any
         for event in firing.values():
             console.print(f"  [red]FIRING[/] since {event['started_at']}: {event['rule']} "
                           f"(value {number(event.get('value'))})")
-        recent = list(state.get("events") or [])[-5:]
+        names = rule_names(state)
+        recent = [e for e in state.get("events") or [] if e.get("rule") in names][-5:]
         if recent:
             console.print("  recent changes:")
             for event in recent:
@@ -162,7 +163,7 @@ def _drift_table(console: Console, columns: Mapping[str, Mapping[str, Any]]) -> 
     console.print(fitted_table(console, [
         Col("column", numeric=False), Col("kind", numeric=False, drop=3),
         Col("method", numeric=False), Col("statistic", drop=4), Col("p-value", drop=2),
-        Col("p adjusted"), Col("effect", numeric=False), Col("threshold", drop=1)], rows,
+        Col("p adj."), Col("effect", numeric=False), Col("threshold", drop=1)], rows,
         box=None))
     if len(ranked) > DRIFT_ROWS:
         console.print(f"  … and {len(ranked) - DRIFT_ROWS} more (--json for all)")

@@ -309,26 +309,36 @@ class Monitor:
 
 
 def _forget_removed(state: dict[str, Any], names: set[str]) -> bool:
-    """Drop what the state holds about rules no longer configured: they must not show as
-    firing, nor come back firing (without a new event) if re-added later."""
+    """Drop what the state holds about rules no longer configured (counts, firing, recent
+    events): they must not show as firing, nor come back firing without a new event if
+    re-added later. The history keeps the events each window caused."""
     firing: dict[str, Any] = state.get("firing") or {}
     saved: dict[str, Any] = (state.get("evaluator") or {}).get("rules") or {}
-    gone = [n for n in firing if n not in names] + [n for n in saved if n not in names]
+    events: list[dict[str, Any]] = state.get("events") or []
+    gone = {str(n) for n in [*firing, *saved, *(e.get("rule") for e in events)]
+            if n is not None and n not in names}
     for name in gone:
         firing.pop(name, None)
         saved.pop(name, None)
+    events[:] = [e for e in events if e.get("rule") not in gone]
     return bool(gone) or (bool(state.get("rules")) and not names)
 
 
-def firing_alerts(state: Mapping[str, Any]) -> dict[str, Any]:
-    """What a saved state says is firing, for rules its last run still had (a state file
-    written before removed rules were dropped may still list them)."""
+def rule_names(state: Mapping[str, Any]) -> set[str]:
+    """Names of the rules a saved state's last run had."""
     names = set()
     for item in state.get("rules") or []:
         try:
             names.add(rule_from_config(item).name)
         except ShipyardError:
             continue
+    return names
+
+
+def firing_alerts(state: Mapping[str, Any]) -> dict[str, Any]:
+    """What a saved state says is firing, for rules its last run still had (a state file
+    written before removed rules were dropped may still list them)."""
+    names = rule_names(state)
     return {n: e for n, e in (state.get("firing") or {}).items() if n in names}
 
 

@@ -104,9 +104,14 @@ def test_run_with_serve_config_rules(logged: tuple[Path, Path], tmp_path: Path) 
 @pytest.mark.parametrize(("args", "message"), [
     (["--window", "soon"], "--window must be a duration"),
     (["--window", "15m", "--every", "1h"], "must be at least --every"),
-    (["--last", "10", "--window", "1h"], "--last takes the newest rows"),
+    (["--last", "10", "--window", "1h"], "--rows (--last) takes the newest rows"),
+    (["--rows", "10", "--since", "2h"], "does not combine with --window, --every or --since"),
     (["--last", "0"], "--last must be a positive"),
+    (["--rows", "10", "--offset", "-1"], "--offset must not be negative"),
+    (["--window", "1h", "--offset", "5"], "--offset skips rows of a --rows N window"),
     (["--since", "yesterday"], "--since takes an ISO 8601 time"),
+    (["--until", "soon"], "--until takes an ISO 8601 time"),
+    (["--since", "1h", "--until", "2h"], "--until must be later than --since"),
     (["--window", "1h", "--reference", "/nowhere/ref.parquet"], "neither a file"),
 ])
 def test_bad_arguments_are_clear_errors(logged: tuple[Path, Path], args: list[str],

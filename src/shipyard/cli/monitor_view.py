@@ -9,22 +9,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
-from shipyard.service.config import format_duration
+from shipyard.cli.monitor_tables import (
+    HEADERS,
+    Col,
+    fitted_table,
+    number,
+    pct,
+    windows_table,
+)
 
 if TYPE_CHECKING:
     from shipyard.service.monitor import MonitorRun
 
 DRIFT_ROWS = 15
 TABLE_ROWS = 24  # windows listed by ``monitor run``
-WINDOWS_CAPTION = ("drift: share of input columns drifted (red: dataset drift), cols: how "
-                   "many, pred: prediction drift, qual: quality issues, outl: outlier share, "
-                   "acc / est: realised / estimated accuracy")
-HEADERS = {"roc_auc": "ROC AUC", "log_loss": "log loss", "calibration_error": "ECE",
-           "mae": "MAE", "rmse": "RMSE", "r2": "R²"}
 PERFORMANCE = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss",
                "calibration_error", "mae", "rmse", "r2")
 
@@ -61,7 +61,9 @@ def show_status(console: Console, endpoint: str, records: Sequence[dict[str, Any
                   f"computed {latest.get('computed_at', '?')}")
     detail = next((r for r in reversed(records) if "drift" in r), latest)
     show_window(console, detail)
-    firing = state.get("firing") or {}
+    from shipyard.service.monitor import firing_alerts, rule_names
+
+    firing = firing_alerts(state)  # never a rule the last run no longer had
     rules = state.get("rules") or []
     if rules:
         console.print(f"[bold]alert rules[/]: {len(rules)}, "
@@ -69,7 +71,8 @@ def show_status(console: Console, endpoint: str, records: Sequence[dict[str, Any
         for event in firing.values():
             console.print(f"  [red]FIRING[/] since {event['started_at']}: {event['rule']} "
                           f"(value {number(event.get('value'))})")
-        recent = list(state.get("events") or [])[-5:]
+        names = rule_names(state)
+        recent = [e for e in state.get("events") or [] if e.get("rule") in names][-5:]
         if recent:
             console.print("  recent changes:")
             for event in recent:
@@ -77,40 +80,6 @@ def show_status(console: Console, endpoint: str, records: Sequence[dict[str, Any
     if history > 0:
         windows_table(console, f"history (newest {min(history, len(records))})",
                       records[-history:])
-
-
-def windows_table(console: Console, title: str, records: Sequence[dict[str, Any]]) -> None:
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-                  collapse_padding=True, caption=WINDOWS_CAPTION, caption_justify="left")
-    alerts = any(r.get("alerts") for r in records)
-    for column in ("window (UTC)", "rows", "drift", "cols", "pred", "qual", "outl", "acc",
-                   "est", "p99 ms"):
-        first = column.startswith("window")
-        table.add_column(column, justify="left" if first else "right", no_wrap=first,
-                         min_width=17 if first else len(column))
-    if alerts:
-        table.add_column("alerts")
-    for record in records:
-        m = record.get("metrics", {})
-        table.add_row(
-            _when(record["window"]), str(record.get("rows", 0)),
-            _share(m.get("drift_share"), flag=bool(m.get("dataset_drift"))),
-            _int(m.get("drifted_columns")), _yes(m.get("prediction_drift")),
-            _int(m.get("quality_issues")), _pct(m.get("outlier_share")),
-            number(m.get("accuracy")), number(m.get("estimated_accuracy")),
-            number(m.get("p99_latency_ms")),
-            *([", ".join(f"{a['state']}: {a['rule']}" for a in record.get("alerts", []))]
-              if alerts else []))
-    console.print(table)
-
-
-def _when(window: Mapping[str, Any]) -> str:
-    """``05-01 14:00 +1h`` (``…`` while in progress), or ``last 500 rows``."""
-    if window.get("kind") == "rows":
-        return f"last {window.get('last')} rows"
-    start = str(window["start"])[5:16].replace("T", " ")
-    span = format_duration(float(window["end_ts"]) - float(window["start_ts"]))
-    return f"{start} +{span}{'' if window.get('complete', True) else ' …'}"
 
 
 def show_window(console: Console, record: dict[str, Any]) -> None:
@@ -146,7 +115,7 @@ def _drift(console: Console, record: dict[str, Any]) -> None:
     verdict = ("[red]DATASET DRIFT[/]" if drift.get("dataset_drift")
                else "[green]no dataset drift[/]")
     console.print(f"[bold]drift[/] {verdict}: {len(drifted)} of {len(columns)} input columns "
-                  f"drifted (share {number(drift.get('drift_share'))})")
+                  f"drifted (share {number(drift.get('drift_share'))}); {verdict_reason(drift)}")
     for test in drift.get("multivariate") or []:
         if isinstance(test, Mapping) and test.get("method"):
             console.print(f"  multivariate {test['method']}: statistic "
@@ -162,23 +131,40 @@ def _drift(console: Console, record: dict[str, Any]) -> None:
                           f"{number(output[name].get('p_value'))})")
 
 
+def verdict_reason(drift: Mapping[str, Any]) -> str:
+    """Which test decided the dataset verdict: the share of drifted input columns against
+    its threshold, and the multivariate tests on the rows."""
+    share, limit = drift.get("drift_share"), drift.get("share_threshold")
+    by_share = share is not None and limit is not None and share >= limit
+    tests = [t for t in drift.get("multivariate") or [] if isinstance(t, Mapping)]
+    fired = [f"multivariate {t.get('method')} (p {number(t.get('p_value'))})"
+             for t in tests if t.get("drifted")]
+    share_text = f"drifted-column share {number(share)} {'≥' if by_share else '<'} " \
+                 f"{number(limit)}"
+    if drift.get("dataset_drift"):
+        deciders = ([share_text] if by_share else []) + fired
+        return "decided by " + " and ".join(deciders or ["the drift report"])
+    return f"{share_text} and " + ("no multivariate test drifted" if tests
+                                   else "no multivariate test ran")
+
+
 def _drift_table(console: Console, columns: Mapping[str, Mapping[str, Any]]) -> None:
     """Drifted columns, largest effect first: the test, its p-values and the effect size."""
-    table = Table(title_justify="left", box=None, pad_edge=False)
-    for header in ("column", "kind", "method", "statistic", "p-value", "p adjusted", "effect",
-                   "threshold"):
-        table.add_column(header, justify="left" if header in ("column", "kind", "method")
-                         else "right")
     ranked = sorted(columns.items(), key=lambda kv: -abs(kv[1].get("effect_size") or 0))
+    rows = []
     for name, column in ranked[:DRIFT_ROWS]:
         effect = number(column.get("effect_size"))
         if column.get("effect_name"):
             effect += f" {column['effect_name']}"
-        table.add_row(f"[red]{name}[/]", str(column.get("kind", "")),
-                      str(column.get("method", "")), number(column.get("statistic")),
-                      number(column.get("p_value")), number(column.get("p_adjusted")),
-                      effect, number(column.get("threshold")))
-    console.print(table)
+        rows.append([f"[red]{name}[/]", str(column.get("kind", "")),
+                     str(column.get("method", "")), number(column.get("statistic")),
+                     number(column.get("p_value")), number(column.get("p_adjusted")),
+                     effect, number(column.get("threshold"))])
+    console.print(fitted_table(console, [
+        Col("column", numeric=False), Col("kind", numeric=False, drop=3),
+        Col("method", numeric=False), Col("statistic", drop=4), Col("p-value", drop=2),
+        Col("p adj."), Col("effect", numeric=False), Col("threshold", drop=1)], rows,
+        box=None))
     if len(ranked) > DRIFT_ROWS:
         console.print(f"  … and {len(ranked) - DRIFT_ROWS} more (--json for all)")
 
@@ -200,7 +186,7 @@ def _quality(console: Console, record: dict[str, Any]) -> None:
 def _outliers(console: Console, record: dict[str, Any]) -> None:
     outliers = record.get("outliers")
     if outliers and outliers.get("share_above") is not None:
-        console.print(f"[bold]outliers[/] {_pct(outliers['share_above'])} of rows beyond the "
+        console.print(f"[bold]outliers[/] {pct(outliers['share_above'])} of rows beyond the "
                       f"reference's 99th percentile score (about 1% expected)")
 
 
@@ -208,6 +194,7 @@ def _performance(console: Console, record: dict[str, Any]) -> None:
     performance = record.get("performance") or {}
     realised = performance.get("realised") or {}
     estimated = performance.get("estimated") or {}
+    reference = performance.get("reference") or {}
     names = [n for n in PERFORMANCE if realised.get(n) is not None
              or estimated.get(n) is not None]
     if not names:
@@ -215,24 +202,42 @@ def _performance(console: Console, record: dict[str, Any]) -> None:
     title = "performance"
     if realised:
         title += f" ({realised.get('rows', 0)} labelled rows)"
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-                  collapse_padding=True)
-    table.add_column("", no_wrap=True, min_width=10)
-    for name in names:
-        table.add_column(HEADERS.get(name, name), justify="right", no_wrap=True)
+    rows = []
+    if reference:
+        rows.append(["reference", *(number(reference.get(n)) for n in names)])
     if realised:
-        table.add_row("realised", *(number(realised.get(n)) for n in names))
+        rows.append(["realised", *(number(realised.get(n)) for n in names)])
     by_version = performance.get("by_version") or {}
     if len(by_version) > 1:
-        for version, metrics in by_version.items():
-            table.add_row(f"  {version}", *(number(metrics.get(n)) for n in names))
+        rows += [[f"  {version}", *(number(metrics.get(n)) for n in names)]
+                 for version, metrics in by_version.items()]
     if estimated:
         label = "estimated" if estimated.get("calibrated") else "estimated*"
-        table.add_row(label, *(number(estimated.get(n)) for n in names))
-    console.print(table)
+        rows.append([label, *(number(estimated.get(n)) for n in names)])
+    console.print(fitted_table(console, [Col("", numeric=False), *(
+        Col(HEADERS.get(n, n), drop=PERFORMANCE.index(n)) for n in names)], rows,
+        title=title))
+    if reference:
+        console.print(f"[dim]reference: the model on the reference's "
+                      f"{reference.get('rows', 0)} sampled rows[/]")
     if estimated and not estimated.get("calibrated"):
         console.print("[dim]* from the model's raw confidence: the reference has no target "
                       "to calibrate it[/]")
+    _concept(console, performance.get("concept") or {})
+
+
+def _concept(console: Console, concept: Mapping[str, Any]) -> None:
+    """A realised accuracy far from its label-free estimate, named for what it suggests."""
+    if not concept.get("suspected"):
+        return
+    realised, estimated = concept.get("realised"), concept.get("estimated")
+    side = "below" if (concept.get("gap") or 0) > 0 else "above"
+    console.print(f"[red]possible concept drift[/]: realised accuracy {number(realised)} is "
+                  f"{number(abs(concept.get('gap') or 0))} {side} the label-free estimate "
+                  f"{number(estimated)} on the same {concept.get('rows')} labelled rows "
+                  f"(more than the {number(concept.get('threshold'))} chance allows): the "
+                  "relation between inputs and label has changed, even where the inputs "
+                  "look alike; retrain on recent labels")
 
 
 def show_event(console: Console, event: Mapping[str, Any]) -> None:
@@ -244,34 +249,3 @@ def show_event(console: Console, event: Mapping[str, Any]) -> None:
 def _models(record: dict[str, Any]) -> str:
     models = record.get("models") or {}
     return ", ".join(f"{k} ({v} rows)" for k, v in models.items()) or "-"
-
-
-def number(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
-            return f"{value:.2e}"
-        return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
-    return str(value)
-
-
-def _share(value: Any, *, flag: bool) -> str:
-    text = number(value)
-    return f"[red]{text}[/]" if flag else text
-
-
-def _int(value: Any) -> str:
-    return "-" if value is None else str(int(value))
-
-
-def _pct(value: Any) -> str:
-    return "-" if value is None else f"{100 * float(value):.1f}%"
-
-
-def _yes(value: Any) -> str:
-    return "-" if value is None else ("[red]yes[/]" if value else "no")

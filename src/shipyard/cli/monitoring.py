@@ -39,10 +39,17 @@ def run_cmd(
     window: Annotated[str | None, typer.Option(help="window length, e.g. 1h")] = None,
     every: Annotated[str | None, typer.Option(help="a window ends every …, e.g. 15m "
                                               "(default: --window, tumbling)")] = None,
-    last: Annotated[int | None, typer.Option(help="one window of the newest N rows "
-                                             "instead of time windows")] = None,
+    rows: Annotated[int | None, typer.Option(
+        "--rows", "--last", help="one window of the newest N rows instead of time windows")
+    ] = None,
+    offset: Annotated[int, typer.Option(
+        help="with --rows: skip the newest N rows first (--rows 500 --offset 500: the 500 "
+             "before the newest 500)")] = 0,
     since: Annotated[str | None, typer.Option(
         help="windows ending after this ISO time, or a duration ago (2h, 7d)")] = None,
+    until: Annotated[str | None, typer.Option(
+        help="windows ending at or before this ISO time or duration ago (with --rows: the "
+             "rows before it)")] = None,
     config: Annotated[Path | None, typer.Option(
         "--config", help="serve.yaml: its monitor section (rules, webhooks), log_dir and "
                          "the endpoint's model")] = None,
@@ -53,15 +60,16 @@ def run_cmd(
     from shipyard.service.config import parse_duration
     from shipyard.service.monitor import Monitor
 
-    if last is not None and (window is not None or every is not None):
-        raise ShipyardError("--last takes the newest rows; it does not combine with --window "
-                            "or --every")
+    if rows is not None and (window is not None or every is not None or since is not None):
+        raise ShipyardError("--rows (--last) takes the newest rows; it does not combine with "
+                            "--window, --every or --since")
     monitor_config, source, root = _settings(endpoint, config, log_dir, reference)
     monitor = Monitor(endpoint, root, monitor_config, model_source=source)
     options: dict[str, Any] = {
         "window": None if window is None else parse_duration(window, "--window"),
         "every": None if every is None else parse_duration(every, "--every"),
-        "last": last, "since": _since(since)}
+        "last": rows, "offset": offset, "since": _moment(since, "--since"),
+        "until": _moment(until, "--until")}
     run = _run_with_progress(monitor, options, show=not as_json)
     if as_json:
         print_json({"endpoint": endpoint, "windows": run.records, "stored": run.stored,
@@ -75,19 +83,24 @@ def run_cmd(
 
 @app.command("status")
 def status_cmd(
-    endpoint: Annotated[str, typer.Argument(help="endpoint name")],
+    endpoint: Annotated[str | None, typer.Argument(
+        help="endpoint name (default: a line for every monitored endpoint)")] = None,
     log_dir: LogDir = None,
     config: Annotated[Path | None, typer.Option("--config", help="serve.yaml (for its "
                                                 "log_dir)")] = None,
     history: Annotated[int, typer.Option(help="windows of history to show")] = 10,
     as_json: AsJson = False,
 ) -> None:
-    """Show ENDPOINT's latest monitor results, its alerts and a short history."""
+    """Show ENDPOINT's latest monitor results, its alerts and a short history; without
+    ENDPOINT, one line for every endpoint with monitor results."""
     from shipyard.service.monitor_history import MonitorHistory
 
-    _, _, root = _settings(endpoint, config, log_dir, None)
     if history < 0:
         raise ShipyardError("--history must not be negative")
+    if endpoint is None:
+        _status_all(_settings(None, config, log_dir, None)[2], as_json)
+        return
+    _, _, root = _settings(endpoint, config, log_dir, None)
     store = MonitorHistory(root, endpoint)
     records = store.records()
     if not records:
@@ -95,8 +108,10 @@ def status_cmd(
                             f"shipyard monitor run {endpoint}")
     state = store.load_state() or {}
     if as_json:
+        from shipyard.service.monitor import firing_alerts
+
         print_json({"endpoint": endpoint, "latest": records[-1],
-                    "alerts": {"firing": state.get("firing", {}),
+                    "alerts": {"firing": firing_alerts(state),
                                "events": state.get("events", [])[-20:],
                                "rules": state.get("rules", [])},
                     "history": [_brief(r) for r in records[-history:]] if history else [],
@@ -107,7 +122,29 @@ def status_cmd(
     show_status(console, endpoint, records, state, history)
 
 
-def _settings(endpoint: str, config: Path | None, log_dir: Path | None,
+def _status_all(root: Path, as_json: bool) -> None:
+    from shipyard.service.monitor import firing_alerts
+    from shipyard.service.monitor_history import MonitorHistory, monitored_endpoints
+
+    summaries = []
+    for name in monitored_endpoints(root):
+        store = MonitorHistory(root, name)
+        records = store.records()
+        summaries.append({"endpoint": name, "windows_stored": len(records),
+                          "latest": _brief(records[-1]) if records else None,
+                          "firing": sorted(firing_alerts(store.load_state() or {}))})
+    if as_json:
+        print_json({"endpoints": summaries})
+        return
+    if not summaries:
+        raise ShipyardError(f"no monitor results under {root}; run shipyard monitor run "
+                            "ENDPOINT")
+    from shipyard.cli.monitor_tables import endpoints_table
+
+    endpoints_table(console, f"monitored endpoints under {root}", summaries)
+
+
+def _settings(endpoint: str | None, config: Path | None, log_dir: Path | None,
               reference: str | None) -> tuple[MonitorConfig, str | None, Path]:
     """The endpoint's monitor settings, model source and log directory."""
     from dataclasses import replace
@@ -118,13 +155,14 @@ def _settings(endpoint: str, config: Path | None, log_dir: Path | None,
     monitor, source, root = MonitorConfig(), None, None
     if config is not None:
         serve = ServeConfig.from_file(config)
+        root = Path(serve.log_dir) if serve.log_dir else None
         match = next((e for e in serve.endpoints if e.name == endpoint), None)
-        if match is None:
+        if match is not None:
+            monitor = match.monitor or serve.monitor or monitor
+            source = match.model
+        elif endpoint is not None:
             raise ShipyardError(f"{config} has no endpoint {endpoint!r}; it has "
                                 f"{[e.name for e in serve.endpoints]}")
-        monitor = match.monitor or serve.monitor or monitor
-        source = match.model
-        root = Path(serve.log_dir) if serve.log_dir else None
     if reference is not None:
         monitor = replace(monitor, reference=reference)
     if log_dir is not None:
@@ -132,7 +170,9 @@ def _settings(endpoint: str, config: Path | None, log_dir: Path | None,
     return monitor, source, root or Settings.from_env().home / "logs"
 
 
-def _since(text: str | None) -> float | None:
+def _moment(text: str | None, option: str) -> float | None:
+    """Seconds since the epoch of an ISO time (local when it names no zone) or of a
+    duration ago (``2h``: two hours before now)."""
     if text is None:
         return None
     from shipyard.service.config import ConfigError, parse_duration
@@ -146,7 +186,7 @@ def _since(text: str | None) -> float | None:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ShipyardError(f"--since takes an ISO 8601 time (2024-05-01T12:00) or a "
+        raise ShipyardError(f"{option} takes an ISO 8601 time (2024-05-01T12:00) or a "
                             f"duration ago (2h, 7d), got {text!r}") from None
     return (moment if moment.tzinfo else moment.astimezone()).timestamp()
 

@@ -104,7 +104,7 @@ def monitor_drift(console: Console, settings: Settings, log_dir: Path, uri: str,
                   rows: int) -> None:
     """Monitor the newest ``rows`` logged rows (the drifted ones) against the package's
     reference profile, and say what drifted."""
-    from shipyard.cli.monitor_view import number
+    from shipyard.cli.monitor_tables import number
     from shipyard.service.monitor import Monitor
 
     started = time.perf_counter()

@@ -52,6 +52,9 @@ def serve(
                       "(unpickle its model, import the classes it names)")
     if workers < 1:
         raise ShipyardError("--workers must be at least 1")
+    from shipyard.service.monitor_rules import check_serve_rules
+
+    check_serve_rules(cfg)  # accuracy rules on a regressor fail here, before serving
     console.print(f"serving {', '.join(e.name for e in cfg.endpoints)} on http://{host}:{port} "
                   f"({workers} worker{'s' if workers > 1 else ''}); docs at /docs")
     run_server(cfg, host=host, port=port, workers=workers)

@@ -335,4 +335,26 @@ def regression_metrics(y_true: object, y_pred: object) -> dict[str, Any]:
     return result
 
 
-__all__ = ["classification_metrics", "expected_calibration_error", "regression_metrics"]
+CONCEPT_GAP = 0.05
+"""Smallest gap between estimated and realised accuracy named a sign of concept drift."""
+
+
+def concept_drift_signal(realised: float, estimated: float, rows: int, *,
+                         min_gap: float = CONCEPT_GAP, z: float = 3.0) -> dict[str, Any]:
+    """Realised accuracy against the label-free estimate on the same labelled rows.
+
+    The estimate assumes the model's (calibrated) confidence still matches outcomes; inputs
+    can look as they did in the reference and the estimate stay high while the relation
+    between inputs and label has changed. A gap beyond both ``min_gap`` and ``z`` binomial
+    standard errors of ``rows`` labels (what chance alone moves realised accuracy by) is
+    ``suspected`` concept drift. ``gap`` is estimated minus realised.
+    """
+    gap = estimated - realised
+    noise = float(np.sqrt(max(estimated * (1.0 - estimated), 0.0) / max(rows, 1)))
+    threshold = max(min_gap, z * noise)
+    return {"realised": realised, "estimated": estimated, "gap": gap, "rows": rows,
+            "threshold": threshold, "suspected": bool(abs(gap) > threshold)}
+
+
+__all__ = ["classification_metrics", "concept_drift_signal", "expected_calibration_error",
+           "regression_metrics"]

@@ -331,11 +331,12 @@ def _check_alerting(config: MonitorConfig) -> None:
     at once rather than the first monitor run an hour later."""
     if not config.rules and not config.webhooks:
         return  # the parsers' imports (scipy, httpx) are not worth it for nothing
+    from shipyard.monitoring.alert_metrics import check_metric_names
     from shipyard.monitoring.alerts import parse_rules
     from shipyard.service.alerting import WebhookTarget
 
     try:
-        parse_rules(config.rules)
+        check_metric_names(parse_rules(config.rules))
     except ShipyardError as exc:
         raise ConfigError(f"monitor.rules: {exc}") from exc
     for item in config.webhooks:

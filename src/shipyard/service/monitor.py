@@ -11,9 +11,10 @@ Flow per run: take the endpoint's lock (``MonitorHistory.lock``) → read the lo
 of its rows → ``analyse`` → alert rules (complete windows only, each window once, state
 persisted) → one history line → deliver the alert events.
 
-Which windows a run computes: with ``since``, every window ending after it; otherwise it
-resumes after the newest complete window stored for the same window shape (the first run
-starts at the oldest logged row), keeping at most ``max_windows``. When there is nothing new
+Which windows a run computes: with ``since``, every window ending after it, and with
+``until`` at or before it (then none is in progress); otherwise it resumes after the newest
+complete window stored for the same window shape (the first run starts at the oldest logged
+row), keeping at most ``max_windows``. When there is nothing new
 it recomputes the newest stored window (idempotently), so a run always shows something.
 The window in progress is computed and shown (``complete: false``) but neither stored nor
 counted for alerts: it is stored once it has closed.
@@ -24,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,11 +34,17 @@ from typing import Any
 import numpy as np
 
 from shipyard.errors import ShipyardError
-from shipyard.monitoring.alerts import AlertEvaluator, AlertEvent
+from shipyard.monitoring.alerts import (
+    AlertEvaluator,
+    AlertEvent,
+    parse_rules,
+    rule_from_config,
+)
 from shipyard.service.alerting import AlertNotifier, DeliveryResult
 from shipyard.service.config import MonitorConfig, format_duration
 from shipyard.service.monitor_analysis import analyse
 from shipyard.service.monitor_history import HISTORY_FORMAT, MonitorHistory
+from shipyard.service.monitor_rules import check_rules_task
 from shipyard.service.references import ReferenceResolver
 from shipyard.service.windows import LogFrames, Window, WindowData, iso, time_windows
 from shipyard.settings import Settings
@@ -63,20 +70,26 @@ class MonitorRun:
 @dataclass(frozen=True)
 class WindowShape:
     """Time windows ``window`` seconds long, one ending every ``every`` seconds; or the
-    newest ``last`` rows."""
+    newest ``last`` rows after skipping the newest ``offset``."""
 
     every: float
     window: float
     last: int | None = None
+    offset: int = 0
 
     @classmethod
     def of(cls, config: MonitorConfig, *, window: float | None = None,
-           every: float | None = None, last: int | None = None) -> WindowShape:
+           every: float | None = None, last: int | None = None,
+           offset: int = 0) -> WindowShape:
         """Arguments override the config; ``window`` alone gives tumbling windows."""
+        if offset < 0:
+            raise ShipyardError("--offset must not be negative")
         if last is not None:
             if last < 1:
                 raise ShipyardError("--last must be a positive number of rows")
-            return cls(every if every is not None else config.every, 0.0, last)
+            return cls(every if every is not None else config.every, 0.0, last, offset)
+        if offset:
+            raise ShipyardError("--offset skips rows of a --rows N window; give --rows")
         if window is None and every is None:
             if config.last is not None:
                 return cls(config.every, 0.0, config.last)
@@ -102,6 +115,7 @@ class Monitor:
         self.endpoint = endpoint
         self.log_dir = Path(log_dir)
         self.config = config or MonitorConfig()
+        self.rules = parse_rules(self.config.rules)
         self.history = MonitorHistory(self.log_dir, endpoint)
         self.references = ReferenceResolver(self.config.reference, model_source=model_source,
                                             settings=settings)
@@ -113,35 +127,49 @@ class Monitor:
         return f"Monitor({self.endpoint!r}, {self.log_dir})"
 
     def run(self, *, window: float | None = None, every: float | None = None,
-            last: int | None = None, since: float | None = None, partial: bool = True,
-            wait: bool = True, max_windows: int | None = None,
+            last: int | None = None, since: float | None = None, until: float | None = None,
+            offset: int = 0, partial: bool = True, wait: bool = True,
+            max_windows: int | None = None,
             progress: Callable[[int, int], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> MonitorRun:
         """Compute, store and alert on the due windows (see the module docstring).
 
-        ``wait=False`` returns at once (``busy``) when another process holds the lock.
-        ``progress(done, total)`` is called after each window; ``should_stop`` is polled
-        between windows.
+        ``until`` ends time windows at or before it, and a rows window before it; ``offset``
+        skips the newest rows of a rows window (``last``). ``wait=False`` returns at once
+        (``busy``) when another process holds the lock. ``progress(done, total)`` is called
+        after each window; ``should_stop`` is polled between windows.
         """
-        shape = WindowShape.of(self.config, window=window, every=every, last=last)
+        shape = WindowShape.of(self.config, window=window, every=every, last=last,
+                               offset=offset)
+        if since is not None and until is not None and until <= since:
+            raise ShipyardError("--until must be later than --since")
         with self.history.lock(wait=wait) as held:
             if not held:
                 return MonitorRun(self.endpoint, busy=True)
             run = MonitorRun(self.endpoint)
-            frames, windows = self._plan(shape, since, partial,
+            frames, windows = self._plan(shape, since, until, partial,
                                          max_windows or self.max_windows, run)
+            self._check_tasks(frames)
             self._process(frames, windows, shape, run, progress, should_stop)
             return run
 
     # -- which windows ---------------------------------------------------------------------
 
-    def _plan(self, shape: WindowShape, since: float | None, partial: bool, cap: int,
-              run: MonitorRun) -> tuple[LogFrames, list[Window]]:
+    def _plan(self, shape: WindowShape, since: float | None, until: float | None,
+              partial: bool, cap: int, run: MonitorRun) -> tuple[LogFrames, list[Window]]:
         if shape.last is not None:
-            frames = LogFrames(self.log_dir, self.endpoint, last=shape.last)
-            return frames, [frames.rows_window(shape.last)] if frames.rows else []
+            frames = LogFrames(self.log_dir, self.endpoint, last=shape.last + shape.offset,
+                               until=until)
+            if frames.rows <= shape.offset:
+                run.notes.append(f"{frames.rows} rows logged"
+                                 f"{'' if until is None else ' before --until'}; "
+                                 f"--offset {shape.offset} skips them all")
+                return frames, []
+            return frames, [frames.rows_window(shape.last, shape.offset)]
         now = self.clock()
-        resumed = self._resume_point(shape) if since is None else None
+        if until is not None and until < now:  # the range ends in the past: all complete
+            now, partial = until, False
+        resumed = self._resume_point(shape) if since is None and until is None else None
         low = since if since is not None else resumed
         oldest = now - (cap + 1) * shape.every - shape.window  # never read more than cap
         read_from = oldest if low is None else max(oldest, low - shape.window)
@@ -174,14 +202,30 @@ class Monitor:
                 and math.isclose(r["window"].get("every", 0.0), shape.every)]
         return max(ends) if ends else None
 
+    def _check_tasks(self, frames: LogFrames) -> None:
+        """Refuse rules that do not apply to the task of the models whose rows are about to
+        be monitored (``accuracy`` of a regressor), before any window is computed."""
+        if not self.rules or not frames.rows:
+            return
+        served = frames.table.select(["model", "version"]).group_by(
+            ["model", "version"], use_threads=False).aggregate([]).to_pylist()
+        for pair in served:
+            try:
+                reference = self.references.get(str(pair["model"]), int(pair["version"]))
+            except ShipyardError:
+                continue  # the window that needs this reference says why
+            check_rules_task(self.rules, reference.task,
+                             f"{pair['model']} v{pair['version']} ({reference.source})")
+
     # -- per window ------------------------------------------------------------------------
 
     def _process(self, frames: LogFrames, windows: list[Window], shape: WindowShape,
                  run: MonitorRun, progress: Callable[[int, int], None] | None,
                  should_stop: Callable[[], bool] | None) -> None:
         state = self._load_state()
-        evaluator = AlertEvaluator(self.config.rules, state.get("evaluator"),
-                                   endpoint=self.endpoint) if self.config.rules else None
+        forgot = _forget_removed(state, {rule.name for rule in self.rules})
+        evaluator = AlertEvaluator(self.rules, state.get("evaluator"),
+                                   endpoint=self.endpoint) if self.rules else None
         notifier = self.notifier or AlertNotifier(self.config.webhooks, self.config.on_alert)
         try:
             for done, window in enumerate(windows, start=1):
@@ -202,7 +246,7 @@ class Monitor:
                     self._save_state(state)
                 if progress is not None:
                     progress(done, len(windows))
-            if evaluator is not None:
+            if evaluator is not None or forgot:
                 self._save_state(state)
         finally:
             if self.notifier is None:
@@ -215,6 +259,8 @@ class Monitor:
             "start_ts": window.start, "end_ts": window.end, "complete": window.complete}
         if window.kind == "rows":
             bounds["last"] = window.last
+            if window.offset:
+                bounds["offset"] = window.offset
         else:
             bounds["every"] = shape.every
         record: dict[str, Any] = {
@@ -260,6 +306,40 @@ class Monitor:
         state["rules"] = [str(r) if isinstance(r, str) else dict(r) for r in self.config.rules]
         state["updated_at"] = iso(time.time())
         self.history.save_state(state)
+
+
+def _forget_removed(state: dict[str, Any], names: set[str]) -> bool:
+    """Drop what the state holds about rules no longer configured (counts, firing, recent
+    events): they must not show as firing, nor come back firing without a new event if
+    re-added later. The history keeps the events each window caused."""
+    firing: dict[str, Any] = state.get("firing") or {}
+    saved: dict[str, Any] = (state.get("evaluator") or {}).get("rules") or {}
+    events: list[dict[str, Any]] = state.get("events") or []
+    gone = {str(n) for n in [*firing, *saved, *(e.get("rule") for e in events)]
+            if n is not None and n not in names}
+    for name in gone:
+        firing.pop(name, None)
+        saved.pop(name, None)
+    events[:] = [e for e in events if e.get("rule") not in gone]
+    return bool(gone) or (bool(state.get("rules")) and not names)
+
+
+def rule_names(state: Mapping[str, Any]) -> set[str]:
+    """Names of the rules a saved state's last run had."""
+    names = set()
+    for item in state.get("rules") or []:
+        try:
+            names.add(rule_from_config(item).name)
+        except ShipyardError:
+            continue
+    return names
+
+
+def firing_alerts(state: Mapping[str, Any]) -> dict[str, Any]:
+    """What a saved state says is firing, for rules its last run still had (a state file
+    written before removed rules were dropped may still list them)."""
+    names = rule_names(state)
+    return {n: e for n, e in (state.get("firing") or {}).items() if n in names}
 
 
 def _remember(state: dict[str, Any], events: Sequence[AlertEvent]) -> None:

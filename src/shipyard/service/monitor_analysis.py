@@ -7,7 +7,13 @@ that alert rules read: ``rows``, ``requests``, ``labelled``, ``p50_latency_ms``,
 ``quality_issues``, ``missing_share(COL)``, ``out_of_range_share(COL)``,
 ``new_category_share(COL)``, ``outlier_share``, realised metrics (``accuracy``, ``f1``,
 ``roc_auc``, ``log_loss``, ``calibration_error`` … or ``mae``, ``rmse``, ``r2``) and their
-per-version forms (``accuracy(v2)``), and ``estimated_accuracy`` etc. for classifiers.
+per-version forms (``accuracy(v2)``), and ``estimated_accuracy`` etc. for classifiers, with
+``accuracy_gap`` (estimated minus realised on the labelled rows) and ``concept_drift`` (1 when
+that gap is beyond chance). The names rules may use are listed in
+``monitoring/alert_metrics.py``; a test keeps the two in step.
+
+Performance also carries the reference's own metrics (on its row sample's target and
+outputs), so a realised MAE reads against what the model did on the reference.
 
 Why inputs and outputs are compared separately: the dataset verdict (``drift_share``, the
 multivariate tests) is about the inputs; the model's outputs and the target are reported as
@@ -23,10 +29,15 @@ from typing import Any
 
 import numpy as np
 
+from shipyard.errors import ShipyardError
 from shipyard.monitoring.drift import compare
 from shipyard.monitoring.estimation import estimate_performance
 from shipyard.monitoring.outliers import outlier_summary
-from shipyard.monitoring.performance import classification_metrics, regression_metrics
+from shipyard.monitoring.performance import (
+    classification_metrics,
+    concept_drift_signal,
+    regression_metrics,
+)
 from shipyard.monitoring.quality import check_quality
 from shipyard.service.config import MonitorConfig
 from shipyard.service.references import Reference
@@ -168,19 +179,24 @@ def _performance(data: WindowData, reference: Reference, config: MonitorConfig,
     out: dict[str, Any] = {}
     if classes:
         proba = {c: frame[f"proba.{c}"] for c in classes}
-        calibrator = reference.calibrator
-        if calibrator is not None and list(calibrator.classes) != classes:
-            calibrator = None  # a reference of another model; the estimate stays raw
-        estimated = estimate_performance(proba, classes, calibrator,
+        estimated = estimate_performance(proba, classes, _calibrator(reference, classes),
                                          y_pred=frame["prediction"])
         out["estimated"] = estimated
         for name in ("accuracy", "precision", "recall", "f1", "roc_auc"):
             metrics[f"estimated_{name}"] = estimated.get(name)
+    baseline = _reference_performance(reference, classes)
+    if baseline is not None:
+        out["reference"] = baseline
     if "target" not in frame or data.labelled == 0:
         return out or None
     labelled = _labelled(frame)
     out["realised"] = _realised(frame, labelled, classes)
     metrics.update(_numbers(out["realised"]))
+    if classes and data.labelled >= config.min_rows:
+        out["concept"] = _concept(frame, labelled, classes, reference, out["realised"])
+        if out["concept"] is not None:
+            metrics["accuracy_gap"] = out["concept"]["gap"]
+            metrics["concept_drift"] = float(out["concept"]["suspected"])
     by_version: dict[str, Any] = {}
     masks = split_by_version(data)
     for version, mask in masks.items():
@@ -192,6 +208,45 @@ def _performance(data: WindowData, reference: Reference, config: MonitorConfig,
                                 for k, v in _numbers(by_version[f"v{version}"]).items()})
     out["by_version"] = by_version
     return out
+
+
+def _calibrator(reference: Reference, classes: list[str]) -> Any:
+    calibrator = reference.calibrator
+    if calibrator is not None and list(calibrator.classes) != classes:
+        return None  # a reference of another model; the estimate stays raw
+    return calibrator
+
+
+def _concept(frame: MonitoringFrame, labelled: Array, classes: list[str],
+             reference: Reference, realised: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The label-free estimate on the labelled rows beside their realised accuracy."""
+    if realised.get("accuracy") is None:
+        return None
+    estimate = estimate_performance({c: frame[f"proba.{c}"][labelled] for c in classes},
+                                    classes, _calibrator(reference, classes),
+                                    y_pred=frame["prediction"][labelled])
+    if estimate.get("accuracy") is None:
+        return None
+    return concept_drift_signal(float(realised["accuracy"]), float(estimate["accuracy"]),
+                                int(realised.get("rows") or 0))
+
+
+def _reference_performance(reference: Reference, classes: list[str]) -> dict[str, Any] | None:
+    """The realised metrics of the reference's row sample (target against its outputs)."""
+    sample = reference.profile.sample
+    if "target" not in sample or "prediction" not in sample:
+        return None
+    frame = {k: np.asarray(v) for k, v in sample.items()
+             if k in ("target", "prediction") or k.startswith("proba.")}
+    rows = _labelled(frame)
+    try:
+        if classes and any(f"proba.{c}" not in frame for c in classes):
+            result = classification_metrics(frame["target"][rows], frame["prediction"][rows])
+        else:
+            result = _realised(frame, rows, classes)
+    except ShipyardError:  # a sample the window's model does not match
+        return None
+    return {"source": "reference sample", **result}
 
 
 def _realised(frame: MonitoringFrame, rows: Array, classes: list[str]) -> dict[str, Any]:

@@ -148,6 +148,16 @@ class MonitorHistory:
             os.close(fd)
 
 
+def monitored_endpoints(log_dir: str | Path) -> list[str]:
+    """The endpoints with a monitor folder under ``log_dir``, by name."""
+    folder = Path(log_dir) / "monitor"
+    prefix = "endpoint="
+    if not folder.is_dir():
+        return []
+    return sorted(p.name[len(prefix):] for p in folder.iterdir()
+                  if p.is_dir() and p.name.startswith(prefix) and len(p.name) > len(prefix))
+
+
 def _stat(path: Path) -> tuple[int, int] | None:
     try:
         info = path.stat()

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from shipyard.service.config import ServeConfig
 from shipyard.service.monitor import Monitor, MonitorRun
+from shipyard.service.monitor_rules import check_serve_rules
 from shipyard.settings import Settings
 from shipyard.stores.predictions import NothingLoggedError
 
@@ -52,6 +53,7 @@ class MonitorScheduler:
                     ) -> MonitorScheduler | None:
         """One monitor per endpoint with a ``monitor:`` section; None when there are none."""
         settings = settings or Settings.from_env()
+        check_serve_rules(config, settings)  # before serving, not at the first window
         log_dir = Path(config.log_dir) if config.log_dir else settings.home / "logs"
         monitors = []
         for endpoint in config.endpoints:

@@ -41,6 +41,7 @@ class Reference:
     source: str
     calibrator: Calibrator | None = None
     outliers: OutlierModel | None = None
+    task: str | None = None  # the package manifest's; None for a profile or dataset file
 
     @property
     def classes(self) -> list[str]:
@@ -96,10 +97,10 @@ def load_reference(spec: str, settings: Settings | None = None) -> Reference:
 
         with Registry(settings=settings) as registry:
             path = registry.fetch(spec)
-        return _reference(_package_profile(path), spec)
+        return _reference(*_package_profile(path), source=spec)
     path = Path(spec).expanduser()
     if path.is_dir():
-        return _reference(_package_profile(path), str(path))
+        return _reference(*_package_profile(path), source=str(path))
     if not path.is_file():
         raise ShipyardError(f"reference {spec!r} is neither a file, a package directory nor "
                             "a models:/ URI")
@@ -107,15 +108,16 @@ def load_reference(spec: str, settings: Settings | None = None) -> Reference:
     if suffix in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
-        return _reference(profile(pq.read_table(path)), str(path))
+        return _reference(profile(pq.read_table(path)), source=str(path))
     if suffix == ".csv":
         import pyarrow.csv as pcsv
 
-        return _reference(profile(pcsv.read_csv(path)), str(path))
-    return _reference(Profile.load(path), str(path))
+        return _reference(profile(pcsv.read_csv(path)), source=str(path))
+    return _reference(Profile.load(path), source=str(path))
 
 
-def _package_profile(path: Path) -> Profile:
+def _package_profile(path: Path) -> tuple[Profile, str]:
+    """The package's reference profile and its model's task."""
     from shipyard.packaging import Manifest, verify_files
 
     manifest = Manifest.read(path)
@@ -124,16 +126,16 @@ def _package_profile(path: Path) -> Profile:
         raise ShipyardError(f"package {manifest.name} in {path} has no reference profile "
                             "(packaged by an older shipyard); repackage it or pass --reference")
     verify_files(path, [f for f in manifest.files if f.path == name])
-    return Profile.load(path / name)
+    return Profile.load(path / name), manifest.signature.task
 
 
-def _reference(reference: Profile, source: str) -> Reference:
+def _reference(reference: Profile, task: str | None = None, *, source: str) -> Reference:
     try:
         outliers: OutlierModel | None = OutlierModel.fit(reference)
     except ShipyardError as exc:  # no row sample, no usable column
         log.info("reference %s: no outlier model (%s)", source, exc)
         outliers = None
-    return Reference(reference, source, fit_calibrator(reference), outliers)
+    return Reference(reference, source, fit_calibrator(reference), outliers, task)
 
 
 def fit_calibrator(reference: Profile) -> Calibrator | None:

@@ -47,13 +47,15 @@ def iso(seconds: float) -> str:
 @dataclass(frozen=True)
 class Window:
     """``[start, end)`` in seconds since the epoch. ``complete`` is False for the window
-    still in progress (its end is in the future); ``last`` is N for a newest-N-rows window."""
+    still in progress (its end is in the future); ``last`` is N for a newest-N-rows window,
+    ``offset`` how many newer rows it skips."""
 
     start: float
     end: float
     kind: Literal["time", "rows"] = "time"
     complete: bool = True
     last: int | None = None
+    offset: int = 0
 
     @property
     def key(self) -> str:
@@ -130,11 +132,11 @@ class WindowData:
 
 
 class LogFrames:
-    """The prediction log of one endpoint (``since`` on, or the newest ``last`` rows), read
-    once with its feedback joined, and cut into windows."""
+    """The prediction log of one endpoint (``since`` on, or the newest ``last`` rows; only
+    rows before ``until``), read once with its feedback joined, and cut into windows."""
 
     def __init__(self, root: str | Path, endpoint: str, *, since: float | None = None,
-                 last: int | None = None) -> None:
+                 last: int | None = None, until: float | None = None) -> None:
         from shipyard.stores.predictions import NothingLoggedError, read_log
 
         self.root = Path(root)
@@ -143,7 +145,10 @@ class LogFrames:
         if not (self.root / "predictions" / f"endpoint={endpoint}").is_dir():
             raise NothingLoggedError(f"no predictions logged for endpoint {endpoint!r} under "
                                      f"{self.root} (is --log-dir right?)")
-        table = read_log(self.root, endpoint, since=moment, limit=last)
+        table = read_log(self.root, endpoint, since=moment,
+                         limit=last if until is None else None)
+        if until is not None:
+            table = _before(table, until, last)
         self.table = self._join_feedback(table, since)
         self.ts = _micros(self.table)
 
@@ -185,18 +190,22 @@ class LogFrames:
     def newest(self) -> float:
         return float(self.ts[-1]) / 1e6 if len(self.ts) else math.nan
 
-    def rows_window(self, last: int) -> Window:
-        """The window of the newest ``last`` rows read."""
-        start = max(0, len(self.ts) - last)
-        if start >= len(self.ts):
-            raise ShipyardError(f"no predictions logged for endpoint {self.endpoint!r}")
-        return Window(float(self.ts[start]) / 1e6, float(self.ts[-1] + 1) / 1e6, "rows",
-                      last=last)
+    def rows_window(self, last: int, offset: int = 0) -> Window:
+        """The window of the newest ``last`` rows read, after skipping the newest
+        ``offset``."""
+        end = len(self.ts) - offset
+        start = max(0, end - last)
+        if start >= end:
+            raise ShipyardError(f"no predictions logged for endpoint {self.endpoint!r}"
+                                + (f" before the newest {offset} rows" if offset else ""))
+        return Window(float(self.ts[start]) / 1e6, float(self.ts[end - 1] + 1) / 1e6, "rows",
+                      last=last, offset=offset)
 
     def data(self, window: Window) -> WindowData:
         if window.kind == "rows":
             assert window.last is not None
-            lo, hi = max(0, len(self.ts) - window.last), len(self.ts)
+            hi = len(self.ts) - window.offset
+            lo = max(0, hi - window.last)
         else:
             lo, hi = np.searchsorted(self.ts, [round(window.start * 1e6),
                                                round(window.end * 1e6)], side="left")
@@ -260,6 +269,13 @@ def to_numpy(column: pa.ChunkedArray | pa.Array) -> Array | None:
                               dtype=np.float64)
         return np.asarray(column.to_numpy(zero_copy_only=False))
     return None
+
+
+def _before(table: pa.Table, until: float, last: int | None) -> pa.Table:
+    """The rows logged before ``until`` (the newest ``last`` of them); the table is sorted."""
+    stop = int(np.searchsorted(_micros(table), round(until * 1e6), side="left"))
+    start = 0 if last is None else max(0, stop - last)
+    return table.slice(start, stop - start)
 
 
 def _micros(table: pa.Table) -> Array:

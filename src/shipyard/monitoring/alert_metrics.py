@@ -1,0 +1,91 @@
+"""The metrics an alert rule may name, and which of them apply to which task. Pure.
+
+The monitor writes a flat metrics mapping per window (``service/monitor_analysis.py``); a
+rule that names anything else would never fire, silently. So rules are checked twice:
+
+- when the config is parsed (:func:`check_metric_names`): the metric must exist, take a
+  column where it needs one (``missing_share(age)``) and none where it does not;
+- once the endpoint's model is known (:func:`check_task`): ``accuracy`` means nothing to a
+  regressor and ``mae`` nothing to a classifier.
+
+Both raise :class:`AlertError` naming the rule and listing the valid names.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+
+from shipyard.monitoring.alert_rules import AlertError, AlertRule
+
+GENERAL = ("rows", "requests", "labelled", "p50_latency_ms", "p99_latency_ms",
+           "mean_latency_ms", "drift_share", "dataset_drift", "drifted_columns",
+           "prediction_drift", "target_drift", "quality_issues", "outlier_share")
+"""Every window's metrics, whatever the model does."""
+PER_COLUMN = ("drifted", "missing_share", "out_of_range_share", "new_category_share")
+"""Metrics of one input column: ``METRIC(COLUMN)``."""
+CLASSIFICATION = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss",
+                  "calibration_error")
+"""Realised classification metrics (labelled rows); ``METRIC(vN)`` per model version."""
+ESTIMATED = ("estimated_accuracy", "estimated_precision", "estimated_recall",
+             "estimated_f1", "estimated_roc_auc", "accuracy_gap", "concept_drift")
+"""A classifier's label-free estimate and how far realised accuracy falls below it."""
+REGRESSION = ("mae", "rmse", "r2")
+"""Realised regression metrics (labelled rows); ``METRIC(vN)`` per model version."""
+
+TASKS = ("classification", "regression")
+_VERSION = re.compile(r"v\d+")
+
+
+def metric_names(task: str | None = None) -> tuple[str, ...]:
+    """The metric names a rule may use for ``task`` (None or ``other``: every task's)."""
+    if task == "classification":
+        return GENERAL + PER_COLUMN + CLASSIFICATION + ESTIMATED
+    if task == "regression":
+        return GENERAL + PER_COLUMN + REGRESSION
+    return GENERAL + PER_COLUMN + CLASSIFICATION + ESTIMATED + REGRESSION
+
+
+def _listing(task: str | None) -> str:
+    names = [f"{n}(COLUMN)" if n in PER_COLUMN else n for n in metric_names(task)]
+    return ", ".join(names)
+
+
+def _hint(metric: str, names: Iterable[str]) -> str:
+    close = difflib.get_close_matches(metric, list(names), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def check_metric_names(rules: Iterable[AlertRule]) -> None:
+    """Every rule names a metric the monitor writes, with a column exactly where one is
+    needed. Raises :class:`AlertError` listing the valid names."""
+    known = metric_names()
+    for rule in rules:
+        where = f"alert rule {rule.name!r}"
+        if rule.metric not in known:
+            raise AlertError(f"{where}: unknown metric {rule.metric!r}"
+                             f"{_hint(rule.metric, known)}; valid metrics: {_listing(None)}")
+        if rule.metric in PER_COLUMN and rule.column is None:
+            raise AlertError(f"{where}: {rule.metric} is per input column; write "
+                             f"{rule.metric}(COLUMN)")
+        if rule.metric in CLASSIFICATION + REGRESSION:
+            if rule.column is not None and not _VERSION.fullmatch(rule.column):
+                raise AlertError(f"{where}: {rule.metric}(...) takes a model version such "
+                                 f"as {rule.metric}(v2), not {rule.column!r}")
+        elif rule.metric not in PER_COLUMN and rule.column is not None:
+            raise AlertError(f"{where}: {rule.metric} takes no column; write "
+                             f"{rule.metric} {rule.op} ...")
+
+
+def check_task(rules: Iterable[AlertRule], task: str | None, *, what: str = "the model") -> None:
+    """Every rule applies to ``task`` (``classification`` or ``regression``; anything else
+    is not checked). Raises :class:`AlertError` naming the rule and the valid names."""
+    if task not in TASKS:
+        return
+    valid = metric_names(task)
+    for rule in rules:
+        if rule.metric not in valid:
+            raise AlertError(f"alert rule {rule.name!r}: {rule.metric} does not apply to "
+                             f"{what}, a {task} model; valid metrics for {task}: "
+                             f"{_listing(task)}")

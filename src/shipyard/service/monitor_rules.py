@@ -1,0 +1,66 @@
+"""Do an endpoint's alert rules fit its model? Checked before serving and before monitoring.
+
+Parsing the config already refuses metrics that do not exist (``monitoring/alert_metrics``);
+whether ``accuracy`` or ``mae`` applies needs the model's task, which only its manifest
+knows. :func:`check_serve_rules` reads each monitored endpoint's manifest (a package
+directory, or the registry's copy for a ``models:/`` URI; never the model itself) and raises
+:class:`ConfigError` before a server starts; the monitor checks the task of each reference
+it resolves the same way (:func:`check_rules_task`).
+
+A model whose manifest cannot be read here is not checked: serving it fails on its own,
+with its own message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from shipyard.errors import ShipyardError
+from shipyard.monitoring.alert_metrics import check_task
+from shipyard.monitoring.alerts import AlertRule, parse_rules
+from shipyard.service.config import ConfigError, ServeConfig
+from shipyard.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def model_task(source: str, settings: Settings | None = None) -> str | None:
+    """The task (``classification``, ``regression``, ``other``) in the manifest of a
+    package directory or ``models:/`` URI; None when it cannot be read."""
+    from shipyard.registry import is_model_uri
+
+    try:
+        if is_model_uri(source):
+            from shipyard.registry import Registry
+
+            with Registry(settings=settings) as registry:
+                doc: Mapping[str, Any] = registry.get_version(source).manifest
+            return str(doc["signature"].get("task", "other"))
+        from shipyard.packaging import Manifest
+
+        return str(Manifest.read(Path(source).expanduser()).signature.task)
+    except (ShipyardError, OSError, KeyError, AttributeError, TypeError) as exc:
+        log.debug("no task for %s: %s", source, exc)
+        return None
+
+
+def check_rules_task(rules: Iterable[AlertRule], task: str | None, what: str) -> None:
+    """ConfigError when a rule does not apply to ``task``."""
+    try:
+        check_task(rules, task, what=what)
+    except ShipyardError as exc:
+        raise ConfigError(f"monitor.rules: {exc}") from None
+
+
+def check_serve_rules(config: ServeConfig, settings: Settings | None = None) -> None:
+    """Every monitored endpoint's rules apply to its model's task (see the module doc)."""
+    for endpoint in config.endpoints:
+        monitor = config.monitor_for(endpoint.name)
+        if monitor is None or not monitor.rules:
+            continue
+        task = model_task(endpoint.model, settings)
+        check_rules_task(parse_rules(monitor.rules), task,
+                         what=f"endpoint {endpoint.name} ({endpoint.model})")

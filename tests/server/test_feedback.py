@@ -19,9 +19,7 @@ from shipyard.packaging.signature import Signature
 from shipyard.server.app import create_app
 from shipyard.service.config import ServeConfig
 from shipyard.service.dataplane import DataPlane, new_request_id
-from shipyard.service.feedback_labels import checked_labels
 from shipyard.settings import Settings
-from shipyard.stores.feedback import effective_labels
 from shipyard.stores.predictions import NothingLoggedError, read_log
 
 FAST = {"flush_interval_s": 0.2}  # another process's log rows are on disk within ~0.5 s
@@ -91,6 +89,8 @@ def test_a_second_label_is_refused_unless_it_replaces_the_first(
             {"request_id": "order-7", "label": 1, "replace": True},
             {"request_id": "order-7", "label": 1}]})
         assert twice.status_code == 409
+        from shipyard.stores.feedback import effective_labels
+
         replaced = post("/v1/endpoints/iris/feedback",
                         json={"request_id": rid, "label": 1, "replace": True})
         assert replaced.status_code == 200
@@ -143,6 +143,8 @@ def test_labels_must_fit_the_model_task(serve: Any, packages: Any) -> None:
 
 
 def test_regression_labels_are_finite_numbers() -> None:
+    from shipyard.service.feedback_labels import checked_labels
+
     signature = Signature("tabular", (), task="regression")
     problems: list[Problem] = []
     assert checked_labels(signature, [1, 2.5, None], "f", problems) == [1.0, 2.5, None]

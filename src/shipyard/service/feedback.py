@@ -91,7 +91,7 @@ class FeedbackGate:
 
     def __init__(self, root: Path, endpoints: Sequence[str], registry: CollectorRegistry, *,
                  horizon_s: float, grace_s: float, keep_s: float = 600.0,
-                 max_ids: int = 1_000_000) -> None:
+                 max_ids: int = 200_000) -> None:
         self.grace_s = grace_s
         self._ids = {name: _EndpointIds(root, name, horizon_s, min(keep_s, horizon_s),
                                         max_ids) for name in endpoints}

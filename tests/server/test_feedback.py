@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from server.helpers import endpoint, metric, metric_samples
+from server.helpers import endpoint, metric, metric_samples, oip_columns
 from shipyard.errors import Problem
 from shipyard.packaging.signature import Signature
 from shipyard.server.app import create_app
@@ -74,6 +74,17 @@ def test_feedback_for_an_id_never_answered_is_refused_and_never_logged(
                               json={"request_id": real, "labels": [0, 1]})
         assert taken.status_code == 200 and taken.json() == {"accepted": 2, "requests": 1}
     assert _labels(s.log_dir) == [(real, 0, 0), (real, 1, 1)]
+
+
+def test_a_client_id_of_an_oip_request_is_a_real_id(serve: Any, packages: Any) -> None:
+    with serve(endpoint("iris", packages.iris), **FAST) as s:
+        answer = s.client.post("/v2/models/iris/infer", json={
+            "id": "oip-42", "inputs": oip_columns(packages.iris_x.head(2))})
+        assert answer.status_code == 200 and answer.json()["id"] == "oip-42"
+        taken = s.client.post("/v1/endpoints/iris/feedback",
+                              json={"request_id": "oip-42", "labels": [0, 0]})
+        assert taken.status_code == 200, taken.text
+    assert _labels(s.log_dir) == [("oip-42", 0, 0), ("oip-42", 1, 0)]
 
 
 def test_a_second_label_is_refused_unless_it_replaces_the_first(

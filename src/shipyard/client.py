@@ -56,10 +56,16 @@ def encode(data: Any) -> dict[str, Any]:
     return {"inputs": list(data)}
 
 
-def _feedback_body(request_id: str, label: Any, labels: Sequence[Any] | None) -> dict[str, Any]:
+def _feedback_body(request_id: str, label: Any, labels: Sequence[Any] | None,
+                   replace: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {"request_id": request_id}
     if labels is not None:
-        return {"request_id": request_id, "labels": [_clean(v) for v in labels]}
-    return {"request_id": request_id, "label": _clean(label)}
+        body["labels"] = [_clean(v) for v in labels]
+    else:
+        body["label"] = _clean(label)
+    if replace:  # labels given before are replaced (else a second label is refused: 409)
+        body["replace"] = True
+    return body
 
 
 def _result(response: httpx.Response) -> Any:
@@ -89,9 +95,9 @@ class Client:
                                        headers=headers))
 
     def feedback(self, endpoint: str, request_id: str, label: Any = None, *,
-                 labels: Sequence[Any] | None = None) -> Any:
+                 labels: Sequence[Any] | None = None, replace: bool = False) -> Any:
         return _result(self._http.post(f"/v1/endpoints/{endpoint}/feedback",
-                                       json=_feedback_body(request_id, label, labels)))
+                                       json=_feedback_body(request_id, label, labels, replace)))
 
     def ready(self) -> bool:
         return self._http.get("/v2/health/ready").status_code == 200
@@ -121,9 +127,9 @@ class AsyncClient:
                                              json=encode(data), headers=headers))
 
     async def feedback(self, endpoint: str, request_id: str, label: Any = None, *,
-                       labels: Sequence[Any] | None = None) -> Any:
-        return _result(await self._http.post(f"/v1/endpoints/{endpoint}/feedback",
-                                             json=_feedback_body(request_id, label, labels)))
+                       labels: Sequence[Any] | None = None, replace: bool = False) -> Any:
+        return _result(await self._http.post(f"/v1/endpoints/{endpoint}/feedback", json=(
+            _feedback_body(request_id, label, labels, replace))))
 
     async def ready(self) -> bool:
         return (await self._http.get("/v2/health/ready")).status_code == 200

@@ -12,6 +12,10 @@
     │   └── ConversionError           a model could not be converted or packaged
     ├── RuntimeUnavailableError       a runtime's optional dependency or artifact is missing
     ├── InputValidationError          prediction input does not match the signature (.problems)
+    │   └── InvalidLabelError         a feedback label does not fit the model's task
+    ├── FeedbackError                 feedback refused
+    │   ├── UnknownRequestError       names a request id the server never answered
+    │   └── DuplicateLabelError       labels a row again without saying it replaces the label
     ├── RegistryError                 a registry request is invalid
     │   ├── NotFoundError             unknown model, version or alias
     │   ├── ConflictError             refused because of the registry's state (e.g. archive
@@ -133,6 +137,31 @@ class InputValidationError(ShipyardError):
         self.problems = tuple(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"input does not match the model signature:\n{lines}")
+
+
+class InvalidLabelError(InputValidationError):
+    """A feedback label does not fit the model's task (``problems`` name each)."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        self.args = (f"feedback labels do not fit the model:\n{lines}",)
+
+
+class FeedbackError(ShipyardError):
+    """Feedback the server refuses to log."""
+
+    def __init__(self, message: str, request_ids: Sequence[str]) -> None:
+        super().__init__(message)
+        self.request_ids = tuple(request_ids)
+
+
+class UnknownRequestError(FeedbackError):
+    """Feedback names a request id the server never answered (within its horizon)."""
+
+
+class DuplicateLabelError(FeedbackError):
+    """Feedback labels rows that already have labels, without ``replace``."""
 
 
 class RegistryError(ShipyardError):

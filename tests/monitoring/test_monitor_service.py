@@ -177,7 +177,7 @@ def test_feedback_joins_by_request_id_and_row(traffic: Traffic, reference: Path)
     assert unlabelled["metrics"]["estimated_accuracy"] is not None
 
 
-def test_feedback_lands_on_its_row_and_the_newest_label_wins(tmp_path: Path) -> None:
+def test_feedback_lands_on_its_row_and_the_newest_replacement_wins(tmp_path: Path) -> None:
     from shipyard.service.windows import LogFrames
 
     log = PredictionLog(tmp_path)
@@ -189,7 +189,10 @@ def test_feedback_lands_on_its_row_and_the_newest_label_wins(tmp_path: Path) -> 
     log.append(FeedbackRecord("b", BASE + 10, ENDPOINT, [20, 21, 22, 23]))
     log.append(FeedbackRecord("a", BASE + 11, ENDPOINT, [10, 11, 12, 13]))
     log.flush()
-    log.append(FeedbackRecord("a", BASE + 12, ENDPOINT, [10, 11, 12, 99]))  # a correction
+    log.append(FeedbackRecord("a", BASE + 12, ENDPOINT, [10, 11, 12, 98], replace=True))
+    log.append(FeedbackRecord("a", BASE + 13, ENDPOINT, [10, 11, 12, 99], replace=True))
+    # a second label that does not say it replaces the first (two workers raced) is ignored
+    log.append(FeedbackRecord("b", BASE + 14, ENDPOINT, [0, 0, 0, 0]))
     log.close()
     frames = LogFrames(tmp_path, ENDPOINT)
     data = frames.data(Window(BASE, BASE + HOUR))

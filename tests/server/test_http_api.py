@@ -158,9 +158,11 @@ def test_unknown_route_and_wrong_method_answer_json(serve, packages) -> None:
 def test_feedback_single_and_many_reach_the_log(serve, packages) -> None:
     rows = packages.iris_x.head(3)
     with serve(endpoint("iris", packages.iris)) as s:
-        predicted = s.client.post("/v1/endpoints/iris/predict", json={
-            "instances": rows.to_dict("records")}, headers={"X-Request-Id": "r1"})
-        assert predicted.status_code == 200
+        for request_id, n in (("r1", 3), ("r2", 3), ("r3", 1)):  # feedback needs answers
+            predicted = s.client.post("/v1/endpoints/iris/predict", json={
+                "instances": rows.head(n).to_dict("records")},
+                headers={"X-Request-Id": request_id})
+            assert predicted.status_code == 200
         one = s.client.post("/v1/endpoints/iris/feedback", json={"request_id": "r1",
                                                                   "label": 0})
         assert one.status_code == 200 and one.json() == {"accepted": 1, "requests": 1}

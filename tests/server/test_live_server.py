@@ -152,7 +152,11 @@ def test_client_predicts_feeds_back_and_lists(server, packages) -> None:
         assert named["request_id"] == "client-1"
         assert api.feedback("customers", "client-1", labels=np.array([0, 1, 2, 1])) == {
             "accepted": 4, "requests": 1}
-        assert api.feedback("customers", "client-1", 2) == {"accepted": 1, "requests": 1}
+        with pytest.raises(ServerError) as again:  # labelled already
+            api.feedback("customers", "client-1", 2)
+        assert again.value.status == 409 and "client-1" in str(again.value)
+        assert api.feedback("customers", "client-1", 2, replace=True) == {
+            "accepted": 1, "requests": 1}
         tensor = api.predict("cancer", packages.cancer_x[:3])
         assert_matches_local(tensor, local(packages.cancer, packages.cancer_x[:3]))
 

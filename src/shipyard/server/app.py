@@ -29,6 +29,7 @@ from shipyard.server.hotpath import HotPaths, RequestMetrics, hot_route, parse_v
 from shipyard.server.http_errors import error_parts
 from shipyard.server.openapi import DOCS_HTML, openapi_document
 from shipyard.service.dataplane import DataPlane
+from shipyard.service.feedback import FeedbackItem
 from shipyard.service.metrics import SharedMetrics
 
 JSON = "application/json"
@@ -84,7 +85,7 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
                                               request.headers.get("content-length"),
                                               config.max_body_bytes))
         items = _feedback_items(payload)
-        accepted = plane.feedback(endpoint, items)
+        accepted = await plane.feedback(endpoint, items)
         return _json(codec.dumps({"accepted": accepted, "requests": len(items)}))
 
     async def list_endpoints(request: Request) -> Response:
@@ -202,8 +203,8 @@ def _tune_gc() -> None:
     sys.setswitchinterval(0.005)
 
 
-def _feedback_items(payload: Any) -> list[tuple[str, list[Any]]]:
-    """``{"request_id", "label" | "labels"}`` or ``{"feedback": [...those...]}``."""
+def _feedback_items(payload: Any) -> list[FeedbackItem]:
+    """``{"request_id", "label" | "labels", "replace"?}`` or ``{"feedback": [...those...]}``."""
     entries = payload.get("feedback") if isinstance(payload, dict) and "feedback" in payload \
         else [payload]
     if not isinstance(entries, list) or not entries:
@@ -221,5 +222,8 @@ def _feedback_items(payload: Any) -> list[tuple[str, list[Any]]]:
                 v is None or isinstance(v, (str, int, float, bool)) for v in labels):
             raise codec.BadRequestError(f"feedback[{i}]: labels must be a non-empty list of "
                                    "numbers, strings, booleans or nulls")
-        items.append((entry["request_id"], labels))
+        replace = entry.get("replace", False)
+        if not isinstance(replace, bool):
+            raise codec.BadRequestError(f"feedback[{i}]: 'replace' must be true or false")
+        items.append(FeedbackItem(entry["request_id"], labels, replace))
     return items

@@ -8,7 +8,13 @@ from __future__ import annotations
 import logging
 
 from shipyard.batching import BatcherClosedError, BatchTimeoutError, QueueFullError
-from shipyard.errors import InputValidationError, NotFoundError, ShipyardError
+from shipyard.errors import (
+    DuplicateLabelError,
+    InputValidationError,
+    NotFoundError,
+    ShipyardError,
+    UnknownRequestError,
+)
 from shipyard.runtimes.process import InferenceProcessError
 from shipyard.server import codec
 
@@ -39,8 +45,10 @@ def error_parts(exc: Exception) -> tuple[int, bytes, RawHeaders]:
         return 413, codec.error_body(str(exc)), []
     if isinstance(exc, UnauthorizedError):
         return 401, codec.error_body(str(exc)), [(b"www-authenticate", b"Bearer")]
-    if isinstance(exc, NotFoundError):
+    if isinstance(exc, NotFoundError | UnknownRequestError):
         return 404, codec.error_body(str(exc)), []
+    if isinstance(exc, DuplicateLabelError):
+        return 409, codec.error_body(str(exc)), []
     if isinstance(exc, (QueueFullError, BatcherClosedError)):
         return 503, codec.error_body(f"overloaded: {exc}"), [(b"retry-after", b"1")]
     if isinstance(exc, InferenceProcessError):

@@ -99,7 +99,12 @@ def _document(endpoints: list[str]) -> dict[str, Any]:
                 "requestBody": {"required": True, "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/Feedback"}}}},
                 "responses": {"200": _ok("Accepted"), "400": errors["400"],
-                              "404": errors["404"], "413": errors["413"]}}},
+                              "404": _err("Unknown endpoint, or a request id the server "
+                                          "never answered"),
+                              "409": _err("The request was labelled before (send "
+                                          "\"replace\": true to replace its labels)"),
+                              "413": errors["413"],
+                              "422": _err("A label does not fit the model's task")}}},
             "/v2/health/live": {"get": {"summary": "Server live",
                                         "responses": {"200": _ok("Live")}}},
             "/v2/health/ready": {"get": {"summary": "Server ready (every model loaded and "
@@ -141,6 +146,7 @@ def _document(endpoints: list[str]) -> dict[str, Any]:
             "Feedback": {"type": "object", "properties": {
                 "request_id": {"type": "string"}, "label": _VALUE,
                 "labels": {"type": "array", "items": _VALUE},
+                "replace": {"type": "boolean"},
                 "feedback": {"type": "array", "items": {"type": "object"}}}},
             "InferRequest": {"type": "object", "required": ["inputs"], "properties": {
                 "id": {"type": "string"},

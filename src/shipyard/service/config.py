@@ -73,14 +73,17 @@ class ServeConfig:
     poll_interval_s: float = 5.0
     api_keys: Mapping[str, str] = field(default_factory=dict)  # key name -> secret
     monitor: MonitorConfig | None = None  # for every endpoint without its own section
+    # feedback is taken for requests answered within this many seconds (see service.feedback)
+    feedback_horizon_s: float = 86400.0
 
     def __post_init__(self) -> None:
         names = [e.name for e in self.endpoints]
         if len(set(names)) != len(names):
             raise ConfigError(f"duplicate endpoint names: {names}")
-        if self.flush_interval_s <= 0 or self.poll_interval_s <= 0 or self.max_body_bytes < 1:
-            raise ConfigError("flush_interval_s, poll_interval_s and max_body_bytes must be "
-                              "positive")
+        if self.flush_interval_s <= 0 or self.poll_interval_s <= 0 or self.max_body_bytes < 1 \
+                or not self.feedback_horizon_s > 0:
+            raise ConfigError("flush_interval_s, poll_interval_s, max_body_bytes and "
+                              "feedback_horizon_s must be positive")
         if not isinstance(self.api_keys, Mapping) or not all(
                 isinstance(name, str) and isinstance(secret, str) and secret
                 for name, secret in self.api_keys.items()):

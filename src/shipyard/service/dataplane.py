@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
 import json
 import logging
 import os
 import random
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,10 +29,10 @@ from shipyard.runtimes.model import load as load_path
 from shipyard.runtimes.outputs import check_rows, concat
 from shipyard.runtimes.process import WORKER, ChildLog, InferenceProcess, log_entry
 from shipyard.service.config import EndpointConfig, ServeConfig
+from shipyard.service.feedback import FeedbackGate, FeedbackItem
 from shipyard.service.metrics import ServingMetrics
 from shipyard.settings import Settings
 from shipyard.stores.predictions import (
-    FeedbackRecord,
     LogStats,
     PredictionBatch,
     PredictionLog,
@@ -167,24 +165,28 @@ class _Share:
         return {name: arr[start:stop] for name, arr in self.batch.outputs.items()}
 
 
-_ids: tuple[str, itertools.count[int]] = ("", itertools.count())
+_ID_BLOCK = 256  # ids drawn per os.urandom call
+_ids: list[str] = []  # unused random ids of this process
 
 
-def _new_id_prefix() -> None:
-    global _ids
-    _ids = secrets.token_hex(8), itertools.count()
+def _forget_ids() -> None:
+    _ids.clear()  # a forked child must never hand out its parent's ids
 
 
-_new_id_prefix()
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_id_prefix)
+    os.register_at_fork(after_in_child=_forget_ids)
 
 
 def new_request_id() -> str:
-    """A unique request id: a random per-process prefix and a counter (no syscall per
-    request, unlike uuid4 or a getpid check). A forked child redraws the prefix."""
-    prefix, counter = _ids
-    return f"{prefix}{next(counter):016x}"
+    """An unguessable request id: 128 random bits from the OS (32 hex digits). They are
+    drawn in blocks of ``_ID_BLOCK``, so a request costs a list pop rather than a syscall;
+    ``list.pop`` is atomic, so threads never share one."""
+    try:
+        return _ids.pop()
+    except IndexError:
+        block = os.urandom(16 * _ID_BLOCK).hex()
+        _ids.extend(block[i:i + 32] for i in range(0, len(block), 32))
+        return _ids.pop()
 
 
 def _ticket_rows(ticket: _Ticket) -> int:
@@ -290,6 +292,9 @@ class DataPlane:
         self.metrics = ServingMetrics()
         log_dir = Path(config.log_dir) if config.log_dir else self.settings.home / "logs"
         self.log = PredictionLog(log_dir, flush_interval=config.flush_interval_s)
+        self.feedback_gate = FeedbackGate(  # other processes' log rows: ~2 flushes away
+            log_dir, list(self.endpoints), self.metrics.registry,
+            horizon_s=config.feedback_horizon_s, grace_s=2 * config.flush_interval_s + 1.0)
         self._retired_log_stats = LogStats()  # log counters of stopped replaced processes
         self._retiring: set[InferenceProcess] = set()  # replaced, still stopping
         self.raw_child: str | None = None  # an inference process module taking raw batches
@@ -407,6 +412,12 @@ class DataPlane:
         and writes them)."""
         kept: list[_RawTicket] = []
         rows: list[tuple[int, int, int]] = []
+        ids, counts = [], []  # every answered id may get feedback, logged or sampled out
+        for ticket, answer in zip(tickets, answers, strict=True):
+            if answer.rows is not None:
+                ids.append(ticket.request_id)
+                counts.append(answer.rows[1] - answer.rows[0])
+        self.feedback_gate.answered(endpoint.name, ids, counts)
         for i in _sampled(endpoint.config.log_sample_rate, len(tickets)):
             answer = answers[i]
             if answer.rows is not None:  # None: a 4xx or 5xx answer, no rows
@@ -419,6 +430,8 @@ class DataPlane:
         """One log record for the requests of a batch that got their answers (a sampled
         subset below a log rate of 1)."""
         done = time.perf_counter()
+        self.feedback_gate.answered(endpoint.name, [t.request_id for t in tickets],
+                                    [t.rows for t in tickets])
         if endpoint.config.log_sample_rate < 1.0:
             kept = _sampled(endpoint.config.log_sample_rate, len(tickets))
             if not kept:
@@ -442,14 +455,11 @@ class DataPlane:
             inputs=inputs, outputs=outputs,
             class_labels=deployment.model.signature.class_labels))
 
-    def feedback(self, endpoint: Endpoint, items: Sequence[tuple[str, Sequence[Any]]]) -> int:
-        """Log ground-truth labels by request id; returns the rows accepted."""
-        now = time.time()
-        accepted = 0
-        for request_id, labels in items:
-            if self.log.append(FeedbackRecord(request_id, now, endpoint.name, list(labels))):
-                accepted += len(labels)
-        return accepted
+    async def feedback(self, endpoint: Endpoint, items: Sequence[FeedbackItem]) -> int:
+        """Log ground-truth labels of answered requests (``service.feedback``); returns the
+        rows accepted."""
+        signature = endpoint.deployment().model.signature
+        return await self.feedback_gate.admit(endpoint.name, signature, items, self.log.append)
 
     # -- loading and hot swap --------------------------------------------------------------
 

@@ -69,10 +69,12 @@ class _ScrapeTime(Collector):
         yield queue
         stats = self.log_stats()
         writes = CounterMetricFamily("shipyard_prediction_log_rows",
-                                     "Prediction-log rows written or dropped.",
+                                     "Prediction-log rows written, dropped, or quarantined "
+                                     "(set aside after a failed segment write).",
                                      labels=["outcome"])
         writes.add_metric(["written"], stats.written_rows)
         writes.add_metric(["dropped"], stats.dropped_rows)
+        writes.add_metric(["quarantined"], stats.quarantined_rows)
         yield writes
         segments = CounterMetricFamily("shipyard_prediction_log_segments",
                                        "Parquet segments written.")

@@ -227,6 +227,9 @@ class Monitor:
         evaluator = AlertEvaluator(self.rules, state.get("evaluator"),
                                    endpoint=self.endpoint) if self.rules else None
         notifier = self.notifier or AlertNotifier(self.config.webhooks, self.config.on_alert)
+        if frames.unconvertible_labels:  # from segments of older versions (stores.feedback)
+            run.notes.append(f"{frames.unconvertible_labels} feedback label(s) do not fit the "
+                             "predictions' type and were read as null")
         try:
             for done, window in enumerate(windows, start=1):
                 if should_stop is not None and should_stop():

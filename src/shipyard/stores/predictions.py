@@ -14,6 +14,7 @@ one ``input.<name>`` column per input and ``output.label`` / ``output.value`` /
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import threading
@@ -30,6 +31,12 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from shipyard.errors import ShipyardError
+from shipyard.stores.feedback import (
+    FeedbackRecord,
+    feedback_table,
+    read_feedback,
+    segment_files,
+)
 from shipyard.types import Array, Columns
 
 log = logging.getLogger(__name__)
@@ -92,25 +99,12 @@ def _as_batch(record: PredictionRecord | PredictionBatch) -> PredictionBatch:
 
 
 @dataclass
-class FeedbackRecord:
-    """Ground truth for a logged request: one label per row of that request."""
-
-    request_id: str
-    ts: float
-    endpoint: str
-    labels: Sequence[Any]
-
-    @property
-    def rows(self) -> int:
-        return len(self.labels)
-
-
-@dataclass
 class LogStats:
     written_rows: int = 0
     dropped_rows: int = 0
     segments: int = 0
     write_errors: int = 0
+    quarantined_rows: int = 0  # written aside (``quarantine/``) after a failed segment write
     by_kind: dict[str, int] = field(default_factory=dict)
 
     @staticmethod
@@ -122,6 +116,7 @@ class LogStats:
             out.dropped_rows += part.dropped_rows
             out.segments += part.segments
             out.write_errors += part.write_errors
+            out.quarantined_rows += part.quarantined_rows
             for kind, rows in part.by_kind.items():
                 out.by_kind[kind] = out.by_kind.get(kind, 0) + rows
         return out
@@ -186,16 +181,48 @@ class PredictionLog:
                 try:
                     written += self._write(key, records)
                 except Exception:  # a bad segment must not stop the writer
-                    with self._lock:  # append() updates dropped_rows under the same lock
-                        self.stats.write_errors += 1
-                        self.stats.dropped_rows += sum(r.rows for r in records)
                     log.exception("prediction log: could not write a segment for %s", key)
+                    with self._lock:
+                        self.stats.write_errors += 1
+                    written += self._write_apart(key, records)
             return written
+
+    def _write_apart(self, key: tuple[str, str, str, int], records: list[Any]) -> int:
+        """A segment failed: write its records one by one, so one bad record never takes
+        the others with it; one that fails alone goes to ``quarantine/`` as JSON lines."""
+        written = 0
+        for record in records:
+            if len(records) > 1:
+                try:
+                    written += self._write(key, [record])
+                    continue
+                except Exception:
+                    log.exception("prediction log: could not write a record of %s", key)
+            self._quarantine(key, record)
+        return written
+
+    def _quarantine(self, key: tuple[str, str, str, int], record: Any) -> None:
+        kind, endpoint, hour, _version = key
+        folder = self.root / "quarantine" / kind / f"endpoint={endpoint}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            line = _record_json(record)
+            with (folder / f"{hour}-{os.getpid()}.jsonl").open("a", encoding="utf-8") as out:
+                out.write(line + "\n")
+        except Exception:
+            log.exception("prediction log: could not quarantine a record of %s; dropped", key)
+            with self._lock:  # append() updates dropped_rows under the same lock
+                self.stats.dropped_rows += record.rows
+            return
+        log.error("prediction log: %d row(s) of %s quarantined under %s", record.rows, key,
+                  folder)
+        with self._lock:
+            self.stats.quarantined_rows += record.rows
 
     def _write(self, key: tuple[str, str, str, int], records: list[Any]) -> int:
         kind, endpoint, hour, _version = key
         table = (_prediction_table(records) if kind == "predictions"
-                 else _feedback_table(records))
+                 else feedback_table(records))
         stamp = datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC)
         folder = (self.root / kind / f"endpoint={endpoint}" / f"date={stamp:%Y-%m-%d}" /
                   f"hour={stamp:%H}")
@@ -216,6 +243,21 @@ class PredictionLog:
             self._thread.join()
             self._thread = None
         self.flush()
+
+
+def _record_json(record: Any) -> str:
+    """A record as one JSON line (arrays as lists): what the quarantine keeps."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, np.ndarray | np.generic):
+            return value.tolist()
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    fields = {name: plain(getattr(record, name)) for name in record.__dataclass_fields__}
+    return json.dumps({"record": type(record).__name__, **fields}, default=str)
 
 
 def _dictionary_columns(table: pa.Table) -> list[str]:
@@ -299,32 +341,16 @@ def _prediction_table(records: list[PredictionRecord | PredictionBatch]) -> pa.T
     return pa.table(meta)
 
 
-def _feedback_table(records: list[FeedbackRecord]) -> pa.Table:
-    labels = [v for r in records for v in r.labels]
-    kinds = {type(v) for v in labels if v is not None}
-    if kinds <= {int, bool} or kinds <= {float, int}:
-        label_arr = pa.array(labels)
-    else:
-        label_arr = pa.array([None if v is None else str(v) for v in labels], type=pa.string())
-    return pa.table({
-        "request_id": pa.array([r.request_id for r in records for _ in r.labels],
-                               type=pa.string()),
-        "row": pa.array([i for r in records for i in range(len(r.labels))], type=pa.int32()),
-        "ts": pa.array([int(r.ts * 1e6) for r in records for _ in r.labels],
-                       type=pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-        "endpoint": pa.array([r.endpoint for r in records for _ in r.labels]),
-        "label": label_arr,
-    })
-
-
 def read_log(root: str | Path, endpoint: str, *, kind: str = "predictions",
              since: datetime | None = None, limit: int | None = None) -> pa.Table:
     """The logged rows of ``endpoint`` (oldest first; ``limit`` keeps the newest), across
     every segment and schema."""
-    folder = Path(root) / kind / f"endpoint={endpoint}"
-    files = sorted(str(p) for p in folder.rglob("*.parquet") if not p.name.startswith("."))
+    files = segment_files(root, kind, endpoint)
     if not files:
         raise NothingLoggedError(f"no {kind} logged for endpoint {endpoint!r} under {root}")
+    if kind == "feedback":  # segments of older versions may disagree on the label type
+        table = read_feedback(files, since=since).table
+        return table if limit is None else table.slice(max(0, table.num_rows - limit))
     schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
     dataset = pads.dataset(files, schema=schema, format="parquet")
     flt = None if since is None else pads.field("ts") >= pa.scalar(

@@ -2,13 +2,15 @@
 environment.
 
 The child runs model code (custom classes, pickles the user trusted), so it gets only what
-running a model needs: where programs and Python modules are (``PATH``, ``PYTHONPATH``, set
-to the server's ``sys.path`` so custom model classes import as they do in the server), the
-user's ``HOME``, locale (``LANG``, ``LC_*``), temporary directory (``TMPDIR``), the thread
-counts of numeric libraries (``OMP_NUM_THREADS`` and the like), and shipyard's own settings
-that loading a model reads (``Settings.to_env``, less the registry URL and the artifact store,
-which may hold credentials and which the child never opens). Nothing else: not the serve
-config, API keys, cloud credentials or any other variable the server happens to have.
+running a model needs: where programs, libraries and Python modules are (``PATH``,
+``LD_LIBRARY_PATH``, ``VIRTUAL_ENV``; ``PYTHONPATH`` set to the server's ``sys.path``, so
+custom model classes import as they do in the server), which accelerator it may use
+(``CUDA_VISIBLE_DEVICES``), the user's ``HOME``, locale (``LANG``, ``LC_*``, ``TZ``), the
+temporary directory (``TMPDIR``), the thread counts of numeric libraries (``OMP_NUM_THREADS``
+and the like), and shipyard's own settings that loading a model reads (``Settings.to_env``,
+less the registry URL and the artifact store, which may hold credentials and which the child
+never opens). Nothing else: not the serve config, API keys, cloud credentials or any other
+variable the server happens to have.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Mapping
 from shipyard.settings import ENV_VARS, Settings
 
 PASSED = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TMPDIR", "TZ", "SYSTEMROOT",
+                    "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "VIRTUAL_ENV",
                     "PYTHONHASHSEED", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"})
 PASSED_PREFIXES = ("LC_",)
 # thread pools of numeric libraries (a deployment may pin them to share the cores)

@@ -342,10 +342,13 @@ class AdaptiveBatcher(Generic[T, R]):
         if self.afn is not None:
             if self.deadline_s is None:
                 return await self._call_async(items)
+            deadline = asyncio.timeout(self.deadline_s)
             try:
-                async with asyncio.timeout(self.deadline_s):
+                async with deadline:
                     return await self._call_async(items)
             except TimeoutError:
+                if not deadline.expired():  # the batch function's own error
+                    raise
                 self.stats.past_deadline += 1
                 raise BatchDeadlineError(self._deadline_message(len(items))) from None
         call = asyncio.get_running_loop().run_in_executor(self.executor, self._call, items)

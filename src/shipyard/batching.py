@@ -12,6 +12,12 @@ independent of any web framework. Rules:
   deadline passes while it waits, ``BatchTimeoutError``.
 - If a batch call fails, each of its requests is retried alone, so one bad request never
   fails its batch-mates.
+- With ``deadline_s``, a batch call that has not returned by then fails every request of the
+  batch with ``BatchDeadlineError`` (no retry: the model hung, not a request). An awaited
+  ``afn`` is cancelled (an inference process then kills and restarts its child); a call in
+  an executor thread cannot be stopped, so it keeps its slot until it returns, and while
+  every slot is held by such a call the batcher refuses requests (``BatcherStuckError``)
+  instead of queueing them behind it.
 - ``on_results`` hears, on the event loop, which items got which results (once per batch):
   only those really delivered, not those whose caller had already timed out.
 
@@ -47,8 +53,22 @@ class BatchTimeoutError(Exception):
     """The request's deadline passed before its result was ready."""
 
 
+class BatchDeadlineError(BatchTimeoutError):
+    """The batch call ran past the batcher's ``deadline_s``: every request of the batch
+    fails with it."""
+
+
 class BatcherClosedError(Exception):
     """The batcher no longer accepts requests (it is shutting down or was replaced)."""
+
+
+class BatcherStuckError(QueueFullError):
+    """Every slot is held by a call that ran past its deadline and still runs in its thread:
+    the batcher refuses requests until one returns."""
+
+
+class _SlotKeptError(BatchDeadlineError):
+    """A thread call past its deadline: it keeps its slot until it returns (``_unstick``)."""
 
 
 @dataclass(slots=True)
@@ -70,6 +90,7 @@ class BatchStats:
     retried_alone: int = 0
     timeouts: int = 0
     rejected: int = 0
+    past_deadline: int = 0  # batch calls that ran past deadline_s
     sizes: deque[int] = field(default_factory=lambda: deque(maxlen=1024))
 
 
@@ -79,6 +100,7 @@ class AdaptiveBatcher(Generic[T, R]):
 
     The batch function must return one result per item, in order. ``rows_of`` says how many
     rows an item holds (for ``max_batch_size``). ``on_batch`` is told each batch's row count.
+    ``deadline_s``: how long one batch call may run (None: no limit).
     """
 
     def __init__(self, fn: Callable[[list[T]], Sequence[R]] | None, *,
@@ -87,10 +109,13 @@ class AdaptiveBatcher(Generic[T, R]):
                  executor: Executor | None = None,
                  on_batch: Callable[[int], None] | None = None,
                  on_results: Callable[[list[T], list[R]], None] | None = None,
-                 afn: Callable[[list[T]], Awaitable[Sequence[R]]] | None = None) -> None:
+                 afn: Callable[[list[T]], Awaitable[Sequence[R]]] | None = None,
+                 deadline_s: float | None = None) -> None:
         if max_batch_size < 1 or max_queue < 1 or concurrency < 1 or max_wait_ms < 0:
             raise ValueError("max_batch_size, max_queue and concurrency must be >= 1, "
                              "max_wait_ms >= 0")
+        if deadline_s is not None and not deadline_s > 0:
+            raise ValueError("deadline_s must be positive")
         if (fn is None) == (afn is None):
             raise ValueError("give exactly one batch function: fn (run in the executor) or "
                              "afn (awaited on the event loop)")
@@ -104,7 +129,9 @@ class AdaptiveBatcher(Generic[T, R]):
         self.executor = executor
         self.on_batch = on_batch
         self.on_results = on_results
+        self.deadline_s = deadline_s
         self.stats = BatchStats()
+        self._stuck = 0  # slots held by thread calls past their deadline
         self._queue: deque[_Pending[T, R]] = deque()
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
@@ -127,6 +154,11 @@ class AdaptiveBatcher(Generic[T, R]):
         return sum(1 for task in self._in_flight if not task.done())
 
     @property
+    def wedged(self) -> bool:
+        """Every slot is held by a call past its deadline (see ``BatcherStuckError``)."""
+        return self._stuck >= self.concurrency
+
+    @property
     def calling(self) -> int:
         """Batch calls in progress (a batch whose call returned is delivering, not calling)."""
         return self.concurrency - self._free
@@ -138,6 +170,8 @@ class AdaptiveBatcher(Generic[T, R]):
         the future itself, one coroutine frame less per request."""
         if self._closed:
             raise BatcherClosedError("this model is no longer accepting requests")
+        if self._stuck and self.wedged:
+            raise BatcherStuckError(self._stuck_message())
         if len(self._queue) >= self.max_queue:
             self.stats.rejected += 1
             raise QueueFullError(f"queue full ({self.max_queue} requests waiting)")
@@ -272,28 +306,24 @@ class AdaptiveBatcher(Generic[T, R]):
             self.stats.sizes.append(rows)
             if self.on_batch is not None:
                 self.on_batch(rows)
-            loop = asyncio.get_running_loop()
             items = [p.item for p in batch]
             try:
-                if self.afn is not None:
-                    results = await self._call_async(items)
-                else:
-                    results = await loop.run_in_executor(self.executor, self._call, items)
+                results = await self._call_once(items)
                 # The slot is free once the call returned: start the next batch before these
                 # callers are answered (their wake-ups queue behind it), so the model does
                 # not sit idle while the event loop writes this batch's responses.
                 held = False
                 self._release()
                 await asyncio.sleep(0)
+            except BatchDeadlineError as exc:  # the model hung: no retry, all of them fail
+                held = held and not isinstance(exc, _SlotKeptError)
+                raise
             except Exception:
                 if len(batch) == 1:
                     raise
                 self.stats.retried_alone += len(batch)
-                if self.afn is not None:
-                    outcomes = await self._one_by_one_async(items)
-                else:
-                    outcomes = await loop.run_in_executor(self.executor, self._one_by_one,
-                                                          items)
+                outcomes, kept = await self._one_by_one(items)
+                held = held and not kept
                 self._deliver(batch, outcomes)
                 return
             self._deliver(batch, results)
@@ -306,6 +336,53 @@ class AdaptiveBatcher(Generic[T, R]):
                 self._release()
             self._wake.set()
             self._prune()
+
+    async def _call_once(self, items: list[T]) -> Sequence[R]:
+        """One batch call, awaited (``afn``) or in a thread (``fn``), within the deadline."""
+        if self.afn is not None:
+            if self.deadline_s is None:
+                return await self._call_async(items)
+            deadline = asyncio.timeout(self.deadline_s)
+            try:
+                async with deadline:
+                    return await self._call_async(items)
+            except TimeoutError:
+                if not deadline.expired():  # the batch function's own error
+                    raise
+                self.stats.past_deadline += 1
+                raise BatchDeadlineError(self._deadline_message(len(items))) from None
+        call = asyncio.get_running_loop().run_in_executor(self.executor, self._call, items)
+        if self.deadline_s is None:
+            return await call
+        done, _ = await asyncio.wait((call,), timeout=self.deadline_s)
+        if done:
+            return call.result()
+        # a thread cannot be stopped: the call keeps its slot until it returns
+        self.stats.past_deadline += 1
+        self._stuck += 1
+        call.add_done_callback(self._unstick)
+        if self.wedged:  # nothing can run: refuse the waiting requests now, not at timeout
+            while self._queue:
+                waiting = self._queue.popleft()
+                if not waiting.future.done():
+                    waiting.future.set_exception(BatcherStuckError(self._stuck_message()))
+        raise _SlotKeptError(self._deadline_message(len(items)))
+
+    def _unstick(self, call: asyncio.Future[Sequence[R]]) -> None:
+        """A call past its deadline returned at last: its slot serves again."""
+        if not call.cancelled():
+            call.exception()  # retrieved: its result went nowhere, nobody waits for it
+        self._stuck -= 1
+        self._release()
+        self._wake.set()
+
+    def _deadline_message(self, requests: int) -> str:
+        return (f"the model did not answer a batch of {requests} request(s) within its "
+                f"deadline of {self.deadline_s:.3g} s")
+
+    def _stuck_message(self) -> str:
+        return (f"the model is stuck: {self._stuck} call(s) ran past the deadline of "
+                f"{self.deadline_s:.3g} s and still hold every execution slot")
 
     def _deliver(self, batch: list[_Pending[T, R]],
                  outcomes: Sequence[R | BaseException]) -> None:
@@ -336,23 +413,21 @@ class AdaptiveBatcher(Generic[T, R]):
         assert self.afn is not None
         return _one_each(items, await self.afn(items))
 
-    async def _one_by_one_async(self, items: list[T]) -> list[R | BaseException]:
+    async def _one_by_one(self, items: list[T]) -> tuple[list[R | BaseException], bool]:
+        """Each item alone; and whether a call past its deadline kept the slot (the items
+        after it then fail: nothing may run beside a stuck call)."""
         outcomes: list[R | BaseException] = []
         for item in items:
             try:
-                outcomes.append((await self._call_async([item]))[0])
+                outcomes.append((await self._call_once([item]))[0])
+            except _SlotKeptError as exc:
+                outcomes.append(exc)
+                stuck = BatcherStuckError(self._stuck_message())
+                outcomes += [stuck] * (len(items) - len(outcomes))
+                return outcomes, True
             except Exception as exc:
                 outcomes.append(exc)
-        return outcomes
-
-    def _one_by_one(self, items: list[T]) -> list[R | BaseException]:
-        outcomes: list[R | BaseException] = []
-        for item in items:
-            try:
-                outcomes.append(self._call([item])[0])
-            except Exception as exc:
-                outcomes.append(exc)
-        return outcomes
+        return outcomes, False
 
     async def close(self) -> None:
         """Stop accepting requests, finish everything admitted, then stop."""
@@ -364,7 +439,10 @@ class AdaptiveBatcher(Generic[T, R]):
             else:
                 await asyncio.sleep(0.001)
         if self._loop_task is not None:
-            await self._loop_task
+            if self.wedged:  # it may wait for a slot that only a stuck call can free
+                self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
         # the loop may have held a batch (waiting for company) while the queue looked empty
         while self._in_flight:
             await asyncio.gather(*list(self._in_flight), return_exceptions=True)

@@ -8,9 +8,9 @@ was most of the inference thread's CPU (``bench/README.md``, serving round 5). A
 process has its own interpreter and GIL: the loop writes one frame per batch to a socket
 and reads one back when the child answers, so nothing in the server process contends.
 
-Frames are ``[u32 length][u32 header length][JSON header][raw array bytes][payload]``:
-numeric arrays travel as their bytes (no pickle), object arrays (strings) as JSON lists in the
-header; the payload is opaque bytes (request and response bodies of raw batches).
+This module is the parent's side (``InferenceProcess``); the frames are ``frames.py``, the
+child's loop ``child.py``, its prediction log ``child_log.py``, its environment
+``child_env.py``.
 
 Raw batches: a child started with a ``RawHandler`` (the server's, ``shipyard.server.
 inference_child``) also takes batches of undecoded request bodies and answers each with a
@@ -23,129 +23,64 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import math
-import os
+import logging
 import socket
 import struct
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import orjson
 
-from shipyard.errors import ShipyardError
-from shipyard.runtimes.outputs import concat
+from shipyard.runtimes.child_env import child_environment
+from shipyard.runtimes.child_log import ChildLog, entry_rows, log_entry
+from shipyard.runtimes.frames import (
+    InferenceProcessError,
+    RawAnswer,
+    RawHandler,
+    RemoteModelError,
+    decode,
+    encode,
+    recv_frame,
+)
 from shipyard.settings import Settings
-from shipyard.stores.predictions import LogStats, PredictionBatch, PredictionLog
-from shipyard.types import Columns, num_rows
+from shipyard.stores.predictions import LogStats
+from shipyard.types import Columns
 
-if TYPE_CHECKING:
-    from shipyard.runtimes.model import LoadedModel
+__all__ = ["WORKER", "ChildLog", "InferenceProcess", "InferenceProcessError", "RawAnswer",
+           "RawHandler", "RemoteModelError", "decode", "encode", "log_entry"]
 
-_LEN = struct.Struct("<II")
-
-
-class InferenceProcessError(ShipyardError):
-    """The inference process failed to start, died, or could not run a batch."""
-
-
-class RemoteModelError(RuntimeError):
-    """The model raised in the inference process (an internal error, as it would be in a
-    thread); the message is the child's error."""
-
-
-@dataclasses.dataclass
-class RawAnswer:
-    """A ``RawHandler``'s answer to a raw batch: per request its status and body, and for
-    each request the model answered, its rows ``[a, b)`` in ``inputs`` / ``outputs`` (what
-    the prediction log of the batch holds)."""
-
-    statuses: list[int]
-    bodies: list[bytes]
-    ranges: list[tuple[int, int] | None]
-    inputs: Columns
-    outputs: Columns
-    calls: list[int]  # rows of each model call (the batch-size metric)
-    ids: dict[str, str] = dataclasses.field(default_factory=dict)  # index -> a changed id
-
-
-# (model, the batch's spec from the server, the request bodies) -> answers
-RawHandler = Callable[["LoadedModel", dict[str, Any], list[memoryview]], RawAnswer]
+log = logging.getLogger("shipyard.serve")
 WORKER = "shipyard.runtimes.worker"  # the default child: column batches only
-
-
-def encode(columns: Columns, extra: dict[str, Any] | None = None,
-           payload: Sequence[bytes] = ()) -> bytes:
-    """One frame for ``columns`` (and JSON-able ``extra`` fields in the header), then the
-    ``payload`` parts (their lengths go in the header as ``payload``)."""
-    specs: list[list[Any]] = []
-    blobs: list[bytes] = []
-    for name, arr in columns.items():
-        if arr.dtype.kind == "O":
-            specs.append([name, "O", list(arr.shape), arr.tolist()])
-        else:
-            arr = np.ascontiguousarray(arr)
-            specs.append([name, arr.dtype.str, list(arr.shape)])
-            blobs.append(arr.data.cast("B") if arr.size else b"")  # type: ignore[arg-type]
-    fields = {"arrays": specs, **(extra or {})}
-    if payload:
-        fields["payload"] = [len(part) for part in payload]
-        blobs.extend(payload)
-    header = orjson.dumps(fields)
-    body_len = 4 + len(header) + sum(len(b) for b in blobs)
-    return b"".join([_LEN.pack(body_len, len(header)), header, *blobs])
-
-
-def decode(body: bytes | memoryview) -> tuple[Columns, dict[str, Any]]:
-    """``columns`` and the header of a frame body (without its leading total length); a
-    payload comes back as ``header["payload"]``, a list of views of its parts."""
-    view = memoryview(body)
-    (header_len,) = struct.unpack_from("<I", view, 0)
-    header = orjson.loads(view[4:4 + header_len])
-    offset = 4 + header_len
-    columns: Columns = {}
-    for spec in header.pop("arrays"):
-        name, dtype, shape = spec[0], spec[1], tuple(spec[2])
-        if dtype == "O":
-            values = np.empty(len(spec[3]), dtype=object)
-            values[:] = spec[3]
-            columns[name] = values.reshape(shape)
-            continue
-        dt = np.dtype(dtype)
-        count = math.prod(shape)
-        nbytes = count * dt.itemsize
-        columns[name] = np.frombuffer(view[offset:offset + nbytes], dtype=dt).reshape(shape)
-        offset += nbytes
-    if "payload" in header:
-        parts = []
-        for size in header["payload"]:
-            parts.append(view[offset:offset + size])
-            offset += size
-        header["payload"] = parts
-    return columns, header
+_ENTRY_LISTS = ("kept", "request_ids", "latency_ms", "routing_keys", "ts")
 
 
 class InferenceProcess:
     """A child process serving one model package; ``run`` sends it a batch.
 
-    With a ``ChildLog`` the child also writes the prediction log of its batches: it holds
-    their inputs and outputs already, so the server process neither keeps them nor spends
-    its GIL on Arrow and Parquet.
+    With a ``ChildLog`` the child also writes the prediction log of its batches
+    (``child_log.py``). Log entries the child has not settled yet stay here: if the child
+    dies, their rows are counted as dropped (``total_log_stats``) and their request ids are
+    named in the server's log, so every answered request is either logged or accounted for.
 
     Starting blocks (load + warm-up in the child): do it off the event loop. If the child
-    dies, the batch it held fails with ``InferenceProcessError`` (HTTP 503) and the next
-    batch starts a fresh child first."""
+    dies, the batch it held fails with ``InferenceProcessError`` (HTTP 503) and a new child
+    starts at once (``restarting``; the next batch waits for it). A batch cancelled while
+    the child works on it (its deadline passed: the model hangs) kills the child the same
+    way, so the stream never carries a stale answer."""
 
     LOG_DELAY_S = 0.2  # a log entry waits at most this long for a batch to carry it
+    LOG_TIMEOUT_S = 30.0  # a frame of log entries alone (or a flush) waits at most this long
 
     def __init__(self, path: Path, *, trust: bool, runtime: str | None, settings: Settings,
                  log: ChildLog | None = None, start_timeout_s: float = 300.0,
                  module: str = WORKER) -> None:
         self.path = path
         self.raw = module != WORKER  # the child takes raw batches (see ``run_raw``)
+        self.name = log.endpoint if log is not None else str(path)
         self._args = [sys.executable, "-m", module, str(path)]
         if log is not None:
             self._args += ["--log", orjson.dumps(dataclasses.asdict(log)).decode()]
@@ -153,22 +88,31 @@ class InferenceProcess:
             self._args.append("--trust")
         if runtime:
             self._args += ["--runtime", runtime]
-        # the child imports what the server can (custom model classes by import path)
-        path_now = os.pathsep.join(p for p in sys.path if p)
-        self._env = {**os.environ, **settings.to_env(), "PYTHONPATH": path_now}
+        self._env = child_environment(settings)
         self._timeout = start_timeout_s
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._lock: asyncio.Lock | None = None
         self.restarts = 0
         self._frame = 0  # id of the last batch sent
+        self._floor = 1  # the first batch id the current child was sent
+        self._seq = 0  # number of the last log entry queued
         self._pending_log: list[dict[str, Any]] = []  # sent with the next frame
+        self._unsettled: deque[dict[str, Any]] = deque()  # queued or sent, not yet settled
         self._log_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.log_stats = LogStats()  # the child's prediction log, as of its last answer
-        self._retired_stats = LogStats()  # those of children that died
+        self._retired_stats = LogStats()  # those of children that died, and rows they lost
+        self._restart: asyncio.Task[None] | None = None
+        self._starting: subprocess.Popen[bytes] | None = None
+        self._closed = False
         self._sock: socket.socket | None
         self.proc, self._sock = self._spawn()
+
+    @property
+    def alive(self) -> bool:
+        """A child is up and takes batches (False while a new one starts)."""
+        return self._sock is not None
 
     def _spawn(self) -> tuple[subprocess.Popen[bytes], socket.socket]:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -180,13 +124,16 @@ class InferenceProcess:
             raise InferenceProcessError(f"cannot start an inference process: {exc}") from exc
         finally:
             child.close()
+        self._starting = proc  # aclose() kills it rather than wait for a slow load
         parent.settimeout(self._timeout)
         try:
-            _, header = decode(_recv_frame(parent))
+            _, header = decode(recv_frame(parent))
         except (OSError, InferenceProcessError) as exc:
             _stop(proc, parent)
             raise InferenceProcessError(f"the inference process for {self.path} did not "
                                         f"start (exit code {proc.poll()}): {exc}") from exc
+        finally:
+            self._starting = None
         if not header.get("ready"):
             _stop(proc, parent)
             raise InferenceProcessError(f"the inference process for {self.path} could not "
@@ -195,10 +142,22 @@ class InferenceProcess:
         parent.setblocking(False)
         return proc, parent
 
+    # -- the prediction log ----------------------------------------------------------------
+
     def log(self, entry: dict[str, Any]) -> None:
         """Queue a prediction-log entry (see ``log_entry``): it travels with the next batch,
         or, when none follows within ``LOG_DELAY_S``, on its own; the child writes the rows
-        it kept for that batch. Call on the event loop."""
+        it kept for that batch. Rows of batches a dead child answered are lost: counted and
+        named here. Call on the event loop."""
+        dead = [i for i, (frame, _, _) in enumerate(entry["kept"]) if frame < self._floor]
+        if dead:
+            self._count_lost([_subset(entry, dead)])
+            entry = _subset(entry, sorted(set(range(len(entry["kept"]))) - set(dead)))
+            if not entry["kept"]:
+                return
+        self._seq += 1
+        entry["seq"] = self._seq
+        self._unsettled.append(entry)
         self._pending_log.append(entry)
         if self._log_timer is None:
             self._log_timer = asyncio.get_running_loop().call_later(self.LOG_DELAY_S,
@@ -213,9 +172,9 @@ class InferenceProcess:
 
     async def _send_log(self, *, flush: bool = False) -> None:
         if self._pending_log or flush:
-            with contextlib.suppress(InferenceProcessError):
-                await self._exchange(encode({}, self._take_log({"only_log": True,
-                                                                "flush": flush})))
+            with contextlib.suppress(InferenceProcessError, TimeoutError):
+                async with asyncio.timeout(self.LOG_TIMEOUT_S):
+                    await self._exchange({"only_log": True, "flush": flush})
 
     async def flush_log(self) -> None:
         """Send the queued log entries and have the child write its buffer now; the
@@ -223,74 +182,140 @@ class InferenceProcess:
         if self._sock is not None:
             await self._send_log(flush=True)
 
+    def _count_lost(self, entries: Sequence[dict[str, Any]]) -> None:
+        """Rows of answered requests no child will write: dropped, and named in the log."""
+        rows = sum(entry_rows(e) for e in entries)
+        if not rows:
+            return
+        self._retired_stats = LogStats.total([self._retired_stats,
+                                              LogStats(dropped_rows=rows)])
+        ids = [rid for e in entries for rid in e["request_ids"]]
+        log.warning("endpoint %s: %d logged rows of %d answered requests were lost with "
+                    "their inference process (counted as dropped); their request ids follow",
+                    self.name, rows, len(ids))
+        for start in range(0, len(ids), 200):
+            log.warning("endpoint %s: not logged: %s", self.name, " ".join(ids[start:start + 200]))
+
+    def _settle(self, header: dict[str, Any]) -> None:
+        """Forget the entries the child has settled; take its counters of that moment."""
+        if "log_stats" in header:
+            self.log_stats = LogStats(**header["log_stats"])
+        settled = header.get("settled", 0)
+        unsettled = self._unsettled
+        while unsettled and unsettled[0]["seq"] <= settled:
+            unsettled.popleft()
+
+    @property
+    def total_log_stats(self) -> LogStats:
+        """The prediction-log counters of this deployment's children, dead ones included
+        (with the rows they lost)."""
+        return LogStats.total([self._retired_stats, self.log_stats])
+
+    # -- batches ---------------------------------------------------------------------------
+
     async def run(self, columns: Columns) -> tuple[Columns, int]:
         """The model's outputs for ``columns`` and the id of the batch (one batch at a time
         per process); the id lets a log entry name the rows it logs."""
-        outputs, _, frame = await self._batch(columns, {})
-        return outputs, frame
+        outputs, header = await self._exchange({}, columns=columns, batch=True)
+        return outputs, header["id"]
 
     async def run_raw(self, spec: dict[str, Any],
                       bodies: list[bytes]) -> tuple[dict[str, Any], int]:
         """Send undecoded request bodies; the child's answer header (``statuses``,
         ``ranges``, ``calls``; ``payload``: the response bodies) and the batch's id."""
-        _, header, frame = await self._batch({}, {"raw": spec}, bodies)
-        return header, frame
+        _, header = await self._exchange({"raw": spec}, payload=bodies, batch=True)
+        return header, header["id"]
 
-    async def _batch(self, columns: Columns, extra: dict[str, Any],
-                     payload: Sequence[bytes] = ()) -> tuple[Columns, dict[str, Any], int]:
-        """One batch frame (numbered, with the queued log entries) and the child's answer."""
-        self._frame += 1
-        frame = self._frame
-        outputs, header = await self._exchange(
-            encode(columns, self._take_log({"id": frame, **extra}), payload))
-        if "error" in header:
-            raise RemoteModelError(header["error"])
-        return outputs, header, frame
-
-    def _take_log(self, extra: dict[str, Any]) -> dict[str, Any]:
-        if self._pending_log:
-            extra["log"], self._pending_log = self._pending_log, []
-        return extra
-
-    async def _exchange(self, frame: bytes) -> tuple[Columns, dict[str, Any]]:
+    async def _exchange(self, extra: dict[str, Any], *,
+                        columns: Columns | None = None, payload: Sequence[bytes] = (),
+                        batch: bool = False) -> tuple[Columns, dict[str, Any]]:
+        """One frame (a numbered batch, or log entries alone) and the child's answer. The
+        frame is numbered and takes the queued log entries under the lock, so batch ids
+        reach the child in order and entries a cancelled call never sent stay queued."""
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            if self._sock is None:  # the last child died: start another
-                loop = asyncio.get_running_loop()
-                self.proc, self._sock = await loop.run_in_executor(None, self._spawn)
-                self.restarts += 1
+            await self._started()
             if self._writer is None:
                 self._reader, self._writer = await asyncio.open_unix_connection(
                     sock=self._sock, limit=1 << 26)
             assert self._reader is not None
+            frame = 0
+            if batch:
+                self._frame += 1
+                frame = extra["id"] = self._frame
+            if self._pending_log:
+                extra["log"], self._pending_log = self._pending_log, []
             try:
-                self._writer.write(frame)
+                self._writer.write(encode(columns or {}, extra, payload))
                 (total,) = struct.unpack("<I", await self._reader.readexactly(4))
                 body = await self._reader.readexactly(total)
             except (OSError, asyncio.IncompleteReadError) as exc:
-                self._retired_stats = LogStats.total([self._retired_stats, self.log_stats])
-                self.log_stats = LogStats()
-                self._drop()
+                code = self._drop()
                 raise InferenceProcessError(
-                    f"the model's inference process stopped (exit code {self.proc.poll()}); "
-                    "a new one starts with the next batch") from exc
+                    f"the model's inference process stopped (exit code {code}); "
+                    "a new one is starting") from exc
+            except asyncio.CancelledError:  # a deadline: the child hangs or is too slow
+                log.warning("endpoint %s: the inference process did not answer %s in time; "
+                            "killed it, a new one is starting", self.name,
+                            f"batch {frame}" if frame else "a log frame")
+                self._drop()
+                raise
         outputs, header = decode(body)
-        if "log_stats" in header:
-            self.log_stats = LogStats(**header["log_stats"])
+        self._settle(header)
+        if "error" in header:
+            raise RemoteModelError(header["error"])
+        header["id"] = frame
         return outputs, header
 
-    @property
-    def total_log_stats(self) -> LogStats:
-        """The prediction-log counters of this deployment's children, dead ones included."""
-        return LogStats.total([self._retired_stats, self.log_stats])
+    # -- the child's life ------------------------------------------------------------------
 
-    def _drop(self) -> None:
-        """Forget a dead child's connection and reap it (it is already gone)."""
+    async def _started(self) -> None:
+        """Wait for a child (starting one if none is starting); called under the lock."""
+        if self._sock is not None:
+            return
+        if self._closed:
+            raise InferenceProcessError("the inference process is stopped")
+        if self._restart is None:
+            self._restart = asyncio.get_running_loop().create_task(self._respawn())
+        await asyncio.shield(self._restart)  # a cancelled batch never orphans a new child
+        if self._sock is None:
+            raise InferenceProcessError(f"the inference process for {self.name} could not "
+                                        "be restarted (see the server log)")
+
+    async def _respawn(self) -> None:
+        try:
+            proc, sock = await asyncio.get_running_loop().run_in_executor(None, self._spawn)
+        except InferenceProcessError as exc:
+            log.error("endpoint %s: %s", self.name, exc)
+            return
+        finally:
+            self._restart = None
+        if self._closed:  # stopped meanwhile
+            await asyncio.get_running_loop().run_in_executor(None, _stop, proc, sock)
+            return
+        self.proc, self._sock = proc, sock
+        self.restarts += 1
+        log.info("endpoint %s: a new inference process serves (restart %d)", self.name,
+                 self.restarts)
+
+    def _drop(self) -> int | None:
+        """The child is dead or hangs: kill and reap it, count what it had not logged, and
+        start a new one (unless closing); returns its exit code."""
+        self._retired_stats = LogStats.total([self._retired_stats, self.log_stats])
+        self.log_stats = LogStats()
+        lost = list(self._unsettled)
+        self._unsettled.clear()
+        self._pending_log = []
+        self._floor = self._frame + 1
         self._disconnect()
         with contextlib.suppress(OSError):
             self.proc.kill()
-        self.proc.wait()
+        code = self.proc.wait()
+        self._count_lost(lost)
+        if not self._closed and self._restart is None:
+            self._restart = asyncio.get_running_loop().create_task(self._respawn())
+        return code
 
     def _disconnect(self) -> None:
         if self._writer is not None:
@@ -301,22 +326,41 @@ class InferenceProcess:
         self._sock = None
 
     async def aclose(self) -> None:
-        """Stop the child from the event loop: the last log entries go first, then the child
-        exits when its socket closes, after flushing its log (killed if it has not within
-        10 s); waiting for it happens off the loop."""
+        """Stop the child from the event loop: the last log entries go first (within
+        ``LOG_TIMEOUT_S``), then the child exits when its socket closes, after flushing its
+        log (killed if it has not within 10 s); waiting for it happens off the loop. A child
+        still starting is killed."""
+        self._closed = True
         if self._log_timer is not None:
             self._log_timer.cancel()
             self._log_timer = None
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        restart = self._restart
+        if restart is not None:
+            starting = self._starting
+            if starting is not None:
+                with contextlib.suppress(OSError):
+                    starting.kill()
+            await asyncio.gather(restart, return_exceptions=True)
         if self._sock is not None:
             await self._send_log(flush=True)  # the final counters come back with it
+        self._count_lost(list(self._unsettled))  # a child that could not take them
+        self._unsettled.clear()
         writer = self._writer
         self._disconnect()
         if writer is not None:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
         await asyncio.get_running_loop().run_in_executor(None, _stop, self.proc, None)
+
+
+def _subset(entry: dict[str, Any], keep: list[int]) -> dict[str, Any]:
+    """The log entry for the requests at positions ``keep`` only."""
+    out = dict(entry)
+    for name in _ENTRY_LISTS:
+        out[name] = [entry[name][i] for i in keep]
+    return out
 
 
 def _stop(proc: subprocess.Popen[bytes], sock: socket.socket | None) -> None:
@@ -327,167 +371,3 @@ def _stop(proc: subprocess.Popen[bytes], sock: socket.socket | None) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    chunks, got = [], 0
-    while got < n:
-        chunk = sock.recv(min(n - got, 1 << 20))
-        if not chunk:
-            raise InferenceProcessError("connection closed")
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
-
-
-def _recv_frame(sock: socket.socket) -> bytes:
-    (total,) = struct.unpack("<I", _recv_exact(sock, 4))
-    return _recv_exact(sock, total)
-
-
-@dataclasses.dataclass(frozen=True)
-class ChildLog:
-    """Where and as what the child logs its batches (the server's prediction log)."""
-
-    root: str
-    flush_interval_s: float
-    endpoint: str
-    model: str
-    version: int
-
-
-def log_entry(kept: list[tuple[int, int, int]], request_ids: list[str],
-              latency_ms: list[float], routing_keys: list[str | None],
-              ts: list[float], upto: int) -> dict[str, Any]:
-    """A log entry for the child: per kept request its ``(batch id, first row, end row)``
-    and its metadata; ``upto``: the newest batch id this entry settles (the child forgets
-    older batches once the entry is written). Lists, as they are: the entry is encoded."""
-    return {"kept": kept, "request_ids": request_ids, "latency_ms": latency_ms,
-            "routing_keys": routing_keys, "ts": ts, "upto": upto}
-
-
-class _ChildLogger:
-    """The child's side: keeps each batch's inputs and outputs until a log entry says which
-    rows to write, then appends them to its own ``PredictionLog``."""
-
-    KEEP = 1024  # batches kept at most (entries normally settle them one batch later)
-
-    def __init__(self, spec: ChildLog, class_labels: Sequence[Any] | None) -> None:
-        self.spec = spec
-        self.class_labels = class_labels
-        self.log = PredictionLog(spec.root, flush_interval=spec.flush_interval_s).start()
-        self.batches: dict[int, tuple[Columns, Columns]] = {}
-
-    def keep(self, frame: int, inputs: Columns, outputs: Columns) -> None:
-        self.batches[frame] = (inputs, outputs)
-        if len(self.batches) > self.KEEP:
-            del self.batches[next(iter(self.batches))]
-
-    def write(self, entry: dict[str, Any]) -> None:
-        kept = entry["kept"]
-        parts = [(self.batches.get(frame), a, b) for frame, a, b in kept]
-        held = [(p, a, b) for p, a, b in parts if p is not None]
-        if kept and len(held) == len(kept):
-            inputs = _gather([(p[0], a, b) for p, a, b in held])
-            outputs = _gather([(p[1], a, b) for p, a, b in held])
-            self.log.append(PredictionBatch(
-                request_ids=entry["request_ids"], row_counts=[b - a for _, a, b in kept],
-                latency_ms=entry["latency_ms"], routing_keys=entry["routing_keys"],
-                ts=entry["ts"], endpoint=self.spec.endpoint, model=self.spec.model,
-                version=self.spec.version, inputs=inputs, outputs=outputs,
-                class_labels=self.class_labels))
-        elif kept:  # batches forgotten (over KEEP): count them, never write wrong rows
-            self.log.count_dropped(sum(b - a for _, a, b in kept))
-        for frame in [f for f in self.batches if f <= entry["upto"]]:
-            del self.batches[frame]
-
-    def stats(self) -> dict[str, Any]:
-        stats = self.log.stats  # its fields, as dataclasses.asdict has them, but cheaper
-        return {**vars(stats), "by_kind": dict(stats.by_kind)}
-
-    def close(self) -> None:
-        self.log.close()
-
-
-def _answer_raw(model: LoadedModel, handler: RawHandler | None, logger: _ChildLogger | None,
-                header: dict[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
-    """The reply to a raw batch: statuses, rows and the response bodies (its payload)."""
-    if handler is None:
-        return {"error": "this inference process takes no raw batches"}, []
-    try:
-        answer = handler(model, header["raw"], header["payload"])
-    except Exception as exc:  # the handler answers bad requests itself: this is a bug
-        return {"error": f"{type(exc).__name__}: {exc}"}, []
-    if logger is not None and answer.outputs:
-        logger.keep(header["id"], answer.inputs, answer.outputs)
-    reply = {"statuses": answer.statuses, "ranges": answer.ranges, "calls": answer.calls}
-    if answer.ids:
-        reply["ids"] = answer.ids
-    return reply, answer.bodies
-
-
-def _gather(parts: list[tuple[Columns, int, int]]) -> Columns:
-    """Rows ``[a, b)`` of each part's columns, concatenated. Consecutive ranges of one part
-    (a batch's requests, in order) are one slice; a whole part is not copied."""
-    merged: list[tuple[Columns, int, int]] = []
-    for cols, a, b in parts:
-        if merged and merged[-1][0] is cols and merged[-1][2] == a:
-            merged[-1] = (cols, merged[-1][1], b)
-        else:
-            merged.append((cols, a, b))
-    return concat([cols if a == 0 and b == num_rows(cols) else {k: v[a:b] for k, v in cols.items()}
-                   for cols, a, b in merged])
-
-
-def child_main(fd: int, path: str, *, trust: bool, runtime: str | None,
-               log: ChildLog | None = None, handler: RawHandler | None = None) -> int:
-    """The child's loop: load, warm up, say ready, then answer frames until EOF (then flush
-    the prediction log and exit). ``handler`` answers raw batches."""
-    import json
-
-    from shipyard.runtimes.model import load
-
-    sock = socket.socket(fileno=fd)
-    try:
-        model = load(path, trust=trust, runtime=runtime, settings=Settings.from_env())
-        example = model.manifest.input_example
-        if example is not None:
-            model.predict(json.loads((Path(path) / example).read_text()))
-    except Exception as exc:
-        sock.sendall(encode({}, {"ready": False, "error": f"{type(exc).__name__}: {exc}"}))
-        return 1
-    logger = None if log is None else _ChildLogger(log, model.signature.class_labels)
-    sock.sendall(encode({}, {"ready": True}))
-    predict = model.runtime.predict
-    try:
-        while True:
-            try:
-                body = _recv_frame(sock)
-            except InferenceProcessError:
-                return 0  # the server closed its end: shut down
-            columns, header = decode(body)
-            outputs: Columns = {}
-            extra: dict[str, Any] = {}
-            payload: list[bytes] = []
-            if logger is not None:
-                for entry in header.get("log", ()):
-                    logger.write(entry)
-            if header.get("only_log"):
-                if logger is not None and header.get("flush"):
-                    logger.log.flush()
-            elif "raw" in header:
-                extra, payload = _answer_raw(model, handler, logger, header)
-            else:
-                try:
-                    outputs = predict(columns)
-                except Exception as exc:
-                    extra["error"] = f"{type(exc).__name__}: {exc}"
-                if logger is not None and "id" in header and outputs:
-                    logger.keep(header["id"], columns, outputs)
-            if logger is not None:  # every answer brings the log's counters back
-                extra["log_stats"] = logger.stats()
-            reply = encode(outputs, extra, payload)
-            sock.sendall(reply)
-    finally:
-        if logger is not None:
-            logger.close()

@@ -7,7 +7,9 @@ import json
 import signal
 import sys
 
-from shipyard.runtimes.process import ChildLog, RawHandler, child_main
+from shipyard.runtimes.child import child_main
+from shipyard.runtimes.child_log import ChildLog
+from shipyard.runtimes.frames import RawHandler
 
 
 def main(argv: list[str] | None = None, handler: RawHandler | None = None) -> int:

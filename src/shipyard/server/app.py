@@ -121,7 +121,8 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
         endpoint = plane.endpoint(request.path_params["name"])
         version = parse_version(request.path_params.get("version"))
         current = endpoint.current
-        ok = current is not None and (version is None or version == current.version)
+        ok = current is not None and current.ready and (version is None or
+                                                          version == current.version)
         return _json(codec.dumps({"name": endpoint.name, "ready": ok}), 200 if ok else 400)
 
     # -- operations ----------------------------------------------------------------------------

@@ -17,9 +17,9 @@ import sys
 from typing import Any, NamedTuple
 
 from shipyard.runtimes import worker
+from shipyard.runtimes.frames import RawAnswer, RemoteModelError
 from shipyard.runtimes.model import LoadedModel
 from shipyard.runtimes.outputs import check_rows, concat
-from shipyard.runtimes.process import RawAnswer, RemoteModelError
 from shipyard.server import codec
 from shipyard.server.http_errors import error_parts
 from shipyard.types import Columns, num_rows

@@ -34,6 +34,10 @@ class EndpointConfig:
     max_queue: int = 2048
     concurrency: int = 1
     timeout_s: float = 10.0
+    # how long one batch may run in the model (None: timeout_s, when every request of the
+    # batch has timed out anyway); past it the batch's requests get 504 and a hung
+    # inference process is killed and restarted
+    batch_timeout_s: float | None = None
     unknown_categories: Literal["pass", "reject"] = "pass"
     log_sample_rate: float = 1.0
     # the package may run its own code: unpickle its model, import the classes it names
@@ -44,6 +48,11 @@ class EndpointConfig:
     inference: Literal["process", "thread"] = "process"
     monitor: MonitorConfig | None = None  # None: the serve config's global monitor section
 
+    @property
+    def batch_deadline_s(self) -> float:
+        """How long one batch may run (``batch_timeout_s``, else ``timeout_s``)."""
+        return self.timeout_s if self.batch_timeout_s is None else self.batch_timeout_s
+
     def __post_init__(self) -> None:
         if not _ENDPOINT.match(self.name):
             raise ConfigError(f"invalid endpoint name {self.name!r}")
@@ -52,6 +61,8 @@ class EndpointConfig:
                               "concurrency must be at least 1")
         if self.max_wait_ms < 0 or self.timeout_s <= 0:
             raise ConfigError(f"endpoint {self.name}: max_wait_ms >= 0 and timeout_s > 0")
+        if self.batch_timeout_s is not None and not self.batch_timeout_s > 0:
+            raise ConfigError(f"endpoint {self.name}: batch_timeout_s must be positive")
         if not 0.0 <= self.log_sample_rate <= 1.0:
             raise ConfigError(f"endpoint {self.name}: log_sample_rate must be in [0, 1]")
         if self.unknown_categories not in ("pass", "reject"):

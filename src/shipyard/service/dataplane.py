@@ -16,7 +16,6 @@ import os
 import random
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +30,7 @@ from shipyard.runtimes.process import WORKER, ChildLog, InferenceProcess, log_en
 from shipyard.service.config import EndpointConfig, ServeConfig
 from shipyard.service.feedback import FeedbackGate, FeedbackItem
 from shipyard.service.metrics import ServingMetrics
+from shipyard.service.model_threads import ModelThreads
 from shipyard.settings import Settings
 from shipyard.stores.predictions import (
     LogStats,
@@ -60,6 +60,12 @@ class Deployment:
 
     def __post_init__(self) -> None:
         self.labels = (self.model_name, str(self.version))
+
+    @property
+    def ready(self) -> bool:
+        """Takes requests: its inference process is up (not restarting) and its model is
+        not stuck in a call past the deadline."""
+        return (self.process is None or self.process.alive) and not self.batcher.wedged
 
     @property
     def depth(self) -> int:
@@ -301,8 +307,7 @@ class DataPlane:
         self.metrics.watch(lambda: {n: (e.current.depth if e.current else 0)
                                     for n, e in self.endpoints.items()},
                            self.log_stats)
-        self.executor = ThreadPoolExecutor(max_workers=max(
-            4, sum(e.concurrency for e in config.endpoints) + 2), thread_name_prefix="infer")
+        self.executor = ModelThreads(max(4, sum(e.concurrency for e in config.endpoints) + 2))
         self._watcher: asyncio.Task[None] | None = None
         self.monitor: MonitorScheduler | None = None
         self._checking = asyncio.Lock()  # one check at a time: the watcher or a direct call
@@ -354,10 +359,23 @@ class DataPlane:
 
     @property
     def ready(self) -> bool:
-        return all(ep.current is not None for ep in self.endpoints.values())
+        return all(ep.current is not None and ep.current.ready
+                   for ep in self.endpoints.values())
 
     async def close(self) -> None:
-        """Finish admitted requests, then flush the prediction log (SIGTERM lands here)."""
+        """Finish admitted requests, then flush the prediction log (SIGTERM lands here).
+        Every step is bounded (a batch by its deadline, an inference process's last flush by
+        ``LOG_TIMEOUT_S``); a deployment that fails to stop is logged, and the log is still
+        flushed."""
+        try:
+            await self._stop_serving()
+        finally:
+            await asyncio.get_running_loop().run_in_executor(None, self.log.close)
+            self.executor.shutdown(wait=True)
+            if self._registry is not None:
+                self._registry.close()
+
+    async def _stop_serving(self) -> None:
         if self._watcher is not None:
             self._watcher.cancel()
         loop = asyncio.get_running_loop()
@@ -368,13 +386,14 @@ class DataPlane:
             self.monitor = None
         for ep in self.endpoints.values():
             if ep.current is not None:
-                await ep.current.drain()
-                await ep.current.close()
-        await asyncio.gather(*self._closing)
-        await loop.run_in_executor(None, self.log.close)
-        self.executor.shutdown(wait=True)
-        if self._registry is not None:
-            self._registry.close()
+                try:
+                    await ep.current.drain()
+                    await ep.current.close()
+                except Exception:
+                    log.exception("endpoint %s: could not stop its deployment", ep.name)
+        for failed in await asyncio.gather(*self._closing, return_exceptions=True):
+            if isinstance(failed, Exception):
+                log.error("a replaced deployment could not stop: %r", failed)
 
     def endpoint(self, name: str) -> Endpoint:
         try:
@@ -510,7 +529,7 @@ class DataPlane:
             afn=run_remote,
             max_batch_size=ep.config.max_batch_size, max_wait_ms=ep.config.max_wait_ms,
             max_queue=ep.config.max_queue, concurrency=concurrency, executor=self.executor,
-            on_batch=batch_hist.observe,
+            on_batch=batch_hist.observe, deadline_s=ep.config.batch_deadline_s,
             on_results=lambda tickets, shares: self._log_batch(ep, deployment, tickets, shares))
         raw = None
         if process is not None and process.raw:
@@ -522,6 +541,7 @@ class DataPlane:
                 None, afn=functools.partial(_run_raw_batch, process, spec, batch_hist.observe),
                 max_batch_size=ep.config.max_batch_size, max_wait_ms=ep.config.max_wait_ms,
                 max_queue=ep.config.max_queue, concurrency=1,
+                deadline_s=ep.config.batch_deadline_s,
                 on_results=lambda tickets, answers: self._log_raw_batch(
                     ep, raw_process, tickets, answers))
         deployment = Deployment(model, name, version, batcher, process, raw)

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shipyard.errors import ShipyardError
-
-_ENDPOINT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+from shipyard.names import SAFE_NAME_RULE, is_safe_name
 
 
 class ConfigError(ShipyardError):
@@ -44,8 +43,8 @@ class EndpointConfig:
     monitor: MonitorConfig | None = None  # None: the serve config's global monitor section
 
     def __post_init__(self) -> None:
-        if not _ENDPOINT.match(self.name):
-            raise ConfigError(f"invalid endpoint name {self.name!r}")
+        if not is_safe_name(self.name):
+            raise ConfigError(f"invalid endpoint name {self.name!r}: use {SAFE_NAME_RULE}")
         if self.max_batch_size < 1 or self.max_queue < 1 or self.concurrency < 1:
             raise ConfigError(f"endpoint {self.name}: max_batch_size, max_queue and "
                               "concurrency must be at least 1")

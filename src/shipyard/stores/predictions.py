@@ -30,6 +30,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from shipyard.errors import ShipyardError
+from shipyard.names import check_endpoint_name
 from shipyard.types import Array, Columns
 
 log = logging.getLogger(__name__)
@@ -194,6 +195,7 @@ class PredictionLog:
 
     def _write(self, key: tuple[str, str, str, int], records: list[Any]) -> int:
         kind, endpoint, hour, _version = key
+        check_endpoint_name(endpoint)  # it names a folder
         table = (_prediction_table(records) if kind == "predictions"
                  else _feedback_table(records))
         stamp = datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC)
@@ -321,7 +323,7 @@ def read_log(root: str | Path, endpoint: str, *, kind: str = "predictions",
              since: datetime | None = None, limit: int | None = None) -> pa.Table:
     """The logged rows of ``endpoint`` (oldest first; ``limit`` keeps the newest), across
     every segment and schema."""
-    folder = Path(root) / kind / f"endpoint={endpoint}"
+    folder = Path(root) / kind / f"endpoint={check_endpoint_name(endpoint)}"
     files = sorted(str(p) for p in folder.rglob("*.parquet") if not p.name.startswith("."))
     if not files:
         raise NothingLoggedError(f"no {kind} logged for endpoint {endpoint!r} under {root}")

@@ -472,7 +472,7 @@ def test_openapi_document_is_valid_and_covers_every_route(serve, packages) -> No
                 check_refs(value)
 
     check_refs(document)
-    assert set(document["paths"]) == routes - {"/openapi.json", "/docs"}
+    assert set(document["paths"]) == routes - {"/openapi.json", "/docs", "/docs/{asset}"}
     predict = document["paths"]["/v1/endpoints/{name}/predict"]["post"]
     assert predict["parameters"][0]["schema"]["enum"] == ["cancer", "iris"]
     assert {"200", "400", "404", "413", "422", "503", "504"} <= set(predict["responses"])
@@ -483,7 +483,7 @@ def test_docs_page(serve, packages) -> None:
         response = s.client.get("/docs")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
-    assert "swagger-ui" in response.text and 'url: "/openapi.json"' in response.text
+    assert "swagger-ui" in response.text and "/openapi.json" in response.text
 
 
 # -- the prediction log ---------------------------------------------------------------------------

@@ -25,9 +25,10 @@ from starlette.routing import Route
 from shipyard._version import __version__
 from shipyard.server import codec
 from shipyard.server.asgi import ApiKeys, header_map, read_body
+from shipyard.server.docs_page import POLICY, DocsPage
 from shipyard.server.hotpath import HotPaths, RequestMetrics, hot_route, parse_version
 from shipyard.server.http_errors import error_parts
-from shipyard.server.openapi import DOCS_HTML, openapi_document
+from shipyard.server.openapi import openapi_document
 from shipyard.service.dataplane import DataPlane
 from shipyard.service.metrics import SharedMetrics
 
@@ -133,8 +134,18 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
         return _json(codec.dumps(openapi_document(sorted(plane.endpoints),
                                                   api_keys=bool(keys))))
 
+    page = DocsPage()
+    docs_headers = {"content-security-policy": POLICY}
+
     async def docs(request: Request) -> Response:
-        return HTMLResponse(DOCS_HTML)
+        return HTMLResponse(page.html, headers=docs_headers)
+
+    async def docs_asset(request: Request) -> Response:
+        found = page.asset(request.path_params["asset"])
+        if found is None:
+            return await _not_found(request, LookupError())
+        return Response(found[0], media_type=found[1],
+                        headers={**docs_headers, "cache-control": "public, max-age=86400"})
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -169,6 +180,7 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
         Route("/metrics", guarded(metrics, auth=False), methods=["GET"]),
         Route("/openapi.json", guarded(openapi, auth=False), methods=["GET"]),
         Route("/docs", guarded(docs, auth=False), methods=["GET"]),
+        Route("/docs/{asset}", guarded(docs_asset, auth=False), methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={404: _not_found, 405: _not_allowed})
@@ -214,6 +226,7 @@ def _feedback_items(payload: Any) -> list[tuple[str, list[Any]]]:
         if not isinstance(entry, dict) or not isinstance(entry.get("request_id"), str) \
                 or not entry["request_id"]:
             raise codec.BadRequestError(f"feedback[{i}] needs a non-empty string 'request_id'")
+        codec.check_request_id(entry["request_id"], f"feedback[{i}].request_id")
         if ("label" in entry) == ("labels" in entry):
             raise codec.BadRequestError(f"feedback[{i}] needs exactly one of 'label' or 'labels'")
         labels = entry["labels"] if "labels" in entry else [entry["label"]]

@@ -160,15 +160,3 @@ def _document(endpoints: list[str]) -> dict[str, Any]:
         }},
     }
 
-
-DOCS_HTML = """<!doctype html>
-<html><head><title>shipyard API</title><meta charset="utf-8">
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
-</head><body><div id="ui"></div>
-<noscript>The API description is at <a href="/openapi.json">/openapi.json</a>.</noscript>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>window.onload = () => SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
-<p>If the page stays empty (no internet for the viewer), read
-<a href="/openapi.json">/openapi.json</a> directly.</p>
-</body></html>
-"""

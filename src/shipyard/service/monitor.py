@@ -182,7 +182,8 @@ class Monitor:
         state = self._load_state()
         evaluator = AlertEvaluator(self.config.rules, state.get("evaluator"),
                                    endpoint=self.endpoint) if self.config.rules else None
-        notifier = self.notifier or AlertNotifier(self.config.webhooks, self.config.on_alert)
+        notifier = self.notifier or AlertNotifier(self.config.webhooks, self.config.on_alert,
+                                                  command_env=self.config.on_alert_env)
         try:
             for done, window in enumerate(windows, start=1):
                 if should_stop is not None and should_stop():

@@ -44,6 +44,11 @@ def serve(
         cfg = replace(cfg, log_dir=str(log_dir))
     if workers < 1:
         raise ShipyardError("--workers must be at least 1")
+    from shipyard.service.loading import unresolved_sources
+
+    problems = unresolved_sources((e.name, e.model) for e in cfg.endpoints)
+    if problems:  # a server that could never become ready: say so and stop
+        raise ShipyardError("cannot serve:\n  " + "\n  ".join(problems))
     console.print(f"serving {', '.join(e.name for e in cfg.endpoints)} on http://{host}:{port} "
                   f"({workers} worker{'s' if workers > 1 else ''}); docs at /docs")
     run_server(cfg, host=host, port=port, workers=workers)

@@ -103,8 +103,12 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
         return _json(codec.dumps({"live": True}))
 
     async def ready(request: Request) -> Response:
-        ok = plane.ready
-        return _json(codec.dumps({"ready": ok}), 200 if ok else 503)
+        if plane.ready:
+            return _json(codec.dumps({"ready": True}))
+        # open to probes: the load error itself only to a caller the API keys let in
+        detailed = keys.allows(header_map(request.scope["headers"]))
+        return _json(codec.dumps({"ready": False, "not_ready": _not_ready(plane, detailed)}),
+                     503)
 
     async def server_metadata(request: Request) -> Response:
         return _json(codec.dumps({"name": "shipyard", "version": __version__,
@@ -187,6 +191,13 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
     app.state.plane = plane
     hot = HotPaths(app, plane, keys, RequestMetrics(plane))
     return hot
+
+
+def _not_ready(plane: DataPlane, detailed: bool) -> dict[str, str]:
+    """Each endpoint without a model to serve, and why: still loading, or its load error."""
+    return {ep.name: "loading" if ep.last_error is None else
+            f"could not load: {ep.last_error}" if detailed else "could not load"
+            for ep in plane.endpoints.values() if ep.current is None}
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

@@ -29,6 +29,7 @@ def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any
     return body
 
 
+NOT_READY = "Not ready: `not_ready` names each endpoint without a model, and why"
 PUBLIC_PATHS = frozenset({"/v2/health/live", "/v2/health/ready", "/metrics"})
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer",
@@ -105,7 +106,7 @@ def _document(endpoints: list[str]) -> dict[str, Any]:
             "/v2/health/ready": {"get": {"summary": "Server ready (every model loaded and "
                                                    "warmed up)",
                                          "responses": {"200": _ok("Ready"),
-                                                       "503": _ok("Not ready")}}},
+                                                       "503": _ok(NOT_READY)}}},
             "/v2": {"get": {"summary": "Server metadata", "responses": {"200": _ok("Metadata")}}},
             "/v2/models/{name}": {"get": meta_op},
             "/v2/models/{name}/versions/{version}": {

@@ -11,6 +11,8 @@
     │   │   └── UntrustedPickleError  a pickle would be loaded without trust=True
     │   └── ConversionError           a model could not be converted or packaged
     ├── RuntimeUnavailableError       a runtime's optional dependency or artifact is missing
+    ├── InvalidNameError              a name that becomes part of a path (an endpoint's) is
+    │                                 not a safe name
     ├── InputValidationError          prediction input does not match the signature (.problems)
     │   └── InvalidLabelError         a feedback label does not fit the model's task
     ├── FeedbackError                 feedback refused
@@ -117,6 +119,10 @@ class ConversionError(PackageError):
 
 class RuntimeUnavailableError(ShipyardError):
     """A runtime cannot be used: its optional dependency or its artifact is missing."""
+
+
+class InvalidNameError(ShipyardError):
+    """A name that becomes part of a file path (an endpoint's) is not a safe name."""
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -82,11 +83,14 @@ def test_invalid_configs_are_config_errors(data: Any, message: str) -> None:
 
 
 def test_app_from_env_builds_the_configured_app(packages, tmp_path, monkeypatch) -> None:
+    """A ``--workers`` worker reads the config from the private file the environment names,
+    then drops the variable (nothing it starts needs it)."""
     config = ServeConfig(endpoints=(EndpointConfig(name="iris", model=str(packages.iris)),),
                          log_dir=str(tmp_path / "logs"), api_keys={"ci": "s3cret"})
-    monkeypatch.setenv(run.CONFIG_ENV, json.dumps(config.to_dict()))
+    monkeypatch.setenv(run.CONFIG_FILE_ENV, str(run.write_private_config(config, tmp_path)))
     monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
     app = run.app_from_env()
+    assert run.CONFIG_FILE_ENV not in os.environ
     plane = app.state.plane
     assert plane.config == config
     assert list(plane.endpoints) == ["iris"]

@@ -52,6 +52,12 @@ def serve(
                       "(unpickle its model, import the classes it names)")
     if workers < 1:
         raise ShipyardError("--workers must be at least 1")
+    from shipyard.service.loading import unresolved_sources
+
+    problems = unresolved_sources((e.name, e.model) for e in cfg.endpoints)
+    if problems:  # a server that could never become ready: say so and stop
+        raise ShipyardError("cannot serve:\n  " + "\n  ".join(problems))
+
     from shipyard.service.monitor_rules import check_serve_rules
 
     check_serve_rules(cfg)  # accuracy rules on a regressor fail here, before serving

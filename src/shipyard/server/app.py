@@ -25,9 +25,10 @@ from starlette.routing import Route
 from shipyard._version import __version__
 from shipyard.server import codec
 from shipyard.server.asgi import ApiKeys, header_map, read_body
+from shipyard.server.docs_page import POLICY, DocsPage
 from shipyard.server.hotpath import HotPaths, RequestMetrics, hot_route, parse_version
 from shipyard.server.http_errors import error_parts
-from shipyard.server.openapi import DOCS_HTML, openapi_document
+from shipyard.server.openapi import openapi_document
 from shipyard.service.dataplane import DataPlane
 from shipyard.service.feedback import FeedbackItem
 from shipyard.service.metrics import SharedMetrics
@@ -103,8 +104,12 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
         return _json(codec.dumps({"live": True}))
 
     async def ready(request: Request) -> Response:
-        ok = plane.ready
-        return _json(codec.dumps({"ready": ok}), 200 if ok else 503)
+        if plane.ready:
+            return _json(codec.dumps({"ready": True}))
+        # open to probes: the load error itself only to a caller the API keys let in
+        detailed = keys.allows(header_map(request.scope["headers"]))
+        return _json(codec.dumps({"ready": False, "not_ready": _not_ready(plane, detailed)}),
+                     503)
 
     async def server_metadata(request: Request) -> Response:
         return _json(codec.dumps({"name": "shipyard", "version": __version__,
@@ -135,8 +140,18 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
         return _json(codec.dumps(openapi_document(sorted(plane.endpoints),
                                                   api_keys=bool(keys))))
 
+    page = DocsPage()
+    docs_headers = {"content-security-policy": POLICY}
+
     async def docs(request: Request) -> Response:
-        return HTMLResponse(DOCS_HTML)
+        return HTMLResponse(page.html, headers=docs_headers)
+
+    async def docs_asset(request: Request) -> Response:
+        found = page.asset(request.path_params["asset"])
+        if found is None:
+            return await _not_found(request, LookupError())
+        return Response(found[0], media_type=found[1],
+                        headers={**docs_headers, "cache-control": "public, max-age=86400"})
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -171,12 +186,20 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
         Route("/metrics", guarded(metrics, auth=False), methods=["GET"]),
         Route("/openapi.json", guarded(openapi, auth=False), methods=["GET"]),
         Route("/docs", guarded(docs, auth=False), methods=["GET"]),
+        Route("/docs/{asset}", guarded(docs_asset, auth=False), methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={404: _not_found, 405: _not_allowed})
     app.state.plane = plane
     hot = HotPaths(app, plane, keys, RequestMetrics(plane))
     return hot
+
+
+def _not_ready(plane: DataPlane, detailed: bool) -> dict[str, str]:
+    """Each endpoint without a model to serve, and why: still loading, or its load error."""
+    return {ep.name: "loading" if ep.last_error is None else
+            f"could not load: {ep.last_error}" if detailed else "could not load"
+            for ep in plane.endpoints.values() if ep.current is None}
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -216,6 +239,7 @@ def _feedback_items(payload: Any) -> list[FeedbackItem]:
         if not isinstance(entry, dict) or not isinstance(entry.get("request_id"), str) \
                 or not entry["request_id"]:
             raise codec.BadRequestError(f"feedback[{i}] needs a non-empty string 'request_id'")
+        codec.check_request_id(entry["request_id"], f"feedback[{i}].request_id")
         if ("label" in entry) == ("labels" in entry):
             raise codec.BadRequestError(f"feedback[{i}] needs exactly one of 'label' or 'labels'")
         labels = entry["labels"] if "labels" in entry else [entry["label"]]

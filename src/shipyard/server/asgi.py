@@ -54,6 +54,14 @@ class ApiKeys:
     def __bool__(self) -> bool:
         return bool(self._secrets)
 
+    def allows(self, headers: Headers) -> bool:
+        """Whether ``check`` passes (no keys configured, or a valid key presented)."""
+        try:
+            self.check(headers)
+        except UnauthorizedError:
+            return False
+        return True
+
     def check(self, headers: Headers) -> None:
         if not self._secrets:
             return

@@ -235,11 +235,25 @@ def split_binary(raw: bytes | memoryview, cut: int | None) -> tuple[Any, bytes]:
     return loads(raw[:cut]), bytes(raw[cut:])
 
 
+MAX_ID_LENGTH = 256  # characters of a request id a client may choose (it is echoed, logged)
+
+
+def check_request_id(request_id: str | bytes, what: str) -> None:
+    """BadRequestError past :data:`MAX_ID_LENGTH`: an id is echoed in a response header and
+    stored with every logged row, so a client must not make it megabytes long."""
+    if len(request_id) > MAX_ID_LENGTH:
+        raise BadRequestError(f"{what} is {len(request_id)} characters long; at most "
+                              f"{MAX_ID_LENGTH}")
+
+
 def oip_id(header: Any, fallback: str | None) -> str | None:
     """An infer request's id: the body's ``id`` when it is a non-empty string, else
     ``fallback`` (the X-Request-Id header)."""
     rid = header.get("id") if isinstance(header, dict) else None
-    return rid if isinstance(rid, str) and rid else fallback
+    if isinstance(rid, str) and rid:
+        check_request_id(rid, "the request's 'id'")
+        return rid
+    return fallback
 
 
 def oip_request(header: Any, binary: bytes, signature: Signature) -> tuple[Columns, Any]:

@@ -57,6 +57,7 @@ class HotPaths:
         self.keys = keys
         self.metrics = metrics
         self.limit = plane.config.max_body_bytes
+        self.read_timeout_s = plane.config.read_timeout_s  # connections.DeadlineHttpProtocol
         self._routes: dict[str, tuple[str, str, str | None]] = {}  # path -> hot_route(path)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -86,6 +87,8 @@ class HotPaths:
         headers = header_map(scope["headers"])
         try:
             self.keys.check(headers)
+            if (given := headers.get(b"x-request-id")) is not None:  # echoed and logged
+                codec.check_request_id(given, "X-Request-Id")
             endpoint = self.plane.endpoint(name)
             wanted = None if version is None else parse_version(version)
         except Exception as exc:

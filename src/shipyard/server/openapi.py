@@ -29,6 +29,7 @@ def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any
     return body
 
 
+NOT_READY = "Not ready: `not_ready` names each endpoint without a model, and why"
 PUBLIC_PATHS = frozenset({"/v2/health/live", "/v2/health/ready", "/metrics"})
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer",
@@ -110,7 +111,7 @@ def _document(endpoints: list[str]) -> dict[str, Any]:
             "/v2/health/ready": {"get": {"summary": "Server ready (every model loaded and "
                                                    "warmed up)",
                                          "responses": {"200": _ok("Ready"),
-                                                       "503": _ok("Not ready")}}},
+                                                       "503": _ok(NOT_READY)}}},
             "/v2": {"get": {"summary": "Server metadata", "responses": {"200": _ok("Metadata")}}},
             "/v2/models/{name}": {"get": meta_op},
             "/v2/models/{name}/versions/{version}": {
@@ -166,15 +167,3 @@ def _document(endpoints: list[str]) -> dict[str, Any]:
         }},
     }
 
-
-DOCS_HTML = """<!doctype html>
-<html><head><title>shipyard API</title><meta charset="utf-8">
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
-</head><body><div id="ui"></div>
-<noscript>The API description is at <a href="/openapi.json">/openapi.json</a>.</noscript>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>window.onload = () => SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
-<p>If the page stays empty (no internet for the viewer), read
-<a href="/openapi.json">/openapi.json</a> directly.</p>
-</body></html>
-"""

@@ -11,8 +11,10 @@ that asks for more than ``max_backoff_s`` is given up on rather than blocking th
 other 4xx are not retried. Attempts and per-attempt timeouts are bounded.
 
 ``on_alert``: a command (argv, or a string split with :func:`shlex.split`; never a shell) run
-once per event with the event JSON on stdin and ``SHIPYARD_ALERT_*`` variables in its
-environment, e.g. to start retraining. Its output goes to the log.
+once per event with the event JSON on stdin, e.g. to start retraining. Its output goes to the
+log. Its environment is not the server's (which may hold credentials): only the variables
+named in :data:`COMMAND_ENVIRONMENT` (and ``LC_*``) that the server has, the names listed
+in the monitor's ``on_alert_env``, and the event's ``SHIPYARD_ALERT_*`` variables.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ from shipyard.monitoring.alerts import AlertError, AlertEvent, AlertState
 log = logging.getLogger("shipyard.alerts")
 
 _RETRY_STATUS = frozenset({408, 429})
+# what an on_alert command gets of the server's environment without asking: where programs
+# and home are, locale and time zone, the Python path and shipyard's home; never secrets
+COMMAND_ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+                       "PYTHONPATH", "VIRTUAL_ENV", "SHIPYARD_HOME")
 _OUTPUT_LIMIT = 4000  # characters of command output kept in the log
 
 
@@ -50,8 +56,8 @@ class WebhookTarget:
     and host, because webhook URLs often carry a secret in their path.
     """
 
-    url: str
-    headers: Mapping[str, str] = field(default_factory=dict)
+    url: str = field(repr=False)  # may carry a secret in its path: ``label`` names it
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold secrets
     name: str | None = None
 
     def __post_init__(self) -> None:
@@ -83,7 +89,8 @@ class WebhookTarget:
         if isinstance(item, str):
             return cls(item)
         if not isinstance(item, Mapping) or "url" not in item:
-            raise AlertError(f"a webhook is a URL or a mapping with 'url', not {item!r}")
+            shown = sorted(item) if isinstance(item, Mapping) else type(item).__name__
+            raise AlertError(f"a webhook is a URL or a mapping with 'url', not {shown}")
         unknown = sorted(set(item) - {"url", "headers", "name"})
         if unknown:
             raise AlertError(f"unknown webhook keys {unknown}; allowed: headers, name, url")
@@ -143,6 +150,14 @@ def _retry_after(response: httpx.Response) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def command_environment(event: AlertEvent, passed: Iterable[str] = ()) -> dict[str, str]:
+    """The whole environment of an ``on_alert`` command: the allowlisted variables the
+    server has, those named in ``passed``, and the event's ``SHIPYARD_ALERT_*``."""
+    wanted = {*COMMAND_ENVIRONMENT, *passed}
+    env = {k: v for k, v in os.environ.items() if k in wanted or k.startswith("LC_")}
+    return {**env, **alert_environment(event)}
+
+
 def alert_environment(event: AlertEvent) -> dict[str, str]:
     """The ``SHIPYARD_ALERT_*`` variables the ``on_alert`` command sees."""
     data = event.to_dict()
@@ -164,6 +179,7 @@ class AlertNotifier:
                  on_alert: str | Sequence[str] | None = None, *,
                  timeout_s: float = 10.0, max_attempts: int = 5, backoff_s: float = 0.5,
                  max_backoff_s: float = 30.0, command_timeout_s: float = 300.0,
+                 command_env: Iterable[str] = (),
                  transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep,
                  jitter: Callable[[], float] = random.random) -> None:
@@ -174,6 +190,7 @@ class AlertNotifier:
         self.webhooks = tuple(w if isinstance(w, WebhookTarget) else WebhookTarget.from_config(w)
                               for w in webhooks)
         self.command = _command(on_alert)
+        self.command_env = tuple(command_env)  # server variables the command also gets
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
@@ -272,7 +289,7 @@ class AlertNotifier:
     def _run_command(self, command: list[str], event: AlertEvent,
                      body: bytes) -> DeliveryResult:
         name = shlex.join(command[:1])
-        env = {**os.environ, **alert_environment(event)}
+        env = command_environment(event, self.command_env)
         try:
             done = subprocess.run(command, input=body, capture_output=True, env=env,
                                   timeout=self.command_timeout_s, check=False)

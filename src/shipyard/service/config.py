@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shipyard.errors import ShipyardError
-
-_ENDPOINT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+from shipyard.names import SAFE_NAME_RULE, is_safe_name
 
 
 class ConfigError(ShipyardError):
@@ -54,8 +53,8 @@ class EndpointConfig:
         return self.timeout_s if self.batch_timeout_s is None else self.batch_timeout_s
 
     def __post_init__(self) -> None:
-        if not _ENDPOINT.match(self.name):
-            raise ConfigError(f"invalid endpoint name {self.name!r}")
+        if not is_safe_name(self.name):
+            raise ConfigError(f"invalid endpoint name {self.name!r}: use {SAFE_NAME_RULE}")
         if self.max_batch_size < 1 or self.max_queue < 1 or self.concurrency < 1:
             raise ConfigError(f"endpoint {self.name}: max_batch_size, max_queue and "
                               "concurrency must be at least 1")
@@ -82,19 +81,24 @@ class ServeConfig:
     flush_interval_s: float = 1.0
     max_body_bytes: int = 8 * 1024 * 1024
     poll_interval_s: float = 5.0
-    api_keys: Mapping[str, str] = field(default_factory=dict)  # key name -> secret
+    # never in a repr (a log line or a traceback): key name -> secret
+    api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
     monitor: MonitorConfig | None = None  # for every endpoint without its own section
     # feedback is taken for requests answered within this many seconds (see service.feedback)
     feedback_horizon_s: float = 86400.0
+    idle_timeout_s: float = 5.0  # a connection without a request is closed after this
+    read_timeout_s: float = 30.0  # a request (headers and body) must arrive whole within
 
     def __post_init__(self) -> None:
         names = [e.name for e in self.endpoints]
         if len(set(names)) != len(names):
             raise ConfigError(f"duplicate endpoint names: {names}")
         if self.flush_interval_s <= 0 or self.poll_interval_s <= 0 or self.max_body_bytes < 1 \
-                or not self.feedback_horizon_s > 0:
-            raise ConfigError("flush_interval_s, poll_interval_s, max_body_bytes and "
-                              "feedback_horizon_s must be positive")
+                or not self.feedback_horizon_s > 0 \
+                or not self.idle_timeout_s > 0 or not self.read_timeout_s > 0:
+            raise ConfigError("flush_interval_s, poll_interval_s, max_body_bytes, "
+                              "feedback_horizon_s, idle_timeout_s and read_timeout_s must be "
+                              "positive")
         if not isinstance(self.api_keys, Mapping) or not all(
                 isinstance(name, str) and isinstance(secret, str) and secret
                 for name, secret in self.api_keys.items()):
@@ -249,6 +253,8 @@ class MonitorConfig:
     rules: tuple[str | Mapping[str, Any], ...] = ()  # "drift_share > 0.3 for 2 windows"
     webhooks: tuple[str | Mapping[str, Any], ...] = ()  # URL or {url, headers?, name?}
     on_alert: str | tuple[str, ...] | None = None  # command (argv or a string, no shell)
+    # server environment variables the command gets beside the safe ones (alerting.py)
+    on_alert_env: tuple[str, ...] = ()
     min_rows: int = 30
     methods: Mapping[str, str] = field(default_factory=dict)  # column -> drift method
 
@@ -289,6 +295,10 @@ class MonitorConfig:
                     and all(isinstance(a, str) for a in self.on_alert))):
             raise ConfigError("monitor.on_alert must be a command line or a list of "
                               "arguments")
+        if not isinstance(self.on_alert_env, tuple) or not all(
+                isinstance(n, str) and n for n in self.on_alert_env):
+            raise ConfigError("monitor.on_alert_env must be a list of environment variable "
+                              "names")
         for name in ("rules", "webhooks"):
             if not all(isinstance(v, (str, Mapping)) and v for v in getattr(self, name)):
                 raise ConfigError(f"monitor.{name} must be a list of strings or mappings")
@@ -302,6 +312,7 @@ class MonitorConfig:
         out["webhooks"] = [w if isinstance(w, str) else dict(w) for w in self.webhooks]
         if isinstance(self.on_alert, tuple):
             out["on_alert"] = list(self.on_alert)
+        out["on_alert_env"] = list(self.on_alert_env)
         out["methods"] = dict(self.methods)
         return out
 
@@ -329,6 +340,8 @@ class MonitorConfig:
                 raise ConfigError(f"{where}monitor.{name} must be a list")
         if isinstance(values.get("on_alert"), list):
             values["on_alert"] = tuple(values["on_alert"])
+        if isinstance(values.get("on_alert_env"), list):
+            values["on_alert_env"] = tuple(values["on_alert_env"])
         if values.get("methods") is None:
             values["methods"] = {}
         try:

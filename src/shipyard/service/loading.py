@@ -6,6 +6,7 @@ the artifact store and loads it; a path loads directly.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from shipyard.registry import Registry, is_model_uri
@@ -31,3 +32,28 @@ def load(source: str | Path, *, trust: bool = False, runtime: str | None = None,
                 reg.close()
         return load_path(path, trust=trust, runtime=runtime, settings=settings)
     return load_path(source, trust=trust, runtime=runtime, settings=settings)
+
+
+def unresolved_sources(sources: Iterable[tuple[str, str]], *,
+                       settings: Settings | None = None) -> list[str]:
+    """What is wrong with each ``(endpoint, source)`` whose source does not resolve: a path
+    that does not exist, a ``models:/`` URI the registry cannot resolve (unknown model,
+    version or alias; the registry unreachable). A source that resolves but may still fail
+    to load (a broken package) is not checked here: that is the server's to report."""
+    problems: list[str] = []
+    registry: Registry | None = None
+    try:
+        for endpoint, source in sources:
+            if not is_model_uri(source):
+                if not Path(source).exists():
+                    problems.append(f"endpoint {endpoint}: {source} does not exist")
+                continue
+            try:
+                registry = registry or Registry(settings=settings)
+                registry.get_version(source)
+            except Exception as exc:  # not found, malformed, or no registry to ask
+                problems.append(f"endpoint {endpoint}: {source} does not resolve: {exc}")
+    finally:
+        if registry is not None:
+            registry.close()
+    return problems

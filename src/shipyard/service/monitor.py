@@ -226,7 +226,8 @@ class Monitor:
         forgot = _forget_removed(state, {rule.name for rule in self.rules})
         evaluator = AlertEvaluator(self.rules, state.get("evaluator"),
                                    endpoint=self.endpoint) if self.rules else None
-        notifier = self.notifier or AlertNotifier(self.config.webhooks, self.config.on_alert)
+        notifier = self.notifier or AlertNotifier(self.config.webhooks, self.config.on_alert,
+                                                  command_env=self.config.on_alert_env)
         if frames.unconvertible_labels:  # from segments of older versions (stores.feedback)
             run.notes.append(f"{frames.unconvertible_labels} feedback label(s) do not fit the "
                              "predictions' type and were read as null")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.errors import ShipyardError
+from shipyard.names import check_endpoint_name
 
 HISTORY_FORMAT = 1
 _VOLATILE = ("computed_at", "seconds")  # fields that differ between identical re-runs
@@ -39,7 +40,7 @@ class MonitorHistory:
 
     def __init__(self, log_dir: str | Path, endpoint: str) -> None:
         self.endpoint = endpoint
-        self.folder = Path(log_dir) / "monitor" / f"endpoint={endpoint}"
+        self.folder = Path(log_dir) / "monitor" / f"endpoint={check_endpoint_name(endpoint)}"
         self.path = self.folder / "history.jsonl"
         self.state_path = self.folder / "alerts.json"
         self._cache: dict[str, dict[str, Any]] | None = None

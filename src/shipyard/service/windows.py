@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from shipyard.errors import ShipyardError
+from shipyard.names import check_endpoint_name
 from shipyard.service.config import format_duration
 from shipyard.types import Array
 
@@ -141,7 +142,7 @@ class LogFrames:
         from shipyard.stores.predictions import NothingLoggedError, read_log
 
         self.root = Path(root)
-        self.endpoint = endpoint
+        self.endpoint = check_endpoint_name(endpoint)  # it names folders
         moment = None if since is None else datetime.fromtimestamp(since, UTC)
         if not (self.root / "predictions" / f"endpoint={endpoint}").is_dir():
             raise NothingLoggedError(f"no predictions logged for endpoint {endpoint!r} under "

@@ -31,6 +31,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from shipyard.errors import ShipyardError
+from shipyard.names import check_endpoint_name
 from shipyard.stores.feedback import (
     FeedbackRecord,
     feedback_table,
@@ -221,6 +222,7 @@ class PredictionLog:
 
     def _write(self, key: tuple[str, str, str, int], records: list[Any]) -> int:
         kind, endpoint, hour, _version = key
+        check_endpoint_name(endpoint)  # it names a folder
         table = (_prediction_table(records) if kind == "predictions"
                  else feedback_table(records))
         stamp = datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC)
@@ -345,7 +347,7 @@ def read_log(root: str | Path, endpoint: str, *, kind: str = "predictions",
              since: datetime | None = None, limit: int | None = None) -> pa.Table:
     """The logged rows of ``endpoint`` (oldest first; ``limit`` keeps the newest), across
     every segment and schema."""
-    files = segment_files(root, kind, endpoint)
+    files = segment_files(root, kind, check_endpoint_name(endpoint))
     if not files:
         raise NothingLoggedError(f"no {kind} logged for endpoint {endpoint!r} under {root}")
     if kind == "feedback":  # segments of older versions may disagree on the label type

@@ -1,0 +1,31 @@
+"""Names that become parts of file paths: one rule, checked wherever such a name is used.
+
+An endpoint's name names its folders in the prediction log (``endpoint=NAME``) and in the
+monitor history, so a name holding ``/`` or ``..`` would read or write outside the log
+directory. Every place that turns a name into a path calls :func:`check_endpoint_name`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TypeGuard
+
+from shipyard.errors import InvalidNameError
+
+# a letter or digit first (never "." or ".."), then letters, digits, ".", "_", "-"
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+SAFE_NAME_RULE = ("1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, "
+                  "without path separators or control characters")
+
+
+def is_safe_name(name: object) -> TypeGuard[str]:
+    """True when ``name`` may be one component of a path (``fullmatch``: "$" in a pattern
+    would also accept a trailing newline)."""
+    return isinstance(name, str) and SAFE_NAME.fullmatch(name) is not None
+
+
+def check_endpoint_name(name: object) -> str:
+    """``name`` if it is a valid endpoint name; InvalidNameError naming the rule otherwise."""
+    if not is_safe_name(name):
+        raise InvalidNameError(f"invalid endpoint name {name!r}: use {SAFE_NAME_RULE}")
+    return name

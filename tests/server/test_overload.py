@@ -79,7 +79,10 @@ def test_missed_deadline_is_504_and_is_not_logged(serve, packages) -> None:
         timed_out = s.client.post("/v1/endpoints/gated/predict", json=HELD,
                                   headers={"X-Request-Id": "late"})
         gated.GATE.set()  # let the held model call finish before the app shuts down
-        wait_until(lambda: s.plane.endpoints["gated"].current.batcher.running == 0,
+        # the call ran past its deadline (batch_timeout_s defaults to timeout_s) and keeps
+        # its slot until it returns: wait for the slot, not only for the batch task
+        batcher = s.plane.endpoints["gated"].current.batcher
+        wait_until(lambda: batcher.running == 0 and batcher.calling == 0,
                    "the held call to finish")
         after = s.client.post("/v1/endpoints/gated/predict", json=FREE,
                               headers={"X-Request-Id": "on-time"})

@@ -91,11 +91,15 @@ def test_serve_trust_flag_trusts_every_endpoint(monkeypatch: pytest.MonkeyPatch,
     seen: list[ServeConfig] = []
     monkeypatch.setattr(shipyard.server.run, "serve",
                         lambda cfg, **_: seen.append(cfg))
+    for name in "ab":  # serve refuses a path that does not exist before it starts
+        (tmp_path / name).mkdir()
+    b = str(tmp_path / "b")
     config = tmp_path / "serve.yaml"
-    config.write_text(yaml.safe_dump({"endpoints": [{"name": "a", "model": "/pkgs/a"}]}))
+    config.write_text(yaml.safe_dump({"endpoints": [{"name": "a",
+                                                     "model": str(tmp_path / "a")}]}))
     runner = CliRunner()
-    for args in (["serve", "/pkgs/b"], ["serve", "--trust", "/pkgs/b"],
-                 ["serve", "--config", str(config), "/pkgs/b", "--trust"]):
+    for args in (["serve", b], ["serve", "--trust", b],
+                 ["serve", "--config", str(config), b, "--trust"]):
         result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output
     assert [[(e.name, e.trust) for e in cfg.endpoints] for cfg in seen] == [

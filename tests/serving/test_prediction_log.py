@@ -105,7 +105,8 @@ def test_a_segment_write_error_is_counted_and_the_writer_goes_on(tmp_path: Path)
         log.append(record("ok1", 2))  # the same flush: its segment is written
         wait_until(lambda: log.stats.write_errors == 1 and log.stats.written_rows == 2,
                    "the first flush")
-        assert log.stats.dropped_rows == 3
+        # not lost: written aside as JSON lines and counted (see PredictionLog._quarantine)
+        assert log.stats.quarantined_rows == 3 and log.stats.dropped_rows == 0
         log.append(record("x2", 1, endpoint="bad"))
         wait_until(lambda: log.stats.write_errors == 2, "the second failed write")
         log.append(record("ok2", 4))
@@ -114,8 +115,10 @@ def test_a_segment_write_error_is_counted_and_the_writer_goes_on(tmp_path: Path)
     finally:
         log.close()
     assert log.stats.write_errors == 2
-    assert log.stats.dropped_rows == 4
+    assert log.stats.quarantined_rows == 4 and log.stats.dropped_rows == 0
     assert logged_ids(tmp_path) == ["ok1", "ok2"]
+    aside = "".join(p.read_text() for p in (tmp_path / "quarantine").rglob("*.jsonl"))
+    assert '"x1"' in aside and '"x2"' in aside
 
 
 def test_close_flushes_everything_and_readers_ignore_temporary_files(tmp_path: Path) -> None:

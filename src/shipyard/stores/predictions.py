@@ -204,8 +204,9 @@ class PredictionLog:
 
     def _quarantine(self, key: tuple[str, str, str, int], record: Any) -> None:
         kind, endpoint, hour, _version = key
-        folder = self.root / "quarantine" / kind / f"endpoint={endpoint}"
-        try:
+        folder = self.root / "quarantine"
+        try:  # a bad endpoint name is dropped and counted: it must never name a folder
+            folder = folder / kind / f"endpoint={check_endpoint_name(endpoint)}"
             folder.mkdir(parents=True, exist_ok=True)
             line = _record_json(record)
             with (folder / f"{hour}-{os.getpid()}.jsonl").open("a", encoding="utf-8") as out:

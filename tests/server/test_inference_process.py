@@ -484,7 +484,8 @@ def test_a_model_its_process_cannot_load_never_takes_traffic(serve: Callable[...
         assert ep.last_error is not None and "trust" in ep.last_error, ep.last_error
         assert s.client.get("/v2/health/ready").status_code == 503
         refused = s.client.post("/v1/endpoints/hgb/predict", json=body)
-        assert refused.status_code == 404 and "no model loaded" in refused.json()["error"]
+        assert refused.status_code == 503 and "no model loaded" in refused.json()["error"]
+        assert refused.headers["retry-after"]
     with serve(endpoint("hgb", path, trust=True)) as s:
         answer = s.client.post("/v1/endpoints/hgb/predict", json=body)
         assert answer.status_code == 200, answer.text

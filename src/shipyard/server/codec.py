@@ -121,6 +121,10 @@ def _dataframe_split(value: Any) -> dict[str, list[Any]]:
     columns, data = value["columns"], value["data"]
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise BadRequestError("'dataframe_split.columns' must be a list of names")
+    twice = sorted({c for c in columns if columns.count(c) > 1})
+    if twice:
+        raise BadRequestError(f"'dataframe_split.columns' names {', '.join(map(repr, twice))} "
+                              "more than once")
     if not isinstance(data, list) or not data:
         raise BadRequestError("'dataframe_split.data' must be a non-empty list of rows")
     out: dict[str, list[Any]] = {c: [] for c in columns}

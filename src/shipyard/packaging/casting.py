@@ -9,6 +9,7 @@ extra), so the hot path stays as fast as a plain ``astype``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy as np
 from shipyard.types import Array
 
 
+@functools.lru_cache(maxsize=256)
 def could_overflow(source: np.dtype[Any], target: np.dtype[Any]) -> bool:
     """Whether some value of ``source`` changes magnitude or sign when cast to ``target``
     (precision lost from int64 to float64 is no overflow)."""
@@ -34,35 +36,49 @@ def could_overflow(source: np.dtype[Any], target: np.dtype[Any]) -> bool:
 def cast(arr: Array, target: np.dtype[Any] | str) -> Array | str:
     """``arr`` as ``target``, or a message naming a value that does not fit it. For an
     integer target, float values must already be whole numbers (NaN is the caller's)."""
-    want = np.dtype(target)
+    want = target if isinstance(target, np.dtype) else np.dtype(target)
     if not could_overflow(arr.dtype, want) or arr.size == 0:
         return arr.astype(want, copy=False)
     if want.kind == "f":
-        with np.errstate(over="ignore"):
+        largest = _largest(want)
+        # the usual case, in one pass: a sum of squares within largest² bounds every value
+        # (NaN, inf or a sum that overflows fail the test and take the exact check below)
+        if (float(np.vdot(arr, arr)) <= largest * largest if arr.dtype.kind == "f"
+                else -largest <= arr.min() and arr.max() <= largest):
+            return arr.astype(want)
+        with np.errstate(over="ignore"):  # rare: round to the largest value, or overflow?
             out = arr.astype(want)
-        if np.isinf(out).any():  # a rare case: only then look for which value overflowed
-            bad = np.isinf(out) & ~np.isinf(arr)
-            if bad.any():
-                return _message(arr[bad], bad.sum(), want,
-                                f"largest magnitude {np.finfo(want).max:g}")
+        bad = np.isinf(out) & ~np.isinf(arr)
+        if bad.any():
+            return _message(arr[bad], bad.sum(), want, f"largest magnitude {largest:g}")
         return out
-    info = np.iinfo(want)
+    low, high = _bounds(want)
     if arr.dtype.kind in "iu":
         # as Python ints: comparing int64 with uint64 bounds in numpy would go through float
-        if int(arr.min()) >= info.min and int(arr.max()) <= info.max:
+        if int(arr.min()) >= low and int(arr.max()) <= high:
             return arr.astype(want)
-        bad = np.fromiter((not info.min <= int(v) <= info.max for v in arr.ravel()), bool,
-                          arr.size)
+        bad = np.fromiter((not low <= int(v) <= high for v in arr.ravel()), bool, arr.size)
     else:
         # the bounds as float64 are exact (powers of two): [min, max + 1)
         wide = arr.astype(np.float64, copy=False) if arr.dtype.itemsize < 8 else arr
-        inside = (wide >= float(info.min)) & (wide < float(info.max + 1))
+        inside = (wide >= float(low)) & (wide < float(high + 1))
         if inside.all():
             return arr.astype(want)
         bad = (~inside & ~np.isnan(arr)).ravel()
         if not bad.any():  # only NaN outside: the caller's business
             return arr.astype(want)
-    return _message(arr.ravel()[bad], bad.sum(), want, f"{info.min} to {info.max}")
+    return _message(arr.ravel()[bad], bad.sum(), want, f"{low} to {high}")
+
+
+@functools.lru_cache(maxsize=16)
+def _bounds(dtype: np.dtype[Any]) -> tuple[int, int]:
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
+
+
+@functools.lru_cache(maxsize=16)
+def _largest(dtype: np.dtype[Any]) -> float:
+    return float(np.finfo(dtype).max)
 
 
 def _message(bad: Array, count: Any, want: np.dtype[Any], bounds: str) -> str:

@@ -40,16 +40,18 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from shipyard.errors import ServingError
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-class QueueFullError(Exception):
+class QueueFullError(ServingError):
     """The batcher's queue is full; retry later."""
 
 
-class BatchTimeoutError(Exception):
+class BatchTimeoutError(ServingError):
     """The request's deadline passed before its result was ready."""
 
 
@@ -58,7 +60,7 @@ class BatchDeadlineError(BatchTimeoutError):
     fails with it."""
 
 
-class BatcherClosedError(Exception):
+class BatcherClosedError(ServingError):
     """The batcher no longer accepts requests (it is shutting down or was replaced)."""
 
 

@@ -1,4 +1,8 @@
-"""Every error shipyard raises, in one tree. No HTTP status codes here: faces map them.
+"""Every error shipyard raises, in one tree. No HTTP status codes here: faces map them
+(``server.http_errors``: the caller's mistakes are 4xx, the server's own side 5xx).
+
+Classes are defined here unless a module is named: those live beside the code that raises
+them and derive from a class of this tree (tests/test_errors_tree.py checks both).
 
     ShipyardError
     ├── PackageError                  a model package cannot be written or read
@@ -11,6 +15,8 @@
     │   │   └── UntrustedPickleError  a pickle would be loaded without trust=True
     │   └── ConversionError           a model could not be converted or packaged
     ├── RuntimeUnavailableError       a runtime's optional dependency or artifact is missing
+    ├── ConformanceError              a runtime breaks the Runtime interface
+    │                                 (runtimes/conformance.py)
     ├── InvalidNameError              a name that becomes part of a path (an endpoint's) is
     │                                 not a safe name
     ├── InputValidationError          prediction input does not match the signature (.problems)
@@ -18,6 +24,24 @@
     ├── FeedbackError                 feedback refused
     │   ├── UnknownRequestError       names a request id the server never answered
     │   └── DuplicateLabelError       labels a row again without saying it replaces the label
+    ├── RequestError                  a request cannot be read or is refused before validation
+    │   ├── BadRequestError           malformed body or envelope (server/codec.py)
+    │   ├── PayloadTooLargeError      (server/http_errors.py)
+    │   ├── UnauthorizedError         missing or wrong API key (server/http_errors.py)
+    │   └── ClientGoneError           the client left before its body arrived
+    │                                 (server/http_errors.py)
+    ├── ServingError                  the server cannot answer a valid request now
+    │   ├── ModelNotReadyError        the endpoint's model is not loaded (yet)
+    │   ├── QueueFullError            the batcher's queue is full (batching.py)
+    │   │   └── BatcherStuckError     calls past their deadline hold every slot (batching.py)
+    │   ├── BatchTimeoutError         the request's deadline passed (batching.py)
+    │   │   └── BatchDeadlineError    the batch call ran past its deadline (batching.py)
+    │   │       └── _SlotKeptError    ... and its thread still holds the slot (private)
+    │   ├── BatcherClosedError        the batcher is shutting down (batching.py)
+    │   ├── InferenceProcessError     the inference process failed (runtimes/frames.py)
+    │   └── RemoteModelError          the model raised in the inference process
+    │                                 (runtimes/frames.py)
+    ├── ConfigError                   the serve configuration is invalid (service/config.py)
     ├── RegistryError                 a registry request is invalid
     │   ├── NotFoundError             unknown model, version or alias
     │   ├── ConflictError             refused because of the registry's state (e.g. archive
@@ -25,9 +49,14 @@
     │   ├── IncompatibleSignatureError  promotion to a version that would break clients (.diff)
     │   └── SchemaOutOfDateError      the database needs `shipyard db upgrade`
     ├── ArtifactStoreError            a blob is missing, corrupt or cannot be written
-    └── MonitoringError               monitoring cannot compute what was asked
-        └── ProfileError              data cannot be profiled, profiles cannot be merged, or
-                                      profile bytes are corrupt
+    ├── NothingLoggedError            an endpoint has nothing logged yet (stores/predictions.py)
+    ├── MonitoringError               monitoring cannot compute what was asked
+    │   ├── ProfileError              data cannot be profiled, profiles cannot be merged, or
+    │   │                             profile bytes are corrupt
+    │   └── AlertError                alert configuration or state is invalid
+    │       │                         (monitoring/alert_rules.py, as is AlertRuleError)
+    │       └── AlertRuleError        a rule does not parse
+    └── ServerError                   the server answered an error status (client.py)
 """
 
 from __future__ import annotations
@@ -208,3 +237,16 @@ class MonitoringError(ShipyardError):
 class ProfileError(MonitoringError):
     """Data cannot be profiled (empty, ragged, unsupported type), two profiles cannot be
     merged, or profile bytes are corrupt."""
+
+
+class RequestError(ShipyardError):
+    """A request cannot be read, or is refused before its input is validated."""
+
+
+class ServingError(ShipyardError):
+    """The server cannot answer a valid request now (not loaded, overloaded, timed out,
+    its inference process or its model failed)."""
+
+
+class ModelNotReadyError(ServingError):
+    """The endpoint has no model loaded (yet): it is still loading, or its load failed."""

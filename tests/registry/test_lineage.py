@@ -16,6 +16,7 @@ import pytest
 
 import shipyard
 from registry.helpers import FEATURES, MODEL, Packages, stored_blobs
+from shipyard.errors import ConflictError
 from shipyard.packaging import MANIFEST_FILE, prepare
 from shipyard.registry import Registry
 from shipyard.runtimes.lineage import data_fingerprint
@@ -141,15 +142,18 @@ def test_fetch_and_load_predict_like_the_original(reg: Registry, pkgs: Packages,
 
 def test_fetch_into_a_directory_holding_another_version(reg: Registry, pkgs: Packages,
                                                         tmp_path: Path) -> None:
+    """Refused, and the directory keeps the version it holds (issue 13: fetch deleted it)."""
     reg.register(pkgs.base)
     reg.register(pkgs.relabelled)
     dest = tmp_path / "model"
     reg.fetch("iris/1", dest)
-    reg.fetch("iris/2", dest)
-    manifest = json.loads((dest / MANIFEST_FILE).read_text())
-    assert manifest["signature"]["class_labels"] == ["setosa", "versicolor", "virginica"]
-    assert shipyard.load(dest).predict(pkgs.x.head()).classes == [
+    with pytest.raises(ConflictError, match="holds a different package"):
+        reg.fetch("iris/2", dest)
+    assert shipyard.load(dest).predict(pkgs.x.head()).classes != [
         "setosa", "versicolor", "virginica"]
+    again = reg.fetch("iris/2", tmp_path / "model-2")
+    manifest = json.loads((again / MANIFEST_FILE).read_text())
+    assert manifest["signature"]["class_labels"] == ["setosa", "versicolor", "virginica"]
 
 
 def test_fetch_under_another_name(reg: Registry, pkgs: Packages) -> None:

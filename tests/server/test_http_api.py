@@ -256,7 +256,8 @@ def test_endpoint_that_cannot_load_is_never_ready(serve, packages, tmp_path) -> 
         assert s.client.get("/v2/models/iris/ready").status_code == 200
         predict = s.client.post("/v1/endpoints/ghost/predict",
                                 json={"instances": [{"a": 1}]})
-        assert predict.status_code == 404
+        assert predict.status_code == 503  # not loaded: the server's side, not the caller's
+        assert predict.headers["retry-after"]
         assert "no model loaded" in predict.json()["error"]
         samples = metric_samples(s.client.get("/metrics").text)
     assert metric(samples, "shipyard_model_load_failures_total", endpoint="ghost",

@@ -258,7 +258,15 @@ def customer_infer_requests(packages: Packages) -> list[tuple[bytes, dict[str, s
                 ({**plain, "outputs": [{"name": "label"}]}, {}),
                 ({**plain, "outputs": [{"name": "nope"}]}, {}),
                 (unknown, {}), (short, {}), (mistyped, {}), ({"inputs": tensors[:2]}, {}),
-                ({"id": "x"}, {}), ({**plain, "id": 7}, {}), ({**plain, "id": ""}, {})]
+                ({"id": "x"}, {}), ({**plain, "id": 7}, {}), ({**plain, "id": ""}, {}),
+                # bad input of issue 13: a 4xx naming it, the same on both paths
+                ({"inputs": [{**t, "shape": [True]} if t["name"] == "age" else t
+                             for t in tensors]}, {}),
+                ({"inputs": [*tensors, tensors[0]]}, {}),  # an input given twice
+                ({"inputs": [{**t, "data": [1e30] * 3} if t["name"] == "age" else t
+                             for t in tensors]}, {}),
+                ({"inputs": [{**t, "data": [-2.5, 1.0, 2.0]} if t["name"] == "visits" else t
+                             for t in tensors]}, {})]
     out = [(json.dumps(body).encode(), headers) for body, headers in requests]
     numeric = [(c, types[c], [3], le_bytes(rows[c].to_numpy(), "int64" if types[c] == "INT64"
                                               else "float64"))
@@ -269,6 +277,11 @@ def customer_infer_requests(packages: Packages) -> list[tuple[bytes, dict[str, s
     head["inputs"] += strings  # JSON tensors beside binary ones
     head_bytes = json.dumps(head).encode()
     out.append((head_bytes + body[int(headers["Inference-Header-Content-Length"]):],
+                {**headers, "Inference-Header-Content-Length": str(len(head_bytes))}))
+    # no Inf in JSON, so none in binary tensors either: a 422 naming the input
+    infinite, cut = binary_request([(c, d, shape, le_bytes(np.full(3, np.inf), "float64")
+                                     if c == "income" else raw) for c, d, shape, raw in numeric])
+    out.append((head_bytes + infinite[int(cut["Inference-Header-Content-Length"]):],
                 {**headers, "Inference-Header-Content-Length": str(len(head_bytes))}))
     out.append((body, {**headers, "Inference-Header-Content-Length": "5"}))  # cut mid-JSON
     out.append((body, {**headers, "Inference-Header-Content-Length": "99999"}))  # past the end
@@ -310,6 +323,7 @@ def test_the_process_answers_infer_requests_as_the_server_would(serve: Callable[
         assert made_up and no_id.headers["x-request-id"] == made_up
     assert set(statuses) == {200, 400, 422}
     assert statuses[:4] == [200, 200, 200, 400]
+    assert statuses[11:17] == [422, 422, 422, 422, 200, 422]  # issue 13's bad input; Inf
     ids = Counter(read_log(s.log_dir, "raw")["request_id"].to_pylist())
     assert {"body-id", "same-1", "same-2", "binary-id", made_up} <= set(ids)
     assert "same-0" not in ids and "same-3" not in ids  # the body's id; a 400 is not logged
@@ -484,7 +498,8 @@ def test_a_model_its_process_cannot_load_never_takes_traffic(serve: Callable[...
         assert ep.last_error is not None and "trust" in ep.last_error, ep.last_error
         assert s.client.get("/v2/health/ready").status_code == 503
         refused = s.client.post("/v1/endpoints/hgb/predict", json=body)
-        assert refused.status_code == 404 and "no model loaded" in refused.json()["error"]
+        assert refused.status_code == 503 and "no model loaded" in refused.json()["error"]
+        assert refused.headers["retry-after"]
     with serve(endpoint("hgb", path, trust=True)) as s:
         answer = s.client.post("/v1/endpoints/hgb/predict", json=body)
         assert answer.status_code == 200, answer.text

@@ -7,6 +7,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from shipyard.errors import InputValidationError, Problem
+from shipyard.packaging.casting import cast
 from shipyard.packaging.signature import NUMERIC_DTYPES, ColumnSpec, Signature
 from shipyard.packaging.tabular import raw_columns
 from shipyard.types import Array, Columns
@@ -103,7 +104,10 @@ def _plain_numeric(arr: Array, signature: Signature, finite: bool = False) -> Co
         return None
     if kind == "f" and spec.scan_nan and not finite and np.isnan(arr).any():
         return None
-    return {spec.name: arr if arr.dtype == spec.dtype else arr.astype(spec.dtype)}
+    if arr.dtype == spec.dtype:
+        return {spec.name: arr}
+    ready = cast(arr, spec.dtype)  # checks ranges only where this cast could overflow
+    return None if isinstance(ready, str) else {spec.name: ready}
 
 
 def null_mask(arr: Array) -> Array:
@@ -235,5 +239,6 @@ def _to_numeric(arr: Array, want: str, mismatch: _Mismatch) -> Array | str:
         if np.any(finite != np.round(finite)):
             return f"expected {want}, got non-integer numbers"
         if finite.size != arr.size:  # nulls in an integer column travel as float NaN
-            return arr.astype("float64")
-    return arr.astype(want, copy=False)
+            misfit = cast(finite, want)
+            return misfit if isinstance(misfit, str) else arr.astype("float64")
+    return cast(arr, want)

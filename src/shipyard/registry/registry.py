@@ -22,15 +22,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from shipyard.errors import (
     ConflictError,
     IncompatibleSignatureError,
-    IntegrityError,
     NotFoundError,
     PackageError,
     RegistryError,
 )
-from shipyard.packaging import MANIFEST_FILE, Manifest, Signature, check_name, verify_files
+from shipyard.packaging import Manifest, Signature, check_name, verify_files
 from shipyard.packaging.compat import incompatibilities
 from shipyard.registry import queries as q
 from shipyard.registry.database import create_engine, ensure_schema
+from shipyard.registry.fetching import fetch_package
 from shipyard.registry.records import AuditRecord, Lineage, ModelVersion, RegisteredModel
 from shipyard.registry.schema import (
     aliases,
@@ -46,7 +46,6 @@ from shipyard.registry.schema import (
 from shipyard.registry.uri import LATEST, ModelRef, check_alias, parse_ref
 from shipyard.settings import Settings
 from shipyard.stores import ArtifactStore, open_artifact_store
-from shipyard.stores.directories import replace_directory
 
 _METRIC = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(>=|<=|==|!=|>|<|=)\s*([-+0-9.eE]+)\s*$")
 _OPS = {">": "__gt__", ">=": "__ge__", "<": "__lt__", "<=": "__le__", "=": "__eq__",
@@ -348,30 +347,16 @@ class Registry:
         return [q.to_audit(r) for r in rows]
 
     def fetch(self, ref: str, dest: str | Path | None = None) -> Path:
-        """The version's package as a directory (cached under ``$SHIPYARD_HOME/cache``)."""
+        """The version's package as a directory (cached under ``$SHIPYARD_HOME/cache``,
+        safe to share between processes: see ``registry.fetching``). A ``dest`` that holds
+        anything but this package (or nothing) is refused and left as it is."""
         version = self.get_version(ref)
         doc = version.manifest
         manifest = Manifest.from_dict(doc)  # lists every file with its SHA-256 (= blob key)
         target = Path(dest) if dest is not None else (
             self.settings.home / "cache" / "packages" / version.name /
             f"{version.version}-{_short_hash(doc)}")
-        manifest_json = manifest.to_json()
-        existing = target / MANIFEST_FILE
-        if existing.is_file() and existing.read_text(encoding="utf-8") == manifest_json:
-            try:  # a cached copy is reused only while every file still matches its hash
-                verify_files(target, manifest.files)
-                return target
-            except IntegrityError:
-                pass  # damaged cache (or fetched from a damaged blob): fetch again
-        if target.exists() and not existing.is_file() and (
-                not target.is_dir() or any(target.iterdir())):
-            raise RegistryError(f"refusing to fetch into {target}: it exists and is not a "
-                                "shipyard package; choose an empty or new directory")
-        with replace_directory(target, prefix=".fetch-") as staging:
-            for entry in manifest.files:
-                self.artifacts.fetch(entry.sha256, staging / entry.path)
-            (staging / MANIFEST_FILE).write_text(manifest_json, encoding="utf-8")
-        return target
+        return fetch_package(self.artifacts, manifest, target, shared=dest is None)
 
     def gc(self, *, grace_seconds: float = 3600.0, dry_run: bool = False) -> GcReport:
         """Delete blobs no version references, older than ``grace_seconds`` (in-flight
@@ -381,11 +366,13 @@ class Registry:
         cutoff = _now().timestamp() - grace_seconds
         deleted = freed = kept = 0
         for sha, mtime, size in list(self.artifacts.blobs()):
-            if sha in used or mtime > cutoff:
+            # a registration re-using a blob refreshes its modified time (put_file), and
+            # the delete checks that time again atomically: an in-flight registration
+            # never loses a blob, as long as it commits within the grace period
+            if sha in used or mtime > cutoff or not (
+                    dry_run or self.artifacts.delete_if_older(sha, cutoff)):
                 kept += 1
                 continue
-            if not dry_run:
-                self.artifacts.delete(sha)
             deleted += 1
             freed += size
         return GcReport(deleted, freed, kept)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from shipyard.errors import ShipyardError
+from shipyard.errors import ServingError
 from shipyard.types import Columns
 
 if TYPE_CHECKING:
@@ -27,11 +27,11 @@ if TYPE_CHECKING:
 _LEN = struct.Struct("<II")
 
 
-class InferenceProcessError(ShipyardError):
+class InferenceProcessError(ServingError):
     """The inference process failed to start, died, or could not run a batch."""
 
 
-class RemoteModelError(RuntimeError):
+class RemoteModelError(ServingError):
     """The model raised in the inference process (an internal error, as it would be in a
     thread); the message is the child's error."""
 

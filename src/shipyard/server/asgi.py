@@ -18,6 +18,9 @@ def header_map(raw: list[tuple[bytes, bytes]]) -> Headers:
     return dict(reversed(raw)) if len(raw) > 1 else dict(raw)
 
 
+MAX_DIGITS = 18  # the most digits a number in a request may have: any 18 fit an int64
+
+
 def is_digits(text: str | bytes) -> bool:
     """ASCII digits only: ``str.isdigit`` also accepts "²", which ``int()`` refuses."""
     return text.isascii() and text.isdigit()
@@ -25,8 +28,10 @@ def is_digits(text: str | bytes) -> bool:
 
 async def read_body(receive: Receive, content_length: bytes | str | None, limit: int) -> bytes:
     """The whole request body, straight from ASGI ``receive``; 413 past ``limit`` bytes."""
-    if content_length is not None and is_digits(content_length) and int(content_length) > limit:
+    if content_length is not None and is_digits(content_length) and (
+            len(content_length) > MAX_DIGITS or int(content_length) > limit):
         shown = content_length.decode() if isinstance(content_length, bytes) else content_length
+        shown = shown if len(shown) <= MAX_DIGITS else "more than 10**18"
         raise PayloadTooLargeError(f"request body of {shown} bytes is over the "
                                    f"{limit}-byte limit")
     chunks: list[bytes] = []

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from shipyard.errors import InputValidationError, Problem, ShipyardError
+from shipyard.errors import InputValidationError, Problem, RequestError
 from shipyard.packaging import Signature
+from shipyard.packaging.casting import cast
 from shipyard.types import Array, Columns
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from shipyard.runtimes.model import VerifiedPackage
 
 
-class BadRequestError(ShipyardError):
+class BadRequestError(RequestError):
     """The body is not a request we can read (malformed JSON, wrong envelope, ...)."""
 
 
@@ -120,6 +121,10 @@ def _dataframe_split(value: Any) -> dict[str, list[Any]]:
     columns, data = value["columns"], value["data"]
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise BadRequestError("'dataframe_split.columns' must be a list of names")
+    twice = sorted({c for c in columns if columns.count(c) > 1})
+    if twice:
+        raise BadRequestError(f"'dataframe_split.columns' names {', '.join(map(repr, twice))} "
+                              "more than once")
     if not isinstance(data, list) or not data:
         raise BadRequestError("'dataframe_split.data' must be a non-empty list of rows")
     out: dict[str, list[Any]] = {c: [] for c in columns}
@@ -262,6 +267,7 @@ def oip_request(header: Any, binary: bytes, signature: Signature) -> tuple[Colum
         raise BadRequestError("an infer request needs an 'inputs' list")
     columns: Columns = {}
     problems: list[Problem] = []
+    seen: set[str] = set()
     offset = 0
     for i, tensor in enumerate(header["inputs"]):
         if not isinstance(tensor, dict):
@@ -269,8 +275,12 @@ def oip_request(header: Any, binary: bytes, signature: Signature) -> tuple[Colum
         name, shape, datatype = tensor.get("name"), tensor.get("shape"), tensor.get("datatype")
         if not isinstance(name, str):
             raise BadRequestError(f"inputs[{i}] needs a 'name'")
-        if (not isinstance(shape, list) or not shape
-                or not all(isinstance(d, int) and d >= 0 for d in shape)):
+        if name in seen:
+            problems.append(Problem(name, "this input is given more than once"))
+            continue
+        seen.add(name)
+        if (not isinstance(shape, list) or not shape  # JSON true is no dimension
+                or not all(type(d) is int and d >= 0 for d in shape)):
             problems.append(Problem(name, "'shape' must be a list of non-negative integers"))
             continue
         if datatype not in NUMPY_OF and datatype != "BYTES":
@@ -280,7 +290,7 @@ def oip_request(header: Any, binary: bytes, signature: Signature) -> tuple[Colum
         size = params.get("binary_data_size") if isinstance(params, dict) else None
         try:
             if size is not None:
-                if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+                if type(size) is not int or size < 0 or offset + size > len(binary):
                     raise BadRequestError(f"input {name!r}: binary_data_size {size!r} does not fit "
                                      "the body")
                 flat = _from_binary(binary[offset:offset + size], datatype)
@@ -291,6 +301,9 @@ def oip_request(header: Any, binary: bytes, signature: Signature) -> tuple[Colum
                 raise BadRequestError(f"input {name!r} has neither 'data' nor binary data")
         except (ValueError, TypeError, OverflowError) as exc:
             problems.append(Problem(name, f"data does not match datatype {datatype}: {exc}"))
+            continue
+        if isinstance(flat, str):  # a value the datatype cannot hold
+            problems.append(Problem(name, f"data does not match datatype {datatype}: {flat}"))
             continue
         expected = math.prod(shape)
         if flat.size != expected:
@@ -310,19 +323,46 @@ def _shape_for(arr: Array, name: str, signature: Signature) -> Array:
     return arr
 
 
-def _from_json(data: Any, datatype: str) -> Array:
+def _from_json(data: Any, datatype: str) -> Array | str:
+    """The tensor's values in ``datatype``, or a message naming one it cannot hold (numpy
+    would wrap, truncate or overflow it: -1 into UINT8, 1.5 into INT64, 1e300 into FP32)."""
     if datatype == "BYTES":
-        arr = np.asarray(data, dtype=object).ravel()
-        return arr
-    return np.asarray(data, dtype=NUMPY_OF[datatype]).ravel()
+        return np.asarray(data, dtype=object).ravel()
+    want: np.dtype[Any] = np.dtype(NUMPY_OF[datatype])
+    if want.kind == "f":  # null becomes NaN: a missing value, as in the simple API
+        return cast(np.asarray(data, dtype=np.float64).ravel(), want)
+    if want.kind in "iu":
+        arr: Array = np.asarray(data).ravel()
+        if arr.dtype.kind in "iuf":
+            return _integers(arr, want)
+        if arr.dtype.kind == "O" and all(type(v) is int for v in arr):  # past 64 bits
+            info = np.iinfo(want)
+            for v in arr:
+                if not info.min <= v <= info.max:
+                    return f"value {v} does not fit {want.name} ({info.min} to {info.max})"
+    return np.asarray(data, dtype=want).ravel()
 
 
-def _from_binary(raw: bytes, datatype: str) -> Array:
+def _integers(arr: Array, want: np.dtype[Any]) -> Array | str:
+    if arr.dtype.kind == "f":
+        if np.isnan(arr).any():
+            return f"null in a {want.name} tensor (integers cannot be missing)"
+        fraction = arr != np.round(arr)
+        if fraction.any():
+            return f"value {arr[fraction][0].item()!r} is not an integer"
+    return cast(arr, want)
+
+
+def _from_binary(raw: bytes, datatype: str) -> Array | str:
     if datatype != "BYTES":
         dtype = np.dtype(NUMPY_OF[datatype]).newbyteorder("<")
         if len(raw) % dtype.itemsize:
             raise ValueError(f"{len(raw)} bytes is not a whole number of {datatype}")
-        return np.frombuffer(raw, dtype=dtype).astype(NUMPY_OF[datatype])
+        arr: Array = np.frombuffer(raw, dtype=dtype).astype(NUMPY_OF[datatype])
+        # as in JSON, which has no Infinity (NaN reads as a missing value, as null does)
+        if arr.dtype.kind == "f" and np.isinf(arr).any():
+            return f"value {arr[np.isinf(arr)][0].item()!r} is not a finite number"
+        return arr
     values: list[str] = []
     pos = 0
     while pos < len(raw):

@@ -17,7 +17,14 @@ from starlette.types import Receive
 
 from shipyard.errors import NotFoundError
 from shipyard.server import codec
-from shipyard.server.asgi import ApiKeys, Headers, header_map, is_digits, read_body
+from shipyard.server.asgi import (
+    MAX_DIGITS,
+    ApiKeys,
+    Headers,
+    header_map,
+    is_digits,
+    read_body,
+)
 from shipyard.server.http_errors import ClientGoneError, RawHeaders, error_parts
 from shipyard.service.dataplane import (
     DataPlane,
@@ -171,7 +178,9 @@ def _header_cut(body_size: int, header_length: bytes | None) -> int | None:
     binary-data extension), or None without that header (the whole body is JSON)."""
     if header_length is None:
         return None
-    if not is_digits(header_length) or int(header_length) > body_size:
+    # past MAX_DIGITS no length fits a body (and int() refuses 4,300+ digits)
+    if not is_digits(header_length) or len(header_length) > MAX_DIGITS \
+            or int(header_length) > body_size:
         raise codec.BadRequestError("Inference-Header-Content-Length does not fit the body")
     return int(header_length)
 
@@ -201,8 +210,10 @@ def parse_version(raw: str | None) -> int | None:
     """The ``{version}`` of a route as a positive integer (404 if it is not one)."""
     if raw is None:
         return None
-    if not is_digits(raw) or int(raw) < 1:
-        raise NotFoundError(f"version {raw!r} is not a positive integer")
+    if not is_digits(raw) or len(raw) > MAX_DIGITS or int(raw) < 1:
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        raise NotFoundError(f"version {shown!r} is not a positive integer this server "
+                            "can serve")
     return int(raw)
 
 

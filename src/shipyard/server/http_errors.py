@@ -9,55 +9,92 @@ import logging
 
 from shipyard.batching import BatcherClosedError, BatchTimeoutError, QueueFullError
 from shipyard.errors import (
+    ArtifactStoreError,
+    ConflictError,
     DuplicateLabelError,
     InputValidationError,
+    InvalidNameError,
+    ModelNotReadyError,
     NotFoundError,
+    RequestError,
+    SchemaOutOfDateError,
     ShipyardError,
     UnknownRequestError,
 )
-from shipyard.runtimes.process import InferenceProcessError
+from shipyard.runtimes.process import InferenceProcessError, RemoteModelError
 from shipyard.server import codec
+from shipyard.stores.predictions import NothingLoggedError
 
 log = logging.getLogger("shipyard.serve")
 
 RawHeaders = list[tuple[bytes, bytes]]
 
 
-class PayloadTooLargeError(ShipyardError):
-    pass
+class PayloadTooLargeError(RequestError):
+    """The request body is over the server's limit."""
 
 
-class UnauthorizedError(ShipyardError):
-    pass
+class UnauthorizedError(RequestError):
+    """The request has no API key, or a wrong one."""
 
 
-class ClientGoneError(Exception):
+class ClientGoneError(RequestError):
     """The client disconnected before its request body arrived: there is no one to answer."""
+
+
+# (error class, status, Retry-After seconds or None): the first class that matches wins.
+# The caller's mistakes are 4xx; the server's own side (overloaded, not loaded, its store
+# or runtime or model failing) is 5xx, never a 400 that would tell the caller to fix a
+# request that was fine.
+_STATUSES: tuple[tuple[type[Exception], int, bytes | None], ...] = (
+    (InputValidationError, 422, None),
+    (UnauthorizedError, 401, None),
+    (PayloadTooLargeError, 413, None),
+    (RequestError, 400, None),
+    (InvalidNameError, 400, None),
+    (NotFoundError, 404, None),
+    (UnknownRequestError, 404, None),
+    (NothingLoggedError, 404, None),
+    (ConflictError, 409, None),
+    (DuplicateLabelError, 409, None),
+    (ModelNotReadyError, 503, b"5"),
+    (QueueFullError, 503, b"1"),
+    (BatcherClosedError, 503, b"1"),
+    (InferenceProcessError, 503, b"1"),
+    (ArtifactStoreError, 503, b"5"),
+    (SchemaOutOfDateError, 503, None),
+    (BatchTimeoutError, 504, None),
+)
+_PREFIX = {503: "unavailable: ", 504: "timed out: "}
 
 
 def error_parts(exc: Exception) -> tuple[int, bytes, RawHeaders]:
     """Status, JSON body and extra headers for ``exc``."""
-    if isinstance(exc, InputValidationError):
-        return 422, codec.error_body(str(exc), exc.problems), []
-    if isinstance(exc, codec.BadRequestError):
-        return 400, codec.error_body(str(exc)), []
-    if isinstance(exc, PayloadTooLargeError):
-        return 413, codec.error_body(str(exc)), []
-    if isinstance(exc, UnauthorizedError):
-        return 401, codec.error_body(str(exc)), [(b"www-authenticate", b"Bearer")]
-    if isinstance(exc, NotFoundError | UnknownRequestError):
-        return 404, codec.error_body(str(exc)), []
-    if isinstance(exc, DuplicateLabelError):
-        return 409, codec.error_body(str(exc)), []
-    if isinstance(exc, (QueueFullError, BatcherClosedError)):
-        return 503, codec.error_body(f"overloaded: {exc}"), [(b"retry-after", b"1")]
-    if isinstance(exc, InferenceProcessError):
-        return 503, codec.error_body(f"model unavailable: {exc}"), [(b"retry-after", b"1")]
-    if isinstance(exc, BatchTimeoutError):
-        return 504, codec.error_body(f"timed out: {exc}"), []
-    if isinstance(exc, ShipyardError):
-        return 400, codec.error_body(str(exc)), []
-    if isinstance(exc, ClientGoneError):  # the server drops this answer: nobody is there
-        return 400, codec.error_body("the client disconnected before sending its body"), []
+    if isinstance(exc, ShipyardError) and not isinstance(exc, RemoteModelError):
+        for cls, status, retry in _STATUSES:
+            if isinstance(exc, cls):
+                return status, _body(exc, status), _headers(exc, retry)
+        # any other error of the tree is the server's own (runtime missing, package or
+        # configuration broken): a 500 that names it
+        log.error("server error: %s: %s", type(exc).__name__, exc)
+        return 500, codec.error_body(f"server error: {exc}"), []
+    # a model's own exception (also one raised in the inference process) or a bug
     log.exception("internal error")
     return 500, codec.error_body(f"internal error: {type(exc).__name__}"), []
+
+
+def _body(exc: ShipyardError, status: int) -> bytes:
+    problems = exc.problems if isinstance(exc, InputValidationError) else None
+    if isinstance(exc, (QueueFullError, BatcherClosedError)):
+        return codec.error_body(f"overloaded: {exc}")
+    if isinstance(exc, InferenceProcessError):
+        return codec.error_body(f"model unavailable: {exc}")
+    if isinstance(exc, ClientGoneError):  # the server drops this answer: nobody is there
+        return codec.error_body("the client disconnected before sending its body")
+    return codec.error_body(_PREFIX.get(status, "") + str(exc), problems)
+
+
+def _headers(exc: ShipyardError, retry: bytes | None) -> RawHeaders:
+    if isinstance(exc, UnauthorizedError):
+        return [(b"www-authenticate", b"Bearer")]
+    return [] if retry is None else [(b"retry-after", retry)]

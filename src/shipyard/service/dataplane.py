@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.batching import AdaptiveBatcher
-from shipyard.errors import NotFoundError
+from shipyard.errors import ModelNotReadyError, NotFoundError
 from shipyard.registry import Registry, is_model_uri, parse_ref
 from shipyard.runtimes.model import LoadedModel, VerifiedPackage, describe
 from shipyard.runtimes.model import load as load_path
@@ -279,7 +279,7 @@ class Endpoint:
     def deployment(self, version: int | None = None) -> Deployment:
         current = self.current
         if current is None:
-            raise NotFoundError(f"endpoint {self.name!r} has no model loaded yet")
+            raise ModelNotReadyError(f"endpoint {self.name!r} has no model loaded yet")
         if version is not None and version != current.version:
             raise NotFoundError(f"endpoint {self.name!r} serves version {current.version}, "
                                 f"not {version}")

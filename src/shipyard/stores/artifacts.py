@@ -43,7 +43,11 @@ class ArtifactStore:
         digest = sha256 or sha256_file(source)
         dest = self._path(digest)
         if dest.exists():
-            return digest
+            try:  # re-used: young again, so ``gc`` keeps it while its registration commits
+                os.utime(dest)
+                return digest
+            except FileNotFoundError:  # ``gc`` took it just now: store it again
+                pass
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".incoming-")
         try:
@@ -86,6 +90,26 @@ class ArtifactStore:
     def delete(self, sha256: str) -> None:
         self._path(sha256).unlink(missing_ok=True)
 
+    def delete_if_older(self, sha256: str, cutoff: float) -> bool:
+        """Delete the blob unless it was stored or re-used (``put_file``) after ``cutoff``
+        (a Unix time); True if deleted. Race-free against ``put_file``: the blob is first
+        renamed away, so a ``put_file`` from then on stores it again, and one that re-used
+        it just before shows in its modified time, which the rename keeps: then it is put
+        back."""
+        path = self._path(sha256)
+        aside = path.with_name(f".deleting-{path.name}-{os.getpid()}-{time.monotonic_ns()}")
+        try:
+            if path.stat().st_mtime > cutoff:
+                return False
+            path.rename(aside)
+        except FileNotFoundError:
+            return False
+        if aside.stat().st_mtime > cutoff:  # re-used between the check and the rename
+            aside.replace(path)  # same bytes as any copy stored meanwhile: either may win
+            return False
+        aside.unlink()
+        return True
+
 
 class FsspecArtifactStore(ArtifactStore):
     """Blobs on any fsspec filesystem (S3-compatible storage with ``s3fs``)."""
@@ -106,11 +130,16 @@ class FsspecArtifactStore(ArtifactStore):
     def put_file(self, source: Path, sha256: str | None = None) -> str:
         digest = sha256 or sha256_file(source)
         key = self._key(digest)
-        if not self.fs.exists(key):
-            # write under a temporary key and move, so a crash never leaves half a blob
-            tmp = f"{key}.incoming-{os.getpid()}-{time.monotonic_ns()}"
-            self.fs.put_file(str(source), tmp)
-            self.fs.mv(tmp, key)
+        if self.fs.exists(key):
+            try:  # re-used: young again, so ``gc`` keeps it while its registration commits
+                self.fs.touch(key, truncate=False)
+                return digest
+            except (NotImplementedError, ValueError, OSError):
+                pass  # object stores cannot touch: upload it again, which refreshes it
+        # write under a temporary key and move, so a crash never leaves half a blob
+        tmp = f"{key}.incoming-{os.getpid()}-{time.monotonic_ns()}"
+        self.fs.put_file(str(source), tmp)
+        self.fs.mv(tmp, key)
         return digest
 
     def has(self, sha256: str) -> bool:
@@ -131,14 +160,32 @@ class FsspecArtifactStore(ArtifactStore):
             name = str(info["name"]).rsplit("/", 1)[-1]
             if ".incoming-" in name:
                 continue
-            modified = info.get("mtime") or info.get("LastModified") or info.get("created") or 0
-            stamp = modified.timestamp() if hasattr(modified, "timestamp") else float(modified)
-            yield name, stamp, int(info.get("size", 0))
+            yield name, _stamp(info), int(info.get("size", 0))
 
     def delete(self, sha256: str) -> None:
         key = self._key(sha256)
         if self.fs.exists(key):
             self.fs.rm(key)
+
+    def delete_if_older(self, sha256: str, cutoff: float) -> bool:
+        """As the local store's, but object stores cannot rename atomically: the modified
+        time is checked again just before the delete, which narrows the window with a
+        concurrent re-use to that of one request."""
+        key = self._key(sha256)
+        try:
+            stamp = _stamp(self.fs.info(key))
+        except FileNotFoundError:
+            return False
+        if stamp > cutoff:
+            return False
+        self.fs.rm(key)
+        return True
+
+
+def _stamp(info: dict[str, Any]) -> float:
+    """An fsspec entry's modified time as a Unix time."""
+    modified = info.get("mtime") or info.get("LastModified") or info.get("created") or 0
+    return modified.timestamp() if hasattr(modified, "timestamp") else float(modified)
 
 
 def open_artifact_store(location: str | Path) -> ArtifactStore:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from shipyard.monitoring.counts import Counts, summary_table
 from shipyard.profiles import ColumnProfile
 from shipyard.types import Array
 
@@ -96,23 +97,6 @@ class NumericValues:
             return np.asarray(self.sorted[index], dtype=np.float64)
         assert self.sketch is not None
         return np.asarray(self.sketch.quantiles(ranks), dtype=np.float64)
-
-
-@dataclass(frozen=True)
-class Counts:
-    """One side of a categorical or binary column: non-null counts per value (as text).
-
-    ``total`` is the non-null count; when the counts are a frequent-items estimate, the rows
-    of values it did not keep (``total - sum(counts)``) form one "other" cell.
-    """
-
-    counts: Mapping[str, int]
-    total: int
-    exact: bool = True
-
-    @property
-    def other(self) -> int:
-        return max(0, self.total - sum(self.counts.values()))
 
 
 # ---------------------------------------------------------------- numbers
@@ -236,12 +220,16 @@ def _psi_pvalue(psi: float, n: int, m: int, cells: int) -> float | None:
 
 def categorical_outcome(method: str, ref: Counts, cur: Counts) -> Outcome:
     """``chi2`` (default), ``jensenshannon`` or ``psi`` between two categorical sides."""
-    keys, r, c = _table(ref, cur)
-    n, m = int(r.sum()), int(c.sum())
-    detail: dict[str, Any] = {"computation": "exact" if ref.exact and cur.exact else "sketch",
+    exact = ref.exact and cur.exact
+    keys, r, c = _table(ref, cur) if exact else summary_table(ref, cur)
+    n, m = round(r.sum()), round(c.sum())
+    detail: dict[str, Any] = {"computation": "exact" if exact else "sketch",
                               "n_reference": n, "n_current": m, "categories": len(keys)}
+    if not exact:
+        detail["compared_as"] = (f"the {len(keys) - 1} values both sides know to within "
+                                 "their estimates' error, and one cell for all the others")
     new = [(k, int(x)) for k, x, y in zip(keys, c, r, strict=True) if y == 0 and x > 0]
-    if new:
+    if new and exact:
         new.sort(key=lambda kv: -kv[1])
         detail["new_categories"] = [k for k, _ in new[:10]]
         detail["new_share"] = sum(x for _, x in new) / m
@@ -264,15 +252,11 @@ def _effect_name(method: str) -> str:
 
 
 def _table(ref: Counts, cur: Counts) -> tuple[list[str], Array, Array]:
-    """Aligned count vectors over the union of values (+ one "other" cell when estimated)."""
+    """Aligned exact count vectors over the union of values."""
     keys = list(ref.counts)
     keys += [k for k in cur.counts if k not in ref.counts]
     r = np.array([ref.counts.get(k, 0) for k in keys], dtype=np.float64)
     c = np.array([cur.counts.get(k, 0) for k in keys], dtype=np.float64)
-    if ref.other or cur.other:
-        keys.append("__other__")
-        r = np.append(r, ref.other)
-        c = np.append(c, cur.other)
     return keys, r, c
 
 

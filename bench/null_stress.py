@@ -1,7 +1,7 @@
 """No-drift stress: how often drift, multivariate and quality checks cry wolf together.
 
-    .venv/bin/python bench/null_stress.py                       # 200 seeds, every size, both references
-    .venv/bin/python bench/null_stress.py --quick               # 40 seeds at 500x200 and 2kx1k
+    .venv/bin/python bench/null_stress.py          # 200 seeds, every size, both references
+    .venv/bin/python bench/null_stress.py --quick  # 40 seeds at 500x200 and 2kx1k
     .venv/bin/python bench/null_stress.py --sizes 500x200,10kx10k --seeds 100 --reference profile
     .venv/bin/python bench/null_stress.py --json out.json
 
@@ -28,9 +28,8 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import null_stress  # noqa: E402  (tests/null_stress.py: the generator the tests share)
-
-from shipyard.profiles import profile  # noqa: E402
+import null_stress
+from shipyard.profiles import profile
 
 SIZES = {"500x200": (500, 200), "2kx1k": (2_000, 1_000), "10kx10k": (10_000, 10_000),
          "100kx100k": (100_000, 100_000)}

@@ -35,8 +35,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from shipyard.errors import MonitoringError
 from shipyard.monitoring import multivariate as mv
 from shipyard.monitoring.correction import Correction, adjust

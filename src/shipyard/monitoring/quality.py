@@ -186,7 +186,7 @@ def _column_findings(ref: ColumnProfile, cur: ColumnProfile, values: Array | Non
         out.append(_out_of_range(ref, cur, values, limits))
     elif not ref.is_numeric or labels:
         out.append(_new_categories(ref, cur, limits))
-    constant = _constant(ref, cur, held, limits)
+    constant = _constant(ref, cur, held)
     if constant is not None:
         out.append(constant)
     return out
@@ -265,8 +265,8 @@ def _new_categories(ref: ColumnProfile, cur: ColumnProfile, limits: QualityThres
                            "exact": cur.exact})
 
 
-def _constant(ref: ColumnProfile, cur: ColumnProfile, held: Array | None,
-              limits: QualityThresholds) -> QualityFinding | None:
+def _constant(ref: ColumnProfile, cur: ColumnProfile, held: Array | None
+              ) -> QualityFinding | None:
     """Only reported when the window is constant; flagged unless the reference makes
     ``cur.non_null`` equal values likely (one value alone is never flagged)."""
     value = _single_value(cur)

@@ -91,7 +91,8 @@ class Profile:
 
     def to_bytes(self) -> bytes:
         """The documented binary layout of ``shipyard.profiles.codec`` (no pickle)."""
-        return codec.encode(self)
+        return codec.encode(self.columns, self.rows, self.sample, sample_size=self.sample_size,
+                            category_cap=self.category_cap, kll_k=self.kll_k)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Profile:

@@ -165,3 +165,65 @@ def test_bh_flags_at_least_what_bonferroni_flags() -> None:
         assert p is not None
         assert bonf.columns[name].p_adjusted == pytest.approx(min(1.0, 12 * p))
         assert none.columns[name].p_adjusted == p
+
+
+# ---------------------------------------------------------------- a profile gives raw's verdict
+
+ZIPF = np.array([f"v{i}" for i in range(2_000)], dtype=object)
+ZIPF_P = (1.0 / np.arange(1, 2_001) ** 1.1) / np.sum(1.0 / np.arange(1, 2_001) ** 1.1)
+
+
+def zipf(seed: int, rows: int, *, reverse: bool = False, new: float = 0.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    values = ZIPF[rng.choice(ZIPF.size, rows, p=ZIPF_P[::-1] if reverse else ZIPF_P)]
+    values[rng.random(rows) < new] = "brand-new"
+    return values
+
+
+def test_thousands_of_categories_against_a_profile_compare_like_with_like() -> None:
+    """Past category_cap the profile keeps a frequent-items sketch; the raw window lists every
+    value. Compared cell by cell, hundreds of unlisted values looked new: p = 0, JS 0.24 in
+    every same-distribution window. Reduced to the values both know, plus "other", the
+    profile gives the raw reference's verdict."""
+    rows = 60_000
+    ref = {"sku": zipf(1, rows)}
+    stored = profile(ref)
+    assert not stored["sku"].exact  # ~1,900 distinct values: past the cap of 1,000
+    for seed in range(2, 6):
+        cur = {"sku": zipf(seed, rows)}
+        raw = compare(ref, cur, multivariate=False).columns["sku"]
+        sketched = compare(stored, cur, multivariate=False).columns["sku"]
+        both = compare(stored, profile(cur), multivariate=False).columns["sku"]
+        assert not raw.drifted and not sketched.drifted and not both.drifted, seed
+        assert sketched.effect_size < 0.1 and both.effect_size < 0.1
+        assert sketched.p_value is not None and sketched.p_value > 0.05
+        assert sketched.detail["computation"] == "sketch"
+        assert "new_categories" not in sketched.detail  # unlisted is not new
+    # ... and still sees real change
+    for cur in ({"sku": zipf(7, rows, reverse=True)}, {"sku": zipf(8, rows, new=0.1)}):
+        for reference in (stored, ref):
+            col = compare(reference, cur, multivariate=False).columns["sku"]
+            assert col.drifted and col.effect_size > 0.2
+
+
+def test_a_profile_that_holds_every_value_gives_the_exact_test() -> None:
+    """Tiny non-null counts (three values against one) gave p = 0 from a profile (the
+    asymptotic KS law at n = 1) where the exact test gives 0.5."""
+    ref = {"x": np.array([1.0, 2.0, 3.0, np.nan, np.nan])}
+    cur = {"x": np.array([np.nan, 10.0, np.nan])}
+    raw = compare(ref, cur, multivariate=False).columns["x"]
+    for left, right in ((profile(ref), cur), (ref, profile(cur)), (profile(ref), profile(cur))):
+        col = compare(left, right, multivariate=False).columns["x"]
+        assert col.p_value == pytest.approx(raw.p_value) == pytest.approx(0.5)
+        assert col.detail["computation"] == "exact"
+    # a big profile whose quantile sketch still holds each of a rare column's values
+    rng = np.random.default_rng(3)
+    big = rng.normal(0, 1, 50_000)
+    big[rng.random(50_000) < 0.995] = np.nan
+    small = rng.normal(0, 1, 40)
+    stored = profile({"x": big})
+    assert stored["x"].rank_error == 0 and stored["x"].non_null < 400
+    exact = compare({"x": big}, {"x": small}, multivariate=False).columns["x"]
+    col = compare(stored, {"x": small}, multivariate=False).columns["x"]
+    assert col.detail["computation"] == "exact"
+    assert col.p_value == pytest.approx(exact.p_value)

@@ -173,3 +173,93 @@ def test_numbers_profiled_as_categories() -> None:
     report = check_quality(reference, {"label": labels})
     assert flagged(report) == {("label", "new_category")}
     assert report.get("label", "new_category").detail["new_values"] == {"7": 400}  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------- calibrated, never crashing
+
+
+def test_a_reference_column_that_is_entirely_null_does_not_crash() -> None:
+    reference = profile({"x": np.full(100, np.nan), "y": np.arange(100.0)})
+    report = check_quality(reference, {"x": np.array([1.0, np.nan, np.nan]),
+                                       "y": np.arange(3.0)})
+    assert report.get("x", "type") is not None
+    assert ("x", "constant") not in flagged(report)
+
+
+def test_one_value_is_not_a_constant_window() -> None:
+    """A window with one non-null value counted as constant (p = 0) on every mostly-null
+    continuous column; any single value is trivially 'all equal'."""
+    rng = np.random.default_rng(4)
+    values = rng.normal(0, 1, 20_000)
+    values[rng.random(20_000) < 0.99] = np.nan
+    window = np.full(200, np.nan)
+    window[17] = 0.123
+    report = check_quality(profile({"x": values}), {"x": window})
+    assert flagged(report) == set()
+    two = np.full(200, np.nan)
+    two[[3, 9, 40]] = 0.123  # three equal values of a continuous column: not chance
+    report = check_quality(profile({"x": values}), {"x": two})
+    assert ("x", "constant") in flagged(report)
+
+
+def _flag_rate(check: str, make: Any, seeds: int) -> int:
+    """Windows (of ``seeds``) whose ``check`` flagged on one column, with no share threshold:
+    the p-value alone decides, so its calibration shows."""
+    limits = {"out_of_range_share": 0.0, "new_category_share": 0.0}
+    hits = 0
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        reference = profile({"x": make(rng, 500)})
+        report = check_quality(reference, {"x": make(rng, 200)}, thresholds=limits)
+        hits += ("x", check) in flagged(report)
+    return hits
+
+
+def test_out_of_range_accounts_for_the_references_own_sample() -> None:
+    """The reference's min and max are random too: at 500 vs 200 rows, treating window values
+    as independent trials against them flagged 2.5-3.1% of same-distribution windows at a
+    nominal 1%. Binomial bound: more than 8 of 300 has probability < 0.5% at 1%."""
+    assert _flag_rate("out_of_range", lambda rng, n: rng.standard_cauchy(n), 300) <= 8
+
+
+def test_new_categories_account_for_the_references_own_sample() -> None:
+    """The chance of an unseen category was the singleton share of a 500-row reference, taken
+    as exact: a 2,000-value Zipf column flagged ~10% of same-distribution windows."""
+    names = np.array([f"v{i}" for i in range(2_000)], dtype=object)
+    weights = 1.0 / np.arange(1, 2_001) ** 1.1
+    p = weights / weights.sum()
+    assert _flag_rate("new_category", lambda rng, n: names[rng.choice(2_000, n, p=p)],
+                      300) <= 8
+
+
+def test_chance_formulas_match_enumeration() -> None:
+    from itertools import combinations
+
+    from shipyard.monitoring.chance import all_equal, outside_range
+
+    for n in range(1, 6):
+        for m in range(5):
+            pooled = n + m
+            for k in range(m + 2):
+                spans = [pos[-1] - pos[0] + 1 for pos in combinations(range(pooled), n)]
+                want = np.mean([pooled - s >= k for s in spans])
+                assert outside_range(n, m, k) == pytest.approx(want, abs=1e-12)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        ref = rng.integers(0, 3, int(rng.integers(1, 6))).tolist()
+        m, value = int(rng.integers(1, 4)), int(rng.integers(0, 3))
+        pooled = ref + [value] * m
+        draws = list(combinations(range(len(pooled)), m))
+        want = np.mean([len({pooled[i] for i in d}) == 1 for d in draws])
+        others = np.array([ref.count(v) for v in set(ref) if v != value])
+        assert all_equal(others, ref.count(value), m) == pytest.approx(want, abs=1e-12)
+
+
+def test_findings_are_corrected_for_the_number_of_checks() -> None:
+    report = check_quality(reference_table(), table(2_000, seed=12))
+    tested = [f for f in report.findings if "p_value" in f.detail]
+    assert tested and all(f.detail["p_adjusted"] >= f.detail["p_value"] for f in tested)
+
+
+def reference_table() -> Profile:
+    return profile(table(10_000, seed=0))

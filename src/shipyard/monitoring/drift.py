@@ -6,8 +6,9 @@ A column is called drifted only when the change is both *real* and *material*:
 
 The p-value alone flags trivial shifts once windows are large (at 1M rows a 0.02 sd shift
 has p ~ 1e-40); the effect size alone flags noise when windows are small. P-values are
-adjusted across the compared columns (Benjamini-Hochberg by default; Bonferroni or none on
-request), and separately across the three multivariate tests.
+adjusted across one family, the compared columns and the three multivariate tests together
+(Benjamini-Hochberg by default; Bonferroni or none on request): the dataset verdict is one
+question, and two families each at ``alpha`` would cry wolf twice as often.
 
 Method per column (override with ``methods={"col": "psi"}``, or by kind:
 ``methods={"numeric": "psi"}``):
@@ -32,12 +33,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-import numpy as np
+from typing import Any
 
 from shipyard.errors import MonitoringError
 from shipyard.monitoring import multivariate as mv
+from shipyard.monitoring.correction import Correction, adjust
 from shipyard.monitoring.report import ColumnDrift, DriftReport, MultivariateResult
 from shipyard.monitoring.sides import Side
 from shipyard.monitoring.statistics import (
@@ -47,8 +47,6 @@ from shipyard.monitoring.statistics import (
     numeric_outcome,
 )
 from shipyard.profiles import ColumnKind
-
-Correction = Literal["bh", "bonferroni", "none"]
 
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "wasserstein_norm": 0.1,   # 0.1 reference sd of mean shift (scale x1.2 gives ~0.16)
@@ -105,12 +103,17 @@ def compare(reference: Any, current: Any, *, methods: Mapping[str, str] | None =
     settings = _settings(names, methods, thresholds, alpha, correction, drift_share,
                          multivariate, seed, sample_size)
     outcomes = {name: _column(name, ref, cur, settings) for name in names}
-    adjusted = _adjust({n: o.p_value for n, o in outcomes.items()}, correction)
-    results = {name: _column_result(name, ref.kind(name), o, adjusted[name], settings)
+    joint = _multivariate_outcomes(ref, cur, names, settings) if multivariate else []
+    # one family: every column test and every multivariate test (see module doc)
+    adjusted = adjust({**{("column", n): o.p_value for n, o in outcomes.items()},
+                       **{("multivariate", o.method): o.p_value for o in joint}}, correction)
+    results = {name: _column_result(name, ref.kind(name), o, adjusted[("column", name)],
+                                    settings)
                for name, o in outcomes.items()}
     tested = [r for r in results.values() if "skipped" not in r.detail]
     share = sum(r.drifted for r in tested) / len(tested) if tested else 0.0
-    multi = _multivariate(ref, cur, names, settings) if multivariate else ()
+    multi = tuple(_multivariate_result(o, adjusted[("multivariate", o.method)], settings)
+                  for o in joint)
     dataset = (bool(tested) and share >= drift_share) or any(m.drifted for m in multi)
     return DriftReport(
         columns=results, drift_share=share, dataset_drift=dataset, multivariate=multi,
@@ -258,48 +261,27 @@ def _verdict(p_adjusted: float | None, effect: float, threshold: float, alpha: f
     return p_adjusted is not None and p_adjusted < alpha and effect >= threshold
 
 
-def _adjust(p_values: Mapping[str, float | None], correction: str) -> dict[str, float | None]:
-    """Adjusted p-values (BH step-up, Bonferroni, or none); None stays None."""
-    keys = [k for k, p in p_values.items() if p is not None]
-    out: dict[str, float | None] = dict.fromkeys(p_values)
-    if not keys:
-        return out
-    p = np.array([p_values[k] for k in keys], dtype=np.float64)
-    if correction == "bonferroni":
-        adjusted = np.minimum(1.0, p * len(p))
-    elif correction == "bh":
-        order = np.argsort(p)
-        ranked = p[order] * len(p) / np.arange(1, len(p) + 1)
-        ranked = np.minimum.accumulate(ranked[::-1])[::-1]
-        adjusted = np.empty_like(p)
-        adjusted[order] = np.minimum(1.0, ranked)
-    else:
-        adjusted = p
-    out.update({k: float(v) for k, v in zip(keys, adjusted, strict=True)})
-    return out
-
-
 # ---------------------------------------------------------------- multivariate
 
 
-def _multivariate(ref: Side, cur: Side, names: list[str],
-                  settings: _Settings) -> tuple[MultivariateResult, ...]:
+def _multivariate_outcomes(ref: Side, cur: Side, names: list[str],
+                           settings: _Settings) -> list[Outcome]:
     scales = {n: (ref.numeric(n).mean, ref.numeric(n).std) for n in names
               if _kind(n, ref, cur) != ColumnKind.CATEGORICAL
               and ref.can_rank(n) and cur.can_rank(n)}
     names = [n for n in names if ref.in_sample(n) and cur.in_sample(n)]
     size, seed = settings.sample_size, settings.seed
-    outcomes = mv.multivariate_outcomes(ref.sample(names, size, seed),
-                                        cur.sample(names, size, None if seed is None
-                                                   else seed + 1),
-                                        scales, seed)
-    adjusted = _adjust({o.method: o.p_value for o in outcomes}, settings.correction)
-    results = []
-    for o in outcomes:
-        threshold = _threshold(o.method, o.effect_name, o.method, settings)
-        drifted = _verdict(adjusted[o.method], o.effect_size, threshold, settings.alpha)
-        results.append(MultivariateResult(
-            method=o.method, statistic=o.statistic, p_value=o.p_value,
-            p_adjusted=adjusted[o.method], effect_size=o.effect_size,
-            effect_name=o.effect_name, threshold=threshold, drifted=drifted, detail=o.detail))
-    return tuple(results)
+    return list(mv.multivariate_outcomes(ref.sample(names, size, seed),
+                                         cur.sample(names, size, None if seed is None
+                                                    else seed + 1),
+                                         scales, seed))
+
+
+def _multivariate_result(o: Outcome, p_adjusted: float | None,
+                         settings: _Settings) -> MultivariateResult:
+    threshold = _threshold(o.method, o.effect_name, o.method, settings)
+    drifted = _verdict(p_adjusted, o.effect_size, threshold, settings.alpha)
+    return MultivariateResult(
+        method=o.method, statistic=o.statistic, p_value=o.p_value, p_adjusted=p_adjusted,
+        effect_size=o.effect_size, effect_name=o.effect_name, threshold=threshold,
+        drifted=drifted, detail=o.detail)

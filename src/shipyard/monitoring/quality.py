@@ -34,6 +34,8 @@ import numpy as np
 from scipy import stats
 
 from shipyard.errors import MonitoringError
+from shipyard.monitoring.chance import all_equal, new_values, outside_range
+from shipyard.monitoring.correction import adjust
 from shipyard.profiles import ColumnKind, ColumnProfile, Profile, profile, value_key
 from shipyard.profiles.frame import to_columns
 from shipyard.types import Array
@@ -97,17 +99,20 @@ class QualityReport:
 
 
 def check_quality(
-    reference: Profile,
+    reference: Profile | Any,
     current: Any,
     *,
     columns: Sequence[str] | None = None,
     thresholds: QualityThresholds | Mapping[str, Any] | None = None,
 ) -> QualityReport:
-    """Check ``current`` (a Profile, or data ``profile()`` accepts) against ``reference``.
+    """Check ``current`` against ``reference``: each a Profile, or data ``profile()``
+    accepts (a raw reference is profiled first).
 
     ``columns`` limits the checks to those columns (e.g. the model's inputs).
     """
     limits = _thresholds(thresholds)
+    if not isinstance(reference, Profile):
+        reference = profile(reference)
     raw: dict[str, Array] | None = None
     if isinstance(current, Profile):
         window = current
@@ -125,12 +130,30 @@ def check_quality(
                                                True))
             continue
         values = None if raw is None else raw[name]
-        findings.extend(_column_findings(ref, cur, values, limits))
+        held = reference.held_values(name) if ref.quantile_sketch is not None else None
+        findings.extend(_column_findings(ref, cur, values, held, limits))
     for name in window.columns:
         if name not in reference.columns and (columns is None or name in columns):
             findings.append(QualityFinding(name, "unexpected_column", window[name].dtype, None,
                                            None, limits.flag_unexpected_columns))
-    return QualityReport(tuple(findings), reference.rows, window.rows, limits)
+    return QualityReport(_corrected(findings, limits.alpha), reference.rows, window.rows,
+                         limits)
+
+
+def _corrected(findings: list[QualityFinding], alpha: float) -> tuple[QualityFinding, ...]:
+    """A finding with a p-value is flagged when it is material (its own ``flagged`` so far)
+    and its p-value, adjusted by Benjamini-Hochberg across the window's tests, is below
+    ``alpha``: dozens of columns times four checks would otherwise alarm on chance alone."""
+    tests = {i: f.detail["p_value"] for i, f in enumerate(findings) if "p_value" in f.detail}
+    adjusted = adjust(tests, "bh")
+    out = []
+    for i, finding in enumerate(findings):
+        p = adjusted.get(i)
+        if p is not None:
+            finding = replace(finding, flagged=finding.flagged and p < alpha,
+                              detail={**finding.detail, "p_adjusted": p})
+        out.append(finding)
+    return tuple(out)
 
 
 def _categories(reference: Profile, raw: Mapping[str, Array]) -> dict[str, ColumnKind]:
@@ -151,7 +174,7 @@ def _thresholds(given: QualityThresholds | Mapping[str, Any] | None) -> QualityT
 
 
 def _column_findings(ref: ColumnProfile, cur: ColumnProfile, values: Array | None,
-                     limits: QualityThresholds) -> list[QualityFinding]:
+                     held: Array | None, limits: QualityThresholds) -> list[QualityFinding]:
     out = [_missing(ref, cur, limits)]
     # numbers counted as categories (class labels) compare by key, whatever type they arrive as
     labels = ref.kind == ColumnKind.CATEGORICAL and ref.is_numeric
@@ -163,7 +186,7 @@ def _column_findings(ref: ColumnProfile, cur: ColumnProfile, values: Array | Non
         out.append(_out_of_range(ref, cur, values, limits))
     elif not ref.is_numeric or labels:
         out.append(_new_categories(ref, cur, limits))
-    constant = _constant(ref, cur, limits)
+    constant = _constant(ref, cur, held)
     if constant is not None:
         out.append(constant)
     return out
@@ -185,16 +208,9 @@ def _missing(ref: ColumnProfile, cur: ColumnProfile, limits: QualityThresholds
     else:
         se = np.sqrt(pooled * (1 - pooled) * (1 / ref.count + 1 / cur.count))
         p_value = float(stats.norm.sf((p1 - p0) / se))
-    flagged = p1 - p0 >= limits.missing_rise and p_value < limits.alpha
+    flagged = p1 - p0 >= limits.missing_rise
     return QualityFinding(ref.name, "missing", p1, p0, limits.missing_rise, flagged,
                           {"p_value": p_value, "rise": p1 - p0, "nulls": cur.nulls})
-
-
-def _beyond_chance(hits: int, trials: int, chance: float) -> float:
-    """P-value of at least ``hits`` in ``trials`` when each happens with ``chance``."""
-    if hits == 0:
-        return 1.0
-    return float(stats.binom.sf(hits - 1, trials, min(max(chance, 0.0), 1.0)))
 
 
 def _out_of_range(ref: ColumnProfile, cur: ColumnProfile, values: Array | None,
@@ -213,8 +229,8 @@ def _out_of_range(ref: ColumnProfile, cur: ColumnProfile, values: Array | None,
             above = 1.0 - float(cur.cdf(high))
     share = below + above
     chance = 2.0 / (ref.non_null + 1)
-    p_value = _beyond_chance(round(share * cur.non_null), cur.non_null, chance)
-    flagged = share > limits.out_of_range_share and p_value < limits.alpha
+    p_value = outside_range(ref.non_null, cur.non_null, round(share * cur.non_null))
+    flagged = share > limits.out_of_range_share
     return QualityFinding(
         ref.name, "out_of_range", share, f"[{low:g}, {high:g}]", limits.out_of_range_share,
         flagged, {"below": below, "above": above, "p_value": p_value, "chance": chance,
@@ -233,16 +249,15 @@ def _new_categories(ref: ColumnProfile, cur: ColumnProfile, limits: QualityThres
                               False, {"skipped": skipped})
     seen = ref.frequencies()
     counts = cur.frequencies()
+    new = {k: n for k, n in counts.items() if k not in seen}
     if cur.exact:
-        new = {k: n for k, n in counts.items() if k not in seen}
         share = sum(new.values()) / cur.non_null
     else:  # the window's rarest values are not listed: infer the new share from the known
-        new = {k: n for k, n in counts.items() if k not in seen}
         share = max(0.0, 1.0 - sum(n for k, n in counts.items() if k in seen) / cur.non_null)
-    singletons = sum(1 for n in seen.values() if n == 1)
-    chance = singletons / max(ref.non_null, 1)
-    p_value = _beyond_chance(round(share * cur.non_null), cur.non_null, chance)
-    flagged = share > limits.new_category_share and p_value < limits.alpha
+    # the p-value counts only the listed new rows (all of them when the window is exact)
+    p_value, expected = new_values(seen, counts)
+    chance = expected / cur.non_null
+    flagged = share > limits.new_category_share
     top = sorted(new.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
     return QualityFinding(ref.name, "new_category", share, float(len(seen)),
                           limits.new_category_share, flagged,
@@ -250,22 +265,33 @@ def _new_categories(ref: ColumnProfile, cur: ColumnProfile, limits: QualityThres
                            "exact": cur.exact})
 
 
-def _constant(ref: ColumnProfile, cur: ColumnProfile, limits: QualityThresholds
+def _constant(ref: ColumnProfile, cur: ColumnProfile, held: Array | None
               ) -> QualityFinding | None:
-    """Only reported when the window is constant; flagged unless the reference makes a run of
-    ``cur.non_null`` equal values likely."""
+    """Only reported when the window is constant; flagged unless the reference makes
+    ``cur.non_null`` equal values likely (one value alone is never flagged)."""
     value = _single_value(cur)
-    if value is None or _single_value(ref) is not None:
+    if value is None or ref.non_null == 0 or _single_value(ref) is not None:
         return None
-    if ref.kind == ColumnKind.NUMERIC:
-        x = float(value)
-        share = float(ref.cdf(x) - ref.cdf(np.nextafter(x, -np.inf)))
+    own, others = _value_counts(ref, value, held)
+    p_value = all_equal(others, own, cur.non_null)
+    return QualityFinding(ref.name, "constant", value, _distinct(ref), None, True,
+                          {"reference_share_of_value": own / ref.non_null, "p_value": p_value})
+
+
+def _value_counts(ref: ColumnProfile, value: str, held: Array | None) -> tuple[float, Array]:
+    """How often the reference holds ``value``, and its counts of every other value (upper
+    bounds where the reference estimates them)."""
+    if ref.kind != ColumnKind.NUMERIC:
+        counts = ref.frequencies()
+        error = ref.frequency_error
+        own = counts.pop(value, error)
+        return float(own), np.array(list(counts.values()), dtype=np.float64)
+    if held is not None:
+        values, tally = np.unique(held, return_counts=True)
     else:
-        share = ref.frequencies().get(value, 0) / max(ref.non_null, 1)
-    chance = share**cur.non_null
-    return QualityFinding(ref.name, "constant", value, _distinct(ref), None,
-                          chance < limits.alpha,
-                          {"reference_share_of_value": share, "p_value": chance})
+        values, tally = ref.atoms()
+    mine = values == float(value)
+    return float(tally[mine].sum()), tally[~mine].astype(np.float64)
 
 
 def _single_value(col: ColumnProfile) -> str | None:
@@ -280,7 +306,7 @@ def _single_value(col: ColumnProfile) -> str | None:
 
 def _distinct(col: ColumnProfile) -> float | str | None:
     if col.kind == ColumnKind.NUMERIC:
-        return f"[{col.min:g}, {col.max:g}]"
+        return None if col.min is None else f"[{col.min:g}, {col.max:g}]"
     return None if col.distinct is None else float(col.distinct)
 
 

@@ -18,7 +18,8 @@ from typing import Any, TypeVar, cast
 import numpy as np
 
 from shipyard.errors import MonitoringError
-from shipyard.monitoring.statistics import Counts, NumericValues
+from shipyard.monitoring.counts import Counts
+from shipyard.monitoring.statistics import NumericValues
 from shipyard.profiles import ColumnKind, Profile, value_key
 from shipyard.profiles.frame import Coded, Column, to_columns
 from shipyard.types import Array, Columns
@@ -106,17 +107,14 @@ class Side:
     def numeric(self, name: str) -> NumericValues:
         """The column's finite numbers (raw) or its quantile sketch and moments."""
         if self.profile is not None:
-            col = self.profile.columns[name]
-            variance = col.variance if col.variance is not None else 0.0
-            mean = col.mean if col.mean is not None else math.nan
-            return NumericValues(col.non_null, mean, math.sqrt(max(0.0, variance)), sketch=col)
+            return self._cached(name, "numeric", lambda: _profile_numeric(self._profile, name))
         return self._cached(name, "numeric", lambda: _raw_numeric(self._numbers(name)))
 
     def counts(self, name: str) -> Counts:
         """Non-null counts per value (text keys, as in profiles)."""
         if self.profile is not None:
             col = self.profile.columns[name]
-            return Counts(col.frequencies(), col.non_null, col.exact)
+            return Counts(col.frequencies(), col.non_null, col.exact, col.frequency_error)
         return self._cached(name, "counts", lambda: _raw_counts(self._column(name)))
 
     def in_sample(self, name: str) -> bool:
@@ -171,6 +169,19 @@ def _numbers_kind(arr: Array) -> ColumnKind:
 
 def _present(arr: Array) -> Array:
     return arr[~np.isnan(arr)] if arr.dtype.kind == "f" else arr
+
+
+def _profile_numeric(prof: Profile, name: str) -> NumericValues:
+    """Every value when the profile still holds them all (its quantile sketch has not begun
+    to estimate, or its row sample is every row): exact tests then apply, as on raw data;
+    else the quantile sketch and the moments."""
+    col = prof.columns[name]
+    held = prof.held_values(name)
+    if held is not None:
+        return _raw_numeric(held)
+    variance = col.variance if col.variance is not None else 0.0
+    mean = col.mean if col.mean is not None else math.nan
+    return NumericValues(col.non_null, mean, math.sqrt(max(0.0, variance)), sketch=col)
 
 
 def _raw_numeric(arr: Array) -> NumericValues:

@@ -22,7 +22,6 @@ sketches keep exactly.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from shipyard.monitoring.counts import Counts, summary_table
 from shipyard.profiles import ColumnProfile
 from shipyard.types import Array
 
@@ -96,23 +96,6 @@ class NumericValues:
             return np.asarray(self.sorted[index], dtype=np.float64)
         assert self.sketch is not None
         return np.asarray(self.sketch.quantiles(ranks), dtype=np.float64)
-
-
-@dataclass(frozen=True)
-class Counts:
-    """One side of a categorical or binary column: non-null counts per value (as text).
-
-    ``total`` is the non-null count; when the counts are a frequent-items estimate, the rows
-    of values it did not keep (``total - sum(counts)``) form one "other" cell.
-    """
-
-    counts: Mapping[str, int]
-    total: int
-    exact: bool = True
-
-    @property
-    def other(self) -> int:
-        return max(0, self.total - sum(self.counts.values()))
 
 
 # ---------------------------------------------------------------- numbers
@@ -236,22 +219,30 @@ def _psi_pvalue(psi: float, n: int, m: int, cells: int) -> float | None:
 
 def categorical_outcome(method: str, ref: Counts, cur: Counts) -> Outcome:
     """``chi2`` (default), ``jensenshannon`` or ``psi`` between two categorical sides."""
-    keys, r, c = _table(ref, cur)
-    n, m = int(r.sum()), int(c.sum())
-    detail: dict[str, Any] = {"computation": "exact" if ref.exact and cur.exact else "sketch",
+    exact = ref.exact and cur.exact
+    keys, r, c = _table(ref, cur) if exact else summary_table(ref, cur)
+    n, m = round(r.sum()), round(c.sum())
+    detail: dict[str, Any] = {"computation": "exact" if exact else "sketch",
                               "n_reference": n, "n_current": m, "categories": len(keys)}
+    if not exact:
+        detail["compared_as"] = ("the values either side lists, each estimate taken as "
+                                 "close to the other side as its error allows, and one cell "
+                                 "for the values neither lists")
     new = [(k, int(x)) for k, x, y in zip(keys, c, r, strict=True) if y == 0 and x > 0]
-    if new:
+    if new and exact:
         new.sort(key=lambda kv: -kv[1])
         detail["new_categories"] = [k for k, _ in new[:10]]
         detail["new_share"] = sum(x for _, x in new) / m
     if n == 0 or m == 0:
         return Outcome(method, 0.0, 1.0, 0.0, _effect_name(method), detail)
-    p, q = r / n, c / m
-    js = _jensenshannon(p, q)
-    chi2_stat, chi2_p, dof = _chi2(r, c)
+    pooled_r, pooled_c = _pooled(r, c)
+    # the distance over the cells the test reads: values too rare to estimate pooled, so a
+    # few thousand sparse values do not make sampling noise look like a change
+    js = _jensenshannon(pooled_r / n, pooled_c / m)
+    chi2_stat, chi2_p, dof = _chi2(pooled_r, pooled_c)
     detail["dof"] = dof
     if method == "psi":
+        p, q = r / n, c / m
         psi = _psi(p, q)
         return Outcome("psi", psi, _psi_pvalue(psi, n, m, len(keys)), psi, "psi", detail)
     detail["chi2"] = chi2_stat
@@ -264,15 +255,11 @@ def _effect_name(method: str) -> str:
 
 
 def _table(ref: Counts, cur: Counts) -> tuple[list[str], Array, Array]:
-    """Aligned count vectors over the union of values (+ one "other" cell when estimated)."""
+    """Aligned exact count vectors over the union of values."""
     keys = list(ref.counts)
     keys += [k for k in cur.counts if k not in ref.counts]
     r = np.array([ref.counts.get(k, 0) for k in keys], dtype=np.float64)
     c = np.array([cur.counts.get(k, 0) for k in keys], dtype=np.float64)
-    if ref.other or cur.other:
-        keys.append("__other__")
-        r = np.append(r, ref.other)
-        c = np.append(c, cur.other)
     return keys, r, c
 
 
@@ -284,17 +271,23 @@ def _jensenshannon(p: Array, q: Array) -> float:
     return float(math.sqrt(max(0.0, 0.5 * float(kl_p.sum() + kl_q.sum()))))
 
 
-def _chi2(r: Array, c: Array) -> tuple[float, float, int]:
-    """Chi-squared test of homogeneity on the 2 x k table, rare cells pooled."""
+def _pooled(r: Array, c: Array) -> tuple[Array, Array]:
+    """The 2 x k table with cells expected fewer than 5 times on a side pooled into one."""
     n, m = r.sum(), c.sum()
     total = r + c
     rare = (total * min(n, m) / (n + m)) < MIN_EXPECTED
     if rare.any():
         r = np.append(r[~rare], r[rare].sum())
         c = np.append(c[~rare], c[rare].sum())
-        total = r + c
-        keep = total > 0
-        r, c, total = r[keep], c[keep], total[keep]
+        keep = (r + c) > 0
+        r, c = r[keep], c[keep]
+    return r, c
+
+
+def _chi2(r: Array, c: Array) -> tuple[float, float, int]:
+    """Chi-squared test of homogeneity on the 2 x k table (rare cells already pooled)."""
+    n, m = r.sum(), c.sum()
+    total = r + c
     if total.size < 2:
         return 0.0, 1.0, 0
     e_r = total * n / (n + m)

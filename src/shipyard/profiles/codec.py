@@ -26,7 +26,8 @@ import hashlib
 import io
 import json
 import zipfile
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 import datasketches as ds
 import numpy as np
@@ -35,9 +36,6 @@ from shipyard.errors import ProfileError
 from shipyard.profiles.columns import ColumnKind, ColumnProfile
 from shipyard.types import num_rows
 
-if TYPE_CHECKING:
-    from shipyard.profiles.table import Profile
-
 FORMAT = "shipyard.profile"
 VERSION = 1
 HEADER = "profile.json"
@@ -45,11 +43,14 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 _MAX_MEMBER = 1 << 30  # refuse members that would inflate past 1 GiB (a zip bomb)
 
 
-def encode(prof: Profile) -> bytes:
+def encode(columns: Mapping[str, ColumnProfile], rows: int, sample: Mapping[str, Any], *,
+           sample_size: int, category_cap: int, kll_k: int) -> bytes:
+    """The bytes of a Profile's fields (``decode`` gives them back): the codec knows columns,
+    not the Profile class, so ``table`` imports it and nothing imports back."""
     buffer = io.BytesIO()
     members: dict[str, bytes] = {}
-    columns = []
-    for i, (name, col) in enumerate(prof.columns.items()):
+    entries = []
+    for i, (name, col) in enumerate(columns.items()):
         entry = _column_header(col)
         if col.quantile_sketch is not None:
             entry["quantile_sketch"] = f"sketches/{i}.kll"
@@ -57,12 +58,12 @@ def encode(prof: Profile) -> bytes:
         if col.items_sketch is not None:
             entry["items_sketch"] = f"sketches/{i}.items"
             members[entry["items_sketch"]] = bytes(col.items_sketch.serialize())
-        entry["sample"], members_sample = _sample_member(i, prof.sample[name])
+        entry["sample"], members_sample = _sample_member(i, sample[name])
         members.update(members_sample)
-        columns.append(entry)
-    header = {"format": FORMAT, "version": VERSION, "rows": prof.rows,
-              "sample_size": prof.sample_size, "category_cap": prof.category_cap,
-              "kll_k": prof.kll_k, "sample_rows": num_rows(prof.sample), "columns": columns,
+        entries.append(entry)
+    header = {"format": FORMAT, "version": VERSION, "rows": rows,
+              "sample_size": sample_size, "category_cap": category_cap,
+              "kll_k": kll_k, "sample_rows": num_rows(sample), "columns": entries,
               "sha256": {path: hashlib.sha256(data).hexdigest() for path, data in members.items()}}
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         _write(archive, HEADER, json.dumps(header, separators=(",", ":")).encode())

@@ -119,6 +119,40 @@ class ColumnProfile:
             return 0.0
         return float(sketch.normalized_rank_error(False))
 
+    @property
+    def frequency_error(self) -> int:
+        """How far an estimated count (``frequencies()`` when not ``exact``) may exceed the
+        true count: each listed value's count lies in [estimate - error, estimate], and a
+        value the sketch does not list occurred at most ``error`` times. 0 when exact."""
+        if self.exact or self.items_sketch is None:
+            return 0
+        sketch = self.items_sketch
+        items = sketch.get_frequent_items(ds.frequent_items_error_type.NO_FALSE_NEGATIVES)
+        if items:
+            return int(max(upper - lower for _, _, lower, upper in items))
+        return int(sketch.total_weight)
+
+    def held_values(self) -> Array | None:
+        """Every non-null number, when the quantile sketch still holds them all (KLL keeps
+        each value until it first compacts, ~k values); None once it estimates."""
+        sketch = self.quantile_sketch
+        if sketch is None or sketch.is_estimation_mode():
+            return None
+        return np.array([value for value, _ in sketch], dtype=np.float64)
+
+    def atoms(self) -> tuple[Array, Array]:
+        """Distinct values of a numeric column and their counts, from the quantile sketch:
+        exact while it holds every value, else each count too high by at most the sketch's
+        rank error times the row count (a value it dropped counts that much)."""
+        sketch = self._sketch("atoms")
+        pairs = list(sketch)
+        values = np.array([v for v, _ in pairs], dtype=np.float64)
+        weights = np.array([w for _, w in pairs], dtype=np.float64)
+        distinct, where = np.unique(values, return_inverse=True)
+        counts = np.bincount(where, weights=weights, minlength=distinct.size)
+        slack = np.ceil(self.rank_error * self.non_null)
+        return distinct, counts + slack
+
     def cdf(self, points: Any) -> Array:
         """P(X <= x) for each point, from the quantile sketch (NaN when there are no values)."""
         sketch = self._sketch("cdf")

@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from shipyard.errors import ProfileError
 from shipyard.profiles import codec, reservoir
 from shipyard.profiles.build import column_profile
 from shipyard.profiles.columns import ColumnKind, ColumnProfile, merge_columns
 from shipyard.profiles.frame import to_columns
-from shipyard.types import num_rows
+from shipyard.types import Array, num_rows
 
 SUMMARY_TOP = 20  # most frequent values listed per categorical column in summary()
 
@@ -50,6 +52,19 @@ class Profile:
             raise KeyError(f"no column {name!r} in this profile; it has "
                            f"{list(self.columns)}") from None
 
+    def held_values(self, name: str) -> Array | None:
+        """Every non-null value of a numeric column when this profile still holds them all:
+        its quantile sketch has not begun to estimate, or its row sample is every row (None
+        otherwise, and for text)."""
+        col = self[name]
+        held = col.held_values()
+        sample = self.sample.get(name)
+        if held is None and sample is not None and len(sample) == self.rows:
+            values = np.asarray(sample)
+            if values.dtype.kind in "iufb" and col.quantile_sketch is not None:
+                held = values[~np.isnan(values)] if values.dtype.kind == "f" else values
+        return held
+
     def merge(self, other: Profile, *, seed: int | None = 0) -> Profile:
         """The profile of both tables' rows together. Columns must match by name (order is
         this profile's); ProfileError if a column is numbers on one side and text on the
@@ -76,7 +91,8 @@ class Profile:
 
     def to_bytes(self) -> bytes:
         """The documented binary layout of ``shipyard.profiles.codec`` (no pickle)."""
-        return codec.encode(self)
+        return codec.encode(self.columns, self.rows, self.sample, sample_size=self.sample_size,
+                            category_cap=self.category_cap, kll_k=self.kll_k)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Profile:

@@ -69,7 +69,7 @@ def package_converted(model: Any, sample: Any, **kwargs: Any) -> shipyard.Packag
     assert parity["ok"] is True
     assert parity["labels_agree"] is True
     assert 0.0 <= parity["max_abs_diff"] <= parity["tolerance"]
-    assert parity["rows"] == len(sample)
+    assert parity["checked"]["sample"]["rows"] == len(sample)
     assert "model.onnx" in pkg.files
     assert not [name for name in pkg.files if name.endswith(PICKLE_SUFFIXES)]
     assert fallback_warnings(messages) == []

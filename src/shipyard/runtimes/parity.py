@@ -38,7 +38,11 @@ def check_parity(art: Artifact, sig: Signature, row_sets: list[RowSet],
         manifest = Manifest(name="parity-check", signature=sig, runtimes=(art.runtime,),
                             files=())
         write(Path(tmp), manifest, art.files)
-        model = load(tmp)
+        try:
+            model = load(tmp)
+        except Exception as exc:  # a graph the runtime refuses is a failed conversion
+            raise ConversionError(f"the converted model does not load: "
+                                  f"{failure_text(exc)}") from exc
         for name, rows, reference in row_sets:
             try:
                 got = model.predict(rows).outputs

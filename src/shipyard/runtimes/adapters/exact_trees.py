@@ -12,6 +12,7 @@ are. Here each converter runs as usual, but every tree node it adds is rewritten
   goes through Cast(float) and Cast(double); HistGradientBoosting and LightGBM compare the
   float64 value itself;
 - the node's scores (float in ONNX) are cast to the type the converter declared for them;
+- LightGBM reads a value within 1e-35 of zero as zero: so does the graph;
 - boolean attribute arrays (skl2onnx's HistGradientBoosting ``missing_value_tracks_true``,
   which onnx >= 1.17 refuses) become integers.
 
@@ -22,6 +23,7 @@ models among ``parts``: the rewrite is local to one conversion, never registered
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,6 +40,9 @@ _FLOAT32_INPUT = ("DecisionTreeClassifier", "DecisionTreeRegressor",
                   "XGBClassifier", "XGBRegressor")
 # models whose thresholds are float32 values (printed in decimal by their dump)
 _FLOAT32_THRESHOLDS = ("XGBClassifier", "XGBRegressor")
+# LightGBM reads |x| <= 1e-35f as zero (it keeps only non-zero features of a row)
+_ZERO_SNAP = ("LGBMClassifier", "LGBMRegressor")
+LIGHTGBM_ZERO = float(np.float32(1e-35))
 # ... and the float64 value itself
 _FLOAT64_INPUT = ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor",
                   "LGBMClassifier", "LGBMRegressor")
@@ -58,8 +63,10 @@ def tree_converters(parts: list[Any]) -> dict[type, Converter]:
             continue
         base = _registered_converter(cls)
         if base is not None:
-            out[cls] = _exact(base, float32_input=cls.__name__ in _FLOAT32_INPUT,
-                              float32_thresholds=cls.__name__ in _FLOAT32_THRESHOLDS)
+            out[cls] = _exact(base, _InputRule(float32=cls.__name__ in _FLOAT32_INPUT,
+                                               float32_thresholds=cls.__name__ in
+                                               _FLOAT32_THRESHOLDS,
+                                               zero_snap=cls.__name__ in _ZERO_SNAP))
     return out
 
 
@@ -74,10 +81,18 @@ def _registered_converter(cls: type) -> Converter | None:
     return conv
 
 
-def _exact(base: Converter, *, float32_input: bool, float32_thresholds: bool) -> Converter:
+@dataclass(frozen=True)
+class _InputRule:
+    """How the native model reads a feature before comparing it with a threshold."""
+
+    float32: bool  # rounds it to float32
+    float32_thresholds: bool  # its thresholds are float32 values
+    zero_snap: bool  # |x| <= LIGHTGBM_ZERO counts as 0
+
+
+def _exact(base: Converter, rule: _InputRule) -> Converter:
     def convert(scope: Any, operator: Any, container: Any) -> Any:
-        proxy = _ExactTreeContainer(container, scope, operator, float32_input,
-                                    float32_thresholds)
+        proxy = _ExactTreeContainer(container, scope, operator, rule)
         target = getattr(base, "_fct", base)  # skl2onnx wraps converters in RegisteredConverter
         if _accepts_op_version(target):
             # skl2onnx rounds thresholds to float32 itself below opset 3
@@ -99,14 +114,12 @@ def _accepts_op_version(fn: Converter) -> bool:
 class _ExactTreeContainer:
     """Forwards everything to skl2onnx's container; rewrites the tree nodes it is given."""
 
-    def __init__(self, container: Any, scope: Any, operator: Any, float32_input: bool,
-                 float32_thresholds: bool) -> None:
+    def __init__(self, container: Any, scope: Any, operator: Any, rule: _InputRule) -> None:
         self._container = container
         self._scope = scope
         self._declared = {v.full_name: v.type for v in operator.outputs}
         self._input_type = operator.inputs[0].type if operator.inputs else None
-        self._float32_input = float32_input
-        self._float32_thresholds = float32_thresholds
+        self._rule = rule
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._container, name)
@@ -127,19 +140,32 @@ class _ExactTreeContainer:
         outputs[score] = self._scope.get_unique_variable_name(final + "_tree")
         self._container.add_node(op_type, inputs, outputs, op_domain=op_domain,
                                  op_version=3, name=name,
-                                 **_exact_attrs(attrs, self._float32_thresholds))
+                                 **_exact_attrs(attrs, self._rule.float32_thresholds))
         # TreeEnsemble* (opset 3) yields float scores whatever the input type
         to = self._score_type(final, TensorProto)
         return self._container.add_node("Cast", [outputs[score]], [final], to=to)
 
     def _double_input(self, name: str, proto: Any) -> str:
         source = name
-        if self._float32_input:
-            source = self._scope.get_unique_variable_name(name + "_f32")
+        if self._rule.float32:
+            source = self._name(name + "_f32")
             self._container.add_node("Cast", [name], [source], to=proto.FLOAT)
-        cast: str = self._scope.get_unique_variable_name(name + "_f64")
+        cast = self._name(name + "_f64")
         self._container.add_node("Cast", [source], [cast], to=proto.DOUBLE)
-        return cast
+        if not self._rule.zero_snap:
+            return cast
+        limit, zero = self._name("zero_limit"), self._name("zero")
+        self._container.add_initializer(limit, proto.DOUBLE, [], [LIGHTGBM_ZERO])
+        self._container.add_initializer(zero, proto.DOUBLE, [], [0.0])
+        size, small, snapped = self._name("abs"), self._name("is_zero"), self._name("snapped")
+        self._container.add_node("Abs", [cast], [size])
+        self._container.add_node("LessOrEqual", [size, limit], [small])
+        self._container.add_node("Where", [small, zero, cast], [snapped])
+        return snapped
+
+    def _name(self, hint: str) -> str:
+        name: str = self._scope.get_unique_variable_name(hint)
+        return name
 
     def _score_type(self, name: str, proto: Any) -> int:
         declared = self._declared.get(name)

@@ -16,7 +16,7 @@ from shipyard.packaging.signature import Task
 from shipyard.packaging.tabular import is_dataframe, raw_columns
 from shipyard.runtimes.adapters.base import Artifact, ModelAdapter, package_versions
 from shipyard.runtimes.adapters.exact_trees import is_tree_model
-from shipyard.runtimes.adapters.sklearn_onnx import convert
+from shipyard.runtimes.adapters.sklearn_onnx import convert, estimators
 from shipyard.runtimes.adapters.split_probes import threshold_probes
 from shipyard.runtimes.outputs import normalise
 from shipyard.runtimes.sklearn import predict_estimator
@@ -26,17 +26,6 @@ ONNX_FILE = "model.onnx"
 NATIVE_FILE = "model.joblib"
 
 
-def _estimators(model: Any) -> list[Any]:
-    """The model and every estimator nested in it (Pipeline steps, ColumnTransformer parts)."""
-    found = [model]
-    for _, step in getattr(model, "steps", []):
-        found.extend(_estimators(step))
-    for _, part, _cols in getattr(model, "transformers", []):
-        if not isinstance(part, str):
-            found.extend(_estimators(part))
-    return found
-
-
 def _framework(est: Any) -> str:
     return str(type(est).__module__.split(".")[0])
 
@@ -44,7 +33,7 @@ def _framework(est: Any) -> str:
 class SklearnAdapter(ModelAdapter):
     def __init__(self, model: Any) -> None:
         self.model = model
-        self.parts = _estimators(model)
+        self.parts = estimators(model)
         roots = {_framework(p) for p in self.parts}
         self.framework = next((f for f in ("lightgbm", "xgboost") if f in roots), "sklearn")
 
@@ -79,7 +68,7 @@ class SklearnAdapter(ModelAdapter):
                         {NATIVE_FILE: buf.getvalue()})
 
     def to_onnx(self, signature: Signature, sample: Any) -> Artifact:
-        onx, options = convert(self.model, self.parts, signature)
+        onx, options = convert(self.model, signature)
         outputs = [o.name for o in onx.graph.output]
         if signature.task != "classification":
             mapping = {"value": outputs[0]}
@@ -91,7 +80,7 @@ class SklearnAdapter(ModelAdapter):
                         {ONNX_FILE: onx.SerializeToString()})
 
     def probe_rows(self, artifact: Artifact, signature: Signature,
-                   base: Columns) -> Columns | None:
+                   base: Columns) -> Any:
         """Rows of ``base`` moved onto the converted trees' split thresholds (None: no trees)."""
         graph = artifact.files.get(ONNX_FILE)
         final = self.model.steps[-1][1] if hasattr(self.model, "steps") else self.model
@@ -104,7 +93,7 @@ class SklearnAdapter(ModelAdapter):
             flat = {str(j): base[name][:, j] for j in range(base[name].shape[1])}
             probes = threshold_probes(graph, flat, list(flat), self._tree_input(
                 lambda cols: {name: np.column_stack(list(cols.values()))}, signature))
-            return None if probes is None else {name: np.column_stack(list(probes.values()))}
+            return None if probes is None else np.column_stack(list(probes.values()))
         floats = [c.name for c in signature.inputs if c.dtype in ("float64", "float32")]
         return threshold_probes(graph, base, floats, self._tree_input(lambda c: c, signature))
 

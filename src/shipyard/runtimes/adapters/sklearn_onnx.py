@@ -20,14 +20,29 @@ from shipyard.runtimes.adapters.exact_trees import tree_converters
 OPSETS = {"": 17, "ai.onnx.ml": 3}
 
 
-def convert(model: Any, parts: list[Any], signature: Signature) -> tuple[Any, dict[str, Any]]:
+def estimators(model: Any) -> list[Any]:
+    """The model and every estimator nested in it (Pipeline steps, ColumnTransformer parts)."""
+    found = [model]
+    for _, step in getattr(model, "steps", []):
+        found.extend(estimators(step))
+    for _, part, _cols in getattr(model, "transformers", []):
+        if not isinstance(part, str):
+            found.extend(estimators(part))
+    return found
+
+
+def convert(model: Any, signature: Signature) -> tuple[Any, dict[str, Any]]:
     """(ONNX model, runtime feed options); ConversionError with each attempt's root cause."""
+    model = _without_xgboost_names(model)
+    parts = estimators(model)
     errors = []
     for double in (True, False):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return _convert(model, parts, signature, double=double)
+                onx, options = _convert(model, parts, signature, double=double)
+            _check_loads(onx)
+            return onx, options
         except ConversionError:
             raise
         except Exception as exc:  # converters raise anything from RuntimeError to KeyError
@@ -55,7 +70,10 @@ def _convert(model: Any, parts: list[Any], signature: Signature, *,
         types = [("input", real([None, len(order)]))]
         options = {"feed": "stacked", "input_name": "input", "columns": order}
     else:
-        types = [(c.name, _column_type(c.dtype, c.name, real)) for c in signature.inputs]
+        # in a double graph, integer columns are numbers too: a scaler over int and float
+        # columns concatenates them first, and int64 casts to double exactly below 2**53
+        types = [(c.name, real([None, 1]) if double and c.dtype.startswith(("int", "uint"))
+                  else _column_type(c.dtype, c.name, real)) for c in signature.inputs]
         options = {"feed": "columns"}
     root = type(model).__module__.split(".")[0]
     if root in ("lightgbm", "xgboost") and not hasattr(model, "classes_") \
@@ -69,6 +87,29 @@ def _convert(model: Any, parts: list[Any], signature: Signature, *,
     onx = convert_sklearn(model, initial_types=types, options=zip_opts, target_opset=OPSETS,
                           custom_conversion_functions=tree_converters(parts))
     return onx, options
+
+
+def _without_xgboost_names(model: Any) -> Any:
+    """A copy whose XGBoost boosters name features f0, f1, ... (onnxmltools reads split
+    features from the dump, and a model fitted on a DataFrame dumps the column names)."""
+    named = [p for p in estimators(model) if type(p).__module__.startswith("xgboost")
+             and getattr(p.get_booster(), "feature_names", None)]
+    if not named:
+        return model
+    import copy
+
+    model = copy.deepcopy(model)
+    for part in estimators(model):
+        if type(part).__module__.startswith("xgboost"):
+            part.get_booster().feature_names = None
+    return model
+
+
+def _check_loads(onx: Any) -> None:
+    """ONNX Runtime accepts the graph (a converter may mix float and double in one node)."""
+    import onnxruntime as ort
+
+    ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
 def _column_type(dtype: str, name: str, real: Any) -> Any:

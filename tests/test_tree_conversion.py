@@ -39,7 +39,6 @@ from xgboost import XGBClassifier, XGBRegressor
 
 import shipyard
 from models_for_tests import MLP
-from shipyard.runtimes.adapters import sklearn_onnx
 
 NUMERIC = ["a", "b", "c"]
 TOLERANCE = 1e-4
@@ -206,6 +205,8 @@ def test_split_probes_catch_a_converter_that_rounds_thresholds(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """With the converters' own float32 graph, training and held-out rows agree here; only
     rows on the splits show the difference, and the fallback reason names them."""
+    from shipyard.runtimes.adapters import sklearn_onnx
+
     float32_convert = sklearn_onnx._convert
 
     def rounding(model: Any, parts: Any, signature: Any, *, double: bool) -> Any:

@@ -26,6 +26,7 @@ from shipyard.types import Array, Columns
 
 ONNX_FILE = "model.onnx"
 WEIGHTS_FILE = "weights.safetensors"
+REBUILD_CHECK_ROWS = 64  # rows on which the rebuilt module must answer as the given one
 
 
 class TorchAdapter(ModelAdapter):
@@ -131,13 +132,14 @@ class TorchAdapter(ModelAdapter):
                 "builds its layers") from exc
         if sample is None:
             return
+        head = {k: v[:REBUILD_CHECK_ROWS] for k, v in self._arrays(sample).items()}
         original = self.module
         try:
             self.module = rebuilt
-            got = self.native_outputs(sample, signature)
+            got = self.native_outputs(head, signature)
         finally:
             self.module = original
-        want = self.native_outputs(sample, signature)
+        want = self.native_outputs(head, signature)
         for name, arr in want.items():
             if name not in got or got[name].shape != arr.shape or not np.allclose(
                     got[name], arr, rtol=1e-5, atol=1e-6, equal_nan=True):

@@ -67,16 +67,31 @@ class Result:
 
 
 def make_models() -> dict[str, Callable[[], Any]]:
-    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+    """The tree models convert with exact (double-precision) tree nodes: these rows compare
+    that graph's latency with the native model's."""
+    from lightgbm import LGBMClassifier
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+    )
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from xgboost import XGBClassifier
 
     return {
         "scaler+gbdt": lambda: make_pipeline(
             StandardScaler(), GradientBoostingClassifier(n_estimators=100, random_state=0)),
         "logreg": lambda: LogisticRegression(max_iter=1000),
         "random-forest": lambda: RandomForestClassifier(n_estimators=100, random_state=0),
+        "extra-trees": lambda: ExtraTreesClassifier(n_estimators=100, max_depth=12,
+                                                    random_state=0),
+        "hist-gbdt": lambda: HistGradientBoostingClassifier(max_iter=100, random_state=0),
+        "scaler+lightgbm": lambda: make_pipeline(
+            StandardScaler(), LGBMClassifier(n_estimators=100, verbose=-1, random_state=0)),
+        "xgboost": lambda: XGBClassifier(n_estimators=100, max_depth=6, random_state=0),
     }
 
 

@@ -33,7 +33,7 @@ import shipyard
 from conftest import CITIES, Split, column_pipeline
 from models_for_tests import MLP, LinearScorer
 from shipyard import ConversionError, UntrustedPickleError
-from shipyard.runtimes import packager
+from shipyard.runtimes import parity
 
 NATIVE_TOLERANCE = 1e-9
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
@@ -69,7 +69,7 @@ def package_converted(model: Any, sample: Any, **kwargs: Any) -> shipyard.Packag
     assert parity["ok"] is True
     assert parity["labels_agree"] is True
     assert 0.0 <= parity["max_abs_diff"] <= parity["tolerance"]
-    assert parity["rows"] == len(sample)
+    assert parity["checked"]["sample"]["rows"] == len(sample)
     assert "model.onnx" in pkg.files
     assert not [name for name in pkg.files if name.endswith(PICKLE_SUFFIXES)]
     assert fallback_warnings(messages) == []
@@ -178,7 +178,7 @@ def test_gradient_boosting_regressor(tmp_path: Path) -> None:
     assert pkg.signature.class_labels is None
     assert [o.name for o in pkg.signature.outputs] == ["value"]
     # the value tolerance scales with the size of the targets, and the manifest says so
-    assert pkg.manifest.conversion["onnx"]["tolerance"] >= packager.VALUE_RTOL * 100
+    assert pkg.manifest.conversion["onnx"]["tolerance"] >= parity.VALUE_RTOL * 100
 
     loaded = shipyard.load(save(pkg, tmp_path))
     pred = loaded.predict(data.x_test)
@@ -263,7 +263,7 @@ def test_parity_failure_falls_back_or_is_refused(monkeypatch: pytest.MonkeyPatch
     """The parity gate is real: if ONNX outputs differ beyond tolerance, ONNX is not shipped."""
     x, y = load_iris(return_X_y=True, as_frame=True)
     model = LogisticRegression(max_iter=1000).fit(x, y)
-    monkeypatch.setattr(packager, "PROBA_TOLERANCE", 0.0)  # float32 ONNX can never be exact
+    monkeypatch.setattr(parity, "PROBA_TOLERANCE", -1.0)  # no difference passes: not even 0
 
     pkg, messages = package_recording(model, x, name="strict-parity")
     conversion = pkg.manifest.conversion

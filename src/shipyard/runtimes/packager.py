@@ -13,7 +13,6 @@ import dataclasses
 import hashlib
 import json
 import platform
-import tempfile
 import warnings
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -37,7 +36,8 @@ from shipyard.packaging import (
 from shipyard.packaging.inference import dtype_name
 from shipyard.runtimes.adapters import Artifact, ModelAdapter, adapter_for
 from shipyard.runtimes.lineage import code_version, data_fingerprint
-from shipyard.runtimes.model import load, max_abs_diff
+from shipyard.runtimes.outputs import concat
+from shipyard.runtimes.parity import RowSet, check_parity, describe_mismatch
 from shipyard.runtimes.reference import PROFILE_FILE, reference_profile
 from shipyard.stores.directories import replace_directory
 from shipyard.types import Columns
@@ -45,8 +45,7 @@ from shipyard.types import Columns
 Format = Literal["auto", "onnx", "native"]
 EXAMPLE_FILE = "input_example.json"
 EXAMPLE_ROWS = 5
-PROBA_TOLERANCE = 1e-4
-VALUE_RTOL = 1e-4
+PROBE_BASE_ROWS = 512
 
 
 class Package:
@@ -127,7 +126,10 @@ def package(model: Any, sample: Any = None, *, name: str, target: Any = None,
         outputs = adapter.native_outputs(sample, sig)
     holdout = None if reference is None else _holdout(adapter, sig, reference)
     sig = sig.with_outputs(_output_specs(outputs), task, labels)
-    artifacts, conversion = _artifacts(adapter, sig, sample, outputs, format)
+    row_sets: list[RowSet] = [("sample", sample, outputs)]
+    if holdout is not None:
+        row_sets.append(("holdout", holdout[0], holdout[1]))
+    artifacts, conversion = _artifacts(adapter, sig, sample, row_sets, format)
     files: dict[str, bytes] = {}
     for art in artifacts:
         files.update(art.files)
@@ -188,7 +190,7 @@ def _holdout(adapter: ModelAdapter, sig: Signature,
     return columns, adapter.native_outputs(rows, sig), truth
 
 
-def _artifacts(adapter: ModelAdapter, sig: Signature, sample: Any, reference: Columns,
+def _artifacts(adapter: ModelAdapter, sig: Signature, sample: Any, row_sets: list[RowSet],
                fmt: Format) -> tuple[list[Artifact], dict[str, Any]]:
     conversion: dict[str, Any] = {"source": adapter.framework, "onnx": None,
                                   "fallback_reason": None}
@@ -200,12 +202,11 @@ def _artifacts(adapter: ModelAdapter, sig: Signature, sample: Any, reference: Co
     if fmt != "native" and adapter.converts_to_onnx:
         try:
             onnx = adapter.to_onnx(sig, sample)
-            parity = _parity(onnx, sig, sample, reference)
+            parity = check_parity(onnx, sig, [*row_sets, *_probes(adapter, onnx, sig, row_sets)],
+                                  write_package)
             conversion["onnx"] = parity
             if not parity["ok"]:
-                raise ConversionError(
-                    f"ONNX outputs differ from the native model's by {parity['max_abs_diff']:.3g} "
-                    f"(tolerance {parity['tolerance']:.3g})")
+                raise ConversionError(describe_mismatch(parity))
             artifacts.append(onnx)
         except ConversionError as exc:
             if fmt == "onnx":
@@ -225,44 +226,22 @@ def _artifacts(adapter: ModelAdapter, sig: Signature, sample: Any, reference: Co
     return artifacts, conversion
 
 
-def _parity(art: Artifact, sig: Signature, sample: Any, reference: Columns) -> dict[str, Any]:
-    """Load the candidate through the real load path and compare with the native outputs."""
-    with tempfile.TemporaryDirectory(prefix="shipyard-parity-") as tmp:
-        manifest = Manifest(name="parity-check", signature=sig, runtimes=(art.runtime,),
-                            files=())
-        write_package(Path(tmp), manifest, art.files)
-        try:
-            got = load(tmp).predict(sample).outputs
-        except Exception as exc:  # a converted graph that cannot run is a failed conversion
-            raise ConversionError(f"the converted model fails on the sample: "
-                                  f"{type(exc).__name__}: {str(exc)[:160]}") from exc
-    diff = 0.0
-    tolerance = PROBA_TOLERANCE
-    labels_agree = True
-    for name, ref in reference.items():
-        if name not in got:
-            return {"ok": False, "max_abs_diff": float("inf"), "tolerance": tolerance,
-                    "rows": len(ref), "detail": f"output {name!r} missing"}
-        if name == "label":
-            labels_agree = _labels_agree(got, reference)
-            continue
-        if ref.dtype.kind in "iufb":
-            if name != "probabilities":
-                scale = float(np.max(np.abs(ref))) if ref.size else 1.0
-                tolerance = max(tolerance, VALUE_RTOL * max(1.0, scale))
-            diff = max(diff, max_abs_diff(got[name], ref))
-    rows = len(next(iter(reference.values()))) if reference else 0
-    return {"ok": diff <= tolerance and labels_agree, "max_abs_diff": diff,
-            "tolerance": tolerance, "rows": rows, "labels_agree": labels_agree}
+def _probes(adapter: ModelAdapter, art: Artifact, sig: Signature,
+            row_sets: list[RowSet]) -> list[RowSet]:
+    """Rows on the converted model's split thresholds, with the native outputs on them."""
+    base = concat([prepare(rows, sig) for _, rows, _ in row_sets])
+    n = len(next(iter(base.values())))
+    if n > PROBE_BASE_ROWS:  # enough rows to reach every split; keeps the probing fast
+        pick = np.linspace(0, n - 1, PROBE_BASE_ROWS).astype(int)
+        base = {k: v[pick] for k, v in base.items()}
+    probes = adapter.probe_rows(art, sig, base)
+    if probes is None or not _row_count(probes):
+        return []
+    return [("split_probes", probes, adapter.native_outputs(probes, sig))]
 
 
-def _labels_agree(got: Columns, ref: Columns) -> bool:
-    """Labels match, except on rows the native model itself calls a near-tie."""
-    same = np.asarray(got["label"] == ref["label"])
-    if "probabilities" in ref and ref["probabilities"].shape[1] > 1:
-        top2 = np.sort(ref["probabilities"], axis=1)[:, -2:]
-        same = same | ((top2[:, 1] - top2[:, 0]) < 2 * PROBA_TOLERANCE)
-    return bool(np.all(same))
+def _row_count(rows: Any) -> int:
+    return len(rows) if isinstance(rows, np.ndarray) else len(next(iter(rows.values()), []))
 
 
 def _output_specs(reference: Columns) -> list[OutputSpec]:

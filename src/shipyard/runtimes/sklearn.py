@@ -66,8 +66,10 @@ def model_input(inputs: Columns, kind: str) -> Any:
 
 
 def predict_estimator(model: Any, x: Any, signature: Signature) -> Columns:
-    """Normalised outputs of a scikit-learn-API estimator."""
-    if signature.task == "classification":
+    """Normalised outputs of a scikit-learn-API estimator (probabilities where it has them)."""
+    if signature.task == "classification" and hasattr(model, "predict_proba"):
         return normalise({"label": np.asarray(model.predict(x)),
                           "probabilities": np.asarray(model.predict_proba(x))}, signature)
+    if signature.task == "classification":
+        return normalise({"label": np.asarray(model.predict(x))}, signature)
     return normalise({"value": np.asarray(model.predict(x))}, signature)

@@ -43,12 +43,46 @@ class ModelAdapter(ABC):
     def to_onnx(self, signature: Signature, sample: Any) -> Artifact:
         raise ConversionError(f"{self.framework} models have no ONNX converter")
 
+    def probe_rows(self, artifact: Artifact, signature: Signature, base: Columns) -> Any:
+        """Rows (as a sample gives them) that the parity check must also pass, built from the
+        ``base`` columns: tree models move them onto their split thresholds. None: none."""
+        return None
+
     @abstractmethod
     def native(self, signature: Signature, sample: Any) -> Artifact:
         """The artifact for the native runtime (raises ConversionError if there is none)."""
 
     def versions(self) -> dict[str, str]:
         return package_versions([self.framework])
+
+
+def failure_text(exc: BaseException, *, limit: int = 2000) -> str:
+    """An exception and its causes, root cause first: type and message of each.
+
+    Converters wrap the real error (``TypeError: ... Expected an int, got a boolean``) in
+    one whose message dumps every attribute of a node; each outer message keeps its first
+    line only, and a message longer than ``limit`` is cut with a note saying so.
+    """
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    root, outer = chain[-1], chain[-2::-1]
+    text = _message(root, limit, first_line=False)
+    if outer:
+        text += " (raised as " + " <- ".join(_message(e, 300, first_line=True)
+                                             for e in outer) + ")"
+    return text
+
+
+def _message(exc: BaseException, limit: int, *, first_line: bool) -> str:
+    message = str(exc).strip()
+    if first_line and "\n" in message:
+        message = message.splitlines()[0] + " ..."
+    if len(message) > limit:
+        message = f"{message[:limit]} ... [{len(message) - limit} more characters]"
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def package_versions(names: list[str]) -> dict[str, str]:

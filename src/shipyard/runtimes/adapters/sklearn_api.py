@@ -6,34 +6,24 @@ ONNX first; joblib only as the fallback.
 from __future__ import annotations
 
 import io
-import warnings
 from typing import Any
 
 import numpy as np
 
-from shipyard.errors import ConversionError
 from shipyard.packaging import RuntimeSpec, Signature
 from shipyard.packaging.inference import infer_signature
-from shipyard.packaging.signature import NUMERIC_DTYPES, Task
+from shipyard.packaging.signature import Task
 from shipyard.packaging.tabular import is_dataframe, raw_columns
 from shipyard.runtimes.adapters.base import Artifact, ModelAdapter, package_versions
+from shipyard.runtimes.adapters.exact_trees import is_tree_model
+from shipyard.runtimes.adapters.sklearn_onnx import convert, estimators
+from shipyard.runtimes.adapters.split_probes import threshold_probes
 from shipyard.runtimes.outputs import normalise
 from shipyard.runtimes.sklearn import predict_estimator
 from shipyard.types import Columns
 
 ONNX_FILE = "model.onnx"
 NATIVE_FILE = "model.joblib"
-
-
-def _estimators(model: Any) -> list[Any]:
-    """The model and every estimator nested in it (Pipeline steps, ColumnTransformer parts)."""
-    found = [model]
-    for _, step in getattr(model, "steps", []):
-        found.extend(_estimators(step))
-    for _, part, _cols in getattr(model, "transformers", []):
-        if not isinstance(part, str):
-            found.extend(_estimators(part))
-    return found
 
 
 def _framework(est: Any) -> str:
@@ -43,7 +33,7 @@ def _framework(est: Any) -> str:
 class SklearnAdapter(ModelAdapter):
     def __init__(self, model: Any) -> None:
         self.model = model
-        self.parts = _estimators(model)
+        self.parts = estimators(model)
         roots = {_framework(p) for p in self.parts}
         self.framework = next((f for f in ("lightgbm", "xgboost") if f in roots), "sklearn")
 
@@ -53,7 +43,8 @@ class SklearnAdapter(ModelAdapter):
     def task(self) -> tuple[Task, list[Any] | None]:
         from sklearn.base import is_classifier
 
-        if is_classifier(self.model) and hasattr(self.model, "predict_proba"):
+        # is_classifier reads the estimator's tags (LinearSVC has no predict_proba but is one)
+        if is_classifier(self.model) and hasattr(self.model, "classes_"):
             return "classification", [_py(c) for c in self.model.classes_]
         return "regression", None
 
@@ -65,7 +56,6 @@ class SklearnAdapter(ModelAdapter):
         return sample
 
     def native_outputs(self, sample: Any, signature: Signature) -> Columns:
-
         return predict_estimator(self.model, self.native_input(sample, signature), signature)
 
     def native(self, signature: Signature, sample: Any) -> Artifact:
@@ -78,136 +68,66 @@ class SklearnAdapter(ModelAdapter):
                         {NATIVE_FILE: buf.getvalue()})
 
     def to_onnx(self, signature: Signature, sample: Any) -> Artifact:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                onx, options = self._convert(signature)
-        except ConversionError:
-            raise
-        except Exception as exc:  # converters raise anything from RuntimeError to KeyError
-            raise ConversionError(f"{type(exc).__name__}: {_first_line(exc)}") from exc
-        task, _ = self.task()
+        onx, options = convert(self.model, signature)
         outputs = [o.name for o in onx.graph.output]
-        mapping = ({"label": outputs[0], "probabilities": outputs[1]}
-                   if task == "classification" else {"value": outputs[0]})
+        if signature.task != "classification":
+            mapping = {"value": outputs[0]}
+        elif has_probabilities(self.model):
+            mapping = {"label": outputs[0], "probabilities": outputs[1]}
+        else:  # the second output holds decision scores, not probabilities
+            mapping = {"label": outputs[0]}
         return Artifact(RuntimeSpec("onnx", (ONNX_FILE,), {**options, "outputs": mapping}),
                         {ONNX_FILE: onx.SerializeToString()})
 
-    def _convert(self, signature: Signature) -> tuple[Any, dict[str, Any]]:
-        from skl2onnx.common.data_types import FloatTensorType
-
-        stacked = signature.kind == "tensor" or (
-            all(c.dtype in NUMERIC_DTYPES for c in signature.inputs)
-            and not any(type(p).__name__ == "ColumnTransformer" for p in self.parts))
+    def probe_rows(self, artifact: Artifact, signature: Signature,
+                   base: Columns) -> Any:
+        """Rows of ``base`` moved onto the converted trees' split thresholds (None: no trees)."""
+        graph = artifact.files.get(ONNX_FILE)
+        final = self.model.steps[-1][1] if hasattr(self.model, "steps") else self.model
+        if graph is None or not is_tree_model(final):
+            return None
         if signature.kind == "tensor":
-            spec = signature.inputs[0]
-            types = [("input", FloatTensorType([None, *spec.shape[1:]]))]
-            options: dict[str, Any] = {"feed": "tensors"}
-        elif stacked:
-            fitted = [str(c) for c in getattr(self.model, "feature_names_in_", ())]
-            # LightGBM reports sanitised names ("a b" -> "a_b"); then trust the sample's order
-            order = (fitted if fitted and set(fitted) <= set(signature.input_names)
-                     else signature.input_names)
-            types = [("input", FloatTensorType([None, len(order)]))]
-            options = {"feed": "stacked", "input_name": "input", "columns": order}
-        else:
-            types = [(c.name, _column_type(c.dtype, c.name)) for c in signature.inputs]
-            options = {"feed": "columns"}
-        if self.model is self.parts[-1] and self.framework in ("lightgbm", "xgboost"):
-            return _convert_booster(self.model, self.framework, types), options
-        _register_boosters()
-        from skl2onnx import convert_sklearn
+            name = signature.inputs[0].name
+            if base[name].ndim != 2 or base[name].dtype.kind != "f":
+                return None
+            flat = {str(j): base[name][:, j] for j in range(base[name].shape[1])}
+            probes = threshold_probes(graph, flat, list(flat), self._tree_input(
+                lambda cols: {name: np.column_stack(list(cols.values()))}, signature))
+            return None if probes is None else np.column_stack(list(probes.values()))
+        floats = [c.name for c in signature.inputs if c.dtype in ("float64", "float32")]
+        return threshold_probes(graph, base, floats, self._tree_input(lambda c: c, signature))
 
-        final = self.parts[-1] if not hasattr(self.model, "steps") else self.model.steps[-1][1]
-        zip_opts = {id(final): {"zipmap": False}} if hasattr(final, "predict_proba") else None
-        onx = convert_sklearn(self.model, initial_types=types, options=zip_opts,
-                              target_opset={"": 17, "ai.onnx.ml": 3})
-        return onx, options
+    def _tree_input(self, to_columns: Any, signature: Signature) -> Any:
+        """Columns -> the matrix the final tree model reads (after a Pipeline's transformers)."""
+        steps = getattr(self.model, "steps", None)
+        order = [str(c) for c in getattr(self.model, "feature_names_in_", ())]
+
+        def tree_input(cols: Columns) -> Any:
+            data = to_columns(cols)
+            if steps:
+                x = (next(iter(data.values())) if signature.kind == "tensor"
+                     else self.native_input(data, signature))
+                out = self.model[:-1].transform(x)
+                return out.toarray() if hasattr(out, "toarray") else np.asarray(out)
+            if signature.kind == "tensor":
+                return next(iter(data.values()))
+            names = order if order and set(order) <= set(data) else signature.input_names
+            return np.column_stack([data[c] for c in names])
+
+        return tree_input
 
     def versions(self) -> dict[str, str]:
         names = ["sklearn", *({self.framework} - {"sklearn"})]
         return package_versions([*names, "skl2onnx", "onnxmltools"])
 
 
-def _column_type(dtype: str, name: str) -> Any:
-    from skl2onnx.common.data_types import (
-        BooleanTensorType,
-        FloatTensorType,
-        Int64TensorType,
-        StringTensorType,
-    )
-
-    if dtype.startswith("float"):
-        return FloatTensorType([None, 1])
-    if dtype.startswith(("int", "uint")):
-        return Int64TensorType([None, 1])
-    if dtype == "string":
-        return StringTensorType([None, 1])
-    if dtype == "bool":
-        return BooleanTensorType([None, 1])
-    raise ConversionError(f"column {name!r} of type {dtype} has no ONNX input type")
-
-
-def _convert_booster(model: Any, framework: str, types: list[Any]) -> Any:
-    from onnxmltools.convert.common.data_types import FloatTensorType
-
-    ml_types = [(name, FloatTensorType(t.shape)) for name, t in types]
-    if framework == "lightgbm":
-        from onnxmltools import convert_lightgbm
-
-        return convert_lightgbm(model, initial_types=ml_types, zipmap=False)
-    from onnxmltools import convert_xgboost
-
-    return convert_xgboost(model, initial_types=ml_types)
-
-
-_REGISTERED = False
-
-
-def _register_boosters() -> None:
-    """Teach skl2onnx to convert LightGBM/XGBoost steps inside Pipelines."""
-    global _REGISTERED
-    if _REGISTERED:
-        return
-    _REGISTERED = True
-    from skl2onnx import update_registered_converter
-    from skl2onnx.common.shape_calculator import (
-        calculate_linear_classifier_output_shapes,
-        calculate_linear_regressor_output_shapes,
-    )
-
-    opts = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
-    try:
-        from lightgbm import LGBMClassifier, LGBMRegressor
-        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
-
-        update_registered_converter(LGBMClassifier, "LightGbmLGBMClassifier",
-                                    calculate_linear_classifier_output_shapes, convert_lightgbm,
-                                    options=opts)
-        update_registered_converter(LGBMRegressor, "LightGbmLGBMRegressor",
-                                    calculate_linear_regressor_output_shapes, convert_lightgbm)
-    except ImportError:
-        pass
-    try:
-        from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
-        from xgboost import XGBClassifier, XGBRegressor
-
-        update_registered_converter(XGBClassifier, "XGBoostXGBClassifier",
-                                    calculate_linear_classifier_output_shapes, convert_xgboost,
-                                    options=opts)
-        update_registered_converter(XGBRegressor, "XGBoostXGBRegressor",
-                                    calculate_linear_regressor_output_shapes, convert_xgboost)
-    except ImportError:
-        pass
-
-
 def _py(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:160] if text else ""
+def has_probabilities(model: Any) -> bool:
+    """Whether the (fitted) classifier can give probabilities: LinearSVC cannot."""
+    return hasattr(model, "predict_proba")
 
 
 __all__ = ["SklearnAdapter", "normalise"]

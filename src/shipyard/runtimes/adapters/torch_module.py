@@ -14,13 +14,19 @@ from shipyard.errors import ConversionError, RuntimeUnavailableError
 from shipyard.packaging import ColumnSpec, RuntimeSpec, Signature
 from shipyard.packaging.inference import dtype_name
 from shipyard.packaging.signature import Task
-from shipyard.runtimes.adapters.base import Artifact, ModelAdapter, package_versions
+from shipyard.runtimes.adapters.base import (
+    Artifact,
+    ModelAdapter,
+    failure_text,
+    package_versions,
+)
 from shipyard.runtimes.base import import_path_of
 from shipyard.runtimes.outputs import normalise
 from shipyard.types import Array, Columns
 
 ONNX_FILE = "model.onnx"
 WEIGHTS_FILE = "weights.safetensors"
+REBUILD_CHECK_ROWS = 64  # rows on which the rebuilt module must answer as the given one
 
 
 class TorchAdapter(ModelAdapter):
@@ -104,10 +110,43 @@ class TorchAdapter(ModelAdapter):
         except RuntimeUnavailableError as exc:
             raise ConversionError(f"the torch runtime cannot rebuild this module: {exc}") from exc
         state = {k: v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
+        self._check_rebuild(state, signature, sample)
         options = {"module_class": path, "init_kwargs": self.init_kwargs,
                    "output_names": self.output_names}
         return Artifact(RuntimeSpec("torch", (WEIGHTS_FILE,), options),
                         {WEIGHTS_FILE: save(state)})
+
+    def _check_rebuild(self, state: dict[str, torch.Tensor], signature: Signature,
+                       sample: Any) -> None:
+        """Rebuild the module as the torch runtime will (class + init kwargs + weights) and
+        compare its outputs: a runtime that cannot is never listed. A torch.nn.Sequential, for
+        one, rebuilds empty from its class alone and then refuses its own weights."""
+        try:
+            rebuilt = type(self.module)(**self.init_kwargs)
+            rebuilt.load_state_dict(state)
+        except Exception as exc:  # constructors and load_state_dict raise many kinds
+            raise ConversionError(
+                f"the torch runtime cannot rebuild this {type(self.module).__name__} from its "
+                f"class, model_kwargs={self.init_kwargs!r} and weights: {failure_text(exc)}; "
+                "pass model_kwargs that rebuild it, or use a module class whose constructor "
+                "builds its layers") from exc
+        if sample is None:
+            return
+        head = {k: v[:REBUILD_CHECK_ROWS] for k, v in self._arrays(sample).items()}
+        original = self.module
+        try:
+            self.module = rebuilt
+            got = self.native_outputs(head, signature)
+        finally:
+            self.module = original
+        want = self.native_outputs(head, signature)
+        for name, arr in want.items():
+            if name not in got or got[name].shape != arr.shape or not np.allclose(
+                    got[name], arr, rtol=1e-5, atol=1e-6, equal_nan=True):
+                raise ConversionError(
+                    f"the torch runtime's rebuilt {type(self.module).__name__} (class, "
+                    f"model_kwargs={self.init_kwargs!r}, weights) answers differently from "
+                    f"the module given (output {name!r}): pass the model_kwargs that rebuild it")
 
     def versions(self) -> dict[str, str]:
         return package_versions(["torch", "safetensors"])

@@ -1,0 +1,179 @@
+"""scikit-learn-API models (and Pipelines around LightGBM/XGBoost) to ONNX graphs.
+
+Float columns enter the graph as double, so preprocessing (scalers, imputers) computes what
+scikit-learn computes in float64; tree models decide their splits exactly as natively
+(``exact_trees``). A graph in double that a converter cannot build is retried in float32
+(the converters' own precision), and the parity check decides whether it ships.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from shipyard.errors import ConversionError
+from shipyard.packaging import Signature
+from shipyard.packaging.signature import NUMERIC_DTYPES
+from shipyard.runtimes.adapters.base import failure_text
+from shipyard.runtimes.adapters.exact_trees import tree_converters
+
+OPSETS = {"": 17, "ai.onnx.ml": 3}
+
+
+def estimators(model: Any) -> list[Any]:
+    """The model and every estimator nested in it (Pipeline steps, ColumnTransformer parts)."""
+    found = [model]
+    for _, step in getattr(model, "steps", []):
+        found.extend(estimators(step))
+    for _, part, _cols in getattr(model, "transformers", []):
+        if not isinstance(part, str):
+            found.extend(estimators(part))
+    return found
+
+
+def convert(model: Any, signature: Signature) -> tuple[Any, dict[str, Any]]:
+    """(ONNX model, runtime feed options); ConversionError with each attempt's root cause."""
+    model = _without_xgboost_names(model)
+    parts = estimators(model)
+    errors = []
+    for double in (True, False):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                onx, options = _convert(model, parts, signature, double=double)
+            _check_loads(onx)
+            return onx, options
+        except ConversionError:
+            raise
+        except Exception as exc:  # converters raise anything from RuntimeError to KeyError
+            errors.append(f"{'float64' if double else 'float32'} graph: {failure_text(exc)}")
+    raise ConversionError("; ".join(errors))
+
+
+def _convert(model: Any, parts: list[Any], signature: Signature, *,
+             double: bool) -> tuple[Any, dict[str, Any]]:
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    real = DoubleTensorType if double else FloatTensorType
+    stacked = signature.kind == "tensor" or (
+        all(c.dtype in NUMERIC_DTYPES for c in signature.inputs)
+        and not any(type(p).__name__ == "ColumnTransformer" for p in parts))
+    if signature.kind == "tensor":
+        spec = signature.inputs[0]
+        types = [("input", real([None, *spec.shape[1:]]))]
+        options: dict[str, Any] = {"feed": "tensors"}
+    elif stacked:
+        fitted = [str(c) for c in getattr(model, "feature_names_in_", ())]
+        # LightGBM reports sanitised names ("a b" -> "a_b"); then trust the sample's order
+        order = (fitted if fitted and set(fitted) <= set(signature.input_names)
+                 else signature.input_names)
+        types = [("input", real([None, len(order)]))]
+        options = {"feed": "stacked", "input_name": "input", "columns": order}
+    else:
+        # in a double graph, integer columns are numbers too: a scaler over int and float
+        # columns concatenates them first, and int64 casts to double exactly below 2**53
+        types = [(c.name, real([None, 1]) if double and c.dtype.startswith(("int", "uint"))
+                  else _column_type(c.dtype, c.name, real)) for c in signature.inputs]
+        options = {"feed": "columns"}
+    root = type(model).__module__.split(".")[0]
+    if root in ("lightgbm", "xgboost") and not hasattr(model, "classes_") \
+            and not hasattr(model, "n_features_in_"):
+        return _convert_booster(model, root, types), options  # a raw Booster
+    _register_boosters()
+    from skl2onnx import convert_sklearn
+
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    zip_opts = {id(final): {"zipmap": False}} if hasattr(final, "predict_proba") else None
+    onx = convert_sklearn(model, initial_types=types, options=zip_opts, target_opset=OPSETS,
+                          custom_conversion_functions=tree_converters(parts))
+    return onx, options
+
+
+def _without_xgboost_names(model: Any) -> Any:
+    """A copy whose XGBoost boosters name features f0, f1, ... (onnxmltools reads split
+    features from the dump, and a model fitted on a DataFrame dumps the column names)."""
+    named = [p for p in estimators(model) if type(p).__module__.startswith("xgboost")
+             and getattr(p.get_booster(), "feature_names", None)]
+    if not named:
+        return model
+    import copy
+
+    model = copy.deepcopy(model)
+    for part in estimators(model):
+        if type(part).__module__.startswith("xgboost"):
+            part.get_booster().feature_names = None
+    return model
+
+
+def _check_loads(onx: Any) -> None:
+    """ONNX Runtime accepts the graph (a converter may mix float and double in one node)."""
+    import onnxruntime as ort
+
+    ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def _column_type(dtype: str, name: str, real: Any) -> Any:
+    from skl2onnx.common.data_types import BooleanTensorType, Int64TensorType, StringTensorType
+
+    if dtype.startswith("float"):
+        return real([None, 1])
+    if dtype.startswith(("int", "uint")):
+        return Int64TensorType([None, 1])
+    if dtype == "string":
+        return StringTensorType([None, 1])
+    if dtype == "bool":
+        return BooleanTensorType([None, 1])
+    raise ConversionError(f"column {name!r} of type {dtype} has no ONNX input type")
+
+
+def _convert_booster(model: Any, framework: str, types: list[Any]) -> Any:
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    ml_types = [(name, FloatTensorType(t.shape)) for name, t in types]
+    if framework == "lightgbm":
+        from onnxmltools import convert_lightgbm
+
+        return convert_lightgbm(model, initial_types=ml_types, zipmap=False)
+    from onnxmltools import convert_xgboost
+
+    return convert_xgboost(model, initial_types=ml_types)
+
+
+_REGISTERED = False
+
+
+def _register_boosters() -> None:
+    """Teach skl2onnx to convert LightGBM/XGBoost estimators, alone or in Pipelines."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    _REGISTERED = True
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    opts = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+    try:
+        from lightgbm import LGBMClassifier, LGBMRegressor
+        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+
+        update_registered_converter(LGBMClassifier, "LightGbmLGBMClassifier",
+                                    calculate_linear_classifier_output_shapes, convert_lightgbm,
+                                    options=opts)
+        update_registered_converter(LGBMRegressor, "LightGbmLGBMRegressor",
+                                    calculate_linear_regressor_output_shapes, convert_lightgbm)
+    except ImportError:
+        pass
+    try:
+        from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+        from xgboost import XGBClassifier, XGBRegressor
+
+        update_registered_converter(XGBClassifier, "XGBoostXGBClassifier",
+                                    calculate_linear_classifier_output_shapes, convert_xgboost,
+                                    options=opts)
+        update_registered_converter(XGBRegressor, "XGBoostXGBRegressor",
+                                    calculate_linear_regressor_output_shapes, convert_xgboost)
+    except ImportError:
+        pass

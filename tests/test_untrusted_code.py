@@ -43,11 +43,17 @@ def test_load_refuses_a_package_that_names_a_command(evil: Path, target: Path) -
     assert not target.exists()
 
 
-def test_trust_really_is_what_stood_in_the_way(evil: Path, target: Path) -> None:
-    """The control: with trust the named code runs (and is then refused as no model)."""
-    with pytest.raises(RuntimeUnavailableError, match="no predict"):
+def test_trust_really_is_what_stood_in_the_way(evil: Path, target: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    """The control: with trust the named code runs (and is then refused as no model), and
+    that trust decision is recorded in the log, naming what ran."""
+    with caplog.at_level("WARNING", logger="shipyard.trust"), \
+            pytest.raises(RuntimeUnavailableError, match="no predict"):
         shipyard.load(evil, trust=True)
     assert target.exists()
+    said = [r.getMessage() for r in caplog.records if r.name == "shipyard.trust"]
+    assert said == ["trusted package: the python runtime imports 'subprocess:run' "
+                    "(trust=True)"]
 
 
 def test_torch_runtime_never_imports_a_named_module_without_trust(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ from shipyard.errors import RuntimeUnavailableError, UntrustedCodeError
 from shipyard.packaging import Manifest, RuntimeSpec
 from shipyard.settings import Settings
 from shipyard.types import Columns
+
+trust_log = logging.getLogger("shipyard.trust")
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,14 @@ def import_named(spec: RuntimeSpec, option: str, *, trust: bool) -> object:
     path = str(spec.options.get(option, ""))
     if not trust:
         raise UntrustedCodeError(f"{spec.name} runtime {option} {path!r}")
+    record_trust(spec, f"imports {path!r}")
     return import_object(path)
+
+
+def record_trust(spec: RuntimeSpec, action: str) -> None:
+    """Say, every time, that trust let a package run code (DESIGN: every trust decision is
+    recorded): the server's log and the CLI's output carry it."""
+    trust_log.warning("trusted package: the %s runtime %s (trust=True)", spec.name, action)
 
 
 def import_object(path: str) -> object:

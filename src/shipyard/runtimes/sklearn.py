@@ -14,7 +14,7 @@ import numpy as np
 
 from shipyard.errors import RuntimeUnavailableError, UntrustedPickleError
 from shipyard.packaging import Manifest, RuntimeSpec, Signature
-from shipyard.runtimes.base import Capabilities, Runtime
+from shipyard.runtimes.base import Capabilities, Runtime, record_trust
 from shipyard.runtimes.outputs import normalise
 from shipyard.types import Columns
 
@@ -40,6 +40,7 @@ class SklearnRuntime(Runtime):
             raise RuntimeUnavailableError("sklearn runtime entry names no model file")
         if not trust:
             raise UntrustedPickleError(spec.files[0])
+        record_trust(spec, f"unpickles {spec.files[0]!r}")
         self._model = joblib.load(package_dir / spec.files[0])
         self._manifest = manifest
         self._input = str(spec.options.get("input", "array"))

@@ -9,7 +9,7 @@ import getpass
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,18 @@ ENV_VARS = {
     "ort_inter_op_threads": "SHIPYARD_ORT_INTER_OP_THREADS",
     "device": "SHIPYARD_DEVICE",
 }
+
+
+def without_password(url: str) -> str:
+    """``url`` for messages and logs: a password in it (``user:PASSWORD@host``) becomes
+    ``***``. Works on URLs no parser accepts too, which are the ones error messages show."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}{sep}{userinfo.partition(':')[0]}:***@{host}"
 
 
 def _default_threads() -> int:
@@ -42,8 +54,8 @@ class Settings:
     """Process-wide settings. Build with ``Settings.from_env()``; pass the object down."""
 
     home: Path
-    registry_url: str
-    artifacts: str
+    registry_url: str = field(repr=False)  # a database URL may hold a password
+    artifacts: str = field(repr=False)  # so may a store URL
     actor: str
     ort_intra_op_threads: int
     ort_inter_op_threads: int

@@ -97,3 +97,32 @@ def test_a_slow_request_that_arrives_within_the_deadline_is_answered(
     data, _ = read_until_closed(sock)
     assert data.startswith(b"HTTP/1.1 200 "), data
     assert b'"label"' in data or b'"predictions"' in data
+
+
+@pytest.mark.parametrize("after", ["nothing", "an answered request"])
+def test_blank_lines_alone_never_hold_a_connection_open(server: ServerProcess,
+                                                        after: str) -> None:
+    """A request may start with empty lines, which begin no message: sent every half
+    deadline they cancelled the idle timer and never armed the read deadline, so the
+    connection stayed open for as long as the client kept sending them."""
+    sock = connect(server)
+    if after != "nothing":
+        sock.sendall(headers(len(BODY)) + BODY)
+    started = time.monotonic()
+    sock.settimeout(min(IDLE_S, READ_S) / 2)
+    data = b""
+    with sock:
+        while time.monotonic() - started < WAIT_S:
+            try:
+                sock.sendall(b"\r\n")
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:  # reset: the server closed it
+                break
+            if not chunk:
+                break
+            data += chunk
+    took = time.monotonic() - started
+    assert took < max(IDLE_S, READ_S) + SLACK_S, f"still open after {took:.1f} s"
+    assert data.count(b"HTTP/1.1 200 ") == (after != "nothing"), data

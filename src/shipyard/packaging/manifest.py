@@ -115,11 +115,15 @@ class Manifest:
             if unlisted:
                 raise ManifestError(f"runtime {rt.name!r} reads files not in the manifest: "
                                     f"{unlisted}")
+        named = {key: _optional_path(data.get(key))
+                 for key in ("input_example", "reference_profile")}
+        for key, path in named.items():  # read at load and by the monitor: verified too
+            if path is not None and path not in listed:
+                raise ManifestError(f"{key} {path!r} is not listed in the manifest's files")
         return cls(
             name=name, signature=signature, runtimes=runtimes, files=files,
             metadata=dict(data.get("metadata", {})), conversion=dict(data.get("conversion", {})),
-            input_example=_optional_path(data.get("input_example")),
-            reference_profile=_optional_path(data.get("reference_profile")),
+            input_example=named["input_example"], reference_profile=named["reference_profile"],
             format_version=int(version),
         )
 

@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from shipyard.errors import RegistryError, SchemaOutOfDateError
+from shipyard.settings import without_password
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -20,8 +21,8 @@ def create_engine(url: str) -> sa.Engine:
     """An engine tuned for the registry: SQLite writes serialised with BEGIN IMMEDIATE."""
     try:
         parsed = sa.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise RegistryError(f"invalid registry URL {url!r}: {exc}") from exc
+    except (sa.exc.ArgumentError, ValueError) as exc:  # ValueError: a port that is no number
+        raise RegistryError(f"invalid registry URL {without_password(url)!r}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)

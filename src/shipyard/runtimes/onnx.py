@@ -12,6 +12,7 @@ import onnxruntime as ort
 from shipyard.errors import RuntimeUnavailableError
 from shipyard.packaging import Manifest, RuntimeSpec
 from shipyard.runtimes.base import Capabilities, Runtime
+from shipyard.runtimes.onnx_external import check_external_data
 from shipyard.runtimes.outputs import normalise
 from shipyard.types import Array, Columns
 
@@ -75,6 +76,7 @@ class OnnxRuntime(Runtime):
         opts = session_options(self.settings.ort_intra_op_threads,
                                self.settings.ort_inter_op_threads)
         path = package_dir / spec.files[0]
+        check_external_data(path, spec.files[1:])
         self._session = ort.InferenceSession(str(path), sess_options=opts,
                                              providers=providers(self.settings.device))
         self._input_types = {i.name: _ONNX_NUMPY.get(i.type, np.float32)

@@ -283,7 +283,7 @@ def oip_request(header: Any, binary: bytes, signature: Signature) -> tuple[Colum
                 or not all(type(d) is int and d >= 0 for d in shape)):
             problems.append(Problem(name, "'shape' must be a list of non-negative integers"))
             continue
-        if datatype not in NUMPY_OF and datatype != "BYTES":
+        if not isinstance(datatype, str) or (datatype not in NUMPY_OF and datatype != "BYTES"):
             problems.append(Problem(name, f"unknown datatype {datatype!r}"))
             continue
         params = tensor.get("parameters") or {}
@@ -382,7 +382,7 @@ def oip_response(outputs: Columns, *, model: str, version: int, request_id: str,
     names = list(outputs)
     if isinstance(requested, list) and requested:
         wanted = [o.get("name") for o in requested if isinstance(o, dict)]
-        unknown = [w for w in wanted if w not in outputs]
+        unknown = [w for w in wanted if not isinstance(w, str) or w not in outputs]
         if unknown:
             raise BadRequestError(f"unknown requested outputs {unknown}; the model has {names}")
         names = [str(w) for w in wanted]

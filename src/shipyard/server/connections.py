@@ -13,7 +13,9 @@ httptools protocol with two deadlines more:
   connection is closed; a request still waiting for its body sees a disconnect.
 
 One timer per request, armed at its first byte and cancelled at its last: requests that
-arrive whole in one read pay one ``call_later`` and one ``cancel``.
+arrive whole in one read pay one ``call_later`` and one ``cancel``. The first byte is the
+first one read after the previous answer, not the start of a message: empty lines may come
+before a request line and begin none, yet cancel uvicorn's idle timer.
 """
 
 from __future__ import annotations
@@ -61,9 +63,17 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         self._stop_read_deadline()
         super().connection_lost(exc)
 
+    def data_received(self, data: bytes) -> None:
+        if self._read_deadline is None and (self.cycle is None or self.cycle.response_complete):
+            self._start_read_deadline()  # a request's first byte, even a blank line's
+        super().data_received(data)
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._stop_read_deadline()
+        if self._read_deadline is None:  # pipelined after a request still being answered
+            self._start_read_deadline()
+
+    def _start_read_deadline(self) -> None:
         self._earlier = self.cycle
         self._read_deadline = self.loop.call_later(self.read_timeout_s, self._read_timed_out)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from shipyard.errors import ArtifactStoreError
 from shipyard.packaging.integrity import sha256_file
+from shipyard.settings import without_password
 
 _CHUNK = 1 << 20
 
@@ -73,7 +74,8 @@ class ArtifactStore:
         change the stored blob that other versions share."""
         src = self._path(sha256)
         if not src.exists():
-            raise ArtifactStoreError(f"blob {sha256[:12]}… is missing from {self.url}")
+            raise ArtifactStoreError(f"blob {sha256[:12]}… is missing from "
+                                     f"{without_password(self.url)}")
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dest)
 
@@ -148,7 +150,8 @@ class FsspecArtifactStore(ArtifactStore):
     def fetch(self, sha256: str, dest: Path) -> None:
         key = self._key(sha256)
         if not self.fs.exists(key):
-            raise ArtifactStoreError(f"blob {sha256[:12]}… is missing from {self.url}")
+            raise ArtifactStoreError(f"blob {sha256[:12]}… is missing from "
+                                     f"{without_password(self.url)}")
         dest.parent.mkdir(parents=True, exist_ok=True)
         self.fs.get_file(key, str(dest))
 

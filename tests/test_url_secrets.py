@@ -48,3 +48,35 @@ def test_without_password_keeps_everything_else() -> None:
     for url in ("sqlite:////tmp/registry.db", "s3://bucket/blobs", "/tmp/artifacts",
                 "postgresql://u@db/r"):
         assert without_password(url) == url
+
+
+def test_an_unreachable_registry_is_one_clear_error_without_its_password(
+        tmp_path: Path) -> None:
+    """Refused connections come back as one error of the tree (the CLI prints one line, the
+    server answers 503), naming the registry without its password: no driver traceback."""
+    from shipyard.errors import RegistryUnavailableError
+    from shipyard.server.http_errors import error_parts
+
+    url = f"postgresql+psycopg://u:{SECRET}@127.0.0.1:1/registry"  # nothing listens on 1
+    with pytest.raises(RegistryUnavailableError) as info:
+        Registry(url=url, artifacts=str(tmp_path / "artifacts")).list_models()
+    message = str(info.value)
+    assert SECRET not in message and "u:***@127.0.0.1:1" in message, message
+    assert "cannot reach the registry" in message and "refused" in message.lower(), message
+    assert error_parts(info.value)[0] == 503
+
+
+def test_the_cli_says_an_unreachable_registry_in_one_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SHIPYARD_REGISTRY_URL":
+           f"postgresql+psycopg://u:{SECRET}@127.0.0.1:1/registry",
+           "SHIPYARD_HOME": str(tmp_path), "COLUMNS": "200"}
+    done = subprocess.run([sys.executable, "-m", "shipyard.cli.main", "models", "list"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "OperationalError" not in done.stderr
+    assert SECRET not in done.stdout + done.stderr
+    assert "cannot reach the registry" in done.stderr, done.stderr

@@ -47,7 +47,8 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     │   ├── ConflictError             refused because of the registry's state (e.g. archive
     │   │                             a version an alias points at)
     │   ├── IncompatibleSignatureError  promotion to a version that would break clients (.diff)
-    │   └── SchemaOutOfDateError      the database needs `shipyard db upgrade`
+    │   ├── SchemaOutOfDateError      the database needs `shipyard db upgrade`
+    │   └── RegistryUnavailableError  the registry's database cannot be reached
     ├── ArtifactStoreError            a blob is missing, corrupt or cannot be written
     ├── NothingLoggedError            an endpoint has nothing logged yet (stores/predictions.py)
     ├── MonitoringError               monitoring cannot compute what was asked
@@ -224,6 +225,10 @@ class IncompatibleSignatureError(RegistryError):
 
 class SchemaOutOfDateError(RegistryError):
     """The registry database is not at the schema this shipyard needs."""
+
+
+class RegistryUnavailableError(RegistryError):
+    """The registry's database cannot be reached (refused, unknown host, wrong credentials)."""
 
 
 class ArtifactStoreError(ShipyardError):

@@ -11,7 +11,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from shipyard.errors import RegistryError, SchemaOutOfDateError
+from shipyard.errors import RegistryError, RegistryUnavailableError, SchemaOutOfDateError
 from shipyard.settings import without_password
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -28,8 +28,24 @@ def create_engine(url: str) -> sa.Engine:
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(parsed, connect_args={"timeout": 60})
         _serialise_sqlite_writes(engine)
-        return engine
-    return sa.create_engine(parsed, pool_pre_ping=True)
+    else:
+        engine = sa.create_engine(parsed, pool_pre_ping=True)
+    _name_unreachable(engine, without_password(url))
+    return engine
+
+
+def _name_unreachable(engine: sa.Engine, shown: str) -> None:
+    """A database that cannot be reached (refused, unknown host, bad credentials) raises one
+    error of the tree that names the registry without its password, wherever the registry
+    is used: the CLI prints one line, the server answers 503, no driver traceback."""
+    @sa.event.listens_for(engine, "handle_error")
+    def _unreachable(context: Any) -> None:
+        if getattr(context, "is_pre_ping", False):  # the pool reconnects by itself then
+            return
+        if context.connection is None or context.is_disconnect:  # no connection was made
+            detail = str(context.original_exception).strip().splitlines()[0]
+            raise RegistryUnavailableError(
+                f"cannot reach the registry at {shown!r}: {detail}") from None
 
 
 def _serialise_sqlite_writes(engine: sa.Engine) -> None:

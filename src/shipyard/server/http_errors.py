@@ -16,6 +16,7 @@ from shipyard.errors import (
     InvalidNameError,
     ModelNotReadyError,
     NotFoundError,
+    RegistryUnavailableError,
     RequestError,
     SchemaOutOfDateError,
     ShipyardError,
@@ -63,6 +64,7 @@ _STATUSES: tuple[tuple[type[Exception], int, bytes | None], ...] = (
     (InferenceProcessError, 503, b"1"),
     (ArtifactStoreError, 503, b"5"),
     (SchemaOutOfDateError, 503, None),
+    (RegistryUnavailableError, 503, b"5"),
     (BatchTimeoutError, 504, None),
 )
 _PREFIX = {503: "unavailable: ", 504: "timed out: "}

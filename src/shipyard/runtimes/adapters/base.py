@@ -56,6 +56,23 @@ class ModelAdapter(ABC):
         return package_versions([self.framework])
 
 
+def rebuilt_differs(want: Columns, got: Columns) -> str | None:
+    """The first output on which a model rebuilt as its runtime will (class + kwargs, plus
+    weights for torch) answers differently from the model given; None when none does."""
+    import numpy as np
+
+    for name, arr in want.items():
+        other = got.get(name)
+        if other is None or other.shape != arr.shape:
+            return name
+        if arr.dtype.kind in "iufb" and other.dtype.kind in "iufb":
+            if not np.allclose(other, arr, rtol=1e-5, atol=1e-6, equal_nan=True):
+                return name
+        elif not np.array_equal(other, arr):
+            return name
+    return None
+
+
 def failure_text(exc: BaseException, *, limit: int = 2000) -> str:
     """An exception and its causes, root cause first: type and message of each.
 

@@ -9,12 +9,19 @@ from shipyard.packaging import RuntimeSpec, Signature
 from shipyard.packaging.inference import infer_signature
 from shipyard.packaging.signature import Task
 from shipyard.packaging.tabular import is_dataframe
-from shipyard.runtimes.adapters.base import Artifact, ModelAdapter
+from shipyard.runtimes.adapters.base import (
+    Artifact,
+    ModelAdapter,
+    failure_text,
+    rebuilt_differs,
+)
 from shipyard.runtimes.base import import_object, import_path_of
 from shipyard.runtimes.outputs import normalise
 from shipyard.runtimes.python import custom_outputs
 from shipyard.runtimes.sklearn import model_input
 from shipyard.types import Columns
+
+REBUILD_CHECK_ROWS = 64  # rows on which the rebuilt model must answer as the given one
 
 
 class CustomAdapter(ModelAdapter):
@@ -57,5 +64,43 @@ class CustomAdapter(ModelAdapter):
         return normalise(custom_outputs(self.model.predict(x)), signature)
 
     def native(self, signature: Signature, sample: Any) -> Artifact:
+        self._check_rebuild(signature, sample)
         options = {"model_class": self.path, "init_kwargs": self.init_kwargs, "input": self.input}
         return Artifact(RuntimeSpec("python", (), options))
+
+    def _check_rebuild(self, signature: Signature, sample: Any) -> None:
+        """The python runtime rebuilds the model from its class and ``model_kwargs`` alone:
+        one whose constructor was given other arguments, or that learned state after it, would
+        be packaged as a different model. Rebuild it here and compare on the sample's head."""
+        if sample is None:
+            return
+        try:
+            rebuilt = type(self.model)(**self.init_kwargs)
+        except Exception as exc:  # a user constructor raises anything
+            raise ConversionError(
+                f"the python runtime cannot rebuild this {type(self.model).__name__} from "
+                f"{self.path} with model_kwargs={self.init_kwargs!r}: {failure_text(exc)}; "
+                "pass the model_kwargs that rebuild it") from exc
+        head = _head(sample, REBUILD_CHECK_ROWS)
+        original = self.model
+        try:
+            self.model = rebuilt
+            got = self.native_outputs(head, signature)
+        finally:
+            self.model = original
+        name = rebuilt_differs(self.native_outputs(head, signature), got)
+        if name is not None:
+            raise ConversionError(
+                f"the python runtime rebuilds {self.path} from model_kwargs="
+                f"{self.init_kwargs!r}, and that model answers differently from the one "
+                f"given (output {name!r}): pass the model_kwargs its constructor was given; a "
+                "model with learned state cannot be a custom python package")
+
+
+def _head(sample: Any, rows: int) -> Any:
+    """The first ``rows`` rows of a DataFrame, an array or a dict of columns."""
+    if isinstance(sample, dict):
+        return {k: v[:rows] for k, v in sample.items()}
+    if hasattr(sample, "iloc"):
+        return sample.iloc[:rows]
+    return sample[:rows] if hasattr(sample, "__getitem__") else sample

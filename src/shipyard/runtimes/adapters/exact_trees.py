@@ -23,10 +23,13 @@ models among ``parts``: the rewrite is local to one conversion, never registered
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from shipyard.runtimes.adapters.tree_arrays import arrays_from_trees
 
 TREE_OPS = ("TreeEnsembleClassifier", "TreeEnsembleRegressor")
 _TENSOR_ATTRS = ("nodes_values", "nodes_hitrates", "base_values", "target_weights",
@@ -94,10 +97,13 @@ def _exact(base: Converter, rule: _InputRule) -> Converter:
     def convert(scope: Any, operator: Any, container: Any) -> Any:
         proxy = _ExactTreeContainer(container, scope, operator, rule)
         target = getattr(base, "_fct", base)  # skl2onnx wraps converters in RegisteredConverter
-        if _accepts_op_version(target):
-            # skl2onnx rounds thresholds to float32 itself below opset 3
-            return target(scope, operator, proxy, op_version=3)
-        return base(scope, operator, proxy)
+        # the input is rounded to float32 as scikit-learn rounds it: its fitted thresholds
+        # are exact as they are, and the nodes come from the trees' arrays (tree_arrays)
+        with arrays_from_trees() if rule.float32 else nullcontext():
+            if _accepts_op_version(target):
+                # skl2onnx rounds thresholds to float32 itself below opset 3
+                return target(scope, operator, proxy, op_version=3)
+            return base(scope, operator, proxy)
 
     return convert
 

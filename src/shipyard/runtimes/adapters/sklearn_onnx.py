@@ -11,10 +11,13 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import numpy as np
+
 from shipyard.errors import ConversionError
 from shipyard.packaging import Signature
 from shipyard.packaging.signature import NUMERIC_DTYPES
 from shipyard.runtimes.adapters.base import failure_text
+from shipyard.runtimes.adapters.exact_imputer import imputer_overrides
 from shipyard.runtimes.adapters.exact_trees import tree_converters
 
 OPSETS = {"": 17, "ai.onnx.ml": 3}
@@ -25,7 +28,9 @@ def estimators(model: Any) -> list[Any]:
     found = [model]
     for _, step in getattr(model, "steps", []):
         found.extend(estimators(step))
-    for _, part, _cols in getattr(model, "transformers", []):
+    # a fitted ColumnTransformer's parts are in transformers_ (transformers holds the
+    # unfitted templates it cloned)
+    for _, part, _cols in getattr(model, "transformers_", getattr(model, "transformers", [])):
         if not isinstance(part, str):
             found.extend(estimators(part))
     return found
@@ -35,6 +40,7 @@ def convert(model: Any, signature: Signature) -> tuple[Any, dict[str, Any]]:
     """(ONNX model, runtime feed options); ConversionError with each attempt's root cause."""
     model = _without_xgboost_names(model)
     parts = estimators(model)
+    _refuse_unsupported(parts)
     errors = []
     for double in (True, False):
         try:
@@ -48,6 +54,20 @@ def convert(model: Any, signature: Signature) -> tuple[Any, dict[str, Any]]:
         except Exception as exc:  # converters raise anything from RuntimeError to KeyError
             errors.append(f"{'float64' if double else 'float32'} graph: {failure_text(exc)}")
     raise ConversionError("; ".join(errors))
+
+
+def _refuse_unsupported(parts: list[Any]) -> None:
+    """Models the converters turn into a graph that answers differently, with the reason."""
+    for part in parts:
+        categorical = getattr(part, "is_categorical_", None)
+        if type(part).__name__.startswith("HistGradientBoosting") and categorical is not None \
+                and bool(np.any(categorical)):
+            raise ConversionError(
+                f"{type(part).__name__} with categorical features (columns "
+                f"{np.flatnonzero(categorical).tolist()}) has no exact ONNX form: skl2onnx "
+                "writes each categorical split as a numeric threshold and drops its category "
+                "set; one-hot encode the categories in the Pipeline instead to get an ONNX "
+                "package")
 
 
 def _convert(model: Any, parts: list[Any], signature: Signature, *,
@@ -82,11 +102,21 @@ def _convert(model: Any, parts: list[Any], signature: Signature, *,
     _register_boosters()
     from skl2onnx import convert_sklearn
 
-    final = model.steps[-1][1] if hasattr(model, "steps") else model
-    zip_opts = {id(final): {"zipmap": False}} if hasattr(final, "predict_proba") else None
-    onx = convert_sklearn(model, initial_types=types, options=zip_opts, target_opset=OPSETS,
-                          custom_conversion_functions=tree_converters(parts))
+    imputers, shapes = imputer_overrides(parts)
+    onx = convert_sklearn(model, initial_types=types, options=_options(model),
+                          target_opset=OPSETS, custom_shape_calculators=shapes,
+                          custom_conversion_functions={**tree_converters(parts), **imputers})
     return onx, options
+
+
+def _options(model: Any) -> dict[int, dict[str, Any]]:
+    """Converter options for the final estimator: probabilities as a tensor (no ZipMap).
+
+    A classifier without probabilities (LinearSVC) gets an empty entry: without one, skl2onnx
+    gives a classifier step of a Pipeline ``zipmap=True``, which LinearSVC's converter refuses
+    (``NameError: Option 'zipmap' not in [...]``), while the bare estimator converts."""
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    return {id(final): {"zipmap": False} if hasattr(final, "predict_proba") else {}}
 
 
 def _without_xgboost_names(model: Any) -> Any:

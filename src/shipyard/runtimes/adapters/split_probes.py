@@ -71,17 +71,19 @@ def _tree_node(attrs: dict[str, Any], offset: int) -> dict[str, Array]:
     """One tree-ensemble node's nodes, numbered from ``offset``."""
     tree = np.asarray(attrs["nodes_treeids"], dtype=np.int64)
     ids = np.asarray(attrs["nodes_nodeids"], dtype=np.int64)
-    index = {(t, i): offset + k for k, (t, i) in enumerate(zip(tree.tolist(), ids.tolist(),
-                                                                strict=True))}
+    span = int(ids.max()) + 1 if len(ids) else 1
+    keys = tree * span + ids  # (tree, node id) -> one number; its position is the node
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
     modes = np.array([_MODES.get(m.decode() if isinstance(m, bytes) else m, _MODES["LEAF"])
                       for m in attrs["nodes_modes"]], dtype=np.int64)
-    leaf = (modes == _MODES["LEAF"]).tolist()
+    leaf = modes == _MODES["LEAF"]
     children = []
     for key in ("nodes_truenodeids", "nodes_falsenodeids"):
-        ids_of = np.asarray(attrs[key], dtype=np.int64).tolist()
-        children.append(np.array([-1 if is_leaf else index.get((t, c), -1) for t, c, is_leaf
-                                  in zip(tree.tolist(), ids_of, leaf, strict=True)],
-                                 dtype=np.int64))
+        wanted = tree * span + np.asarray(attrs[key], dtype=np.int64)
+        at = np.minimum(np.searchsorted(sorted_keys, wanted), max(len(keys) - 1, 0))
+        found = (sorted_keys[at] == wanted) & ~leaf if len(keys) else leaf
+        children.append(np.where(found, order[at] + offset, -1))
     is_child = np.zeros(len(ids), dtype=bool)
     for arr in children:
         is_child[arr[arr >= 0] - offset] = True

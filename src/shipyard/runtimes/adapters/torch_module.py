@@ -19,6 +19,7 @@ from shipyard.runtimes.adapters.base import (
     ModelAdapter,
     failure_text,
     package_versions,
+    rebuilt_differs,
 )
 from shipyard.runtimes.base import import_path_of
 from shipyard.runtimes.outputs import normalise
@@ -139,14 +140,12 @@ class TorchAdapter(ModelAdapter):
             got = self.native_outputs(head, signature)
         finally:
             self.module = original
-        want = self.native_outputs(head, signature)
-        for name, arr in want.items():
-            if name not in got or got[name].shape != arr.shape or not np.allclose(
-                    got[name], arr, rtol=1e-5, atol=1e-6, equal_nan=True):
-                raise ConversionError(
-                    f"the torch runtime's rebuilt {type(self.module).__name__} (class, "
-                    f"model_kwargs={self.init_kwargs!r}, weights) answers differently from "
-                    f"the module given (output {name!r}): pass the model_kwargs that rebuild it")
+        name = rebuilt_differs(self.native_outputs(head, signature), got)
+        if name is not None:
+            raise ConversionError(
+                f"the torch runtime's rebuilt {type(self.module).__name__} (class, "
+                f"model_kwargs={self.init_kwargs!r}, weights) answers differently from "
+                f"the module given (output {name!r}): pass the model_kwargs that rebuild it")
 
     def versions(self) -> dict[str, str]:
         return package_versions(["torch", "safetensors"])

@@ -16,8 +16,8 @@ ever written, so forged labels never reach the metrics.
 Once: a request that was labelled before (in memory, or in the feedback log on disk) is refused
 with 409 unless the feedback says ``"replace": true``; replacements are counted, and the
 monitor uses the newest replacement (``stores.feedback.effective_labels``). Two labels for
-one id racing through two workers within one flush interval are both written; the reader's
-rule (the first counts unless the later one replaces it) still gives one answer.
+one id racing through two workers (neither on disk yet) are decided by a claim every process
+on the log directory shares (``stores.label_claims``): one gets 200, the other 409.
 
 Labels are checked against the model's task (``feedback_labels``); a request is taken or
 refused whole. Counters: ``shipyard_feedback_rows{outcome}`` (accepted, replaced,
@@ -42,6 +42,7 @@ from shipyard.packaging.signature import Signature
 from shipyard.service.feedback_labels import checked_labels, raise_problems
 from shipyard.service.feedback_lookup import LogLookup
 from shipyard.stores.feedback import FeedbackRecord
+from shipyard.stores.label_claims import LabelClaims
 from shipyard.stores.log_index import LoggedIds
 
 _NAMED = 5  # request ids named in an error at most
@@ -102,6 +103,7 @@ class FeedbackGate:
         self._ids = {name: _EndpointIds(root, name, horizon_s, min(keep_s, horizon_s),
                                         max_ids, grace_s, max_waiting_ids)
                      for name in endpoints}
+        self._claims = LabelClaims(root, horizon_s=horizon_s)
         self.rows = Counter("shipyard_feedback_rows", "Feedback label rows by outcome.",
                             ["endpoint", "outcome"], registry=registry)
         self.found = Counter("shipyard_feedback_ids", "Labelled request ids by where the "
@@ -129,11 +131,19 @@ class FeedbackGate:
             raise
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, known.feedback.refresh)
-        # from here on no await: checking and writing are one step on the event loop
         on_disk = known.feedback.rows_of([i.request_id for i in items])
         before = {i.request_id for i, logged in zip(items, on_disk, strict=True)
                   if logged is not None or known.labelled.get(i.request_id) is not None}
         self._refuse_duplicates(endpoint, items, before)
+        # the decision shared with every other process on this log directory: exactly one
+        # of two requests racing through two workers claims the id
+        claimed, refused = await loop.run_in_executor(
+            None, self._claims.claim, endpoint, [i.request_id for i in items],
+            [i.replace for i in items])
+        before |= claimed
+        if refused:
+            self._refuse_duplicates(endpoint, items, before)
+        # from here on no await: the claim is ours, write the labels
         now, accepted = time.time(), 0
         for item, labels in zip(items, checked, strict=True):
             if append(FeedbackRecord(item.request_id, now, endpoint, labels, item.replace)):

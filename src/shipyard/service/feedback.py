@@ -8,18 +8,20 @@ log directory, or before a restart) is looked up in the prediction log on disk, 
 worker and inference process writes (``LoggedIds``), back to ``feedback_horizon_s``. An id that
 is on neither may be one another process answered a moment ago whose log rows are still in
 its buffer: the request waits for the log to flush (``grace_s``, about two flush intervals),
-looking again every few hundred milliseconds, and only then is refused with 404 naming the id.
-Nothing unknown is ever written, so forged labels never reach the metrics.
+and only then is refused with 404 naming the id. One poller per endpoint looks up the ids of
+every waiting request together, off the event loop, and at most ``max_waiting_ids`` ids wait at
+once; past that a request gets 503 + Retry-After (``feedback_lookup``). Nothing unknown is
+ever written, so forged labels never reach the metrics.
 
 Once: a request that was labelled before (in memory, or in the feedback log on disk) is refused
 with 409 unless the feedback says ``"replace": true``; replacements are counted, and the
 monitor uses the newest replacement (``stores.feedback.effective_labels``). Two labels for
-one id racing through two workers within one flush interval are both written; the reader's
-rule (the first counts unless the later one replaces it) still gives one answer.
+one id racing through two workers (neither on disk yet) are decided by a claim every process
+on the log directory shares (``stores.label_claims``): one gets 200, the other 409.
 
 Labels are checked against the model's task (``feedback_labels``); a request is taken or
 refused whole. Counters: ``shipyard_feedback_rows{outcome}`` (accepted, replaced,
-unknown_request, duplicate, invalid_label) and ``shipyard_feedback_ids{found}`` (memory, log,
+unknown_request, duplicate, invalid_label, busy) and ``shipyard_feedback_ids{found}`` (memory, log,
 log_after_wait: where a labelled id was found).
 """
 
@@ -34,10 +36,13 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 
+from shipyard.batching import QueueFullError
 from shipyard.errors import DuplicateLabelError, Problem, UnknownRequestError
 from shipyard.packaging.signature import Signature
 from shipyard.service.feedback_labels import checked_labels, raise_problems
+from shipyard.service.feedback_lookup import LogLookup
 from shipyard.stores.feedback import FeedbackRecord
+from shipyard.stores.label_claims import LabelClaims
 from shipyard.stores.log_index import LoggedIds
 
 _NAMED = 5  # request ids named in an error at most
@@ -79,11 +84,13 @@ class _EndpointIds:
     """What one endpoint's gate knows: answered and labelled ids, in memory and on disk."""
 
     def __init__(self, root: Path, endpoint: str, horizon_s: float, keep_s: float,
-                 max_ids: int) -> None:
+                 max_ids: int, grace_s: float, max_waiting_ids: int) -> None:
         self.answered = RecentIds(keep_s, max_ids)
         self.labelled = RecentIds(keep_s, max_ids)
         self.predictions = LoggedIds(root, "predictions", endpoint, horizon_s=horizon_s)
         self.feedback = LoggedIds(root, "feedback", endpoint, horizon_s=horizon_s)
+        self.lookup = LogLookup(self.predictions, grace_s=grace_s,
+                                max_waiting_ids=max_waiting_ids)
 
 
 class FeedbackGate:
@@ -91,10 +98,12 @@ class FeedbackGate:
 
     def __init__(self, root: Path, endpoints: Sequence[str], registry: CollectorRegistry, *,
                  horizon_s: float, grace_s: float, keep_s: float = 600.0,
-                 max_ids: int = 200_000) -> None:
+                 max_ids: int = 200_000, max_waiting_ids: int = 50_000) -> None:
         self.grace_s = grace_s
         self._ids = {name: _EndpointIds(root, name, horizon_s, min(keep_s, horizon_s),
-                                        max_ids) for name in endpoints}
+                                        max_ids, grace_s, max_waiting_ids)
+                     for name in endpoints}
+        self._claims = LabelClaims(root, horizon_s=horizon_s)
         self.rows = Counter("shipyard_feedback_rows", "Feedback label rows by outcome.",
                             ["endpoint", "outcome"], registry=registry)
         self.found = Counter("shipyard_feedback_ids", "Labelled request ids by where the "
@@ -117,16 +126,24 @@ class FeedbackGate:
             _check_counts(items, rows)
         except Exception as exc:
             outcome = "unknown_request" if isinstance(exc, UnknownRequestError) \
-                else "invalid_label"
+                else "busy" if isinstance(exc, QueueFullError) else "invalid_label"
             self.rows.labels(endpoint, outcome).inc(sum(len(i.labels) for i in items))
             raise
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, known.feedback.refresh)
-        # from here on no await: checking and writing are one step on the event loop
-        before = {i.request_id for i in items
-                  if known.labelled.get(i.request_id) is not None
-                  or known.feedback.rows(i.request_id) is not None}
+        on_disk = known.feedback.rows_of([i.request_id for i in items])
+        before = {i.request_id for i, logged in zip(items, on_disk, strict=True)
+                  if logged is not None or known.labelled.get(i.request_id) is not None}
         self._refuse_duplicates(endpoint, items, before)
+        # the decision shared with every other process on this log directory: exactly one
+        # of two requests racing through two workers claims the id
+        claimed, refused = await loop.run_in_executor(
+            None, self._claims.claim, endpoint, [i.request_id for i in items],
+            [i.replace for i in items])
+        before |= claimed
+        if refused:
+            self._refuse_duplicates(endpoint, items, before)
+        # from here on no await: the claim is ours, write the labels
         now, accepted = time.time(), 0
         for item, labels in zip(items, checked, strict=True):
             if append(FeedbackRecord(item.request_id, now, endpoint, labels, item.replace)):
@@ -156,22 +173,12 @@ class FeedbackGate:
         missing = {i.request_id for i in items} - set(rows)
         if not missing:
             return rows
-        loop = asyncio.get_running_loop()
-        deadline = time.monotonic() + self.grace_s
-        how = "log"
-        while True:
-            await loop.run_in_executor(None, known.predictions.refresh)
-            for request_id in sorted(missing):
-                found = known.predictions.rows(request_id)
-                if found is not None:
-                    rows[request_id] = found
-                    missing.discard(request_id)
-                    self.found.labels(endpoint, how).inc()
-            left = deadline - time.monotonic()
-            if not missing or left <= 0:
-                break
-            how = "log_after_wait"  # a flush of another worker's log may bring it
-            await asyncio.sleep(min(0.25, left))
+        logged, after_wait = await known.lookup.find(missing)
+        rows.update(logged)
+        missing -= set(logged)
+        for request_id in logged:
+            self.found.labels(endpoint, "log_after_wait" if request_id in after_wait
+                              else "log").inc()
         if missing:
             raise UnknownRequestError(
                 f"endpoint {endpoint!r} never answered request {_named(missing)}: feedback "

@@ -90,8 +90,9 @@ class DeadChildren:
             self._on_stats(LogStats(dropped_rows=count_lost(self.endpoint, dead.entries)))
             return
         if done.stats.written_rows:
-            log.info("endpoint %s: %d logged rows replayed from the spool of an inference "
-                     "process that stopped", self.endpoint, done.stats.written_rows)
+            log.warning("endpoint %s: %d logged rows replayed from the spool of an "
+                        "inference process that stopped", self.endpoint,
+                        done.stats.written_rows)
         lost = count_lost(self.endpoint, done.lost)
         self._on_stats(LogStats.total([done.stats, LogStats(dropped_rows=lost)]))
 

@@ -26,27 +26,28 @@ if TYPE_CHECKING:
     from shipyard.runtimes.model import LoadedModel
 
 
-def _answer_raw(model: LoadedModel, handler: RawHandler | None, logger: ChildLogger | None,
-                header: dict[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
-    """The reply to a raw batch: statuses, rows and the response bodies (its payload)."""
+def _answer_raw(model: LoadedModel, handler: RawHandler | None, header: dict[str, Any],
+                ) -> tuple[dict[str, Any], list[bytes], tuple[Columns, Columns]]:
+    """The reply to a raw batch: statuses, rows and the response bodies (its payload); and
+    the rows the log may keep (inputs, outputs)."""
     if handler is None:
-        return {"error": "this inference process takes no raw batches"}, []
+        return {"error": "this inference process takes no raw batches"}, [], ({}, {})
     try:
         answer = handler(model, header["raw"], header["payload"])
     except Exception as exc:  # the handler answers bad requests itself: this is a bug
-        return {"error": f"{type(exc).__name__}: {exc}"}, []
-    if logger is not None and answer.outputs:
-        logger.keep(header["id"], answer.inputs, answer.outputs)
+        return {"error": f"{type(exc).__name__}: {exc}"}, [], ({}, {})
     reply = {"statuses": answer.statuses, "ranges": answer.ranges, "calls": answer.calls}
     if answer.ids:
         reply["ids"] = answer.ids
-    return reply, answer.bodies
+    return reply, answer.bodies, (answer.inputs, answer.outputs)
 
 
 def child_main(fd: int, path: str, *, trust: bool, runtime: str | None,
-               log: ChildLog | None = None, handler: RawHandler | None = None) -> int:
+               log: ChildLog | None = None, handler: RawHandler | None = None,
+               spool: Path | None = None) -> int:
     """The child's loop: load, warm up, say ready, then answer frames until EOF (then flush
-    the prediction log and exit). ``handler`` answers raw batches."""
+    the prediction log and exit). ``handler`` answers raw batches; ``spool``: where the log's
+    spool files go (``spool.py``), their names starting with its name."""
     from shipyard.runtimes.model import load
 
     sock = socket.socket(fileno=fd)
@@ -58,7 +59,7 @@ def child_main(fd: int, path: str, *, trust: bool, runtime: str | None,
     except Exception as exc:
         sock.sendall(encode({}, {"ready": False, "error": f"{type(exc).__name__}: {exc}"}))
         return 1
-    logger = None if log is None else ChildLogger(log, model.signature.class_labels)
+    logger = None if log is None else ChildLogger(log, model.signature.class_labels, spool)
     sock.sendall(encode({}, {"ready": True}))
     predict = model.runtime.predict
     try:
@@ -71,23 +72,21 @@ def child_main(fd: int, path: str, *, trust: bool, runtime: str | None,
             outputs: Columns = {}
             extra: dict[str, Any] = {}
             payload: list[bytes] = []
-            if logger is not None:
-                for entry in header.get("log", ()):
-                    logger.write(entry)
-            if header.get("only_log"):
-                if logger is not None and header.get("flush"):
-                    logger.flush()
-            elif "raw" in header:
-                extra, payload = _answer_raw(model, handler, logger, header)
-            else:
+            kept: tuple[Columns, Columns] = ({}, {})  # the batch's rows, for the log
+            if "raw" in header:
+                extra, payload, kept = _answer_raw(model, handler, header)
+            elif not header.get("only_log"):
                 try:
                     outputs = predict(columns)
                 except Exception as exc:
                     extra["error"] = f"{type(exc).__name__}: {exc}"
-                if logger is not None and "id" in header and outputs:
-                    logger.keep(header["id"], columns, outputs)
-            if logger is not None:  # every answer: the settled entries and the counters
-                extra.update(logger.report())
+                kept = (columns, outputs)
+            if logger is not None:
+                # the entries that came along and the batch's rows: spooled before answering
+                logger.record(header.get("log", ()), header.get("id"), *kept)
+                if header.get("flush"):
+                    logger.flush()
+                extra.update(logger.report())  # the settled entries and the counters
             sock.sendall(encode(outputs, extra, payload))
     finally:
         if logger is not None:

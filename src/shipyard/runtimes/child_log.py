@@ -10,18 +10,30 @@ place), or counted as dropped. The server keeps the entries that are not settled
 child dies, exactly those rows are lost, and the server counts and names them
 (``process.py``). The counters the child reports come from the same moment as the settled
 number, so a row is never counted both written and lost because of when it was asked.
+
+With a spool (``spool.py``), the rows of each answered batch and the entries the child
+received are on disk before its answer leaves, so when the child dies the server replays them
+(``spool_replay.py``) and nothing answered is lost; only what the spool cannot give back
+(it failed, or a file is unreadable) is counted and named as dropped.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from shipyard.runtimes.outputs import concat
+from shipyard.runtimes.spool import SpoolWriter, batch_record, entries_record
 from shipyard.stores.predictions import PredictionBatch, PredictionLog
 from shipyard.types import Columns, num_rows
+
+log = logging.getLogger("shipyard.serve")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,77 +63,150 @@ def entry_rows(entry: dict[str, Any]) -> int:
     return sum(b - a for _, a, b in entry["kept"])
 
 
+def prediction_batch(spec: ChildLog, class_labels: Sequence[Any] | None,
+                     entry: dict[str, Any],
+                     batches: Mapping[int, tuple[Columns, Columns]]) -> PredictionBatch | None:
+    """The rows ``entry`` names, from ``batches`` (id -> inputs, outputs); None when one of
+    its batches is not there."""
+    kept = entry["kept"]
+    parts = [(batches.get(frame), a, b) for frame, a, b in kept]
+    held = [(p, a, b) for p, a, b in parts if p is not None]
+    if not kept or len(held) != len(kept):
+        return None
+    return PredictionBatch(
+        request_ids=entry["request_ids"], row_counts=[b - a for _, a, b in kept],
+        latency_ms=entry["latency_ms"], routing_keys=entry["routing_keys"], ts=entry["ts"],
+        endpoint=spec.endpoint, model=spec.model, version=spec.version,
+        inputs=_gather([(p[0], a, b) for p, a, b in held]),
+        outputs=_gather([(p[1], a, b) for p, a, b in held]), class_labels=class_labels)
+
+
 class ChildLogger:
     """The child's side: keeps each batch's inputs and outputs until a log entry says which
-    rows to write; a thread of its own writes them every ``flush_interval_s``."""
+    rows to write; a thread of its own writes them every ``flush_interval_s``. With a spool
+    (``spool.py``), ``record`` puts a batch's rows and the entries that came with it on disk
+    before the answer leaves, and each flush rotates the spool."""
 
     KEEP = 1024  # batches kept at most (entries normally settle them one batch later)
+    CARRY = 64  # batches carried into the next spool file at most (the others are forgotten)
     MAX_BUFFERED_ROWS = 500_000  # rows waiting for the writer, at most (more are dropped)
 
-    def __init__(self, spec: ChildLog, class_labels: Sequence[Any] | None) -> None:
+    def __init__(self, spec: ChildLog, class_labels: Sequence[Any] | None,
+                 spool: Path | None = None) -> None:
         self.spec = spec
         self.class_labels = class_labels
         # no writer thread of its own: ``_flush`` feeds it and reads its counters together
         self.log = PredictionLog(spec.root, flush_interval=spec.flush_interval_s,
                                  max_buffered_rows=self.MAX_BUFFERED_ROWS)
-        self.batches: dict[int, tuple[Columns, Columns]] = {}
-        self._lock = threading.Lock()  # _waiting, _rows, _report
+        # batch id -> (inputs, outputs, its spool record)
+        self.batches: dict[int, tuple[Columns, Columns, bytes]] = {}
+        self._lock = threading.Lock()  # batches, _waiting, _rows, _report, _spool
         self._flush_lock = threading.Lock()  # one flush at a time (the thread or a request)
         self._waiting: list[tuple[int, PredictionBatch | int]] = []  # (seq, batch or lost rows)
         self._rows = 0
+        self._received = 0  # the newest entry received
         self._report: dict[str, Any] = {"settled": 0, **_counters(self.log)}
+        self._spool: SpoolWriter | None = None
+        if spool is not None:
+            try:
+                self._spool = SpoolWriter(spool, {**dataclasses.asdict(spec),
+                                                  "class_labels": _plain(class_labels)})
+            except OSError as exc:
+                log.error("prediction log of %s: no spool (%s): rows of answered requests "
+                          "are lost if this process dies", spec.endpoint, exc)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="shipyard-child-log",
                                         daemon=True)
         self._thread.start()
 
-    def keep(self, frame: int, inputs: Columns, outputs: Columns) -> None:
-        self.batches[frame] = (inputs, outputs)
-        if len(self.batches) > self.KEEP:
-            del self.batches[next(iter(self.batches))]
+    def record(self, entries: Sequence[dict[str, Any]], frame: int | None = None,
+               inputs: Columns | None = None, outputs: Columns | None = None) -> None:
+        """Take the log ``entries`` a frame brought and the rows of the batch it is answering
+        (``frame``); with a spool, both are on disk (one write) when this returns. Call
+        before the answer leaves."""
+        rec = both = b""
+        if self._spool is not None:
+            if frame is not None and inputs is not None and outputs:
+                rec = batch_record(frame, inputs, outputs)
+            both = entries_record(list(entries)) + rec if entries else rec
+        with self._lock:
+            if both and self._spool is not None:
+                try:
+                    self._spool.append(both)
+                except OSError as exc:
+                    self._lose_spool(exc)
+            for entry in entries:
+                self._take(entry)
+            if frame is not None and inputs is not None and outputs:
+                self.batches[frame] = (inputs, outputs, rec)
+                if len(self.batches) > self.KEEP:
+                    del self.batches[next(iter(self.batches))]
 
-    def write(self, entry: dict[str, Any]) -> None:
+    def _take(self, entry: dict[str, Any]) -> None:
         """Queue the rows ``entry`` names for the writer (or count them dropped when the
         batches are forgotten or the queue is full: never write wrong rows)."""
-        kept = entry["kept"]
-        parts = [(self.batches.get(frame), a, b) for frame, a, b in kept]
-        held = [(p, a, b) for p, a, b in parts if p is not None]
         rows = entry_rows(entry)
         item: PredictionBatch | int = rows
-        if kept and len(held) == len(kept) and self._rows + rows <= self.MAX_BUFFERED_ROWS:
-            item = PredictionBatch(
-                request_ids=entry["request_ids"], row_counts=[b - a for _, a, b in kept],
-                latency_ms=entry["latency_ms"], routing_keys=entry["routing_keys"],
-                ts=entry["ts"], endpoint=self.spec.endpoint, model=self.spec.model,
-                version=self.spec.version,
-                inputs=_gather([(p[0], a, b) for p, a, b in held]),
-                outputs=_gather([(p[1], a, b) for p, a, b in held]),
-                class_labels=self.class_labels)
-        with self._lock:
-            self._waiting.append((entry.get("seq", 0), item))
-            if not isinstance(item, int):
-                self._rows += rows
+        if self._rows + rows <= self.MAX_BUFFERED_ROWS:
+            built = prediction_batch(self.spec, self.class_labels, entry, {
+                f: (b[0], b[1]) for f in {k[0] for k in entry["kept"]}
+                if (b := self.batches.get(f)) is not None})
+            item = rows if built is None else built
+        self._waiting.append((entry.get("seq", 0), item))
+        self._received = max(self._received, entry.get("seq", 0))
+        if not isinstance(item, int):
+            self._rows += rows
         for frame in [f for f in self.batches if f <= entry["upto"]]:
             del self.batches[frame]
+
+    def _lose_spool(self, exc: OSError) -> None:
+        log.error("prediction log of %s: the spool failed (%s): rows of answered requests "
+                  "are lost if this process dies", self.spec.endpoint, exc)
+        if self._spool is not None:
+            self._spool.release(self._spool.close())  # its entries are in memory: written
+        self._spool = None
 
     def _run(self) -> None:
         while not self._stop.wait(self.spec.flush_interval_s):
             self.flush()
 
-    def flush(self) -> None:
-        """Write every queued entry now; then they are settled."""
+    def flush(self, *, final: bool = False) -> None:
+        """Write every queued entry now; then they are settled. With a spool: rotate it (or
+        close it when ``final``), write the entries under the old file's name, delete it."""
         with self._flush_lock:
             with self._lock:
                 waiting, self._waiting, self._rows = self._waiting, [], 0
+                spool, done = self._spool, self._rotate(final)
             for _, item in waiting:
                 if isinstance(item, int):
                     self.log.count_dropped(item)
                 else:
                     self.log.append(item)
-            self.log.flush()  # a segment it cannot write is counted dropped there
+            # a segment it cannot write is counted dropped there
+            self.log.flush(None if done is None else done.stem)
+            if spool is not None and done is not None:
+                spool.release(done)
             with self._lock:
                 settled = waiting[-1][0] if waiting else self._report["settled"]
                 self._report = {"settled": settled, **_counters(self.log)}
+
+    def _rotate(self, final: bool) -> Path | None:
+        """The spool file to write and delete now (None: none); called under the lock."""
+        spool = self._spool
+        if spool is None:
+            return None
+        if final:
+            self._spool = None
+            return spool.close()
+        if not spool.dirty:
+            return None
+        for frame in list(self.batches)[:-self.CARRY]:  # too old to be named by an entry now
+            del self.batches[frame]
+        try:
+            return spool.rotate(self._received, b"".join(b[2] for b in self.batches.values()))
+        except OSError as exc:
+            self._lose_spool(exc)  # the file is gone: its entries are written untagged
+            return None
 
     def report(self) -> dict[str, Any]:
         """The newest settled entry and the log's counters at that moment."""
@@ -131,7 +216,7 @@ class ChildLogger:
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
-        self.flush()
+        self.flush(final=True)
 
 
 def _counters(log: PredictionLog) -> dict[str, Any]:
@@ -150,3 +235,9 @@ def _gather(parts: list[tuple[Columns, int, int]]) -> Columns:
             merged.append((cols, a, b))
     return concat([cols if a == 0 and b == num_rows(cols) else {k: v[a:b] for k, v in cols.items()}
                    for cols, a, b in merged])
+
+
+def _plain(values: Sequence[Any] | None) -> list[Any] | None:
+    """Class labels as JSON has them."""
+    return None if values is None else [v.item() if isinstance(v, np.generic) else v
+                                        for v in values]

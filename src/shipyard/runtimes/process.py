@@ -24,10 +24,12 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import socket
 import struct
 import subprocess
 import sys
+import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,7 +38,8 @@ from typing import Any
 import orjson
 
 from shipyard.runtimes.child_env import child_environment
-from shipyard.runtimes.child_log import ChildLog, entry_rows, log_entry
+from shipyard.runtimes.child_log import ChildLog, log_entry
+from shipyard.runtimes.dead_children import DeadChildren, count_lost
 from shipyard.runtimes.frames import (
     InferenceProcessError,
     RawAnswer,
@@ -46,6 +49,7 @@ from shipyard.runtimes.frames import (
     encode,
     recv_frame,
 )
+from shipyard.runtimes.spool_replay import replay_orphans
 from shipyard.settings import Settings
 from shipyard.stores.predictions import LogStats
 from shipyard.types import Columns
@@ -62,9 +66,12 @@ class InferenceProcess:
     """A child process serving one model package; ``run`` sends it a batch.
 
     With a ``ChildLog`` the child also writes the prediction log of its batches
-    (``child_log.py``). Log entries the child has not settled yet stay here: if the child
-    dies, their rows are counted as dropped (``total_log_stats``) and their request ids are
-    named in the server's log, so every answered request is either logged or accounted for.
+    (``child_log.py``), spooling each batch's rows before it answers (``spool.py``). Log
+    entries the child has not settled yet stay here: if the child dies, they are replayed
+    from its spool (``dead_children.py``); rows no replay can give back are counted as
+    dropped (``total_log_stats``) and their request ids named in the server's log, so every
+    answered request is logged or accounted for. A watcher notices a child that dies between
+    batches (``WATCH_S``): ``alive`` turns False and a new child starts without traffic.
 
     Starting blocks (load + warm-up in the child): do it off the event loop. If the child
     dies, the batch it held fails with ``InferenceProcessError`` (HTTP 503) and a new child
@@ -74,6 +81,7 @@ class InferenceProcess:
 
     LOG_DELAY_S = 0.2  # a log entry waits at most this long for a batch to carry it
     LOG_TIMEOUT_S = 30.0  # a frame of log entries alone (or a flush) waits at most this long
+    WATCH_S = 0.5  # how often the watcher looks for a child that died between batches
 
     def __init__(self, path: Path, *, trust: bool, runtime: str | None, settings: Settings,
                  log: ChildLog | None = None, start_timeout_s: float = 300.0,
@@ -82,8 +90,11 @@ class InferenceProcess:
         self.raw = module != WORKER  # the child takes raw batches (see ``run_raw``)
         self.name = log.endpoint if log is not None else str(path)
         self._args = [sys.executable, "-m", module, str(path)]
+        self._spool_dir: Path | None = None
+        self._spool = Path()  # the current child's spool files start with this
         if log is not None:
             self._args += ["--log", orjson.dumps(dataclasses.asdict(log)).decode()]
+            self._spool_dir = Path(log.root) / "spool" / f"endpoint={log.endpoint}"
         if trust:
             self._args.append("--trust")
         if runtime:
@@ -103,22 +114,45 @@ class InferenceProcess:
         self._tasks: set[asyncio.Task[None]] = set()
         self.log_stats = LogStats()  # the child's prediction log, as of its last answer
         self._retired_stats = LogStats()  # those of children that died, and rows they lost
+        self._dead = DeadChildren(self.name, self._add_retired)
+        self._watcher: asyncio.Task[None] | None = None
         self._restart: asyncio.Task[None] | None = None
         self._starting: subprocess.Popen[bytes] | None = None
         self._closed = False
         self._sock: socket.socket | None
+        if self._spool_dir is not None:  # a server and its child that died before us
+            orphans = replay_orphans(self._spool_dir)
+            self._add_retired(LogStats.total([orphans.stats, LogStats(
+                dropped_rows=count_lost(self.name, orphans.lost))]))
         self.proc, self._sock = self._spawn()
 
     @property
     def alive(self) -> bool:
-        """A child is up and takes batches (False while a new one starts)."""
-        return self._sock is not None
+        """A child is up and takes batches (False while a new one starts, or once it died)."""
+        return self._sock is not None and self.proc.poll() is None
+
+    def watch(self) -> None:
+        """Start the watcher (on the event loop; once)."""
+        if self._watcher is None and not self._closed:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self.WATCH_S)
+            if self._sock is not None and self.proc.poll() is not None and not (
+                    self._lock is not None and self._lock.locked()):  # else the batch sees it
+                log.warning("endpoint %s: the inference process died between batches (exit "
+                            "code %s); a new one is starting", self.name, self.proc.returncode)
+                self._drop()
 
     def _spawn(self) -> tuple[subprocess.Popen[bytes], socket.socket]:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        args = [*self._args, "--fd", str(child.fileno())]
+        if self._spool_dir is not None:
+            spool = self._spool_dir / f"{os.getpid()}-{time.time_ns()}"
+            args += ["--spool", str(spool)]
         try:
-            proc = subprocess.Popen([*self._args, "--fd", str(child.fileno())],
-                                    pass_fds=[child.fileno()], env=self._env)
+            proc = subprocess.Popen(args, pass_fds=[child.fileno()], env=self._env)
         except OSError as exc:
             parent.close()
             raise InferenceProcessError(f"cannot start an inference process: {exc}") from exc
@@ -140,6 +174,8 @@ class InferenceProcess:
                                         f"load the model: {header.get('error')}")
         parent.settimeout(None)
         parent.setblocking(False)
+        if self._spool_dir is not None:
+            self._spool = spool
         return proc, parent
 
     # -- the prediction log ----------------------------------------------------------------
@@ -150,8 +186,12 @@ class InferenceProcess:
         it kept for that batch. Rows of batches a dead child answered are lost: counted and
         named here. Call on the event loop."""
         dead = [i for i, (frame, _, _) in enumerate(entry["kept"]) if frame < self._floor]
-        if dead:
-            self._count_lost([_subset(entry, dead)])
+        if dead:  # batches a dead child answered: its replay takes them, if still open
+            late = _subset(entry, dead)
+            self._seq += 1
+            late["seq"] = self._seq
+            if not self._dead.late(late):
+                self._count_lost([late])
             entry = _subset(entry, sorted(set(range(len(entry["kept"]))) - set(dead)))
             if not entry["kept"]:
                 return
@@ -184,17 +224,10 @@ class InferenceProcess:
 
     def _count_lost(self, entries: Sequence[dict[str, Any]]) -> None:
         """Rows of answered requests no child will write: dropped, and named in the log."""
-        rows = sum(entry_rows(e) for e in entries)
-        if not rows:
-            return
-        self._retired_stats = LogStats.total([self._retired_stats,
-                                              LogStats(dropped_rows=rows)])
-        ids = [rid for e in entries for rid in e["request_ids"]]
-        log.warning("endpoint %s: %d logged rows of %d answered requests were lost with "
-                    "their inference process (counted as dropped); their request ids follow",
-                    self.name, rows, len(ids))
-        for start in range(0, len(ids), 200):
-            log.warning("endpoint %s: not logged: %s", self.name, " ".join(ids[start:start + 200]))
+        self._add_retired(LogStats(dropped_rows=count_lost(self.name, entries)))
+
+    def _add_retired(self, stats: LogStats) -> None:
+        self._retired_stats = LogStats.total([self._retired_stats, stats])
 
     def _settle(self, header: dict[str, Any]) -> None:
         """Forget the entries the child has settled; take its counters of that moment."""
@@ -272,6 +305,7 @@ class InferenceProcess:
 
     async def _started(self) -> None:
         """Wait for a child (starting one if none is starting); called under the lock."""
+        self.watch()
         if self._sock is not None:
             return
         if self._closed:
@@ -307,12 +341,15 @@ class InferenceProcess:
         lost = list(self._unsettled)
         self._unsettled.clear()
         self._pending_log = []
-        self._floor = self._frame + 1
+        first, self._floor = self._floor, self._frame + 1
         self._disconnect()
         with contextlib.suppress(OSError):
             self.proc.kill()
         code = self.proc.wait()
-        self._count_lost(lost)
+        if self._spool_dir is not None:  # its spool gives back what it had not written
+            self._dead.died(self._spool, first, self._floor, lost)
+        else:
+            self._count_lost(lost)
         if not self._closed and self._restart is None:
             self._restart = asyncio.get_running_loop().create_task(self._respawn())
         return code
@@ -331,6 +368,8 @@ class InferenceProcess:
         log (killed if it has not within 10 s); waiting for it happens off the loop. A child
         still starting is killed."""
         self._closed = True
+        if self._watcher is not None:
+            self._watcher.cancel()
         if self._log_timer is not None:
             self._log_timer.cancel()
             self._log_timer = None
@@ -353,6 +392,7 @@ class InferenceProcess:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
         await asyncio.get_running_loop().run_in_executor(None, _stop, self.proc, None)
+        await self._dead.wait()  # replays of dead children, started before or by this
 
 
 def _subset(entry: dict[str, Any], keep: list[int]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+from pathlib import Path
 
 from shipyard.runtimes.child import child_main
 from shipyard.runtimes.child_log import ChildLog
@@ -20,6 +21,7 @@ def main(argv: list[str] | None = None, handler: RawHandler | None = None) -> in
     parser.add_argument("--trust", action="store_true")
     parser.add_argument("--runtime", default=None)
     parser.add_argument("--log", default=None, help="ChildLog as JSON: log the batches")
+    parser.add_argument("--spool", default=None, help="where the log's spool files go")
     parser.add_argument("path")
     args = parser.parse_args(argv)
     # the server's SIGINT/SIGTERM handling owns shutdown: it drains, then closes the socket
@@ -27,7 +29,7 @@ def main(argv: list[str] | None = None, handler: RawHandler | None = None) -> in
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     log = None if args.log is None else ChildLog(**json.loads(args.log))
     return child_main(args.fd, args.path, trust=args.trust, runtime=args.runtime, log=log,
-                      handler=handler)
+                      handler=handler, spool=None if args.spool is None else Path(args.spool))
 
 
 if __name__ == "__main__":

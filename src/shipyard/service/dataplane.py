@@ -560,6 +560,8 @@ class DataPlane:
         self.metrics.load_seconds.labels(endpoint=ep.name, model=deployment.model_name,
                                          version=str(deployment.version)).set(seconds)
         old, ep.current = ep.current, deployment  # the swap: one assignment
+        if deployment.process is not None:  # a child dying between batches is restarted
+            deployment.process.watch()
         ep.last_error = None
         if old is not None:
             self.metrics.swaps.labels(endpoint=ep.name).inc()

@@ -169,8 +169,11 @@ class PredictionLog:
         while not self._stop.wait(self.flush_interval):
             self.flush()
 
-    def flush(self) -> int:
-        """Write everything buffered now; returns the rows written."""
+    def flush(self, name: str | None = None) -> int:
+        """Write everything buffered now; returns the rows written. With ``name``, each
+        segment's file name is derived from it (and the model version) instead of being
+        unique: writing the same records again under the same name replaces the segment
+        with an identical one (an inference process's spool replay, ``runtimes/spool.py``)."""
         with self._flush_lock:
             with self._lock:
                 batch, self._buffer = self._buffer, []
@@ -180,7 +183,7 @@ class PredictionLog:
             written = 0
             for key, records in _group(batch).items():
                 try:
-                    written += self._write(key, records)
+                    written += self._write(key, records, name)
                 except Exception:  # a bad segment must not stop the writer
                     log.exception("prediction log: could not write a segment for %s", key)
                     with self._lock:
@@ -221,8 +224,9 @@ class PredictionLog:
         with self._lock:
             self.stats.quarantined_rows += record.rows
 
-    def _write(self, key: tuple[str, str, str, int], records: list[Any]) -> int:
-        kind, endpoint, hour, _version = key
+    def _write(self, key: tuple[str, str, str, int], records: list[Any],
+               name: str | None = None) -> int:
+        kind, endpoint, hour, version = key
         check_endpoint_name(endpoint)  # it names a folder
         table = (_prediction_table(records) if kind == "predictions"
                  else feedback_table(records))
@@ -230,7 +234,8 @@ class PredictionLog:
         folder = (self.root / kind / f"endpoint={endpoint}" / f"date={stamp:%Y-%m-%d}" /
                   f"hour={stamp:%H}")
         folder.mkdir(parents=True, exist_ok=True)
-        name = f"{time.time_ns()}-{os.getpid()}-{next(_SEQ)}.parquet"
+        name = (f"{time.time_ns()}-{os.getpid()}-{next(_SEQ)}.parquet" if name is None
+                else f"{name}-v{version}.parquet")
         tmp = folder / f".{name}.tmp"
         pq.write_table(table, tmp, compression="zstd", use_dictionary=_dictionary_columns(table))
         tmp.replace(folder / name)

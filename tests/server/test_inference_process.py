@@ -113,10 +113,10 @@ def test_served_answers_and_log_come_from_the_child(serve: Callable[..., Any],
     assert sorted(set(logged["request_id"])) == ids
     assert len(logged) == 15
     # the child wrote them: none from the server's own writer; each segment is named after
-    # the child's spool file (the server's pid, the child's start, the file's number)
+    # the child's spool file (its start, the server's pid, the file's number)
     assert s.plane.log.stats.by_kind.get("predictions", 0) == 0
     segments = list((s.log_dir / "predictions").rglob("*.parquet"))
-    assert {int(p.name.split("-")[0]) for p in segments} == {os.getpid()}
+    assert {int(p.name.split("-")[1]) for p in segments} == {os.getpid()}
     assert not list((s.log_dir / "spool").rglob("*.spool"))  # written, then deleted
     first = logged[logged["request_id"] == "r0"].sort_values("row")
     np.testing.assert_allclose(first["input.sepal length (cm)"], frame["sepal length (cm)"])

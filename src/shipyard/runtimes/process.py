@@ -149,7 +149,8 @@ class InferenceProcess:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         args = [*self._args, "--fd", str(child.fileno())]
         if self._spool_dir is not None:
-            spool = self._spool_dir / f"{os.getpid()}-{time.time_ns()}"
+            # TIME-PID, as other segments are named (TIME-PID-SEQ): PID is this server's
+            spool = self._spool_dir / f"{time.time_ns()}-{os.getpid()}"
             args += ["--spool", str(spool)]
         try:
             proc = subprocess.Popen(args, pass_fds=[child.fileno()], env=self._env)

@@ -10,7 +10,8 @@ the segments of the last flush interval would have held. Records are frames (``f
 seen as incomplete and discarded: it can only be the batch being answered, whose answer never
 left (or entries the server still holds and replays itself).
 
-Files are ``DIR/ID-NNNNNN.spool``, ``ID`` one child's. Each starts with a *head* record: the
+Files are ``DIR/ID-NNNNNN.spool``, ``ID`` one child's (``TIME-PID``, PID its server's, so
+segments named after them read like the others). Each starts with a *head* record: the
 log's spec, the class labels and ``before``, the newest entry the child had received when it
 opened the file (every older entry is in an older file, or written). Every flush interval the
 child's writer *rotates*: it opens the next file (head, plus the batches no entry has logged

@@ -117,7 +117,7 @@ def _replay(files: list[SpoolFile], unsettled: Sequence[dict[str, Any]]) -> Repl
 
 def replay_orphans(folder: Path) -> Replayed:
     """Replay the spool files under ``folder`` whose server is gone and that no live process
-    holds (names start with the server's pid: ``process.py``)."""
+    holds (names are ``TIME-PID``, PID the server's: ``process.py``)."""
     out = Replayed()
     if not folder.is_dir():
         return out
@@ -140,7 +140,7 @@ def replay_orphans(folder: Path) -> Replayed:
 
 
 def _server_alive(name: str) -> bool:
-    pid = name.split("-", 1)[0]
+    _time, _, pid = name.partition("-")
     if not pid.isdigit():
         return False
     try:

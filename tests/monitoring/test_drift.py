@@ -138,7 +138,8 @@ def test_methods_chosen_by_kind() -> None:
         "c": ("categorical", "chi2", "jensenshannon"),
         "b": ("binary", "ztest", "cohens_h"),
     }
-    assert all(c.threshold == DEFAULT_THRESHOLDS[c.effect_name] for c in report.columns.values())
+    assert all(c.detail.get("threshold_set", c.threshold) == DEFAULT_THRESHOLDS[c.effect_name]
+               for c in report.columns.values())
 
 
 def test_per_column_and_per_kind_method_override() -> None:

@@ -6,7 +6,9 @@ sketch's error, and lumps every other value into what it does not list. Raw data
 value. Comparing the two cell by cell makes hundreds of values look new (they are only
 unlisted), so ``summary_table`` reduces both sides to the same summary: the values every
 estimated side lists with a count it knows to within ``KNOWN_ERROR`` of itself, plus one
-"other" cell for the rest. Each estimated count is then taken, within its error band, as close
+"other" cell for the rest (a value only the exact side knows keeps its own cell when it is
+common enough for one by Cochran's rule: a new value stays visible, while a small window's
+rare values join the estimate's unlisted tail instead of each facing its error bound). Each estimated count is then taken, within its error band, as close
 to the other side's share as the band allows: the smallest difference the estimates are
 consistent with, so a sketch never makes a change look larger than the data behind it could
 (as the KS test subtracts a quantile sketch's rank error).
@@ -22,6 +24,8 @@ import numpy as np
 from shipyard.types import Array
 
 OTHER = "__other__"
+KNOWN_ERROR = 0.5
+"""An estimated count gets a cell of its own when its error is at most this share of it."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,21 @@ class Counts:
     exact: bool = True
     error: int = 0
 
+    def known(self, key: str) -> bool:
+        """Whether this side can place ``key``: exact counts know every value (an absent one
+        occurred 0 times); an estimate only the values it lists with a count known to within
+        ``KNOWN_ERROR`` of itself. A rare value one side cannot place goes to "other" on both
+        sides, so a small exact window's rare values are not each set against the estimate's
+        error bound (hundreds of cells of noise against the estimate's unlisted tail)."""
+        if self.exact:
+            return True
+        count = self.counts.get(key)
+        return count is not None and self.error <= KNOWN_ERROR * count
+
+    def highest(self, key: str) -> int:
+        """The most times ``key`` may have occurred."""
+        return self.counts.get(key, 0 if self.exact else self.error)
+
     @property
     def other(self) -> int:
         return max(0, self.total - sum(self.counts.values()))
@@ -53,10 +72,16 @@ class Counts:
         return low / total, high / total
 
 
-def summary_table(ref: Counts, cur: Counts) -> tuple[list[str], Array, Array]:
-    """Count vectors of both sides over every value either side lists, plus "other" for
-    what neither lists (module doc)."""
-    keys = list(dict.fromkeys([*ref.counts, *cur.counts]))
+def summary_table(ref: Counts, cur: Counts, min_expected: float
+                  ) -> tuple[list[str], Array, Array]:
+    """Count vectors of both sides over the values both can place, plus "other" for the
+    rest (module doc). A value one side cannot place keeps a cell of its own only when
+    its cell is not rare by Cochran's rule (``min_expected``) even at that side's bound:
+    a new value common in the window stays visible; rare ones are the pooled tail."""
+    smaller = min(ref.total, cur.total) / max(ref.total + cur.total, 1)
+    keys = [k for k in dict.fromkeys([*ref.counts, *cur.counts])
+            if (ref.known(k) and cur.known(k))
+            or (ref.highest(k) + cur.highest(k)) * smaller >= min_expected]
     low_r, high_r = ref.bounds(keys)
     low_c, high_c = cur.bounds(keys)
     p, q = _closest(low_r, high_r, low_c, high_c)

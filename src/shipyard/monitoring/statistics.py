@@ -196,8 +196,19 @@ def _numeric_psi(ref: NumericValues, cur: NumericValues) -> Outcome:
     pval = _psi_pvalue(psi, ref.count, cur.count, p.size)
     detail = {"computation": "exact" if ref.exact and cur.exact else "sketch",
               "n_reference": ref.count, "n_current": cur.count, "bins": int(p.size),
-              "mean_reference": ref.mean, "mean_current": cur.mean}
+              "mean_reference": ref.mean, "mean_current": cur.mean,
+              "noise": psi_noise(ref.count, cur.count, int(p.size))}
     return Outcome("psi", psi, pval, psi, "psi", detail)
+
+
+def psi_noise(n: int, m: int, cells: int) -> float:
+    """The PSI two same-distribution samples of ``n`` and ``m`` give on average over
+    ``cells`` cells: n*m/(n+m) * PSI is about chi-squared with cells - 1 degrees of freedom.
+    The Jensen-Shannon divergence (base 2) is about PSI / (8 ln 2), so the same count sets
+    its noise: the root of that is the distance's. Many sparse cells make it large."""
+    if n == 0 or m == 0 or cells < 2:
+        return 0.0
+    return (cells - 1) * (n + m) / (n * m)
 
 
 def _psi(p: Array, q: Array) -> float:
@@ -220,7 +231,7 @@ def _psi_pvalue(psi: float, n: int, m: int, cells: int) -> float | None:
 def categorical_outcome(method: str, ref: Counts, cur: Counts) -> Outcome:
     """``chi2`` (default), ``jensenshannon`` or ``psi`` between two categorical sides."""
     exact = ref.exact and cur.exact
-    keys, r, c = _table(ref, cur) if exact else summary_table(ref, cur)
+    keys, r, c = _table(ref, cur) if exact else summary_table(ref, cur, MIN_EXPECTED)
     n, m = round(r.sum()), round(c.sum())
     detail: dict[str, Any] = {"computation": "exact" if exact else "sketch",
                               "n_reference": n, "n_current": m, "categories": len(keys)}
@@ -244,7 +255,9 @@ def categorical_outcome(method: str, ref: Counts, cur: Counts) -> Outcome:
     if method == "psi":
         p, q = r / n, c / m
         psi = _psi(p, q)
+        detail["noise"] = psi_noise(n, m, len(keys))
         return Outcome("psi", psi, _psi_pvalue(psi, n, m, len(keys)), psi, "psi", detail)
+    detail["noise"] = math.sqrt(psi_noise(n, m, dof + 1) / (8 * math.log(2)))
     detail["chi2"] = chi2_stat
     statistic = chi2_stat if method == "chi2" else js
     return Outcome(method, statistic, chi2_p, js, "jensenshannon", detail)

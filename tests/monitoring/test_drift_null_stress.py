@@ -68,6 +68,14 @@ def test_a_big_profile_against_a_small_window_compares_like_with_like() -> None:
         assert not sketched.drifted and sketched.p_value is not None, seed
         assert sketched.p_value > 0.01 and raw.p_value is not None
         assert abs(sketched.effect_size - raw.effect_size) < 0.03
+    # a sketch that still lists every value it saw (error 0) against a window as large: the
+    # window's values the reference never saw are rare and join "other", as its own rare do
+    reference = {"sku": _column("zipf2000", 10_000, 1)}
+    assert not profile(reference)["sku"].exact
+    for seed in (2, 3):
+        window_ = {"sku": _column("zipf2000", 10_000, seed)}
+        assert not compare(profile(reference), window_, multivariate=False).columns["sku"].drifted
+    reference = {"sku": _column("zipf5000", 100_000, 1)}
     changed = {"sku": _column("zipf5000", 1_000, 9)}
     changed["sku"][np.random.default_rng(9).random(1_000) < 0.1] = "brand-new"
     assert compare(stored, changed, multivariate=False).columns["sku"].drifted

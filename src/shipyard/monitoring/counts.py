@@ -4,14 +4,17 @@ A profile keeps exact counts up to ``category_cap`` distinct values, then a freq
 sketch: it lists the most frequent values with counts that may be too high by up to the
 sketch's error, and lumps every other value into what it does not list. Raw data lists every
 value. Comparing the two cell by cell makes hundreds of values look new (they are only
-unlisted), so ``summary_table`` reduces both sides to the same summary: the values every
-estimated side lists with a count it knows to within ``KNOWN_ERROR`` of itself, plus one
-"other" cell for the rest (a value only the exact side knows keeps its own cell when it is
-common enough for one by Cochran's rule: a new value stays visible, while a small window's
-rare values join the estimate's unlisted tail instead of each facing its error bound). Each estimated count is then taken, within its error band, as close
-to the other side's share as the band allows: the smallest difference the estimates are
-consistent with, so a sketch never makes a change look larger than the data behind it could
-(as the KS test subtracts a quantile sketch's rank error).
+unlisted), so ``summary_table`` reduces both sides to the same summary: the values common
+enough for a cell of their own (Cochran's rule at the most times each side may hold them),
+plus one "other" cell for every rarer value, listed or not. Rare values must go to "other"
+on both sides alike: the estimate's unlisted tail is there, so a small window's rare values
+set one by one against the estimate's error bound (or pooled apart from "other") look like a
+change no value shows (a 5,000-value Zipf column: 86% of 1,000-row windows against a
+100k-row profile drifted; raw reference: none).
+Each estimated count is then taken, within its error band, as close to the other side's
+share as the band allows: the smallest difference the estimates are consistent with, so a
+sketch never makes a change look larger than the data behind it could (as the KS test
+subtracts a quantile sketch's rank error).
 """
 
 from __future__ import annotations
@@ -24,8 +27,6 @@ import numpy as np
 from shipyard.types import Array
 
 OTHER = "__other__"
-KNOWN_ERROR = 0.5
-"""An estimated count gets a cell of its own when its error is at most this share of it."""
 
 
 @dataclass(frozen=True)
@@ -41,17 +42,6 @@ class Counts:
     total: int
     exact: bool = True
     error: int = 0
-
-    def known(self, key: str) -> bool:
-        """Whether this side can place ``key``: exact counts know every value (an absent one
-        occurred 0 times); an estimate only the values it lists with a count known to within
-        ``KNOWN_ERROR`` of itself. A rare value one side cannot place goes to "other" on both
-        sides, so a small exact window's rare values are not each set against the estimate's
-        error bound (hundreds of cells of noise against the estimate's unlisted tail)."""
-        if self.exact:
-            return True
-        count = self.counts.get(key)
-        return count is not None and self.error <= KNOWN_ERROR * count
 
     def highest(self, key: str) -> int:
         """The most times ``key`` may have occurred."""
@@ -74,14 +64,13 @@ class Counts:
 
 def summary_table(ref: Counts, cur: Counts, min_expected: float
                   ) -> tuple[list[str], Array, Array]:
-    """Count vectors of both sides over the values both can place, plus "other" for the
-    rest (module doc). A value one side cannot place keeps a cell of its own only when
-    its cell is not rare by Cochran's rule (``min_expected``) even at that side's bound:
-    a new value common in the window stays visible; rare ones are the pooled tail."""
+    """Count vectors of both sides over the values common enough for a cell of their own,
+    plus "other" for the rest (module doc). A value is rare when, even at the most times
+    each side may hold it, it is expected fewer than ``min_expected`` times on the smaller
+    side (Cochran's rule, as ``statistics`` pools exact tables)."""
     smaller = min(ref.total, cur.total) / max(ref.total + cur.total, 1)
     keys = [k for k in dict.fromkeys([*ref.counts, *cur.counts])
-            if (ref.known(k) and cur.known(k))
-            or (ref.highest(k) + cur.highest(k)) * smaller >= min_expected]
+            if (ref.highest(k) + cur.highest(k)) * smaller >= min_expected]
     low_r, high_r = ref.bounds(keys)
     low_c, high_c = cur.bounds(keys)
     p, q = _closest(low_r, high_r, low_c, high_c)

@@ -16,11 +16,11 @@ Method per column (override with ``methods={"col": "psi"}``, or by kind:
 | kind        | default | p-value                          | effect size (default gate)     |
 |-------------|---------|----------------------------------|--------------------------------|
 | numeric     | ks      | KS (exact when n*m <= 1e4)       | Wasserstein-1 / reference sd (0.1) |
-| categorical | chi2    | chi-squared, rare cells pooled   | Jensen-Shannon distance (0.1*) |
+| categorical | chi2    | chi-squared, rare cells pooled   | Jensen-Shannon distance (0.1 *)|
 | binary      | ztest   | two-proportion z (Fisher if small) | Cohen's h (0.1)              |
-| any         | psi     | chi-squared approximation of PSI | PSI (0.1*)                     |
+| any         | psi     | chi-squared approximation of PSI | PSI (0.1 *)                    |
 
-\* raised by the sampling noise at the actual counts (``_with_noise``): the reported
+(*) raised by the sampling noise at the actual counts (``_with_noise``): the reported
 ``threshold`` is the raised one, ``detail["threshold_set"]`` the configured one.
 
 ``wasserstein`` (numeric) and ``jensenshannon`` (categorical) report the distance as the
@@ -269,10 +269,7 @@ def _with_noise(threshold: float, o: Outcome) -> float:
     noise = float(o.detail.get("noise", 0.0))
     if noise <= 0 or threshold <= 0:
         return threshold
-    if o.effect_name == "psi":
-        raised = threshold + noise
-    else:
-        raised = math.hypot(threshold, noise)
+    raised = threshold + noise if o.effect_name == "psi" else math.hypot(threshold, noise)
     o.detail["threshold_set"] = threshold
     return raised
 

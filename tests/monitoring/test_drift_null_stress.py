@@ -100,3 +100,17 @@ def test_the_jensen_shannon_gate_allows_for_the_noise_of_many_sparse_categories(
     col = compare({"c": _column("zipf2000", 10_000, 8)}, {"c": moved},
                   multivariate=False).columns["c"]
     assert col.drifted and col.effect_size > col.threshold
+
+
+def test_a_rare_flag_gets_an_exact_p_value() -> None:
+    """A 1% flag seen 73 times in 10k reference rows and 22 times in a 1k window (one of the
+    bench's same-distribution windows): the normal approximation gave p 1.7e-6, small
+    enough to decide a family of 30 columns; Fisher's exact test gives 3e-5."""
+    ref = np.zeros(10_000, dtype=bool)
+    ref[:73] = True
+    cur = np.zeros(1_000, dtype=bool)
+    cur[:22] = True
+    col = compare({"flag": ref}, {"flag": cur}, multivariate=False).columns["flag"]
+    exact = stats.fisher_exact([[73, 10_000 - 73], [22, 1_000 - 22]]).pvalue
+    assert col.p_value == pytest.approx(exact) and col.p_value > 1e-5
+    assert col.detail["p_method"] == "fisher_exact"

@@ -17,7 +17,7 @@ Method per column (override with ``methods={"col": "psi"}``, or by kind:
 |-------------|---------|----------------------------------|--------------------------------|
 | numeric     | ks      | KS (exact when n*m <= 1e4)       | Wasserstein-1 / reference sd (0.1) |
 | categorical | chi2    | chi-squared, rare cells pooled   | Jensen-Shannon distance (0.1 *)|
-| binary      | ztest   | two-proportion z (Fisher if small) | Cohen's h (0.1)              |
+| binary      | ztest   | two-proportion z, Fisher's exact p | Cohen's h (0.1)              |
 | any         | psi     | chi-squared approximation of PSI | PSI (0.1 *)                    |
 
 (*) raised by the sampling noise at the actual counts (``_with_noise``): the reported

@@ -37,6 +37,6 @@ def test_monitor_run_refuses_a_rule_on_a_column_the_model_lacks(
     watched = Monitor(ENDPOINT, tmp_path / "reg" / "logs", config,
                       clock=lambda: BASE + 2 * HOUR)
     before = watched.history.records()
-    with pytest.raises(ConfigError, match="price v1 .* has no input column 'nope'"):
+    with pytest.raises(ConfigError, match=r"price v1 .* has no input column 'nope'"):
         watched.run(window=600.0)
     assert watched.history.records() == before  # nothing computed, nothing stored

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/null_stress.py          # 200 seeds, every size, both references
     .venv/bin/python bench/null_stress.py --quick  # 40 seeds at 500x200 and 2kx1k
-    .venv/bin/python bench/null_stress.py --sizes 500x200,10kx10k --seeds 100 --reference profile
+    .venv/bin/python bench/null_stress.py --sizes 10kx1k,100kx1k --seeds 1000 --reference profile
     .venv/bin/python bench/null_stress.py --json out.json
 
 Reference and current windows are independent draws of one distribution of 32 awkward but
@@ -11,6 +11,9 @@ categories, rare categories, mostly-null, constant and near-constant columns), s
 is false. A window counts once however many alarms it raised (family-wise). The reference is
 the raw data or its stored ``profile()`` (what a package keeps); the current window is raw,
 as the monitor reads it from the prediction log. Target: at most 5% of windows at every size.
+Sizes are reference x window rows; 100kx1k is the usual production case (a big stored
+profile against a small window). Each seed's windows are drawn and profiled once and judged
+with every reference kind.
 """
 
 from __future__ import annotations

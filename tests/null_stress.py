@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from shipyard.monitoring import check_quality, compare
-from shipyard.profiles import profile
+from shipyard.profiles import Profile, profile
 
 Reference = Literal["raw", "profile"]
 Generator = Callable[[np.random.Generator, int], np.ndarray]
@@ -111,21 +111,25 @@ def window(rows: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def alarms(reference: dict[str, np.ndarray], current: dict[str, np.ndarray],
-           kind: Reference, seed: int = 0, compared: Any = None) -> list[str]:
+           kind: Reference, seed: int = 0, compared: Any = None,
+           profiled: Profile | None = None) -> list[str]:
     """Every alarm drift, multivariate and quality checks raise: ``column:check`` strings.
 
     ``kind`` "profile" compares against ``profile(reference)`` (what production stores in a
     package), "raw" against the reference data itself. ``compared`` passes a prepared
-    reference (e.g. a profile built once for many windows).
+    reference (e.g. a profile built once for many windows), ``profiled`` the reference's
+    profile when it is already built (the quality checks read one whatever ``kind`` is).
     """
+    if profiled is None and (kind == "raw" or compared is None):
+        profiled = profile(reference)
     ref: Any = compared if compared is not None else (
-        profile(reference) if kind == "profile" else reference)
+        profiled if kind == "profile" else reference)
     drift = compare(ref, current, seed=seed)
     out = [f"{name}:drift" for name in drift.drifted_columns]
     out += [f"multivariate:{m.method}" for m in drift.multivariate if m.drifted]
     if drift.dataset_drift:
         out.append("dataset")
     # quality checks always compare with a profile (a raw reference is profiled first)
-    quality = check_quality(ref if kind == "profile" else profile(reference), current)
+    quality = check_quality(ref if kind == "profile" else profiled, current)
     out += [f"{f.column}:{f.check}" for f in quality.flagged]
     return out

@@ -89,3 +89,19 @@ def check_task(rules: Iterable[AlertRule], task: str | None, *, what: str = "the
             raise AlertError(f"alert rule {rule.name!r}: {rule.metric} does not apply to "
                              f"{what}, a {task} model; valid metrics for {task}: "
                              f"{_listing(task)}")
+
+
+def check_columns(rules: Iterable[AlertRule], columns: Iterable[str] | None, *,
+                  what: str = "the model") -> None:
+    """Every per-column rule (``missing_share(age)``) names one of ``columns``, the model's
+    inputs: a rule on a column the monitor never writes would never fire, silently. None:
+    not checked. Raises :class:`AlertError` naming the rule and the valid columns."""
+    if columns is None:
+        return
+    known = list(columns)
+    for rule in rules:
+        if rule.metric in PER_COLUMN and rule.column is not None and rule.column not in known:
+            shown = ", ".join(known[:20]) + (f" and {len(known) - 20} more"
+                                             if len(known) > 20 else "")
+            raise AlertError(f"alert rule {rule.name!r}: {what} has no input column "
+                             f"{rule.column!r}; its input columns: {shown or 'none'}")

@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from shipyard.monitoring.statistics import Outcome
 from shipyard.profiles import value_key
@@ -234,7 +234,7 @@ def _logistic(train_x: Array, train_y: Array, test_x: Array, ridge: float = 1.0,
     penalty = ridge * np.eye(design.shape[1])
     penalty[-1, -1] = 0.0
     for _ in range(steps):
-        prob = 1.0 / (1.0 + np.exp(-(design @ weights)))
+        prob = special.expit(design @ weights)  # no overflow warning at large margins
         grad = design.T @ (prob - train_y) + penalty @ weights
         hess = (design * (prob * (1 - prob))[:, None]).T @ design + penalty
         step = np.linalg.solve(hess + 1e-9 * np.eye(len(weights)), grad)

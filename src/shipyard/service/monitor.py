@@ -215,7 +215,8 @@ class Monitor:
             except ShipyardError:
                 continue  # the window that needs this reference says why
             check_rules_task(self.rules, reference.task,
-                             f"{pair['model']} v{pair['version']} ({reference.source})")
+                             f"{pair['model']} v{pair['version']} ({reference.source})",
+                             reference.inputs)
 
     # -- per window ------------------------------------------------------------------------
 

@@ -1,11 +1,12 @@
 """Do an endpoint's alert rules fit its model? Checked before serving and before monitoring.
 
 Parsing the config already refuses metrics that do not exist (``monitoring/alert_metrics``);
-whether ``accuracy`` or ``mae`` applies needs the model's task, which only its manifest
-knows. :func:`check_serve_rules` reads each monitored endpoint's manifest (a package
-directory, or the registry's copy for a ``models:/`` URI; never the model itself) and raises
-:class:`ConfigError` before a server starts; the monitor checks the task of each reference
-it resolves the same way (:func:`check_rules_task`).
+whether ``accuracy`` or ``mae`` applies needs the model's task, and whether
+``missing_share(age)`` names a column needs its inputs, which only its manifest knows.
+:func:`check_serve_rules` reads each monitored endpoint's manifest (a package directory, or
+the registry's copy for a ``models:/`` URI; never the model itself) and raises
+:class:`ConfigError` before a server starts; the monitor checks the task and inputs of each
+reference it resolves the same way (:func:`check_rules_task`).
 
 A model whose manifest cannot be read here is not checked: serving it fails on its own,
 with its own message.
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.errors import ShipyardError
-from shipyard.monitoring.alert_metrics import check_task
+from shipyard.monitoring.alert_metrics import check_columns, check_task
 from shipyard.monitoring.alerts import AlertRule, parse_rules
 from shipyard.service.config import ConfigError, ServeConfig
 from shipyard.settings import Settings
@@ -30,6 +31,13 @@ log = logging.getLogger(__name__)
 def model_task(source: str, settings: Settings | None = None) -> str | None:
     """The task (``classification``, ``regression``, ``other``) in the manifest of a
     package directory or ``models:/`` URI; None when it cannot be read."""
+    return model_signature(source, settings)[0]
+
+
+def model_signature(source: str, settings: Settings | None = None
+                    ) -> tuple[str | None, list[str] | None]:
+    """The task and the input names in the manifest of a package directory or ``models:/``
+    URI; (None, None) when it cannot be read."""
     from shipyard.registry import is_model_uri
 
     try:
@@ -38,19 +46,26 @@ def model_task(source: str, settings: Settings | None = None) -> str | None:
 
             with Registry(settings=settings) as registry:
                 doc: Mapping[str, Any] = registry.get_version(source).manifest
-            return str(doc["signature"].get("task", "other"))
+            signature = doc["signature"]
+            return (str(signature.get("task", "other")),
+                    [str(c["name"]) for c in signature.get("inputs", [])])
         from shipyard.packaging import Manifest
 
-        return str(Manifest.read(Path(source).expanduser()).signature.task)
+        read = Manifest.read(Path(source).expanduser()).signature
+        return str(read.task), read.input_names
     except (ShipyardError, OSError, KeyError, AttributeError, TypeError) as exc:
         log.debug("no task for %s: %s", source, exc)
-        return None
+        return None, None
 
 
-def check_rules_task(rules: Iterable[AlertRule], task: str | None, what: str) -> None:
-    """ConfigError when a rule does not apply to ``task``."""
+def check_rules_task(rules: Iterable[AlertRule], task: str | None, what: str,
+                     inputs: Iterable[str] | None = None) -> None:
+    """ConfigError when a rule does not apply to ``task``, or names a column that is not
+    one of ``inputs`` (not checked when None)."""
+    rules = list(rules)
     try:
         check_task(rules, task, what=what)
+        check_columns(rules, inputs, what=what)
     except ShipyardError as exc:
         raise ConfigError(f"monitor.rules: {exc}") from None
 
@@ -61,6 +76,6 @@ def check_serve_rules(config: ServeConfig, settings: Settings | None = None) -> 
         monitor = config.monitor_for(endpoint.name)
         if monitor is None or not monitor.rules:
             continue
-        task = model_task(endpoint.model, settings)
+        task, inputs = model_signature(endpoint.model, settings)
         check_rules_task(parse_rules(monitor.rules), task,
-                         what=f"endpoint {endpoint.name} ({endpoint.model})")
+                         what=f"endpoint {endpoint.name} ({endpoint.model})", inputs=inputs)

@@ -44,6 +44,15 @@ class Reference:
     task: str | None = None  # the package manifest's; None for a profile or dataset file
 
     @property
+    def inputs(self) -> list[str] | None:
+        """The model's input columns in a package's profile (what per-column alert rules
+        may name); None for a profile or dataset file, whose columns are not known to be."""
+        if self.task is None:
+            return None
+        return [c for c in self.profile.columns if c not in ("prediction", "target")
+                and not c.startswith(("proba.", "output."))]
+
+    @property
     def classes(self) -> list[str]:
         return [c[len("proba."):] for c in self.profile.columns if c.startswith("proba.")]
 

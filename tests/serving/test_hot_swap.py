@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from serving.helpers import FEATURES, IrisModels, metric, rows_payload
+from serving.stall_report import stall_report
 from shipyard.registry import Registry
 from shipyard.server.app import create_app
 from shipyard.service.config import EndpointConfig, ServeConfig
@@ -30,7 +31,13 @@ from shipyard.settings import Settings
 from shipyard.stores.predictions import read_log
 
 URI = "models:/iris@production"
-MAX_REQUESTS = 4000  # the traffic's hard bound, whatever happens
+# The traffic's hard bound, whatever happens. The clients send without pause, also while a
+# version loads (1.5-2.5 s: its inference process starts), at ~1400 requests/s here: one load
+# takes 1500-2500 answers, and a test with three loads came to 4000 (the old bound), after
+# which the clients stopped and the next wait could never be met. A healthy run of this file
+# came to 7 432 at most in 11 measured runs; the bound is far above that, and ``wait_for`` says
+# at once when the clients stopped at it.
+MAX_REQUESTS = 50_000
 
 
 @pytest.fixture
@@ -85,17 +92,22 @@ class Traffic:
     answers: list[Answer] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     ids: Iterator[int] = field(default_factory=itertools.count)
+    plane: DataPlane | None = None  # described when traffic stalls (``stall_report``)
+    stopped: int = 0  # clients that returned (``stop``, or the bound)
 
     async def worker(self, w: int) -> None:
         rng = np.random.default_rng(w)
-        while not self.stop.is_set() and len(self.answers) < MAX_REQUESTS:
-            rows = self.iris.x[rng.choice(len(self.iris.x), size=int(rng.integers(1, 6)))]
-            rid = f"w{w}-{next(self.ids)}"
-            started = self.phase
-            status, version, proba = await (self._oip(rows, rid) if self.protocol == "oip"
-                                            else self._json(rows, rid))
-            self.answers.append(Answer(w, rid, status, version, started, self.phase, rows,
-                                       proba))
+        try:
+            while not self.stop.is_set() and len(self.answers) < MAX_REQUESTS:
+                rows = self.iris.x[rng.choice(len(self.iris.x), size=int(rng.integers(1, 6)))]
+                rid = f"w{w}-{next(self.ids)}"
+                started = self.phase
+                status, version, proba = await (self._oip(rows, rid) if self.protocol == "oip"
+                                                else self._json(rows, rid))
+                self.answers.append(Answer(w, rid, status, version, started, self.phase, rows,
+                                           proba))
+        finally:
+            self.stopped += 1
 
     async def _json(self, rows: np.ndarray, rid: str,
                     ) -> tuple[int, int | None, np.ndarray | None]:
@@ -129,8 +141,12 @@ class Traffic:
         while time.monotonic() < deadline:
             if self.count(predicate) >= n:
                 return
+            if self.stopped == self.workers:  # no answer will come any more
+                what = (f"{what}: every client stopped, after {len(self.answers)} answers "
+                        f"(the bound is {MAX_REQUESTS})")
+                break
             await asyncio.sleep(0.001)
-        raise AssertionError(f"gave up waiting for {what}")
+        raise AssertionError(stall_report(what, self.answers, self.plane))
 
 
 def check_answers(traffic: Traffic, iris: IrisModels, *, before: int, after: int) -> None:
@@ -140,11 +156,18 @@ def check_answers(traffic: Traffic, iris: IrisModels, *, before: int, after: int
     assert len(answers) < MAX_REQUESTS, "the traffic hit its safety bound"
     failed = [(a.request_id, a.status) for a in answers if a.status != 200]
     assert not failed, f"{len(failed)} of {len(answers)} requests failed: {failed[:5]}"
+    for version in (before, after):  # one model call per version, not one per answer
+        mine = [a for a in answers if a.version == version]
+        if not mine:
+            continue
+        got = np.concatenate([a.proba for a in mine])  # a 200 answer has both
+        want = iris.proba(version, np.concatenate([a.rows for a in mine]))
+        owner = np.repeat(np.arange(len(mine)), [len(a.rows) for a in mine])
+        bad = np.unique(owner[~np.isclose(got, want, rtol=1e-7, atol=1e-4).all(axis=1)])
+        assert not len(bad), f"{[mine[i].request_id for i in bad[:5]]} are not from v{version}"
     for a in answers:
         assert a.version in (before, after)
         assert a.proba is not None
-        np.testing.assert_allclose(a.proba, iris.proba(a.version, a.rows), atol=1e-4,
-                                   err_msg=f"{a.request_id} is not from v{a.version}")
         if a.finished_phase == 0:
             assert a.version == before, a
         if a.started_phase == 2:
@@ -197,7 +220,7 @@ def swap_under_load(registry: Registry, iris: IrisModels, tmp_path: Path, *, how
         poll = 0.05 if how == "watcher" else 3600.0
         async with serving(registry, log_dir, poll_interval_s=poll,
                            concurrency=concurrency) as (plane, client):
-            traffic = Traffic(client, iris, protocol)
+            traffic = Traffic(client, iris, protocol, plane=plane)
             workers = [asyncio.ensure_future(traffic.worker(w))
                        for w in range(traffic.workers)]
             try:
@@ -269,7 +292,7 @@ def test_a_version_that_fails_to_load_never_takes_traffic(registry: Registry,
                 return metric(text, "shipyard_model_load_failures_total", endpoint="iris",
                               model=URI)
 
-            traffic = Traffic(client, iris, workers=4)
+            traffic = Traffic(client, iris, workers=4, plane=plane)
             workers = [asyncio.ensure_future(traffic.worker(w))
                        for w in range(traffic.workers)]
             try:

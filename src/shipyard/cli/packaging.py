@@ -78,9 +78,10 @@ def inspect_package(console: Console, path: Path) -> None:
 def show_manifest(console: Console, manifest: Manifest, *, max_inputs: int | None = None) -> None:
     sig = manifest.signature
     meta = manifest.metadata
+    others = ", ".join(r.name for r in manifest.runtimes[1:])
     console.print(f"[bold]{manifest.name}[/]  format v{manifest.format_version}  "
-                  f"runtime [cyan]{manifest.runtime.name}[/] "
-                  f"(also: {', '.join(r.name for r in manifest.runtimes[1:]) or 'none'})  "
+                  f"runtime [cyan]{manifest.runtime.name}[/]"
+                  f"{f' (also: {others})' if others else ''}  "
                   f"task {sig.task}  framework {meta.get('framework')}")
     conv = manifest.conversion
     if conv.get("onnx"):

@@ -14,11 +14,13 @@ Checks, per column (``check`` name in the findings):
 - ``constant``: the window holds a single value where the reference held several.
 
 The last three compare against what chance alone would give on same-distribution data, since
-a finite reference has not seen everything: a new value falls outside the range of ``n``
-reference values with probability 2 / (n + 1) (exchangeability); it is an unseen category with
-the Good-Turing probability (reference categories seen once) / n; and a window of ``m`` rows is
-constant at ``v`` with probability P_ref(v) ** m. A finding is flagged when the share passes its
-threshold *and* a one-sided binomial test against that chance rate rejects at ``alpha``.
+a finite reference has not seen everything and its min, max and categories are themselves
+drawn from the data: ``chance.py`` gives exact p-values under exchangeability (the reference's
+n values and the window's m values one shuffled sample): ``outside_range`` (at least k window
+values outside the reference's [min, max]), ``new_values`` (at least s rows whose value the
+reference lacks) and ``all_equal`` (a window of one value, 1 for a single row). A finding is
+flagged when the share passes its threshold *and* its p-value, adjusted with
+Benjamini-Hochberg across every test of the window (``correction.py``), is below ``alpha``.
 
 Shares are exact when the window is raw data; when it is a Profile, out-of-range shares come from
 its quantile sketch (within its rank error) and new-category shares from its frequencies.

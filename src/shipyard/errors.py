@@ -42,6 +42,8 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     │   └── RemoteModelError          the model raised in the inference process
     │                                 (runtimes/frames.py)
     ├── ConfigError                   the serve configuration is invalid (service/config.py)
+    ├── RoutingError                  a traffic policy, its stored form or a routing key
+    │                                 spec is invalid (routing/)
     ├── RegistryError                 a registry request is invalid
     │   ├── NotFoundError             unknown model, version or alias
     │   ├── ConflictError             refused because of the registry's state (e.g. archive
@@ -198,6 +200,10 @@ class UnknownRequestError(FeedbackError):
 
 class DuplicateLabelError(FeedbackError):
     """Feedback labels rows that already have labels, without ``replace``."""
+
+
+class RoutingError(ShipyardError):
+    """A traffic policy, its stored form or a routing key spec is invalid."""
 
 
 class RegistryError(ShipyardError):

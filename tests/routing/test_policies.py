@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -85,3 +88,15 @@ def test_single_sends_everything_to_its_version() -> None:
     (decision,) = decisions
     assert (decision.version, decision.variant, decision.kind, decision.shadow) == \
         ("7", "stable", "single", None)
+
+
+def test_the_routing_core_imports_only_the_leaves_and_the_stdlib() -> None:
+    code = ("import sys; import shipyard.routing; "
+            "print(' '.join(m for m in sys.modules if m.split('.')[0] in "
+            "('shipyard', 'numpy', 'scipy', 'pandas', 'pyarrow', 'sqlalchemy')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ), timeout=60, check=True).stdout.split()
+    allowed = {"shipyard", "shipyard._version", "shipyard.errors", "shipyard.types",
+               "shipyard.settings"}
+    outside = sorted(m for m in out if m not in allowed and not m.startswith("shipyard.routing"))
+    assert "shipyard.routing.route" in out and not outside, outside

@@ -37,7 +37,7 @@ def weighted(draw: st.DrawFn) -> Weighted:
                                 max_size=len(names) - 1)))
     points = [b - a for a, b in zip([0, *cuts], [*cuts, 10_000], strict=True)]
     return Weighted(tuple(zip(names, [p / 100 for p in points], strict=True)),
-                    draw(salts), draw(keys))  # type: ignore[arg-type]
+                    salt=draw(salts), key=draw(keys))  # type: ignore[arg-type]
 
 
 @st.composite

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import ClassVar, Literal, TypeAlias
 
 from shipyard.errors import RoutingError
@@ -141,6 +141,7 @@ class Weighted:
 
     kind: ClassVar[str] = "weighted"
     splits: tuple[tuple[str, float], ...]
+    _: KW_ONLY
     salt: str = ""
     key: KeySpec = DEFAULT_KEY
     plan: Plan = field(init=False, repr=False, compare=False)
@@ -177,7 +178,7 @@ class Weighted:
                key: KeySpec | str = DEFAULT_KEY) -> Weighted:
         """``percent`` % to ``canary``, the rest to ``stable``."""
         pct = _basis_points(percent, "canary percent", 0, BUCKETS) / 100
-        return cls(((stable, 100 - pct), (canary, pct)), salt, _key(key))
+        return cls(((stable, 100 - pct), (canary, pct)), salt=salt, key=_key(key))
 
     @property
     def versions(self) -> tuple[str, ...]:
@@ -198,8 +199,9 @@ class StickyAB:
     a: str
     b: str
     split: float = 50
-    key: KeySpec = DEFAULT_KEY
+    _: KW_ONLY
     salt: str = ""
+    key: KeySpec = DEFAULT_KEY
     plan: Plan = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -232,6 +234,7 @@ class Shadow:
     primary: str
     candidate: str
     percent: float = 100
+    _: KW_ONLY
     salt: str = ""
     key: KeySpec = DEFAULT_KEY
     plan: Plan = field(init=False, repr=False, compare=False)

@@ -58,7 +58,7 @@ policies = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(policies)
 def test_every_policy_round_trips_through_json(policy: Policy) -> None:
     stored = policy_to_dict(policy)
@@ -105,3 +105,24 @@ _GOOD = policy_to_dict(Weighted.canary("3", "4", 5))
 def test_a_bad_stored_policy_is_refused_by_name(data: Any, message: str) -> None:
     with pytest.raises(RoutingError, match=message):
         policy_from_dict(data)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(policies, st.data())
+def test_any_corrupted_field_gives_a_routing_error_or_a_valid_policy(policy: Policy,
+                                                                     data: st.DataObject) -> None:
+    stored = policy_to_dict(policy)
+    field = data.draw(st.sampled_from(sorted(stored)))
+    stored[field] = data.draw(json_values)
+    try:
+        back = policy_from_dict(stored)
+    except RoutingError:
+        return
+    assert policy_from_dict(policy_to_dict(back)) == back

@@ -4,6 +4,8 @@ seeded and vectorised: each arm's successes are drawn per block of 100 requests.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -160,6 +162,7 @@ def test_fixed_horizon_says_not_yet_known_before_the_planned_sample() -> None:
     assert same.verdict == NO_DIFFERENCE
     d = same.to_dict()
     assert d["planned_n_a"] == 3841 and d["n_b"] == 20000 and len(d["interval"]) == 2
+    assert json.loads(json.dumps(d)) == d and json.dumps(plan.to_dict())
 
 
 def test_sequential_verdict_can_stop_early_and_carries_over_looks() -> None:

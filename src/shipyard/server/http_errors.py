@@ -18,6 +18,7 @@ from shipyard.errors import (
     NotFoundError,
     RegistryUnavailableError,
     RequestError,
+    RoutingError,
     SchemaOutOfDateError,
     ShipyardError,
     UnknownRequestError,
@@ -53,6 +54,7 @@ _STATUSES: tuple[tuple[type[Exception], int, bytes | None], ...] = (
     (PayloadTooLargeError, 413, None),
     (RequestError, 400, None),
     (InvalidNameError, 400, None),
+    (RoutingError, 400, None),  # a traffic policy or routing key spec that is not valid
     (NotFoundError, 404, None),
     (UnknownRequestError, 404, None),
     (NothingLoggedError, 404, None),

@@ -1,10 +1,11 @@
 """The model registry: versions, aliases, tags, lineage, audit log (SQLite or PostgreSQL)."""
 
+from shipyard.registry.deployments import Deployments, PolicyRevision
 from shipyard.registry.records import AuditRecord, Lineage, ModelVersion, RegisteredModel
 from shipyard.registry.registry import GcReport, Registry
 from shipyard.registry.uri import ModelRef, is_model_uri, parse_ref
 
 __all__ = [
-    "AuditRecord", "GcReport", "Lineage", "ModelRef", "ModelVersion", "RegisteredModel",
-    "Registry", "is_model_uri", "parse_ref",
+    "AuditRecord", "Deployments", "GcReport", "Lineage", "ModelRef", "ModelVersion",
+    "PolicyRevision", "RegisteredModel", "Registry", "is_model_uri", "parse_ref",
 ]

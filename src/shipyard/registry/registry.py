@@ -7,6 +7,7 @@ worst an unreferenced blob (``gc`` removes it), never a version without its file
 
 from __future__ import annotations
 
+import functools
 import re
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -30,6 +31,7 @@ from shipyard.packaging import Manifest, Signature, check_name, verify_files
 from shipyard.packaging.compat import incompatibilities
 from shipyard.registry import queries as q
 from shipyard.registry.database import create_engine, ensure_schema
+from shipyard.registry.deployments import Deployments, endpoints_loading
 from shipyard.registry.fetching import fetch_package
 from shipyard.registry.records import AuditRecord, Lineage, ModelVersion, RegisteredModel
 from shipyard.registry.schema import (
@@ -109,6 +111,11 @@ class Registry:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @functools.cached_property
+    def deployments(self) -> Deployments:
+        """Endpoints and their traffic policies (``registry/deployments.py``)."""
+        return Deployments(self)
 
     def __enter__(self) -> Registry:
         return self
@@ -454,6 +461,8 @@ class Registry:
                     sa.select(deployments.c.endpoint).where(
                         deployments.c.version_id == row.id,
                         deployments.c.status == "active")).scalars()]
+                blockers += [f"the traffic policy of {e!r}" for e in endpoints_loading(
+                    conn, f"{parsed.name}/{row.version}")]
                 if blockers:
                     raise ConflictError(f"cannot archive {parsed.name}/{row.version}: "
                                         f"{', '.join(blockers)} point(s) at it")

@@ -101,3 +101,25 @@ deployments = sa.Table(
     sa.Column("status", sa.String(16), nullable=False, server_default="active"),
     sa.Column("created_at", Stamp, nullable=False),
 )
+
+# revision 0003: each endpoint's current traffic policy (registry/deployments.py) and every
+# revision it had; the (endpoint, revision) key refuses a second writer of the same revision
+endpoint_policies = sa.Table(
+    "endpoint_policies", metadata,
+    sa.Column("endpoint", sa.String(128), primary_key=True),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("policy", sa.JSON, nullable=False),
+    sa.Column("updated_at", Stamp, nullable=False),
+    sa.Column("updated_by", sa.String(256), nullable=False),
+)
+
+endpoint_policy_history = sa.Table(
+    "endpoint_policy_history", metadata,
+    sa.Column("endpoint", sa.String(128), primary_key=True),
+    sa.Column("revision", sa.Integer, primary_key=True),
+    sa.Column("policy", sa.JSON, nullable=False),
+    sa.Column("previous_revision", sa.Integer),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", Stamp, nullable=False),
+)

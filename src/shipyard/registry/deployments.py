@@ -12,7 +12,6 @@ concurrency): of two writers that read the same revision, one wins and the other
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from shipyard.errors import ConflictError, NotFoundError, RegistryError
+from shipyard.names import is_safe_name
 from shipyard.registry import queries as q
 from shipyard.registry.schema import endpoint_policies, endpoint_policy_history
 from shipyard.registry.uri import parse_ref
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from shipyard.registry.registry import Registry
 
 ACTION = "deployment.policy"
-_ENDPOINT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _MAX_REASON = 2000
 # the stored fields that name versions, per policy kind (see routing.stored)
 _VERSION_FIELDS = {"single": ("version",), "sticky_ab": ("a", "b"),
@@ -57,7 +56,7 @@ class PolicyRevision:
 
 
 def check_endpoint(endpoint: object) -> str:
-    if not isinstance(endpoint, str) or not _ENDPOINT.fullmatch(endpoint):
+    if not is_safe_name(endpoint):  # the one endpoint-name rule (shipyard.names)
         raise RegistryError(f"invalid endpoint {endpoint!r}: 1-128 letters, digits, '_', '.' "
                             "or '-', starting with a letter or digit")
     return endpoint

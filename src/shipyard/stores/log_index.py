@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from shipyard.names import check_endpoint_name
 from shipyard.types import Array
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class LoggedIds:
 
     def __init__(self, root: str | Path, kind: str, endpoint: str, *, horizon_s: float,
                  min_interval_s: float = 0.2) -> None:
-        self.folder = Path(root) / kind / f"endpoint={endpoint}"
+        self.folder = Path(root) / kind / f"endpoint={check_endpoint_name(endpoint)}"
         self.horizon_s = horizon_s
         self.min_interval_s = min_interval_s
         self._seen: dict[str, float] = {}  # segment paths already read -> their hour

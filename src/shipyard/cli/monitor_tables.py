@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from shipyard.monitoring.alert_metrics import REGRESSION
 from shipyard.service.config import format_duration
 
-REGRESSION = ("mae", "rmse", "r2")
 HEADERS = {"roc_auc": "ROC AUC", "log_loss": "log loss", "calibration_error": "ECE",
            "mae": "MAE", "rmse": "RMSE", "r2": "R²"}
 
@@ -142,6 +142,12 @@ def _yes(value: Any) -> str:
     return "-" if value is None else ("[red]yes[/]" if value else "no")
 
 
+def _drift(metrics: Mapping[str, Any]) -> str:
+    """The drifted-column share, red when the window's dataset drifted."""
+    share = number(metrics.get("drift_share"))
+    return f"[red]{share}[/]" if metrics.get("dataset_drift") else share
+
+
 def window_label(window: Mapping[str, Any]) -> str:
     """``05-01 14:00 +1h`` (seconds too when the window is shorter than a minute or does not
     start on one; `` …`` while in progress), or ``last 500 rows``."""
@@ -180,12 +186,10 @@ def windows_table(console: Console, title: str, records: Sequence[Mapping[str, A
     rows = []
     for record in records:
         m = record.get("metrics", {})
-        drift = number(m.get("drift_share"))
         values = [m.get(n) for n in REGRESSION] if regression else [
             m.get("accuracy"), m.get("estimated_accuracy")]
         rows.append([
-            window_label(record["window"]), str(record.get("rows", 0)),
-            f"[red]{drift}[/]" if m.get("dataset_drift") else drift,
+            window_label(record["window"]), str(record.get("rows", 0)), _drift(m),
             _int(m.get("drifted_columns")), _yes(m.get("prediction_drift")),
             _int(m.get("quality_issues")), pct(m.get("outlier_share")),
             *(number(v) for v in values), number(m.get("p99_latency_ms")),
@@ -228,10 +232,9 @@ def endpoints_table(console: Console, title: str,
     for s in summaries:
         latest = s.get("latest") or {}
         m = latest.get("metrics", {})
-        drift = number(m.get("drift_share"))
         rows.append([s["endpoint"], str(s.get("windows_stored", 0)),
                      window_label(latest["window"]) if latest else "-",
                      str(latest.get("rows", 0)) if latest else "-",
-                     f"[red]{drift}[/]" if m.get("dataset_drift") else drift,
+                     _drift(m),
                      ", ".join(f"[red]{n}[/]" for n in s.get("firing", [])) or "none"])
     console.print(fitted_table(console, columns, rows, title=title))

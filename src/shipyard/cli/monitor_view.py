@@ -19,14 +19,14 @@ from shipyard.cli.monitor_tables import (
     pct,
     windows_table,
 )
+from shipyard.monitoring.alert_metrics import CLASSIFICATION, REGRESSION
 
 if TYPE_CHECKING:
     from shipyard.service.monitor import MonitorRun
 
 DRIFT_ROWS = 15
 TABLE_ROWS = 24  # windows listed by ``monitor run``
-PERFORMANCE = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss",
-               "calibration_error", "mae", "rmse", "r2")
+PERFORMANCE = CLASSIFICATION + REGRESSION
 
 
 def show_run(console: Console, run: MonitorRun) -> None:

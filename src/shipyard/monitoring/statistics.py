@@ -247,9 +247,6 @@ def categorical_outcome(method: str, ref: Counts, cur: Counts) -> Outcome:
     if n == 0 or m == 0:
         return Outcome(method, 0.0, 1.0, 0.0, _effect_name(method), detail)
     pooled_r, pooled_c = _pooled(r, c)
-    # the distance over the cells the test reads: values too rare to estimate pooled, so a
-    # few thousand sparse values do not make sampling noise look like a change
-    js = _jensenshannon(pooled_r / n, pooled_c / m)
     chi2_stat, chi2_p, dof = _chi2(pooled_r, pooled_c)
     detail["dof"] = dof
     if method == "psi":
@@ -257,6 +254,9 @@ def categorical_outcome(method: str, ref: Counts, cur: Counts) -> Outcome:
         psi = _psi(p, q)
         detail["noise"] = psi_noise(n, m, len(keys))
         return Outcome("psi", psi, _psi_pvalue(psi, n, m, len(keys)), psi, "psi", detail)
+    # the distance over the cells the test reads: values too rare to estimate pooled, so a
+    # few thousand sparse values do not make sampling noise look like a change
+    js = _jensenshannon(pooled_r / n, pooled_c / m)
     detail["noise"] = math.sqrt(psi_noise(n, m, dof + 1) / (8 * math.log(2)))
     detail["chi2"] = chi2_stat
     statistic = chi2_stat if method == "chi2" else js

@@ -98,10 +98,22 @@ def _fixed(decision: Decision) -> Plan:
     return Plan(b"", (), (decision,), (decision,))
 
 
-def _split(salt: str, cuts: Iterable[int], decisions: Iterable[Decision]) -> Plan:
+def _split(salt: str, cuts: Iterable[int], decisions: Iterable[Decision], *,
+           keyless_first: bool = False) -> Plan:
+    """``keyless_first``: keyless requests go to the first decision rather than a draw."""
     keyed = tuple(decisions)
     keyless = tuple(Decision(d.version, d.variant, d.kind, d.shadow, False) for d in keyed)
-    return Plan(_prefix(salt), tuple(cuts), keyed, keyless)
+    return Plan(_prefix(salt), tuple(cuts), keyed, keyless,
+                fallback=keyless[0] if keyless_first else None)
+
+
+def _two_versions(first: object, what_first: str, second: object, what_second: str,
+                  same: str) -> None:
+    """Both versions valid text, and not the same one (``same``: the error if they are)."""
+    _text(first, what_first)
+    _text(second, what_second)
+    if first == second:
+        raise RoutingError(same)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,16 +217,13 @@ class StickyAB:
     plan: Plan = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _text(self.a, "variant a's version")
-        _text(self.b, "variant b's version")
-        if self.a == self.b:
-            raise RoutingError(f"an A/B test needs two different versions, not {self.a!r} twice")
+        _two_versions(self.a, "variant a's version", self.b, "variant b's version",
+                      f"an A/B test needs two different versions, not {self.a!r} twice")
         points = _basis_points(self.split, "A/B split (percent to b)", 1, BUCKETS - 1)
         object.__setattr__(self, "key", _key(self.key))
-        plan = _split(self.salt, [BUCKETS - points], [Decision(self.a, "a", self.kind, None, True),
-                                                      Decision(self.b, "b", self.kind, None, True)])
-        object.__setattr__(self, "plan", Plan(plan.prefix, plan.cuts, plan.keyed, plan.keyless,
-                                              fallback=plan.keyless[0]))
+        object.__setattr__(self, "plan", _split(self.salt, [BUCKETS - points], [
+            Decision(self.a, "a", self.kind, None, True),
+            Decision(self.b, "b", self.kind, None, True)], keyless_first=True))
 
     @property
     def versions(self) -> tuple[str, ...]:
@@ -240,10 +249,8 @@ class Shadow:
     plan: Plan = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _text(self.primary, "primary version")
-        _text(self.candidate, "candidate version")
-        if self.primary == self.candidate:
-            raise RoutingError(f"shadow needs a candidate other than the primary {self.primary!r}")
+        _two_versions(self.primary, "primary version", self.candidate, "candidate version",
+                      f"shadow needs a candidate other than the primary {self.primary!r}")
         points = _basis_points(self.percent, "shadow percent", 1, BUCKETS)
         object.__setattr__(self, "key", _key(self.key))
         object.__setattr__(self, "plan", _split(self.salt, [points], [
@@ -270,10 +277,8 @@ class BlueGreen:
     plan: Plan = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _text(self.blue, "blue version")
-        _text(self.green, "green version")
-        if self.blue == self.green:
-            raise RoutingError(f"blue-green needs two different versions, not {self.blue!r} twice")
+        _two_versions(self.blue, "blue version", self.green, "green version",
+                      f"blue-green needs two different versions, not {self.blue!r} twice")
         if self.live not in ("blue", "green"):
             raise RoutingError(f"live must be 'blue' or 'green', not {self.live!r}")
         object.__setattr__(self, "plan", _fixed(Decision(self.live_version, self.live,

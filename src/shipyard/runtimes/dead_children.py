@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.runtimes.child_log import entry_rows
-from shipyard.runtimes.spool_replay import replay
+from shipyard.runtimes.spool_replay import Replayed, replay
 from shipyard.stores.predictions import LogStats
 
 log = logging.getLogger("shipyard.serve")
@@ -43,6 +43,12 @@ def count_lost(endpoint: str, entries: Sequence[dict[str, Any]]) -> int:
     for start in range(0, len(ids), 200):
         log.warning("endpoint %s: not logged: %s", endpoint, " ".join(ids[start:start + 200]))
     return rows
+
+
+def replayed_stats(endpoint: str, done: Replayed) -> LogStats:
+    """A replay's counters, with the rows it could not give back counted (and named) as
+    dropped."""
+    return LogStats.total([done.stats, LogStats(dropped_rows=count_lost(endpoint, done.lost))])
 
 
 class DeadChildren:
@@ -93,8 +99,7 @@ class DeadChildren:
             log.warning("endpoint %s: %d logged rows replayed from the spool of an "
                         "inference process that stopped", self.endpoint,
                         done.stats.written_rows)
-        lost = count_lost(self.endpoint, done.lost)
-        self._on_stats(LogStats.total([done.stats, LogStats(dropped_rows=lost)]))
+        self._on_stats(replayed_stats(self.endpoint, done))
 
     async def wait(self) -> None:
         """Until every replay has finished."""

@@ -40,7 +40,7 @@ from shipyard.runtimes.outputs import concat
 from shipyard.runtimes.parity import RowSet, check_parity, describe_mismatch
 from shipyard.runtimes.reference import PROFILE_FILE, reference_profile
 from shipyard.stores.directories import replace_directory
-from shipyard.types import Columns
+from shipyard.types import Columns, num_rows
 
 Format = Literal["auto", "onnx", "native"]
 EXAMPLE_FILE = "input_example.json"
@@ -241,7 +241,7 @@ def _probes(adapter: ModelAdapter, art: Artifact, sig: Signature,
 
 
 def _row_count(rows: Any) -> int:
-    return len(rows) if isinstance(rows, np.ndarray) else len(next(iter(rows.values()), []))
+    return len(rows) if isinstance(rows, np.ndarray) else num_rows(rows)
 
 
 def _output_specs(reference: Columns) -> list[OutputSpec]:

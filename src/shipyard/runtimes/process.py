@@ -39,7 +39,7 @@ import orjson
 
 from shipyard.runtimes.child_env import child_environment
 from shipyard.runtimes.child_log import ChildLog, log_entry
-from shipyard.runtimes.dead_children import DeadChildren, count_lost
+from shipyard.runtimes.dead_children import DeadChildren, count_lost, replayed_stats
 from shipyard.runtimes.frames import (
     InferenceProcessError,
     RawAnswer,
@@ -121,9 +121,7 @@ class InferenceProcess:
         self._closed = False
         self._sock: socket.socket | None
         if self._spool_dir is not None:  # a server and its child that died before us
-            orphans = replay_orphans(self._spool_dir)
-            self._add_retired(LogStats.total([orphans.stats, LogStats(
-                dropped_rows=count_lost(self.name, orphans.lost))]))
+            self._add_retired(replayed_stats(self.name, replay_orphans(self._spool_dir)))
         self.proc, self._sock = self._spawn()
 
     @property

@@ -56,6 +56,23 @@ class ModelAdapter(ABC):
         return package_versions([self.framework])
 
 
+REBUILD_CHECK_ROWS = 64  # rows on which a rebuilt model must answer as the given one
+
+
+def rebuilt_answers_differ(adapter: ModelAdapter, attr: str, rebuilt: Any, head: Any,
+                           signature: Signature) -> str | None:
+    """Run ``head`` through the adapter with its model (attribute ``attr``) swapped for
+    ``rebuilt``, then through the model given: the first output that differs (see
+    ``rebuilt_differs``), None when none does."""
+    original = getattr(adapter, attr)
+    try:
+        setattr(adapter, attr, rebuilt)
+        got = adapter.native_outputs(head, signature)
+    finally:
+        setattr(adapter, attr, original)
+    return rebuilt_differs(adapter.native_outputs(head, signature), got)
+
+
 def rebuilt_differs(want: Columns, got: Columns) -> str | None:
     """The first output on which a model rebuilt as its runtime will (class + kwargs, plus
     weights for torch) answers differently from the model given; None when none does."""

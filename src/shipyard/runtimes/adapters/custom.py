@@ -10,18 +10,17 @@ from shipyard.packaging.inference import infer_signature
 from shipyard.packaging.signature import Task
 from shipyard.packaging.tabular import is_dataframe
 from shipyard.runtimes.adapters.base import (
+    REBUILD_CHECK_ROWS,
     Artifact,
     ModelAdapter,
     failure_text,
-    rebuilt_differs,
+    rebuilt_answers_differ,
 )
 from shipyard.runtimes.base import import_object, import_path_of
 from shipyard.runtimes.outputs import normalise
 from shipyard.runtimes.python import custom_outputs
 from shipyard.runtimes.sklearn import model_input
 from shipyard.types import Columns
-
-REBUILD_CHECK_ROWS = 64  # rows on which the rebuilt model must answer as the given one
 
 
 class CustomAdapter(ModelAdapter):
@@ -82,13 +81,7 @@ class CustomAdapter(ModelAdapter):
                 f"{self.path} with model_kwargs={self.init_kwargs!r}: {failure_text(exc)}; "
                 "pass the model_kwargs that rebuild it") from exc
         head = _head(sample, REBUILD_CHECK_ROWS)
-        original = self.model
-        try:
-            self.model = rebuilt
-            got = self.native_outputs(head, signature)
-        finally:
-            self.model = original
-        name = rebuilt_differs(self.native_outputs(head, signature), got)
+        name = rebuilt_answers_differ(self, "model", rebuilt, head, signature)
         if name is not None:
             raise ConversionError(
                 f"the python runtime rebuilds {self.path} from model_kwargs="

@@ -178,6 +178,25 @@ def _register_boosters() -> None:
     if _REGISTERED:
         return
     _REGISTERED = True
+    try:
+        from lightgbm import LGBMClassifier, LGBMRegressor
+        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+
+        _register_pair("LightGbm", LGBMClassifier, LGBMRegressor, convert_lightgbm)
+    except ImportError:
+        pass
+    try:
+        from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+        from xgboost import XGBClassifier, XGBRegressor
+
+        _register_pair("XGBoost", XGBClassifier, XGBRegressor, convert_xgboost)
+    except ImportError:
+        pass
+
+
+def _register_pair(prefix: str, classifier: type, regressor: type, convert: Any) -> None:
+    """Register one booster library's classifier (with its nocl/zipmap options) and
+    regressor with skl2onnx, under the aliases ``prefix + class name``."""
     from skl2onnx import update_registered_converter
     from skl2onnx.common.shape_calculator import (
         calculate_linear_classifier_output_shapes,
@@ -185,25 +204,7 @@ def _register_boosters() -> None:
     )
 
     opts = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
-    try:
-        from lightgbm import LGBMClassifier, LGBMRegressor
-        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
-
-        update_registered_converter(LGBMClassifier, "LightGbmLGBMClassifier",
-                                    calculate_linear_classifier_output_shapes, convert_lightgbm,
-                                    options=opts)
-        update_registered_converter(LGBMRegressor, "LightGbmLGBMRegressor",
-                                    calculate_linear_regressor_output_shapes, convert_lightgbm)
-    except ImportError:
-        pass
-    try:
-        from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
-        from xgboost import XGBClassifier, XGBRegressor
-
-        update_registered_converter(XGBClassifier, "XGBoostXGBClassifier",
-                                    calculate_linear_classifier_output_shapes, convert_xgboost,
-                                    options=opts)
-        update_registered_converter(XGBRegressor, "XGBoostXGBRegressor",
-                                    calculate_linear_regressor_output_shapes, convert_xgboost)
-    except ImportError:
-        pass
+    update_registered_converter(classifier, prefix + classifier.__name__,
+                                calculate_linear_classifier_output_shapes, convert, options=opts)
+    update_registered_converter(regressor, prefix + regressor.__name__,
+                                calculate_linear_regressor_output_shapes, convert)

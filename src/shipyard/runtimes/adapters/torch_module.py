@@ -15,11 +15,12 @@ from shipyard.packaging import ColumnSpec, RuntimeSpec, Signature
 from shipyard.packaging.inference import dtype_name
 from shipyard.packaging.signature import Task
 from shipyard.runtimes.adapters.base import (
+    REBUILD_CHECK_ROWS,
     Artifact,
     ModelAdapter,
     failure_text,
     package_versions,
-    rebuilt_differs,
+    rebuilt_answers_differ,
 )
 from shipyard.runtimes.base import import_path_of
 from shipyard.runtimes.outputs import normalise
@@ -27,7 +28,6 @@ from shipyard.types import Array, Columns
 
 ONNX_FILE = "model.onnx"
 WEIGHTS_FILE = "weights.safetensors"
-REBUILD_CHECK_ROWS = 64  # rows on which the rebuilt module must answer as the given one
 
 
 class TorchAdapter(ModelAdapter):
@@ -134,13 +134,7 @@ class TorchAdapter(ModelAdapter):
         if sample is None:
             return
         head = {k: v[:REBUILD_CHECK_ROWS] for k, v in self._arrays(sample).items()}
-        original = self.module
-        try:
-            self.module = rebuilt
-            got = self.native_outputs(head, signature)
-        finally:
-            self.module = original
-        name = rebuilt_differs(self.native_outputs(head, signature), got)
+        name = rebuilt_answers_differ(self, "module", rebuilt, head, signature)
         if name is not None:
             raise ConversionError(
                 f"the torch runtime's rebuilt {type(self.module).__name__} (class, "

@@ -1,7 +1,8 @@
-"""Custom models for shadow tests: they take the iris features and misbehave.
+"""Custom models for shadow tests: they take the iris features and misbehave on rows with
+``petal_width >= 1`` (not on setosa rows, which packaging and the warm-up use).
 
-``Sleeps`` blocks every call for ``SLEEP_S`` (a hung shadow version); ``Raises`` fails every
-call (a crashing one)."""
+``Sleeps`` blocks such a call for ``SLEEP_S`` (a hung shadow version); ``Raises`` fails it
+(a crashing one)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,22 @@ from typing import Any
 
 import numpy as np
 
-SLEEP_S = 30.0
+SLEEP_S = 5.0
+
+
+def _triggered(x: Any) -> bool:
+    return bool((np.asarray(x["petal_width"], dtype=np.float64) >= 1.0).any())
 
 
 class Sleeps:
     def predict(self, x: Any) -> np.ndarray:
-        time.sleep(SLEEP_S)
-        return np.zeros(len(x["sepal_length"]))
+        if _triggered(x):
+            time.sleep(SLEEP_S)
+        return np.zeros(len(x["petal_width"]))
 
 
 class Raises:
     def predict(self, x: Any) -> np.ndarray:
-        raise RuntimeError("this shadow version always fails")
+        if _triggered(x):
+            raise RuntimeError("this shadow version always fails")
+        return np.zeros(len(x["petal_width"]))

@@ -304,7 +304,7 @@ def test_a_shadow_never_changes_or_fails_the_primary(registry: Registry, iris: I
     """The same requests with no shadow, a good shadow (v2), a hung one and a crashing one:
     byte-identical primary answers every time, no primary error, copies counted."""
     shadow_candidates(registry, iris)
-    requests = [(f"r{i}", iris.x[i:i + 1 + i % 3]) for i in range(40)]
+    requests = [(f"r{i}", iris.x[50 + i:51 + i + i % 3]) for i in range(40)]
 
     async def send(client: httpx.AsyncClient) -> list[tuple[int, bytes, str]]:
         out = []

@@ -127,6 +127,8 @@ class DataPlane:
     async def start(self) -> None:
         """Load and warm up every endpoint, start the log writer and the policy watcher."""
         self.log.start()
+        for ep in self.endpoints.values():  # a plane started again after close loads afresh
+            ep.table, ep.failed = None, None
         await asyncio.gather(*(self.swapper.load(ep) for ep in self.endpoints.values()))
         if any(watched(ep) for ep in self.endpoints.values()):
             self._watcher = asyncio.get_running_loop().create_task(self._watch())

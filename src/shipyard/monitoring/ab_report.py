@@ -132,7 +132,7 @@ class ABReport:
 
     def to_dict(self) -> dict[str, Any]:
         t = self.test
-        return jsonable({
+        return dict(jsonable({
             "verdict": self.verdict, "reason": self.reason, "metric": self.metric,
             "higher_is_better": t.higher_is_better, "method": t.method,
             "versions": {"a": self.version_a, "b": self.version_b},
@@ -142,7 +142,7 @@ class ABReport:
             "estimates": {"a": t.estimate_a, "b": t.estimate_b},
             "difference": t.difference, "interval": t.interval, "p_value": t.p_value,
             "alpha": t.alpha, "mde": t.mde, "guardrails": self.guardrails.to_dict(),
-            "sample": self.sample.to_dict(), "test": t.to_dict()})
+            "sample": self.sample.to_dict(), "test": t.to_dict()}))
 
 
 def _previous(previous: ABReport | Mapping[str, Any] | None) -> Verdict | None:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from scipy import stats
@@ -56,6 +56,7 @@ from shipyard.monitoring.noninferiority import (
     ALPHA,
     CLASSIFICATION_METRICS,
     FAIL_ALPHA,
+    Outcome,
     compare_metrics,
     estimated,
     is_classification_metric,
@@ -67,7 +68,6 @@ from shipyard.monitoring.report import jsonable
 from shipyard.monitoring.traffic import VersionTraffic
 from shipyard.types import Array
 
-Outcome = Literal["pass", "fail", "wait"]
 MIN_LABELS = 30
 """Labelled rows a side before quality is compared."""
 MIN_ROWS = 30
@@ -172,8 +172,15 @@ def _traffic(stable: VersionTraffic, candidate: VersionTraffic, plan: CanaryLimi
 def _from_guardrail(name: str, g: GuardrailCheck, **extra: Any) -> Check:
     numbers = {"stable": g.value_a, "candidate": g.value_b, "lower": g.lower,
                "upper": g.upper, "limit": g.limit, "compared": True, **extra}
-    return Check(name, g.status, g.reason.replace("B's", "the candidate's")
-                 .replace("A's", "stable's"), numbers)  # type: ignore[arg-type]
+    return Check(name, _outcome(g.status), g.reason.replace("B's", "the candidate's")
+                 .replace("A's", "stable's"), numbers)
+
+
+def _outcome(status: str) -> Outcome:
+    for known in (PASS, FAIL, WAIT):
+        if status == known:
+            return known
+    raise MonitoringError(f"unknown check status {status!r}")
 
 
 def _error_rate(stable: VersionTraffic, candidate: VersionTraffic,
@@ -203,7 +210,7 @@ def _error_rate(stable: VersionTraffic, candidate: VersionTraffic,
 
 
 def _latency(stable: VersionTraffic, candidate: VersionTraffic, plan: CanaryLimits) -> Check:
-    parts: list[tuple[str, str]] = []
+    parts: list[tuple[Outcome, str]] = []
     numbers: dict[str, Any] = {"max_p99_ratio": plan.max_p99_ratio,
                                "max_p99_ms": plan.max_p99_ms, "compared": stable.requests > 0}
     if stable.requests > 0:
@@ -212,7 +219,7 @@ def _latency(stable: VersionTraffic, candidate: VersionTraffic, plan: CanaryLimi
                        candidate_upper=g.upper)
         if g.value_a and g.value_b is not None:
             numbers["ratio"] = g.value_b / g.value_a
-        parts.append((g.status, g.reason.replace("B's", "the candidate's")
+        parts.append((_outcome(g.status), g.reason.replace("B's", "the candidate's")
                       .replace("A's", "stable's")))
     if plan.max_p99_ms is not None:
         low, high = quantile_bounds(candidate.latencies_ms, 0.99, 1 - ALPHA)
@@ -232,7 +239,7 @@ def _latency(stable: VersionTraffic, candidate: VersionTraffic, plan: CanaryLimi
     for status in (FAIL, WAIT):
         said = [reason for s, reason in parts if s == status]
         if said:
-            return Check("latency", status, "; ".join(said), numbers)  # type: ignore[arg-type]
+            return Check("latency", status, "; ".join(said), numbers)
     return Check("latency", PASS, "; ".join(r for _, r in parts), numbers)
 
 
@@ -322,7 +329,7 @@ def _quality(stable: VersionTraffic, candidate: VersionTraffic, plan: CanaryLimi
                      {"compared": False, "rows_stable": s_est.rows,
                       "rows_candidate": c_est.rows}, required=False)
     outcome, reason, numbers = compare_metrics(s_est, c_est, plan.tolerance)
-    return Check("quality", outcome, reason, {**numbers, "compared": True})  # type: ignore[arg-type]
+    return Check("quality", outcome, reason, {**numbers, "compared": True})
 
 
 def _estimate(stable: VersionTraffic, candidate: VersionTraffic, plan: CanaryLimits) -> Check:
@@ -351,7 +358,7 @@ def _estimate(stable: VersionTraffic, candidate: VersionTraffic, plan: CanaryLim
         return Check("estimate", WAIT, f"the estimate of {metric} is undefined here",
                      {**numbers, "compared": False})
     outcome, reason, compared = compare_metrics(s_est, c_est, plan.tolerance)
-    return Check("estimate", outcome, f"estimated {reason}",  # type: ignore[arg-type]
+    return Check("estimate", outcome, f"estimated {reason}",
                  {**numbers, **compared, "compared": True})
 
 

@@ -4,8 +4,9 @@ One metric per version, with its standard error, from labelled rows (`realised`:
 metrics of ``performance``) or from probabilities alone (`estimated`: the label-free
 estimate of ``estimation``). Standard errors: accuracy is a proportion (the smoothed
 binomial variance of ``experiments.plugin_variance``), MAE a mean of per-row absolute
-errors; RMSE, F1, precision, recall and the estimates, which are not means of rows, a seeded
-bootstrap of the same metric function (``DRAWS`` resamples of the rows).
+errors, estimated accuracy a mean of each row's expected hit; RMSE, F1, precision, recall
+and the other estimates, not means of rows, a seeded bootstrap of the same metric function
+(``DRAWS`` resamples of the rows).
 
 `compare_metrics` reads the difference in the metric's better direction, ``gain`` =
 candidate - stable (stable - candidate for RMSE/MAE), with the normal approximation
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from scipy.special import ndtr, ndtri
@@ -41,12 +42,14 @@ from shipyard.monitoring.guardrails import FAIL, PASS
 from shipyard.monitoring.performance import (
     as_column,
     classification_metrics,
+    encode,
     infer_classes,
     is_missing,
     regression_metrics,
 )
 from shipyard.types import Array
 
+Outcome = Literal["pass", "fail", "wait"]
 CLASSIFICATION_METRICS = ("accuracy", "f1", "precision", "recall")
 REGRESSION_METRICS = ("rmse", "mae")
 LOWER_IS_BETTER = frozenset(REGRESSION_METRICS)
@@ -124,11 +127,20 @@ def estimated(metric: str, probabilities: Array, classes: Sequence[object] | Non
     value, rows = result[metric], int(result["rows"])
     if value is None or rows == 0:
         return MetricEstimate(metric, None, None, rows, "none")
+    if metric == "accuracy":  # a mean of each row's expected hit: its sd over sqrt(rows)
+        chosen = proba.argmax(axis=1)
+        if pred is not None and classes is not None:
+            given = encode(as_column(pred), classes)
+            chosen = np.where(given >= 0, given, chosen)
+        hits = proba[np.arange(rows), chosen]
+        sd = float(hits.std(ddof=1)) if rows > 1 else 0.0
+        return MetricEstimate(metric, float(value), sd / rows ** 0.5, rows, "mean")
 
     def draw(i: Array) -> float | None:
         again = estimate_performance(proba[i], classes, y_pred=None if pred is None
                                      else as_column(pred)[i])
-        return again[metric]
+        value = again[metric]
+        return None if value is None else float(value)
 
     return MetricEstimate(metric, float(value), _bootstrap_se(draw, rows, seed), rows,
                           "bootstrap")
@@ -152,7 +164,7 @@ def _bootstrap_se(statistic: Callable[[Array], float | None], rows: int, seed: i
 
 def compare_metrics(stable: MetricEstimate, candidate: MetricEstimate, tolerance: float, *,
                     alpha: float = ALPHA, fail_alpha: float = FAIL_ALPHA
-                    ) -> tuple[str, str, dict[str, Any]]:
+                    ) -> tuple[Outcome, str, dict[str, Any]]:
     """(outcome 'pass' | 'fail', reason, numbers) of the candidate against stable; both
     estimates must have a value (see the module docstring for the rule)."""
     if stable.value is None or candidate.value is None or stable.se is None \

@@ -38,7 +38,7 @@ from shipyard.monitoring.experiments import (
     verdict,
 )
 from shipyard.monitoring.guardrails import GuardrailReport, guardrails
-from shipyard.monitoring.performance import as_column, classification_metrics, is_missing
+from shipyard.monitoring.performance import as_column, is_missing, labelled_rows
 from shipyard.monitoring.report import jsonable
 from shipyard.monitoring.traffic import VersionTraffic
 
@@ -98,11 +98,10 @@ def arm(traffic: VersionTraffic, metric: str) -> Arm:
     if len(truth) != len(pred):
         raise MonitoringError(f"{traffic.version}: {len(truth)} labels but {len(pred)} "
                               "labelled predictions")
-    if kind == "proportion":
-        result = classification_metrics(as_column(truth), as_column(pred),
-                                        classes=traffic.class_labels)
-        rows = int(result["rows"])
-        return Arm.from_counts(round((result["accuracy"] or 0.0) * rows), rows)
+    if kind == "proportion":  # right when the label's class is the predicted one
+        rows = labelled_rows(truth, pred, traffic.class_labels)
+        right = int(np.count_nonzero((rows.true == rows.pred) & (rows.true >= 0)))
+        return Arm.from_counts(right, len(rows.true))
     t, p = as_column(truth), as_column(pred)
     keep = ~(is_missing(t) | is_missing(p))
     errors = np.abs(t[keep].astype(np.float64) - p[keep].astype(np.float64))

@@ -316,12 +316,12 @@ def _quality(stable: VersionTraffic, candidate: VersionTraffic, plan: CanaryLimi
                      f"rows, {MIN_LABELS} needed on each side",
                      {"compared": False, "rows_stable": stable.labelled,
                       "rows_candidate": candidate.labelled}, required=False)
-    pairs = [(s.truth, s.labelled_predictions) for s in (stable, candidate)]
+    pairs = [(s.truth, s.labelled_predictions if s.labelled_predictions is not None
+              else np.empty(0)) for s in (stable, candidate)]
     classes = (shared_classes(stable.class_labels or candidate.class_labels,
                               *[x for pair in pairs for x in pair])
                if is_classification_metric(metric) else None)
-    s_est, c_est = (realised(metric, t, p if p is not None else np.empty(0), classes)
-                    for t, p in pairs)
+    s_est, c_est = (realised(metric, t, p, classes) for t, p in pairs)
     if s_est.rows < MIN_LABELS or c_est.rows < MIN_LABELS or s_est.value is None \
             or c_est.value is None:
         return Check("quality", WAIT, f"{s_est.rows} and {c_est.rows} rows with a label and "

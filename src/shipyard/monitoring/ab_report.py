@@ -64,6 +64,8 @@ class ABLimits(Protocol):
     @property
     def baseline(self) -> float | None: ...
     @property
+    def sd(self) -> float | None: ...
+    @property
     def sequential(self) -> bool: ...
     @property
     def max_error_rate(self) -> float: ...
@@ -80,7 +82,9 @@ def _kind(metric: str) -> MetricKind:
 
 
 def plan_sample(plan: ABLimits, *, sd: float | None = None) -> SamplePlan:
-    """Per-variant sample sizes for ``plan`` (see the module docstring)."""
+    """Per-variant sample sizes for ``plan`` (see the module docstring); ``sd`` defaults to
+    the plan's own."""
+    sd = sd if sd is not None else plan.sd
     kind = _kind(plan.metric)
     baseline = plan.baseline if plan.baseline is not None else (
         0.5 if kind == "proportion" else 0.0)

@@ -59,7 +59,8 @@ __all__ = ["WORKER", "ChildLog", "InferenceProcess", "InferenceProcessError", "R
 
 log = logging.getLogger("shipyard.serve")
 WORKER = "shipyard.runtimes.worker"  # the default child: column batches only
-_ENTRY_LISTS = ("kept", "request_ids", "latency_ms", "routing_keys", "ts")
+_ENTRY_LISTS = ("kept", "request_ids", "latency_ms", "routing_keys", "ts", "variants",
+                "revisions")  # one value per request (the last two may be absent)
 
 
 class InferenceProcess:
@@ -398,7 +399,8 @@ def _subset(entry: dict[str, Any], keep: list[int]) -> dict[str, Any]:
     """The log entry for the requests at positions ``keep`` only."""
     out = dict(entry)
     for name in _ENTRY_LISTS:
-        out[name] = [entry[name][i] for i in keep]
+        if name in entry:
+            out[name] = [entry[name][i] for i in keep]
     return out
 
 

@@ -195,3 +195,19 @@ def test_a_replayed_entry_keeps_its_variants(tmp_path: Path) -> None:
         ("r1", 0, "canary", 4), ("r2", 0, "stable", 4)]
     assert by_row(read_log(root, "iris", kind="shadow"), "variant") == [("r1", 0, "shadow")]
     assert not spool_files(prefix)
+
+
+def test_a_time_range_opens_only_the_segments_of_its_hours(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    log.append(batch(["now"], [1], ts=T0))
+    log.append(batch(["before"], [1], ts=T0 - 5 * 3600))
+    log.close()
+    old = next(p for p in (tmp_path / "predictions").rglob("*.parquet")
+               if pq.read_table(p)["request_id"][0].as_py() == "before")
+    old.write_bytes(b"not parquet")  # only a read that opens it fails
+    table = read_log(tmp_path, "iris", since=at(T0 - 60), inputs=False)
+    assert table["request_id"].to_pylist() == ["now"]
+    assert not [n for n in table.column_names if n.startswith("input.")]
+    assert "output.label" in table.column_names
+    with pytest.raises(pa.ArrowInvalid):
+        read_log(tmp_path, "iris")

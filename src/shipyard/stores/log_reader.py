@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from shipyard.errors import ShipyardError
 from shipyard.names import check_endpoint_name
-from shipyard.stores.feedback import read_feedback, segment_files
+from shipyard.stores.feedback import read_feedback, segment_files, segments_between
 
 
 class NothingLoggedError(ShipyardError):
@@ -22,16 +22,19 @@ class NothingLoggedError(ShipyardError):
 
 def read_log(root: str | Path, endpoint: str, *, kind: str = "predictions",
              since: datetime | None = None, until: datetime | None = None,
-             limit: int | None = None) -> pa.Table:
+             limit: int | None = None, inputs: bool = True) -> pa.Table:
     """The logged rows of ``endpoint`` in ``[since, until)`` (oldest first; ``limit`` keeps
     the newest), across every segment and schema. ``kind``: ``predictions``, ``shadow``,
-    ``errors`` or ``feedback``. Rows of segments older than the ``variant`` and
-    ``policy_revision`` columns read as ``""`` and 0."""
+    ``errors`` or ``feedback``; ``inputs=False``: without the ``input.*`` columns. Rows of
+    segments older than the ``variant`` and ``policy_revision`` columns read as ``""`` and
+    0; only the segments of the hours around ``[since, until)`` are opened."""
     if kind not in _KINDS:
         raise ShipyardError(f"no log kind {kind!r}; one of {', '.join(_KINDS)}")
-    files = segment_files(root, kind, check_endpoint_name(endpoint))
-    if not files:
+    every = segment_files(root, kind, check_endpoint_name(endpoint))
+    if not every:
         raise NothingLoggedError(f"no {kind} logged for endpoint {endpoint!r} under {root}")
+    # only the hours of the range (the newest segment alone gives an empty range its columns)
+    files = segments_between(every, since, until) or every[-1:]
     if kind == "feedback":  # segments of older versions may disagree on the label type
         table = read_feedback(files, since=since).table
         if until is not None:
@@ -44,7 +47,8 @@ def read_log(root: str | Path, endpoint: str, *, kind: str = "predictions",
             [] if until is None else [pads.field("ts") < _moment(until)]):
         flt = bound if flt is None else flt & bound
     order = [("ts", "ascending")] + ([("row", "ascending")] if "row" in schema.names else [])
-    table = _fill_policy(dataset.to_table(filter=flt).sort_by(order), kind)
+    columns = None if inputs else [n for n in schema.names if not n.startswith("input.")]
+    table = _fill_policy(dataset.to_table(columns=columns, filter=flt).sort_by(order), kind)
     if limit is not None:  # the newest ``limit`` rows, still oldest first
         return table.slice(max(0, table.num_rows - limit))
     return table

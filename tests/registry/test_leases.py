@@ -73,12 +73,12 @@ def test_racing_holders_exactly_one_wins(backend: str, reg: Registry, tmp_path: 
         assert Leases(reg).acquire("race", "old", 10, now=T0 - 100) is not None
     racers = 6
     barrier = threading.Barrier(racers)
-    results: list[Lease | None | str] = []
+    results: list[Lease | str | None] = []
     lock = threading.Lock()
 
     def race(i: int) -> None:
         registry = open_registry(backend, tmp_path, actor=f"racer-{i}")
-        result: Lease | None | str
+        result: Lease | str | None
         try:
             leases = Leases(registry)
             barrier.wait(timeout=30)

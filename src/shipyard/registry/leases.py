@@ -124,6 +124,7 @@ def _insert_new(conn: sa.Connection, name: str, holder: str, start: float,
               "acquired_at": _stamp(start)}
     dialect = {"postgresql": postgresql, "sqlite": sqlite}.get(conn.dialect.name)
     if dialect is not None:
-        return dialect.insert(leases).values(**values).on_conflict_do_nothing(
-            index_elements=["name"]).returning(leases.c.token)
+        statement: sa.Executable = dialect.insert(leases).values(**values) \
+            .on_conflict_do_nothing(index_elements=["name"]).returning(leases.c.token)
+        return statement
     raise RegistryError(f"leases need SQLite or PostgreSQL, not {conn.dialect.name}")

@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from registry.helpers import MODEL, Packages, open_registry
 from shipyard.errors import ConflictError, NotFoundError, RegistryError
 from shipyard.registry import Registry
 from shipyard.registry.rollouts import Rollouts
+from shipyard.registry.schema import rollouts
 from shipyard.routing import BlueGreen, Shadow, Single, StickyAB, Weighted, policy_to_dict
 from shipyard.routing.plans import ABPlan, CanaryPlan, ShadowPlan
 
@@ -402,10 +404,6 @@ def test_concurrent_starts_exactly_one_wins(backend: str, ro: Rollouts,
 
 def test_the_database_refuses_a_second_running_rollout(ro: Rollouts) -> None:
     """The partial unique index: a racer that slipped past the check still cannot commit."""
-    import sqlalchemy as sa
-
-    from shipyard.registry.schema import rollouts
-
     first = ro.start_canary("fraud", V2, CanaryPlan(), reason="c")
     with ro.registry.engine.connect() as conn:
         row = conn.execute(sa.select(rollouts).where(rollouts.c.id == first.id)).one()

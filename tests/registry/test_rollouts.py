@@ -50,9 +50,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 def ro(three: Registry, clock: Clock) -> Rollouts:
-    rollouts = Rollouts(three, clock=clock)
-    rollouts.deploy("fraud", "models:/iris/1", reason="launch")
-    return rollouts
+    made = Rollouts(three, clock=clock)
+    made.deploy("fraud", "models:/iris/1", reason="launch")
+    return made
 
 
 def actions(reg: Registry) -> list[str]:

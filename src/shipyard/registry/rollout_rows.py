@@ -95,6 +95,31 @@ def describe(row: sa.Row[Any]) -> str:
     return f"{row.kind} rollout {row.id} ({row.stable} -> {row.candidate})"
 
 
+def refuse_running(conn: sa.Connection, endpoint: str) -> None:
+    """`ConflictError` naming the endpoint's running rollout, if it has one."""
+    row = running_row(conn, endpoint)
+    if row is not None:
+        raise ConflictError(f"endpoint {endpoint!r} runs the {describe(row)}: "
+                            "promote or abort it first")
+
+
+def promoted_version(row: sa.Row[Any], winner: str | None, policy: Policy | None) -> str:
+    """The version a promote of rollout ``row`` sends all traffic to."""
+    if row.kind == "ab":
+        if winner not in ("a", "b"):
+            raise RegistryError(f"an A/B test is promoted with its winner, 'a' ({row.stable}"
+                                f") or 'b' ({row.candidate}), not {winner!r}")
+        return str(row.stable if winner == "a" else row.candidate)
+    if winner is not None:
+        raise RegistryError(f"only an A/B test is promoted with a winner, not the "
+                            f"{describe(row)}")
+    if row.kind == "bluegreen":
+        if not isinstance(policy, BlueGreen):
+            raise ConflictError(f"the policy of {row.endpoint!r} is no longer blue-green")
+        return policy.live_version
+    return str(row.candidate)
+
+
 def insert_rollout(conn: sa.Connection, **values: Any) -> int:
     return int(conn.execute(sa.insert(rollouts).values(**values)
                             .returning(rollouts.c.id)).scalar_one())

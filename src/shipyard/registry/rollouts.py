@@ -76,7 +76,7 @@ class Rollouts:
     def deploy(self, endpoint: str, uri: str, *, reason: str) -> PolicyRevision:
         """Send all of the endpoint's traffic to one version; refused while a rollout runs."""
         with self._transaction(endpoint, reason) as (conn, current, why):
-            self._refuse_running(conn, endpoint)
+            rows.refuse_running(conn, endpoint)
             version = rows.resolve(conn, uri)
             revision = self._set(conn, endpoint, Single(version), f"deploy: {why}")
             self._audit(conn, "deploy", version, None if current is None else {
@@ -200,7 +200,7 @@ class Rollouts:
         version; A/B: the ``winner``, 'a' or 'b'), moving the plan's alias to it."""
         with self._transaction(endpoint, reason) as (conn, current, why):
             row = self._running(conn, endpoint)
-            version = self._promoted(row, winner, None if current is None else current[1])
+            version = rows.promoted_version(row, winner, None if current is None else current[1])
             numbers: dict[str, Any] = {"version": version}
             plan = to_rollout(row).plan
             if isinstance(plan, CanaryPlan) and plan.alias is not None:
@@ -309,12 +309,6 @@ class Rollouts:
     def _get(self, conn: sa.Connection, rollout_id: int) -> Rollout:
         return rows.load(conn, [rows.rollout_row(conn, rollout_id)])[0]
 
-    def _refuse_running(self, conn: sa.Connection, endpoint: str) -> None:
-        row = rows.running_row(conn, endpoint)
-        if row is not None:
-            raise ConflictError(f"endpoint {endpoint!r} runs the {rows.describe(row)}: "
-                                "promote or abort it first")
-
     def _running(self, conn: sa.Connection, endpoint: str) -> sa.Row[Any]:
         row = rows.running_row(conn, endpoint, lock=True)
         if row is None:
@@ -329,7 +323,7 @@ class Rollouts:
     def _start(self, endpoint: str, to: str, stable: str | None, plan: Plan, reason: str,
                build: _Build) -> Rollout:
         with self._transaction(endpoint, reason) as (conn, current, why):
-            self._refuse_running(conn, endpoint)
+            rows.refuse_running(conn, endpoint)
             base = rows.answering(endpoint, current) if stable is None \
                 else rows.resolve(conn, stable)
             candidate = rows.resolve(conn, to)
@@ -387,21 +381,6 @@ class Rollouts:
         self._finish(conn, row, "aborted", why, {"version": row.stable}, revision, 0.0,
                      actor_note, None if verb == "abort" else verb)
         return revision
-
-    def _promoted(self, row: sa.Row[Any], winner: str | None, policy: Policy | None) -> str:
-        if row.kind == "ab":
-            if winner not in ("a", "b"):
-                raise RegistryError(f"an A/B test is promoted with its winner, 'a' ({row.stable}"
-                                    f") or 'b' ({row.candidate}), not {winner!r}")
-            return str(row.stable if winner == "a" else row.candidate)
-        if winner is not None:
-            raise RegistryError(f"only an A/B test is promoted with a winner, not the "
-                                f"{rows.describe(row)}")
-        if row.kind == "bluegreen":
-            if not isinstance(policy, BlueGreen):
-                raise ConflictError(f"the policy of {row.endpoint!r} is no longer blue-green")
-            return policy.live_version
-        return str(row.candidate)
 
     def _alias_back(self, conn: sa.Connection, moved: Any) -> dict[str, Any] | None:
         """Undo a promote's alias move, if the alias still points where the promote put it."""

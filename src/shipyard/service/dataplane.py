@@ -92,13 +92,13 @@ class DataPlane:
         self.started_at = time.time()
 
     @property
-    def raw_child(self) -> str | None:
-        """The inference process module taking raw batches (None: column batches only)."""
-        return self.builder.raw_child
+    def raw_answers(self) -> bool:
+        """Inference processes take raw batches (``runtimes.raw_child``)."""
+        return self.builder.raw_answers
 
-    @raw_child.setter
-    def raw_child(self, module: str | None) -> None:
-        self.builder.raw_child = module
+    @raw_answers.setter
+    def raw_answers(self, raw: bool) -> None:
+        self.builder.raw_answers = raw
 
     def log_stats(self) -> LogStats:
         """The prediction log's counters: this process's writer (feedback, and predictions

@@ -16,7 +16,7 @@ from shipyard.batching import AdaptiveBatcher
 from shipyard.registry import Registry, is_model_uri
 from shipyard.runtimes.model import VerifiedPackage, describe
 from shipyard.runtimes.model import load as load_path
-from shipyard.runtimes.process import WORKER, ChildLog, InferenceProcess
+from shipyard.runtimes.process import ChildLog, InferenceProcess
 from shipyard.service.batch_calls import (
     RawServed,
     RawTicket,
@@ -91,7 +91,7 @@ class DeploymentBuilder:
         self.executor = executor
         self.request_log = request_log
         self.registry = registry
-        self.raw_child: str | None = None  # an inference process module taking raw batches
+        self.raw_answers = False  # inference processes take raw batches (runtimes.raw_child)
 
     def resolve(self, source: str) -> tuple[Path, str, int]:
         """The package directory, model name and version of ``source``."""
@@ -118,7 +118,7 @@ class DeploymentBuilder:
             log = ChildLog(str(self.log_root), self.flush_interval_s, ep.name, name, version)
             process = InferenceProcess(path, trust=ep.trust, runtime=ep.runtime,
                                        settings=self.settings, log=log,
-                                       module=self.raw_child or WORKER)
+                                       raw=self.raw_answers)
             concurrency = 1  # one batch at a time per process
             run: Callable[[list[Ticket]], Sequence[Share]] | None = None
             run_remote = functools.partial(run_batch_remote, process)

@@ -23,7 +23,7 @@ from shipyard.runtimes.outputs import concat
 from shipyard.runtimes.process import InferenceProcess, log_entry
 from shipyard.service.batch_calls import Arrival, RawServed, RawTicket, Share, Ticket
 from shipyard.service.feedback import FeedbackGate
-from shipyard.stores.predictions import PredictionBatch, PredictionLog
+from shipyard.stores.predictions import ErrorRecord, PredictionBatch, PredictionLog
 
 
 @dataclass(frozen=True)
@@ -48,18 +48,20 @@ def sampled(rate: float, n: int) -> Sequence[int]:
 
 def _routed(tickets: Sequence[Arrival], shadow: bool) -> dict[str, Any]:
     """The routing columns of the tickets' rows (variant, policy revision, kind), as
-    `PredictionBatch` fields."""
-    return {}  # the prediction log gains these columns with the `logs` branch
+    `PredictionBatch` fields; none when no ticket was routed by a policy or pinned (an
+    endpoint without a stored policy: the log's defaults, "" and 0)."""
+    kind = "shadow" if shadow else "predictions"
+    if not any(t.variant for t in tickets):  # a policy's or a pin's variant is never ""
+        return {"kind": kind}
+    return {"variants": [t.variant for t in tickets],
+            "policy_revisions": [t.revision for t in tickets], "kind": kind}
 
 
 def _entry_routing(tickets: Sequence[Arrival], shadow: bool) -> dict[str, Any]:
     """The same, as `log_entry` arguments."""
-    return {}
-
-
-def _error_record(*fields: Any) -> Any:
-    """An error record of these fields (`ErrorRecord`'s order)."""
-    return None  # the prediction log gains error records with the `logs` branch
+    routed = _routed(tickets, shadow)
+    return {"variants": routed.get("variants"), "revisions": routed.get("policy_revisions"),
+            "shadow": shadow}
 
 
 def _split(tickets: list[Any], answers: list[Any]) -> list[tuple[bool, list[Any], list[Any]]]:
@@ -82,8 +84,6 @@ def log_in_process(process: InferenceProcess, tickets: Sequence[Arrival],
     if not rows:
         return
     done = time.perf_counter()
-    if shadow and not _entry_routing(tickets, shadow):
-        return
     process.log(log_entry(
         rows, [t.request_id for t in tickets], [(done - t.started) * 1000.0 for t in tickets],
         [t.routing_key for t in tickets], [t.ts for t in tickets],
@@ -132,8 +132,6 @@ class RequestLog:
     def _batch(self, target: LogTarget, tickets: list[Ticket], shares: list[Share],
                shadow: bool) -> None:
         done = time.perf_counter()
-        if shadow and not _routed(tickets, shadow):
-            return
         if target.sample_rate < 1.0:
             kept = sampled(target.sample_rate, len(tickets))
             if not kept:
@@ -162,7 +160,5 @@ class RequestLog:
               shadow: bool = False) -> None:
         """A request routed to ``model`` version ``version`` was answered with ``status``
         (not 2xx): one error record (buffered; the writer flushes it)."""
-        record = _error_record(time.time(), endpoint, model, version, variant, revision,
-                               request_id, status, latency_ms, routing_key, shadow)
-        if record is not None:
-            self.log.append(record)
+        self.log.append(ErrorRecord(time.time(), endpoint, model, version, variant, revision,
+                                    request_id, status, latency_ms, routing_key, shadow))

@@ -32,6 +32,7 @@ from shipyard.server.app import create_app
 from shipyard.service.config import EndpointConfig, ServeConfig
 from shipyard.service.dataplane import DataPlane
 from shipyard.settings import Settings
+from shipyard.stores.predictions import read_log
 
 URI = "models:/iris@production"
 PREDICT = "/v1/endpoints/iris/predict"
@@ -92,6 +93,7 @@ async def until_revision(plane: DataPlane, wanted: int, within_s: float) -> floa
 
 @dataclass
 class Answer:
+    request_id: str
     key: str
     revisions: tuple[int, int]  # the revision served when it was sent, and when answered
     status: int
@@ -112,14 +114,16 @@ class Load:
 
     async def worker(self, w: int) -> None:
         rng = np.random.default_rng(w)
+        n = 0
         while not self.stop.is_set() and len(self.answers) < MAX_REQUESTS:
-            key = f"user-{rng.integers(500)}"
+            key, rid = f"user-{rng.integers(500)}", f"w{w}-{n}"
+            n += 1
             rows = self.x[rng.choice(len(self.x), size=int(rng.integers(1, 4)))]
             before = revision(self.plane)
             r = await self.client.post(PREDICT, json=rows_payload(rows),
-                                       headers={"X-Routing-Key": key})
+                                       headers={"X-Routing-Key": key, "X-Request-Id": rid})
             version = r.json().get("version") if r.status_code == 200 else None
-            self.answers.append(Answer(key, (before, revision(self.plane)), r.status_code,
+            self.answers.append(Answer(rid, key, (before, revision(self.plane)), r.status_code,
                                        r.headers.get("x-model-version"), version, r.content))
 
     async def until(self, n: int) -> None:
@@ -177,6 +181,18 @@ def test_policy_changes_under_load_fail_no_request(registry: Registry, iris: Iri
     assert seen[2] == {1, 2}  # the 50/50 split served both
     assert seen.get(4, {2}) == {2}
     assert metric(metrics, "shipyard_model_load_failures_total") == 0
+    # every row records the variant and the policy revision that routed it
+    table = read_log(tmp_path / "logs", "iris", inputs=False)
+    logged = {rid: (variant, rev) for rid, variant, rev, row in zip(
+        *(table.column(c).to_pylist() for c in ("request_id", "variant", "policy_revision",
+                                                 "row")), strict=True) if row == 0}
+    assert set(logged) == {a.request_id for a in answers}
+    for a in answers:
+        first, last = a.revisions
+        if first == last:
+            want = route(policies[first], a.key).variant if first else ""
+            assert logged[a.request_id] == (want, first), a
+    assert {v for v, _ in logged.values()} == {"", "stable", "canary"}
 
 
 def test_sticky_keys_keep_their_version_and_answers_name_it(registry: Registry,
@@ -195,9 +211,16 @@ def test_sticky_keys_keep_their_version_and_answers_name_it(registry: Registry,
                                           headers={"X-User-Id": f"u{user}"})
                     assert r.status_code == 200, r.text
                     got.setdefault(f"u{user}", set()).add(r.headers["x-model-version"])
+            bad = await client.post(PREDICT, json={"inputs": {"nope": [1]}},
+                                    headers={"X-User-Id": "u7", "X-Request-Id": "bad-1"})
+            assert bad.status_code == 422, bad.text
         return got
 
     got = asyncio.run(scenario())
+    errors = read_log(tmp_path / "logs", "iris", kind="errors").to_pylist()
+    assert [(e["request_id"], e["status"], e["variant"], e["policy_revision"],
+             e["routing_key"], e["shadow"]) for e in errors] == [
+        ("bad-1", 422, route(policy, "u7").variant, 1, "u7", False)]
     for user, versions in got.items():
         assert versions == {route(policy, user).version}, user
     assert {v for vs in got.values() for v in vs} == {"iris/1", "iris/2"}
@@ -339,3 +362,13 @@ def test_a_shadow_never_changes_or_fails_the_primary(registry: Registry, iris: I
     failed = metric(metrics, "shipyard_shadow_requests_total", outcome="failed")
     dropped = metric(metrics, "shipyard_shadow_requests_total", outcome="dropped")
     assert failed >= n and failed + dropped == 2 * n
+    # the good shadow's answers are logged beside the primary's, under the primary's ids
+    shadow = read_log(tmp_path / "logs", "iris", kind="shadow", inputs=False)
+    rows = [r for r in shadow.to_pylist() if r["row"] == 0]
+    assert sorted(r["request_id"] for r in rows) == sorted(rid for rid, _ in requests)
+    assert {(r["model"], r["version"], r["variant"]) for r in rows} == {("iris", 2, "shadow")}
+    # the failing shadows' copies are error records marked shadow; no primary error
+    errors = read_log(tmp_path / "logs", "iris", kind="errors").to_pylist()
+    assert errors and all(e["shadow"] and e["variant"] == "shadow" for e in errors)
+    assert {e["model"] for e in errors} <= {"broken", "sleepy"}
+    assert sum(1 for e in errors if e["model"] == "broken") == n

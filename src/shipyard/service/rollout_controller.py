@@ -33,6 +33,7 @@ decision rests on is stored with it (``numbers``): every check with its figures.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import secrets
@@ -46,6 +47,7 @@ from typing import Any
 
 from shipyard.errors import ConflictError, ShipyardError
 from shipyard.monitoring.canary import analyse_ab, analyse_canary, plan_sample
+from shipyard.monitoring.experiments import SamplePlan
 from shipyard.monitoring.shadow import shadow_report
 from shipyard.registry import Registry
 from shipyard.registry.leases import Lease, Leases
@@ -70,6 +72,14 @@ def default_holder() -> str:
 
 def _ts(moment: datetime) -> float:
     return moment.timestamp()
+
+
+def _sample(doc: dict[str, Any]) -> SamplePlan:
+    """The planned sample a 'start' decision stored (``SamplePlan.to_dict``)."""
+    try:
+        return SamplePlan(**{f.name: doc[f.name] for f in dataclasses.fields(SamplePlan)})
+    except (KeyError, TypeError) as exc:
+        raise ShipyardError(f"the A/B test's stored sample plan is incomplete: {exc}") from None
 
 
 class RolloutController:
@@ -210,26 +220,19 @@ class RolloutController:
     def _canary(self, rollout: Rollout, plan: CanaryPlan) -> list[RolloutDecision]:
         now = self.clock()
         started = _ts(rollout.step_started_at)
-        last = self._last_decision(rollout, since=started, step=rollout.step)
-        if now - max(started, last) < plan.interval_s:
+        if now - self._last_check(rollout) < plan.interval_s:
             return []
         versions = [rollout.stable, rollout.candidate]
         labels = self._class_labels(rollout.candidate)
         seen = traffic(self.log_root, rollout.endpoint, started, now, versions,
                        class_labels=labels)
-        stable, candidate = seen[rollout.stable], seen[rollout.candidate]
-        stable_since = started
-        if stable.requests == 0 and rollout.step > 0:
-            # the 100% step leaves the stable version no traffic: compare with its traffic
-            # since the rollout began (the earlier steps)
-            stable_since = _ts(rollout.created_at)
-            stable = traffic(self.log_root, rollout.endpoint, stable_since, now,
-                             [rollout.stable], class_labels=labels)[rollout.stable]
-        report = analyse_canary(stable, candidate, plan, self._firing(rollout))
+        # on the 100% step the stable version has no traffic: the checks that compare with
+        # it pass as not compared (the earlier steps compared), the others still apply
+        report = analyse_canary(seen[rollout.stable], seen[rollout.candidate], plan,
+                                self._firing(rollout))
         percent = plan.steps[rollout.step]
-        numbers: dict[str, Any] = {
-            **report.to_dict(), "window": {"since": started, "until": now},
-            "stable_since": stable_since, "percent": percent}
+        numbers: dict[str, Any] = {**report.to_dict(), "percent": percent,
+                                   "window": {"since": started, "until": now}}
         where = f"step {rollout.step + 1}/{len(plan.steps)} ({percent:g}%)"
         if report.outcome == "pass":
             return self._passed(rollout, plan, numbers, where)
@@ -270,27 +273,38 @@ class RolloutController:
         now = self.clock()
         began = _ts(rollout.created_at)
         out: list[RolloutDecision] = []
-        sample = plan_sample(plan)
-        if not any(d.outcome == "start" for d in rollout.decisions):
+        start = next((d for d in rollout.decisions
+                      if d.outcome == "start" and "sample" in d.numbers), None)
+        if start is not None:
+            sample = _sample(start.numbers["sample"])
+        else:  # whoever started it did not plan the sample: plan it now, once
+            sample = plan_sample(plan)
             out.append(self.rollouts.record(
-                rollout.id, outcome="start", reason="planned sample of the A/B test",
-                numbers={"sample": sample.to_dict()}))
-        if now - max(began, self._last_decision(rollout, since=began)) < plan.interval_s:
+                rollout.id, outcome="start", reason=f"planned sample: {sample.n_a} labelled "
+                f"requests for a, {sample.n_b} for b", numbers={"sample": sample.to_dict()}))
+        previous = [d for d in rollout.decisions if d.outcome == "verdict"]
+        last = max((_ts(d.at) for d in previous), default=began)
+        if now - last < plan.interval_s:
             return out
         a, b = rollout.stable, rollout.candidate
         seen = traffic(self.log_root, rollout.endpoint, began, now, [a, b],
                        class_labels=self._class_labels(b), variants=["a", "b"],
                        keyed_only=True)
-        report = analyse_ab(seen[a], seen[b], plan, sample)
+        # a sequential test carries its always-valid p-value over the looks before
+        report = analyse_ab(seen[a], seen[b], plan, sample,
+                            previous=previous[-1].numbers if previous else None)
         numbers = {**report.to_dict(), "window": {"since": began, "until": now}}
         out.append(self.rollouts.record(rollout.id, outcome="verdict",
-                                        reason=f"verdict: {report.verdict}", numbers=numbers))
+                                        reason=f"{report.verdict}: {report.reason}",
+                                        numbers=numbers))
         return out
 
     def _shadow(self, rollout: Rollout, plan: ShadowPlan) -> list[RolloutDecision]:
         now = self.clock()
         began = _ts(rollout.created_at)
-        if now - max(began, self._last_decision(rollout, since=began)) < plan.interval_s:
+        last = max((_ts(d.at) for d in rollout.decisions if d.outcome == "observe"),
+                   default=began)
+        if now - last < plan.interval_s:
             return []
         pairs = shadow_pairs(self.log_root, rollout.endpoint, began, now,
                              primary=rollout.stable, shadow=rollout.candidate)
@@ -309,14 +323,13 @@ class RolloutController:
 
     # -- what the decisions rest on --------------------------------------------------------
 
-    def _last_decision(self, rollout: Rollout, *, since: float,
-                       step: int | None = None) -> float:
-        """When the controller last recorded a check of this rollout (of ``step``, when
-        given) at or after ``since``; ``since`` when none."""
-        times = [_ts(d.at) for d in rollout.decisions
-                 if d.outcome in ("wait", "fail", "verdict", "observe")
-                 and (step is None or d.step == step) and _ts(d.at) >= since]
-        return max(times, default=since)
+    def _last_check(self, rollout: Rollout) -> float:
+        """When the current step was last checked (a 'wait' or 'fail' recorded since it
+        started); its start when not yet."""
+        started = _ts(rollout.step_started_at)
+        return max((_ts(d.at) for d in rollout.decisions
+                    if d.outcome in ("wait", "fail") and d.step == rollout.step
+                    and _ts(d.at) >= started), default=started)
 
     def _class_labels(self, version: str) -> tuple[str, ...] | None:
         """The class labels of a version's signature (None: not a classifier), cached."""

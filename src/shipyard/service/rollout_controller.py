@@ -61,7 +61,7 @@ from shipyard.service.shadow_pairs import shadow_pairs
 log = logging.getLogger(__name__)
 Alerts = Callable[[str, str], Sequence[str]]
 """``(endpoint, version) -> names of the monitoring alerts firing for that version``."""
-ACTOR = "rollout-controller"
+MAX_REASON = 2000
 
 
 def default_holder() -> str:
@@ -72,6 +72,11 @@ def default_holder() -> str:
 
 def _ts(moment: datetime) -> float:
     return moment.timestamp()
+
+
+def _text(reason: str) -> str:
+    """A reason as the registry stores it (at most ``MAX_REASON`` characters)."""
+    return reason if len(reason) <= MAX_REASON else reason[:MAX_REASON - 1] + "…"
 
 
 def _sample(doc: dict[str, Any]) -> SamplePlan:
@@ -220,7 +225,11 @@ class RolloutController:
     def _canary(self, rollout: Rollout, plan: CanaryPlan) -> list[RolloutDecision]:
         now = self.clock()
         started = _ts(rollout.step_started_at)
-        if now - self._last_check(rollout) < plan.interval_s:
+        if now - started < plan.interval_s:
+            return []
+        rollout = self.rollouts.get(rollout.id)  # with its decisions, as it is now
+        if rollout.state != "running" or _ts(rollout.step_started_at) != started \
+                or now - self._last_check(rollout) < plan.interval_s:
             return []
         versions = [rollout.stable, rollout.candidate]
         labels = self._class_labels(rollout.candidate)
@@ -236,14 +245,14 @@ class RolloutController:
         where = f"step {rollout.step + 1}/{len(plan.steps)} ({percent:g}%)"
         if report.outcome == "pass":
             return self._passed(rollout, plan, numbers, where)
-        failing = [c for c in report.checks if c.outcome == report.outcome]
-        said = "; ".join(f"{c.name}: {c.reason}" for c in failing) or report.outcome
         if report.outcome == "wait":
-            return [self.rollouts.record(rollout.id, outcome="wait", reason=f"{where}: {said}",
+            return [self.rollouts.record(rollout.id, outcome="wait",
+                                         reason=_text(f"{where}: {report.reason}"),
                                          numbers=numbers, step=rollout.step, percent=percent)]
         failures = rollout.failures + 1
-        reason = (f"{where}: failed {', '.join(c.name for c in failing)} "
-                  f"({failures} of {plan.failures} failed checks): {said}")
+        failed = ", ".join(c.name for c in report.checks if c.outcome == "fail")
+        reason = _text(f"{where}: failed {failed} ({failures} of {plan.failures} failed "
+                       f"checks): {report.reason}")
         out = [self.rollouts.record(rollout.id, outcome="fail", reason=reason, numbers=numbers,
                                     step=rollout.step, percent=percent, failures=failures)]
         if failures >= plan.failures:
@@ -272,20 +281,18 @@ class RolloutController:
     def _ab(self, rollout: Rollout, plan: ABPlan) -> list[RolloutDecision]:
         now = self.clock()
         began = _ts(rollout.created_at)
-        out: list[RolloutDecision] = []
+        if now - began < plan.interval_s:
+            return []
+        rollout = self.rollouts.get(rollout.id)  # with its decisions
         start = next((d for d in rollout.decisions
                       if d.outcome == "start" and "sample" in d.numbers), None)
-        if start is not None:
-            sample = _sample(start.numbers["sample"])
-        else:  # whoever started it did not plan the sample: plan it now, once
-            sample = plan_sample(plan)
-            out.append(self.rollouts.record(
-                rollout.id, outcome="start", reason=f"planned sample: {sample.n_a} labelled "
-                f"requests for a, {sample.n_b} for b", numbers={"sample": sample.to_dict()}))
+        # the sample planned when the test started (a pure function of the plan when the
+        # starter did not store it); every verdict stores it again
+        sample = plan_sample(plan) if start is None else _sample(start.numbers["sample"])
         previous = [d for d in rollout.decisions if d.outcome == "verdict"]
         last = max((_ts(d.at) for d in previous), default=began)
         if now - last < plan.interval_s:
-            return out
+            return []
         a, b = rollout.stable, rollout.candidate
         seen = traffic(self.log_root, rollout.endpoint, began, now, [a, b],
                        class_labels=self._class_labels(b), variants=["a", "b"],
@@ -294,14 +301,16 @@ class RolloutController:
         report = analyse_ab(seen[a], seen[b], plan, sample,
                             previous=previous[-1].numbers if previous else None)
         numbers = {**report.to_dict(), "window": {"since": began, "until": now}}
-        out.append(self.rollouts.record(rollout.id, outcome="verdict",
-                                        reason=f"{report.verdict}: {report.reason}",
-                                        numbers=numbers))
-        return out
+        return [self.rollouts.record(rollout.id, outcome="verdict",
+                                     reason=_text(f"{report.verdict}: {report.reason}"),
+                                     numbers=numbers)]
 
     def _shadow(self, rollout: Rollout, plan: ShadowPlan) -> list[RolloutDecision]:
         now = self.clock()
         began = _ts(rollout.created_at)
+        if now - began < plan.interval_s:
+            return []
+        rollout = self.rollouts.get(rollout.id)  # with its decisions
         last = max((_ts(d.at) for d in rollout.decisions if d.outcome == "observe"),
                    default=began)
         if now - last < plan.interval_s:

@@ -16,10 +16,11 @@ from service.conftest import Behaviour, Clock, Traffic, register_both
 from shipyard.errors import ShipyardError
 from shipyard.registry import Registry
 from shipyard.registry.rollouts import Rollout, Rollouts
+from shipyard.routing import Policy, Single
 from shipyard.routing.plans import CanaryPlan
 from shipyard.service.rollout_controller import RolloutController, default_holder
 
-PER_INTERVAL = 1000  # requests per interval, split by the step's percent
+PER_INTERVAL = 10000  # requests per interval, split by the step's percent
 PLAN = CanaryPlan(steps=(10.0, 50.0, 100.0), interval_s=60.0, min_requests=50, failures=2,
                   alias="production")
 
@@ -65,6 +66,11 @@ class Canary:
                 if d.outcome != "start"]
 
 
+def _serving(registry: Registry) -> Policy | None:
+    current = registry.deployments.current("iris")
+    return None if current is None else current[1]
+
+
 @pytest.fixture
 def canary(reg: Registry, tmp_path: Path) -> Canary:
     return Canary(reg, tmp_path / "logs")
@@ -73,10 +79,9 @@ def canary(reg: Registry, tmp_path: Path) -> Canary:
 def test_a_healthy_canary_promotes_through_every_step(canary: Canary) -> None:
     done = canary.run(canary.controller())
     assert done.state == "promoted", canary.outcomes()
-    assert canary.outcomes() == [("advance", 0), ("advance", 1), ("promote", 2)]
+    assert canary.outcomes() == [("advance", 1), ("advance", 2), ("pass", 2), ("promote", 2)]
     assert canary.reg.get_version("iris@production").version == 2
-    current = canary.reg.deployments.current("iris")
-    assert current is not None and current[1].to_dict()["version"] == "iris/2"
+    assert _serving(canary.reg) == Single("iris/2")
     advance = next(d for d in done.decisions if d.outcome == "advance")
     assert {c["name"] for c in advance.numbers["checks"]} >= {"traffic", "error_rate",
                                                               "latency", "prediction_drift"}
@@ -96,8 +101,7 @@ def test_an_unhealthy_candidate_is_aborted_with_the_reason(
     fail = next(d for d in done.decisions if d.outcome == "fail")
     failed = {c["name"] for c in fail.numbers["checks"] if c["outcome"] == "fail"}
     assert check in failed
-    current = canary.reg.deployments.current("iris")
-    assert current is not None and current[1].to_dict()["version"] == "iris/1"
+    assert _serving(canary.reg) == Single("iris/1")
 
 
 def test_five_points_worse_accuracy_on_labelled_traffic_is_aborted(
@@ -138,8 +142,8 @@ def test_two_controllers_advance_each_step_once(canary: Canary) -> None:
         for controller in (second, first, second, first):  # alternate within the interval
             acted[controller.holder] += [d.outcome for d in controller.tick()]
             canary.clock.now += 1
-    assert canary.outcomes() == [("advance", 0), ("advance", 1), ("promote", 2)]
-    assert len(acted["a"]) + len(acted["b"]) == 3
+    assert canary.outcomes() == [("advance", 1), ("advance", 2), ("pass", 2), ("promote", 2)]
+    assert len(acted["a"]) + len(acted["b"]) == 4
     assert not (acted["a"] and acted["b"])  # one holder did everything
 
 
@@ -147,13 +151,15 @@ def test_a_stale_controller_past_the_lease_conflicts_instead_of_advancing_twice(
         canary: Canary, caplog: pytest.LogCaptureFixture) -> None:
     first, second = canary.controller("a"), canary.controller("b")
     canary.interval()
-    stale = canary.rollouts.running()  # what the second read before the first advanced
+    # what the second read before the first advanced
+    stale, stale_full = canary.rollouts.running(), canary.rollouts.get(canary.rollout.id)
     assert [d.outcome for d in first.tick()] == ["advance"]
     canary.clock.now += first.lease_ttl_s + 1  # the first's lease expires
     second.rollouts.running = lambda: stale  # type: ignore[method-assign]
+    second.rollouts.get = lambda _id: stale_full  # type: ignore[method-assign]
     with caplog.at_level(logging.DEBUG, "shipyard.service.rollout_controller"):
         assert second.tick() == []
-    assert canary.outcomes() == [("advance", 0)]
+    assert canary.outcomes() == [("advance", 1)]
     assert second.failures == 0 and "rollout" in caplog.text
 
 
@@ -161,11 +167,14 @@ def test_when_the_holder_stops_renewing_another_takes_over(canary: Canary) -> No
     first, second = canary.controller("a"), canary.controller("b")
     canary.interval()
     assert [d.outcome for d in first.tick()] == ["advance"]
-    canary.interval(seconds=second.lease_ttl_s / 2)
-    assert second.tick() == []  # the first's lease still runs
-    canary.interval()  # past the lease and the step's interval: the first has died
+    canary.interval(seconds=45.0)
+    assert first.tick() == []  # renews its lease until 45 + 30 s into the step
+    canary.interval(seconds=15.0)  # the step is due, but the first still holds the lease
+    assert second.tick() == []
+    canary.clock.now += 16.0  # the first died 31 s ago: its lease has expired
     assert [d.outcome for d in second.tick()] == ["advance"]
-    assert canary.outcomes() == [("advance", 0), ("advance", 1)]
+    assert canary.outcomes() == [("advance", 1), ("advance", 2)]
+    assert first.tick() == []  # back from the dead: the lease is the second's now
 
 
 def test_a_fresh_controller_resumes_at_the_recorded_step(canary: Canary) -> None:
@@ -176,7 +185,7 @@ def test_a_fresh_controller_resumes_at_the_recorded_step(canary: Canary) -> None
     restarted = canary.controller(default_holder())
     done = canary.run(restarted)
     assert done.state == "promoted"
-    assert canary.outcomes() == [("advance", 0), ("advance", 1), ("promote", 2)]
+    assert canary.outcomes() == [("advance", 1), ("advance", 2), ("pass", 2), ("promote", 2)]
 
 
 def test_the_thread_ticks_survives_a_failing_tick_and_stops_promptly(
@@ -224,7 +233,7 @@ def test_two_controllers_on_postgresql_advance_each_step_once(
             canary.interval()
             second.tick()
             first.tick()
-        assert canary.outcomes() == [("advance", 0), ("advance", 1), ("promote", 2)]
+        assert canary.outcomes() == [("advance", 1), ("advance", 2), ("pass", 2), ("promote", 2)]
     finally:
         for registry in registries:
             registry.close()

@@ -264,15 +264,19 @@ class RolloutController:
     def _passed(self, rollout: Rollout, plan: CanaryPlan, numbers: dict[str, Any],
                 where: str) -> list[RolloutDecision]:
         if rollout.step + 1 >= len(plan.steps):
+            # the analysis behind the promote is stored as a 'pass' just before it
+            passed = self.rollouts.record(rollout.id, outcome="pass",
+                                          reason=f"{where} passed every check",
+                                          numbers=numbers, step=rollout.step)
             reason = f"{where} passed every check: promoted {rollout.candidate}"
             log.info("rollout %s of %s: %s", rollout.id, rollout.endpoint, reason)
             done = self.rollouts.promote(rollout.endpoint, reason=reason)
-            return done.decisions[-1:]
+            return [passed, *done.decisions[-1:]]
         following = plan.steps[rollout.step + 1]
         reason = f"{where} passed every check: advancing to {following:g}%"
-        moved = self.rollouts.advance(
-            rollout.id, expected_step=rollout.step,
-            decision={"outcome": "advance", "reason": reason, "numbers": numbers})
+        # the decision stored with the advance: the analysis, its reason ours
+        moved = self.rollouts.advance(rollout.id, expected_step=rollout.step,
+                                      decision={**numbers, "reason": reason})
         log.info("rollout %s of %s: %s", rollout.id, rollout.endpoint, reason)
         return moved.decisions[-1:]
 

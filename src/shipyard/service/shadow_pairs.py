@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shipyard.registry.uri import parse_ref
-from shipyard.stores.feedback import effective_labels
+from shipyard.stores.feedback import joined_labels, segment_files, segments_between
 from shipyard.stores.predictions import NothingLoggedError, read_log
 from shipyard.types import Array
 
@@ -48,14 +48,16 @@ def _rows(root: Path, endpoint: str, kind: str, version: str, since: float,
           until: float) -> pa.Table | None:
     ref = parse_ref(version)
     try:
-        table = read_log(root, endpoint, kind=kind, since=datetime.fromtimestamp(since, UTC))
+        table = read_log(root, endpoint, kind=kind, since=_moment(since),
+                         until=_moment(until), inputs=False)
     except NothingLoggedError:
         return None
-    end = pa.scalar(datetime.fromtimestamp(until, UTC), type=pa.timestamp("us", tz="UTC"))
-    keep = pc.and_(pc.and_(pc.equal(table["model"], ref.name),
-                           pc.equal(table["version"], ref.version)),
-                   pc.less(table["ts"], end))
-    return table.filter(keep)
+    return table.filter(pc.and_(pc.equal(table["model"], ref.name),
+                                pc.equal(table["version"], ref.version)))
+
+
+def _moment(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def _answer_column(table: pa.Table) -> str | None:
@@ -73,7 +75,7 @@ def _empty(classification: bool, unpaired: int) -> ShadowPairs:
 def shadow_pairs(root: str | Path, endpoint: str, since: float, until: float, *,
                  primary: str, shadow: str) -> ShadowPairs:
     """The rows of ``endpoint`` answered by ``primary`` (NAME/V) in [since, until) that
-    ``shadow`` (NAME/V) also answered, with their labels."""
+    ``shadow`` (NAME/V) also answered, with their labels (feedback up to now)."""
     root = Path(root)
     first = _rows(root, endpoint, "predictions", primary, since, until)
     copy = _rows(root, endpoint, "shadow", shadow, since, until)
@@ -83,36 +85,24 @@ def shadow_pairs(root: str | Path, endpoint: str, since: float, until: float, *,
     classification = column == "output.label"
     if copy is None or column is None or column not in copy.column_names:
         return _empty(classification, first.num_rows)
-    left = first.select([*KEYS, "latency_ms", column]).rename_columns(
-        [*KEYS, "latency_p", "answer_p"])
+    files = segments_between(segment_files(root, "feedback", endpoint), _moment(since), None)
+    first = joined_labels(first, files, since=_moment(since)).table
+    labelled = "target" in first.column_names
+    left = first.select([*KEYS, "latency_ms", column, *(["target"] if labelled else [])])
     right = copy.select([*KEYS, "latency_ms", column]).rename_columns(
-        [*KEYS, "latency_s", "answer_s"])
+        [*KEYS, "latency_shadow", "answer_shadow"])
     joined = left.join(right, keys=KEYS, join_type="inner").sort_by(
         [("request_id", "ascending"), ("row", "ascending")])
     if joined.num_rows == 0:
         return _empty(classification, first.num_rows)
-    firsts = joined.filter(pc.equal(joined["row"], 0))
+    firsts = joined.filter(pc.equal(joined["row"], 0))  # one latency per request
+    truth = None
+    if labelled and joined["target"].null_count < joined.num_rows:
+        truth = joined["target"].to_numpy(zero_copy_only=False)
     return ShadowPairs(
-        primary=joined["answer_p"].to_numpy(zero_copy_only=False),
-        shadow=joined["answer_s"].to_numpy(zero_copy_only=False),
-        latencies_primary=firsts["latency_p"].to_numpy(zero_copy_only=False),
-        latencies_shadow=firsts["latency_s"].to_numpy(zero_copy_only=False),
-        truth=_truth(root, endpoint, since, joined),
-        classification=classification, unpaired=first.num_rows - joined.num_rows)
-
-
-def _truth(root: Path, endpoint: str, since: float, joined: pa.Table) -> Array | None:
-    """The label of each joined row (labels may arrive after ``until``: read up to now)."""
-    try:
-        feedback = read_log(root, endpoint, kind="feedback",
-                            since=datetime.fromtimestamp(since, UTC))
-    except NothingLoggedError:
-        return None
-    labels = effective_labels(feedback)
-    if labels.num_rows == 0:
-        return None
-    keyed = joined.select(KEYS).join(labels, keys=KEYS, join_type="left outer").sort_by(
-        [("request_id", "ascending"), ("row", "ascending")])
-    if keyed["label"].null_count == keyed.num_rows:
-        return None
-    return keyed["label"].to_numpy(zero_copy_only=False)
+        primary=joined[column].to_numpy(zero_copy_only=False),
+        shadow=joined["answer_shadow"].to_numpy(zero_copy_only=False),
+        latencies_primary=firsts["latency_ms"].to_numpy(zero_copy_only=False),
+        latencies_shadow=firsts["latency_shadow"].to_numpy(zero_copy_only=False),
+        truth=truth, classification=classification,
+        unpaired=first.num_rows - joined.num_rows)

@@ -51,7 +51,7 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     │   ├── SchemaOutOfDateError      the database needs `shipyard db upgrade`
     │   └── RegistryUnavailableError  the registry's database cannot be reached
     ├── ArtifactStoreError            a blob is missing, corrupt or cannot be written
-    ├── NothingLoggedError            an endpoint has nothing logged yet (stores/predictions.py)
+    ├── NothingLoggedError            an endpoint has nothing logged yet (stores/log_reader.py)
     ├── MonitoringError               monitoring cannot compute what was asked
     │   ├── ProfileError              data cannot be profiled, profiles cannot be merged, or
     │   │                             profile bytes are corrupt

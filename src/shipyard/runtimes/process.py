@@ -53,7 +53,8 @@ __all__ = ["RAW_WORKER", "WORKER", "ChildLog", "InferenceProcess", "InferencePro
 log = logging.getLogger("shipyard.serve")
 WORKER = "shipyard.runtimes.worker"  # the default child: column batches only
 RAW_WORKER = "shipyard.runtimes.raw_child"  # ... that also answers raw batches (``run_raw``)
-_ENTRY_LISTS = ("kept", "request_ids", "latency_ms", "routing_keys", "ts")
+_ENTRY_LISTS = ("kept", "request_ids", "latency_ms", "routing_keys", "ts", "variants",
+                "revisions")  # one value per request (the last two may be absent)
 
 
 class InferenceProcess:
@@ -392,7 +393,8 @@ def _subset(entry: dict[str, Any], keep: list[int]) -> dict[str, Any]:
     """The log entry for the requests at positions ``keep`` only."""
     out = dict(entry)
     for name in _ENTRY_LISTS:
-        out[name] = [entry[name][i] for i in keep]
+        if name in entry:
+            out[name] = [entry[name][i] for i in keep]
     return out
 
 

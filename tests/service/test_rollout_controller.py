@@ -14,8 +14,7 @@ import pytest
 from registry.helpers import open_registry
 from service.conftest import Behaviour, Clock, Traffic, register_both
 from shipyard.errors import ShipyardError
-from shipyard.registry import Registry
-from shipyard.registry.rollouts import Rollout, Rollouts
+from shipyard.registry import Registry, Rollout, Rollouts
 from shipyard.routing import Policy, Single
 from shipyard.routing.plans import CanaryPlan
 from shipyard.service.rollout_controller import RolloutController, default_holder

@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from service.conftest import T0, Behaviour, Clock, Traffic
-from shipyard.registry import Registry
-from shipyard.registry.rollouts import Rollouts
+from shipyard.registry import Registry, Rollouts
 from shipyard.routing.plans import ABPlan, ShadowPlan
 from shipyard.service.rollout_controller import RolloutController
 

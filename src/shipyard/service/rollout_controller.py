@@ -49,9 +49,7 @@ from shipyard.errors import ConflictError, ShipyardError
 from shipyard.monitoring.canary import analyse_ab, analyse_canary, plan_sample
 from shipyard.monitoring.experiments import SamplePlan
 from shipyard.monitoring.shadow import shadow_report
-from shipyard.registry import Registry
-from shipyard.registry.leases import Lease, Leases
-from shipyard.registry.rollouts import Rollout, RolloutDecision, Rollouts
+from shipyard.registry import Lease, Leases, Registry, Rollout, RolloutDecision, Rollouts
 from shipyard.routing.plans import ABPlan, CanaryPlan, ShadowPlan
 from shipyard.service.monitor import firing_alerts
 from shipyard.service.monitor_history import MonitorHistory

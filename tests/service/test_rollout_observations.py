@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from service.conftest import T0, Behaviour, Clock, Traffic
+from shipyard.errors import ConfigError
 from shipyard.registry import Registry, Rollouts
 from shipyard.routing.plans import ABPlan, ShadowPlan
+from shipyard.service.config import ServeConfig
+from shipyard.service.dataplane import DataPlane
 from shipyard.service.rollout_controller import RolloutController
 
 INTERVAL = 60.0
@@ -66,3 +71,25 @@ def test_a_shadow_records_the_comparison_of_both_answers_each_interval(
     assert numbers["metrics"]["primary"]["accuracy"] > numbers["metrics"]["shadow"]["accuracy"]
     assert controller.tick() == []
     assert rollouts.get(rollout.id).state == "running"
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_data_plane_runs_a_controller_for_registry_endpoints_unless_turned_off(
+        reg: Registry, tmp_path: Path, enabled: bool) -> None:
+    config = ServeConfig.from_dict({
+        "endpoints": [{"name": "iris", "model": "models:/iris@production"}],
+        "log_dir": str(tmp_path / "logs"), "rollout_controller": enabled})
+    plane = DataPlane(config, registry=reg)
+    plane._start_controller()
+    try:
+        assert (plane.controller is not None and plane.controller.running) is enabled
+    finally:
+        if plane.controller is not None:
+            plane.controller.stop()
+    assert plane.controller is None or not plane.controller.running
+
+
+def test_rollout_controller_must_be_true_or_false() -> None:
+    with pytest.raises(ConfigError, match="rollout_controller"):
+        ServeConfig.from_dict({"endpoints": [{"model": "models:/iris/1"}],
+                               "rollout_controller": "false"})

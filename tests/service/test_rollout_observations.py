@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from service.conftest import T0, Behaviour, Clock, Traffic
-from shipyard.errors import ConfigError
 from shipyard.registry import Registry, Rollouts
 from shipyard.routing.plans import ABPlan, ShadowPlan
-from shipyard.service.config import ServeConfig
+from shipyard.service.config import ConfigError, ServeConfig
 from shipyard.service.dataplane import DataPlane
 from shipyard.service.rollout_controller import RolloutController
 

@@ -24,7 +24,7 @@ PLANS: list[Plan] = [
                estimate_gate=True, min_requests=1, failures=3, alias="production",
                key="json:user.id"),
     ABPlan(),
-    ABPlan(split=10, key="header:X-User-Id", metric="f1", mde=0.05, alpha=0.01, power=0.9,
+    ABPlan(split=10, key="header:X-User-Id", metric="mae", sd=2.5, mde=0.05, alpha=0.01, power=0.9,
            baseline=0.7, sequential=False, interval_s=60, max_error_rate=0.02,
            max_p99_ratio=1.2),
     ShadowPlan(),

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shipyard.errors import NotFoundError
-from shipyard.registry import Registry
+from shipyard.registry import Registry, is_model_uri
 from shipyard.service.batch_calls import Arrival, RawServed, RawTicket, Ticket
 from shipyard.service.config import ServeConfig
 from shipyard.service.deployment import Deployment, DeploymentBuilder
@@ -37,6 +37,7 @@ from shipyard.types import Columns
 
 if TYPE_CHECKING:
     from shipyard.service.monitor_scheduler import MonitorScheduler
+    from shipyard.service.rollout_controller import RolloutController
 
 __all__ = ["DataPlane", "Deployment", "Endpoint", "Pick", "RawServed", "Served",
            "new_request_id"]
@@ -89,6 +90,7 @@ class DataPlane:
         self.shadowing.on_failure = self._shadow_failed
         self._watcher: asyncio.Task[None] | None = None
         self.monitor: MonitorScheduler | None = None
+        self.controller: RolloutController | None = None
         self.started_at = time.time()
 
     @property
@@ -133,6 +135,7 @@ class DataPlane:
         if any(watched(ep) for ep in self.endpoints.values()):
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
         self._start_monitor()
+        self._start_controller()
 
     def _start_monitor(self) -> None:
         """Run the endpoints' ``monitor:`` sections on their schedule, in a thread of their
@@ -144,6 +147,18 @@ class DataPlane:
         self.monitor = MonitorScheduler.from_config(self.config, self.settings)
         if self.monitor is not None:
             self.monitor.start()
+
+    def _start_controller(self) -> None:
+        """Run the rollout controller (a daemon thread) when an endpoint serves from the
+        registry and the config does not turn it off."""
+        if not self.config.rollout_controller or not any(
+                is_model_uri(e.model) for e in self.config.endpoints):
+            return
+        from shipyard.service.rollout_controller import RolloutController, default_holder
+
+        self.controller = RolloutController(self.registry, self.log.root,
+                                            holder=default_holder())
+        self.controller.start()
 
     @property
     def ready(self) -> bool:
@@ -172,6 +187,8 @@ class DataPlane:
         if self._watcher is not None:
             self._watcher.cancel()
         loop = asyncio.get_running_loop()
+        if self.controller is not None:  # releases its leases: a database call
+            await loop.run_in_executor(None, self.controller.stop)
         if self.monitor is not None:  # may finish a window in progress: not on the loop
             await loop.run_in_executor(None, self.monitor.stop)
             # release its references (DataSketches objects) now, not at interpreter exit,

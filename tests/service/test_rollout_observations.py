@@ -77,11 +77,14 @@ def test_the_data_plane_runs_a_controller_for_registry_endpoints_unless_turned_o
         reg: Registry, tmp_path: Path, enabled: bool) -> None:
     config = ServeConfig.from_dict({
         "endpoints": [{"name": "iris", "model": "models:/iris@production"}],
-        "log_dir": str(tmp_path / "logs"), "rollout_controller": enabled})
+        "log_dir": str(tmp_path / "logs"), "rollout_controller": enabled,
+        "rollout_period_s": 0.5, "rollout_lease_s": 2.0})
     plane = DataPlane(config, registry=reg)
     plane._start_controller()
     try:
         assert (plane.controller is not None and plane.controller.running) is enabled
+        if plane.controller is not None:  # the config's lease, renewed every period
+            assert plane.controller.lease_ttl_s == 2.0
     finally:
         if plane.controller is not None:
             plane.controller.stop()
@@ -92,3 +95,11 @@ def test_rollout_controller_must_be_true_or_false() -> None:
     with pytest.raises(ConfigError, match="rollout_controller"):
         ServeConfig.from_dict({"endpoints": [{"model": "models:/iris/1"}],
                                "rollout_controller": "false"})
+
+
+@pytest.mark.parametrize(("period", "lease"), [(0.0, 30.0), (11.0, 30.0), (1.0, -3.0)])
+def test_the_controller_period_leaves_the_lease_time_to_renew(period: float,
+                                                              lease: float) -> None:
+    with pytest.raises(ConfigError, match="rollout_period_s"):
+        ServeConfig.from_dict({"endpoints": [{"model": "models:/iris/1"}],
+                               "rollout_period_s": period, "rollout_lease_s": lease})

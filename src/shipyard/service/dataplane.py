@@ -157,8 +157,9 @@ class DataPlane:
         from shipyard.service.rollout_controller import RolloutController, default_holder
 
         self.controller = RolloutController(self.registry, self.log.root,
-                                            holder=default_holder())
-        self.controller.start()
+                                            holder=default_holder(),
+                                            lease_ttl_s=self.config.rollout_lease_s)
+        self.controller.start(self.config.rollout_period_s)
 
     @property
     def ready(self) -> bool:

@@ -86,6 +86,24 @@ def test_a_healthy_canary_promotes_through_every_step(canary: Canary) -> None:
                                                               "latency", "prediction_drift"}
 
 
+def test_stragglers_on_stable_in_the_last_step_do_not_hold_the_promote(
+        canary: Canary) -> None:
+    """A replica polls the 100% step's policy a little later: the few requests it still
+    sends to stable are left out (counted), not a sample that waits forever."""
+    controller = canary.controller()
+    while canary.rollouts.get(canary.rollout.id).step < 2:
+        canary.interval()
+        controller.tick()
+    since = canary.clock.now
+    canary.interval()
+    canary.traffic.write("iris/1", 3, since, since + 0.5)  # routed by the previous step
+    controller.tick()
+    done = canary.rollouts.get(canary.rollout.id)
+    assert done.state == "promoted", canary.outcomes()
+    passed = next(d for d in done.decisions if d.outcome == "pass")
+    assert passed.numbers["stable_requests_left_out"] == 3
+
+
 @pytest.mark.parametrize(("behaviour", "check"), [
     (Behaviour(errors=0.1), "error_rate"),
     (Behaviour(latency_ms=40.0), "latency"),

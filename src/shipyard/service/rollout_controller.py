@@ -49,6 +49,7 @@ from shipyard.errors import ConflictError, ShipyardError
 from shipyard.monitoring.canary import analyse_ab, analyse_canary, plan_sample
 from shipyard.monitoring.experiments import SamplePlan
 from shipyard.monitoring.shadow import shadow_report
+from shipyard.monitoring.traffic import VersionTraffic
 from shipyard.registry import Lease, Leases, Registry, Rollout, RolloutDecision, Rollouts
 from shipyard.routing.plans import ABPlan, CanaryPlan, ShadowPlan
 from shipyard.service.monitor import firing_alerts
@@ -233,13 +234,19 @@ class RolloutController:
         labels = self._class_labels(rollout.candidate)
         seen = traffic(self.log_root, rollout.endpoint, started, now, versions,
                        class_labels=labels)
-        # on the 100% step the stable version has no traffic: the checks that compare with
-        # it pass as not compared (the earlier steps compared), the others still apply
-        report = analyse_canary(seen[rollout.stable], seen[rollout.candidate], plan,
-                                self._firing(rollout))
+        # on the 100% step the stable version takes no traffic: the checks that compare with
+        # it pass as not compared (the earlier steps compared), the others still apply. A
+        # few requests routed by the previous step's policy (a replica polls it a little
+        # later) are no sample to compare with: left out, and counted in the numbers
         percent = plan.steps[rollout.step]
+        stable = seen[rollout.stable]
+        if percent >= 100:
+            stable = VersionTraffic(rollout.stable, 0, 0, class_labels=labels)
+        report = analyse_canary(stable, seen[rollout.candidate], plan, self._firing(rollout))
         numbers: dict[str, Any] = {**report.to_dict(), "percent": percent,
                                    "window": {"since": started, "until": now}}
+        if percent >= 100:
+            numbers["stable_requests_left_out"] = seen[rollout.stable].requests
         where = f"step {rollout.step + 1}/{len(plan.steps)} ({percent:g}%)"
         if report.outcome == "pass":
             return self._passed(rollout, plan, numbers, where)

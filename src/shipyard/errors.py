@@ -28,6 +28,8 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     │   ├── BadRequestError           malformed body or envelope (server/codec.py)
     │   ├── PayloadTooLargeError      (server/http_errors.py)
     │   ├── UnauthorizedError         missing or wrong API key (server/http_errors.py)
+    │   ├── ForbiddenError            a valid API key that is not an admin key, on the
+    │   │                             admin API (server/http_errors.py)
     │   └── ClientGoneError           the client left before its body arrived
     │                                 (server/http_errors.py)
     ├── ServingError                  the server cannot answer a valid request now

@@ -5,7 +5,10 @@ decisions with the numbers behind them, as rich tables (the documents come from
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
 
 from shipyard.cli.output import console, table
 
@@ -13,7 +16,7 @@ if TYPE_CHECKING:
     from shipyard.monitoring.experiments import SamplePlan
     from shipyard.routing.plans import ABPlan
 
-MAX_NUMBERS = 8  # figures shown per decision in a table (--json has them all)
+MAX_NUMBERS = 6  # figures shown per check or decision in a table (--json has them all)
 _COLOURS = {"pass": "green", "advance": "green", "promote": "green", "start": "cyan",
             "switch": "cyan", "fail": "red", "abort": "red", "wait": "yellow"}
 
@@ -21,30 +24,43 @@ _COLOURS = {"pass": "green", "advance": "green", "promote": "green", "start": "c
 def _number(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
+    if isinstance(value, list | tuple):
+        return ",".join(_number(v) for v in value)
     return str(value)
 
 
-def key_numbers(numbers: Any, limit: int = MAX_NUMBERS) -> str:
-    """``name=value`` pairs from a decision's (nested) numbers, the scalars only, at most
-    ``limit`` of them (and how many more there are)."""
-    flat: list[str] = []
-
-    def walk(value: Any, path: str) -> None:
-        if isinstance(value, Mapping):
-            label = value.get("name") if isinstance(value.get("name"), str) else None
-            for key, inner in value.items():
-                if key != "name":
-                    walk(inner, ".".join(p for p in (path, label or "", str(key)) if p))
-        elif isinstance(value, Sequence) and not isinstance(value, str):
-            if all(isinstance(v, Mapping) for v in value):
-                for inner in value:
-                    walk(inner, path)
-        elif value is not None:
-            flat.append(f"{path}={_number(value)}")
-
-    walk(numbers, "")
+def _pairs(values: Any, limit: int) -> str:
+    """``name=value`` for the scalars of a mapping (and of the mappings inside it, one level
+    down), at most ``limit`` of them and how many more there are."""
+    if not isinstance(values, Mapping):
+        return ""
+    flat = []
+    for key, value in values.items():
+        if key == "plan":  # a start's: the plan table shows it
+            continue
+        inner = value.items() if isinstance(value, Mapping) else [("", value)]
+        for sub, item in inner:
+            if item is not None and not isinstance(item, Mapping) and (
+                    not isinstance(item, list | tuple)
+                    or all(isinstance(v, int | float) for v in item)):
+                flat.append(f"{key}.{sub}={_number(item)}" if sub else
+                            f"{key}={_number(item)}")
     more = len(flat) - limit
-    return ", ".join(flat[:limit]) + (f" (+{more} more)" if more > 0 else "")
+    return " ".join(flat[:limit]) + (f" (+{more} more)" if more > 0 else "")
+
+
+def key_numbers(numbers: Any, limit: int = MAX_NUMBERS) -> str:
+    """A decision's numbers in a line: each check (``numbers["checks"]``, as a canary
+    analysis stores them) as ``name outcome (figures)``, else the figures themselves."""
+    checks = numbers.get("checks") if isinstance(numbers, Mapping) else None
+    if isinstance(checks, list) and checks and all(isinstance(c, Mapping) for c in checks):
+        parts = []
+        for check in checks:
+            figures = _pairs(check.get("numbers"), limit)
+            parts.append(f"{check.get('name')} {_outcome(check.get('outcome'))}"
+                         + (f" ({figures})" if figures else ""))
+        return "; ".join(parts)
+    return _pairs(numbers, limit)
 
 
 def _outcome(outcome: Any) -> str:
@@ -56,18 +72,27 @@ def _percent(value: Any) -> str:
     return "" if value is None else f"{float(value):g}%"
 
 
-def print_rollout(doc: Mapping[str, Any], *, title: str = "rollout") -> None:
+def _time(value: Any) -> str:
+    """An ISO 8601 time as ``YYYY-MM-DD HH:MM:SS`` in local time."""
+    try:
+        return datetime.fromisoformat(str(value)).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return str(value or "")
+
+
+def print_rollout(doc: Mapping[str, Any], *, started: bool = False) -> None:
     """One rollout: what moves to what, its state and step, its plan."""
-    head = (f"[bold]{title}[/] {doc.get('kind')} rollout #{doc.get('id')} on "
-            f"{doc.get('endpoint')}: {doc.get('stable')} → {doc.get('candidate')}, "
-            f"{doc.get('state')}")
-    if doc.get("steps"):
+    head = "[green]✓[/] started " if started else ""
+    head += (f"{doc.get('kind')} rollout #{doc.get('id')} on {doc.get('endpoint')}: "
+             f"{doc.get('stable')} → {doc.get('candidate')}, {doc.get('state')}")
+    if doc.get("steps") and doc.get("state") == "running":
         head += (f", step {int(doc.get('step') or 0) + 1} of {doc['steps']} "
-                 f"({_percent(doc.get('step_percent'))} to the candidate)")
+                 f"({_percent(doc.get('percent'))} to the candidate)")
     console.print(head, highlight=False)
-    plan = doc.get("plan") or doc.get("spec") or {}
+    plan = doc.get("plan") or {}
     if plan:
-        table("plan", ["setting", "value"], [(k, v) for k, v in plan.items()])
+        table("plan", ["setting", "value"],
+              [(k, "-" if v is None else _number(v)) for k, v in plan.items()])
     sample = doc.get("sample_plan")
     if sample:
         console.print(f"planned sample: {sample['n_a']:,} requests for a, {sample['n_b']:,} "
@@ -88,10 +113,17 @@ def print_sample_plan(plan: ABPlan, sample: SamplePlan | None) -> None:
 
 
 def decisions_table(title: str, decisions: Sequence[Mapping[str, Any]]) -> None:
-    table(title, ["at", "step", "share", "outcome", "reason", "numbers", "by"],
-          [(d.get("at"), d.get("step"), _percent(d.get("percent")), _outcome(d.get("outcome")),
-            d.get("reason"), key_numbers(d.get("numbers")), d.get("actor"))
-           for d in decisions])
+    out = Table(title=title)
+    for name in ("at", "step", "share", "outcome"):
+        out.add_column(name, no_wrap=True)
+    out.add_column("reason", ratio=2)
+    out.add_column("numbers", ratio=3, overflow="fold")
+    out.add_column("by")
+    for d in decisions:
+        out.add_row(_time(d.get("at")), str(d.get("step", "")), _percent(d.get("percent")),
+                    _outcome(d.get("outcome")), str(d.get("reason") or ""),
+                    key_numbers(d.get("numbers")), str(d.get("actor") or ""))
+    console.print(out)
 
 
 def print_status(doc: Mapping[str, Any]) -> None:
@@ -123,7 +155,7 @@ def print_history(doc: Mapping[str, Any]) -> None:
         decisions_table(f"rollout #{rollout.get('id')} decisions (newest first)",
                         rollout.get("decisions") or [])
     table("policy revisions (newest first)", ["revision", "at", "policy", "by", "reason"],
-          [(r["revision"], r["at"], _policy_text(r["policy"]), r["actor"], r["reason"])
+          [(r["revision"], _time(r["at"]), _policy_text(r["policy"]), r["actor"], r["reason"])
            for r in doc.get("revisions") or []])
 
 

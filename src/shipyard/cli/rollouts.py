@@ -68,7 +68,7 @@ def _started(rollout: Any, as_json: bool) -> None:
     if as_json:
         print_json(doc)
         return
-    print_rollout(doc, title="started")
+    print_rollout(doc, started=True)
 
 
 def _reason(reason: str | None, default: str) -> str:

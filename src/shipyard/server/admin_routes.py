@@ -28,7 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shipyard.registry import Registry
-from shipyard.routing.plans import plan_from_dict
+from shipyard.routing.plans import ABPlan, CanaryPlan, ShadowPlan, plan_from_dict
 from shipyard.server import codec
 from shipyard.server.asgi import ApiKeys, header_map, read_body
 from shipyard.server.http_errors import ForbiddenError, UnauthorizedError
@@ -54,15 +54,14 @@ def _json(doc: Any, status: int = 200) -> Response:
     return Response(codec.dumps(doc), status_code=status, media_type="application/json")
 
 
-def _text_field(body: Mapping[str, Any], name: str, *, required: bool,
-                what: str = "") -> str | None:
+def _text(body: Mapping[str, Any], name: str, what: str = "") -> str:
+    """The body's field ``name``: a non-empty string (``what`` says what it holds)."""
     value = body.get(name)
-    if value is None and not required:
-        return None
+    if name not in body:
+        raise codec.BadRequestError(f"the body needs '{name}'{what}")
     if not isinstance(value, str) or not value:
         raise codec.BadRequestError(f"'{name}' must be a non-empty string{what}, not "
-                                    f"{value!r}" if name in body else
-                                    f"the body needs '{name}'{what}")
+                                    f"{value!r}")
     return value
 
 
@@ -122,8 +121,9 @@ class AdminApi:
 
     @staticmethod
     def _reason(body: Mapping[str, Any], default: str, actor: str | None) -> str:
-        given = _text_field(body, "reason", required=False)
-        return given or f"{default} (HTTP admin API{', ' + actor if actor else ''})"
+        if body.get("reason") is not None:
+            return _text(body, "reason")
+        return f"{default} (HTTP admin API{', ' + actor if actor else ''})"
 
     # -- routes --------------------------------------------------------------------------------
 
@@ -148,8 +148,7 @@ class AdminApi:
     async def deploy(self, request: Request) -> Response:
         actor, endpoint = self.actor(request), request.path_params["endpoint"]
         body = await self._body(request)
-        model = _text_field(body, "model", required=True, what=" (a model URI such as "
-                                                                "models:/iris/3)")
+        model = _text(body, "model", " (a model URI such as models:/iris/3)")
         reason = self._reason(body, f"deploy {model}", actor)
         _no_other_fields(body, {"model", "reason"})
         revision = await self._call(actor, lambda reg: reg.rollouts.deploy(
@@ -164,18 +163,18 @@ class AdminApi:
             raise codec.BadRequestError(f"'kind' must be one of {', '.join(VERSION_FIELDS)}, "
                                         f"not {kind!r}")
         names = VERSION_FIELDS[kind]
-        uris = [str(_text_field(body, n, required=True, what=" (a model URI)")) for n in names]
+        uris = [_text(body, n, " (a model URI)") for n in names]
         reason = self._reason(body, f"{kind} rollout of {' and '.join(uris)}", actor)
         plan = plan_from_dict(kind, {k: v for k, v in body.items()
                                      if k not in {"kind", "reason", *names}})
 
         def begin(reg: Registry) -> dict[str, Any]:
             rollouts = reg.rollouts
-            if kind == "canary":
+            if isinstance(plan, CanaryPlan):
                 found = rollouts.start_canary(endpoint, uris[0], plan, reason=reason)
-            elif kind == "ab":
+            elif isinstance(plan, ABPlan):
                 found = rollouts.start_ab(endpoint, uris[0], uris[1], plan, reason=reason)
-            elif kind == "shadow":
+            elif isinstance(plan, ShadowPlan):
                 found = rollouts.start_shadow(endpoint, uris[0], plan, reason=reason)
             else:
                 found = rollouts.start_bluegreen(endpoint, uris[0], reason=reason)

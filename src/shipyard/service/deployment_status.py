@@ -16,7 +16,7 @@ from shipyard.routing.policies import weighted_variant
 if TYPE_CHECKING:
     from shipyard.monitoring.experiments import SamplePlan
     from shipyard.registry import Registry
-    from shipyard.registry.rollouts import Rollout
+    from shipyard.registry.rollout_records import Rollout
 
 DECISIONS_SHOWN = 10  # the newest decisions a status shows (history shows them all)
 
@@ -44,13 +44,11 @@ def _share(version: str, variant: str, percent: float) -> dict[str, Any]:
 
 
 def rollout_doc(rollout: Rollout, *, decisions: int | None = None) -> dict[str, Any]:
-    """``rollout.to_dict()`` with its step's percent (canary) or its planned sample size
+    """``rollout.to_dict()`` with its number of steps (canary) or its planned sample size
     (A/B); with ``decisions`` only that many of the newest decisions, newest first."""
     doc = rollout.to_dict()
     plan = rollout.plan
-    if isinstance(plan, CanaryPlan) and doc.get("state") == "running":
-        step = int(doc.get("step") or 0)
-        doc["step_percent"] = plan.steps[min(step, len(plan.steps) - 1)]
+    if isinstance(plan, CanaryPlan):
         doc["steps"] = len(plan.steps)
     if isinstance(plan, ABPlan):
         sample = ab_sample_plan(plan)

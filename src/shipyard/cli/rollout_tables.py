@@ -94,7 +94,7 @@ def print_rollout(doc: Mapping[str, Any], *, started: bool = False) -> None:
         table("plan", ["setting", "value"],
               [(k, "-" if v is None else _number(v)) for k, v in plan.items()])
     sample = doc.get("sample_plan")
-    if sample:
+    if sample and not started:  # `rollout ab` printed it before starting
         console.print(f"planned sample: {sample['n_a']:,} requests for a, {sample['n_b']:,} "
                       f"for b", highlight=False)
 
@@ -107,8 +107,8 @@ def print_sample_plan(plan: ABPlan, sample: SamplePlan | None) -> None:
         return
     test = "always-valid sequential (mSPRT)" if sample.sequential else "fixed horizon"
     console.print(f"planned sample: [bold]{sample.n_a:,}[/] requests for a, "
-                  f"[bold]{sample.n_b:,}[/] for b, to detect a {plan.metric} difference "
-                  f"of {plan.mde:g} from a baseline of {sample.baseline:g} at alpha "
+                  f"[bold]{sample.n_b:,}[/] for b, to detect a difference of {plan.mde:g} in "
+                  f"{plan.metric} from a baseline of {sample.baseline:g} at alpha "
                   f"{plan.alpha:g} with power {plan.power:g} ({test} test)", highlight=False)
 
 

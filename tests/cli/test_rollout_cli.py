@@ -174,6 +174,8 @@ def test_bad_input_is_one_clear_error(url: str) -> None:
     assert "nowhere" in refused(url, "rollout", "status", "nowhere")
     assert "metric" in refused(url, "rollout", "ab", "shop", "--a", "models:/customers/1",
                                "--b", "models:/customers/2", "--metric", "speed")
+    assert "needs sd" in refused(url, "rollout", "ab", "shop", "--a", "models:/customers/1",
+                                 "--b", "models:/customers/2", "--metric", "mae")
     # nothing changed on the way
     assert shares(as_json(url, "rollout", "status", "shop")) == [(V1, "stable", 100.0)]
 

@@ -99,12 +99,7 @@ def print_rollout(doc: Mapping[str, Any], *, started: bool = False) -> None:
                       f"for b", highlight=False)
 
 
-def print_sample_plan(plan: ABPlan, sample: SamplePlan | None) -> None:
-    if sample is None:
-        console.print(f"planned sample: {plan.metric} is a mean; its sample size needs the "
-                      "spread of one request's value, measured once traffic flows",
-                      highlight=False)
-        return
+def print_sample_plan(plan: ABPlan, sample: SamplePlan) -> None:
     test = "always-valid sequential (mSPRT)" if sample.sequential else "fixed horizon"
     console.print(f"planned sample: [bold]{sample.n_a:,}[/] requests for a, "
                   f"[bold]{sample.n_b:,}[/] for b, to detect a difference of {plan.mde:g} in "

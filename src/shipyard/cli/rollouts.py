@@ -129,13 +129,15 @@ def ab(
         help="percent of routing keys that see b (default 50)")] = None,
     key: KeyOpt = None,
     metric: Annotated[str | None, typer.Option(
-        help="the metric compared (default accuracy)")] = None,
+        help="the metric compared: accuracy (default) or mae")] = None,
     mde: Annotated[float | None, typer.Option(
         help="smallest absolute difference worth detecting (default 0.02)")] = None,
     alpha: Annotated[float | None, typer.Option(help="false positive rate (0.05)")] = None,
     power: Annotated[float | None, typer.Option(help="chance to detect the mde (0.8)")] = None,
     baseline: Annotated[float | None, typer.Option(
         help="expected value of the metric for a (default 0.5, the most requests)")] = None,
+    sd: Annotated[float | None, typer.Option(
+        help="mae only: one request's standard deviation of the absolute error")] = None,
     fixed_horizon: Annotated[bool, typer.Option(
         "--fixed-horizon", help="a fixed-horizon test (no verdict before the planned "
                                 "sample) instead of the always-valid sequential one")] = False,
@@ -148,7 +150,7 @@ def ab(
     from shipyard.service.deployment_status import ab_sample_plan
 
     plan = ABPlan(**_given(split=split, key=key, metric=metric, mde=mde, alpha=alpha,
-                           power=power, baseline=baseline,
+                           power=power, baseline=baseline, sd=sd,
                            sequential=False if fixed_horizon else None,
                            interval_s=_interval(interval)))
     sample = ab_sample_plan(plan)  # before anything changes: a plan that cannot be met fails

@@ -27,11 +27,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shipyard.protocol import codec
+from shipyard.protocol.http_errors import ForbiddenError, UnauthorizedError
 from shipyard.registry import Registry
 from shipyard.routing.plans import ABPlan, CanaryPlan, ShadowPlan, plan_from_dict
-from shipyard.server import codec
 from shipyard.server.asgi import ApiKeys, header_map, read_body
-from shipyard.server.http_errors import ForbiddenError, UnauthorizedError
 from shipyard.service.dataplane import DataPlane
 from shipyard.service.deployment_status import (
     deployment_history,

@@ -23,12 +23,12 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from shipyard._version import __version__
-from shipyard.server import codec
+from shipyard.protocol import codec
+from shipyard.protocol.http_errors import error_parts
 from shipyard.server.admin_routes import AdminApi
 from shipyard.server.asgi import ApiKeys, header_map, read_body
 from shipyard.server.docs_page import POLICY, DocsPage
 from shipyard.server.hotpath import HotPaths, RequestMetrics, hot_route, parse_version
-from shipyard.server.http_errors import error_parts
 from shipyard.server.openapi import openapi_document
 from shipyard.service.dataplane import DataPlane
 from shipyard.service.feedback import FeedbackItem
@@ -59,10 +59,9 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
                                           in config.admin_api_keys.items()}}
                    if config.api_keys else {})
     admin = AdminApi(plane, keys, ApiKeys(config.admin_api_keys))
-    # inference processes run the server's child, which answers simple-JSON predict requests
+    # inference processes run the raw child, which answers simple-JSON predict requests
     # whole (parse, validate, predict, encode): the event loop only moves their bytes
-    # (by name: importing the child's module here would run it twice in the child)
-    plane.raw_child = "shipyard.server.inference_child"
+    plane.raw_answers = True
 
     def guarded(handler: Handler, *, auth: bool = True) -> Handler:
         async def run(request: Request) -> Response:

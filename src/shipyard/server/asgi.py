@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from starlette.types import Receive
 
-from shipyard.server.http_errors import ClientGoneError, PayloadTooLargeError, UnauthorizedError
+from shipyard.protocol.http_errors import ClientGoneError, PayloadTooLargeError, UnauthorizedError
 
 Headers = dict[bytes, bytes]
 

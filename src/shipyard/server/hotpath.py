@@ -16,7 +16,8 @@ from starlette.applications import Starlette
 from starlette.types import Receive
 
 from shipyard.errors import NotFoundError
-from shipyard.server import codec
+from shipyard.protocol import codec
+from shipyard.protocol.http_errors import ClientGoneError, RawHeaders, error_parts
 from shipyard.server.asgi import (
     MAX_DIGITS,
     ApiKeys,
@@ -25,7 +26,6 @@ from shipyard.server.asgi import (
     is_digits,
     read_body,
 )
-from shipyard.server.http_errors import ClientGoneError, RawHeaders, error_parts
 from shipyard.service.dataplane import (
     DataPlane,
     Deployment,

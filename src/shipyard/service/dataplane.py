@@ -26,7 +26,7 @@ from shipyard.registry import Registry, is_model_uri, parse_ref
 from shipyard.runtimes.model import LoadedModel, VerifiedPackage, describe
 from shipyard.runtimes.model import load as load_path
 from shipyard.runtimes.outputs import check_rows, concat
-from shipyard.runtimes.process import WORKER, ChildLog, InferenceProcess, log_entry
+from shipyard.runtimes.process import ChildLog, InferenceProcess, log_entry
 from shipyard.service.config import EndpointConfig, ServeConfig
 from shipyard.service.feedback import FeedbackGate, FeedbackItem
 from shipyard.service.metrics import ServingMetrics
@@ -303,7 +303,7 @@ class DataPlane:
             horizon_s=config.feedback_horizon_s, grace_s=2 * config.flush_interval_s + 1.0)
         self._retired_log_stats = LogStats()  # log counters of stopped replaced processes
         self._retiring: set[InferenceProcess] = set()  # replaced, still stopping
-        self.raw_child: str | None = None  # an inference process module taking raw batches
+        self.raw_answers: bool = False  # inference processes take raw batches (raw_child)
         self.metrics.watch(lambda: {n: (e.current.depth if e.current else 0)
                                     for n, e in self.endpoints.items()},
                            self.log_stats)
@@ -510,7 +510,7 @@ class DataPlane:
                            version)
             process = InferenceProcess(path, trust=ep.config.trust, runtime=ep.config.runtime,
                                        settings=self.settings, log=log,
-                                       module=self.raw_child or WORKER)
+                                       raw=self.raw_answers)
             concurrency = 1  # one batch at a time per process
             run: Callable[[list[_Ticket]], Sequence[_Share]] | None = None
             run_remote = functools.partial(_run_batch_remote, process)

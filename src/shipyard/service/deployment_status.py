@@ -10,13 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import MonitoringError, NotFoundError, RoutingError
 from shipyard.routing import BlueGreen, Policy, Shadow, Single, StickyAB, Weighted, policy_to_dict
-from shipyard.routing.plans import LOWER_IS_BETTER, ABPlan, CanaryPlan
+from shipyard.routing.plans import ABPlan, CanaryPlan
 from shipyard.routing.policies import weighted_variant
 
 if TYPE_CHECKING:
     from shipyard.monitoring.experiments import SamplePlan
-    from shipyard.registry import Registry
-    from shipyard.registry.rollout_records import Rollout
+    from shipyard.registry import Registry, Rollout
 
 DECISIONS_SHOWN = 10  # the newest decisions a status shows (history shows them all)
 
@@ -51,8 +50,7 @@ def rollout_doc(rollout: Rollout, *, decisions: int | None = None) -> dict[str, 
     if isinstance(plan, CanaryPlan):
         doc["steps"] = len(plan.steps)
     if isinstance(plan, ABPlan):
-        sample = ab_sample_plan(plan)
-        doc["sample_plan"] = None if sample is None else sample.to_dict()
+        doc["sample_plan"] = ab_sample_plan(plan).to_dict()
     found = doc.get("decisions")
     if isinstance(found, list):
         newest = sorted(found, key=lambda d: (str(d.get("at")), d.get("id") or 0), reverse=True)
@@ -107,20 +105,14 @@ def deployment_history(registry: Registry, endpoint: str, *,
             "revisions": [r.to_dict() for r in reversed(revisions)][:limit]}
 
 
-def ab_sample_plan(plan: ABPlan) -> SamplePlan | None:
-    """The A/B test's planned sample per variant, from its ``mde``, ``alpha``, ``power``,
-    ``split`` and ``baseline`` (None: 0.5, the rate needing the most requests). None for a
-    mean metric (rmse, mae): its size needs the per-request spread, measured once traffic
-    flows."""
-    if plan.metric in LOWER_IS_BETTER:
-        return None
-    from shipyard.monitoring.experiments import sample_size
+def ab_sample_plan(plan: ABPlan) -> SamplePlan:
+    """The A/B test's planned sample per variant (``monitoring.ab_report.plan_sample``:
+    from its ``mde``, ``alpha``, ``power``, ``split``, ``baseline`` and, for mae, ``sd``);
+    a plan that cannot be met is a `RoutingError` naming why."""
+    from shipyard.monitoring.ab_report import plan_sample
 
-    baseline = 0.5 if plan.baseline is None else plan.baseline
     try:
-        return sample_size("proportion", baseline, plan.mde, plan.alpha, plan.power,
-                           ratio=plan.split / (100.0 - plan.split), sequential=plan.sequential)
+        return plan_sample(plan)
     except MonitoringError as exc:
-        raise RoutingError(f"cannot plan the A/B test (baseline, mde, alpha, power): "
+        raise RoutingError(f"cannot plan the A/B test (baseline, mde, alpha, power, sd): "
                            f"{exc}") from None
-

@@ -1,6 +1,7 @@
 """The one place that maps errors to HTTP statuses: core errors carry no status codes.
 
-Both the raw-ASGI hot routes and the Starlette routes answer errors through ``error_parts``.
+Both the raw-ASGI hot routes and the Starlette routes answer errors through ``error_parts``,
+and so does the raw inference process (``runtimes/raw_child.py``).
 """
 
 from __future__ import annotations
@@ -13,20 +14,21 @@ from shipyard.errors import (
     ConflictError,
     DuplicateLabelError,
     IncompatibleSignatureError,
+    InferenceProcessError,
     InputValidationError,
     InvalidNameError,
     ModelNotReadyError,
     NotFoundError,
     RegistryError,
     RegistryUnavailableError,
+    RemoteModelError,
     RequestError,
     RoutingError,
     SchemaOutOfDateError,
     ShipyardError,
     UnknownRequestError,
 )
-from shipyard.runtimes.process import InferenceProcessError, RemoteModelError
-from shipyard.server import codec
+from shipyard.protocol import codec
 from shipyard.stores.predictions import NothingLoggedError
 
 log = logging.getLogger("shipyard.serve")

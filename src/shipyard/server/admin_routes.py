@@ -76,7 +76,7 @@ class AdminApi:
     def routes(self, guarded: Callable[[Handler], Handler]) -> list[Route]:
         """The routes, each wrapped by ``guarded`` (which answers errors)."""
         one = PREFIX + "/{endpoint}"
-        routes = [Route(PREFIX, guarded(self.list), methods=["GET"]),
+        routes = [Route(PREFIX, guarded(self.overview), methods=["GET"]),
                   Route(one, guarded(self.status), methods=["GET"]),
                   Route(one, guarded(self.deploy), methods=["POST"]),
                   Route(one + "/history", guarded(self.history), methods=["GET"]),
@@ -127,7 +127,7 @@ class AdminApi:
 
     # -- routes --------------------------------------------------------------------------------
 
-    async def list(self, request: Request) -> Response:
+    async def overview(self, request: Request) -> Response:
         actor = self.actor(request)
         return _json({"deployments": await self._call(actor, deployments_overview)})
 

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from shipyard.errors import MonitoringError
+from shipyard.errors import MonitoringError, RoutingError
 from shipyard.monitoring.ab_report import ABReport, analyse_ab, plan_sample
 from shipyard.monitoring.experiments import sample_size
 from shipyard.monitoring.traffic import VersionTraffic
@@ -51,11 +51,13 @@ def test_plan_sample_reads_the_plan() -> None:
     assert (plan.n_a, plan.n_b) == (same.n_a, same.n_b) and plan.n_a > 3 * plan.n_b - 3
     assert plan_sample(PLAN).sequential and plan_sample(PLAN).n_a == sample_size(
         "proportion", 0.7, 0.1, sequential=True).n_a
-    with pytest.raises(MonitoringError, match="sd > 0"):
-        plan_sample(ABPlan(metric="mae", mde=0.1))
-    assert plan_sample(ABPlan(metric="mae", mde=0.1), sd=1.0).metric_kind == "mean"
-    with pytest.raises(MonitoringError, match="per-request metric"):
-        plan_sample(ABPlan(metric="f1"))
+    with pytest.raises(RoutingError, match="needs sd"):  # the plan refuses it up front
+        ABPlan(metric="mae", mde=0.1)
+    assert plan_sample(ABPlan(metric="mae", mde=0.1, sd=1.0)).metric_kind == "mean"
+    assert plan_sample(ABPlan(metric="mae", mde=0.1, sd=1.0), sd=2.0).n_a > plan_sample(
+        ABPlan(metric="mae", mde=0.1, sd=1.0)).n_a  # an explicit sd wins
+    with pytest.raises(RoutingError, match="metric must be one of accuracy, mae"):
+        ABPlan(metric="f1")  # not a per-request average: the sequential test cannot use it
 
 
 def test_no_real_difference_looked_at_every_100_requests_stays_within_alpha() -> None:
@@ -117,8 +119,8 @@ def test_the_report_carries_over_from_its_stored_form_and_is_strict_json() -> No
 
 
 def test_mae_counts_smaller_errors_as_better() -> None:
-    plan = ABPlan(metric="mae", mde=0.2)
-    sample = plan_sample(plan, sd=1.0)
+    plan = ABPlan(metric="mae", mde=0.2, sd=1.0)
+    sample = plan_sample(plan)
     rng = np.random.default_rng(144)
     truth = rng.normal(0, 3, 3000)
     a = VersionTraffic("h/1", 3000, truth=truth, labelled_predictions=truth + rng.normal(

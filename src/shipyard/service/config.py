@@ -90,6 +90,9 @@ class ServeConfig:
     feedback_horizon_s: float = 86400.0
     idle_timeout_s: float = 5.0  # a connection without a request is closed after this
     read_timeout_s: float = 30.0  # a request (headers and body) must arrive whole within
+    # run the rollout controller (canary steps, A/B verdicts, shadow comparisons) when an
+    # endpoint serves from the registry; with several servers, one holds each rollout's lease
+    rollout_controller: bool = True
 
     def __post_init__(self) -> None:
         names = [e.name for e in self.endpoints]
@@ -108,6 +111,9 @@ class ServeConfig:
                     for name, secret in keys.items()):
                 # an empty secret would match a request that sends no key at all
                 raise ConfigError(f"{what} maps key names to non-empty secret strings")
+        if not isinstance(self.rollout_controller, bool):  # YAML "false" is a string
+            raise ConfigError(f"rollout_controller is true or false, not "
+                              f"{self.rollout_controller!r}")
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -226,6 +226,12 @@ def decisions(registry: Registry, rollout_id: int) -> list[tuple[str, int, str]]
     return [(d.outcome, d.step, d.actor) for d in registry.rollouts.get(rollout_id).decisions]
 
 
+def reasons(registry: Registry, rollout_id: int) -> str:
+    """A rollout's decisions with their reasons, one a line (for failure messages)."""
+    return "\n".join(f"{d.at:%H:%M:%S.%f} {d.actor} {d.outcome} step {d.step}: {d.reason}"
+                     for d in registry.rollouts.get(rollout_id).decisions)
+
+
 def finished(registry: Registry, rollout_id: int) -> Rollout | None:
     rollout = registry.rollouts.get(rollout_id)
     return None if rollout.state == "running" else rollout

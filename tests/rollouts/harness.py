@@ -245,3 +245,26 @@ def running_load(bases: Sequence[str], x: np.ndarray, threads: int = 4,
         yield load
     finally:
         load.finish()
+
+
+def wait_serving(fleet: Fleet, base: str, revision: int, x: np.ndarray,
+                 within_s: float = 30.0) -> None:
+    """Wait until the server at ``base`` routes by policy ``revision`` (or a later one): a
+    probe request's log row names the revision that routed it."""
+    probes = iter(range(1_000_000))
+
+    def routed() -> bool:
+        rid = f"probe-{revision}-{next(probes)}"
+        with httpx.Client(timeout=30) as client:
+            assert post(client, base, x[:1], rid, rid).status == 200
+        # the row is written within a flush or two
+        found = until(lambda: _logged(fleet.log_dir, rid), 10.0, f"{rid} never logged")
+        return bool(found >= revision)
+
+    until(routed, within_s, f"{base} never served revision {revision}", every_s=0.1)
+
+
+def _logged(log_dir: Path, rid: str) -> int:
+    with contextlib.suppress(Exception):  # nothing logged yet
+        return routed_revisions(log_dir).get(rid, 0)
+    return 0

@@ -4,7 +4,6 @@ canary passes the drift check: they differ in regularisation only), and fleets o
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 
 import shipyard
 from rollouts.harness import ENDPOINT, Fleet
+from service.conftest import postgres_url  # noqa: F401  (a fresh database per test)
 from serving.helpers import FEATURES
 
 Packages = dict[int, Any]
@@ -57,23 +57,3 @@ def make_fleet(tmp_path: Path, packages: Packages) -> Iterator[MakeFleet]:
     yield make
     for fleet in fleets:
         fleet.close()
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database of this test's own (skipped when no server answers)."""
-    from registry.conftest import DEFAULT_POSTGRES_URL, PostgresServer
-
-    server = PostgresServer(os.environ.get("SHIPYARD_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
-    try:
-        server.connect()
-    except Exception as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"PostgreSQL is unreachable: {type(exc).__name__}")
-    name = server.create(prefix="shipyard_e2e")
-    try:
-        yield server.url_for(name)
-    finally:
-        server.drop(name)
-        server.admin.dispose()

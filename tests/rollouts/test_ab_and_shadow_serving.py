@@ -29,7 +29,7 @@ SHADOW_TIMEOUT_S = 3.0  # the endpoint's deadline: a hung shadow copy ends there
 
 def send_all(base: str, rows: np.ndarray, keys: list[str], threads: int = 8) -> list[Answer]:
     """One request per key (in that order, ``threads`` at a time)."""
-    local = {}
+    local: dict[int, httpx.Client] = {}
 
     def one(item: tuple[int, str]) -> Answer:
         i, key = item

@@ -20,7 +20,7 @@ from rollouts.harness import (
     running_load,
     until,
 )
-from shipyard.registry import Leases
+from shipyard.registry import Leases, Rollout
 from shipyard.routing import route
 from shipyard.routing.plans import CanaryPlan
 
@@ -54,9 +54,13 @@ def test_a_server_restarted_mid_canary_resumes_at_the_recorded_step(
         load.more(30)
         policy = reg.deployments.current(ENDPOINT)
         assert policy is not None and policy[0] == stopped.policy_revision
-        steps = []
-        done = until(lambda: steps.append(rollouts.get(canary.id).step) or finished(
-            reg, canary.id), 40.0, lambda: f"never finished:\n{reasons(reg, canary.id)}")
+        steps: list[int] = []
+
+        def ended() -> Rollout | None:
+            steps.append(rollouts.get(canary.id).step)
+            return finished(reg, canary.id)
+
+        done = until(ended, 40.0, lambda: f"never finished:\n{reasons(reg, canary.id)}")
     assert done.state == "promoted", decisions(reg, canary.id)
     assert steps == sorted(steps) and steps[0] == stopped.step, steps
     after = decisions(reg, canary.id)[len(before):]

@@ -28,6 +28,8 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     │   ├── BadRequestError           malformed body or envelope (protocol/codec.py)
     │   ├── PayloadTooLargeError      (protocol/http_errors.py)
     │   ├── UnauthorizedError         missing or wrong API key (protocol/http_errors.py)
+    │   ├── ForbiddenError            a valid API key that is not an admin key, on the
+    │   │                             admin API (protocol/http_errors.py)
     │   └── ClientGoneError           the client left before its body arrived
     │                                 (protocol/http_errors.py)
     ├── ServingError                  the server cannot answer a valid request now

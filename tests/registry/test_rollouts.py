@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from registry.helpers import MODEL, Packages, open_registry
 from shipyard.errors import ConflictError, NotFoundError, RegistryError
+from shipyard.monitoring.ab_report import plan_sample
 from shipyard.registry import Registry
 from shipyard.registry.rollouts import Rollouts
 from shipyard.registry.schema import rollouts
@@ -221,6 +222,10 @@ def test_ab_test_promotes_its_winner(ro: Rollouts) -> None:
         "ab", V1, V2, 30)
     assert ro.registry.deployments.current("fraud") == (2, StickyAB(
         V1, V2, 30, salt=f"rollout-{rollout.id}", key="header:X-User-Id"))  # type: ignore[arg-type]
+    start = ro.get(rollout.id).decisions[0]
+    planned = plan_sample(plan)  # the sample size is planned, and stored, before any data
+    assert start.outcome == "start" and start.numbers["sample"]["n_a"] == planned.n_a > 0
+    assert start.numbers["sample"]["n_b"] == planned.n_b
     verdict = ro.record(rollout.id, outcome="verdict", reason="not yet known",
                         numbers={"n": [120, 118], "p": float("nan")})
     assert verdict.numbers == {"n": [120, 118], "p": None}  # no NaN in JSON

@@ -13,11 +13,13 @@ from shipyard.errors import (
     ArtifactStoreError,
     ConflictError,
     DuplicateLabelError,
+    IncompatibleSignatureError,
     InferenceProcessError,
     InputValidationError,
     InvalidNameError,
     ModelNotReadyError,
     NotFoundError,
+    RegistryError,
     RegistryUnavailableError,
     RemoteModelError,
     RequestError,
@@ -42,6 +44,10 @@ class UnauthorizedError(RequestError):
     """The request has no API key, or a wrong one."""
 
 
+class ForbiddenError(RequestError):
+    """The request's API key is valid but does not allow this route (the admin API)."""
+
+
 class ClientGoneError(RequestError):
     """The client disconnected before its request body arrived: there is no one to answer."""
 
@@ -53,6 +59,7 @@ class ClientGoneError(RequestError):
 _STATUSES: tuple[tuple[type[Exception], int, bytes | None], ...] = (
     (InputValidationError, 422, None),
     (UnauthorizedError, 401, None),
+    (ForbiddenError, 403, None),
     (PayloadTooLargeError, 413, None),
     (RequestError, 400, None),
     (InvalidNameError, 400, None),
@@ -69,6 +76,8 @@ _STATUSES: tuple[tuple[type[Exception], int, bytes | None], ...] = (
     (ArtifactStoreError, 503, b"5"),
     (SchemaOutOfDateError, 503, None),
     (RegistryUnavailableError, 503, b"5"),
+    (IncompatibleSignatureError, 409, None),
+    (RegistryError, 400, None),  # any other registry request that is not valid
     (BatchTimeoutError, 504, None),
 )
 _PREFIX = {503: "unavailable: ", 504: "timed out: "}

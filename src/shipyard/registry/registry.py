@@ -7,6 +7,7 @@ worst an unreferenced blob (``gc`` removes it), never a version without its file
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 import tempfile
@@ -373,6 +374,19 @@ class Registry:
             deleted += 1
             freed += size
         return GcReport(deleted, freed, kept)
+
+    def acting_as(self, actor: str) -> Registry:
+        """This registry (its database connections, its artifact store) recording ``actor``
+        as who makes each change: a server acting for the holder of an API key. Close the
+        registry it came from, not this view."""
+        if not isinstance(actor, str) or not actor or len(actor) > 256:
+            raise RegistryError(f"invalid actor {actor!r}: 1-256 characters")
+        view = copy.copy(self)
+        for name, value in vars(type(self)).items():  # parts bound to this registry's actor
+            if isinstance(value, functools.cached_property):
+                view.__dict__.pop(name, None)
+        view.actor = actor
+        return view
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from shipyard.errors import ConflictError, NotFoundError, RegistryError
+from shipyard.monitoring.ab_report import plan_sample
 from shipyard.registry import rollout_rows as rows
 from shipyard.registry.deployments import PolicyRevision, check_endpoint
 from shipyard.registry.rollout_records import (
@@ -341,9 +342,11 @@ class Rollouts:
                                  f"rollout {rollout_id} ({plan.kind}) start: {why}",
                                  None if current is None else current[0])
             row = rows.rollout_row(conn, rollout_id)
-            self._move(conn, row, "start", why, {"plan": plan.to_dict(),
-                                                 "policy": policy_to_dict(policy)},
-                       revision, percent=share(plan, 0))
+            numbers: dict[str, Any] = {"plan": plan.to_dict(),
+                                       "policy": policy_to_dict(policy)}
+            if isinstance(plan, ABPlan):  # the sample size, planned before any data
+                numbers["sample"] = plan_sample(plan).to_dict()
+            self._move(conn, row, "start", why, numbers, revision, percent=share(plan, 0))
             return self._get(conn, rollout_id)
 
     def _move(self, conn: sa.Connection, row: sa.Row[Any], verb: str, why: str,

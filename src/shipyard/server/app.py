@@ -25,6 +25,7 @@ from starlette.routing import Route
 from shipyard._version import __version__
 from shipyard.protocol import codec
 from shipyard.protocol.http_errors import error_parts
+from shipyard.server.admin_routes import AdminApi
 from shipyard.server.asgi import ApiKeys, header_map, read_body
 from shipyard.server.docs_page import POLICY, DocsPage
 from shipyard.server.hotpath import HotPaths, RequestMetrics, hot_route, parse_version
@@ -53,7 +54,11 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
     config = plane.config
     shared = None if metrics_dir is None else SharedMetrics(plane.metrics.registry,
                                                             metrics_dir)
-    keys = ApiKeys(config.api_keys)
+    # an admin key also opens the routes that API keys guard, when they are guarded
+    keys = ApiKeys({**config.api_keys, **{f"admin:{name}": secret for name, secret
+                                          in config.admin_api_keys.items()}}
+                   if config.api_keys else {})
+    admin = AdminApi(plane, keys, ApiKeys(config.admin_api_keys))
     # inference processes run the raw child, which answers simple-JSON predict requests
     # whole (parse, validate, predict, encode): the event loop only moves their bytes
     plane.raw_answers = True
@@ -186,6 +191,8 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
         Route("/openapi.json", guarded(openapi, auth=False), methods=["GET"]),
         Route("/docs", guarded(docs, auth=False), methods=["GET"]),
         Route("/docs/{asset}", guarded(docs_asset, auth=False), methods=["GET"]),
+        # the admin API checks its own keys (admin_api_keys)
+        *admin.routes(lambda handler: guarded(handler, auth=False)),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={404: _not_found, 405: _not_allowed})

@@ -41,6 +41,7 @@ from shipyard.types import Columns, num_rows
 
 if TYPE_CHECKING:
     from shipyard.service.monitor_scheduler import MonitorScheduler
+    from shipyard.service.rollout_controller import RolloutController
 
 log = logging.getLogger("shipyard.serve")
 
@@ -310,6 +311,7 @@ class DataPlane:
         self.executor = ModelThreads(max(4, sum(e.concurrency for e in config.endpoints) + 2))
         self._watcher: asyncio.Task[None] | None = None
         self.monitor: MonitorScheduler | None = None
+        self.controller: RolloutController | None = None
         self._checking = asyncio.Lock()  # one check at a time: the watcher or a direct call
         self._closing: set[asyncio.Task[None]] = set()  # replaced deployments being released
         self.started_at = time.time()
@@ -345,6 +347,7 @@ class DataPlane:
         if any(self._watched(ep) for ep in self.endpoints.values()):
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
         self._start_monitor()
+        self._start_controller()
 
     def _start_monitor(self) -> None:
         """Run the endpoints' ``monitor:`` sections on their schedule, in a thread of their
@@ -356,6 +359,18 @@ class DataPlane:
         self.monitor = MonitorScheduler.from_config(self.config, self.settings)
         if self.monitor is not None:
             self.monitor.start()
+
+    def _start_controller(self) -> None:
+        """Run the rollout controller (a daemon thread) when an endpoint serves from the
+        registry and the config does not turn it off."""
+        if not self.config.rollout_controller or not any(
+                is_model_uri(e.model) for e in self.config.endpoints):
+            return
+        from shipyard.service.rollout_controller import RolloutController, default_holder
+
+        self.controller = RolloutController(self.registry, self.log.root,
+                                            holder=default_holder())
+        self.controller.start()
 
     @property
     def ready(self) -> bool:
@@ -379,6 +394,8 @@ class DataPlane:
         if self._watcher is not None:
             self._watcher.cancel()
         loop = asyncio.get_running_loop()
+        if self.controller is not None:  # releases its leases: a database call
+            await loop.run_in_executor(None, self.controller.stop)
         if self.monitor is not None:  # may finish a window in progress: not on the loop
             await loop.run_in_executor(None, self.monitor.stop)
             # release its references (DataSketches objects) now, not at interpreter exit,

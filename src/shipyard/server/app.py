@@ -129,9 +129,10 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
     async def model_ready(request: Request) -> Response:
         endpoint = plane.endpoint(request.path_params["name"])
         version = parse_version(request.path_params.get("version"))
-        current = endpoint.current
-        ok = current is not None and current.ready and (version is None or
-                                                          version == current.version)
+        table = endpoint.table
+        loaded = None if table is None else table.primary if version is None else next(
+            (d for d in table.deployments.values() if d.version == version), None)
+        ok = loaded is not None and loaded.ready
         return _json(codec.dumps({"name": endpoint.name, "ready": ok}), 200 if ok else 400)
 
     # -- operations ----------------------------------------------------------------------------

@@ -45,9 +45,12 @@ class Canary:
         percent = self.plan.steps[active.step] if active is not None else 0.0
         start, end = self.clock.now, self.clock.now + (seconds or self.plan.interval_s)
         on_candidate = round(total * percent / 100)
-        self.traffic.write("iris/1", total - on_candidate, start, end, labelled=labelled)
+        # the policy revision the servers route by: the step's (the controller reads only it)
+        revision = active.policy_revision if active is not None else 1
+        self.traffic.write("iris/1", total - on_candidate, start, end, labelled=labelled,
+                           revision=revision)
         self.traffic.write("iris/2", on_candidate, start, end, behaviour=candidate,
-                           variant="canary", labelled=labelled)
+                           variant="canary", labelled=labelled, revision=revision)
         self.clock.now = end
 
     def run(self, controller: RolloutController, candidate: Behaviour | None = None,
@@ -84,6 +87,22 @@ def test_a_healthy_canary_promotes_through_every_step(canary: Canary) -> None:
     advance = next(d for d in done.decisions if d.outcome == "advance")
     assert {c["name"] for c in advance.numbers["checks"]} >= {"traffic", "error_rate",
                                                               "latency", "prediction_drift"}
+
+
+def test_a_step_reads_only_the_requests_its_policy_routed(canary: Canary) -> None:
+    """Servers route by the previous step's policy until their next poll: on the 100% step
+    those few stable answers are too few to compare with, and must not hold the promote."""
+    controller = canary.controller()
+    for _ in range(2):
+        canary.interval()
+        controller.tick()
+    last = canary.rollouts.active("iris")
+    assert last is not None and last.step == 2
+    canary.traffic.write("iris/1", 20, canary.clock.now, canary.clock.now + 1.0,
+                         revision=last.policy_revision - 1)
+    canary.interval()
+    controller.tick()
+    assert canary.rollouts.get(canary.rollout.id).state == "promoted", canary.outcomes()
 
 
 @pytest.mark.parametrize(("behaviour", "check"), [

@@ -231,8 +231,11 @@ class RolloutController:
             return []
         versions = [rollout.stable, rollout.candidate]
         labels = self._class_labels(rollout.candidate)
+        # only the requests this step's policy routed: a server answers by the previous
+        # step's split until its next poll, and those would, on the 100% step, give the
+        # stable version a few requests, too few for the checks that compare with it
         seen = traffic(self.log_root, rollout.endpoint, started, now, versions,
-                       class_labels=labels)
+                       class_labels=labels, revisions=[rollout.policy_revision])
         # on the 100% step the stable version has no traffic: the checks that compare with
         # it pass as not compared (the earlier steps compared), the others still apply
         report = analyse_canary(seen[rollout.stable], seen[rollout.candidate], plan,

@@ -5,9 +5,12 @@ rolled back on its own. Every decision is printed with the numbers behind it."""
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -22,13 +25,15 @@ if TYPE_CHECKING:
     from shipyard.registry import Registry, Rollout, RolloutDecision
 
 ENDPOINT = "breast-cancer"
-PLAN = CanaryPlan(steps=(20.0, 50.0, 100.0), interval_s=2.0, min_requests=400,
+PLAN = CanaryPlan(steps=(20.0, 50.0, 100.0), interval_s=2.0, min_requests=370, max_p99_ratio=3.0,
                   max_error_rate=0.02, metric="accuracy", tolerance=0.02, failures=2,
                   alias="production")
 """A short canary: 20%, 50%, then all traffic, each step analysed after 2 s and at least 400
 candidate requests (a p99 bound needs 367), a quality gate on labelled accuracy."""
-TIMEOUT_S = 60.0
+TIMEOUT_S = 90.0  # a canary that has not ended by then fails the quickstart
 SENDERS = 3  # threads sending traffic
+CONTROLLER_LOG = "shipyard.service.rollout_controller"
+LABELLED = 2  # one request in LABELLED gets its label as feedback
 
 
 class Split(NamedTuple):
@@ -74,8 +79,14 @@ def run_rollouts(console: Console, settings: Settings, directory: Path, split: S
     ``keep_serving``: see `quickstart_serve.until_stopped`."""
     from shipyard.registry import Registry
 
-    with Registry(settings=settings) as registry:
-        _run(console, settings, registry, directory, split, keep_serving)
+    # the controller logs its aborts as warnings; here every decision is printed instead
+    quiet, controller_log = logging.NullHandler(), logging.getLogger(CONTROLLER_LOG)
+    controller_log.addHandler(quiet)
+    try:
+        with Registry(settings=settings) as registry:
+            _run(console, settings, registry, directory, split, keep_serving)
+    finally:
+        controller_log.removeHandler(quiet)
 
 
 def _run(console: Console, settings: Settings, registry: Registry, directory: Path,
@@ -178,7 +189,7 @@ def canary(console: Console, registry: Registry, traffic: Traffic, to: str) -> R
     while True:
         rollout = registry.rollouts.get(rollout.id)
         for decision in rollout.decisions[shown:]:
-            show_decision(console, decision)
+            show_decision(console, decision, rollout.created_at)
         shown = len(rollout.decisions)
         if not rollout.running:
             return rollout
@@ -191,16 +202,37 @@ def canary(console: Console, registry: Registry, traffic: Traffic, to: str) -> R
         time.sleep(0.2)
 
 
-def show_decision(console: Console, decision: RolloutDecision) -> None:
-    """One line for the decision, a second with its numbers when it holds an analysis."""
-    at = "" if decision.percent is None else f" at {decision.percent:g}%"
-    colour = {"advance": "green", "promote": "green", "pass": "green", "fail": "red",
-              "abort": "red", "wait": "yellow"}.get(decision.outcome, "white")
-    console.print(f"   step {decision.step + 1}{at}: [{colour}]{decision.outcome}[/] - "
-                  f"{decision.reason}", highlight=False)
-    said = key_numbers(decision.numbers)
+_COLOURS = {"advance": "green", "promote": "green", "pass": "green", "fail": "red",
+            "abort": "red", "wait": "yellow"}
+_WHERE = re.compile(r"^step \d+/\d+ \([\d.]+%\):? ?")  # the controller's prefix
+
+
+def show_decision(console: Console, decision: RolloutDecision, started: datetime) -> None:
+    """The decision in a line (seconds since the canary started, the candidate's share,
+    the outcome, why in short), then its analysis's key numbers when it holds one."""
+    numbers = decision.numbers
+    why = _WHERE.sub("", decision.reason)
+    if decision.outcome == "wait":  # the first check that holds it
+        why = why.split("; ")[0]
+    elif decision.outcome == "fail":  # which checks failed (the numbers say by how much)
+        why = why.split("): ")[0] + ")"
+    elif decision.outcome == "advance":
+        why = f"to {PLAN.steps[decision.step]:g}%: every check passed"
+    elif decision.outcome == "promote":
+        alias = numbers.get("alias") or {}
+        why = (f"all traffic to {numbers.get('version')}" + (
+            f", @{alias['alias']} moved to v{alias['after']}" if alias else ""))
+    elif decision.outcome == "abort":
+        why = f"all traffic back to {numbers.get('version')}"
+    seconds = (decision.at - started).total_seconds()
+    percent = numbers.get("percent", decision.percent)  # an analysis: the step it read
+    share = "" if percent is None else f"{percent:g}%"
+    colour = _COLOURS.get(decision.outcome, "white")
+    console.print(f"   {seconds:5.1f}s {share:>5} [{colour}]{decision.outcome:<7}[/] {why}",
+                  highlight=False)
+    said = key_numbers(numbers)
     if said and decision.outcome != "wait":
-        console.print(f"      {said}", highlight=False)
+        console.print(f"                  {said}", highlight=False)
 
 
 def _checks(numbers: Any) -> dict[str, dict[str, Any]]:
@@ -258,7 +290,7 @@ class Traffic:
 
     def __init__(self, url: str, split: Split) -> None:
         self.url = url
-        self.rows = [split.x_test.iloc[i:i + 1] for i in range(len(split.x_test))]
+        self.rows = [[record] for record in split.x_test.to_dict("records")]
         self.labels = [int(v) for v in split.y_test]
         self.versions: Counter[str] = Counter()
         self.failures: list[str] = []
@@ -302,8 +334,9 @@ class Traffic:
                 i += 1
                 try:
                     answer = client.predict(ENDPOINT, self.rows[row])
-                    client.feedback(ENDPOINT, answer["request_id"],
-                                    labels=[self.labels[row]])
+                    if i % LABELLED == 0:
+                        client.feedback(ENDPOINT, answer["request_id"],
+                                        labels=[self.labels[row]])
                 except Exception as exc:  # counted and said, never lost
                     with self._lock:
                         self.failures.append(str(exc))

@@ -25,11 +25,13 @@ if TYPE_CHECKING:
     from shipyard.registry import Registry, Rollout, RolloutDecision
 
 ENDPOINT = "breast-cancer"
-PLAN = CanaryPlan(steps=(20.0, 50.0, 100.0), interval_s=2.0, min_requests=370, max_p99_ratio=3.0,
-                  max_error_rate=0.02, metric="accuracy", tolerance=0.02, failures=2,
-                  alias="production")
-"""A short canary: 20%, 50%, then all traffic, each step analysed after 2 s and at least 400
-candidate requests (a p99 bound needs 367), a quality gate on labelled accuracy."""
+PLAN = CanaryPlan(steps=(20.0, 50.0, 100.0), interval_s=2.0, min_requests=370,
+                  max_p99_ratio=3.0, max_error_rate=0.02, metric="accuracy", tolerance=0.02,
+                  failures=2, alias="production")
+"""A short canary: 20%, 50%, then all traffic, each step analysed after 2 s and at least 370
+candidate requests (a p99 bound needs 367), a quality gate on labelled accuracy, a loose
+latency gate (3x stable's p99: timings on a shared laptop are noisy), aborted at the second
+failed analysis of a step (one unlucky window does not roll back a good version)."""
 TIMEOUT_S = 90.0  # a canary that has not ended by then fails the quickstart
 SENDERS = 3  # threads sending traffic
 CONTROLLER_LOG = "shipyard.service.rollout_controller"

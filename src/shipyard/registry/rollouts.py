@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from shipyard.errors import ConflictError, NotFoundError, RegistryError
+from shipyard.errors import (
+    ConflictError,
+    MonitoringError,
+    NotFoundError,
+    RegistryError,
+    RoutingError,
+)
 from shipyard.monitoring.ab_report import plan_sample
 from shipyard.registry import rollout_rows as rows
 from shipyard.registry.deployments import PolicyRevision, check_endpoint
@@ -345,7 +351,11 @@ class Rollouts:
             numbers: dict[str, Any] = {"plan": plan.to_dict(),
                                        "policy": policy_to_dict(policy)}
             if isinstance(plan, ABPlan):  # the sample size, planned before any data
-                numbers["sample"] = plan_sample(plan).to_dict()
+                try:
+                    numbers["sample"] = plan_sample(plan).to_dict()
+                except MonitoringError as exc:  # the plan's fault: said as the CLI says it
+                    raise RoutingError(f"cannot plan the A/B test (baseline, mde, alpha, "
+                                       f"power, sd): {exc}") from None
             self._move(conn, row, "start", why, numbers, revision, percent=share(plan, 0))
             return self._get(conn, rollout_id)
 

@@ -242,13 +242,14 @@ class Rollouts:
                                     "to roll back")
             target = rows.previous_single(conn, endpoint, current[1])
             if target is None:
-                raise ConflictError(f"endpoint {endpoint!r} never served another single "
-                                    "version: nothing to roll back to")
+                raise ConflictError(f"endpoint {endpoint!r} has no earlier version to roll "
+                                    "back to (each rollback steps back one deploy or "
+                                    "promote): deploy the version wanted instead")
             numbers: dict[str, Any] = {"from": policy_to_dict(current[1]), "to": target}
             promoted, promote = rows.last_promote(conn, endpoint)
             if promoted is not None and promote.get("version") in current[1].versions:
                 numbers["alias"] = self._alias_back(conn, promote.get("alias"))
-            revision = self._set(conn, endpoint, Single(target), f"rollback: {why}")
+            revision = self._set(conn, endpoint, Single(target), f"{rows.ROLLBACK}{why}")
             if promoted is not None and promote.get("version") in current[1].versions:
                 rows.insert_decision(conn, promoted.id, at=self._now(), step=promoted.step,
                                      percent=0.0, outcome="abort",

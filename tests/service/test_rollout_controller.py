@@ -255,3 +255,20 @@ def test_two_controllers_on_postgresql_advance_each_step_once(
     finally:
         for registry in registries:
             registry.close()
+
+
+@pytest.mark.parametrize(("behaviour", "check"), [
+    (Behaviour(latency_ms=40.0), "latency"),
+    (Behaviour(constant=1), "prediction_drift"),
+], ids=["latency", "constant"])
+def test_a_candidate_bad_only_at_full_traffic_is_compared_with_stable_before_it(
+        canary: Canary, behaviour: Behaviour, check: str) -> None:
+    controller = canary.controller()
+    canary.run(controller, rounds=2)  # healthy through 10% and 50%
+    assert canary.rollouts.get(canary.rollout.id).step == 2
+    done = canary.run(controller, behaviour)  # slow or constant once it takes it all
+    assert done.state == "aborted", canary.outcomes()
+    assert check in done.reason
+    fail = next(d for d in done.decisions if d.outcome == "fail")
+    assert fail.numbers["stable_window"]["until"] == canary.clock.now - 2 * PLAN.interval_s
+    assert _serving(canary.reg) == Single("iris/1")

@@ -129,17 +129,54 @@ def test_quickstart_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert shipyard.load(tmp_path / "qs").manifest.metadata["reference"] == {
         "source": "holdout", "rows": 128, "target": True}
     assert "monitoring reference: 128 held-out rows, with target" in result.output
-    registry = shipyard.Registry(settings=Settings.from_env())
-    assert registry.get_version("breast-cancer@production").version == 1
+    assert "registered models:/breast-cancer/1" in result.output
     assert "sent 40 rows in 10 requests" in result.output
+    # the log held the 40 rows and the drifted copy of the 143 held-out rows when it was read
+    assert "holds 183 rows (shipyard logs breast-cancer)" in " ".join(result.output.split())
     from shipyard.stores.predictions import read_log
 
     logged = read_log(tmp_path / "home" / "logs", "breast-cancer")
-    assert logged.num_rows == 40 + 143  # then the drifted copy of the 143 held-out rows
     feedback = read_log(tmp_path / "home" / "logs", "breast-cancer", kind="feedback")
-    assert set(feedback.column("request_id").to_pylist()) == set(
-        logged.slice(0, 40).column("request_id").to_pylist())
+    assert set(logged.slice(0, 40).column("request_id").to_pylist()) <= set(
+        feedback.column("request_id").to_pylist())
     # the monitor finds exactly the three features the quickstart shifted
     assert "3 of 30 input columns drifted" in result.output
     for feature in ("mean radius", "mean texture", "worst area"):
         assert f"   {feature}: ks" in result.output
+    _assert_rollouts(result.output, tmp_path / "home" / "logs")
+
+
+def _assert_rollouts(output: str, logs: Path) -> None:
+    """v2 went through every canary step and was promoted; v3 was rolled back on its own,
+    with the failed checks as the reason; the registry says so."""
+    from shipyard.routing import Single
+    from shipyard.stores.predictions import read_log
+
+    text = " ".join(output.split())
+    assert "breast-cancer/2: logistic regression (C=0.1)" in text
+    assert "20% advance to 50%: every check passed" in text
+    assert "50% advance to 100%: every check passed" in text
+    assert "100% promote all traffic to breast-cancer/2, @production moved to v2" in text
+    assert "promoted: breast-cancer/2 takes all traffic (was breast-cancer/1), " \
+           "@production -> v2" in text
+    assert "20% fail failed prediction_drift" in text
+    assert "rolled back automatically: all traffic back on breast-cancer/2; why: " \
+           "step 1/3 (20%): failed prediction_drift" in text
+    # each analysis printed its numbers: requests, and the accuracy of both versions
+    assert "stable / candidate: requests" in text and "accuracy 0.9" in text
+    assert " 0 failed" in text  # not one request failed through both canaries
+    registry = shipyard.Registry(settings=Settings.from_env())
+    assert registry.get_version("breast-cancer@production").version == 2
+    current = registry.deployments.current("breast-cancer")
+    assert current is not None and current[1] == Single("breast-cancer/2")
+    bad, good = registry.rollouts.history("breast-cancer")[:2]
+    assert (good.candidate, good.state, bad.candidate, bad.state) == (
+        "breast-cancer/2", "promoted", "breast-cancer/3", "aborted")
+    assert [d.outcome for d in good.decisions if d.outcome != "wait"] == [
+        "start", "advance", "advance", "pass", "promote"]
+    assert [d.outcome for d in bad.decisions if d.outcome != "wait"] == [
+        "start", "fail", "fail", "abort"]
+    assert bad.reason is not None and "prediction_drift" in bad.reason
+    # the three versions answered, each under a policy that named it
+    logged = read_log(logs, "breast-cancer", inputs=False)
+    assert set(logged.column("version").to_pylist()) == {1, 2, 3}

@@ -80,6 +80,15 @@ def test_sample_size_refuses_bad_input(args: tuple[str, float, float, dict[str, 
         sample_size(kind, baseline, mde, **kw)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("sequential", [False, True])
+@pytest.mark.parametrize("mde", [1e-9, 1e-300])
+def test_an_mde_too_small_to_ever_detect_is_refused_by_name(mde: float,
+                                                            sequential: bool) -> None:
+    # 1e-300 squared underflows to 0; 1e-9 needs ~1e19 requests, past 64-bit JSON integers
+    with pytest.raises(MonitoringError, match="larger mde"):
+        sample_size("proportion", 0.5, mde, sequential=sequential)
+
+
 def test_msprt_keeps_alpha_under_early_looks_where_a_naive_z_test_does_not() -> None:
     rng = np.random.default_rng(14)
     looks = 40  # a look every 100 requests per arm, up to 4,000

@@ -197,6 +197,30 @@ def test_rollback_removes_an_alias_the_promote_created(ro: Rollouts) -> None:
     assert ro.registry.deployments.current("fraud") == (4, Single(V1))
 
 
+def test_rollbacks_step_back_one_deploy_at_a_time_never_forward(three: Registry) -> None:
+    ro = three.rollouts
+    for version in (V1, V2, V3):
+        ro.deploy("fraud", version, reason=f"ship {version}")
+    assert ro.rollback("fraud", reason="v3 is bad").policy == Single(V2)
+    assert ro.rollback("fraud", reason="v2 is bad too").policy == Single(V1)
+    # a third rollback must not go forward again to v2 or v3 (the versions rolled back from)
+    with pytest.raises(ConflictError, match="no earlier version to roll back to"):
+        ro.rollback("fraud", reason="again")
+    assert three.deployments.current("fraud") == (5, Single(V1))
+    ro.deploy("fraud", V3, reason="fixed v3")
+    assert ro.rollback("fraud", reason="not fixed").policy == Single(V1)
+
+
+def test_a_second_rollback_after_a_promote_does_not_bring_the_candidate_back(
+        ro: Rollouts) -> None:
+    ro.start_canary("fraud", V2, CanaryPlan(steps=(100,)), reason="v2")
+    ro.promote("fraud", reason="good")
+    assert ro.rollback("fraud", reason="complaints").policy == Single(V1)
+    with pytest.raises(ConflictError, match="no earlier version"):
+        ro.rollback("fraud", reason="pressed twice")
+    assert ro.registry.deployments.current("fraud")[1] == Single(V1)
+
+
 def test_rollback_with_a_running_rollout_aborts_it(ro: Rollouts) -> None:
     rollout = ro.start_shadow("fraud", V2, ShadowPlan(), reason="shadow")
     back = ro.rollback("fraud", reason="stop it")
@@ -211,7 +235,7 @@ def test_rollback_needs_somewhere_to_go(three: Registry) -> None:
     with pytest.raises(NotFoundError, match="no traffic policy"):
         three.rollouts.rollback("fraud", reason="x")
     three.rollouts.deploy("fraud", V1, reason="launch")
-    with pytest.raises(ConflictError, match="never served another single version"):
+    with pytest.raises(ConflictError, match="no earlier version to roll back to"):
         three.rollouts.rollback("fraud", reason="x")
 
 

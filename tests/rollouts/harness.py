@@ -48,7 +48,7 @@ class Fleet:
     """``shipyard serve`` processes of one endpoint on one registry and one log directory."""
 
     def __init__(self, root: Path, registry_url: str | None = None, *,
-                 poll_interval_s: float = 0.3, rollout_period_s: float = 0.3,
+                 poll_interval_s: float = 0.3,
                  rollout_lease_s: float = 30.0, inference: str = "process",
                  timeout_s: float = 10.0) -> None:
         self.root = root
@@ -64,7 +64,7 @@ class Fleet:
         self.config = root / "serve.yaml"
         self.config.write_text(yaml.safe_dump({
             "poll_interval_s": poll_interval_s, "flush_interval_s": 0.2,
-            "rollout_period_s": rollout_period_s, "rollout_lease_s": rollout_lease_s,
+            "rollout_lease_s": rollout_lease_s,
             "endpoints": [{"name": ENDPOINT, "model": URI, "trust": True,
                            "inference": inference, "timeout_s": timeout_s}]}))
         self.servers: dict[str, ServerProcess] = {}

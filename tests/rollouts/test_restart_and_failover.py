@@ -34,7 +34,7 @@ def advances(outcomes: list[tuple[str, int, str]]) -> list[tuple[int, str]]:
 
 def test_a_server_restarted_mid_canary_resumes_at_the_recorded_step(
         make_fleet: MakeFleet, iris_x: np.ndarray) -> None:
-    fleet = make_fleet(poll_interval_s=0.3, rollout_period_s=0.3)
+    fleet = make_fleet(poll_interval_s=0.3)
     reg, rollouts = fleet.registry, fleet.registry.rollouts
     first = fleet.start("server-a")
     with running_load([first.base], iris_x) as load:
@@ -73,7 +73,7 @@ def test_a_server_restarted_mid_canary_resumes_at_the_recorded_step(
 def test_two_servers_on_postgres_one_controller_and_a_takeover(
         make_fleet: MakeFleet, postgres_url: str, iris_x: np.ndarray) -> None:
     # in-thread models: two servers' inference processes would double the processes
-    fleet = make_fleet(postgres_url, poll_interval_s=0.3, rollout_period_s=0.3,
+    fleet = make_fleet(postgres_url, poll_interval_s=0.3,
                        rollout_lease_s=5.0, inference="thread")
     reg, rollouts = fleet.registry, fleet.registry.rollouts
     servers = {name: fleet.start(name, wait=False) for name in ("server-a", "server-b")}

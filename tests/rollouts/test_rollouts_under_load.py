@@ -37,7 +37,7 @@ PLAN = CanaryPlan(steps=(20.0, 50.0, 100.0), interval_s=1.0, min_requests=5, fai
 
 def test_canary_abort_bluegreen_and_rollback_under_load_fail_no_request(
         make_fleet: MakeFleet, iris_x: np.ndarray) -> None:
-    fleet = make_fleet(poll_interval_s=POLL, rollout_period_s=0.3)
+    fleet = make_fleet(poll_interval_s=POLL)
     reg, rollouts = fleet.registry, fleet.registry.rollouts
     server = fleet.start("server-a")
     with running_load([server.base], iris_x, threads=4) as load:

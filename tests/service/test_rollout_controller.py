@@ -45,9 +45,12 @@ class Canary:
         percent = self.plan.steps[active.step] if active is not None else 0.0
         start, end = self.clock.now, self.clock.now + (seconds or self.plan.interval_s)
         on_candidate = round(total * percent / 100)
-        self.traffic.write("iris/1", total - on_candidate, start, end, labelled=labelled)
+        # the policy revision the servers route by: the step's (the controller reads only it)
+        revision = active.policy_revision if active is not None else 1
+        self.traffic.write("iris/1", total - on_candidate, start, end, labelled=labelled,
+                           revision=revision)
         self.traffic.write("iris/2", on_candidate, start, end, behaviour=candidate,
-                           variant="canary", labelled=labelled)
+                           variant="canary", labelled=labelled, revision=revision)
         self.clock.now = end
 
     def run(self, controller: RolloutController, candidate: Behaviour | None = None,
@@ -86,22 +89,20 @@ def test_a_healthy_canary_promotes_through_every_step(canary: Canary) -> None:
                                                               "latency", "prediction_drift"}
 
 
-def test_stragglers_on_stable_in_the_last_step_do_not_hold_the_promote(
-        canary: Canary) -> None:
-    """A replica polls the 100% step's policy a little later: the few requests it still
-    sends to stable are left out (counted), not a sample that waits forever."""
+def test_a_step_reads_only_the_requests_its_policy_routed(canary: Canary) -> None:
+    """Servers route by the previous step's policy until their next poll: on the 100% step
+    those few stable answers are too few to compare with, and must not hold the promote."""
     controller = canary.controller()
-    while canary.rollouts.get(canary.rollout.id).step < 2:
+    for _ in range(2):
         canary.interval()
         controller.tick()
-    since = canary.clock.now
+    last = canary.rollouts.active("iris")
+    assert last is not None and last.step == 2
+    canary.traffic.write("iris/1", 20, canary.clock.now, canary.clock.now + 1.0,
+                         revision=last.policy_revision - 1)
     canary.interval()
-    canary.traffic.write("iris/1", 3, since, since + 0.5)  # routed by the previous step
     controller.tick()
-    done = canary.rollouts.get(canary.rollout.id)
-    assert done.state == "promoted", canary.outcomes()
-    passed = next(d for d in done.decisions if d.outcome == "pass")
-    assert passed.numbers["stable_requests_left_out"] == 3
+    assert canary.rollouts.get(canary.rollout.id).state == "promoted", canary.outcomes()
 
 
 @pytest.mark.parametrize(("behaviour", "check"), [
@@ -254,3 +255,20 @@ def test_two_controllers_on_postgresql_advance_each_step_once(
     finally:
         for registry in registries:
             registry.close()
+
+
+@pytest.mark.parametrize(("behaviour", "check"), [
+    (Behaviour(latency_ms=40.0), "latency"),
+    (Behaviour(constant=1), "prediction_drift"),
+], ids=["latency", "constant"])
+def test_a_candidate_bad_only_at_full_traffic_is_compared_with_stable_before_it(
+        canary: Canary, behaviour: Behaviour, check: str) -> None:
+    controller = canary.controller()
+    canary.run(controller, rounds=2)  # healthy through 10% and 50%
+    assert canary.rollouts.get(canary.rollout.id).step == 2
+    done = canary.run(controller, behaviour)  # slow or constant once it takes it all
+    assert done.state == "aborted", canary.outcomes()
+    assert check in done.reason
+    fail = next(d for d in done.decisions if d.outcome == "fail")
+    assert fail.numbers["stable_window"]["until"] == canary.clock.now - 2 * PLAN.interval_s
+    assert _serving(canary.reg) == Single("iris/1")

@@ -78,10 +78,14 @@ def run_quickstart(console: Console, directory: Path, settings: Settings, *,
     console.print(f"7. loaded models:/breast-cancer@production from the registry: "
                   f"{'same predictions' if same else 'DIFFERENT predictions'}")
     if serve:
+        from shipyard.cli.quickstart_rollout import Split, deploy_production, run_rollouts
         from shipyard.cli.quickstart_serve import serve_and_call
 
-        serve_and_call(console, settings, "models:/breast-cancer@production", x_test, y_test,
-                       keep_serving=keep_serving)
+        deploy_production(console, settings, f"breast-cancer/{version.version}")
+        serve_and_call(console, settings, "models:/breast-cancer@production", x_test, y_test)
+        run_rollouts(console, settings, directory, Split(x_train, y_train, x_valid, y_valid,
+                                                         x_test, y_test),
+                     keep_serving=keep_serving)
     console.print("\nnext: [cyan]shipyard models list[/], [cyan]shipyard models lineage "
                   f"breast-cancer/{version.version}[/], [cyan]shipyard audit[/], "
                   f"[cyan]shipyard inspect {path}[/]")

@@ -7,6 +7,8 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,30 +24,16 @@ def free_port() -> int:
 
 
 def serve_and_call(console: Console, settings: Settings, uri: str, rows: Any,
-                   labels: Any, *, keep_serving: bool | None) -> None:
-    import uvicorn
-
+                   labels: Any, *, keep_serving: bool | None = False) -> None:
+    """Steps 8 to 11; ``keep_serving``: see `until_stopped`."""
     from shipyard.client import Client
-    from shipyard.server.app import create_app
     from shipyard.service.config import EndpointConfig, ServeConfig
-    from shipyard.service.dataplane import DataPlane
     from shipyard.stores.predictions import read_log
 
-    port = free_port()
     log_dir = settings.home / "logs"
     config = ServeConfig(endpoints=(EndpointConfig(name="breast-cancer", model=uri),),
                          log_dir=str(log_dir))
-    server = uvicorn.Server(uvicorn.Config(create_app(DataPlane(config, settings)),
-                                           host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    with Client(url) as client:
-        deadline = time.monotonic() + 60
-        while not _ready(client):
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the quickstart server did not become ready")
-            time.sleep(0.1)
+    with demo_server(config, settings) as (url, thread), Client(url) as client:
         console.print(f"8. serving {uri} at [bold]{url}[/]")
         sent = correct = 0
         for start in range(0, min(len(rows), 40), 4):
@@ -63,29 +51,64 @@ def serve_and_call(console: Console, settings: Settings, uri: str, rows: Any,
             client.predict("breast-cancer", drifted.iloc[start:start + 25])
         console.print(f"   then {len(drifted)} rows of drifted traffic: "
                       f"{', '.join(DRIFTED)} scaled by {SCALE}")
-        console.print("   try:")
-        console.print(f"   curl {url}/v2/health/ready")
-        console.print(f"   curl {url}/v2/models/breast-cancer")
-        console.print(f"   curl -s {url}/metrics | grep shipyard_requests")
-        console.print(f"   open {url}/docs")
-        if keep_serving is None:
-            keep_serving = sys.stdin.isatty()
-        if keep_serving:
-            console.print("   serving until Ctrl-C …")
-            try:
-                while thread.is_alive():
-                    time.sleep(0.5)
-            except KeyboardInterrupt:
-                pass
-        else:
-            console.print("   (this demo server stops with the quickstart; keep one running "
-                          "with [cyan]shipyard serve models:/breast-cancer@production[/])")
-    server.should_exit = True
-    thread.join(timeout=30)
+        if keep_serving is not False:
+            until_stopped(console, url, thread, keep_serving)
     logged = read_log(log_dir, "breast-cancer").num_rows
     console.print(f"10. the prediction log in {Path(log_dir)} holds {logged} rows "
                   f"([cyan]shipyard logs breast-cancer[/])")
     monitor_drift(console, settings, log_dir, uri, rows=len(rows))
+
+
+def until_stopped(console: Console, url: str, thread: threading.Thread,
+                  keep_serving: bool | None) -> None:
+    """Say what to try on the demo server at ``url``; serve until Ctrl-C when
+    ``keep_serving`` (None: when run in a terminal)."""
+    console.print("   try:")
+    console.print(f"   curl {url}/v2/health/ready")
+    console.print(f"   curl {url}/v2/models/breast-cancer")
+    console.print(f"   curl -s {url}/metrics | grep shipyard_requests")
+    console.print(f"   open {url}/docs")
+    if keep_serving is None:
+        keep_serving = sys.stdin.isatty()
+    if keep_serving:
+        console.print("   serving until Ctrl-C …")
+        try:
+            while thread.is_alive():
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+    else:
+        console.print("   (this demo server stops with the quickstart; keep one running "
+                      "with [cyan]shipyard serve models:/breast-cancer@production[/])")
+
+
+@contextmanager
+def demo_server(config: Any, settings: Settings) -> Iterator[tuple[str, threading.Thread]]:
+    """An in-process server of ``config`` (a ``ServeConfig``) on a free port of 127.0.0.1,
+    ready: yields (its URL, the thread serving it); stopped on the way out."""
+    import uvicorn
+
+    from shipyard.client import Client
+    from shipyard.server.app import create_app
+    from shipyard.service.dataplane import DataPlane
+
+    server = uvicorn.Server(uvicorn.Config(create_app(DataPlane(config, settings)),
+                                           host="127.0.0.1", port=free_port(),
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.config.port}"
+    try:
+        with Client(url) as client:
+            deadline = time.monotonic() + 60
+            while not _ready(client):
+                if time.monotonic() > deadline or not thread.is_alive():
+                    raise RuntimeError("the quickstart server did not become ready")
+                time.sleep(0.1)
+        yield url, thread
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 DRIFTED = ("mean radius", "mean texture", "worst area")

@@ -54,6 +54,10 @@ from scipy import stats
 from shipyard.errors import MonitoringError
 from shipyard.types import Array
 
+MAX_SAMPLE = 10**12
+"""Per-variant requests beyond which a plan is refused: an mde that small is never detected
+(and the count would not even fit the 64-bit integers JSON readers take)."""
+
 MetricKind = Literal["proportion", "mean"]
 A_BETTER, B_BETTER = "A better", "B better"
 NO_DIFFERENCE, NOT_YET_KNOWN = "no difference detected", "not yet known"
@@ -193,11 +197,18 @@ def sample_size(metric_kind: MetricKind, baseline: float, mde: float, alpha: flo
     for v0, v1 in _unit_variances(metric_kind, baseline, mde, ratio, sd):
         if sequential:
             n_a = max(n_a, _sequential_n(v1, mde, alpha, power))
+        elif (z_a * math.sqrt(v0) + z_b * math.sqrt(v1)) / mde > math.sqrt(MAX_SAMPLE):
+            n_a = MAX_SAMPLE + 1  # mde ** 2 may underflow to 0: compare before squaring
         else:
             n_a = max(n_a, math.ceil((z_a * math.sqrt(v0) + z_b * math.sqrt(v1)) ** 2
                                      / mde ** 2 - 1e-9))
+    n_b = math.ceil(ratio * n_a - 1e-9) if n_a <= MAX_SAMPLE else n_a
+    if max(n_a, n_b) > MAX_SAMPLE:
+        raise MonitoringError(f"detecting a difference of {mde:g} needs more than "
+                              f"{MAX_SAMPLE:.0e} requests per variant: plan a larger mde "
+                              "(or a more even split)")
     return SamplePlan(metric_kind, baseline, mde, alpha, power, ratio, sd, sequential,
-                      n_a, math.ceil(ratio * n_a - 1e-9))
+                      n_a, n_b)
 
 
 def _sequential_power(n: float, unit_var: float, mde: float, alpha: float) -> float:
@@ -211,6 +222,8 @@ def _sequential_power(n: float, unit_var: float, mde: float, alpha: float) -> fl
 def _sequential_n(unit_var: float, mde: float, alpha: float, power: float) -> int:
     low, high = 1, 2
     while _sequential_power(high, unit_var, mde, alpha) < power:
+        if high > MAX_SAMPLE:
+            return high  # refused by sample_size
         low, high = high, high * 2
     while high - low > 1:
         mid = (low + high) // 2

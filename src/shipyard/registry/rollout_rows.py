@@ -168,16 +168,28 @@ def select_rollouts(*, endpoint: str | None = None, state: str | None = None,
     return query
 
 
+ROLLBACK = "rollback: "
+"""How the reason of a policy revision that `Rollouts.rollback` set begins."""
+
+
 def previous_single(conn: sa.Connection, endpoint: str, current: Policy) -> str | None:
-    """The newest version a Single policy of the endpoint's history served that the current
-    policy does not answer with: where a rollback goes."""
-    for doc in conn.execute(sa.select(endpoint_policy_history.c.policy).where(
+    """Where a rollback goes: the newest version, not served by the current policy, on the
+    stack of Single versions the endpoint's history pushed (a deploy or promote pushes its
+    version; a rollback pops back down to the one it went to). So rollbacks step back one
+    deploy at a time, never forward again to the version a rollback left."""
+    stack: list[str] = []
+    for doc, reason in conn.execute(sa.select(
+            endpoint_policy_history.c.policy, endpoint_policy_history.c.reason).where(
             endpoint_policy_history.c.endpoint == endpoint)
-            .order_by(endpoint_policy_history.c.revision.desc())).scalars():
+            .order_by(endpoint_policy_history.c.revision)).tuples():
         policy = policy_from_dict(doc)
-        if isinstance(policy, Single) and policy.version not in current.versions:
-            return policy.version
-    return None
+        if not isinstance(policy, Single):
+            continue
+        if str(reason).startswith(ROLLBACK) and policy.version in stack:
+            del stack[stack.index(policy.version) + 1:]  # popped back down to it
+        elif not stack or stack[-1] != policy.version:
+            stack.append(policy.version)
+    return next((v for v in reversed(stack) if v not in current.versions), None)
 
 
 def last_promote(conn: sa.Connection,

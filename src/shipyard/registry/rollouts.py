@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from shipyard.errors import ConflictError, NotFoundError, RegistryError
+from shipyard.errors import (
+    ConflictError,
+    MonitoringError,
+    NotFoundError,
+    RegistryError,
+    RoutingError,
+)
 from shipyard.monitoring.ab_report import plan_sample
 from shipyard.registry import rollout_rows as rows
 from shipyard.registry.deployments import PolicyRevision, check_endpoint
@@ -236,13 +242,14 @@ class Rollouts:
                                     "to roll back")
             target = rows.previous_single(conn, endpoint, current[1])
             if target is None:
-                raise ConflictError(f"endpoint {endpoint!r} never served another single "
-                                    "version: nothing to roll back to")
+                raise ConflictError(f"endpoint {endpoint!r} has no earlier version to roll "
+                                    "back to (each rollback steps back one deploy or "
+                                    "promote): deploy the version wanted instead")
             numbers: dict[str, Any] = {"from": policy_to_dict(current[1]), "to": target}
             promoted, promote = rows.last_promote(conn, endpoint)
             if promoted is not None and promote.get("version") in current[1].versions:
                 numbers["alias"] = self._alias_back(conn, promote.get("alias"))
-            revision = self._set(conn, endpoint, Single(target), f"rollback: {why}")
+            revision = self._set(conn, endpoint, Single(target), f"{rows.ROLLBACK}{why}")
             if promoted is not None and promote.get("version") in current[1].versions:
                 rows.insert_decision(conn, promoted.id, at=self._now(), step=promoted.step,
                                      percent=0.0, outcome="abort",
@@ -345,7 +352,11 @@ class Rollouts:
             numbers: dict[str, Any] = {"plan": plan.to_dict(),
                                        "policy": policy_to_dict(policy)}
             if isinstance(plan, ABPlan):  # the sample size, planned before any data
-                numbers["sample"] = plan_sample(plan).to_dict()
+                try:
+                    numbers["sample"] = plan_sample(plan).to_dict()
+                except MonitoringError as exc:  # the plan's fault: said as the CLI says it
+                    raise RoutingError(f"cannot plan the A/B test (baseline, mde, alpha, "
+                                       f"power, sd): {exc}") from None
             self._move(conn, row, "start", why, numbers, revision, percent=share(plan, 0))
             return self._get(conn, rollout_id)
 

@@ -159,7 +159,7 @@ class AdminApi:
         actor, endpoint = self.actor(request), request.path_params["endpoint"]
         body = await self._body(request)
         kind = body.get("kind")
-        if kind not in VERSION_FIELDS:
+        if not isinstance(kind, str) or kind not in VERSION_FIELDS:  # a list is unhashable
             raise codec.BadRequestError(f"'kind' must be one of {', '.join(VERSION_FIELDS)}, "
                                         f"not {kind!r}")
         names = VERSION_FIELDS[kind]

@@ -159,7 +159,9 @@ class DataPlane:
         self.controller = RolloutController(self.registry, self.log.root,
                                             holder=default_holder(),
                                             lease_ttl_s=self.config.rollout_lease_s)
-        self.controller.start(self.config.rollout_period_s)
+        # every poll interval (SPEC14 §6), within the lease's renewal bound
+        self.controller.start(min(self.config.poll_interval_s,
+                                  self.controller.lease_ttl_s / 3))
 
     @property
     def ready(self) -> bool:

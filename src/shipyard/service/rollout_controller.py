@@ -13,8 +13,9 @@ skipped, and when that holder stops renewing its lease expires and another takes
 Then, by kind:
 
 - canary: once the step has run ``interval_s``, its traffic over [step start, now) is
-  analysed (``monitoring.canary.analyse_canary``): pass advances to the next step (the last
-  step promotes: alias moved); fail counts a failure and, at ``failures``, aborts (traffic
+  analysed (``monitoring.canary.analyse_canary``; on the 100% step, where stable has no
+  traffic, against stable's traffic of the step before): pass advances to the next step (the
+  last step promotes: alias moved); fail counts a failure and, at ``failures``, aborts (traffic
   back to stable) with the failing checks as the reason; wait (too little traffic, labels
   not in yet) records 'wait'. A step is checked at most once per interval, so a check
   that fails or waits is retried one interval later over the step's growing traffic.
@@ -49,7 +50,6 @@ from shipyard.errors import ConflictError, ShipyardError
 from shipyard.monitoring.canary import analyse_ab, analyse_canary, plan_sample
 from shipyard.monitoring.experiments import SamplePlan
 from shipyard.monitoring.shadow import shadow_report
-from shipyard.monitoring.traffic import VersionTraffic
 from shipyard.registry import Lease, Leases, Registry, Rollout, RolloutDecision, Rollouts
 from shipyard.routing.plans import ABPlan, CanaryPlan, ShadowPlan
 from shipyard.service.monitor import firing_alerts
@@ -232,21 +232,25 @@ class RolloutController:
             return []
         versions = [rollout.stable, rollout.candidate]
         labels = self._class_labels(rollout.candidate)
+        # only the requests this step's policy routed: a server answers by the previous
+        # step's split until its next poll, and those would, on the 100% step, give the
+        # stable version a few requests, too few for the checks that compare with it
         seen = traffic(self.log_root, rollout.endpoint, started, now, versions,
-                       class_labels=labels)
-        # on the 100% step the stable version takes no traffic: the checks that compare with
-        # it pass as not compared (the earlier steps compared), the others still apply. A
-        # few requests routed by the previous step's policy (a replica polls it a little
-        # later) are no sample to compare with: left out, and counted in the numbers
-        percent = plan.steps[rollout.step]
-        stable = seen[rollout.stable]
-        if percent >= 100:
-            stable = VersionTraffic(rollout.stable, 0, 0, class_labels=labels)
+                       class_labels=labels, revisions=[rollout.policy_revision])
+        stable, baseline = seen[rollout.stable], None
+        if stable.requests == 0 and rollout.step > 0:
+            # the 100% step: stable has no traffic now, so the candidate at full load is
+            # compared with stable's traffic of the step before (else a candidate slow or
+            # wrong only at full load would pass its checks "not compared")
+            baseline = {"since": self._step_before(rollout), "until": started}
+            stable = traffic(self.log_root, rollout.endpoint, baseline["since"], started,
+                             [rollout.stable], class_labels=labels)[rollout.stable]
         report = analyse_canary(stable, seen[rollout.candidate], plan, self._firing(rollout))
+        percent = plan.steps[rollout.step]
         numbers: dict[str, Any] = {**report.to_dict(), "percent": percent,
                                    "window": {"since": started, "until": now}}
-        if percent >= 100:
-            numbers["stable_requests_left_out"] = seen[rollout.stable].requests
+        if baseline is not None:
+            numbers["stable_window"] = baseline
         where = f"step {rollout.step + 1}/{len(plan.steps)} ({percent:g}%)"
         if report.outcome == "pass":
             return self._passed(rollout, plan, numbers, where)
@@ -348,6 +352,16 @@ class RolloutController:
         return max((_ts(d.at) for d in rollout.decisions
                     if d.outcome in ("wait", "fail") and d.step == rollout.step
                     and _ts(d.at) >= started), default=started)
+
+    def _step_before(self, rollout: Rollout) -> float:
+        """When the previous step's analysed window began (its advance stored the window;
+        the rollout's start when not found)."""
+        for d in reversed(rollout.decisions):
+            window = d.numbers.get("window") if d.outcome == "advance" else None
+            if d.step == rollout.step and isinstance(window, dict) \
+                    and isinstance(window.get("since"), int | float):
+                return float(window["since"])
+        return _ts(rollout.created_at)
 
     def _class_labels(self, version: str) -> tuple[str, ...] | None:
         """The class labels of a version's signature (None: not a classifier), cached."""

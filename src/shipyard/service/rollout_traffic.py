@@ -32,13 +32,16 @@ _PREDICTIONS = ("output.label", "output.value")  # the log's names for a model's
 def traffic(log_root: str | Path, endpoint: str, since: float, until: float,
             versions: Sequence[str], *, class_labels: Sequence[Any] | None,
             variants: Sequence[str] | None = None, keyed_only: bool = False,
-            shadow: bool = False) -> dict[str, VersionTraffic]:
+            shadow: bool = False,
+            revisions: Sequence[int] | None = None) -> dict[str, VersionTraffic]:
     """Each of ``versions`` (``NAME/V``)'s traffic to ``endpoint`` in ``[since, until)``
     (seconds since the epoch); a version with none gets an empty one (requests 0).
 
     ``variants``: only rows the policy routed as one of these; ``keyed_only``: only requests
     that had a routing key (an A/B test's); ``shadow``: the shadow version's answers and
-    failures instead of those the callers got. ``class_labels``: the classes, in the order
+    failures instead of those the callers got; ``revisions``: only requests routed by these
+    policy revisions (a canary step's, not the previous step's still arriving from servers
+    that had not yet seen the new policy). ``class_labels``: the classes, in the order
     ``probabilities`` has its columns (None: no probabilities)."""
     check_endpoint_name(endpoint)
     start, end = (datetime.fromtimestamp(t, UTC) for t in (since, until))
@@ -46,10 +49,10 @@ def traffic(log_root: str | Path, endpoint: str, since: float, until: float,
     answered = _read(log_root, endpoint, "shadow" if shadow else "predictions", start, end)
     if answered is not None:
         answered = _with_labels(log_root, endpoint, answered, start)
-        answered = _chosen(answered, variants, keyed_only)
+        answered = _chosen(answered, variants, keyed_only, revisions=revisions)
     failed = _read(log_root, endpoint, "errors", start, end)
     if failed is not None:
-        failed = _chosen(failed, variants, keyed_only, shadow=shadow)
+        failed = _chosen(failed, variants, keyed_only, shadow=shadow, revisions=revisions)
     by_answered = _by_version(answered, versions)
     by_failed = _by_version(failed, versions)
     return {v: _version_traffic(v, by_answered.get(v), by_failed.get(v), labels)
@@ -77,8 +80,10 @@ def _with_labels(root: str | Path, endpoint: str, table: pa.Table,
 
 
 def _chosen(table: pa.Table, variants: Sequence[str] | None, keyed_only: bool, *,
-            shadow: bool | None = None) -> pa.Table | None:
-    """The rows of ``variants`` / with a routing key / of shadow copies (errors) or not."""
+            shadow: bool | None = None,
+            revisions: Sequence[int] | None = None) -> pa.Table | None:
+    """The rows of ``variants`` / with a routing key / of shadow copies (errors) or not /
+    routed by one of ``revisions``."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -90,6 +95,9 @@ def _chosen(table: pa.Table, variants: Sequence[str] | None, keyed_only: bool, *
         keep.append(pc.not_equal(pc.fill_null(table["routing_key"], ""), ""))
     if shadow is not None:
         keep.append(pc.equal(pc.fill_null(table["shadow"], False), shadow))
+    if revisions is not None:
+        keep.append(pc.is_in(pc.fill_null(table["policy_revision"], 0),
+                             value_set=pa.array(list(revisions), pa.int64())))
     if keep:
         mask = keep[0]
         for more in keep[1:]:

@@ -41,7 +41,9 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     │   │       └── _SlotKeptError    ... and its thread still holds the slot (private)
     │   ├── BatcherClosedError        the batcher is shutting down (batching.py)
     │   ├── InferenceProcessError     the inference process failed
-    │   └── RemoteModelError          the model raised in the inference process
+    │   ├── RemoteModelError          the model raised in the inference process
+    │   └── _RoutedError              a routed request's failure with its route, unwrapped
+    │                                 before answering (server/hotpath.py, private)
     ├── ConfigError                   the serve configuration is invalid (service/config.py)
     ├── RoutingError                  a traffic policy, its stored form or a routing key
     │                                 spec is invalid (routing/)

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from starlette.applications import Starlette
 from starlette.types import Receive
 
-from shipyard.errors import NotFoundError
+from shipyard.errors import NotFoundError, ServingError
 from shipyard.protocol import codec
 from shipyard.protocol.http_errors import ClientGoneError, RawHeaders, error_parts
 from shipyard.server.asgi import (
@@ -109,7 +109,7 @@ class HotPaths:
             pick, answer = routed.pick, routed.answer
         except ClientGoneError:
             raise
-        except RoutedError as exc:
+        except _RoutedError as exc:
             routed, answer = exc.routed, _error(exc.error)
             pick = routed.pick
         except Exception as exc:
@@ -162,7 +162,7 @@ class HotPaths:
         except ClientGoneError:
             raise
         except Exception as exc:
-            raise RoutedError(exc, routed) from exc
+            raise _RoutedError(exc, routed) from exc
         routed.answer = _ok(served.request_id, codec.simple_response(
             served.outputs, deployment.model.signature, model=deployment.model_name,
             version=deployment.version, request_id=served.request_id), deployment)
@@ -197,7 +197,7 @@ class HotPaths:
                     endpoint, pick, raw, request_id=routed.request_id,
                     routing_key=routing_key, infer=True, header_cut=cut)
             except Exception as exc:
-                raise RoutedError(exc, routed) from exc
+                raise _RoutedError(exc, routed) from exc
             routed.request_id = answered.request_id or routed.request_id
             routed.answer = _answered(answered, answered.request_id, deployment)
             return routed
@@ -211,7 +211,7 @@ class HotPaths:
                 endpoint, prepared, request_id=routed.request_id, routing_key=routing_key,
                 pick=pick, copy=_copy(pick, prepared, columns, unknown))
         except Exception as exc:
-            raise RoutedError(exc, routed) from exc
+            raise _RoutedError(exc, routed) from exc
         routed.answer = _ok(served.request_id, codec.oip_response(
             served.outputs, model=endpoint.name, version=deployment.version,
             request_id=served.request_id, requested=requested), deployment)
@@ -230,7 +230,7 @@ class Routed:
         self.answer: Answer = _NO_ANSWER
 
 
-class RoutedError(Exception):
+class _RoutedError(ServingError):
     """A routed request failed with ``error`` (its answer is that error's)."""
 
     def __init__(self, error: Exception, routed: Routed) -> None:

@@ -444,6 +444,24 @@ def measure(bench: Bench, wrk: str, args: argparse.Namespace
     return served, summarise(served)
 
 
+def run_rows(bench: Bench, wrk: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Measure the four rows on ``bench`` (trained and packaged) and print what was routed,
+    the table and the targets; also what ``serving.py --rollouts`` runs."""
+    try:
+        served, summary = measure(bench, wrk, args)
+    except UnavailableError as exc:
+        print(f"the policy rows failed: {exc}", file=sys.stderr)
+        return {"error": str(exc)}
+    print()
+    print_routing(served)
+    print()
+    print_table(summary)
+    print("\nreq/s, p50, p99: medians over the row's runs; vs single: the median (range) of "
+          "each run divided by the mean of the single-version runs just before and after it")
+    print()
+    return {"rows": summary, "targets": print_targets(summary)}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     wrk = ensure_wrk()
@@ -466,27 +484,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model: trained in {bench.setup['train_s']:.1f} s, packaged in "
               f"{bench.setup['shipyard_package_s']:.1f} s (runtime "
               f"{bench.shipyard_runtime!r})", flush=True)
-        try:
-            served, summary = measure(bench, wrk, args)
-        except UnavailableError as exc:
-            print(f"the run failed: {exc}", file=sys.stderr)
-            return 1
-    print()
-    print_routing(served)
-    print()
-    print_table(summary)
-    print("\nreq/s, p50, p99: medians over the row's runs; vs single: the median (range) of "
-          "each run divided by the mean of the single-version runs just before and after it")
-    print()
-    targets = print_targets(summary)
+        result = run_rows(bench, wrk, args)
     elapsed = time.perf_counter() - started
     print(f"\ntotal wall time {elapsed:.0f} s")
     if args.json:
         write_json(args.json, {
             "machine": info, "shipyard_env": ours,
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "setup": bench.setup, "rows": summary, "targets": targets, "wall_seconds": elapsed})
-    return 0
+            "setup": bench.setup, **result, "wall_seconds": elapsed})
+    return 1 if "error" in result else 0
 
 
 if __name__ == "__main__":

@@ -172,6 +172,24 @@ def start(served: list[Served], bench: Bench) -> None:
         print(f"  {s.row.label:<18} ready in {ready_s:.1f} s on {s.prep.url}", flush=True)
 
 
+def settle(served: list[Served], args: argparse.Namespace) -> None:
+    """Wait (10 poll intervals at most) until each row whose policy answers with another
+    version than the alias's has done so once: its stored policy is applied."""
+    users = [f"user-{i:05d}" for i in range(1, 41)]
+    pending = [s for s in served if set(s.row.answers) - {V1}]
+    t0 = time.monotonic()
+    while pending and time.monotonic() - t0 < max(10 * args.poll_interval, 5.0):
+        for s in list(pending):
+            if any(answered_version(s.prep.url, s.prep.body, u) != V1 for u in users):
+                print(f"  {s.row.label:<18} applies its policy ({V2} answered) after "
+                      f"{time.monotonic() - t0:.1f} s", flush=True)
+                pending.remove(s)
+        time.sleep(args.poll_interval / 4)
+    for s in pending:
+        print(f"  WARNING: {s.row.label} still answers only with {V1} after "
+              f"{time.monotonic() - t0:.0f} s: its stored policy is not applied", flush=True)
+
+
 # --- load -----------------------------------------------------------------------------------
 
 
@@ -250,22 +268,26 @@ def expected_version(policy: Policy, user: str) -> str | None:
     return route(policy, key).version
 
 
-def read_counts(home: Path, kind: str) -> Counter[str]:
+def read_counts(home: Path, kind: str) -> tuple[Counter[str], Counter[str]]:
+    """Rows of the log of ``kind`` per version, and per variant (where the log has them)."""
     from shipyard.stores.predictions import NothingLoggedError, read_log
 
     try:
         table = read_log(home / "logs", ENDPOINT, kind=kind)
     except NothingLoggedError:
-        return Counter()
+        return Counter(), Counter()
     models = table.column("model").to_pylist()
     versions = table.column("version").to_pylist()
-    return Counter(f"{m}/{v}" for m, v in zip(models, versions, strict=True))
+    variants = table.column("variant").to_pylist() if "variant" in table.column_names else []
+    return (Counter(f"{m}/{v}" for m, v in zip(models, versions, strict=True)),
+            Counter(v or '""' for v in variants))
 
 
 def check_log(s: Served) -> dict[str, Any]:
     """The row's prediction log (read after its server stopped and flushed): answers per
     version against the policy's shares, and the shadow copies."""
-    answers, copies = read_counts(s.home, "predictions"), read_counts(s.home, "shadow")
+    (answers, variants), (copies, _) = (read_counts(s.home, "predictions"),
+                                        read_counts(s.home, "shadow"))
     total = sum(answers.values())
     share = {v: n / total for v, n in sorted(answers.items())} if total else {}
     problems = [f"{v}: {share.get(v, 0):.1%} of answers, the policy says {want:.0%}"
@@ -289,7 +311,8 @@ def check_log(s: Served) -> dict[str, Any]:
     per_answer = copied / total if total else 0.0
     notes = [f"shadow rows are {per_answer:.0%} of the answers: copies were dropped (the "
              "server counts them)"] if copied and per_answer < SHADOW_COPIES_MIN else []
-    return {"answers": dict(answers), "share": share, "shadow_rows": dict(copies),
+    return {"answers": dict(answers), "share": share, "variants": dict(variants),
+            "shadow_rows": dict(copies),
             "expect_shadow": s.row.shadow is not None, "shadow_per_answer": per_answer,
             "routed_as_configured": not problems, "problems": problems, "notes": notes}
 
@@ -372,7 +395,8 @@ def print_routing(served: list[Served]) -> None:
         log = s.log
         print(f"  {s.row.label:<18} {s.row.described}")
         print(f"    log: {sum(log['answers'].values())} answers: {fmt_split(log)}"
-              + (f" ({sum(log['shadow_rows'].values())} shadow rows)" if s.row.shadow else ""))
+              + (f" ({sum(log['shadow_rows'].values())} shadow rows)" if s.row.shadow else "")
+              + (f"; variants {log['variants']}" if log["variants"] else "; no variant column"))
         if p:
             print(f"    probe: {p['requests']} requests for {p['requests'] // 2} user ids "
                   f"(each twice): {dict(sorted(p['versions'].items()))}; changed version "
@@ -428,7 +452,7 @@ def measure(bench: Bench, wrk: str, args: argparse.Namespace
           "server", flush=True)
     try:
         start(served, bench)
-        time.sleep(2 * args.poll_interval)  # let each server apply its stored policy
+        settle(served, args)
         for s in served:
             load(s, wrk, args.warmup, args)
         paired_runs(served, wrk, args)

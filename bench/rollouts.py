@@ -29,6 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
@@ -241,22 +242,26 @@ def paired_ratios(base: Served, other: Served) -> dict[str, list[float]]:
 def answered_version(url: str, body: bytes, user: str) -> str:
     req = urllib.request.Request(url, data=body, method="POST", headers={
         "Content-Type": "application/json", USER_HEADER: user})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        payload = json.loads(resp.read())
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            payload = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:  # counted as a wrong version, never a crash
+        return f"HTTP {exc.code}"
     return f"{payload['model']}/{payload['version']}"
 
 
 def probe(s: Served, users: int) -> dict[str, Any]:
-    """Ask for ``users`` ids twice each: is each answered by one version (sticky), and, where
-    the policy routes by this header, by the version ``route()`` gives?"""
+    """Ask for ``users`` ids twice each: where the policy decides by the id (not by a random
+    draw), is each answered both times by the version ``route()`` gives?"""
     ids = [f"user-{i:05d}" for i in range(1, users + 1)]
     first = [answered_version(s.prep.url, s.prep.body, u) for u in ids]
     second = [answered_version(s.prep.url, s.prep.body, u) for u in ids]
     expected = [expected_version(s.row.policy, u) for u in ids]
-    judged = [(e, a) for e, a in zip(expected, first, strict=True) if e is not None]
+    judged = [(e, a, b) for e, a, b in zip(expected, first, second, strict=True)
+              if e is not None]
     return {"requests": 2 * users, "versions": dict(Counter(first + second)),
-            "unsticky": sum(a != b for a, b in zip(first, second, strict=True)),
-            "judged": len(judged), "as_routed": sum(e == a for e, a in judged)}
+            "unsticky": sum(a != b for _, a, b in judged),
+            "judged": len(judged), "as_routed": sum(e == a for e, a, _ in judged)}
 
 
 def expected_version(policy: Policy, user: str) -> str | None:
@@ -398,9 +403,11 @@ def print_routing(served: list[Served]) -> None:
               + (f" ({sum(log['shadow_rows'].values())} shadow rows)" if s.row.shadow else "")
               + (f"; variants {log['variants']}" if log["variants"] else "; no variant column"))
         if p:
+            judged = (f"both times the version route() gives: {p['as_routed']}/{p['judged']}, "
+                      f"changed version {p['unsticky']}" if p["judged"]
+                      else "random draws, not judged")
             print(f"    probe: {p['requests']} requests for {p['requests'] // 2} user ids "
-                  f"(each twice): {dict(sorted(p['versions'].items()))}; changed version "
-                  f"{p['unsticky']}; as route() says {p['as_routed']}/{p['judged']}")
+                  f"(each twice): {dict(sorted(p['versions'].items()))}; {judged}")
         for problem in log["problems"]:
             print(f"    WARNING: not routed as configured: {problem}")
         for note in log["notes"]:

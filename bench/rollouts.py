@@ -261,7 +261,7 @@ def probe(s: Served, users: int) -> dict[str, Any]:
               if e is not None]
     return {"requests": 2 * users, "versions": dict(Counter(first + second)),
             "unsticky": sum(a != b for _, a, b in judged),
-            "judged": len(judged), "as_routed": sum(e == a for e, a, _ in judged)}
+            "judged": len(judged), "as_routed": sum(e == a == b for e, a, b in judged)}
 
 
 def expected_version(policy: Policy, user: str) -> str | None:

@@ -65,7 +65,7 @@ def test_every_exception_class_is_in_the_one_tree() -> None:
 
 
 def _status(exc: Exception) -> tuple[int, dict[bytes, bytes]]:
-    from shipyard.server.http_errors import error_parts
+    from shipyard.protocol.http_errors import error_parts
 
     status, _, headers = error_parts(exc)
     return status, dict(headers)
@@ -73,10 +73,9 @@ def _status(exc: Exception) -> tuple[int, dict[bytes, bytes]]:
 
 def test_the_callers_mistakes_are_4xx_the_servers_side_5xx() -> None:
     from shipyard.batching import QueueFullError
-    from shipyard.errors import Problem
-    from shipyard.runtimes.process import InferenceProcessError, RemoteModelError
-    from shipyard.server.codec import BadRequestError
-    from shipyard.server.http_errors import PayloadTooLargeError, UnauthorizedError
+    from shipyard.errors import InferenceProcessError, Problem, RemoteModelError
+    from shipyard.protocol.codec import BadRequestError
+    from shipyard.protocol.http_errors import PayloadTooLargeError, UnauthorizedError
 
     client = {errors.InputValidationError([Problem("x", "bad")]): 422,
               BadRequestError("malformed"): 400, PayloadTooLargeError("big"): 413,

@@ -61,3 +61,11 @@ def test_the_cli_starts_without_loading_the_heavy_parts() -> None:
             "print(json.dumps([m for m in heavy if m in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_rollout_plans_are_public() -> None:
+    from shipyard.routing import plans
+
+    for name in ("CanaryPlan", "ABPlan", "ShadowPlan", "BlueGreenPlan"):
+        assert getattr(shipyard, name) is getattr(plans, name), name
+    assert shipyard.CanaryPlan(steps=(10, 100)).to_dict()["steps"] == [10, 100]

@@ -55,7 +55,7 @@ def test_an_unreachable_registry_is_one_clear_error_without_its_password(
     """Refused connections come back as one error of the tree (the CLI prints one line, the
     server answers 503), naming the registry without its password: no driver traceback."""
     from shipyard.errors import RegistryUnavailableError
-    from shipyard.server.http_errors import error_parts
+    from shipyard.protocol.http_errors import error_parts
 
     url = f"postgresql+psycopg://u:{SECRET}@127.0.0.1:1/registry"  # nothing listens on 1
     with pytest.raises(RegistryUnavailableError) as info:

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from shipyard.packaging import ColumnSpec, Manifest, OutputSpec, Signature
     from shipyard.profiles import Profile, profile
     from shipyard.registry import ModelVersion, Registry
+    from shipyard.routing.plans import ABPlan, BlueGreenPlan, CanaryPlan, ShadowPlan
     from shipyard.runtimes import (
         Capabilities,
         LoadedModel,
@@ -77,11 +78,18 @@ _LAZY = {
     "compare": "shipyard.monitoring",
     "DriftReport": "shipyard.monitoring",
     "Profile": "shipyard.profiles",
+    "CanaryPlan": "shipyard.routing.plans",
+    "ABPlan": "shipyard.routing.plans",
+    "ShadowPlan": "shipyard.routing.plans",
+    "BlueGreenPlan": "shipyard.routing.plans",
 }
 
 __all__ = [
+    "ABPlan",
     "ArtifactStoreError",
     "AsyncClient",
+    "BlueGreenPlan",
+    "CanaryPlan",
     "Capabilities",
     "Client",
     "ColumnSpec",
@@ -110,6 +118,7 @@ __all__ = [
     "Runtime",
     "RuntimeUnavailableError",
     "SchemaOutOfDateError",
+    "ShadowPlan",
     "ShipyardError",
     "Signature",
     "TamperedFileError",

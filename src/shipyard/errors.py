@@ -1,5 +1,5 @@
 """Every error shipyard raises, in one tree. No HTTP status codes here: faces map them
-(``server.http_errors``: the caller's mistakes are 4xx, the server's own side 5xx).
+(``protocol.http_errors``: the caller's mistakes are 4xx, the server's own side 5xx).
 
 Classes are defined here unless a module is named: those live beside the code that raises
 them and derive from a class of this tree (tests/test_errors_tree.py checks both).
@@ -25,11 +25,13 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     │   ├── UnknownRequestError       names a request id the server never answered
     │   └── DuplicateLabelError       labels a row again without saying it replaces the label
     ├── RequestError                  a request cannot be read or is refused before validation
-    │   ├── BadRequestError           malformed body or envelope (server/codec.py)
-    │   ├── PayloadTooLargeError      (server/http_errors.py)
-    │   ├── UnauthorizedError         missing or wrong API key (server/http_errors.py)
+    │   ├── BadRequestError           malformed body or envelope (protocol/codec.py)
+    │   ├── PayloadTooLargeError      (protocol/http_errors.py)
+    │   ├── UnauthorizedError         missing or wrong API key (protocol/http_errors.py)
+    │   ├── ForbiddenError            a valid API key that is not an admin key, on the
+    │   │                             admin API (protocol/http_errors.py)
     │   └── ClientGoneError           the client left before its body arrived
-    │                                 (server/http_errors.py)
+    │                                 (protocol/http_errors.py)
     ├── ServingError                  the server cannot answer a valid request now
     │   ├── ModelNotReadyError        the endpoint's model is not loaded (yet)
     │   ├── QueueFullError            the batcher's queue is full (batching.py)
@@ -38,9 +40,8 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     │   │   └── BatchDeadlineError    the batch call ran past its deadline (batching.py)
     │   │       └── _SlotKeptError    ... and its thread still holds the slot (private)
     │   ├── BatcherClosedError        the batcher is shutting down (batching.py)
-    │   ├── InferenceProcessError     the inference process failed (runtimes/frames.py)
+    │   ├── InferenceProcessError     the inference process failed
     │   └── RemoteModelError          the model raised in the inference process
-    │                                 (runtimes/frames.py)
     ├── ConfigError                   the serve configuration is invalid (service/config.py)
     ├── RoutingError                  a traffic policy, its stored form or a routing key
     │                                 spec is invalid (routing/)
@@ -52,7 +53,7 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     │   ├── SchemaOutOfDateError      the database needs `shipyard db upgrade`
     │   └── RegistryUnavailableError  the registry's database cannot be reached
     ├── ArtifactStoreError            a blob is missing, corrupt or cannot be written
-    ├── NothingLoggedError            an endpoint has nothing logged yet (stores/predictions.py)
+    ├── NothingLoggedError            an endpoint has nothing logged yet (stores/log_reader.py)
     ├── MonitoringError               monitoring cannot compute what was asked
     │   ├── ProfileError              data cannot be profiled, profiles cannot be merged, or
     │   │                             profile bytes are corrupt
@@ -261,3 +262,12 @@ class ServingError(ShipyardError):
 
 class ModelNotReadyError(ServingError):
     """The endpoint has no model loaded (yet): it is still loading, or its load failed."""
+
+
+class InferenceProcessError(ServingError):
+    """The inference process failed to start, died, or could not run a batch."""
+
+
+class RemoteModelError(ServingError):
+    """The model raised in the inference process (an internal error, as it would be in a
+    thread); the message is the child's error."""

@@ -16,6 +16,8 @@ from registry.helpers import Packages, backend_name, open_registry
 from shipyard.errors import SchemaOutOfDateError
 from shipyard.registry.database import create_engine, current_revision, head_revision, upgrade
 from shipyard.registry.schema import metadata
+from shipyard.routing import Single, Weighted
+from shipyard.routing.plans import CanaryPlan
 
 # the 0001 schema, as the rows were written then (not the current schema module)
 V1_MODELS = sa.table("models", sa.column("id", sa.Integer), sa.column("name", sa.String),
@@ -43,7 +45,7 @@ def test_upgrade_from_empty_to_head(empty_database: Callable[[], str]) -> None:
         assert current_revision(engine) is None
         assert _tables(engine) == set()
         upgrade(engine)
-        assert head_revision() == "0003"
+        assert head_revision() == "0004"
         assert current_revision(engine) == head_revision()
         assert _tables(engine) == set(metadata.tables) | {"alembic_version"}
         upgrade(engine)  # at head already: nothing to do
@@ -94,6 +96,49 @@ def test_upgrade_from_0001_keeps_rows_and_backfills_metrics(
         assert legacy.params == {"C": 1.0}
         assert [v.version for v in reg.search_versions(metric="accuracy>0.9")] == [1]
         assert reg.register(pkgs.base, name="legacy").version == 2
+    finally:
+        reg.close()
+
+
+V3_POLICIES = sa.table("endpoint_policies", sa.column("endpoint", sa.String),
+                      sa.column("revision", sa.Integer), sa.column("policy", sa.JSON),
+                      sa.column("updated_at", sa.DateTime(timezone=True)),
+                      sa.column("updated_by", sa.String))
+
+
+def test_upgrade_from_0003_keeps_policies_and_starts_rollouts(
+        empty_database: Callable[[], str], pkgs: Packages, tmp_path: Path) -> None:
+    url = empty_database()
+    engine = create_engine(url)
+    upgrade(engine, "0003")
+    manifest = pkgs.base.manifest.to_dict()
+    now = datetime.now(UTC)
+    with engine.begin() as conn:  # two versions and a policy, as shipyard 0003 wrote them
+        model_id = conn.execute(V1_MODELS.insert().values(
+            name="legacy", latest_version=2, created_at=now, updated_at=now,
+        ).returning(V1_MODELS.c.id)).scalar_one()
+        conn.execute(V1_VERSIONS.insert(), [dict(
+            model_id=model_id, version=n, status="active", created_at=now, created_by="old",
+            runtime=manifest["runtimes"][0]["name"], manifest=manifest, params={})
+            for n in (1, 2)])
+        conn.execute(V3_POLICIES.insert().values(
+            endpoint="fraud", revision=1, policy={"format": 1, "kind": "single",
+                                                  "version": "legacy/1"},
+            updated_at=now, updated_by="old"))
+    assert current_revision(engine) == "0003"
+    assert {"rollouts", "rollout_decisions", "leases"}.isdisjoint(_tables(engine))
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    assert {"rollouts", "rollout_decisions", "leases"} <= _tables(engine)
+    engine.dispose()
+
+    reg = open_registry(url, tmp_path)
+    try:
+        assert reg.deployments.current("fraud") == (1, Single("legacy/1"))
+        rollout = reg.rollouts.start_canary("fraud", "legacy/2", CanaryPlan(), reason="c")
+        assert (rollout.stable, rollout.policy_revision) == ("legacy/1", 2)
+        assert reg.deployments.current("fraud") == (2, Weighted.canary(
+            "legacy/1", "legacy/2", 5, salt=f"rollout-{rollout.id}"))
     finally:
         reg.close()
 

@@ -22,8 +22,8 @@ from server.helpers import endpoint
 from shipyard.errors import InputValidationError
 from shipyard.packaging import validation
 from shipyard.packaging.signature import ColumnSpec, Signature
+from shipyard.protocol.http_errors import PayloadTooLargeError
 from shipyard.server.asgi import read_body
-from shipyard.server.http_errors import PayloadTooLargeError
 
 TYPES = {"small": "UINT8", "big": "INT64", "f": "FP32"}
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shipyard.packaging.signature import ColumnSpec, Signature
-from shipyard.server import codec
+from shipyard.protocol import codec
 
 
 def sig(class_labels: tuple[Any, ...] | None) -> Signature:

@@ -26,8 +26,9 @@ def test_round_trip_through_json_is_lossless() -> None:
                                   runtime="onnx"),
                    EndpointConfig(name="b", model="models:/b@production", trust=True)),
         log_dir="/var/log/shipyard", flush_interval_s=2.0, max_body_bytes=1000,
-        poll_interval_s=7.0, api_keys={"ci": "s3cret"})
+        poll_interval_s=7.0, api_keys={"ci": "s3cret"}, admin_api_keys={"ops": "adm1n"})
     assert ServeConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert "s3cret" not in repr(config) and "adm1n" not in repr(config)
 
 
 def test_from_file_fills_names_and_defaults(tmp_path: Path) -> None:
@@ -75,6 +76,8 @@ def test_default_endpoint_name(model: str, name: str) -> None:
     ({"endpoints": [{"model": "x"}], "api_keys": ["s3cret"]}, "api_keys"),
     ({"endpoints": [{"model": "x"}], "api_keys": {"ci": ""}}, "non-empty secret"),
     ({"endpoints": [{"model": "x"}], "api_keys": {"ci": 12345}}, "non-empty secret"),
+    ({"endpoints": [{"model": "x"}], "admin_api_keys": {"ops": ""}}, "admin_api_keys"),
+    ({"endpoints": [{"model": "x"}], "admin_api_keys": "adm1n"}, "admin_api_keys"),
 ])
 def test_invalid_configs_are_config_errors(data: Any, message: str) -> None:
     with pytest.raises(ConfigError) as error:

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.helpers import Served, endpoint
-from shipyard.server.codec import NUMPY_OF
+from shipyard.protocol.codec import NUMPY_OF
 
 # FP16/FP32 JSON data beyond the type's range is refused (422), never cast to inf
 pytestmark = pytest.mark.filterwarnings("error:overflow encountered:RuntimeWarning")

@@ -439,7 +439,8 @@ def test_metrics_count_requests_latency_batches_queue_loads_and_log(serve, packa
     load = metric(samples, "shipyard_model_load_seconds", **batch)
     assert load is not None and load > 0
     assert any(name == "shipyard_model_load_failures_total" for name, _ in samples) is False
-    assert metric(samples, "shipyard_prediction_log_rows_total", outcome="written") == 6
+    # 6 rows answered, and the 422's error record (``errors`` segments, SPEC14 §2)
+    assert metric(samples, "shipyard_prediction_log_rows_total", outcome="written") == 7
     assert metric(samples, "shipyard_prediction_log_rows_total", outcome="dropped") == 0
     segments = metric(samples, "shipyard_prediction_log_segments_total")
     assert segments is not None and segments >= 1

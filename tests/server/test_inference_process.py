@@ -25,8 +25,10 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 import shipyard
 from server.conftest import Packages
 from server.helpers import binary_request, endpoint, le_bytes, local, oip_columns
+from shipyard.errors import InferenceProcessError
+from shipyard.runtimes.frames import decode, encode
 from shipyard.runtimes.model import LoadedModel, VerifiedPackage
-from shipyard.runtimes.process import InferenceProcess, InferenceProcessError, decode, encode
+from shipyard.runtimes.process import InferenceProcess
 from shipyard.service.config import ConfigError, EndpointConfig, ServeConfig
 from shipyard.settings import Settings
 from shipyard.stores.predictions import read_log
@@ -350,7 +352,7 @@ def test_a_raw_batch_answers_each_request_with_its_own_rows(
     rows, in order."""
     import json
 
-    from shipyard.server.inference_child import answer_batch
+    from shipyard.runtimes.raw_child import answer_batch
 
     bodies, infer = [], []
     for i, r in enumerate(requests):

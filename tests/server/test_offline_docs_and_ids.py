@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from server.helpers import endpoint, oip_columns
-from shipyard.server.codec import MAX_ID_LENGTH
+from shipyard.protocol.codec import MAX_ID_LENGTH
 from shipyard.server.docs_page import DocsPage
 
 LINK = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", re.IGNORECASE)

@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from server.helpers import endpoint
 from serving.helpers import ServerProcess
 from shipyard.cli.main import app
-from shipyard.runtimes.process import InferenceProcess, InferenceProcessError
+from shipyard.errors import InferenceProcessError
+from shipyard.runtimes.process import InferenceProcess
 from shipyard.service.config import ConfigError, ServeConfig
 from shipyard.settings import Settings
 from untrusted_packages import command_package
@@ -158,7 +159,7 @@ def test_registered_package_served_live_runs_nothing_without_trust(
 
 def test_a_named_import_answers_like_an_untrusted_pickle() -> None:
     from shipyard.errors import UntrustedCodeError, UntrustedPickleError
-    from shipyard.server.http_errors import error_parts
+    from shipyard.protocol.http_errors import error_parts
 
     assert error_parts(UntrustedCodeError("python runtime model_class 'a:B'"))[0] == \
         error_parts(UntrustedPickleError("model.joblib"))[0]

@@ -15,7 +15,7 @@ from server.helpers import assert_matches_local, binary_request, endpoint, le_by
 from shipyard.errors import InputValidationError
 from shipyard.packaging import validation
 from shipyard.packaging.signature import ColumnSpec, Signature
-from shipyard.server import codec
+from shipyard.protocol import codec
 
 CUSTOMER = {"age": 41, "income": 52.5, "visits": 3, "city": "lyon", "plan": "pro"}
 

@@ -156,3 +156,14 @@ def rss_mib(pid: int) -> float:
 def cmdline(pid: int) -> str:
     return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
         errors="replace")
+
+
+def kill_child_log(logger: Any) -> None:
+    """A ``ChildLogger`` dies as its process would: no final flush; its spool files' locks
+    go with it."""
+    logger._stop.set()
+    spool = logger._spool
+    assert spool is not None
+    spool.close()
+    for fd in spool._rotated.values():
+        os.close(fd)

@@ -49,13 +49,16 @@ def plane_state(plane: DataPlane) -> str:
     lines = []
     for name, ep in plane.endpoints.items():
         d = ep.current
+        table = ep.table
         lines.append(f"  endpoint {name}: version={d and d.version} "
-                     f"failed_version={ep.failed_version} last_error={ep.last_error!r}")
+                     f"revision={table and table.revision} failed={ep.failed} "
+                     f"last_error={ep.last_error!r}")
         if d is not None:
             lines += [_batcher("batcher", d.batcher), _batcher("raw", d.raw),
                       _process(d.process)]
-    lines.append(f"  closing={len(plane._closing)} retiring={len(plane._retiring)} "
-                 f"checking={plane._checking.locked()}")
+    swapper = plane.swapper
+    lines.append(f"  closing={len(swapper.closing)} retiring={len(swapper.retiring)} "
+                 f"checking={swapper.checking.locked()}")
     return "\n".join(lines)
 
 

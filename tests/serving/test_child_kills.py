@@ -30,7 +30,7 @@ def inference_child(server: ServerProcess, not_pid: int | None = None,
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         for pid in children(server.pid):
-            if pid != not_pid and "inference_child" in cmdline(pid):
+            if pid != not_pid and "raw_child" in cmdline(pid):
                 return pid
         time.sleep(0.02)
     raise AssertionError(f"no new inference process:\n{server.output()}")
@@ -117,7 +117,7 @@ def test_a_child_killed_while_idle_is_restarted_without_traffic(
         while time.monotonic() < deadline:  # no request but readiness probes
             statuses.add(httpx.get(f"{server.base}/v2/health/ready", timeout=5).status_code)
             new = next((p for p in children(server.pid)
-                        if p != pid and "inference_child" in cmdline(p)), None)
+                        if p != pid and "raw_child" in cmdline(p)), None)
             if new is not None and 503 in statuses and statuses_ready(server):
                 break
             time.sleep(0.02)

@@ -46,7 +46,7 @@ def descendants(pid: int) -> list[int]:
 
 
 def inference_processes(pid: int) -> list[int]:
-    return [p for p in descendants(pid) if "shipyard.server.inference_child" in cmdline(p)
+    return [p for p in descendants(pid) if "shipyard.runtimes.raw_child" in cmdline(p)
             or "shipyard.runtimes.worker" in cmdline(p)]
 
 

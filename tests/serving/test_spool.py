@@ -4,7 +4,6 @@ discarded alone, and entries the child never received are replayed from the serv
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from serving.helpers import kill_child_log
 from shipyard.runtimes.child_log import ChildLog, ChildLogger, log_entry
 from shipyard.runtimes.spool import batch_record, read_spool, spool_files
 from shipyard.runtimes.spool_replay import replay
@@ -51,12 +51,7 @@ def test_a_dead_childs_spool_replays_once_without_its_torn_last_record(tmp_path:
         second, third = _entry(2, 2, ["s1", "s2"]), _entry(3, 3, ["t1"])
         logger.record([second])
     finally:  # the child dies: no final flush; its files' locks go with it
-        logger._stop.set()
-        spool = logger._spool
-        assert spool is not None
-        spool.close()
-        for fd in spool._rotated.values():
-            os.close(fd)
+        kill_child_log(logger)
     current = spool_files(prefix)[-1]
     with current.open("ab") as spool:  # a kill in the middle of batch 4's write
         spool.write(batch_record(4, *_batch(4))[:40])

@@ -13,6 +13,8 @@ from shipyard._version import __version__
 from shipyard.cli.admin import audit, db_app, gc
 from shipyard.cli.models import app as models_app
 from shipyard.cli.monitoring import app as monitor_app
+from shipyard.cli.rollouts import app as rollout_app
+from shipyard.cli.rollouts import deploy, rollback
 from shipyard.cli.serving import logs, serve
 from shipyard.errors import ShipyardError
 
@@ -22,6 +24,9 @@ app = typer.Typer(
 app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
 app.add_typer(monitor_app, name="monitor")
+app.add_typer(rollout_app, name="rollout")
+app.command("deploy")(deploy)
+app.command("rollback")(rollback)
 app.command("audit")(audit)
 app.command("gc")(gc)
 app.command("serve")(serve)

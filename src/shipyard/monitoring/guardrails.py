@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from scipy import stats
@@ -29,7 +29,9 @@ from scipy import stats
 from shipyard.errors import MonitoringError
 from shipyard.types import Array
 
-PASS, FAIL, WAIT = "pass", "fail", "wait"
+PASS: Final = "pass"
+FAIL: Final = "fail"
+WAIT: Final = "wait"
 
 
 @dataclass(frozen=True)

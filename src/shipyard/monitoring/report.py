@@ -141,3 +141,9 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return _number(value)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars made plain, tuples made lists and non-finite floats None:
+    what ``json.dumps`` writes as strict JSON."""
+    return _jsonable(value)

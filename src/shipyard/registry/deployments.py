@@ -113,10 +113,13 @@ class Deployments:
         self.registry = registry
 
     def set_policy(self, endpoint: str, policy: Policy | Mapping[str, Any], *, reason: str,
-                   expected_revision: int | None = None) -> PolicyRevision:
+                   expected_revision: int | None = None,
+                   conn: sa.Connection | None = None) -> PolicyRevision:
         """Make ``policy`` the endpoint's current one, as the next revision. With
         ``expected_revision`` (0: the endpoint has no policy yet) the change happens only if
-        the current revision is still that one, else `ConflictError`."""
+        the current revision is still that one, else `ConflictError`. With ``conn`` (an open
+        transaction, e.g. a rollout's) the change is made in it, committed with it; the
+        caller turns a concurrent writer's `sqlalchemy.exc.IntegrityError` into a conflict."""
         check_endpoint(endpoint)
         why = _reason(reason)
         doc = _stored(policy)
@@ -125,8 +128,11 @@ class Deployments:
                 or expected_revision < 0):
             raise RegistryError(f"expected_revision must be a revision number (0 for none), "
                                 f"not {expected_revision!r}")
+        if conn is not None:
+            return self._write(conn, endpoint, doc, why, expected_revision)
         try:
-            return self._write(endpoint, doc, why, expected_revision)
+            with self.registry.engine.begin() as own:
+                return self._write(own, endpoint, doc, why, expected_revision)
         except sa.exc.IntegrityError:
             # a concurrent writer created this endpoint's first revision (or the same next
             # one) between our read and our insert: it won
@@ -158,34 +164,33 @@ class Deployments:
             return list(conn.execute(sa.select(endpoint_policies.c.endpoint)
                                      .order_by(endpoint_policies.c.endpoint)).scalars())
 
-    def _write(self, endpoint: str, doc: dict[str, Any], reason: str,
+    def _write(self, conn: sa.Connection, endpoint: str, doc: dict[str, Any], reason: str,
                expected: int | None) -> PolicyRevision:
         registry = self.registry
-        with registry.engine.begin() as conn:
-            old = conn.execute(sa.select(endpoint_policies).where(
-                endpoint_policies.c.endpoint == endpoint).with_for_update()).first()
-            revision = 0 if old is None else int(old.revision)
-            if expected is not None and expected != revision:
-                raise ConflictError(f"the policy of {endpoint!r} is at revision {revision}, "
-                                    f"not {expected}: someone changed it meanwhile")
-            _check_versions(conn, policy_from_dict(doc))
-            now, actor = datetime.now(UTC), registry.actor
-            values = {"revision": revision + 1, "policy": doc, "updated_at": now,
-                      "updated_by": actor}
-            if old is None:
-                conn.execute(sa.insert(endpoint_policies).values(endpoint=endpoint, **values))
-            else:
-                conn.execute(sa.update(endpoint_policies).where(
-                    endpoint_policies.c.endpoint == endpoint,
-                    endpoint_policies.c.revision == revision).values(**values))
-            conn.execute(sa.insert(endpoint_policy_history).values(
-                endpoint=endpoint, revision=revision + 1, policy=doc,
-                previous_revision=None if old is None else revision, actor=actor,
-                reason=reason, at=now))
-            before = None if old is None else {
-                "endpoint": endpoint, "revision": revision, "policy": old.policy}
-            registry._audit(conn, ACTION, None, None, None, before, {
-                "endpoint": endpoint, "revision": revision + 1, "policy": doc,
-                "reason": reason})
+        old = conn.execute(sa.select(endpoint_policies).where(
+            endpoint_policies.c.endpoint == endpoint).with_for_update()).first()
+        revision = 0 if old is None else int(old.revision)
+        if expected is not None and expected != revision:
+            raise ConflictError(f"the policy of {endpoint!r} is at revision {revision}, "
+                                f"not {expected}: someone changed it meanwhile")
+        _check_versions(conn, policy_from_dict(doc))
+        now, actor = datetime.now(UTC), registry.actor
+        values = {"revision": revision + 1, "policy": doc, "updated_at": now,
+                  "updated_by": actor}
+        if old is None:
+            conn.execute(sa.insert(endpoint_policies).values(endpoint=endpoint, **values))
+        else:
+            conn.execute(sa.update(endpoint_policies).where(
+                endpoint_policies.c.endpoint == endpoint,
+                endpoint_policies.c.revision == revision).values(**values))
+        conn.execute(sa.insert(endpoint_policy_history).values(
+            endpoint=endpoint, revision=revision + 1, policy=doc,
+            previous_revision=None if old is None else revision, actor=actor,
+            reason=reason, at=now))
+        before = None if old is None else {
+            "endpoint": endpoint, "revision": revision, "policy": old.policy}
+        registry._audit(conn, ACTION, None, None, None, before, {
+            "endpoint": endpoint, "revision": revision + 1, "policy": doc,
+            "reason": reason})
         return PolicyRevision(endpoint, revision + 1, policy_from_dict(doc),
                               None if old is None else revision, actor, reason, now)

@@ -7,6 +7,7 @@ worst an unreferenced blob (``gc`` removes it), never a version without its file
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 import tempfile
@@ -34,6 +35,7 @@ from shipyard.registry.database import create_engine, ensure_schema
 from shipyard.registry.deployments import Deployments, endpoints_loading
 from shipyard.registry.fetching import fetch_package
 from shipyard.registry.records import AuditRecord, Lineage, ModelVersion, RegisteredModel
+from shipyard.registry.rollouts import Rollouts
 from shipyard.registry.schema import (
     aliases,
     audit_log,
@@ -117,6 +119,11 @@ class Registry:
         """Endpoints and their traffic policies (``registry/deployments.py``)."""
         return Deployments(self)
 
+    @functools.cached_property
+    def rollouts(self) -> Rollouts:
+        """Canary, A/B, shadow and blue-green rollouts of endpoints (``registry/rollouts.py``)."""
+        return Rollouts(self)
+
     def __enter__(self) -> Registry:
         return self
 
@@ -181,28 +188,12 @@ class Registry:
         """Point ``alias`` at ``version`` (creating or moving it), guarded by the signature."""
         _settable_alias(alias)
         with self._write() as conn:
-            model = q.model_row(conn, _model_name(name), lock=True)
-            row = q.version_row(conn, ModelRef(model.name, version=version))
-            if row.status != "active":
-                raise ConflictError(f"{model.name}/{version} is archived; restore it first")
-            before, forced = self._point_alias(conn, model.id, model.name, alias, row.id,
-                                               Signature.from_dict(row.manifest["signature"]),
-                                               force)
-            self._audit(conn, "alias.set", model.name, version, alias,
-                        None if before is None else {"version": before},
-                        {"version": version}, forced)
-        return self.get_version(f"{model.name}/{version}")
+            model_name = self._move_alias(conn, name, alias, version, force=force)[0]
+        return self.get_version(f"{model_name}/{version}")
 
     def delete_alias(self, name: str, alias: str) -> None:
         with self._write() as conn:
-            model = q.model_row(conn, _model_name(name), lock=True)
-            current = q.alias_map(conn, model.id).get(check_alias(alias))
-            if current is None:
-                raise NotFoundError(f"model {model.name!r} has no alias {alias!r}")
-            conn.execute(sa.delete(aliases).where(aliases.c.model_id == model.id,
-                                                  aliases.c.alias == alias))
-            self._audit(conn, "alias.delete", model.name, current, alias,
-                        {"version": current}, None)
+            self._drop_alias(conn, name, alias)
 
     def set_tag(self, ref: str, key: str, value: str) -> None:
         """Tag a model (``NAME``) or a version (``NAME/V`` or ``NAME@ALIAS``)."""
@@ -384,6 +375,19 @@ class Registry:
             freed += size
         return GcReport(deleted, freed, kept)
 
+    def acting_as(self, actor: str) -> Registry:
+        """This registry (its database connections, its artifact store) recording ``actor``
+        as who makes each change: a server acting for the holder of an API key. Close the
+        registry it came from, not this view."""
+        if not isinstance(actor, str) or not actor or len(actor) > 256:
+            raise RegistryError(f"invalid actor {actor!r}: 1-256 characters")
+        view = copy.copy(self)
+        for name, value in vars(type(self)).items():  # parts bound to this registry's actor
+            if isinstance(value, functools.cached_property):
+                view.__dict__.pop(name, None)
+        view.actor = actor
+        return view
+
     # -- internals ---------------------------------------------------------------------------
 
     @contextmanager
@@ -402,6 +406,33 @@ class Registry:
         elif conn.execute(sa.select(models.c.id).where(models.c.name == name)).first() is None:
             conn.execute(sa.insert(models).values(**values))
         return int(q.model_row(conn, name, lock=True).id)
+
+    def _move_alias(self, conn: sa.Connection, name: str, alias: str, version: int, *,
+                    force: bool = False) -> tuple[str, int | None]:
+        """``set_alias`` in an open transaction (audited); returns (the model's name, the
+        version the alias pointed at before, None if it is new)."""
+        model = q.model_row(conn, _model_name(name), lock=True)
+        row = q.version_row(conn, ModelRef(model.name, version=version))
+        if row.status != "active":
+            raise ConflictError(f"{model.name}/{version} is archived; restore it first")
+        before, forced = self._point_alias(conn, model.id, model.name, alias, row.id,
+                                           Signature.from_dict(row.manifest["signature"]),
+                                           force)
+        self._audit(conn, "alias.set", model.name, version, alias,
+                    None if before is None else {"version": before},
+                    {"version": version}, forced)
+        return model.name, before
+
+    def _drop_alias(self, conn: sa.Connection, name: str, alias: str) -> None:
+        """``delete_alias`` in an open transaction (audited)."""
+        model = q.model_row(conn, _model_name(name), lock=True)
+        current = q.alias_map(conn, model.id).get(check_alias(alias))
+        if current is None:
+            raise NotFoundError(f"model {model.name!r} has no alias {alias!r}")
+        conn.execute(sa.delete(aliases).where(aliases.c.model_id == model.id,
+                                              aliases.c.alias == alias))
+        self._audit(conn, "alias.delete", model.name, current, alias,
+                    {"version": current}, None)
 
     def _point_alias(self, conn: sa.Connection, model_id: int, name: str, alias: str,
                      version_id: int, signature: Signature,

@@ -123,3 +123,50 @@ endpoint_policy_history = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("at", Stamp, nullable=False),
 )
+
+# revision 0004: rollouts (registry/rollouts.py), the decisions taken on the way, and leases
+# (registry/leases.py). The partial unique index refuses a second running rollout of an
+# endpoint even when two writers race past the check.
+rollouts = sa.Table(
+    "rollouts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("endpoint", sa.String(128), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("stable", sa.String(256), nullable=False),
+    sa.Column("candidate", sa.String(256), nullable=False),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("step", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("step_started_at", Stamp, nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", Stamp, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("finished_at", Stamp),
+    sa.Column("reason", sa.Text),
+    sa.Column("policy_revision", sa.Integer, nullable=False),
+    sa.Index("uq_rollouts_running_endpoint", "endpoint", unique=True,
+             sqlite_where=sa.text("state = 'running'"),
+             postgresql_where=sa.text("state = 'running'")),
+)
+
+rollout_decisions = sa.Table(
+    "rollout_decisions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("rollout_id", sa.ForeignKey("rollouts.id"), nullable=False, index=True),
+    sa.Column("at", Stamp, nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("percent", sa.Float),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("numbers", sa.JSON, nullable=False),
+    sa.Column("actor", sa.String(256), nullable=False),
+)
+
+leases = sa.Table(
+    "leases", metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("holder", sa.String(256), nullable=False),
+    sa.Column("token", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", Stamp, nullable=False),
+    sa.Column("acquired_at", Stamp, nullable=False),
+)

@@ -26,6 +26,9 @@ METRICS = ("accuracy", "f1", "precision", "recall", "rmse", "mae")
 """Quality metrics a plan may gate on: the first four higher-is-better (classification),
 the last two lower-is-better (regression)."""
 LOWER_IS_BETTER = frozenset({"rmse", "mae"})
+AB_METRICS = ("accuracy", "mae")
+"""Metrics an A/B test compares: per-request averages (a rate, or a mean absolute error), what
+its sequential test needs; a mean needs the metric's standard deviation (``sd``)."""
 
 
 def _positive(value: object, what: str, *, allow_zero: bool = False) -> float:
@@ -60,11 +63,11 @@ def _optional(value: object, what: str) -> float | None:
     return None if value is None else _positive(value, what)
 
 
-def _metric(value: object, *, optional: bool) -> str | None:
+def _metric(value: object, *, optional: bool, known: tuple[str, ...] = METRICS) -> str | None:
     if value is None and optional:
         return None
-    if value not in METRICS:
-        raise RoutingError(f"metric must be one of {', '.join(METRICS)}, not {value!r}")
+    if value not in known:
+        raise RoutingError(f"metric must be one of {', '.join(known)}, not {value!r}")
     return str(value)
 
 
@@ -145,7 +148,8 @@ class ABPlan(_Stored):
     """A sticky A/B test: ``split`` % of routing keys (read by ``key``) see b. The sample size
     comes from ``mde`` (the smallest difference worth detecting, absolute), ``alpha``,
     ``power`` and the ``baseline`` value of ``metric`` (None: the least favourable, 0.5 for a
-    rate); ``sequential`` uses an always-valid test (mSPRT), else a fixed horizon that gives
+    rate); ``sd``: the per-request standard deviation of a mean metric (``mae``, required
+    there); ``sequential`` uses an always-valid test (mSPRT), else a fixed horizon that gives
     no verdict before the planned sample."""
 
     kind: ClassVar[str] = "ab"
@@ -156,6 +160,7 @@ class ABPlan(_Stored):
     alpha: float = 0.05
     power: float = 0.8
     baseline: float | None = None
+    sd: float | None = None
     sequential: bool = True
     interval_s: float = 600.0
     max_error_rate: float = 0.01
@@ -166,7 +171,11 @@ class ABPlan(_Stored):
         if split >= 100:
             raise RoutingError(f"split (percent to b) must be below 100, not {self.split!r}")
         _key(self.key)
-        _metric(self.metric, optional=False)
+        _metric(self.metric, optional=False, known=AB_METRICS)
+        if self.metric == "mae" and self.sd is None:
+            raise RoutingError("an A/B test on mae needs sd, the per-request standard "
+                               "deviation of the absolute error (from past traffic)")
+        _optional(self.sd, "sd")
         _positive(self.mde, "mde")
         _fraction(self.alpha, "alpha")
         _fraction(self.power, "power")

@@ -1,7 +1,7 @@
 """The inference process's loop: load and warm up the model, say ready, answer frames.
 
-Runs in the child (``python -m shipyard.runtimes.worker`` or the server's
-``shipyard.server.inference_child``); the parent side is ``process.py``.
+Runs in the child (``python -m shipyard.runtimes.worker`` or
+``shipyard.runtimes.raw_child``); the parent side is ``process.py``.
 """
 
 from __future__ import annotations
@@ -11,14 +11,9 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shipyard.errors import InferenceProcessError
 from shipyard.runtimes.child_log import ChildLog, ChildLogger
-from shipyard.runtimes.frames import (
-    InferenceProcessError,
-    RawHandler,
-    decode,
-    encode,
-    recv_frame,
-)
+from shipyard.runtimes.frames import RawHandler, decode, encode, recv_frame
 from shipyard.settings import Settings
 from shipyard.types import Columns
 

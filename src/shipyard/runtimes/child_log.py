@@ -49,13 +49,23 @@ class ChildLog:
 
 def log_entry(kept: list[tuple[int, int, int]], request_ids: list[str],
               latency_ms: list[float], routing_keys: list[str | None],
-              ts: list[float], upto: int) -> dict[str, Any]:
+              ts: list[float], upto: int, *, variants: list[str] | None = None,
+              revisions: list[int] | None = None, shadow: bool = False) -> dict[str, Any]:
     """A log entry for the child: per kept request its ``(batch id, first row, end row)``
-    and its metadata; ``upto``: the newest batch id this entry settles (the child forgets
-    older batches once the entry is written). Lists, as they are: the entry is encoded.
-    The parent adds ``seq`` (its number) when it queues the entry."""
-    return {"kept": kept, "request_ids": request_ids, "latency_ms": latency_ms,
-            "routing_keys": routing_keys, "ts": ts, "upto": upto}
+    and its metadata (``variants`` / ``revisions``: the traffic policy's, None: "" / 0);
+    ``upto``: the newest batch id this entry settles (the child forgets older batches once
+    the entry is written); ``shadow``: the rows are a shadow version's answers (written to
+    the ``shadow`` segments). Lists, as they are: the entry is encoded. The parent adds
+    ``seq`` (its number) when it queues the entry."""
+    entry = {"kept": kept, "request_ids": request_ids, "latency_ms": latency_ms,
+             "routing_keys": routing_keys, "ts": ts, "upto": upto}
+    if variants is not None:
+        entry["variants"] = variants
+    if revisions is not None:
+        entry["revisions"] = revisions
+    if shadow:
+        entry["shadow"] = True
+    return entry
 
 
 def entry_rows(entry: dict[str, Any]) -> int:
@@ -78,7 +88,9 @@ def prediction_batch(spec: ChildLog, class_labels: Sequence[Any] | None,
         latency_ms=entry["latency_ms"], routing_keys=entry["routing_keys"], ts=entry["ts"],
         endpoint=spec.endpoint, model=spec.model, version=spec.version,
         inputs=_gather([(p[0], a, b) for p, a, b in held]),
-        outputs=_gather([(p[1], a, b) for p, a, b in held]), class_labels=class_labels)
+        outputs=_gather([(p[1], a, b) for p, a, b in held]), class_labels=class_labels,
+        variants=entry.get("variants"), policy_revisions=entry.get("revisions"),
+        kind="shadow" if entry.get("shadow") else "predictions")
 
 
 class ChildLogger:

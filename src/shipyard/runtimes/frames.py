@@ -18,22 +18,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from shipyard.errors import ServingError
+from shipyard.errors import InferenceProcessError, RemoteModelError
 from shipyard.types import Columns
 
 if TYPE_CHECKING:
     from shipyard.runtimes.model import LoadedModel
 
+__all__ = ["InferenceProcessError", "RawAnswer", "RawHandler", "RemoteModelError", "decode",
+           "encode", "recv_frame"]
+
 _LEN = struct.Struct("<II")
-
-
-class InferenceProcessError(ServingError):
-    """The inference process failed to start, died, or could not run a batch."""
-
-
-class RemoteModelError(ServingError):
-    """The model raised in the inference process (an internal error, as it would be in a
-    thread); the message is the child's error."""
 
 
 @dataclasses.dataclass

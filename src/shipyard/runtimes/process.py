@@ -12,10 +12,10 @@ This module is the parent's side (``InferenceProcess``); the frames are ``frames
 child's loop ``child.py``, its prediction log ``child_log.py``, its environment
 ``child_env.py``.
 
-Raw batches: a child started with a ``RawHandler`` (the server's, ``shipyard.server.
-inference_child``) also takes batches of undecoded request bodies and answers each with a
-status and a response body. Parsing, validation and response encoding then run in the child,
-and the server's event loop only moves bytes.
+Raw batches: a child started with ``raw=True`` (``raw_child.py``: the worker with a
+``RawHandler`` that speaks ``shipyard.protocol``) also takes batches of undecoded request
+bodies and answers each with a status and a response body. Parsing, validation and response
+encoding then run in the child, and the server's event loop only moves bytes.
 """
 
 from __future__ import annotations
@@ -37,29 +37,24 @@ from typing import Any
 
 import orjson
 
+from shipyard.errors import InferenceProcessError, RemoteModelError
 from shipyard.runtimes.child_env import child_environment
 from shipyard.runtimes.child_log import ChildLog, log_entry
 from shipyard.runtimes.dead_children import DeadChildren, count_lost, replayed_stats
-from shipyard.runtimes.frames import (
-    InferenceProcessError,
-    RawAnswer,
-    RawHandler,
-    RemoteModelError,
-    decode,
-    encode,
-    recv_frame,
-)
+from shipyard.runtimes.frames import RawAnswer, RawHandler, decode, encode, recv_frame
 from shipyard.runtimes.spool_replay import replay_orphans
 from shipyard.settings import Settings
 from shipyard.stores.predictions import LogStats
 from shipyard.types import Columns
 
-__all__ = ["WORKER", "ChildLog", "InferenceProcess", "InferenceProcessError", "RawAnswer",
-           "RawHandler", "RemoteModelError", "decode", "encode", "log_entry"]
+__all__ = ["RAW_WORKER", "WORKER", "ChildLog", "InferenceProcess", "InferenceProcessError",
+           "RawAnswer", "RawHandler", "RemoteModelError", "decode", "encode", "log_entry"]
 
 log = logging.getLogger("shipyard.serve")
 WORKER = "shipyard.runtimes.worker"  # the default child: column batches only
-_ENTRY_LISTS = ("kept", "request_ids", "latency_ms", "routing_keys", "ts")
+RAW_WORKER = "shipyard.runtimes.raw_child"  # ... that also answers raw batches (``run_raw``)
+_ENTRY_LISTS = ("kept", "request_ids", "latency_ms", "routing_keys", "ts", "variants",
+                "revisions")  # one value per request (the last two may be absent)
 
 
 class InferenceProcess:
@@ -85,11 +80,11 @@ class InferenceProcess:
 
     def __init__(self, path: Path, *, trust: bool, runtime: str | None, settings: Settings,
                  log: ChildLog | None = None, start_timeout_s: float = 300.0,
-                 module: str = WORKER) -> None:
+                 raw: bool = False) -> None:
         self.path = path
-        self.raw = module != WORKER  # the child takes raw batches (see ``run_raw``)
+        self.raw = raw  # the child takes raw batches (see ``run_raw``)
         self.name = log.endpoint if log is not None else str(path)
-        self._args = [sys.executable, "-m", module, str(path)]
+        self._args = [sys.executable, "-m", RAW_WORKER if raw else WORKER, str(path)]
         self._spool_dir: Path | None = None
         self._spool = Path()  # the current child's spool files start with this
         if log is not None:
@@ -398,7 +393,8 @@ def _subset(entry: dict[str, Any], keep: list[int]) -> dict[str, Any]:
     """The log entry for the requests at positions ``keep`` only."""
     out = dict(entry)
     for name in _ENTRY_LISTS:
-        out[name] = [entry[name][i] for i in keep]
+        if name in entry:
+            out[name] = [entry[name][i] for i in keep]
     return out
 
 

@@ -1,7 +1,7 @@
 """The HTTP face: ASGI app (simple JSON + Open Inference Protocol), run with uvicorn.
 
-``create_app`` is imported on first use: the inference process runs a module of this package
-(``inference_child``) and needs none of the app's stack.
+``create_app`` is imported on first use: importing this package alone loads none of the
+app's stack.
 """
 
 from __future__ import annotations

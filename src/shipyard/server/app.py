@@ -23,11 +23,12 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from shipyard._version import __version__
-from shipyard.server import codec
+from shipyard.protocol import codec
+from shipyard.protocol.http_errors import error_parts
+from shipyard.server.admin_routes import AdminApi
 from shipyard.server.asgi import ApiKeys, header_map, read_body
 from shipyard.server.docs_page import POLICY, DocsPage
 from shipyard.server.hotpath import HotPaths, RequestMetrics, hot_route, parse_version
-from shipyard.server.http_errors import error_parts
 from shipyard.server.openapi import openapi_document
 from shipyard.service.dataplane import DataPlane
 from shipyard.service.feedback import FeedbackItem
@@ -53,11 +54,14 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
     config = plane.config
     shared = None if metrics_dir is None else SharedMetrics(plane.metrics.registry,
                                                             metrics_dir)
-    keys = ApiKeys(config.api_keys)
-    # inference processes run the server's child, which answers simple-JSON predict requests
+    # an admin key also opens the routes that API keys guard, when they are guarded
+    keys = ApiKeys({**config.api_keys, **{f"admin:{name}": secret for name, secret
+                                          in config.admin_api_keys.items()}}
+                   if config.api_keys else {})
+    admin = AdminApi(plane, keys, ApiKeys(config.admin_api_keys))
+    # inference processes run the raw child, which answers simple-JSON predict requests
     # whole (parse, validate, predict, encode): the event loop only moves their bytes
-    # (by name: importing the child's module here would run it twice in the child)
-    plane.raw_child = "shipyard.server.inference_child"
+    plane.raw_answers = True
 
     def guarded(handler: Handler, *, auth: bool = True) -> Handler:
         async def run(request: Request) -> Response:
@@ -125,9 +129,10 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
     async def model_ready(request: Request) -> Response:
         endpoint = plane.endpoint(request.path_params["name"])
         version = parse_version(request.path_params.get("version"))
-        current = endpoint.current
-        ok = current is not None and current.ready and (version is None or
-                                                          version == current.version)
+        table = endpoint.table
+        loaded = None if table is None else table.primary if version is None else next(
+            (d for d in table.deployments.values() if d.version == version), None)
+        ok = loaded is not None and loaded.ready
         return _json(codec.dumps({"name": endpoint.name, "ready": ok}), 200 if ok else 400)
 
     # -- operations ----------------------------------------------------------------------------
@@ -187,6 +192,8 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
         Route("/openapi.json", guarded(openapi, auth=False), methods=["GET"]),
         Route("/docs", guarded(docs, auth=False), methods=["GET"]),
         Route("/docs/{asset}", guarded(docs_asset, auth=False), methods=["GET"]),
+        # the admin API checks its own keys (admin_api_keys)
+        *admin.routes(lambda handler: guarded(handler, auth=False)),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={404: _not_found, 405: _not_allowed})

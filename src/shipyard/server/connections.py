@@ -25,7 +25,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from shipyard.server import codec
+from shipyard.protocol import codec
 
 READ_TIMEOUT_S = 30.0  # the serve config's default read_timeout_s
 

@@ -16,7 +16,8 @@ from starlette.applications import Starlette
 from starlette.types import Receive
 
 from shipyard.errors import NotFoundError
-from shipyard.server import codec
+from shipyard.protocol import codec
+from shipyard.protocol.http_errors import ClientGoneError, RawHeaders, error_parts
 from shipyard.server.asgi import (
     MAX_DIGITS,
     ApiKeys,
@@ -25,14 +26,13 @@ from shipyard.server.asgi import (
     is_digits,
     read_body,
 )
-from shipyard.server.http_errors import ClientGoneError, RawHeaders, error_parts
-from shipyard.service.dataplane import (
-    DataPlane,
-    Deployment,
-    Endpoint,
-    RawServed,
-    new_request_id,
-)
+from shipyard.service.batch_calls import RawServed
+from shipyard.service.dataplane import DataPlane
+from shipyard.service.deployment import Deployment
+from shipyard.service.request_ids import new_request_id
+from shipyard.service.routes import Endpoint, Pick
+from shipyard.service.routes import routing_key as routing_key_of
+from shipyard.types import Columns
 
 Answer = tuple[int, RawHeaders, bytes]
 ROUTE_CACHE = 1024  # hot-route paths remembered (matches only: endpoint names are few)
@@ -89,7 +89,8 @@ class HotPaths:
     async def answer(self, scope: Any, receive: Receive, kind: str, name: str,
                       version: str | None) -> Answer:
         """One hot-route request: its answer, counted and timed once the endpoint is known
-        (an unknown endpoint, a bad key or a bad version are answered but not counted)."""
+        (an unknown endpoint, a bad key or a bad version are answered but not counted).
+        A routed request answered with an error leaves an error record in the log."""
         started = time.perf_counter()
         headers = header_map(scope["headers"])
         try:
@@ -100,77 +101,170 @@ class HotPaths:
             wanted = None if version is None else parse_version(version)
         except Exception as exc:
             return _error(exc)
-        deployment = endpoint.current
         try:
             if kind == "predict":
-                deployment, answer = await self._predict(endpoint, headers, receive)
+                routed = await self._predict(endpoint, headers, scope, receive)
             else:
-                deployment, answer = await self._infer(endpoint, wanted, headers, receive)
+                routed = await self._infer(endpoint, wanted, headers, scope, receive)
+            pick, answer = routed.pick, routed.answer
         except ClientGoneError:
             raise
+        except RoutedError as exc:
+            routed, answer = exc.routed, _error(exc.error)
+            pick = routed.pick
         except Exception as exc:
-            answer = _error(exc)
+            routed, pick, answer = None, None, _error(exc)
+        deployment = endpoint.current if pick is None else pick.deployment
         model, version_label = deployment.labels if deployment is not None else ("", "")
         status = answer[0]
+        seconds = time.perf_counter() - started
+        if status != 200 and routed is not None:
+            self.plane.failed(endpoint, routed.pick, routed.request_id, routed.key, status,
+                              seconds * 1000.0)
         self.metrics.observe(endpoint.name, model, version_label,
                              "200" if status == 200 else str(status),
-                             "json" if kind == "predict" else "oip",
-                             time.perf_counter() - started)
+                             "json" if kind == "predict" else "oip", seconds)
         return answer
 
-    async def _predict(self, endpoint: Endpoint, headers: Headers,
-                       receive: Receive) -> tuple[Deployment, Answer]:
+    async def _predict(self, endpoint: Endpoint, headers: Headers, scope: Any,
+                       receive: Receive) -> Routed:
         raw_id = headers.get(b"x-request-id")
         request_id = raw_id.decode("latin-1") if raw_id else new_request_id()
         routing = headers.get(b"x-routing-key")
         routing_key = None if routing is None else routing.decode("latin-1")
         raw = await read_body(receive, headers.get(b"content-length"), self.limit)
-        deployment = endpoint.deployment()
-        if deployment.raw is not None:  # the inference process parses, validates, answers
-            answered = await self.plane.predict_raw(endpoint, deployment, raw,
-                                                    request_id=request_id,
-                                                    routing_key=routing_key)
-            return deployment, _answered(answered, request_id)
-        payload = codec.loads(raw)
-        # strict JSON holds no NaN: a float array parsed from it needs no NaN scan
-        columns = codec.prepare(deployment.model, codec.simple_request(payload),
-                                endpoint.config.unknown_categories, finite=True)
-        served = await self.plane.predict(endpoint, columns, request_id=request_id,
-                                          routing_key=routing_key)
-        d = served.deployment
-        return d, _ok(served.request_id, codec.simple_response(
-            served.outputs, d.model.signature, model=d.model_name, version=d.version,
-            request_id=served.request_id))
+        table = endpoint.routes()
+        pick, payload = table.fixed, None
+        if pick is None:  # the policy splits traffic: by the key its spec reads
+            spec = table.key
+            payload = codec.loads(raw) if table.needs_body else None
+            routing_key = None if spec is None else routing_key_of(
+                spec, headers, scope.get("client"), payload)
+            pick = table.pick(routing_key)
+        routed = Routed(pick, request_id, routing_key)
+        try:
+            deployment = pick.deployment
+            if deployment.raw is not None:  # the inference process parses, validates, answers
+                answered = await self.plane.predict_raw(endpoint, pick, raw,
+                                                        request_id=request_id,
+                                                        routing_key=routing_key)
+                routed.answer = _answered(answered, request_id, deployment)
+                return routed
+            if payload is None:
+                payload = codec.loads(raw)
+            # strict JSON holds no NaN: a float array parsed from it needs no NaN scan
+            request = codec.simple_request(payload)
+            unknown = endpoint.config.unknown_categories
+            columns = codec.prepare(deployment.model, request, unknown, finite=True)
+            served = await self.plane.predict(
+                endpoint, columns, request_id=request_id, routing_key=routing_key, pick=pick,
+                copy=_copy(pick, columns, request, unknown, finite=True))
+        except ClientGoneError:
+            raise
+        except Exception as exc:
+            raise RoutedError(exc, routed) from exc
+        routed.answer = _ok(served.request_id, codec.simple_response(
+            served.outputs, deployment.model.signature, model=deployment.model_name,
+            version=deployment.version, request_id=served.request_id), deployment)
+        return routed
 
     async def _infer(self, endpoint: Endpoint, wanted: int | None, headers: Headers,
-                     receive: Receive) -> tuple[Deployment, Answer]:
+                     scope: Any, receive: Receive) -> Routed:
         raw = await read_body(receive, headers.get(b"content-length"), self.limit)
         cut = _header_cut(len(raw), headers.get(b"inference-header-content-length"))
-        deployment = endpoint.deployment(wanted)
+        table = endpoint.routes()
         raw_id = headers.get(b"x-request-id")
         given = raw_id.decode("latin-1") if raw_id else None
+        parsed: tuple[Any, bytes] | None = None
+        routing_key = None
+        fixed = table.fixed
+        if wanted is not None:  # the caller named the version: no policy applies
+            pick = table.pinned(wanted, endpoint.name)
+        elif fixed is not None:
+            pick = fixed
+        else:  # the policy splits traffic: by the key its spec reads
+            spec = table.key
+            if table.needs_body:
+                parsed = codec.split_binary(raw, cut)
+            routing_key = None if spec is None else routing_key_of(
+                spec, headers, scope.get("client"), None if parsed is None else parsed[0])
+            pick = table.pick(routing_key)
+        deployment = pick.deployment
         if deployment.raw is not None:  # the inference process parses, validates, answers
-            answered = await self.plane.predict_raw(
-                endpoint, deployment, raw, request_id=given or new_request_id(),
-                routing_key=None, infer=True, header_cut=cut)
-            return deployment, _answered(answered, answered.request_id)
-        header, binary = codec.split_binary(raw, cut)
-        columns, requested = codec.oip_request(header, binary, deployment.model.signature)
-        prepared = codec.prepare(deployment.model, columns, endpoint.config.unknown_categories)
-        served = await self.plane.predict(endpoint, prepared,
-                                          request_id=codec.oip_id(header, given), version=wanted)
-        return served.deployment, _ok(served.request_id, codec.oip_response(
-            served.outputs, model=endpoint.name, version=served.deployment.version,
-            request_id=served.request_id, requested=requested))
+            routed = Routed(pick, given or new_request_id(), routing_key)
+            try:
+                answered = await self.plane.predict_raw(
+                    endpoint, pick, raw, request_id=routed.request_id,
+                    routing_key=routing_key, infer=True, header_cut=cut)
+            except Exception as exc:
+                raise RoutedError(exc, routed) from exc
+            routed.request_id = answered.request_id or routed.request_id
+            routed.answer = _answered(answered, answered.request_id, deployment)
+            return routed
+        header, binary = parsed or codec.split_binary(raw, cut)
+        routed = Routed(pick, codec.oip_id(header, given) or new_request_id(), routing_key)
+        try:
+            columns, requested = codec.oip_request(header, binary, deployment.model.signature)
+            unknown = endpoint.config.unknown_categories
+            prepared = codec.prepare(deployment.model, columns, unknown)
+            served = await self.plane.predict(
+                endpoint, prepared, request_id=routed.request_id, routing_key=routing_key,
+                pick=pick, copy=_copy(pick, prepared, columns, unknown))
+        except Exception as exc:
+            raise RoutedError(exc, routed) from exc
+        routed.answer = _ok(served.request_id, codec.oip_response(
+            served.outputs, model=endpoint.name, version=deployment.version,
+            request_id=served.request_id, requested=requested), deployment)
+        return routed
 
 
-def _answered(answered: RawServed, request_id: str | None) -> Answer:
+class Routed:
+    """A request once routed: where it went, its id and routing key, and its answer."""
+
+    __slots__ = ("answer", "key", "pick", "request_id")
+
+    def __init__(self, pick: Pick, request_id: str, key: str | None) -> None:
+        self.pick = pick
+        self.request_id = request_id
+        self.key = key
+        self.answer: Answer = _NO_ANSWER
+
+
+class RoutedError(Exception):
+    """A routed request failed with ``error`` (its answer is that error's)."""
+
+    def __init__(self, error: Exception, routed: Routed) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.routed = routed
+
+
+_NO_ANSWER: Answer = (500, [], b"")
+
+
+def _copy(pick: Pick, prepared: Columns, data: Any, unknown: Any, *,
+          finite: bool = False) -> Columns | None:
+    """The request's columns for the shadow's model: ``prepared`` (the primary's) when both
+    take the same inputs, else ``data`` prepared for it (None: no shadow, or the request
+    does not fit it: the copy is then not sent, and counted)."""
+    shadow = pick.shadow
+    if shadow is None:
+        return None
+    if shadow.model.signature == pick.deployment.model.signature:
+        return prepared
+    try:
+        return codec.prepare(shadow.model, data, unknown, finite=finite)
+    except Exception:
+        return None
+
+
+def _answered(answered: RawServed, request_id: str | None, deployment: Deployment) -> Answer:
     """The inference process's answer to a raw request: its error answer (400, 422, 500)
     as it is, a 200 with ``request_id`` (an infer answer's own id) in X-Request-Id."""
     if answered.status != 200:
         return answered.status, [JSON_TYPE], answered.body
     assert request_id is not None  # a simple request's id is known; an infer answer names its
-    return _ok(request_id, answered.body)
+    return _ok(request_id, answered.body, deployment)
 
 
 def _header_cut(body_size: int, header_length: bytes | None) -> int | None:
@@ -185,8 +279,9 @@ def _header_cut(body_size: int, header_length: bytes | None) -> int | None:
     return int(header_length)
 
 
-def _ok(request_id: str, body: bytes) -> Answer:
-    return 200, [JSON_TYPE, (b"x-request-id", header_value(request_id))], body
+def _ok(request_id: str, body: bytes, deployment: Deployment) -> Answer:
+    return 200, [JSON_TYPE, (b"x-request-id", header_value(request_id)),
+                 (b"x-model-version", deployment.header)], body
 
 
 def header_value(request_id: str) -> bytes:

@@ -83,11 +83,16 @@ class ServeConfig:
     poll_interval_s: float = 5.0
     # never in a repr (a log line or a traceback): key name -> secret
     api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # the admin API (/v1/deployments): key name -> secret, never in a repr either
+    admin_api_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
     monitor: MonitorConfig | None = None  # for every endpoint without its own section
     # feedback is taken for requests answered within this many seconds (see service.feedback)
     feedback_horizon_s: float = 86400.0
     idle_timeout_s: float = 5.0  # a connection without a request is closed after this
     read_timeout_s: float = 30.0  # a request (headers and body) must arrive whole within
+    # run the rollout controller (canary steps, A/B verdicts, shadow comparisons) when an
+    # endpoint serves from the registry; with several servers, one holds each rollout's lease
+    rollout_controller: bool = True
 
     def __post_init__(self) -> None:
         names = [e.name for e in self.endpoints]
@@ -99,16 +104,22 @@ class ServeConfig:
             raise ConfigError("flush_interval_s, poll_interval_s, max_body_bytes, "
                               "feedback_horizon_s, idle_timeout_s and read_timeout_s must be "
                               "positive")
-        if not isinstance(self.api_keys, Mapping) or not all(
-                isinstance(name, str) and isinstance(secret, str) and secret
-                for name, secret in self.api_keys.items()):
-            # an empty secret would match a request that sends no key at all
-            raise ConfigError("api_keys maps key names to non-empty secret strings")
+        for what, keys in (("api_keys", self.api_keys),
+                           ("admin_api_keys", self.admin_api_keys)):
+            if not isinstance(keys, Mapping) or not all(
+                    isinstance(name, str) and name and isinstance(secret, str) and secret
+                    for name, secret in keys.items()):
+                # an empty secret would match a request that sends no key at all
+                raise ConfigError(f"{what} maps key names to non-empty secret strings")
+        if not isinstance(self.rollout_controller, bool):  # YAML "false" is a string
+            raise ConfigError(f"rollout_controller is true or false, not "
+                              f"{self.rollout_controller!r}")
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["endpoints"] = [_endpoint_dict(e) for e in self.endpoints]
         out["api_keys"] = dict(self.api_keys)
+        out["admin_api_keys"] = dict(self.admin_api_keys)
         if self.monitor is None:
             del out["monitor"]
         else:

@@ -156,28 +156,13 @@ class LogFrames:
         self.ts = _micros(self.table)
 
     def _join_feedback(self, table: pa.Table, since: float | None) -> pa.Table:
-        import pyarrow as pa
-
-        from shipyard.stores.feedback import effective_labels, read_feedback, segment_files
+        from shipyard.stores.feedback import joined_labels, segment_files
 
         files = segment_files(self.root, "feedback", self.endpoint)
-        if not files or table.num_rows == 0:
-            return table
-        first = table["ts"][0].as_py()
-        # feedback comes after its prediction, so nothing older than the first row matters;
-        # labels are read as the predictions' type, whatever older segments stored
-        read = read_feedback(files, label_type=_label_type(table), since=first if since is None
-                             else max(first, datetime.fromtimestamp(since, UTC)))
+        read = joined_labels(table, files, since=None if since is None
+                             else datetime.fromtimestamp(since, UTC))
         self.unconvertible_labels = read.unconvertible
-        if read.table.num_rows == 0:
-            return table
-        labels = effective_labels(read.table)
-        indexed = table.append_column("__order", pa.array(np.arange(table.num_rows)))
-        joined = indexed.join(labels, keys=["request_id", "row"], join_type="left outer")
-        joined = joined.sort_by("__order")
-        return joined.drop_columns(["__order"]).rename_columns(
-            [("target" if c == "label" else c) for c in joined.column_names
-             if c != "__order"])
+        return read.table
 
     @property
     def rows(self) -> int:
@@ -278,23 +263,6 @@ def _before(table: pa.Table, until: float, last: int | None) -> pa.Table:
     stop = int(np.searchsorted(_micros(table), round(until * 1e6), side="left"))
     start = 0 if last is None else max(0, stop - last)
     return table.slice(start, stop - start)
-
-
-def _label_type(table: pa.Table) -> pa.DataType | None:
-    """The type labels compare with: the predictions' (ints as int64, floats as float64)."""
-    import pyarrow as pa
-
-    for name in ("output.label", "output.value"):
-        if name in table.column_names:
-            kind = table.schema.field(name).type
-            kind = kind.value_type if pa.types.is_dictionary(kind) else kind
-            if pa.types.is_integer(kind):
-                return pa.int64()
-            if pa.types.is_floating(kind):
-                return pa.float64()
-            if pa.types.is_boolean(kind) or pa.types.is_string(kind):
-                return kind
-    return None
 
 
 def _micros(table: pa.Table) -> Array:

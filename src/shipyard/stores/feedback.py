@@ -218,7 +218,68 @@ def effective_labels(feedback: pa.Table) -> pa.Table:
     return labels.rename_columns([*KEYS, "label"])
 
 
+def joined_labels(table: pa.Table, files: Sequence[str], *,
+                  since: datetime | None = None) -> FeedbackRead:
+    """``table`` (logged predictions, oldest first) with each row's label (``effective_labels``)
+    joined by ``(request_id, row)`` as a ``target`` column (null: no label), labels cast to
+    the predictions' type; ``files``: the feedback segments, read from ``since`` (and never
+    before the first prediction: feedback comes after it)."""
+    if not files or table.num_rows == 0:
+        return FeedbackRead(table)
+    first = table["ts"][0].as_py()
+    read = read_feedback(files, label_type=_prediction_type(table),
+                         since=first if since is None else max(first, since))
+    if read.table.num_rows == 0:
+        return FeedbackRead(table, read.unconvertible)
+    labels = effective_labels(read.table)
+    # only the keys go through the join (any column type may ride along the table)
+    indexed = table.select(KEYS).append_column("__order", pa.array(np.arange(table.num_rows)))
+    joined = indexed.join(labels, keys=KEYS, join_type="left outer").sort_by("__order")
+    return FeedbackRead(table.append_column("target", joined["label"]), read.unconvertible)
+
+
+def _prediction_type(table: pa.Table) -> pa.DataType | None:
+    """The type labels compare with: the predictions' (ints as int64, floats as float64)."""
+    for name in ("output.label", "output.value"):
+        if name in table.column_names:
+            kind = table.schema.field(name).type
+            kind = kind.value_type if pa.types.is_dictionary(kind) else kind
+            if pa.types.is_integer(kind):
+                return pa.int64()
+            if pa.types.is_floating(kind):
+                return pa.float64()
+            if pa.types.is_boolean(kind) or pa.types.is_string(kind):
+                return kind
+    return None
+
+
 def segment_files(root: str | Path, kind: str, endpoint: str) -> list[str]:
     """The written segments of one endpoint's log of ``kind`` (not those being written)."""
     folder = Path(root) / kind / f"endpoint={endpoint}"
     return sorted(str(p) for p in folder.rglob("*.parquet") if not p.name.startswith("."))
+
+
+def segments_between(files: Sequence[str], since: datetime | None,
+                     until: datetime | None) -> list[str]:
+    """Those of ``files`` whose hour can hold rows of ``[since, until)``: an hour's segments
+    hold the batches that began in it, so an hour of margin on each side (a folder that is
+    not an hour's is kept)."""
+    if since is None and until is None:
+        return list(files)
+    low = -math.inf if since is None else since.timestamp() - 2 * _HOUR
+    high = math.inf if until is None else until.timestamp() + _HOUR
+    return [f for f in files
+            if (start := _hour_start(Path(f))) is None or low < start < high]
+
+
+_HOUR = 3600.0
+
+
+def _hour_start(path: Path) -> float | None:
+    """When the hour of a segment's folder (``date=D/hour=H``) starts."""
+    date, hour = path.parent.parent.name, path.parent.name
+    try:
+        stamp = datetime.strptime(f"{date[5:]} {hour[5:]}", "%Y-%m-%d %H")
+    except ValueError:
+        return None
+    return stamp.replace(tzinfo=UTC).timestamp()

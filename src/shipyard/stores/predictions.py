@@ -5,10 +5,15 @@ background thread flushes every ``flush_interval`` seconds, one segment per endp
 and model version, each written to a temporary name and renamed, so readers never see half a
 file and a crash loses at most the last interval. ``close()`` flushes everything.
 
-Layout: ``ROOT/{predictions,feedback}/endpoint=NAME/date=YYYY-MM-DD/hour=HH/*.parquet``.
-Prediction rows: ``request_id, row, ts, endpoint, model, version, latency_ms, routing_key``,
-one ``input.<name>`` column per input and ``output.label`` / ``output.value`` /
-``output.proba.<class>`` / ``output.<name>`` columns.
+Layout: ``ROOT/{predictions,shadow,errors,feedback}/endpoint=NAME/date=YYYY-MM-DD/hour=HH/
+*.parquet``. Prediction rows: ``request_id, row, ts, endpoint, model, version, latency_ms,
+routing_key, variant, policy_revision`` (the traffic policy's variant and revision that routed
+the request; ``""`` / 0 without a policy, and in segments older than them), one
+``input.<name>`` column per input and ``output.label`` / ``output.value`` /
+``output.proba.<class>`` / ``output.<name>`` columns. ``shadow`` segments have the same
+columns: a shadow version's answers to copied requests (the primary's request id, variant
+``shadow``); the monitor and feedback read only ``predictions``. ``errors``: failed answers
+(``error_records.py``).
 """
 
 from __future__ import annotations
@@ -23,29 +28,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from shipyard.errors import ShipyardError
 from shipyard.names import check_endpoint_name
-from shipyard.stores.feedback import (
-    FeedbackRecord,
-    feedback_table,
-    read_feedback,
-    segment_files,
-)
+from shipyard.stores.error_records import ErrorRecord as ErrorRecord
+from shipyard.stores.error_records import error_table
+from shipyard.stores.feedback import FeedbackRecord, feedback_table
+from shipyard.stores.log_reader import NothingLoggedError as NothingLoggedError
+from shipyard.stores.log_reader import read_log as read_log
 from shipyard.types import Array, Columns
 
 log = logging.getLogger(__name__)
 _SEQ = itertools.count()
-
-
-class NothingLoggedError(ShipyardError):
-    """The endpoint has nothing logged (yet): a fresh server before its first request."""
 
 
 @dataclass
@@ -85,6 +83,9 @@ class PredictionBatch:
     inputs: Columns
     outputs: Columns
     class_labels: Sequence[Any] | None = None
+    variants: Sequence[str] | None = None  # one per request; None: all ""
+    policy_revisions: Sequence[int] | None = None  # one per request; None: all 0
+    kind: Literal["predictions", "shadow"] = "predictions"
 
     @property
     def rows(self) -> int:
@@ -97,6 +98,9 @@ def _as_batch(record: PredictionRecord | PredictionBatch) -> PredictionBatch:
     return PredictionBatch([record.request_id], [record.rows], [record.latency_ms],
                            [record.routing_key], [record.ts], record.endpoint, record.model,
                            record.version, record.inputs, record.outputs, record.class_labels)
+
+
+Record = PredictionRecord | PredictionBatch | FeedbackRecord | ErrorRecord
 
 
 @dataclass
@@ -132,7 +136,7 @@ class PredictionLog:
         self.flush_interval = flush_interval
         self.max_buffered_rows = max_buffered_rows
         self.stats = LogStats()
-        self._buffer: list[PredictionRecord | PredictionBatch | FeedbackRecord] = []
+        self._buffer: list[Record] = []
         self._buffered_rows = 0
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -146,7 +150,7 @@ class PredictionLog:
             self._thread.start()
         return self
 
-    def append(self, record: PredictionRecord | PredictionBatch | FeedbackRecord) -> bool:
+    def append(self, record: Record) -> bool:
         rows = record.rows
         with self._lock:
             if self._buffered_rows + rows > self.max_buffered_rows:
@@ -228,8 +232,9 @@ class PredictionLog:
                name: str | None = None) -> int:
         kind, endpoint, hour, version = key
         check_endpoint_name(endpoint)  # it names a folder
-        table = (_prediction_table(records) if kind == "predictions"
-                 else feedback_table(records))
+        table = (feedback_table(records) if kind == "feedback"
+                 else error_table(records) if kind == "errors"
+                 else _prediction_table(records))
         stamp = datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC)
         folder = (self.root / kind / f"endpoint={endpoint}" / f"date={stamp:%Y-%m-%d}" /
                   f"hour={stamp:%H}")
@@ -281,14 +286,16 @@ def _hour(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H")
 
 
-def _group(batch: list[PredictionRecord | PredictionBatch | FeedbackRecord],
-           ) -> dict[tuple[str, str, str, int], list[Any]]:
+def _group(batch: list[Record]) -> dict[tuple[str, str, str, int], list[Any]]:
     groups: dict[tuple[str, str, str, int], list[Any]] = {}
     for rec in batch:
+        key: tuple[str, str, str, int]
         if isinstance(rec, PredictionBatch):
-            key = ("predictions", rec.endpoint, _hour(rec.ts[0]), rec.version)
+            key = (rec.kind, rec.endpoint, _hour(rec.ts[0]), rec.version)
         elif isinstance(rec, PredictionRecord):
             key = ("predictions", rec.endpoint, _hour(rec.ts), rec.version)
+        elif isinstance(rec, ErrorRecord):
+            key = ("errors", rec.endpoint, _hour(rec.ts), 0)
         else:
             key = ("feedback", rec.endpoint, _hour(rec.ts), 0)
         groups.setdefault(key, []).append(rec)
@@ -303,6 +310,27 @@ def _column(parts: list[Array]) -> pa.Array:
         width = int(np.prod(arr.shape[1:]))
         return pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(-1)), width)
     return pa.array(arr)
+
+
+def _per_request(batch: PredictionBatch, values: Sequence[Any] | None,
+                 default: Any) -> Sequence[Any]:
+    """``values`` (one per request of ``batch``), or ``default`` for each."""
+    if values is None:
+        return [default] * len(batch.row_counts)
+    if len(values) != len(batch.row_counts):
+        raise ValueError(f"{len(values)} variants or policy revisions for "
+                         f"{len(batch.row_counts)} requests")
+    return values
+
+
+def _repeat_strings(values: list[str], counts: Array) -> pa.Array:
+    """One string per request -> one per row: the few distinct values, taken by index (no
+    Python object per row)."""
+    strings = pa.array(values, type=pa.string())
+    if len(values) == counts.sum():
+        return strings
+    coded = strings.dictionary_encode()
+    return coded.dictionary.take(pa.array(np.repeat(coded.indices.to_numpy(), counts)))
 
 
 def _prediction_table(records: list[PredictionRecord | PredictionBatch]) -> pa.Table:
@@ -335,6 +363,11 @@ def _prediction_table(records: list[PredictionRecord | PredictionBatch]) -> pa.T
             [v for b in batches for v in b.latency_ms], dtype="float32"), counts)),
         "routing_key": pa.array(per_request([k or "" for b in batches
                                              for k in b.routing_keys]), type=pa.string()),
+        "variant": _repeat_strings([v for b in batches
+                                    for v in _per_request(b, b.variants, "")], counts),
+        "policy_revision": pa.array(np.repeat(np.asarray(
+            [r for b in batches for r in _per_request(b, b.policy_revisions, 0)],
+            dtype=np.int32), counts)),
     }
     first = batches[0]
     for name in first.inputs:
@@ -347,23 +380,3 @@ def _prediction_table(records: list[PredictionRecord | PredictionBatch]) -> pa.T
         else:
             meta[f"output.{name}"] = _column([b.outputs[name] for b in batches])
     return pa.table(meta)
-
-
-def read_log(root: str | Path, endpoint: str, *, kind: str = "predictions",
-             since: datetime | None = None, limit: int | None = None) -> pa.Table:
-    """The logged rows of ``endpoint`` (oldest first; ``limit`` keeps the newest), across
-    every segment and schema."""
-    files = segment_files(root, kind, check_endpoint_name(endpoint))
-    if not files:
-        raise NothingLoggedError(f"no {kind} logged for endpoint {endpoint!r} under {root}")
-    if kind == "feedback":  # segments of older versions may disagree on the label type
-        table = read_feedback(files, since=since).table
-        return table if limit is None else table.slice(max(0, table.num_rows - limit))
-    schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
-    dataset = pads.dataset(files, schema=schema, format="parquet")
-    flt = None if since is None else pads.field("ts") >= pa.scalar(
-        since.astimezone(UTC), type=pa.timestamp("us", tz="UTC"))
-    table = dataset.to_table(filter=flt).sort_by([("ts", "ascending"), ("row", "ascending")])
-    if limit is not None:  # the newest ``limit`` rows, still oldest first
-        return table.slice(max(0, table.num_rows - limit))
-    return table

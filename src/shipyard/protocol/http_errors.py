@@ -1,6 +1,7 @@
 """The one place that maps errors to HTTP statuses: core errors carry no status codes.
 
-Both the raw-ASGI hot routes and the Starlette routes answer errors through ``error_parts``.
+Both the raw-ASGI hot routes and the Starlette routes answer errors through ``error_parts``,
+and so does the raw inference process (``runtimes/raw_child.py``).
 """
 
 from __future__ import annotations
@@ -12,19 +13,22 @@ from shipyard.errors import (
     ArtifactStoreError,
     ConflictError,
     DuplicateLabelError,
+    IncompatibleSignatureError,
+    InferenceProcessError,
     InputValidationError,
     InvalidNameError,
     ModelNotReadyError,
     NotFoundError,
+    RegistryError,
     RegistryUnavailableError,
+    RemoteModelError,
     RequestError,
     RoutingError,
     SchemaOutOfDateError,
     ShipyardError,
     UnknownRequestError,
 )
-from shipyard.runtimes.process import InferenceProcessError, RemoteModelError
-from shipyard.server import codec
+from shipyard.protocol import codec
 from shipyard.stores.predictions import NothingLoggedError
 
 log = logging.getLogger("shipyard.serve")
@@ -40,6 +44,10 @@ class UnauthorizedError(RequestError):
     """The request has no API key, or a wrong one."""
 
 
+class ForbiddenError(RequestError):
+    """The request's API key is valid but does not allow this route (the admin API)."""
+
+
 class ClientGoneError(RequestError):
     """The client disconnected before its request body arrived: there is no one to answer."""
 
@@ -51,6 +59,7 @@ class ClientGoneError(RequestError):
 _STATUSES: tuple[tuple[type[Exception], int, bytes | None], ...] = (
     (InputValidationError, 422, None),
     (UnauthorizedError, 401, None),
+    (ForbiddenError, 403, None),
     (PayloadTooLargeError, 413, None),
     (RequestError, 400, None),
     (InvalidNameError, 400, None),
@@ -67,6 +76,8 @@ _STATUSES: tuple[tuple[type[Exception], int, bytes | None], ...] = (
     (ArtifactStoreError, 503, b"5"),
     (SchemaOutOfDateError, 503, None),
     (RegistryUnavailableError, 503, b"5"),
+    (IncompatibleSignatureError, 409, None),
+    (RegistryError, 400, None),  # any other registry request that is not valid
     (BatchTimeoutError, 504, None),
 )
 _PREFIX = {503: "unavailable: ", 504: "timed out: "}

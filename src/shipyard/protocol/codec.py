@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import orjson
@@ -20,7 +20,14 @@ from shipyard.types import Array, Columns
 
 if TYPE_CHECKING:
     from shipyard.packaging.validation import UnknownCategories
-    from shipyard.runtimes.model import VerifiedPackage
+
+
+class Preparer(Protocol):
+    """What ``prepare`` needs of a model (``runtimes.model.VerifiedPackage`` is one): the
+    runtimes sit above this module, so it names the method, not their class."""
+
+    def prepare(self, data: Any, *, unknown_categories: UnknownCategories = ...,
+                finite: bool = ...) -> Columns: ...
 
 
 class BadRequestError(RequestError):
@@ -36,7 +43,7 @@ def loads(body: bytes | memoryview) -> Any:
         raise BadRequestError(f"malformed JSON: {exc}") from None
 
 
-def prepare(model: VerifiedPackage, data: Any, unknown: UnknownCategories, *,
+def prepare(model: Preparer, data: Any, unknown: UnknownCategories, *,
             finite: bool = False) -> Columns:
     """``model.prepare``; values numpy cannot hold as columns at all (ragged nested lists
     such as ``{"a": [1, [2, 3]]}``) are a bad request, not an internal error."""

@@ -1,4 +1,4 @@
-"""The server's inference process: ``python -m shipyard.server.inference_child``.
+"""The server's inference process: ``python -m shipyard.runtimes.raw_child``.
 
 It is ``shipyard.runtimes.worker`` plus ``answer_batch``, which answers raw batches of
 simple-JSON predict and OIP infer requests: the child parses each body, validates it against
@@ -16,12 +16,13 @@ from __future__ import annotations
 import sys
 from typing import Any, NamedTuple
 
+from shipyard.errors import RemoteModelError
+from shipyard.protocol import codec
+from shipyard.protocol.http_errors import error_parts
 from shipyard.runtimes import worker
-from shipyard.runtimes.frames import RawAnswer, RemoteModelError
+from shipyard.runtimes.frames import RawAnswer
 from shipyard.runtimes.model import LoadedModel
 from shipyard.runtimes.outputs import check_rows, concat
-from shipyard.server import codec
-from shipyard.server.http_errors import error_parts
 from shipyard.types import Columns, num_rows
 
 

@@ -1,0 +1,153 @@
+"""A deployment: one loaded, warmed model version with its own batchers, and how one is
+built from an endpoint's configuration and a source (a package path or an exact registry
+version, ``models:/NAME/VERSION``)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shipyard.batching import AdaptiveBatcher
+from shipyard.registry import Registry, is_model_uri
+from shipyard.runtimes.model import VerifiedPackage, describe
+from shipyard.runtimes.model import load as load_path
+from shipyard.runtimes.process import ChildLog, InferenceProcess
+from shipyard.service.batch_calls import (
+    RawServed,
+    RawTicket,
+    Share,
+    Ticket,
+    run_batch,
+    run_batch_remote,
+    run_raw_batch,
+    ticket_rows,
+)
+from shipyard.service.config import EndpointConfig
+from shipyard.service.metrics import ServingMetrics
+from shipyard.service.model_threads import ModelThreads
+from shipyard.service.request_log import LogTarget, RequestLog
+from shipyard.settings import Settings
+
+
+@dataclass
+class Deployment:
+    """One loaded model version behind an endpoint."""
+
+    model: VerifiedPackage  # a LoadedModel unless its inference process runs it
+    model_name: str
+    version: int  # registry version; 1 for a package served from a path
+    batcher: AdaptiveBatcher[Ticket, Share]
+    process: InferenceProcess | None = None  # the model's own process (inference: process)
+    # raw simple-JSON requests, answered whole by the process (see ``DataPlane.predict_raw``)
+    raw: AdaptiveBatcher[RawTicket, RawServed] | None = None
+    labels: tuple[str, str] = field(init=False)  # (model name, version) as metric labels
+    ref: str = field(init=False)  # NAME/VERSION, as traffic policies name it
+    header: bytes = field(init=False)  # ``ref`` as the X-Model-Version header's value
+
+    def __post_init__(self) -> None:
+        self.labels = (self.model_name, str(self.version))
+        self.ref = f"{self.model_name}/{self.version}"
+        self.header = self.ref.encode("ascii")
+
+    @property
+    def ready(self) -> bool:
+        """Takes requests: its inference process is up (not restarting) and its model is
+        not stuck in a call past the deadline."""
+        return (self.process is None or self.process.alive) and not self.batcher.wedged
+
+    @property
+    def depth(self) -> int:
+        """Requests waiting in its batchers."""
+        return self.batcher.depth + (self.raw.depth if self.raw is not None else 0)
+
+    async def drain(self) -> None:
+        """Take no more requests; finish those admitted."""
+        await self.batcher.close()
+        if self.raw is not None:
+            await self.raw.close()
+
+    async def close(self) -> None:
+        """Stop the model's process and release the model (after the batcher drained)."""
+        if self.process is not None:
+            await self.process.aclose()  # its last log entries are written first
+        await asyncio.get_running_loop().run_in_executor(None, self.model.close)
+
+
+class DeploymentBuilder:
+    """Loads and warms deployments (in a thread: ``build`` blocks)."""
+
+    def __init__(self, *, settings: Settings, metrics: ServingMetrics, log_root: Path,
+                 flush_interval_s: float, executor: ModelThreads, request_log: RequestLog,
+                 registry: Callable[[], Registry]) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.log_root = log_root
+        self.flush_interval_s = flush_interval_s
+        self.executor = executor
+        self.request_log = request_log
+        self.registry = registry
+        self.raw_answers = False  # inference processes take raw batches (runtimes.raw_child)
+
+    def resolve(self, source: str) -> tuple[Path, str, int]:
+        """The package directory, model name and version of ``source``."""
+        if is_model_uri(source):
+            registry = self.registry()
+            version = registry.get_version(source)
+            return registry.fetch(version.uri), version.name, version.version
+        path = Path(source)
+        return path, path.name, 1
+
+    def build(self, ep: EndpointConfig, source: str) -> tuple[Deployment, float]:
+        """Load + warm up ``source`` for endpoint ``ep``; returns it and the seconds taken."""
+        started = time.perf_counter()
+        path, name, version = self.resolve(source)
+        labels = {"endpoint": ep.name, "model": name, "version": str(version)}
+        batch_hist = self.metrics.batch_size.labels(**labels)
+        model: VerifiedPackage
+        process = None
+        if ep.inference == "process":
+            # the inference process verifies and loads the model files and warms up; here
+            # only the manifest and the rest (signature, reference profile): one copy of
+            # the model in memory, and its files are read once
+            model = describe(path, runtime=ep.runtime, model_files=False)
+            log = ChildLog(str(self.log_root), self.flush_interval_s, ep.name, name, version)
+            process = InferenceProcess(path, trust=ep.trust, runtime=ep.runtime,
+                                       settings=self.settings, log=log,
+                                       raw=self.raw_answers)
+            concurrency = 1  # one batch at a time per process
+            run: Callable[[list[Ticket]], Sequence[Share]] | None = None
+            run_remote = functools.partial(run_batch_remote, process)
+        else:
+            loaded = model = load_path(path, trust=ep.trust, runtime=ep.runtime,
+                                       settings=self.settings)
+            example = model.manifest.input_example
+            if example is not None:
+                loaded.predict(json.loads((path / example).read_text()))  # warm-up
+            concurrency = ep.concurrency if loaded.runtime.capabilities.thread_safe else 1
+            run, run_remote = functools.partial(run_batch, loaded), None
+        target = LogTarget(ep.name, name, version, ep.log_sample_rate,
+                           model.signature.class_labels, process)
+        request_log = self.request_log
+        batcher: AdaptiveBatcher[Ticket, Share] = AdaptiveBatcher(
+            run, rows_of=ticket_rows, afn=run_remote,
+            max_batch_size=ep.max_batch_size, max_wait_ms=ep.max_wait_ms,
+            max_queue=ep.max_queue, concurrency=concurrency, executor=self.executor,
+            on_batch=batch_hist.observe, deadline_s=ep.batch_deadline_s,
+            on_results=functools.partial(request_log.batch, target))
+        raw = None
+        if process is not None and process.raw:
+            spec = {"model": name, "endpoint": ep.name, "version": version,
+                    "max_rows": ep.max_batch_size, "unknown": ep.unknown_categories}
+            # batches of requests (not rows: the process splits calls at max_batch_size rows)
+            raw = AdaptiveBatcher(
+                None, afn=functools.partial(run_raw_batch, process, spec, batch_hist.observe),
+                max_batch_size=ep.max_batch_size, max_wait_ms=ep.max_wait_ms,
+                max_queue=ep.max_queue, concurrency=1, deadline_s=ep.batch_deadline_s,
+                on_results=functools.partial(request_log.raw_batch, target))
+        return Deployment(model, name, version, batcher, process, raw), \
+            time.perf_counter() - started

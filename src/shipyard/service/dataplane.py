@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shipyard.errors import NotFoundError
-from shipyard.registry import Registry
+from shipyard.registry import Registry, is_model_uri
 from shipyard.service.batch_calls import Arrival, RawServed, RawTicket, Ticket
 from shipyard.service.config import ServeConfig
 from shipyard.service.deployment import Deployment, DeploymentBuilder

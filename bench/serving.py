@@ -876,6 +876,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds of load per paired run (6)")
     parser.add_argument("--reinstall", action="store_true",
                         help="recreate the peers' venvs under bench/.envs/")
+    parser.add_argument("--rollouts", action="store_true",
+                        help="then the traffic-policy rows of bench/rollouts.py (single, canary, "
+                             "A/B, shadow) on the same model")
     args = parser.parse_args(argv)
     args.duration = args.duration or (5.0 if args.quick else 10.0)
     args.warmup = args.warmup or (2.0 if args.quick else 3.0)
@@ -957,6 +960,15 @@ def main(argv: list[str] | None = None) -> int:
         paired: dict[str, Any] = {}
         if args.pairs and {"hello", "shipyard"} <= set(args.peers):
             paired = paired_rounds(bench, wrk, args)
+        policies: dict[str, Any] = {}
+        if args.rollouts:
+            import rollouts  # its own script; imports this module's helpers
+
+            opts = rollouts.parse_args(["--quick"] if args.quick else [])
+            opts.workers, opts.connections, opts.threads = (args.workers, args.connections,
+                                                            args.threads)
+            print("\n== traffic policies (bench/rollouts.py)", flush=True)
+            policies = rollouts.run_rows(bench, wrk, opts)
         setup = bench.setup
     print()
     refs = print_table(outcomes)
@@ -988,7 +1000,7 @@ def main(argv: list[str] | None = None) -> int:
             "servers": [{"key": o.server.key, "label": o.server.label.strip(),
                          "workers": o.server.workers, "status": o.status, **o.result}
                         for o in outcomes],
-            "reference_rps": refs, "paired": paired, "targets": targets,
+            "reference_rps": refs, "paired": paired, "targets": targets, "rollouts": policies,
             "wall_seconds": elapsed,
         }
         write_json(args.json, payload)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shipyard._version import __version__
+from shipyard.server.openapi_admin import admin_paths
 
 _ERROR = {"type": "object", "required": ["error"],
           "properties": {"error": {"type": "string"},
@@ -43,6 +44,7 @@ def openapi_document(endpoints: list[str], *, api_keys: bool = False) -> dict[st
     """The document; with ``api_keys`` every route but health and metrics declares that it
     takes a key (Bearer or X-API-Key) and may answer 401."""
     document = _document(endpoints)
+    document["paths"].update(admin_paths())
     if api_keys:
         document["components"]["securitySchemes"] = SECURITY_SCHEMES
         unauthorised = _err("Missing or invalid API key")

@@ -372,3 +372,29 @@ def test_a_shadow_never_changes_or_fails_the_primary(registry: Registry, iris: I
     assert errors and all(e["shadow"] and e["variant"] == "shadow" for e in errors)
     assert {e["model"] for e in errors} <= {"broken", "sleepy"}
     assert sum(1 for e in errors if e["model"] == "broken") == n
+
+
+def test_a_pinned_version_is_the_endpoint_models_not_a_shadows(registry: Registry,
+                                                               iris: IrisModels,
+                                                               tmp_path: Path) -> None:
+    """Beside ``iris/2`` a shadow ``broken/1`` is loaded: ``/versions/1`` asks for iris
+    version 1 (not loaded), never for another model that happens to be numbered 1."""
+    shadow_candidates(registry, iris)
+
+    async def scenario() -> None:
+        async with serving(registry, tmp_path / "logs", inference="thread") as (plane,
+                                                                                client):
+            await set_policy(registry, Shadow("iris/2", "broken/1"))
+            await plane.check_for_new_versions()
+            r = await client.post("/v2/models/iris/versions/1/infer",
+                                  json=oip_body(iris.x[60:61], "pin-1"))
+            assert r.status_code == 404, r.text
+            assert "versions" not in r.json()["error"] and "version 2" in r.json()["error"]
+            r = await client.get("/v2/models/iris/versions/1/ready")
+            assert r.json()["ready"] is False
+            assert (await client.get("/v2/models/iris/versions/1")).status_code == 404
+            r = await client.post("/v2/models/iris/versions/2/infer",
+                                  json=oip_body(iris.x[60:61], "pin-2"))
+            assert r.status_code == 200 and r.headers["x-model-version"] == "iris/2"
+
+    asyncio.run(scenario())

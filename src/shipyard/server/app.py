@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from shipyard._version import __version__
+from shipyard.errors import NotFoundError
 from shipyard.protocol import codec
 from shipyard.protocol.http_errors import error_parts
 from shipyard.server.admin_routes import AdminApi
@@ -130,8 +131,11 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
         endpoint = plane.endpoint(request.path_params["name"])
         version = parse_version(request.path_params.get("version"))
         table = endpoint.table
-        loaded = None if table is None else table.primary if version is None else next(
-            (d for d in table.deployments.values() if d.version == version), None)
+        try:  # the deployment a pinned request would get
+            loaded = None if table is None else table.primary if version is None else \
+                table.pinned(version, endpoint.name).deployment
+        except NotFoundError:
+            loaded = None
         ok = loaded is not None and loaded.ready
         return _json(codec.dumps({"name": endpoint.name, "ready": ok}), 200 if ok else 400)
 

@@ -77,14 +77,17 @@ class RouteTable:
 
     def pinned(self, version: int, endpoint: str) -> Pick:
         """A request to ``endpoint`` that names ``version``: the loaded deployment of that
-        version (the primary's model first), else `NotFoundError`."""
+        version of the primary's model, else `NotFoundError`. Versions of other models (a
+        shadow ``other/1`` beside ``iris/2``) are not the endpoint's: their numbers would
+        collide with its own."""
         primary = self.primary
         if primary.version == version:
             return Pick(primary, PINNED, self.revision)
-        for d in self.deployments.values():
+        own = [d for d in self.deployments.values() if d.model_name == primary.model_name]
+        for d in own:
             if d.version == version:
                 return Pick(d, PINNED, self.revision)
-        loaded = sorted({d.version for d in self.deployments.values()})
+        loaded = sorted({d.version for d in own})
         shown = f"version {loaded[0]}" if len(loaded) == 1 else \
             f"versions {', '.join(map(str, loaded))}"
         raise NotFoundError(f"endpoint {endpoint!r} serves {shown}, not {version}")

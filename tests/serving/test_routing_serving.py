@@ -29,6 +29,7 @@ from serving.helpers import FEATURES, IrisModels, metric, rows_payload
 from shipyard.registry import Registry
 from shipyard.routing import BlueGreen, Policy, Shadow, Single, StickyAB, Weighted, route
 from shipyard.server.app import create_app
+from shipyard.server.forwarded import ForwardedClient
 from shipyard.service.config import EndpointConfig, ServeConfig
 from shipyard.service.dataplane import DataPlane
 from shipyard.settings import Settings
@@ -53,6 +54,7 @@ def registry(tmp_path: Path, iris: IrisModels) -> Iterator[Registry]:
 @asynccontextmanager
 async def serving(registry: Registry, log_dir: Path, *, poll_interval_s: float = 3600.0,
                   inference: str = "process", timeout_s: float = 10.0,
+                  trusted_proxy: str | None = None,
                   ) -> AsyncIterator[tuple[DataPlane, httpx.AsyncClient]]:
     config = ServeConfig(
         endpoints=(EndpointConfig(name="iris", model=URI, inference=inference,  # type: ignore[arg-type]
@@ -60,6 +62,8 @@ async def serving(registry: Registry, log_dir: Path, *, poll_interval_s: float =
         log_dir=str(log_dir), poll_interval_s=poll_interval_s, flush_interval_s=0.2)
     plane = DataPlane(config, settings=registry.settings, registry=registry)
     app = create_app(plane)
+    if trusted_proxy is not None:  # what server/run.py sets up
+        app.forwarded = ForwardedClient(trusted_proxy)
     await plane.start()  # what the lifespan does
     try:
         transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 5000))
@@ -253,6 +257,35 @@ def test_a_json_key_and_the_client_address_route_requests(registry: Registry,
     assert got == {user: route(by_field, user).version for user in got}
     assert len(set(got.values())) == 2
     assert from_client == route(by_client, "10.1.2.3").version
+
+
+def test_a_client_key_reads_the_address_a_trusted_proxy_forwards(registry: Registry,
+                                                                iris: IrisModels,
+                                                                tmp_path: Path) -> None:
+    """Behind a trusted proxy (the test client's 10.1.2.3) a ``client`` key is the address
+    in X-Forwarded-For, so users keep their own variants; an untrusted peer's header is
+    ignored (its own address routes it)."""
+    by_client = StickyAB("iris/1", "iris/2", 50, key="client")
+    users = [f"203.0.113.{i}" for i in range(1, 41)]
+
+    async def scenario(trusted: str) -> dict[str, str]:
+        async with serving(registry, tmp_path / f"logs-{trusted}", inference="thread",
+                           trusted_proxy=trusted) as (plane, client):
+            await set_policy(registry, by_client)
+            await plane.check_for_new_versions()
+            got = {}
+            for user in users:
+                r = await client.post(PREDICT, json=rows_payload(iris.x[:1]),
+                                      headers={"X-Forwarded-For": user})
+                assert r.status_code == 200, r.text
+                got[user] = r.headers["x-model-version"]
+            return got
+
+    behind = asyncio.run(scenario("10.1.2.3"))
+    assert behind == {user: route(by_client, user).version for user in users}
+    assert len(set(behind.values())) == 2  # both variants: not everyone on the proxy's one
+    untrusted = asyncio.run(scenario("192.0.2.1"))
+    assert set(untrusted.values()) == {route(by_client, "10.1.2.3").version}
 
 
 def test_blue_green_switches_within_one_poll_without_loading(registry: Registry,

@@ -18,6 +18,7 @@ from starlette.types import Receive
 from shipyard.errors import NotFoundError, ServingError
 from shipyard.protocol import codec
 from shipyard.protocol.http_errors import ClientGoneError, RawHeaders, error_parts
+from shipyard.routing import KeySpec
 from shipyard.server.asgi import (
     MAX_DIGITS,
     ApiKeys,
@@ -26,6 +27,7 @@ from shipyard.server.asgi import (
     is_digits,
     read_body,
 )
+from shipyard.server.forwarded import ForwardedClient
 from shipyard.service.batch_calls import RawServed
 from shipyard.service.dataplane import DataPlane
 from shipyard.service.deployment import Deployment
@@ -65,6 +67,8 @@ class HotPaths:
         self.metrics = metrics
         self.limit = plane.config.max_body_bytes
         self.read_timeout_s = plane.config.read_timeout_s  # connections.DeadlineHttpProtocol
+        # a ``client`` routing key behind a trusted proxy (run.py sets it; see forwarded.py)
+        self.forwarded: ForwardedClient | None = None
         self._routes: dict[str, tuple[str, str, str | None]] = {}  # path -> hot_route(path)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -85,6 +89,13 @@ class HotPaths:
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
+
+    async def _client(self, scope: Any, spec: KeySpec) -> Any:
+        """The request's client address as a ``client`` key spec reads it: through the
+        trusted proxy's X-Forwarded-For when there is one (only for such specs)."""
+        if spec.source != "client" or self.forwarded is None:
+            return scope.get("client")
+        return await self.forwarded(scope)
 
     async def answer(self, scope: Any, receive: Receive, kind: str, name: str,
                       version: str | None) -> Answer:
@@ -139,7 +150,7 @@ class HotPaths:
             spec = table.key
             payload = codec.loads(raw) if table.needs_body else None
             routing_key = None if spec is None else routing_key_of(
-                spec, headers, scope.get("client"), payload)
+                spec, headers, await self._client(scope, spec), payload)
             pick = table.pick(routing_key)
         routed = Routed(pick, request_id, routing_key)
         try:
@@ -187,7 +198,8 @@ class HotPaths:
             if table.needs_body:
                 parsed = codec.split_binary(raw, cut)
             routing_key = None if spec is None else routing_key_of(
-                spec, headers, scope.get("client"), None if parsed is None else parsed[0])
+                spec, headers, await self._client(scope, spec),
+                None if parsed is None else parsed[0])
             pick = table.pick(routing_key)
         deployment = pick.deployment
         if deployment.raw is not None:  # the inference process parses, validates, answers

@@ -32,14 +32,16 @@ def build_app(config: ServeConfig, metrics_dir: Path | None = None) -> Any:
     from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
     from shipyard.server.app import create_app
+    from shipyard.server.forwarded import ForwardedClient
     from shipyard.service.dataplane import DataPlane
 
     hot = create_app(DataPlane(config), metrics_dir=metrics_dir)
     # uvicorn's X-Forwarded-For/-Proto handling (its proxy_headers, turned off in serve())
     # for the Starlette routes only, with uvicorn's trusted hosts: the hot routes read
     # neither the client address nor the scheme, and the middleware was ~3% of the GIL time
-    hot.app = ProxyHeadersMiddleware(
-        hot.app, trusted_hosts=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"))
+    trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+    hot.app = ProxyHeadersMiddleware(hot.app, trusted_hosts=trusted)
+    hot.forwarded = ForwardedClient(trusted)  # only for policies keyed by ``client``
     return hot
 
 

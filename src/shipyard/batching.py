@@ -6,7 +6,9 @@ independent of any web framework. Rules:
 - A request that finds the model idle runs at once: no fixed wait at low load.
 - While every execution slot is busy, requests queue; when a slot frees, everything queued
   (up to ``max_batch_size`` rows) goes in one call. With more than one slot, a batch that is
-  still small waits at most ``max_wait_ms`` for company.
+  still small waits at most ``max_wait_ms`` for company. With ``hold_ms`` (for work nobody
+  waits on, such as shadow copies) a batch short of ``max_batch_size`` is held that long for
+  company even with one slot: fewer, larger calls.
 - The queue is bounded: ``submit`` raises ``QueueFullError`` at once when it is full.
 - An admitted request is never dropped: it gets its result, its own error, or, if its
   deadline passes while it waits, ``BatchTimeoutError``.
@@ -112,7 +114,9 @@ class AdaptiveBatcher(Generic[T, R]):
                  on_batch: Callable[[int], None] | None = None,
                  on_results: Callable[[list[T], list[R]], None] | None = None,
                  afn: Callable[[list[T]], Awaitable[Sequence[R]]] | None = None,
-                 deadline_s: float | None = None) -> None:
+                 deadline_s: float | None = None, hold_ms: float = 0.0) -> None:
+        if hold_ms < 0:
+            raise ValueError("hold_ms must be >= 0")
         if max_batch_size < 1 or max_queue < 1 or concurrency < 1 or max_wait_ms < 0:
             raise ValueError("max_batch_size, max_queue and concurrency must be >= 1, "
                              "max_wait_ms >= 0")
@@ -126,6 +130,7 @@ class AdaptiveBatcher(Generic[T, R]):
         self.rows_of = rows_of
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
+        self.hold = hold_ms / 1000.0
         self.max_queue = max_queue
         self.concurrency = concurrency
         self.executor = executor
@@ -246,7 +251,9 @@ class AdaptiveBatcher(Generic[T, R]):
             await self._slots.acquire()  # while we wait for a slot, the queue fills up
             self._free -= 1
             batch = self._take()
-            if batch and self.calling > 1 and self.max_wait > 0:
+            if batch and self.hold > 0:
+                batch = await self._hold(batch)
+            elif batch and self.calling > 1 and self.max_wait > 0:
                 batch = await self._wait_for_company(batch)
             if not batch:
                 self._release()
@@ -289,6 +296,15 @@ class AdaptiveBatcher(Generic[T, R]):
             batch.extend(more)
             rows += sum(p.rows for p in more)
         return batch
+
+    async def _hold(self, batch: list[_Pending[T, R]]) -> list[_Pending[T, R]]:
+        """``batch``, with what arrived within ``hold_ms`` when it is short of
+        ``max_batch_size`` rows (one timer, not a wake-up per arrival)."""
+        rows = sum(p.rows for p in batch)
+        if rows >= self.max_batch_size or self._closed:
+            return batch
+        await asyncio.sleep(self.hold)
+        return batch + self._take(rows)
 
     def _release(self) -> None:
         self._free += 1

@@ -510,3 +510,29 @@ def test_a_model_its_process_cannot_load_never_takes_traffic(serve: Callable[...
         answer = s.client.post("/v1/endpoints/hgb/predict", json=body)
         assert answer.status_code == 200, answer.text
         assert answer.json()["predictions"] == model.predict(x[:1]).tolist()
+
+
+def test_a_raw_batch_whose_bodies_are_not_wanted_answers_statuses_and_rows_only(
+        picky_model: Any) -> None:
+    """Shadow copies' spec says ``bodies`` False: the same statuses, rows, calls and logged
+    rows as with bodies, and no 200 answer is encoded (its body is empty)."""
+    import json
+
+    from shipyard.runtimes.raw_child import answer_batch
+
+    bodies = [json.dumps({"inputs": {"x": [1.0, 2.0]}}).encode(), b"{bad",
+              json.dumps({"inputs": {"x": [13.0]}}).encode(),
+              json.dumps({"inputs": {"x": [3.0]}}).encode()]
+    spec = {"request_ids": ["a", "b", "c", "d"], "model": "picky", "version": 3,
+            "endpoint": "ep", "unknown": "pass", "max_rows": 8}
+    full = answer_batch(picky_model, spec, [memoryview(b) for b in bodies])
+    bare = answer_batch(picky_model, {**spec, "bodies": False},
+                        [memoryview(b) for b in bodies])
+    assert bare.statuses == full.statuses == [200, 400, 500, 200]
+    assert bare.ranges == full.ranges == [(0, 2), None, None, (2, 3)]
+    assert bare.calls == full.calls
+    for name in full.outputs:
+        assert bare.outputs[name].tolist() == full.outputs[name].tolist() == [2.0, 4.0, 6.0]
+    assert bare.inputs["x"].tolist() == full.inputs["x"].tolist() == [1.0, 2.0, 3.0]
+    assert [bare.bodies[i] for i in (0, 3)] == [b"", b""]
+    assert json.loads(full.bodies[3])["predictions"] == [6.0]

@@ -420,6 +420,39 @@ def test_the_next_batch_starts_before_the_last_one_is_answered() -> None:
     assert events.index("call [1, 2]") < events.index("answered 0"), events
 
 
+def test_a_held_batch_takes_what_arrives_within_hold_ms_and_a_full_one_goes_at_once() -> None:
+    """With ``hold_ms`` (shadow copies) a single-slot batcher that finds the model idle holds
+    a short batch for company: requests submitted after it was taken join the same call
+    (without ``hold_ms`` they would make a second call). A batch already at
+    ``max_batch_size`` is not held, even with a hold of ten minutes."""
+    calls: list[list[int]] = []
+
+    async def afn(items: list[Req]) -> list[np.ndarray]:
+        calls.append([it.caller for it in items])
+        return [expected(it) for it in items]
+
+    async def scenario() -> None:
+        b = batcher(None, afn=afn, concurrency=1, max_batch_size=8, hold_ms=50)
+        first = b.submit(make_request(0, 1))
+        for _ in range(5):  # the batcher takes request 0 and starts holding it
+            await asyncio.sleep(0)
+        assert not calls
+        rest = [b.submit(make_request(i, 1)) for i in (1, 2)]
+        await asyncio.wait_for(asyncio.gather(first, *rest), 5)
+        await b.close()
+        full = batcher(None, afn=afn, concurrency=1, max_batch_size=2, hold_ms=600_000)
+        both = asyncio.gather(*(full.submit(make_request(i, 1)) for i in (3, 4)))
+        for _ in range(50):  # a bounded number of event-loop turns
+            if both.done():
+                break
+            await asyncio.sleep(0)
+        assert both.done(), f"a full batch was held: {calls}"
+        await full.close()
+
+    asyncio.run(scenario())
+    assert calls == [[0, 1, 2], [3, 4]]
+
+
 def test_a_batcher_takes_exactly_one_batch_function() -> None:
     async def afn(items: list[Req]) -> list[np.ndarray]:
         return [expected(it) for it in items]

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
 def _answer_raw(model: LoadedModel, handler: RawHandler | None, header: dict[str, Any],
                 ) -> tuple[dict[str, Any], list[bytes], tuple[Columns, Columns]]:
-    """The reply to a raw batch: statuses, rows and the response bodies (its payload); and
-    the rows the log may keep (inputs, outputs)."""
+    """The reply to a raw batch: statuses, rows and the response bodies (its payload; none
+    when the batch's spec says ``bodies`` False); and the rows the log may keep (inputs,
+    outputs)."""
     if handler is None:
         return {"error": "this inference process takes no raw batches"}, [], ({}, {})
     try:
@@ -34,7 +35,8 @@ def _answer_raw(model: LoadedModel, handler: RawHandler | None, header: dict[str
     reply = {"statuses": answer.statuses, "ranges": answer.ranges, "calls": answer.calls}
     if answer.ids:
         reply["ids"] = answer.ids
-    return reply, answer.bodies, (answer.inputs, answer.outputs)
+    bodies = answer.bodies if header["raw"].get("bodies", True) else []  # not wanted: none
+    return reply, bodies, (answer.inputs, answer.outputs)
 
 
 def child_main(fd: int, path: str, *, trust: bool, runtime: str | None,

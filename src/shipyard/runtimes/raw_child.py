@@ -47,7 +47,9 @@ def answer_batch(model: LoadedModel, spec: dict[str, Any],
     whole body). ``spec``: ``request_ids`` (an infer request's fallback id), ``model``,
     ``endpoint`` and ``version`` (for the answers), ``unknown`` (the endpoint's
     unknown-category rule) and ``max_rows`` (rows per model call at most; a larger request
-    runs alone). The answer's ``ids`` name each infer request's id where its body gave one."""
+    runs alone); ``bodies`` False (shadow copies): the answers' bodies are not wanted, so
+    simple-JSON answers are not encoded (statuses, rows and the log are as with bodies).
+    The answer's ``ids`` name each infer request's id where its body gave one."""
     n = len(bodies)
     statuses = [0] * n
     answers = [b""] * n
@@ -57,6 +59,7 @@ def answer_batch(model: LoadedModel, spec: dict[str, Any],
     request_ids = spec["request_ids"]
     cuts: dict[int, int | None] = dict(spec.get("infer", ()))
     infer: dict[int, _Infer] = {}
+    wanted = spec.get("bodies", True)
     for i, body in enumerate(bodies):
         try:
             if i in cuts:
@@ -77,6 +80,8 @@ def answer_batch(model: LoadedModel, spec: dict[str, Any],
         asked = infer.get(i)
         try:
             if asked is None:
+                if not wanted:
+                    return 200, b""
                 return 200, codec.simple_response(
                     outputs, model.signature, model=spec["model"], version=spec["version"],
                     request_id=request_ids[i])
@@ -108,7 +113,7 @@ def answer_batch(model: LoadedModel, spec: dict[str, Any],
             made = codec.simple_responses(
                 outputs, model.signature, model=spec["model"], version=spec["version"],
                 request_ids=[request_ids[i] for i, _ in simple],
-                bounds=[rows for _, rows in simple])
+                bounds=[rows for _, rows in simple]) if wanted else [b""] * len(simple)
             for (i, _), answer in zip(simple, made, strict=True):
                 statuses[i], answers[i] = 200, answer
             for (i, _, _), (start, stop) in zip(group, bounds, strict=True):

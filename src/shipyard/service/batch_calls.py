@@ -124,7 +124,8 @@ async def run_batch_remote(process: InferenceProcess, tickets: list[Ticket]) -> 
 async def run_raw_batch(process: InferenceProcess, spec: dict[str, Any],
                         on_call: Callable[[float], None],
                         tickets: list[RawTicket]) -> list[RawServed]:
-    """The batch function of raw requests: the process answers each one whole;
+    """The batch function of raw requests: the process answers each one whole (with
+    ``spec["bodies"]`` False, its status and rows only: the answers' bodies are b"");
     ``on_call`` hears the rows of each model call it made (the batch-size metric)."""
     batch = {**spec, "request_ids": [t.request_id for t in tickets]}
     infer = [i for i, t in enumerate(tickets) if t.infer]
@@ -133,9 +134,10 @@ async def run_raw_batch(process: InferenceProcess, spec: dict[str, Any],
     header, frame = await process.run_raw(batch, [t.body for t in tickets])
     for rows in header["calls"]:
         on_call(rows)
+    statuses = header["statuses"]
+    bodies = header.get("payload") or [b""] * len(statuses)  # none: the spec wants none
     answers = [RawServed(status, bytes(body), frame, None if rows is None else (rows[0], rows[1]))
-               for status, body, rows in zip(header["statuses"], header["payload"],
-                                              header["ranges"], strict=True)]
+               for status, body, rows in zip(statuses, bodies, header["ranges"], strict=True)]
     ids = header.get("ids", {})
     for i in infer:  # the id the answer names is the one the log keeps
         ticket = tickets[i]

@@ -267,10 +267,10 @@ class DataPlane:
                                       pick.variant, pick.revision), timeout=timeout)
         shadow = pick.shadow
         if shadow is not None:
-            if shadow.raw is None:  # its process takes column batches only
+            if shadow.copies is None:  # its process takes column batches only
                 self.shadowing.dropped(endpoint.name)
             else:
-                self.shadowing.send(endpoint.name, shadow, shadow.raw, RawTicket(
+                self.shadowing.send(endpoint.name, shadow, shadow.copies, RawTicket(
                     body, request_id, routing_key, infer, header_cut, "shadow", pick.revision,
                     True), timeout)
         return future

@@ -33,6 +33,9 @@ from shipyard.service.model_threads import ModelThreads
 from shipyard.service.request_log import LogTarget, RequestLog
 from shipyard.settings import Settings
 
+COPY_BATCH = 4  # a batch of shadow copies holds up to this many times max_batch_size requests
+COPY_HOLD_MS = 10.0  # ... and waits this long for company when it is short of that
+
 
 @dataclass
 class Deployment:
@@ -45,6 +48,8 @@ class Deployment:
     process: InferenceProcess | None = None  # the model's own process (inference: process)
     # raw simple-JSON requests, answered whole by the process (see ``DataPlane.predict_raw``)
     raw: AdaptiveBatcher[RawTicket, RawServed] | None = None
+    # shadow copies of raw requests: larger batches, answered with statuses and rows only
+    copies: AdaptiveBatcher[RawTicket, RawServed] | None = None
     labels: tuple[str, str] = field(init=False)  # (model name, version) as metric labels
     ref: str = field(init=False)  # NAME/VERSION, as traffic policies name it
     header: bytes = field(init=False)  # ``ref`` as the X-Model-Version header's value
@@ -63,13 +68,15 @@ class Deployment:
     @property
     def depth(self) -> int:
         """Requests waiting in its batchers."""
-        return self.batcher.depth + (self.raw.depth if self.raw is not None else 0)
+        return self.batcher.depth + sum(b.depth for b in (self.raw, self.copies)
+                                        if b is not None)
 
     async def drain(self) -> None:
         """Take no more requests; finish those admitted."""
         await self.batcher.close()
-        if self.raw is not None:
-            await self.raw.close()
+        for batcher in (self.raw, self.copies):
+            if batcher is not None:
+                await batcher.close()
 
     async def close(self) -> None:
         """Stop the model's process and release the model (after the batcher drained)."""
@@ -139,15 +146,23 @@ class DeploymentBuilder:
             max_queue=ep.max_queue, concurrency=concurrency, executor=self.executor,
             on_batch=batch_hist.observe, deadline_s=ep.batch_deadline_s,
             on_results=functools.partial(request_log.batch, target))
-        raw = None
+        raw = copies = None
         if process is not None and process.raw:
             spec = {"model": name, "endpoint": ep.name, "version": version,
                     "max_rows": ep.max_batch_size, "unknown": ep.unknown_categories}
+            logged = functools.partial(request_log.raw_batch, target)
             # batches of requests (not rows: the process splits calls at max_batch_size rows)
             raw = AdaptiveBatcher(
                 None, afn=functools.partial(run_raw_batch, process, spec, batch_hist.observe),
                 max_batch_size=ep.max_batch_size, max_wait_ms=ep.max_wait_ms,
                 max_queue=ep.max_queue, concurrency=1, deadline_s=ep.batch_deadline_s,
-                on_results=functools.partial(request_log.raw_batch, target))
-        return Deployment(model, name, version, batcher, process, raw), \
+                on_results=logged)
+            # copies nobody waits on: fewer, larger frames, no answer bodies back
+            copies = AdaptiveBatcher(
+                None, afn=functools.partial(run_raw_batch, process, {**spec, "bodies": False},
+                                            batch_hist.observe),
+                max_batch_size=COPY_BATCH * ep.max_batch_size, hold_ms=COPY_HOLD_MS,
+                max_queue=ep.max_queue, concurrency=1, deadline_s=ep.batch_deadline_s,
+                on_results=logged)
+        return Deployment(model, name, version, batcher, process, raw, copies), \
             time.perf_counter() - started

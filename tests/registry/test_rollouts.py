@@ -264,6 +264,49 @@ def test_ab_test_promotes_its_winner(ro: Rollouts) -> None:
     assert (done.id, ro.registry.deployments.current("fraud")) == (second.id, (5, Single(V2)))
 
 
+def test_aborting_an_ab_test_returns_to_the_version_that_served_before(ro: Rollouts) -> None:
+    """An A/B test of v2 against v3 on an endpoint that served v1: abort and rollback send
+    all traffic back to v1 (neither ``a`` nor ``b`` ever served alone), said in the numbers."""
+    reg = ro.registry
+    rollout = ro.start_ab("fraud", V2, V3, ABPlan(), reason="v2 or v3?")
+    aborted = ro.abort("fraud", reason="stop")
+    assert reg.deployments.current("fraud") == (3, Single(V1))
+    last = aborted.decisions[-1]
+    assert (last.outcome, last.percent, last.numbers) == (
+        "abort", 0.0, {"version": V1, "before_revision": 1})
+    assert reg.deployments.history("fraud")[-1].reason == (
+        f"rollout {rollout.id} abort to {V1}: stop")
+    # rollback of a running test; its "before" is the revision the abort set (v1 again)
+    ro.start_ab("fraud", V3, V2, ABPlan(), reason="again")
+    back = ro.rollback("fraud", reason="no")
+    assert (back.revision, back.policy) == (5, Single(V1))
+    done = ro.history("fraud")[0]
+    assert done.decisions[-1].numbers == {"version": V1, "before_revision": 3}
+    assert reg.audit(action="rollout.rollback")[-1].after["version"] == V1
+    # b was the version serving: aborting keeps it, all traffic (the candidate's 100%)
+    ro.start_ab("fraud", V3, V1, ABPlan(), reason="v1 as b")
+    done = ro.abort("fraud", reason="stop")
+    assert reg.deployments.current("fraud") == (7, Single(V1))
+    assert (done.decisions[-1].percent, done.decisions[-1].numbers["version"]) == (100.0, V1)
+
+
+def test_aborting_rollouts_from_a_bluegreen_or_bare_endpoint(three: Registry) -> None:
+    """The version before is the live one of a blue-green policy; an A/B test started on an
+    endpoint without a policy falls back to its ``a``."""
+    ro = three.rollouts
+    ro.start_ab("bare", V2, V3, ABPlan(), reason="first ever policy")
+    done = ro.abort("bare", reason="stop")
+    assert three.deployments.current("bare") == (2, Single(V2))
+    assert done.decisions[-1].numbers == {"version": V2, "before_revision": None}
+    three.deployments.set_policy("bg", BlueGreen(V1, V2, "green"), reason="by hand")
+    ro.start_ab("bg", V1, V3, ABPlan(), reason="test")
+    ro.abort("bg", reason="stop")
+    assert three.deployments.current("bg") == (3, Single(V2))
+    ro.start_canary("bg", V3, CanaryPlan(), reason="canary from v2")
+    ro.abort("bg", reason="stop")
+    assert three.deployments.current("bg") == (5, Single(V2))
+
+
 def test_shadow_copies_then_promotes_or_aborts(ro: Rollouts) -> None:
     rollout = ro.start_shadow("fraud", V2, ShadowPlan(percent=25), reason="shadow")
     assert ro.registry.deployments.current("fraud") == (2, Shadow(

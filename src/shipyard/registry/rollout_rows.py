@@ -172,6 +172,28 @@ ROLLBACK = "rollback: "
 """How the reason of a policy revision that `Rollouts.rollback` set begins."""
 
 
+def start_reason(rollout_id: int, kind: str) -> str:
+    """How the reason of the policy revision that started rollout ``rollout_id`` begins."""
+    return f"rollout {rollout_id} ({kind}) start: "
+
+
+def served_before(conn: sa.Connection, row: sa.Row[Any]) -> tuple[int | None, str]:
+    """Where an abort of rollout ``row`` sends all traffic: the version that answered (the
+    policy's primary, as `RouteTable.primary`) under the revision in force just before the
+    rollout's start revision, with that revision; (None, the rollout's stable version) when
+    the endpoint had no policy then (an A/B test started on a bare endpoint: its ``a``)."""
+    history = endpoint_policy_history.c
+    before = conn.execute(sa.select(history.previous_revision).where(
+        history.endpoint == row.endpoint,
+        history.reason.startswith(start_reason(row.id, row.kind), autoescape=True))
+        .order_by(history.revision).limit(1)).scalar()
+    if before is None:
+        return None, str(row.stable)
+    doc = conn.execute(sa.select(history.policy).where(
+        history.endpoint == row.endpoint, history.revision == before)).scalar_one()
+    return int(before), policy_from_dict(doc).versions[0]
+
+
 def previous_single(conn: sa.Connection, endpoint: str, current: Policy) -> str | None:
     """Where a rollback goes: the newest version, not served by the current policy, on the
     stack of Single versions the endpoint's history pushed (a deploy or promote pushes its

@@ -222,7 +222,9 @@ class Rollouts:
             return self._get(conn, row.id)
 
     def abort(self, endpoint: str, *, reason: str, actor_note: str | None = None) -> Rollout:
-        """End the running rollout with all traffic back on its stable version."""
+        """End the running rollout with all traffic back on the version that answered
+        before it started (its stable version; for an A/B test, ``a`` only if the endpoint
+        had no policy before), said in the abort decision's numbers."""
         with self._transaction(endpoint, reason) as (conn, _, why):
             row = self._running(conn, endpoint)
             self._abort(conn, row, why, "abort", actor_note)
@@ -346,7 +348,7 @@ class Rollouts:
                 policy_revision=0)
             policy = build(salt(rollout_id), base, candidate)
             revision = self._set(conn, endpoint, policy,
-                                 f"rollout {rollout_id} ({plan.kind}) start: {why}",
+                                 f"{rows.start_reason(rollout_id, plan.kind)}{why}",
                                  None if current is None else current[0])
             row = rows.rollout_row(conn, rollout_id)
             numbers: dict[str, Any] = {"plan": plan.to_dict(),
@@ -384,16 +386,21 @@ class Rollouts:
                    revision, percent=percent, actor_note=actor_note, state=state,
                    finished_at=self._now(), reason=why)
         if verb is not None:  # a rollback that aborted: said as such in the audit log too
-            self._audit(conn, verb, row.stable, {"rollout": row.id, "state": "running"},
-                        {"rollout": row.id, "state": state, "version": row.stable,
+            version = numbers["version"]
+            self._audit(conn, verb, version, {"rollout": row.id, "state": "running"},
+                        {"rollout": row.id, "state": state, "version": version,
                          "reason": why})
 
     def _abort(self, conn: sa.Connection, row: sa.Row[Any], why: str, verb: str,
                actor_note: str | None) -> PolicyRevision:
-        revision = self._set(conn, row.endpoint, Single(row.stable),
-                             f"rollout {row.id} {verb} to {row.stable}: {why}")
-        self._finish(conn, row, "aborted", why, {"version": row.stable}, revision, 0.0,
-                     actor_note, None if verb == "abort" else verb)
+        """All traffic back to the version that answered before the rollout started (an A/B
+        test's ``a`` may never have served: not there unless it did)."""
+        before, target = rows.served_before(conn, row)
+        revision = self._set(conn, row.endpoint, Single(target),
+                             f"rollout {row.id} {verb} to {target}: {why}")
+        self._finish(conn, row, "aborted", why, {"version": target, "before_revision": before},
+                     revision, 100.0 if target == row.candidate else 0.0, actor_note,
+                     None if verb == "abort" else verb)
         return revision
 
     def _alias_back(self, conn: sa.Connection, moved: Any) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
+from math import inf
 from pathlib import Path
 from typing import Any, Literal
 
@@ -96,6 +97,9 @@ class ServeConfig:
     # a dead holder's rollouts wait this long for another server's controller, which ticks
     # every poll interval (at most a third of this)
     rollout_lease_s: float = 30.0
+    # a version a policy change leaves out stays loaded (not routed to) this long, so that
+    # a rollback or switch back within it needs no load; 0: closed at once
+    retain_previous_s: float = 600.0
 
     def __post_init__(self) -> None:
         names = [e.name for e in self.endpoints]
@@ -120,6 +124,10 @@ class ServeConfig:
         if isinstance(self.rollout_lease_s, bool) or not isinstance(
                 self.rollout_lease_s, int | float) or not self.rollout_lease_s > 0:
             raise ConfigError(f"rollout_lease_s must be positive, not {self.rollout_lease_s!r}")
+        if isinstance(self.retain_previous_s, bool) or not isinstance(
+                self.retain_previous_s, int | float) or not 0 <= self.retain_previous_s < inf:
+            raise ConfigError(f"retain_previous_s must be 0 (close at once) or a positive "
+                              f"number of seconds, not {self.retain_previous_s!r}")
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -82,9 +82,10 @@ class DataPlane:
             flush_interval_s=config.flush_interval_s, executor=self.executor,
             request_log=self.request_log, registry=lambda: self.registry)
         self.swapper = Swapper(self.endpoints.values(), self.builder, self.metrics,
-                               lambda: self.registry)
+                               lambda: self.registry, retain_s=config.retain_previous_s)
         self.shadowing = Shadowing(self.metrics.registry)
-        self.metrics.watch(lambda: {n: sum(d.depth for d in _deployments(e))
+        self.metrics.watch(lambda: {n: sum(d.depth for d in (*_deployments(e),
+                                                             *self.swapper.kept(n)))
                                     for n, e in self.endpoints.items()},
                            self.log_stats)
         self.shadowing.on_failure = self._shadow_failed
@@ -109,13 +110,16 @@ class DataPlane:
         parts += [p.total_log_stats for p in self.swapper.retiring]  # counters never step back
         parts += [d.process.total_log_stats for ep in self.endpoints.values()
                   for d in _deployments(ep) if d.process is not None]
+        parts += [d.process.total_log_stats for d in self.swapper.kept()
+                  if d.process is not None]  # retained: loaded, not routed to
         return LogStats.total(parts)
 
     async def flush_log(self) -> None:
         """Write every buffered prediction-log row now: this process's writer and each
         inference process's."""
         await asyncio.gather(*(d.process.flush_log() for ep in self.endpoints.values()
-                               for d in _deployments(ep) if d.process is not None))
+                               for d in (*_deployments(ep), *self.swapper.kept(ep.name))
+                               if d.process is not None))
         await asyncio.get_running_loop().run_in_executor(None, self.log.flush)
 
     @property
@@ -204,6 +208,7 @@ class DataPlane:
                     await deployment.close()
                 except Exception:
                     log.exception("endpoint %s: could not stop %s", ep.name, deployment.ref)
+        await self.swapper.release()  # retained versions: closed with the replaced ones
         for failed in await asyncio.gather(*self.swapper.closing, return_exceptions=True):
             if isinstance(failed, Exception):
                 log.error("a replaced deployment could not stop: %r", failed)

@@ -48,6 +48,10 @@ class ServingMetrics:
         self.swaps = Counter(
             "shipyard_model_swaps", "Hot swaps to a new model version.", ["endpoint"],
             registry=self.registry)
+        self.retained = Gauge(
+            "shipyard_retained_versions", "Versions a swap left out, kept loaded (not routed "
+            "to) for retain_previous_s so that a rollback needs no load.", ["endpoint"],
+            registry=self.registry)
 
     def watch(self, depth: Callable[[], dict[str, int]], log_stats: Callable[[], LogStats],
               ) -> None:

@@ -10,6 +10,12 @@ loop, swapping the table in one assignment, then draining and closing what is no
   ``Endpoint.last_error`` and counted, and that target is not tried again until it changes.
 - Requests admitted on a deployment that leaves the table finish on it (its batchers drain
   before it closes).
+- What a swap leaves out is not closed at once: the versions of the last replaced table that
+  the new one lacks stay loaded, routed to by nothing, for ``retain_s`` (the serve config's
+  ``retain_previous_s``), so that a policy needing one of them again in that time (a rollback
+  after a promote, an abort) takes it without a load, within one poll. A later swap or the
+  time running out drains and closes them; so does `Swapper.release` (shutdown). Their
+  number per endpoint is the gauge ``shipyard_retained_versions``.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipyard.registry import Registry, is_model_uri
@@ -47,6 +53,15 @@ class Target:
         return self.label or version
 
 
+@dataclass
+class Retained:
+    """An endpoint's deployments that its last swap left out, loaded and not routed to, and
+    the task that closes them when their time is up."""
+
+    deployments: dict[str, Deployment]
+    expiry: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
 def watched(ep: Endpoint) -> bool:
     """Whether the endpoint's target can change while it serves (a registry source)."""
     return is_model_uri(ep.config.model)
@@ -57,7 +72,8 @@ class Swapper:
     deployments it stopped."""
 
     def __init__(self, endpoints: Iterable[Endpoint], builder: DeploymentBuilder,
-                 metrics: ServingMetrics, registry: Callable[[], Registry]) -> None:
+                 metrics: ServingMetrics, registry: Callable[[], Registry], *,
+                 retain_s: float = 0.0) -> None:
         self.endpoints = list(endpoints)
         self.builder = builder
         self.metrics = metrics
@@ -66,6 +82,8 @@ class Swapper:
         self.retiring: set[InferenceProcess] = set()  # replaced, still stopping
         self.closing: set[asyncio.Task[None]] = set()  # replaced deployments being released
         self.checking = asyncio.Lock()  # one pass at a time: the watcher or a direct call
+        self.retain_s = retain_s
+        self.retained: dict[str, Retained] = {}  # endpoint -> what its last swap left out
 
     def target(self, ep: Endpoint) -> Target:
         """The endpoint's target now (blocks: reads the registry)."""
@@ -125,7 +143,11 @@ class Swapper:
         loop = asyncio.get_running_loop()
         old = ep.table
         have = {} if old is None else old.deployments
-        missing = [v for v in target.policy.warm if v not in have]
+        # kept from the last swap: changed only by swaps and expiries, both under `checking`
+        kept = self.retained.get(ep.name)
+        reused = {v: kept.deployments[v] for v in target.policy.warm
+                  if v not in have and kept is not None and v in kept.deployments}
+        missing = [v for v in target.policy.warm if v not in have and v not in reused]
         built = await asyncio.gather(
             *(loop.run_in_executor(None, self.builder.build, ep.config, target.sources[v])
               for v in missing), return_exceptions=True)
@@ -148,7 +170,8 @@ class Swapper:
             if deployment.process is not None:
                 deployment.process.watch()
         table = RouteTable(target.revision, target.policy,
-                           {v: have.get(v) or new[v] for v in target.policy.warm})
+                           {v: have.get(v) or reused.get(v) or new[v]
+                            for v in target.policy.warm})
         ep.table = table  # the swap: one assignment
         ep.last_error = None
         if old is None:
@@ -156,14 +179,73 @@ class Swapper:
                      ", ".join(target.policy.warm), target.revision)
             return True
         self.metrics.swaps.labels(endpoint=ep.name).inc()
-        log.info("endpoint %s: now serving %s (revision %d; was %s, revision %d)", ep.name,
+        log.info("endpoint %s: now serving %s (revision %d; was %s, revision %d)%s", ep.name,
                  ", ".join(target.policy.warm), target.revision,
-                 ", ".join(old.policy.warm), old.revision)
-        gone = [d for v, d in old.deployments.items() if v not in table.deployments]
-        for deployment in gone:
-            await deployment.drain()  # in-flight requests finish on the old version
-        self._retire(gone)
+                 ", ".join(old.policy.warm), old.revision,
+                 f"; {', '.join(reused)} kept loaded since the last swap, not loaded again"
+                 if reused else "")
+        gone = {v: d for v, d in old.deployments.items() if v not in table.deployments}
+        await self._keep(ep, gone, reused)
         return True
+
+    async def _keep(self, ep: Endpoint, gone: dict[str, Deployment],
+                    reused: dict[str, Deployment]) -> None:
+        """After a swap of ``ep``: what it left out (``gone``) is retained for ``retain_s``
+        (or drained and closed now, with no retention), replacing what the swap before left
+        out, which is closed now unless ``reused`` (routed again)."""
+        before = self.retained.pop(ep.name, None)
+        if before is not None:
+            if before.expiry is not None:
+                before.expiry.cancel()
+            self._retire([d for v, d in before.deployments.items() if v not in reused])
+        if gone and self.retain_s > 0:
+            kept = Retained(gone)
+            kept.expiry = asyncio.get_running_loop().create_task(self._expire(ep.name, kept))
+            self.retained[ep.name] = kept
+            log.info("endpoint %s: keeping %s loaded for %g s, not routed to (a policy that "
+                     "needs it again by then takes it at once)", ep.name, ", ".join(gone),
+                     self.retain_s)
+        else:
+            for deployment in gone.values():
+                await deployment.drain()  # in-flight requests finish on the old version
+            self._retire(list(gone.values()))
+        self._count(ep.name)
+
+    async def _expire(self, name: str, kept: Retained) -> None:
+        """Drain and close ``kept`` after ``retain_s`` unless a swap took it meanwhile."""
+        await asyncio.sleep(self.retain_s)
+        async with self.checking:  # never while a swap may be reusing one of them
+            if self.retained.get(name) is not kept:
+                return
+            del self.retained[name]
+            log.info("endpoint %s: closing %s, not routed to for %g s", name,
+                     ", ".join(kept.deployments), self.retain_s)
+            self._retire(list(kept.deployments.values()))
+            self._count(name)
+
+    def _count(self, name: str) -> None:
+        kept = self.retained.get(name)
+        self.metrics.retained.labels(endpoint=name).set(
+            0 if kept is None else len(kept.deployments))
+
+    def kept(self, name: str | None = None) -> list[Deployment]:
+        """The retained deployments (loaded, not routed to) of endpoint ``name`` (None:
+        every endpoint's): their processes' log counters and queues still count."""
+        return [d for n, kept in self.retained.items() if name is None or n == name
+                for d in kept.deployments.values()]
+
+    async def release(self) -> None:
+        """Drain and close every retained deployment now (shutdown): their closing joins
+        ``closing``."""
+        found = list(self.retained.items())
+        self.retained.clear()
+        expiries = [kept.expiry for _, kept in found if kept.expiry is not None]
+        for expiry in expiries:
+            expiry.cancel()
+        await asyncio.gather(*expiries, return_exceptions=True)
+        for name, kept in found:
+            self._retire(list(kept.deployments.values()))
+            self._count(name)
 
     def _failed(self, ep: Endpoint, label: str, exc: BaseException) -> None:
         ep.last_error = f"{type(exc).__name__}: {exc}"

@@ -24,7 +24,7 @@ from shipyard.registry import Leases, Rollout
 from shipyard.routing import route
 from shipyard.routing.plans import CanaryPlan
 
-PLAN = CanaryPlan(steps=(10.0, 25.0, 50.0, 100.0), interval_s=1.0, min_requests=5,
+PLAN = CanaryPlan(steps=(30.0, 60.0, 100.0), interval_s=1.0, min_requests=5,
                   failures=3, max_p99_ratio=20.0)
 
 

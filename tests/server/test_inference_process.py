@@ -28,7 +28,7 @@ from server.helpers import binary_request, endpoint, le_bytes, local, oip_column
 from shipyard.errors import InferenceProcessError
 from shipyard.runtimes.frames import decode, encode
 from shipyard.runtimes.model import LoadedModel, VerifiedPackage
-from shipyard.runtimes.process import InferenceProcess
+from shipyard.runtimes.process import InferenceProcess, _merge, log_entry
 from shipyard.service.config import ConfigError, EndpointConfig, ServeConfig
 from shipyard.settings import Settings
 from shipyard.stores.predictions import read_log
@@ -194,6 +194,24 @@ def test_the_last_request_is_logged_without_a_next_batch(serve: Callable[..., An
             assert time.monotonic() < deadline, "the last request was not logged while serving"
             time.sleep(0.05)
         assert logged == ["last"] * 3
+
+
+def test_queued_log_entries_merge_into_one_per_kind() -> None:
+    """Entries queued between frames travel as one (the child writes one batch of rows for
+    several batches); a shadow entry, or one without routing lists, stays apart."""
+    first = log_entry([(1, 0, 2)], ["a"], [1.0], ["k"], [10.0], upto=1, variants=["A"],
+                      revisions=[3])
+    second = log_entry([(2, 0, 1)], ["b"], [2.0], [None], [11.0], upto=2, variants=["B"],
+                       revisions=[3])
+    assert _merge(first, second)
+    assert first["kept"] == [(1, 0, 2), (2, 0, 1)] and first["request_ids"] == ["a", "b"]
+    assert first["variants"] == ["A", "B"] and first["upto"] == 2
+    assert first["latency_ms"] == [1.0, 2.0] and first["routing_keys"] == ["k", None]
+    shadow = log_entry([(3, 0, 1)], ["c"], [1.0], [None], [12.0], upto=3, variants=["shadow"],
+                       revisions=[3], shadow=True)
+    plain = log_entry([(4, 0, 1)], ["d"], [1.0], [None], [13.0], upto=4)
+    assert not _merge(first, shadow) and not _merge(first, plain)
+    assert first["request_ids"] == ["a", "b"]
 
 
 def customer_bodies(packages: Packages) -> list[bytes]:

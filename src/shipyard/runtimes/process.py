@@ -75,6 +75,10 @@ class InferenceProcess:
     way, so the stream never carries a stale answer."""
 
     LOG_DELAY_S = 0.2  # a log entry waits at most this long for a batch to carry it
+    # a batch carries the queued log entries once this many batches' entries are queued
+    # (merged into one entry where they can be): the child builds and writes one batch of
+    # log rows per LOG_EVERY batches, not per batch (small batches: a canary's, an A/B's)
+    LOG_EVERY = 8
     LOG_TIMEOUT_S = 30.0  # a frame of log entries alone (or a flush) waits at most this long
     WATCH_S = 0.5  # how often the watcher looks for a child that died between batches
 
@@ -103,7 +107,8 @@ class InferenceProcess:
         self._frame = 0  # id of the last batch sent
         self._floor = 1  # the first batch id the current child was sent
         self._seq = 0  # number of the last log entry queued
-        self._pending_log: list[dict[str, Any]] = []  # sent with the next frame
+        self._pending_log: list[dict[str, Any]] = []  # sent with a later frame
+        self._queued = 0  # batches whose log entries are in _pending_log
         self._unsettled: deque[dict[str, Any]] = deque()  # queued or sent, not yet settled
         self._log_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -175,10 +180,11 @@ class InferenceProcess:
     # -- the prediction log ----------------------------------------------------------------
 
     def log(self, entry: dict[str, Any]) -> None:
-        """Queue a prediction-log entry (see ``log_entry``): it travels with the next batch,
-        or, when none follows within ``LOG_DELAY_S``, on its own; the child writes the rows
-        it kept for that batch. Rows of batches a dead child answered are lost: counted and
-        named here. Call on the event loop."""
+        """Queue a prediction-log entry (see ``log_entry``): merged into the queued one when
+        they fit together, it travels with the batch that follows ``LOG_EVERY`` queued
+        entries, or, when none does within ``LOG_DELAY_S``, on its own; the child writes the
+        rows it kept for those batches. Rows of batches a dead child answered are lost:
+        counted and named here. Call on the event loop."""
         dead = [i for i, (frame, _, _) in enumerate(entry["kept"]) if frame < self._floor]
         if dead:  # batches a dead child answered: its replay takes them, if still open
             late = _subset(entry, dead)
@@ -189,10 +195,13 @@ class InferenceProcess:
             entry = _subset(entry, sorted(set(range(len(entry["kept"]))) - set(dead)))
             if not entry["kept"]:
                 return
-        self._seq += 1
-        entry["seq"] = self._seq
-        self._unsettled.append(entry)
-        self._pending_log.append(entry)
+        self._queued += 1
+        pending = self._pending_log
+        if not (pending and _merge(pending[-1], entry)):  # queued, not sent: may grow
+            self._seq += 1
+            entry["seq"] = self._seq
+            self._unsettled.append(entry)
+            pending.append(entry)
         if self._log_timer is None:
             self._log_timer = asyncio.get_running_loop().call_later(self.LOG_DELAY_S,
                                                                     self._log_due)
@@ -271,8 +280,8 @@ class InferenceProcess:
             if batch:
                 self._frame += 1
                 frame = extra["id"] = self._frame
-            if self._pending_log:
-                extra["log"], self._pending_log = self._pending_log, []
+            if self._pending_log and (not batch or self._queued >= self.LOG_EVERY):
+                extra["log"], self._pending_log, self._queued = self._pending_log, [], 0
             try:
                 self._writer.write(encode(columns or {}, extra, payload))
                 (total,) = struct.unpack("<I", await self._reader.readexactly(4))
@@ -334,7 +343,7 @@ class InferenceProcess:
         self.log_stats = LogStats()
         lost = list(self._unsettled)
         self._unsettled.clear()
-        self._pending_log = []
+        self._pending_log, self._queued = [], 0
         first, self._floor = self._floor, self._frame + 1
         self._disconnect()
         with contextlib.suppress(OSError):
@@ -396,6 +405,19 @@ def _subset(entry: dict[str, Any], keep: list[int]) -> dict[str, Any]:
         if name in entry:
             out[name] = [entry[name][i] for i in keep]
     return out
+
+
+def _merge(into: dict[str, Any], entry: dict[str, Any]) -> bool:
+    """Append ``entry``'s requests to the unsent entry ``into`` (False: they differ in kind
+    or in which routing lists they carry, and travel apart)."""
+    if into.get("shadow") != entry.get("shadow") or \
+            any((name in into) != (name in entry) for name in _ENTRY_LISTS):
+        return False
+    for name in _ENTRY_LISTS:
+        if name in entry:
+            into[name] = into[name] + entry[name]
+    into["upto"] = max(into["upto"], entry["upto"])
+    return True
 
 
 def _stop(proc: subprocess.Popen[bytes], sock: socket.socket | None) -> None:

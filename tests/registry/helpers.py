@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from shipyard.errors import ConflictError
 from shipyard.registry import Registry
 from shipyard.settings import Settings
 
@@ -64,3 +66,37 @@ def with_metadata(pkg: Any, **changes: Any) -> Any:
     meta: Mapping[str, Any] = pkg.manifest.metadata
     manifest = dataclasses.replace(pkg.manifest, metadata={**meta, **changes})
     return Package(manifest, pkg.files)
+
+
+def race(url: str, root: Path, racers: int, act: Callable[[Registry, int], object],
+         actor: str = "racer") -> list[str]:
+    """``racers`` threads, each with its own registry connection (actor ``{actor}-{i}``),
+    released together to ``act(registry, i)``: each outcome is ``won:i``, ``conflict`` (a
+    ConflictError) or ``error:...`` (anything else, reported rather than lost in a thread)."""
+    barrier = threading.Barrier(racers)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def run(i: int) -> None:
+        reg = open_registry(url, root, actor=f"{actor}-{i}")
+        try:
+            barrier.wait(timeout=30)
+            try:
+                act(reg, i)
+                outcome = f"won:{i}"
+            except ConflictError:
+                outcome = "conflict"
+        except Exception as exc:
+            outcome = f"error:{type(exc).__name__}: {exc}"
+        finally:
+            reg.close()
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    return outcomes

@@ -3,14 +3,13 @@ round-trips, history and audit, refused versions, and optimistic concurrency."""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from registry.helpers import MODEL, Packages, open_registry
+from registry.helpers import MODEL, Packages, open_registry, race
 from shipyard.errors import ConflictError, NotFoundError, RegistryError, RoutingError
 from shipyard.registry import Registry
 from shipyard.routing import (
@@ -160,33 +159,9 @@ def test_concurrent_writers_with_the_same_revision_exactly_one_wins(
     if expected:
         three.deployments.set_policy("fraud", Single(V1), reason="launch")
     writers = 4
-    barrier = threading.Barrier(writers)
-    outcomes: list[str] = []
-    lock = threading.Lock()
-
-    def write(i: int) -> None:
-        reg = open_registry(backend, tmp_path, actor=f"writer-{i}")
-        try:
-            barrier.wait(timeout=30)
-            try:
-                reg.deployments.set_policy("fraud", Weighted.canary(V1, V2, i + 1),
-                                           reason=f"writer {i}", expected_revision=expected)
-                outcome = f"won:{i}"
-            except ConflictError:
-                outcome = "conflict"
-        except Exception as exc:  # reported by the assertion below, not lost in a thread
-            outcome = f"error:{type(exc).__name__}: {exc}"
-        finally:
-            reg.close()
-        with lock:
-            outcomes.append(outcome)
-
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(t.is_alive() for t in threads)
+    outcomes = race(backend, tmp_path, writers, lambda reg, i: reg.deployments.set_policy(
+        "fraud", Weighted.canary(V1, V2, i + 1), reason=f"writer {i}",
+        expected_revision=expected), actor="writer")
     winners = [o for o in outcomes if o.startswith("won:")]
     assert len(winners) == 1 and outcomes.count("conflict") == writers - 1, outcomes
     winner = int(winners[0].split(":")[1])

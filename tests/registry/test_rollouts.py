@@ -4,14 +4,13 @@ rollout per endpoint; canary steps, A/B, shadow, blue-green, promote, abort and 
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from registry.helpers import MODEL, Packages, open_registry
+from registry.helpers import MODEL, Packages, race
 from shipyard.errors import ConflictError, NotFoundError, RegistryError
 from shipyard.monitoring.ab_report import plan_sample
 from shipyard.registry import Registry
@@ -439,33 +438,8 @@ def test_history_is_newest_first_with_decisions(ro: Rollouts, clock: Clock) -> N
 def test_concurrent_starts_exactly_one_wins(backend: str, ro: Rollouts,
                                             tmp_path: Path) -> None:
     racers = 4
-    barrier = threading.Barrier(racers)
-    outcomes: list[str] = []
-    lock = threading.Lock()
-
-    def start(i: int) -> None:
-        reg = open_registry(backend, tmp_path, actor=f"racer-{i}")
-        try:
-            barrier.wait(timeout=30)
-            try:
-                reg.rollouts.start_canary("fraud", V2 if i % 2 else V3, CanaryPlan(),
-                                          reason=f"racer {i}")
-                outcome = f"won:{i}"
-            except ConflictError:
-                outcome = "conflict"
-        except Exception as exc:  # reported by the assertion below, not lost in a thread
-            outcome = f"error:{type(exc).__name__}: {exc}"
-        finally:
-            reg.close()
-        with lock:
-            outcomes.append(outcome)
-
-    threads = [threading.Thread(target=start, args=(i,)) for i in range(racers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(t.is_alive() for t in threads)
+    outcomes = race(backend, tmp_path, racers, lambda reg, i: reg.rollouts.start_canary(
+        "fraud", V2 if i % 2 else V3, CanaryPlan(), reason=f"racer {i}"))
     winners = [o for o in outcomes if o.startswith("won:")]
     assert len(winners) == 1 and outcomes.count("conflict") == racers - 1, outcomes
     running = ro.running()

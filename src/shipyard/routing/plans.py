@@ -39,6 +39,18 @@ def _positive(value: object, what: str, *, allow_zero: bool = False) -> float:
     return float(value)
 
 
+MAX_INTERVAL_S = 30 * 86400.0
+"""The longest analysis interval a plan may name (30 days): past it a rollout would never act."""
+
+
+def _interval(value: object) -> float:
+    seconds = _positive(value, "interval_s")
+    if seconds > MAX_INTERVAL_S:
+        raise RoutingError(f"interval_s must be at most 30 days ({MAX_INTERVAL_S:g} s), "
+                           f"not {value!r}: a rollout would never act")
+    return seconds
+
+
 def _fraction(value: object, what: str) -> float:
     number = _positive(value, what)
     if number >= 1:
@@ -126,7 +138,7 @@ class CanaryPlan(_Stored):
         if any(abs(s * 100 - round(s * 100)) > 1e-6 for s in parsed):
             raise RoutingError("steps are percentages with at most two decimals")
         object.__setattr__(self, "steps", parsed)
-        _positive(self.interval_s, "interval_s")
+        _interval(self.interval_s)
         _fraction(self.max_error_rate, "max_error_rate")
         _optional(self.max_p99_ms, "max_p99_ms")
         if _positive(self.max_p99_ratio, "max_p99_ratio") < 1:
@@ -182,7 +194,7 @@ class ABPlan(_Stored):
         _optional(self.baseline, "baseline")
         if not isinstance(self.sequential, bool):
             raise RoutingError(f"sequential must be true or false, not {self.sequential!r}")
-        _positive(self.interval_s, "interval_s")
+        _interval(self.interval_s)
         _fraction(self.max_error_rate, "max_error_rate")
         _positive(self.max_p99_ratio, "max_p99_ratio")
 
@@ -198,7 +210,7 @@ class ShadowPlan(_Stored):
 
     def __post_init__(self) -> None:
         _percent(self.percent, "percent")
-        _positive(self.interval_s, "interval_s")
+        _interval(self.interval_s)
 
 
 @dataclass(frozen=True)

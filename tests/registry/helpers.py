@@ -69,25 +69,26 @@ def with_metadata(pkg: Any, **changes: Any) -> Any:
 
 
 def race(url: str, root: Path, racers: int, act: Callable[[Registry, int], object],
-         actor: str = "racer") -> list[str]:
+         actor: str = "racer") -> list[object]:
     """``racers`` threads, each with its own registry connection (actor ``{actor}-{i}``),
-    released together to ``act(registry, i)``: each outcome is ``won:i``, ``conflict`` (a
-    ConflictError) or ``error:...`` (anything else, reported rather than lost in a thread)."""
+    released together to ``act(registry, i)``. Each outcome is what ``act`` returned,
+    ``"conflict"`` (a ConflictError) or ``"error: ..."`` (anything else, reported rather than
+    lost in a thread)."""
     barrier = threading.Barrier(racers)
-    outcomes: list[str] = []
+    outcomes: list[object] = []
     lock = threading.Lock()
 
     def run(i: int) -> None:
         reg = open_registry(url, root, actor=f"{actor}-{i}")
+        outcome: object
         try:
             barrier.wait(timeout=30)
             try:
-                act(reg, i)
-                outcome = f"won:{i}"
+                outcome = act(reg, i)
             except ConflictError:
                 outcome = "conflict"
         except Exception as exc:
-            outcome = f"error:{type(exc).__name__}: {exc}"
+            outcome = f"error: {type(exc).__name__}: {exc}"
         finally:
             reg.close()
         with lock:

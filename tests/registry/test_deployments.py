@@ -159,9 +159,13 @@ def test_concurrent_writers_with_the_same_revision_exactly_one_wins(
     if expected:
         three.deployments.set_policy("fraud", Single(V1), reason="launch")
     writers = 4
-    outcomes = race(backend, tmp_path, writers, lambda reg, i: reg.deployments.set_policy(
-        "fraud", Weighted.canary(V1, V2, i + 1), reason=f"writer {i}",
-        expected_revision=expected), actor="writer")
+
+    def write(reg: Registry, i: int) -> str:
+        reg.deployments.set_policy("fraud", Weighted.canary(V1, V2, i + 1),
+                                   reason=f"writer {i}", expected_revision=expected)
+        return f"won:{i}"
+
+    outcomes = race(backend, tmp_path, writers, write, actor="writer")
     winners = [o for o in outcomes if o.startswith("won:")]
     assert len(winners) == 1 and outcomes.count("conflict") == writers - 1, outcomes
     winner = int(winners[0].split(":")[1])

@@ -3,12 +3,11 @@ that grows whenever the holder changes, and racing processes of which exactly on
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 
-from registry.helpers import open_registry
+from registry.helpers import race
 from shipyard.errors import RegistryError
 from shipyard.registry import Registry
 from shipyard.registry.leases import Lease, Leases
@@ -72,30 +71,8 @@ def test_racing_holders_exactly_one_wins(backend: str, reg: Registry, tmp_path: 
     if taken_before:  # the racers meet on an expired row (UPDATE), else on none (INSERT)
         assert Leases(reg).acquire("race", "old", 10, now=T0 - 100) is not None
     racers = 6
-    barrier = threading.Barrier(racers)
-    results: list[Lease | str | None] = []
-    lock = threading.Lock()
-
-    def race(i: int) -> None:
-        registry = open_registry(backend, tmp_path, actor=f"racer-{i}")
-        result: Lease | str | None
-        try:
-            leases = Leases(registry)
-            barrier.wait(timeout=30)
-            result = leases.acquire("race", f"holder-{i}", 30, now=T0)
-        except Exception as exc:  # reported by the assertion below, not lost in a thread
-            result = f"error: {type(exc).__name__}: {exc}"
-        finally:
-            registry.close()
-        with lock:
-            results.append(result)
-
-    threads = [threading.Thread(target=race, args=(i,)) for i in range(racers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(t.is_alive() for t in threads)
+    results = race(backend, tmp_path, racers, lambda registry, i: Leases(registry).acquire(
+        "race", f"holder-{i}", 30, now=T0))
     winners = [r for r in results if isinstance(r, Lease)]
     assert len(winners) == 1 and results.count(None) == racers - 1, results
     assert winners[0].token == (2 if taken_before else 1)

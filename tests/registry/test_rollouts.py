@@ -438,8 +438,13 @@ def test_history_is_newest_first_with_decisions(ro: Rollouts, clock: Clock) -> N
 def test_concurrent_starts_exactly_one_wins(backend: str, ro: Rollouts,
                                             tmp_path: Path) -> None:
     racers = 4
-    outcomes = race(backend, tmp_path, racers, lambda reg, i: reg.rollouts.start_canary(
-        "fraud", V2 if i % 2 else V3, CanaryPlan(), reason=f"racer {i}"))
+
+    def start(reg: Registry, i: int) -> str:
+        reg.rollouts.start_canary("fraud", V2 if i % 2 else V3, CanaryPlan(),
+                                  reason=f"racer {i}")
+        return f"won:{i}"
+
+    outcomes = race(backend, tmp_path, racers, start)
     winners = [o for o in outcomes if o.startswith("won:")]
     assert len(winners) == 1 and outcomes.count("conflict") == racers - 1, outcomes
     running = ro.running()

@@ -46,11 +46,11 @@ def traffic(log_root: str | Path, endpoint: str, since: float, until: float,
     check_endpoint_name(endpoint)
     start, end = (datetime.fromtimestamp(t, UTC) for t in (since, until))
     labels = None if class_labels is None else tuple(str(c) for c in class_labels)
-    answered = _read(log_root, endpoint, "shadow" if shadow else "predictions", start, end)
+    answered = read_rows(log_root, endpoint, "shadow" if shadow else "predictions", start, end)
     if answered is not None:
-        answered = _with_labels(log_root, endpoint, answered, start)
+        answered = with_labels(log_root, endpoint, answered, start)
         answered = _chosen(answered, variants, keyed_only, revisions=revisions)
-    failed = _read(log_root, endpoint, "errors", start, end)
+    failed = read_rows(log_root, endpoint, "errors", start, end)
     if failed is not None:
         failed = _chosen(failed, variants, keyed_only, shadow=shadow, revisions=revisions)
     by_answered = _by_version(answered, versions)
@@ -59,8 +59,9 @@ def traffic(log_root: str | Path, endpoint: str, since: float, until: float,
             for v in versions}
 
 
-def _read(root: str | Path, endpoint: str, kind: str, start: datetime,
-          end: datetime) -> pa.Table | None:
+def read_rows(root: str | Path, endpoint: str, kind: str, start: datetime,
+              end: datetime) -> pa.Table | None:
+    """The endpoint's ``kind`` rows in ``[start, end)`` without their inputs; None if none."""
     from shipyard.stores.predictions import NothingLoggedError, read_log
 
     try:
@@ -70,8 +71,8 @@ def _read(root: str | Path, endpoint: str, kind: str, start: datetime,
     return table if table.num_rows else None
 
 
-def _with_labels(root: str | Path, endpoint: str, table: pa.Table,
-                 start: datetime) -> pa.Table:
+def with_labels(root: str | Path, endpoint: str, table: pa.Table,
+                start: datetime) -> pa.Table:
     """``table`` with a ``target`` column: the feedback label of each row, if any."""
     from shipyard.stores.feedback import joined_labels, segment_files, segments_between
 

@@ -18,8 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shipyard.registry.uri import parse_ref
-from shipyard.stores.feedback import joined_labels, segment_files, segments_between
-from shipyard.stores.predictions import NothingLoggedError, read_log
+from shipyard.service.rollout_traffic import read_rows, with_labels
 from shipyard.types import Array
 
 KEYS = ["request_id", "row"]
@@ -46,12 +45,10 @@ class ShadowPairs:
 
 def _rows(root: Path, endpoint: str, kind: str, version: str, since: float,
           until: float) -> pa.Table | None:
-    ref = parse_ref(version)
-    try:
-        table = read_log(root, endpoint, kind=kind, since=_moment(since),
-                         until=_moment(until), inputs=False)
-    except NothingLoggedError:
+    table = read_rows(root, endpoint, kind, _moment(since), _moment(until))
+    if table is None:
         return None
+    ref = parse_ref(version)
     return table.filter(pc.and_(pc.equal(table["model"], ref.name),
                                 pc.equal(table["version"], ref.version)))
 
@@ -85,8 +82,7 @@ def shadow_pairs(root: str | Path, endpoint: str, since: float, until: float, *,
     classification = column == "output.label"
     if copy is None or column is None or column not in copy.column_names:
         return _empty(classification, first.num_rows)
-    files = segments_between(segment_files(root, "feedback", endpoint), _moment(since), None)
-    first = joined_labels(first, files, since=_moment(since)).table
+    first = with_labels(root, endpoint, first, _moment(since))
     labelled = "target" in first.column_names
     left = first.select([*KEYS, "latency_ms", column, *(["target"] if labelled else [])])
     right = copy.select([*KEYS, "latency_ms", column]).rename_columns(

@@ -7,6 +7,7 @@ the watcher's pass called by hand, loads counted at the deployment builder."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from serving.helpers import IrisModels, metric, rows_payload
 from serving.test_routing_serving import PREDICT, serving, set_policy
 from shipyard.registry import Registry
-from shipyard.routing import Policy, Single, Weighted
+from shipyard.routing import Policy, Shadow, Single, Weighted
 from shipyard.runtimes.process import InferenceProcess
 from shipyard.service.config import ConfigError, ServeConfig
 from shipyard.service.dataplane import DataPlane, Deployment
@@ -44,9 +45,9 @@ def count_builds(plane: DataPlane) -> list[str]:
     built: list[str] = []
     build = plane.builder.build
 
-    def counted(ep: Any, source: str) -> tuple[Deployment, float]:
+    def counted(ep: Any, source: str, **options: Any) -> tuple[Deployment, float]:
         built.append(source)
-        return build(ep, source)
+        return build(ep, source, **options)
 
     plane.builder.build = counted  # type: ignore[method-assign]
     return built
@@ -141,6 +142,42 @@ def test_a_retained_version_is_closed_when_its_time_is_up(
             again = await follow(plane, three, Single("iris/1"))
             assert again is not v1 and built == ["models:/iris/2", "models:/iris/1"]
             assert await answer(client, iris) == "iris/1"
+
+    asyncio.run(scenario())
+
+
+def niceness(deployment: Deployment) -> int:
+    """The CPU niceness of the deployment's inference process, read from the OS."""
+    return os.getpriority(os.PRIO_PROCESS, process(deployment).proc.pid)
+
+
+def test_a_shadow_candidate_runs_nicer_and_is_loaded_again_to_answer(
+        three: Registry, iris: IrisModels, tmp_path: Path) -> None:
+    """A shadow's candidate takes copies in a process at a lower CPU priority (the primary
+    gets the CPU first); a policy that routes clients to that version loads it again at the
+    server's priority, and the niced one is not reused for them."""
+
+    async def scenario() -> None:
+        async with serving(three, tmp_path / "logs") as (plane, client):
+            built = count_builds(plane)
+            v1 = plane.endpoints["iris"].current
+            assert v1 is not None
+            mine = os.getpriority(os.PRIO_PROCESS, 0)
+            await follow(plane, three, Shadow("iris/1", "iris/2"))
+            table = plane.endpoints["iris"].routes()
+            shadow = table.deployments["iris/2"]
+            assert table.primary is v1 and shadow.background and not v1.background
+            assert niceness(shadow) > mine and niceness(v1) == mine
+            assert await answer(client, iris) == "iris/1"
+            promoted = await follow(plane, three, Single("iris/2"))
+            assert promoted is not shadow and not promoted.background
+            assert niceness(promoted) == mine
+            assert await answer(client, iris) == "iris/2"
+            # a shadow again: the kept niced candidate is not what answers now
+            await follow(plane, three, Shadow("iris/2", "iris/1"))
+            table = plane.endpoints["iris"].routes()
+            assert table.primary is promoted and table.deployments["iris/1"].background
+            assert built == ["models:/iris/2", "models:/iris/2", "models:/iris/1"]
 
     asyncio.run(scenario())
 

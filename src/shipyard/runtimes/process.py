@@ -86,7 +86,7 @@ class InferenceProcess:
 
     def __init__(self, path: Path, *, trust: bool, runtime: str | None, settings: Settings,
                  log: ChildLog | None = None, start_timeout_s: float = 300.0,
-                 raw: bool = False) -> None:
+                 raw: bool = False, nice: int = 0) -> None:
         self.path = path
         self.raw = raw  # the child takes raw batches (see ``run_raw``)
         self.name = log.endpoint if log is not None else str(path)
@@ -100,6 +100,8 @@ class InferenceProcess:
             self._args.append("--trust")
         if runtime:
             self._args += ["--runtime", runtime]
+        if nice:  # a lower CPU priority, for good (an unprivileged process cannot undo it)
+            self._args += ["--nice", str(nice)]
         self._env = child_environment(settings)
         self._timeout = start_timeout_s
         self._reader: asyncio.StreamReader | None = None

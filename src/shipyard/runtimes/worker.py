@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -22,11 +23,15 @@ def main(argv: list[str] | None = None, handler: RawHandler | None = None) -> in
     parser.add_argument("--runtime", default=None)
     parser.add_argument("--log", default=None, help="ChildLog as JSON: log the batches")
     parser.add_argument("--spool", default=None, help="where the log's spool files go")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="run at this much lower CPU priority (os.nice), threads included")
     parser.add_argument("path")
     args = parser.parse_args(argv)
     # the server's SIGINT/SIGTERM handling owns shutdown: it drains, then closes the socket
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if args.nice:  # before the model loads: the runtime's threads inherit it
+        os.nice(args.nice)
     log = None if args.log is None else ChildLog(**json.loads(args.log))
     return child_main(args.fd, args.path, trust=args.trust, runtime=args.runtime, log=log,
                       handler=handler, spool=None if args.spool is None else Path(args.spool))

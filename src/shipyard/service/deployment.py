@@ -35,6 +35,9 @@ from shipyard.settings import Settings
 
 COPY_BATCH = 4  # a batch of shadow copies holds up to this many times max_batch_size requests
 COPY_HOLD_MS = 10.0  # ... and waits this long for company when it is short of that
+# a shadow candidate's inference process runs this much nicer (os.nice): on a busy machine
+# the primary's processes get the CPU first and the copies take what is left
+BACKGROUND_NICE = 10
 LANE_WAIT_MS = 5.0  # a version's batch waits at most this long for another version's call
 
 
@@ -51,6 +54,10 @@ class Deployment:
     raw: AdaptiveBatcher[RawTicket, RawServed] | None = None
     # shadow copies of raw requests: larger batches, answered with statuses and rows only
     copies: AdaptiveBatcher[RawTicket, RawServed] | None = None
+    # built for a shadow candidate: its process runs at a lower CPU priority for good, so a
+    # policy that routes clients to the version loads it again (a request pinned to it by
+    # version is answered, at that priority)
+    background: bool = False
     labels: tuple[str, str] = field(init=False)  # (model name, version) as metric labels
     ref: str = field(init=False)  # NAME/VERSION, as traffic policies name it
     header: bytes = field(init=False)  # ``ref`` as the X-Model-Version header's value
@@ -120,8 +127,10 @@ class DeploymentBuilder:
         path = Path(source)
         return path, path.name, 1
 
-    def build(self, ep: EndpointConfig, source: str) -> tuple[Deployment, float]:
-        """Load + warm up ``source`` for endpoint ``ep``; returns it and the seconds taken."""
+    def build(self, ep: EndpointConfig, source: str, *,
+              background: bool = False) -> tuple[Deployment, float]:
+        """Load + warm up ``source`` for endpoint ``ep``; returns it and the seconds taken.
+        ``background``: for shadow copies only (see `Deployment.background`)."""
         started = time.perf_counter()
         path, name, version = self.resolve(source)
         labels = {"endpoint": ep.name, "model": name, "version": str(version)}
@@ -137,9 +146,10 @@ class DeploymentBuilder:
             log = ChildLog(str(self.log_root), self.flush_interval_s, ep.name, name, version)
             process = InferenceProcess(path, trust=ep.trust, runtime=ep.runtime,
                                        settings=self.settings, log=log,
-                                       raw=self.raw_answers)
+                                       raw=self.raw_answers,
+                                       nice=BACKGROUND_NICE if background else 0)
             concurrency = 1  # one batch at a time per process
-            lane = self.lane(ep)
+            lane = None if background else self.lane(ep)
             run: Callable[[list[Ticket]], Sequence[Share]] | None = None
             run_remote = functools.partial(run_batch_remote, process)
         else:
@@ -177,5 +187,5 @@ class DeploymentBuilder:
                 max_batch_size=COPY_BATCH * ep.max_batch_size, hold_ms=COPY_HOLD_MS,
                 max_queue=ep.max_queue, concurrency=1, deadline_s=ep.batch_deadline_s,
                 on_results=logged)
-        return Deployment(model, name, version, batcher, process, raw, copies), \
+        return Deployment(model, name, version, batcher, process, raw, copies, background), \
             time.perf_counter() - started

@@ -21,6 +21,7 @@ loop, swapping the table in one assignment, then draining and closing what is no
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from shipyard.registry import Registry, is_model_uri
 from shipyard.registry.uri import SCHEME
-from shipyard.routing import Policy, Single
+from shipyard.routing import Policy, Shadow, Single
 from shipyard.runtimes.process import InferenceProcess
 from shipyard.service.deployment import Deployment, DeploymentBuilder
 from shipyard.service.metrics import ServingMetrics
@@ -60,6 +61,12 @@ class Retained:
 
     deployments: dict[str, Deployment]
     expiry: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+def shadowed(policy: Policy) -> frozenset[str]:
+    """The versions ``policy`` loads only to take shadow copies (built in the background:
+    `Deployment.background`)."""
+    return frozenset((policy.candidate,)) if isinstance(policy, Shadow) else frozenset()
 
 
 def watched(ep: Endpoint) -> bool:
@@ -142,15 +149,21 @@ class Swapper:
     async def _swap(self, ep: Endpoint, target: Target) -> bool:
         loop = asyncio.get_running_loop()
         old = ep.table
-        have = {} if old is None else old.deployments
+        background = shadowed(target.policy)
+        # a loaded version serves the new table only in the role it was built for
+        have = {} if old is None else {v: d for v, d in old.deployments.items()
+                                       if d.background == (v in background)}
         # kept from the last swap: changed only by swaps and expiries, both under `checking`
         kept = self.retained.get(ep.name)
-        reused = {v: kept.deployments[v] for v in target.policy.warm
-                  if v not in have and kept is not None and v in kept.deployments}
+        reused = {v: d for v in target.policy.warm
+                  if v not in have and kept is not None
+                  and (d := kept.deployments.get(v)) is not None
+                  and d.background == (v in background)}
         missing = [v for v in target.policy.warm if v not in have and v not in reused]
         built = await asyncio.gather(
-            *(loop.run_in_executor(None, self.builder.build, ep.config, target.sources[v])
-              for v in missing), return_exceptions=True)
+            *(loop.run_in_executor(None, functools.partial(
+                self.builder.build, ep.config, target.sources[v],
+                background=v in background)) for v in missing), return_exceptions=True)
         new: dict[str, Deployment] = {}
         failed = False
         for version, result in zip(missing, built, strict=True):
@@ -184,7 +197,8 @@ class Swapper:
                  ", ".join(old.policy.warm), old.revision,
                  f"; {', '.join(reused)} kept loaded since the last swap, not loaded again"
                  if reused else "")
-        gone = {v: d for v, d in old.deployments.items() if v not in table.deployments}
+        serving = {id(d) for d in table.deployments.values()}
+        gone = {v: d for v, d in old.deployments.items() if id(d) not in serving}
         await self._keep(ep, gone, reused)
         return True
 

@@ -90,6 +90,21 @@ def test_a_constant_candidate_fails_prediction_drift() -> None:
     assert reg.check("prediction_drift").numbers["effect_name"] == "wasserstein_norm"
 
 
+def test_prediction_drift_waits_below_min_requests_and_fails_once_they_are_in() -> None:
+    # too little traffic for a verdict is a wait: a distance read on few rows runs high
+    rng = np.random.default_rng(2)
+    stable = classifier(rng, "iris/1")
+    few = classifier(rng, "iris/2", 200, constant=True, error_rate=0.0)
+    report = analyse_canary(stable, few, CanaryPlan())
+    drift = report.check("prediction_drift")
+    assert drift.outcome == "wait" and report.outcome == "wait"
+    assert "200 candidate predictions, min_requests 500 needed" in drift.reason
+    assert drift.numbers["min_requests"] == 500 and drift.numbers["rows_candidate"] == 200
+    # the same rows once the plan's traffic is in: the change is plain
+    enough = analyse_canary(stable, few, CanaryPlan(min_requests=200))
+    assert enough.check("prediction_drift").outcome == "fail" and enough.outcome == "fail"
+
+
 def test_a_candidate_five_points_worse_fails_quality_on_1000_labels_a_side() -> None:
     failed = 0
     for seed in range(40):

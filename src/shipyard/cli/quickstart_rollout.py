@@ -6,6 +6,7 @@ rolled back on its own. Every decision is printed with the numbers behind it."""
 from __future__ import annotations
 
 import logging
+import random
 import re
 import threading
 import time
@@ -35,12 +36,13 @@ failed analysis of a step (one unlucky window does not roll back a good version)
 TIMEOUT_S = 90.0  # a canary that has not ended by then fails the quickstart
 SENDERS = 3  # threads sending traffic
 CONTROLLER_LOG = "shipyard.service.rollout_controller"
-LABELLED = 2  # one request in LABELLED gets its label as feedback
+LABELLED = 2  # a row is sent LABELLED times a round, once with its label as feedback
 
 
 class Split(NamedTuple):
     """The quickstart's data: training rows, validation rows (the monitoring reference) and
-    held-out rows (the traffic), each features and labels."""
+    held-out rows, each features and labels; the canaries' traffic is the validation and
+    held-out rows (no version trained on them)."""
 
     x_train: Any
     y_train: Any
@@ -102,8 +104,9 @@ def _run(console: Console, settings: Settings, registry: Registry, directory: Pa
                          flush_interval_s=0.25, rollout_controller=True)
     with demo_server(config, settings) as (url, thread):
         console.print(f"13. serving {ENDPOINT} at [bold]{url}[/] with its rollout controller "
-                      f"on; {SENDERS} clients send the held-out rows, one a request, and "
-                      "their labels as feedback")
+                      f"on; {SENDERS} clients send the validation and held-out rows, one a "
+                      "request, in shuffled rounds, half of them with their label as "
+                      "feedback")
         with Traffic(url, split) as traffic:
             _canaries(console, registry, traffic, good, bad)
         console.print(f"   {traffic.summary()}")
@@ -286,20 +289,45 @@ def _ms(value: Any) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+class Deck:
+    """The rows the traffic sends, dealt in rounds: each round sends every row ``LABELLED``
+    times in a fresh random order, one of those times with its label as feedback. Any
+    stretch of traffic then holds the rows (and the labels) in about their shares of the
+    pool, whichever version the router picks for each request, so two versions compared
+    over an interval, or over two intervals, see the same kind of rows; a fixed cycle
+    through the rows does not (a short interval holds the stretch of rows it covered)."""
+
+    def __init__(self, rows: int, seed: int = 0) -> None:
+        self._cards = [(row, copy == 0) for row in range(rows) for copy in range(LABELLED)]
+        self._rng = random.Random(seed)
+        self._dealt: list[tuple[int, bool]] = []
+        self._lock = threading.Lock()
+
+    def deal(self) -> tuple[int, bool]:
+        """The next (row, whether to send its label)."""
+        with self._lock:
+            if not self._dealt:
+                self._dealt = self._rng.sample(self._cards, len(self._cards))
+            return self._dealt.pop()
+
+
 class Traffic:
-    """Threads sending the held-out rows one per request, each answer's label as feedback,
-    until closed; counts the answers by version and every failure (there should be none)."""
+    """Threads sending the rows none of the versions trained on (validation and held-out),
+    one per request, dealt from a `Deck`, with labels as feedback, until closed; counts the
+    answers by version and every failure (there should be none)."""
 
     def __init__(self, url: str, split: Split) -> None:
         self.url = url
-        self.rows = [[record] for record in split.x_test.to_dict("records")]
-        self.labels = [int(v) for v in split.y_test]
+        self.rows = [[record] for x in (split.x_valid, split.x_test)
+                     for record in x.to_dict("records")]
+        self.labels = [int(v) for y in (split.y_valid, split.y_test) for v in y]
+        self.deck = Deck(len(self.rows))
         self.versions: Counter[str] = Counter()
         self.failures: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._send, args=(i,), daemon=True)
-                         for i in range(SENDERS)]
+        self._threads = [threading.Thread(target=self._send, daemon=True)
+                         for _ in range(SENDERS)]
 
     def __enter__(self) -> Traffic:
         for thread in self._threads:
@@ -326,17 +354,15 @@ class Traffic:
             total = sum(self.versions.values())
             return f"{total} requests answered ({by}); {len(self.failures)} failed"
 
-    def _send(self, offset: int) -> None:
+    def _send(self) -> None:
         from shipyard.client import Client
 
         with Client(self.url) as client:
-            i = offset * 47
             while not self._stop.is_set():
-                row = i % len(self.rows)
-                i += 1
+                row, labelled = self.deck.deal()
                 try:
                     answer = client.predict(ENDPOINT, self.rows[row])
-                    if i % LABELLED == 0:
+                    if labelled:
                         client.feedback(ENDPOINT, answer["request_id"],
                                         labels=[self.labels[row]])
                 except Exception as exc:  # counted and said, never lost

@@ -16,7 +16,11 @@ Checks, in order (``ALPHA`` = 0.05 for the bounds, ``FAIL_ALPHA`` = 0.01 for "sh
   of ``drift.compare``: class labels as categories (chi-squared, Jensen-Shannon distance),
   numbers by KS with the Wasserstein distance over stable's sd. Fails only when the change
   is significant AND its effect reaches ``max_prediction_drift`` (default
-  ``DRIFT_THRESHOLDS``: large effects only, as a canary's false alarm is costly).
+  ``DRIFT_THRESHOLDS``: large effects only, as a canary's false alarm is costly). Waits
+  while either side has fewer than ``MIN_ROWS`` predictions or the candidate fewer than
+  the plan's ``min_requests``: too little traffic for a verdict is a wait, and a
+  distance read on few rows is biased upward (``latency`` and ``quality`` still fail on
+  clear evidence sooner: they bound their figures, so a broken candidate rolls back fast).
 - ``quality``: with ``metric`` and at least ``MIN_LABELS`` labelled rows a side, the
   non-inferiority comparison of ``noninferiority.compare_metrics`` (difference, interval,
   p-values); fewer labels: wait, which does not hold the step (labels may never come).
@@ -279,6 +283,12 @@ def _prediction_drift(stable: VersionTraffic, candidate: VersionTraffic,
     if min(s.size, c.size) < MIN_ROWS:
         return Check("prediction_drift", WAIT, f"{s.size} and {c.size} predictions, "
                      f"{MIN_ROWS} needed on each side", numbers)
+    if c.size < plan.min_requests:
+        # a distance's point estimate is biased upward on few rows: no verdict on the
+        # candidate's predictions before the plan's traffic is in (as ``traffic`` waits)
+        return Check("prediction_drift", WAIT, f"{c.size} candidate predictions, "
+                     f"min_requests {plan.min_requests} needed before comparing them",
+                     {**numbers, "min_requests": plan.min_requests})
     thresholds = dict(DRIFT_THRESHOLDS)
     if plan.max_prediction_drift is not None:
         thresholds = dict.fromkeys(thresholds, plan.max_prediction_drift)

@@ -181,7 +181,8 @@ def msprt(difference: Array | float, variance: Array | float, tau: float, alpha:
     t2 = tau * tau
     log_lambda = 0.5 * np.log(v / (v + t2)) + t2 * (d - theta0) ** 2 / (2 * v * (v + t2))
     p = np.minimum(1.0, np.exp(-log_lambda))
-    half = np.sqrt(v * (v + t2) / t2 * (2 * math.log(1 / alpha) + np.log((v + t2) / v)))
+    with np.errstate(divide="ignore"):  # tau too small to square (t2 == 0): an endless interval
+        half = np.sqrt(v * (v + t2) / t2 * (2 * math.log(1 / alpha) + np.log((v + t2) / v)))
     return p, half
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from shipyard.names import check_endpoint_name
+from shipyard.stores.log_location import join, list_objects, log_root, readable
 from shipyard.types import Array
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class LoggedIds:
 
     def __init__(self, root: str | Path, kind: str, endpoint: str, *, horizon_s: float,
                  min_interval_s: float = 0.2) -> None:
-        self.folder = Path(root) / kind / f"endpoint={check_endpoint_name(endpoint)}"
+        self.folder = join(log_root(root), kind, f"endpoint={check_endpoint_name(endpoint)}")
         self.horizon_s = horizon_s
         self.min_interval_s = min_interval_s
         self._seen: dict[str, float] = {}  # segment paths already read -> their hour
@@ -69,16 +70,19 @@ class LoggedIds:
                     self._add(hour, chunk)
 
     def _segments(self, oldest: float) -> Iterable[tuple[float, str]]:
+        if not isinstance(self.folder, Path):  # an object store: one listing of the folder
+            for uri in list_objects(self.folder):
+                hour_dir = Path(uri).parent
+                start = _hour_start(hour_dir.parent.name, hour_dir.name)
+                if start is not None and start >= oldest:
+                    yield start, uri
+            return
         if not self.folder.is_dir():
             return
         for date in self.folder.glob("date=*"):
             for hour_dir in date.glob("hour=*"):
-                try:
-                    start = datetime.strptime(f"{date.name[5:]} {hour_dir.name[5:]}",
-                                              "%Y-%m-%d %H").replace(tzinfo=UTC).timestamp()
-                except ValueError:
-                    continue
-                if start < oldest:
+                start = _hour_start(date.name, hour_dir.name)
+                if start is None or start < oldest:
                     continue
                 for path in hour_dir.glob("*.parquet"):
                     if not path.name.startswith("."):
@@ -113,10 +117,20 @@ class LoggedIds:
         return [int(b) if b else None for b in best]
 
 
+def _hour_start(date: str, hour: str) -> float | None:
+    """When the hour of folders ``date=D`` / ``hour=H`` starts (None: not such folders)."""
+    try:
+        stamp = datetime.strptime(f"{date[5:]} {hour[5:]}", "%Y-%m-%d %H")
+    except ValueError:
+        return None
+    return stamp.replace(tzinfo=UTC).timestamp()
+
+
 def _read_ids(path: str) -> tuple[Array, Array] | None:
     """Sorted hashes of a segment's request ids and each one's rows."""
     try:
-        table = pq.read_table(path, columns=["request_id", "row"])
+        fs, (where,) = readable([path])
+        table = pq.read_table(where, columns=["request_id", "row"], filesystem=fs)
     except Exception:  # vanished or unreadable: readers of the log report it, not this
         log.warning("cannot read request ids from %s", path, exc_info=True)
         return None

@@ -1,0 +1,74 @@
+"""A server whose prediction log is on S3 (moto's server on 127.0.0.1): its own rows go
+straight to the bucket; its inference processes, which never get the credentials, write to a
+local outbox that the server uploads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from starlette.testclient import TestClient
+
+import shipyard
+from s3_server import S3Server
+from shipyard.server.app import create_app
+from shipyard.service.config import EndpointConfig, ServeConfig
+from shipyard.service.dataplane import DataPlane
+from shipyard.settings import Settings
+from shipyard.stores.predictions import read_log
+
+
+@pytest.fixture(scope="module")
+def iris_package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    x, y = load_iris(return_X_y=True, as_frame=True)
+    path = tmp_path_factory.mktemp("packages") / "iris"
+    shipyard.package(LogisticRegression(max_iter=1000).fit(x, y), x, name="iris").save(path)
+    return path, x
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
+
+
+def test_a_server_logs_to_s3_and_its_children_never_see_the_secret(
+        s3_env: S3Server, tmp_path: Path, iris_package: tuple[Path, pd.DataFrame]) -> None:
+    package, x = iris_package
+    bucket = s3_env.bucket()
+    url = f"s3://{bucket}/prod/logs"
+    home = tmp_path / "home"
+    plane = DataPlane(ServeConfig(endpoints=(EndpointConfig(name="iris", model=str(package)),),
+                                  log_dir=url, flush_interval_s=0.2),
+                      Settings.from_env({"SHIPYARD_HOME": str(home)}))
+    ids = []
+    with TestClient(create_app(plane)) as client:
+        (deployment,) = plane.endpoints["iris"].routes().deployments.values()
+        assert deployment.process is not None  # inference in a child process
+        child = _environ(deployment.process.proc.pid)
+        assert not any(name.startswith("AWS_") for name in child)
+        assert s3_env.secret_key not in "\0".join(child.values())
+
+        for start in range(0, 30, 10):
+            rows = x.iloc[start:start + 10]
+            answer = client.post("/v1/endpoints/iris/predict",
+                                 json={"instances": rows.to_dict("records")})
+            assert answer.status_code == 200, answer.text
+            ids.append(answer.json()["request_id"])
+        labelled = client.post("/v1/endpoints/iris/feedback",
+                               json={"request_id": ids[0], "labels": [0] * 10})
+        assert labelled.status_code == 200, labelled.text
+
+    predictions = read_log(url, "iris")
+    assert sorted(set(predictions["request_id"].to_pylist())) == sorted(ids)
+    assert predictions.num_rows == 30
+    assert read_log(url, "iris", kind="feedback")["request_id"].to_pylist() == [ids[0]] * 10
+
+    keys = s3_env.keys(bucket)
+    assert {k.split("/")[2] for k in keys} == {"predictions", "feedback"}
+    assert all(k.startswith("prod/logs/") and k.endswith(".parquet") for k in keys)
+    # the outbox is empty once the server stopped: every segment was uploaded
+    outbox = list(home.glob("remote-logs/*/outbox"))
+    assert len(outbox) == 1 and not list(outbox[0].rglob("*.parquet"))

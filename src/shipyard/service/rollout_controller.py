@@ -378,7 +378,8 @@ class RolloutController:
         traffic; alerts firing before it are the stable version's)."""
         if self.alerts is not None:
             return list(self.alerts(rollout.endpoint, rollout.candidate))
-        state = MonitorHistory(self.log_root, rollout.endpoint).load_state()
+        state = MonitorHistory(self.log_root, rollout.endpoint,
+                               home=self.registry.settings.home).load_state()
         if not state:
             return []
         began = _ts(rollout.created_at)

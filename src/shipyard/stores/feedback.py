@@ -275,15 +275,15 @@ def segments_between(files: Sequence[str], since: datetime | None,
     low = -math.inf if since is None else since.timestamp() - 2 * _HOUR
     high = math.inf if until is None else until.timestamp() + _HOUR
     return [f for f in files
-            if (start := _hour_start(Path(f))) is None or low < start < high]
+            if (start := hour_start(Path(f).parent)) is None or low < start < high]
 
 
 _HOUR = 3600.0
 
 
-def _hour_start(path: Path) -> float | None:
-    """When the hour of a segment's folder (``date=D/hour=H``) starts."""
-    date, hour = path.parent.parent.name, path.parent.name
+def hour_start(folder: Path) -> float | None:
+    """When the hour of a segments folder (``date=D/hour=H``) starts (None: not one)."""
+    date, hour = folder.parent.name, folder.name
     try:
         stamp = datetime.strptime(f"{date[5:]} {hour[5:]}", "%Y-%m-%d %H")
     except ValueError:

@@ -19,13 +19,13 @@ import math
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
 from shipyard.names import check_endpoint_name
+from shipyard.stores.feedback import hour_start
 from shipyard.stores.log_location import join, list_objects, log_root, readable
 from shipyard.types import Array
 
@@ -72,8 +72,7 @@ class LoggedIds:
     def _segments(self, oldest: float) -> Iterable[tuple[float, str]]:
         if not isinstance(self.folder, Path):  # an object store: one listing of the folder
             for uri in list_objects(self.folder):
-                hour_dir = Path(uri).parent
-                start = _hour_start(hour_dir.parent.name, hour_dir.name)
+                start = hour_start(Path(uri).parent)
                 if start is not None and start >= oldest:
                     yield start, uri
             return
@@ -81,7 +80,7 @@ class LoggedIds:
             return
         for date in self.folder.glob("date=*"):
             for hour_dir in date.glob("hour=*"):
-                start = _hour_start(date.name, hour_dir.name)
+                start = hour_start(hour_dir)
                 if start is None or start < oldest:
                     continue
                 for path in hour_dir.glob("*.parquet"):
@@ -115,15 +114,6 @@ class LoggedIds:
                     hit = hashes[at] == keys  # hashes are unique within a chunk
                     best[hit] = np.maximum(best[hit], rows[at[hit]])
         return [int(b) if b else None for b in best]
-
-
-def _hour_start(date: str, hour: str) -> float | None:
-    """When the hour of folders ``date=D`` / ``hour=H`` starts (None: not such folders)."""
-    try:
-        stamp = datetime.strptime(f"{date[5:]} {hour[5:]}", "%Y-%m-%d %H")
-    except ValueError:
-        return None
-    return stamp.replace(tzinfo=UTC).timestamp()
 
 
 def _read_ids(path: str) -> tuple[Array, Array] | None:

@@ -4,6 +4,7 @@ local outbox that the server uploads."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -72,3 +73,38 @@ def test_a_server_logs_to_s3_and_its_children_never_see_the_secret(
     # the outbox is empty once the server stopped: every segment was uploaded
     outbox = list(home.glob("remote-logs/*/outbox"))
     assert len(outbox) == 1 and not list(outbox[0].rglob("*.parquet"))
+
+
+def test_a_killed_inference_process_loses_no_row_of_a_log_on_s3(
+        s3_env: S3Server, tmp_path: Path, iris_package: tuple[Path, pd.DataFrame]) -> None:
+    """Its spool (local) is replayed into the outbox, and the server uploads that too."""
+    package, x = iris_package
+    bucket = s3_env.bucket()
+    url = f"s3://{bucket}/logs"
+    plane = DataPlane(ServeConfig(endpoints=(EndpointConfig(name="iris", model=str(package)),),
+                                  log_dir=url, flush_interval_s=30.0),  # nothing flushed
+                      Settings.from_env({"SHIPYARD_HOME": str(tmp_path / "home")}))
+    answered = []
+    with TestClient(create_app(plane)) as client:
+        def predict(n: int) -> None:
+            answer = client.post("/v1/endpoints/iris/predict", headers={"X-Request-Id": f"r{n}"},
+                                 json={"instances": x.iloc[n:n + 1].to_dict("records")})
+            assert answer.status_code == 200, answer.text
+            answered.append(f"r{n}")
+
+        for n in range(5):
+            predict(n)
+        (deployment,) = plane.endpoints["iris"].routes().deployments.values()
+        process = deployment.process
+        assert process is not None
+        first = process.proc.pid
+        process.proc.kill()
+        deadline = time.monotonic() + 60
+        while not (process.alive and process.proc.pid != first):  # the watcher restarts it
+            assert time.monotonic() < deadline, "no new inference process"
+            time.sleep(0.05)
+        for n in range(5, 8):
+            predict(n)
+    logged = read_log(url, "iris")["request_id"].to_pylist()
+    assert sorted(logged) == sorted(answered)  # each exactly once
+    assert plane.log_stats().dropped_rows == 0

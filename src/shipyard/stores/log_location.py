@@ -60,9 +60,13 @@ def join(root: str | Path, *parts: str) -> str | Path:
     return "/".join([str(root).rstrip("/"), *parts])
 
 
-def _filesystem(uri: str) -> tuple[Any, str]:
+def _filesystem(uri: str, *, single_put: bool = False) -> tuple[Any, str]:
     import pyarrow.fs as pafs
 
+    if single_put and uri.startswith("s3://") and "?" not in uri:
+        # a small object goes up in one PutObject when the stream closes, not as a multipart
+        # upload begun at open (which a failed write would leave behind, unfinished)
+        uri += "?allow_delayed_open=true"
     fs, path = pafs.FileSystem.from_uri(uri)
     return fs, str(path)
 
@@ -82,7 +86,7 @@ def list_objects(folder: str, suffix: str = SEGMENT_SUFFIX) -> list[str]:
 
 def write_object(uri: str, data: bytes) -> None:
     """Store ``data`` at ``uri`` in one upload: readers see all of it or nothing."""
-    fs, path = _filesystem(uri)
+    fs, path = _filesystem(uri, single_put=True)
     with fs.open_output_stream(path) as out:
         out.write(data)
 

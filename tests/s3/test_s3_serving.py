@@ -74,6 +74,20 @@ def test_a_server_logs_to_s3_and_its_children_never_see_the_secret(
     outbox = list(home.glob("remote-logs/*/outbox"))
     assert len(outbox) == 1 and not list(outbox[0].rglob("*.parquet"))
 
+    # another server on the same log (nothing in its memory) finds answered ids on S3
+    again = DataPlane(ServeConfig(endpoints=(EndpointConfig(name="iris", model=str(package)),),
+                                  log_dir=url, flush_interval_s=0.2),
+                      Settings.from_env({"SHIPYARD_HOME": str(tmp_path / "home2")}))
+    with TestClient(create_app(again)) as client:
+        found = client.post("/v1/endpoints/iris/feedback",
+                            json={"request_id": ids[1], "labels": [1] * 10})
+        assert found.status_code == 200, found.text
+        forged = client.post("/v1/endpoints/iris/feedback",
+                             json={"request_id": "never-answered", "label": 0})
+        assert forged.status_code == 404
+    labels = read_log(url, "iris", kind="feedback")["request_id"].to_pylist()
+    assert labels == [ids[0]] * 10 + [ids[1]] * 10
+
 
 def test_a_killed_inference_process_loses_no_row_of_a_log_on_s3(
         s3_env: S3Server, tmp_path: Path, iris_package: tuple[Path, pd.DataFrame]) -> None:

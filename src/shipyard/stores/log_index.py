@@ -19,6 +19,7 @@ import math
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -70,11 +71,12 @@ class LoggedIds:
                     self._add(hour, chunk)
 
     def _segments(self, oldest: float) -> Iterable[tuple[float, str]]:
-        if not isinstance(self.folder, Path):  # an object store: one listing of the folder
-            for uri in list_objects(self.folder):
-                start = hour_start(Path(uri).parent)
-                if start is not None and start >= oldest:
-                    yield start, uri
+        if not isinstance(self.folder, Path):  # an object store: list only the horizon's days
+            for day in _days(oldest, time.time()):
+                for uri in list_objects(f"{self.folder}/date={day}"):
+                    start = hour_start(Path(uri).parent)
+                    if start is not None and start >= oldest:
+                        yield start, uri
             return
         if not self.folder.is_dir():
             return
@@ -114,6 +116,13 @@ class LoggedIds:
                     hit = hashes[at] == keys  # hashes are unique within a chunk
                     best[hit] = np.maximum(best[hit], rows[at[hit]])
         return [int(b) if b else None for b in best]
+
+
+def _days(start: float, end: float) -> list[str]:
+    """The UTC dates (``YYYY-MM-DD``) from the one of ``start`` to the one of ``end``."""
+    first = datetime.fromtimestamp(start, UTC).date()
+    last = datetime.fromtimestamp(end, UTC).date()
+    return [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
 
 
 def _read_ids(path: str) -> tuple[Array, Array] | None:

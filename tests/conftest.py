@@ -1,5 +1,6 @@
 """Shared data for the packaging tests: everything is generated or ships with scikit-learn."""
 
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -12,6 +13,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import shipyard
+from s3_server import S3Server, apply_env, running_s3_server
 
 CITIES = ["paris", "lyon", "nice", "lille", "brest"]
 NUMERIC = ["age", "income", "visits"]
@@ -62,3 +64,18 @@ def customer_model(customers: Split) -> tuple[Pipeline, shipyard.Package]:
     model = column_pipeline(OneHotEncoder(handle_unknown="ignore"))
     model.fit(customers.x_train, customers.y_train)
     return model, shipyard.package(model, customers.x_train, name="customers")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3 server (moto's) on 127.0.0.1 for the session (``s3_server.py``)."""
+    with running_s3_server(tmp_path_factory.mktemp("s3-server")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """The S3 server, with this test's environment pointing at it (``AWS_ENDPOINT_URL``,
+    credentials, region)."""
+    apply_env(monkeypatch, s3_server)
+    return s3_server

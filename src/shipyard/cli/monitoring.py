@@ -23,9 +23,9 @@ app = typer.Typer(no_args_is_help=True, help="Drift, data quality, performance a
 err_console = Console(stderr=True)
 PROGRESS_FROM = 4  # windows; fewer finish before a bar is worth drawing
 
-LogDir = Annotated[Path | None, typer.Option("--log-dir", help="prediction log directory "
-                                             "(default: the config's, else "
-                                             "$SHIPYARD_HOME/logs)")]
+LogDir = Annotated[str | None, typer.Option("--log-dir", help="prediction log directory or "
+                                            "URL, e.g. s3://bucket/logs (default: the "
+                                            "config's, else $SHIPYARD_HOME/logs)")]
 AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 
@@ -122,7 +122,7 @@ def status_cmd(
     show_status(console, endpoint, records, state, history)
 
 
-def _status_all(root: Path, as_json: bool) -> None:
+def _status_all(root: str | Path, as_json: bool) -> None:
     from shipyard.service.monitor import firing_alerts
     from shipyard.service.monitor_history import MonitorHistory, monitored_endpoints
 
@@ -144,18 +144,19 @@ def _status_all(root: Path, as_json: bool) -> None:
     endpoints_table(console, f"monitored endpoints under {root}", summaries)
 
 
-def _settings(endpoint: str | None, config: Path | None, log_dir: Path | None,
-              reference: str | None) -> tuple[MonitorConfig, str | None, Path]:
+def _settings(endpoint: str | None, config: Path | None, log_dir: str | None,
+              reference: str | None) -> tuple[MonitorConfig, str | None, str | Path]:
     """The endpoint's monitor settings, model source and log directory."""
     from dataclasses import replace
 
     from shipyard.service.config import MonitorConfig, ServeConfig
     from shipyard.settings import Settings
+    from shipyard.stores.log_location import log_root
 
     monitor, source, root = MonitorConfig(), None, None
     if config is not None:
         serve = ServeConfig.from_file(config)
-        root = Path(serve.log_dir) if serve.log_dir else None
+        root = log_root(serve.log_dir) if serve.log_dir else None
         match = next((e for e in serve.endpoints if e.name == endpoint), None)
         if match is not None:
             monitor = match.monitor or serve.monitor or monitor
@@ -166,7 +167,7 @@ def _settings(endpoint: str | None, config: Path | None, log_dir: Path | None,
     if reference is not None:
         monitor = replace(monitor, reference=reference)
     if log_dir is not None:
-        root = log_dir
+        root = log_root(log_dir)
     return monitor, source, root or Settings.from_env().home / "logs"
 
 

@@ -20,8 +20,9 @@ def serve(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8000,
     workers: Annotated[int, typer.Option(help="processes; each loads every model")] = 1,
-    log_dir: Annotated[Path | None, typer.Option(help="prediction log directory "
-                                                 "(default $SHIPYARD_HOME/logs)")] = None,
+    log_dir: Annotated[str | None, typer.Option(help="prediction log directory or URL, e.g. "
+                                                "s3://bucket/logs (default "
+                                                "$SHIPYARD_HOME/logs)")] = None,
     trust: Annotated[bool, typer.Option(
         "--trust", help="trust every endpoint's package: let it unpickle its model or import "
                         "the classes it names (runs their code); per endpoint: trust: true "
@@ -45,7 +46,7 @@ def serve(
     if log_dir is not None:
         from dataclasses import replace
 
-        cfg = replace(cfg, log_dir=str(log_dir))
+        cfg = replace(cfg, log_dir=log_dir)
     if trust:
         cfg = cfg.trusting_all()
         console.print("[yellow]--trust:[/] every endpoint's package may run its own code "
@@ -74,7 +75,8 @@ def logs(
     = False,
     parquet: Annotated[Path | None, typer.Option(help="write the rows to this Parquet file")]
     = None,
-    log_dir: Annotated[Path | None, typer.Option(help="default $SHIPYARD_HOME/logs")] = None,
+    log_dir: Annotated[str | None, typer.Option(help="directory or URL (s3://bucket/logs); "
+                                                "default $SHIPYARD_HOME/logs")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Read the prediction log of an endpoint back."""

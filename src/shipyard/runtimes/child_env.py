@@ -10,7 +10,9 @@ temporary directory (``TMPDIR``), the thread counts of numeric libraries (``OMP_
 and the like), and shipyard's own settings that loading a model reads (``Settings.to_env``,
 less the registry URL and the artifact store, which may hold credentials and which the child
 never opens). Nothing else: not the serve config, API keys, cloud credentials or any other
-variable the server happens to have.
+variable the server happens to have. A prediction log on an object store does not change
+that: the child writes its segments to a local outbox and the server uploads them
+(``stores/log_shipping.py``), so no ``AWS_*`` variable ever reaches model code.
 """
 
 from __future__ import annotations

@@ -32,6 +32,8 @@ from shipyard.service.routes import Endpoint, Pick
 from shipyard.service.shadowing import Shadowing
 from shipyard.service.swapping import Swapper, watched
 from shipyard.settings import Settings
+from shipyard.stores.log_location import local_state, log_root
+from shipyard.stores.log_shipping import LogShipper
 from shipyard.stores.predictions import LogStats, PredictionLog
 from shipyard.types import Columns
 
@@ -68,17 +70,25 @@ class DataPlane:
         self._registry = registry
         self.endpoints = {e.name: Endpoint(e) for e in config.endpoints}
         self.metrics = ServingMetrics()
-        log_dir = Path(config.log_dir) if config.log_dir else self.settings.home / "logs"
+        log_dir = log_root(config.log_dir or self.settings.home / "logs")
         self.log = PredictionLog(log_dir, flush_interval=config.flush_interval_s)
+        # what stays on local disk: the label claims, and for a log on an object store the
+        # inference processes' segments and spools until ``shipper`` uploads them
+        local = local_state(log_dir, self.settings.home)
+        self.shipper = None if isinstance(log_dir, Path) else LogShipper(
+            local / "outbox", log_dir, interval_s=config.flush_interval_s)
+        flushes = 2 if self.shipper is None else 3  # an upload after the child's flush
         self.feedback_gate = FeedbackGate(  # other processes' log rows: ~2 flushes away
-            log_dir, list(self.endpoints), self.metrics.registry,
-            horizon_s=config.feedback_horizon_s, grace_s=2 * config.flush_interval_s + 1.0)
+            log_dir, list(self.endpoints), self.metrics.registry, claims=local,
+            horizon_s=config.feedback_horizon_s,
+            grace_s=flushes * config.flush_interval_s + 1.0)
         self.request_log = RequestLog(self.log, self.feedback_gate)
         # an endpoint's versions share the threads: each may keep its batches' slots busy
         self.executor = ModelThreads(max(4, 2 * sum(e.concurrency for e in config.endpoints)
                                          + 2))
         self.builder = DeploymentBuilder(
-            settings=self.settings, metrics=self.metrics, log_root=log_dir,
+            settings=self.settings, metrics=self.metrics,
+            log_root=local if self.shipper is None else self.shipper.outbox,
             flush_interval_s=config.flush_interval_s, executor=self.executor,
             request_log=self.request_log, registry=lambda: self.registry)
         self.swapper = Swapper(self.endpoints.values(), self.builder, self.metrics,
@@ -121,6 +131,8 @@ class DataPlane:
                                for d in (*_deployments(ep), *self.swapper.kept(ep.name))
                                if d.process is not None))
         await asyncio.get_running_loop().run_in_executor(None, self.log.flush)
+        if self.shipper is not None:  # the inference processes' segments, uploaded
+            await asyncio.get_running_loop().run_in_executor(None, self.shipper.ship)
 
     @property
     def registry(self) -> Registry:
@@ -133,6 +145,8 @@ class DataPlane:
     async def start(self) -> None:
         """Load and warm up every endpoint, start the log writer and the policy watcher."""
         self.log.start()
+        if self.shipper is not None:  # segments left by a server that stopped are uploaded
+            self.shipper.start()
         for ep in self.endpoints.values():  # a plane started again after close loads afresh
             ep.table, ep.failed = None, None
         await asyncio.gather(*(self.swapper.load(ep) for ep in self.endpoints.values()))
@@ -186,6 +200,8 @@ class DataPlane:
             await self._stop_serving()
         finally:
             await asyncio.get_running_loop().run_in_executor(None, self.log.close)
+            if self.shipper is not None:  # after the inference processes' last segments
+                await asyncio.get_running_loop().run_in_executor(None, self.shipper.close)
             self.executor.shutdown(wait=True)
             if self._registry is not None:
                 self._registry.close()

@@ -83,7 +83,7 @@ class RecentIds:
 class _EndpointIds:
     """What one endpoint's gate knows: answered and labelled ids, in memory and on disk."""
 
-    def __init__(self, root: Path, endpoint: str, horizon_s: float, keep_s: float,
+    def __init__(self, root: str | Path, endpoint: str, horizon_s: float, keep_s: float,
                  max_ids: int, grace_s: float, max_waiting_ids: int) -> None:
         self.answered = RecentIds(keep_s, max_ids)
         self.labelled = RecentIds(keep_s, max_ids)
@@ -96,14 +96,17 @@ class _EndpointIds:
 class FeedbackGate:
     """Admits feedback for the endpoints of one data plane (see the module docstring)."""
 
-    def __init__(self, root: Path, endpoints: Sequence[str], registry: CollectorRegistry, *,
-                 horizon_s: float, grace_s: float, keep_s: float = 600.0,
-                 max_ids: int = 200_000, max_waiting_ids: int = 50_000) -> None:
+    def __init__(self, root: str | Path, endpoints: Sequence[str],
+                 registry: CollectorRegistry, *, horizon_s: float, grace_s: float,
+                 keep_s: float = 600.0, max_ids: int = 200_000, max_waiting_ids: int = 50_000,
+                 claims: Path | None = None) -> None:
         self.grace_s = grace_s
         self._ids = {name: _EndpointIds(root, name, horizon_s, min(keep_s, horizon_s),
                                         max_ids, grace_s, max_waiting_ids)
                      for name in endpoints}
-        self._claims = LabelClaims(root, horizon_s=horizon_s)
+        # ``claims``: a local directory for them (default ``root``; a log on an object store
+        # has no file locks, so its claims are shared by the processes of one machine)
+        self._claims = LabelClaims(root if claims is None else claims, horizon_s=horizon_s)
         self.rows = Counter("shipyard_feedback_rows", "Feedback label rows by outcome.",
                             ["endpoint", "outcome"], registry=registry)
         self.found = Counter("shipyard_feedback_ids", "Labelled request ids by where the "

@@ -48,6 +48,7 @@ from shipyard.service.monitor_rules import check_rules_task
 from shipyard.service.references import ReferenceResolver
 from shipyard.service.windows import LogFrames, Window, WindowData, iso, time_windows
 from shipyard.settings import Settings
+from shipyard.stores.log_location import log_root
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = 1
@@ -113,10 +114,11 @@ class Monitor:
                  notifier: AlertNotifier | None = None, clock: Callable[[], float] = time.time,
                  max_windows: int = 500) -> None:
         self.endpoint = endpoint
-        self.log_dir = Path(log_dir)
+        self.log_dir = log_root(log_dir)  # a Path, or an object store's URL
         self.config = config or MonitorConfig()
         self.rules = parse_rules(self.config.rules)
-        self.history = MonitorHistory(self.log_dir, endpoint)
+        self.history = MonitorHistory(self.log_dir, endpoint,
+                                      home=None if settings is None else settings.home)
         self.references = ReferenceResolver(self.config.reference, model_source=model_source,
                                             settings=settings)
         self.notifier = notifier

@@ -1,6 +1,8 @@
 """Where monitor results live: one JSON line per window, and the alert state beside it.
 
-Layout: ``LOG_DIR/monitor/endpoint=NAME/``
+Layout: ``LOG_DIR/monitor/endpoint=NAME/``; for a log on an object store (``s3://…``),
+which has no appends or locks, a local folder per log URL under ``$SHIPYARD_HOME/remote-logs/``
+(``stores/log_location.local_state``) holds it instead.
 
 - ``history.jsonl`` — one record per window, oldest first (JSON Lines: readable by any
   charting tool, ``pandas.read_json(lines=True)``, DuckDB's ``read_json``). Each record is
@@ -30,6 +32,8 @@ from typing import Any
 
 from shipyard.errors import ShipyardError
 from shipyard.names import check_endpoint_name
+from shipyard.settings import Settings
+from shipyard.stores.log_location import local_state
 
 HISTORY_FORMAT = 1
 _VOLATILE = ("computed_at", "seconds")  # fields that differ between identical re-runs
@@ -38,9 +42,10 @@ _VOLATILE = ("computed_at", "seconds")  # fields that differ between identical r
 class MonitorHistory:
     """The stored results and alert state of one endpoint's monitor."""
 
-    def __init__(self, log_dir: str | Path, endpoint: str) -> None:
+    def __init__(self, log_dir: str | Path, endpoint: str, *, home: Path | None = None) -> None:
         self.endpoint = endpoint
-        self.folder = Path(log_dir) / "monitor" / f"endpoint={check_endpoint_name(endpoint)}"
+        self.folder = (_local(log_dir, home) / "monitor" /
+                       f"endpoint={check_endpoint_name(endpoint)}")
         self.path = self.folder / "history.jsonl"
         self.state_path = self.folder / "alerts.json"
         self._cache: dict[str, dict[str, Any]] | None = None
@@ -149,9 +154,14 @@ class MonitorHistory:
             os.close(fd)
 
 
-def monitored_endpoints(log_dir: str | Path) -> list[str]:
+def _local(log_dir: str | Path, home: Path | None) -> Path:
+    """Where the monitor of the log ``log_dir`` keeps its files (see the module docstring)."""
+    return local_state(log_dir, Settings.from_env().home if home is None else home)
+
+
+def monitored_endpoints(log_dir: str | Path, *, home: Path | None = None) -> list[str]:
     """The endpoints with a monitor folder under ``log_dir``, by name."""
-    folder = Path(log_dir) / "monitor"
+    folder = _local(log_dir, home) / "monitor"
     prefix = "endpoint="
     if not folder.is_dir():
         return []

@@ -20,12 +20,12 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from shipyard.service.config import ServeConfig
 from shipyard.service.monitor import Monitor, MonitorRun
 from shipyard.service.monitor_rules import check_serve_rules
 from shipyard.settings import Settings
+from shipyard.stores.log_location import is_remote
 from shipyard.stores.predictions import NothingLoggedError
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class MonitorScheduler:
         """One monitor per endpoint with a ``monitor:`` section; None when there are none."""
         settings = settings or Settings.from_env()
         check_serve_rules(config, settings)  # before serving, not at the first window
-        log_dir = Path(config.log_dir) if config.log_dir else settings.home / "logs"
+        log_dir = config.log_dir or settings.home / "logs"  # a directory or a URL
         monitors = []
         for endpoint in config.endpoints:
             monitor = config.monitor_for(endpoint.name)
@@ -63,7 +63,9 @@ class MonitorScheduler:
                                         model_source=endpoint.model, settings=settings))
         if not monitors:
             return None
-        return cls(monitors, settle_s=2 * config.flush_interval_s + 1.0)
+        # segments of inference processes reach a log on an object store one upload later
+        flushes = 3 if is_remote(log_dir) else 2
+        return cls(monitors, settle_s=flushes * config.flush_interval_s + 1.0)
 
     def start(self) -> None:
         """Start the background thread (idempotent)."""

@@ -56,6 +56,7 @@ from shipyard.service.monitor import firing_alerts
 from shipyard.service.monitor_history import MonitorHistory
 from shipyard.service.rollout_traffic import traffic
 from shipyard.service.shadow_pairs import shadow_pairs
+from shipyard.stores.log_location import log_root as resolve_log_root
 
 log = logging.getLogger(__name__)
 Alerts = Callable[[str, str], Sequence[str]]
@@ -95,7 +96,7 @@ class RolloutController:
         if not lease_ttl_s > 0:
             raise ShipyardError(f"lease_ttl_s must be positive, not {lease_ttl_s!r}")
         self.registry = registry
-        self.log_root = Path(log_root)
+        self.log_root = resolve_log_root(log_root)
         self.holder = holder
         self.clock = clock
         self.lease_ttl_s = lease_ttl_s
@@ -377,7 +378,8 @@ class RolloutController:
         traffic; alerts firing before it are the stable version's)."""
         if self.alerts is not None:
             return list(self.alerts(rollout.endpoint, rollout.candidate))
-        state = MonitorHistory(self.log_root, rollout.endpoint).load_state()
+        state = MonitorHistory(self.log_root, rollout.endpoint,
+                               home=self.registry.settings.home).load_state()
         if not state:
             return []
         began = _ts(rollout.created_at)

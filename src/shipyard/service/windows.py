@@ -31,6 +31,7 @@ import numpy as np
 from shipyard.errors import ShipyardError
 from shipyard.names import check_endpoint_name
 from shipyard.service.config import format_duration
+from shipyard.stores.log_location import log_root
 from shipyard.types import Array
 
 if TYPE_CHECKING:
@@ -141,10 +142,11 @@ class LogFrames:
                  last: int | None = None, until: float | None = None) -> None:
         from shipyard.stores.predictions import NothingLoggedError, read_log
 
-        self.root = Path(root)
+        self.root = log_root(root)
         self.endpoint = check_endpoint_name(endpoint)  # it names folders
         moment = None if since is None else datetime.fromtimestamp(since, UTC)
-        if not (self.root / "predictions" / f"endpoint={endpoint}").is_dir():
+        if isinstance(self.root, Path) and not (  # an object store has no folders
+                self.root / "predictions" / f"endpoint={endpoint}").is_dir():
             raise NothingLoggedError(f"no predictions logged for endpoint {endpoint!r} under "
                                      f"{self.root} (is --log-dir right?)")
         table = read_log(self.root, endpoint, since=moment,

@@ -31,6 +31,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from shipyard.stores.log_location import join, list_objects, log_root, readable
+
 log = logging.getLogger(__name__)
 
 KEYS = ["request_id", "row"]
@@ -108,7 +110,8 @@ def read_feedback(files: Sequence[str], *, label_type: pa.DataType | None = None
                   since: datetime | None = None) -> FeedbackRead:
     """The rows of these feedback segments (oldest first), labels cast to ``label_type``
     (default: the narrowest type every segment's labels fit)."""
-    tables = [pq.read_table(f) for f in files]
+    fs, paths = readable(files)
+    tables = [pq.read_table(f, filesystem=fs) for f in paths]
     if since is not None:
         moment = pa.scalar(since.astimezone(UTC), type=pa.timestamp("us", tz="UTC"))
         tables = [t.filter(pc.greater_equal(t["ts"], moment)) for t in tables]
@@ -254,8 +257,11 @@ def _prediction_type(table: pa.Table) -> pa.DataType | None:
 
 
 def segment_files(root: str | Path, kind: str, endpoint: str) -> list[str]:
-    """The written segments of one endpoint's log of ``kind`` (not those being written)."""
-    folder = Path(root) / kind / f"endpoint={endpoint}"
+    """The written segments of one endpoint's log of ``kind`` (not those being written):
+    paths, or URLs for a log on an object store."""
+    folder = join(log_root(root), kind, f"endpoint={endpoint}")
+    if not isinstance(folder, Path):
+        return list_objects(folder)
     return sorted(str(p) for p in folder.rglob("*.parquet") if not p.name.startswith("."))
 
 
@@ -269,15 +275,15 @@ def segments_between(files: Sequence[str], since: datetime | None,
     low = -math.inf if since is None else since.timestamp() - 2 * _HOUR
     high = math.inf if until is None else until.timestamp() + _HOUR
     return [f for f in files
-            if (start := _hour_start(Path(f))) is None or low < start < high]
+            if (start := hour_start(Path(f).parent)) is None or low < start < high]
 
 
 _HOUR = 3600.0
 
 
-def _hour_start(path: Path) -> float | None:
-    """When the hour of a segment's folder (``date=D/hour=H``) starts."""
-    date, hour = path.parent.parent.name, path.parent.name
+def hour_start(folder: Path) -> float | None:
+    """When the hour of a segments folder (``date=D/hour=H``) starts (None: not one)."""
+    date, hour = folder.parent.name, folder.name
     try:
         stamp = datetime.strptime(f"{date[5:]} {hour[5:]}", "%Y-%m-%d %H")
     except ValueError:

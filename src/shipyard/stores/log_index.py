@@ -19,13 +19,15 @@ import math
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
 from shipyard.names import check_endpoint_name
+from shipyard.stores.feedback import hour_start
+from shipyard.stores.log_location import join, list_objects, log_root, readable
 from shipyard.types import Array
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,7 @@ class LoggedIds:
 
     def __init__(self, root: str | Path, kind: str, endpoint: str, *, horizon_s: float,
                  min_interval_s: float = 0.2) -> None:
-        self.folder = Path(root) / kind / f"endpoint={check_endpoint_name(endpoint)}"
+        self.folder = join(log_root(root), kind, f"endpoint={check_endpoint_name(endpoint)}")
         self.horizon_s = horizon_s
         self.min_interval_s = min_interval_s
         self._seen: dict[str, float] = {}  # segment paths already read -> their hour
@@ -69,16 +71,19 @@ class LoggedIds:
                     self._add(hour, chunk)
 
     def _segments(self, oldest: float) -> Iterable[tuple[float, str]]:
+        if not isinstance(self.folder, Path):  # an object store: list only the horizon's days
+            for day in _days(oldest, time.time()):
+                for uri in list_objects(f"{self.folder}/date={day}"):
+                    start = hour_start(Path(uri).parent)
+                    if start is not None and start >= oldest:
+                        yield start, uri
+            return
         if not self.folder.is_dir():
             return
         for date in self.folder.glob("date=*"):
             for hour_dir in date.glob("hour=*"):
-                try:
-                    start = datetime.strptime(f"{date.name[5:]} {hour_dir.name[5:]}",
-                                              "%Y-%m-%d %H").replace(tzinfo=UTC).timestamp()
-                except ValueError:
-                    continue
-                if start < oldest:
+                start = hour_start(hour_dir)
+                if start is None or start < oldest:
                     continue
                 for path in hour_dir.glob("*.parquet"):
                     if not path.name.startswith("."):
@@ -113,10 +118,18 @@ class LoggedIds:
         return [int(b) if b else None for b in best]
 
 
+def _days(start: float, end: float) -> list[str]:
+    """The UTC dates (``YYYY-MM-DD``) from the one of ``start`` to the one of ``end``."""
+    first = datetime.fromtimestamp(start, UTC).date()
+    last = datetime.fromtimestamp(end, UTC).date()
+    return [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+
+
 def _read_ids(path: str) -> tuple[Array, Array] | None:
     """Sorted hashes of a segment's request ids and each one's rows."""
     try:
-        table = pq.read_table(path, columns=["request_id", "row"])
+        fs, (where,) = readable([path])
+        table = pq.read_table(where, columns=["request_id", "row"], filesystem=fs)
     except Exception:  # vanished or unreadable: readers of the log report it, not this
         log.warning("cannot read request ids from %s", path, exc_info=True)
         return None

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from shipyard.errors import ShipyardError
 from shipyard.names import check_endpoint_name
 from shipyard.stores.feedback import read_feedback, segment_files, segments_between
+from shipyard.stores.log_location import readable
 
 
 class NothingLoggedError(ShipyardError):
@@ -40,8 +41,10 @@ def read_log(root: str | Path, endpoint: str, *, kind: str = "predictions",
         if until is not None:
             table = table.filter(pc.less(table["ts"], _moment(until)))
         return table if limit is None else table.slice(max(0, table.num_rows - limit))
-    schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
-    dataset = pads.dataset(files, schema=schema, format="parquet")
+    fs, paths = readable(files)  # local paths, or one object store's
+    schema = pa.unify_schemas([pq.read_schema(f, filesystem=fs) for f in paths],
+                              promote_options="permissive")
+    dataset = pads.dataset(paths, schema=schema, format="parquet", filesystem=fs)
     flt = None
     for bound in ([] if since is None else [pads.field("ts") >= _moment(since)]) + (
             [] if until is None else [pads.field("ts") < _moment(until)]):

@@ -6,14 +6,15 @@ and model version, each written to a temporary name and renamed, so readers neve
 file and a crash loses at most the last interval. ``close()`` flushes everything.
 
 Layout: ``ROOT/{predictions,shadow,errors,feedback}/endpoint=NAME/date=YYYY-MM-DD/hour=HH/
-*.parquet``. Prediction rows: ``request_id, row, ts, endpoint, model, version, latency_ms,
-routing_key, variant, policy_revision`` (the traffic policy's variant and revision that routed
-the request; ``""`` / 0 without a policy, and in segments older than them), one
-``input.<name>`` column per input and ``output.label`` / ``output.value`` /
-``output.proba.<class>`` / ``output.<name>`` columns. ``shadow`` segments have the same
-columns: a shadow version's answers to copied requests (the primary's request id, variant
-``shadow``); the monitor and feedback read only ``predictions``. ``errors``: failed answers
-(``error_records.py``).
+*.parquet``, under a local directory or an object-store URL (``s3://bucket/logs``:
+``log_location.py``; a segment there is one upload, which appears whole). Prediction rows:
+``request_id, row, ts, endpoint, model, version, latency_ms, routing_key, variant,
+policy_revision`` (the traffic policy's variant and revision that routed the request; ``""``
+/ 0 without a policy, and in segments older than them), one ``input.<name>`` column per
+input and ``output.label`` / ``output.value`` / ``output.proba.<class>`` / ``output.<name>``
+columns. ``shadow`` segments have the same columns: a shadow version's answers to copied
+requests (the primary's request id, variant ``shadow``); the monitor and feedback read only
+``predictions``. ``errors``: failed answers (``error_records.py``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from shipyard.names import check_endpoint_name
 from shipyard.stores.error_records import ErrorRecord as ErrorRecord
 from shipyard.stores.error_records import error_table
 from shipyard.stores.feedback import FeedbackRecord, feedback_table
+from shipyard.stores.log_location import join, log_root, write_object
 from shipyard.stores.log_reader import NothingLoggedError as NothingLoggedError
 from shipyard.stores.log_reader import read_log as read_log
 from shipyard.types import Array, Columns
@@ -132,7 +134,7 @@ class PredictionLog:
 
     def __init__(self, root: str | Path, *, flush_interval: float = 1.0,
                  max_buffered_rows: int = 500_000) -> None:
-        self.root = Path(root)
+        self.root = log_root(root)  # a Path, or an object store's URL
         self.flush_interval = flush_interval
         self.max_buffered_rows = max_buffered_rows
         self.stats = LogStats()
@@ -211,13 +213,17 @@ class PredictionLog:
 
     def _quarantine(self, key: tuple[str, str, str, int], record: Any) -> None:
         kind, endpoint, hour, _version = key
-        folder = self.root / "quarantine"
+        folder = join(self.root, "quarantine")
         try:  # a bad endpoint name is dropped and counted: it must never name a folder
-            folder = folder / kind / f"endpoint={check_endpoint_name(endpoint)}"
-            folder.mkdir(parents=True, exist_ok=True)
+            folder = join(folder, kind, f"endpoint={check_endpoint_name(endpoint)}")
             line = _record_json(record)
-            with (folder / f"{hour}-{os.getpid()}.jsonl").open("a", encoding="utf-8") as out:
-                out.write(line + "\n")
+            if isinstance(folder, Path):
+                folder.mkdir(parents=True, exist_ok=True)
+                with (folder / f"{hour}-{os.getpid()}.jsonl").open("a",
+                                                                     encoding="utf-8") as out:
+                    out.write(line + "\n")
+            else:  # an object store cannot append: one object per quarantined record
+                write_object(f"{folder}/{hour}-{_unique()}.jsonl", (line + "\n").encode())
         except Exception:
             log.exception("prediction log: could not quarantine a record of %s; dropped", key)
             with self._lock:  # append() updates dropped_rows under the same lock
@@ -236,14 +242,20 @@ class PredictionLog:
                  else error_table(records) if kind == "errors"
                  else _prediction_table(records))
         stamp = datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC)
-        folder = (self.root / kind / f"endpoint={endpoint}" / f"date={stamp:%Y-%m-%d}" /
-                  f"hour={stamp:%H}")
-        folder.mkdir(parents=True, exist_ok=True)
-        name = (f"{time.time_ns()}-{os.getpid()}-{next(_SEQ)}.parquet" if name is None
-                else f"{name}-v{version}.parquet")
-        tmp = folder / f".{name}.tmp"
-        pq.write_table(table, tmp, compression="zstd", use_dictionary=_dictionary_columns(table))
-        tmp.replace(folder / name)
+        folder = join(self.root, kind, f"endpoint={endpoint}", f"date={stamp:%Y-%m-%d}",
+                      f"hour={stamp:%H}")
+        name = f"{_unique()}.parquet" if name is None else f"{name}-v{version}.parquet"
+        options: dict[str, Any] = {"compression": "zstd",
+                                   "use_dictionary": _dictionary_columns(table)}
+        if isinstance(folder, Path):
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".{name}.tmp"
+            pq.write_table(table, tmp, **options)
+            tmp.replace(folder / name)
+        else:  # one upload: the object appears whole, so no temporary name is needed
+            sink = pa.BufferOutputStream()
+            pq.write_table(table, sink, **options)
+            write_object(f"{folder}/{name}", sink.getvalue().to_pybytes())
         self.stats.written_rows += table.num_rows
         self.stats.segments += 1
         self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + table.num_rows
@@ -256,6 +268,11 @@ class PredictionLog:
             self._thread.join()
             self._thread = None
         self.flush()
+
+
+def _unique() -> str:
+    """A segment's name: unique across processes and writers of one log."""
+    return f"{time.time_ns()}-{os.getpid()}-{next(_SEQ)}"
 
 
 def _record_json(record: Any) -> str:

@@ -76,8 +76,8 @@ def served(request: pytest.FixtureRequest, iris: IrisModels,
     config = root / "serve.yaml"
     config.write_text(yaml.safe_dump({
         "endpoints": [{"name": "iris", "model": "models:/iris@production"}],
-        "log_dir": str(log_dir), "poll_interval_s": POLL_S, "flush_interval_s": 0.2,
-        "rollout_controller": False}), encoding="utf-8")
+        "log_dir": str(log_dir), "poll_interval_s": POLL_S, "flush_interval_s": 0.2}),
+        encoding="utf-8")
     args = ["--config", str(config)]
     if engine == "ray":
         args += ["--engine", "ray", "--replicas", "2"]

@@ -4,8 +4,10 @@ CPUs), both real server processes on 127.0.0.1 serving ``models:/iris@production
 registry in a temporary home.
 
 Simple JSON predict, OIP metadata + health + infer, feedback, a 4xx naming the problem,
-``/metrics`` and the prediction log; last, a hot swap under load: the alias moves while clients
-send requests without pause, every answer is 2xx and the new version answers on every replica.
+``/metrics`` and the prediction log; then a hot swap under load (the alias moves while clients
+send requests without pause: every answer is 2xx and the new version answers on every
+replica), and a rollout policy change (a sticky A/B: every replica routes each user where the
+routing function says).
 Under CI=true a missing Ray is a failure; elsewhere the Ray half is skipped with the reason.
 """
 
@@ -26,6 +28,7 @@ import yaml
 
 from serving.helpers import FEATURES, IrisModels, ServerProcess, metric, rows_payload
 from shipyard.registry import Registry
+from shipyard.routing import StickyAB, route
 from shipyard.settings import Settings
 from shipyard.stores.log_reader import NothingLoggedError, read_log
 
@@ -208,3 +211,28 @@ def test_hot_swap_under_load_has_no_errors(served: Served, iris: IrisModels) -> 
     statuses = {s for s, _ in answers}
     assert statuses == {200}, f"non-2xx answers during the swap: {statuses}"
     assert {v for _, v in answers} == {1, 2}
+
+
+def test_a_policy_change_routes_each_user_alike_on_every_replica(served: Served,
+                                                                 iris: IrisModels) -> None:
+    policy = StickyAB("iris/1", "iris/2", 50, salt="contract", key="header:X-User-Id")
+    users = [f"user-{i}" for i in range(16)]
+    # the pure function every replica runs: which version each user must get
+    wanted = {u: int(route(policy, u).version.split("/")[1]) for u in users}
+    assert set(wanted.values()) == {1, 2}
+    with served.registry() as registry:
+        registry.deployments.set_policy("iris", policy, reason="contract test")
+
+    def answers() -> dict[str, set[int]]:
+        got: dict[str, set[int]] = {}
+        for user in users:
+            for _ in range(3):  # on Ray, several replicas answer each user
+                r = served.client.post("/v1/endpoints/iris/predict",
+                                       json=rows_payload(iris.x[:1]),
+                                       headers={"X-User-Id": user})
+                assert r.status_code == 200, r.text
+                got.setdefault(user, set()).add(r.json()["version"])
+        return got
+
+    _wait("every replica on the A/B policy",
+          lambda: answers() == {u: {v} for u, v in wanted.items()}, timeout=20 * POLL_S + 30)

@@ -18,7 +18,9 @@ controller, HTTP proxy and replicas) counts in ``srv cores``.
   batch_wait_timeout_s=0.002)`` around ``model.predict`` on the joblib file, labels only, no
   validation, no log; the same Ray Serve options (replicas, 256 ongoing requests, access log
   off);
-* shipyard local: ``shipyard serve DIR`` (uvicorn, one process), the reference row.
+* references: shipyard on Ray with ``inference: thread`` (the model in the replica, no
+  inference process), and shipyard's local server (``shipyard serve DIR``, uvicorn, one
+  process).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from serving import (
 )
 
 TARGET_VS_ANCHOR = 3.0
+PEERS = ("shipyard-ray", "shipyard-ray-thread", "anchor", "shipyard-local")
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -78,11 +81,11 @@ def servers(bench: Bench, replicas: int, inference: str) -> list[Server]:
     body = bench.instances_body()
     model = serve_config(bench, inference)
 
-    def shipyard_ray() -> Prepared:
+    def shipyard_ray(mode: str = inference) -> Prepared:
         port = free_port()
-        cmd = [str(PROJECT_BIN / "shipyard"), "serve", *model, "--engine", "ray",
-               "--replicas", n, "--port", str(port)]
-        return Prepared(cmd, _env(bench.root / "home-ray"), bench.root,
+        cmd = [str(PROJECT_BIN / "shipyard"), "serve", *serve_config(bench, mode), "--engine",
+               "ray", "--replicas", n, "--port", str(port)]
+        return Prepared(cmd, _env(bench.root / f"home-ray-{mode}"), bench.root,
                         f"http://127.0.0.1:{port}/v1/endpoints/{ENDPOINT}/predict", body,
                         lambda r: r["predictions"][0], 300)
 
@@ -102,6 +105,8 @@ def servers(bench: Bench, replicas: int, inference: str) -> list[Server]:
 
     return [
         Server("shipyard-ray", "shipyard on Ray Serve", f"--replicas {n}", shipyard_ray),
+        Server("shipyard-ray-thread", "  shipyard on Ray, inference: thread", f"--replicas {n}",
+               lambda: shipyard_ray("thread"), primary=False),
         Server("anchor", "Ray Serve + @serve.batch (anchor)", f"num_replicas={n}", anchor),
         Server("shipyard-local", "  shipyard local (uvicorn)", "--workers 1", shipyard_local,
                primary=False),
@@ -152,10 +157,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, help="seconds of untimed load first")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
-    parser.add_argument("--peers", default="shipyard-ray,anchor,shipyard-local",
-                        help="comma-separated subset of shipyard-ray,anchor,shipyard-local")
+    parser.add_argument("--peers", default=",".join(PEERS),
+                        help=f"comma-separated subset of {','.join(PEERS)}")
     parser.add_argument("--inference", choices=("process", "thread"), default="process",
-                        help="shipyard's inference mode (serve.yaml inference:), both rows")
+                        help="shipyard's inference mode (serve.yaml inference:) in the main "
+                             "and the local rows")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results here")
     args = parser.parse_args(argv)
     args.duration = args.duration or (5.0 if args.quick else 10.0)
@@ -186,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(Path(tmp), 1, {})
         bench.train()
         bench.package_shipyard()
-        bench.shipyard_logs = bench.root / "home-ray" / "logs"
+        bench.shipyard_logs = bench.root / f"home-ray-{args.inference}" / "logs"
         for srv in servers(bench, args.replicas, args.inference):
             if srv.key in args.peers:
                 outcomes.append(bench_server(srv, bench, wrk, args))

@@ -19,6 +19,7 @@ config with one endpoint is a deployment named after that endpoint.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import shutil
@@ -167,10 +168,15 @@ def _set(stop: threading.Event, signum: int, frame: FrameType | None) -> None:
 def ray_missing() -> str | None:
     """Why ``--engine ray`` cannot run here, or None."""
     try:
-        import ray  # noqa: F401
-        from ray import serve  # noqa: F401
+        import ray
+        from ray import serve
     except ImportError as exc:
         return f"--engine ray needs Ray Serve: pip install 'shipyard-ml[ray]' ({exc})"
     if os.name != "posix":
         return "--engine ray runs on Linux and macOS"
+    # the app is built in each replica (``serve.ingress()`` with no app, late-bound)
+    if inspect.signature(serve.ingress).parameters["app"].default is not None:
+        return (f"--engine ray needs a newer Ray Serve than {ray.__version__} (one whose "
+                "serve.ingress() builds the app in the replica): pip install -U "
+                "'shipyard-ml[ray]'")
     return None

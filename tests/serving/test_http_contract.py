@@ -13,7 +13,6 @@ Under CI=true a missing Ray is a failure; elsewhere the Ray half is skipped with
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -26,23 +25,20 @@ import numpy as np
 import pytest
 import yaml
 
-from serving.helpers import FEATURES, IrisModels, ServerProcess, metric, rows_payload
+from serving.helpers import (
+    FEATURES,
+    IrisModels,
+    ServerProcess,
+    metric,
+    ray_or_skip,
+    rows_payload,
+)
 from shipyard.registry import Registry
 from shipyard.routing import StickyAB, route
 from shipyard.settings import Settings
 from shipyard.stores.log_reader import NothingLoggedError, read_log
 
 POLL_S = 0.5  # the servers' poll interval: the hot swap is due within a few of them
-
-
-def _ray_or_skip() -> None:
-    try:
-        import ray  # noqa: F401
-        from ray import serve  # noqa: F401
-    except ImportError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and Ray Serve is missing: {exc}")
-        pytest.skip(f"Ray Serve is not installed ({exc}): pip install 'shipyard-ml[ray]'")
 
 
 def _wait(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
@@ -70,7 +66,7 @@ def served(request: pytest.FixtureRequest, iris: IrisModels,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     engine = request.param
     if engine == "ray":
-        _ray_or_skip()
+        ray_or_skip()
     root = tmp_path_factory.mktemp(f"contract-{engine}")
     home, log_dir = root / "home", root / "logs"
     with Registry(settings=Settings.from_env({"SHIPYARD_HOME": str(home)})) as registry:

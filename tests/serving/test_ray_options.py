@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from serving.helpers import ray_or_skip
 from shipyard.cli.main import app
 from shipyard.errors import ShipyardError
 from shipyard.server.ray_serve import Scaling, application
@@ -51,7 +52,7 @@ def test_serve_refuses_options_of_the_other_engine(args: list[str], problem: str
 
 
 def test_the_application_is_one_deployment_named_after_its_endpoint() -> None:
-    pytest.importorskip("ray.serve")
+    ray_or_skip()
     from shipyard.service.config import EndpointConfig, ServeConfig
 
     config = ServeConfig(endpoints=(EndpointConfig(name="iris", model="models:/iris@prod"),))

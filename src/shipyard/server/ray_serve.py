@@ -135,13 +135,13 @@ def serve(config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8000,
     from ray import serve as ray_serve
 
     stop = stop or threading.Event()
-    private = Path(tempfile.mkdtemp(prefix="shipyard-ray-"))  # mode 0700: metrics snapshots
     ray.init(address=ray_address, include_dashboard=False, logging_level=logging.WARNING,
              log_to_driver=False, configure_logging=True)
     # after ray.init, which installs its own SIGTERM handler in the driver
     main = threading.current_thread() is threading.main_thread()
     handlers = {sig: signal.signal(sig, lambda s, f: _set(stop, s, f))
                 for sig in (signal.SIGTERM, signal.SIGINT)} if main else {}
+    private = Path(tempfile.mkdtemp(prefix="shipyard-ray-"))  # mode 0700: metrics snapshots
     try:
         ray_serve.start(http_options={"host": host, "port": port,
                                       "keep_alive_timeout_s": config.idle_timeout_s})

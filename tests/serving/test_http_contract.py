@@ -1,7 +1,8 @@
-"""One HTTP contract, two engines: the same tests against ``shipyard serve`` (uvicorn, here)
-and ``shipyard serve --engine ray --replicas 2`` (Ray Serve on a local Ray with this machine's
-CPUs), both real server processes on 127.0.0.1 serving ``models:/iris@production`` from a
-registry in a temporary home.
+"""One HTTP contract, two engines: the same tests against ``shipyard serve`` (uvicorn, here),
+``shipyard serve --engine ray --replicas 2`` (Ray Serve on a local Ray with this machine's
+CPUs, through Ray's HTTP proxy) and the same with ``--ray-http direct`` (each replica serving
+HTTP itself), all real server processes on 127.0.0.1 serving ``models:/iris@production`` from
+a registry in a temporary home.
 
 Simple JSON predict, OIP metadata + health + infer, feedback, a 4xx naming the problem,
 ``/metrics`` and the prediction log; then a hot swap under load (the alias moves while clients
@@ -61,11 +62,11 @@ class Served:
         return Registry(settings=Settings.from_env({"SHIPYARD_HOME": str(self.home)}))
 
 
-@pytest.fixture(scope="module", params=["local", "ray"])
+@pytest.fixture(scope="module", params=["local", "ray", "ray-direct"])
 def served(request: pytest.FixtureRequest, iris: IrisModels,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     engine = request.param
-    if engine == "ray":
+    if engine.startswith("ray"):
         ray_or_skip()
     root = tmp_path_factory.mktemp(f"contract-{engine}")
     home, log_dir = root / "home", root / "logs"
@@ -78,11 +79,13 @@ def served(request: pytest.FixtureRequest, iris: IrisModels,
         "log_dir": str(log_dir), "poll_interval_s": POLL_S, "flush_interval_s": 0.2}),
         encoding="utf-8")
     args = ["--config", str(config)]
-    if engine == "ray":
+    if engine.startswith("ray"):
         args += ["--engine", "ray", "--replicas", "2"]
+    if engine == "ray-direct":  # each replica serves HTTP itself, Ray's proxy off
+        args += ["--ray-http", "direct"]
     server = ServerProcess(args, home=home, out=root / "server.out")
     try:
-        server.wait_ready(timeout=180.0 if engine == "ray" else 60.0)
+        server.wait_ready(timeout=180.0 if engine.startswith("ray") else 60.0)
         served = Served(engine, server, home, log_dir)
         yield served
         served.client.close()

@@ -39,6 +39,9 @@ def serve(
     ray_address: Annotated[str | None, typer.Option(
         help="--engine ray: the Ray cluster (default: a local Ray started for the server)")]
     = None,
+    ray_http: Annotated[str, typer.Option(
+        help="--engine ray: proxy (Ray Serve's HTTP proxy) or direct (each replica serves "
+             "HTTP on --port itself; no --autoscale)")] = "proxy",
 ) -> None:
     """Serve models over HTTP: simple JSON and the Open Inference Protocol."""
     from shipyard.server.run import serve as run_server
@@ -65,7 +68,7 @@ def serve(
                       "(unpickle its model, import the classes it names)")
     if workers < 1:
         raise ShipyardError("--workers must be at least 1")
-    scaling = _scaling(engine, workers, replicas, autoscale, ray_address)
+    scaling = _scaling(engine, workers, replicas, autoscale, ray_address, ray_http)
     from shipyard.service.loading import unresolved_sources
 
     problems = unresolved_sources((e.name, e.model) for e in cfg.endpoints)
@@ -82,9 +85,11 @@ def serve(
         how = (f"{scaling.replicas} replica{'s' if scaling.replicas > 1 else ''}"
                if scaling.autoscale is None else "autoscaled {}..{} replicas, target {:g}"
                .format(*scaling.autoscale))
+        how += ", each serving HTTP itself" if ray_http == "direct" else ""
         console.print(f"serving {names} on Ray Serve at http://{host}:{port} ({how}); "
                       "docs at /docs")
-        serve_on_ray(cfg, host=host, port=port, scaling=scaling, ray_address=ray_address)
+        serve_on_ray(cfg, host=host, port=port, scaling=scaling, ray_address=ray_address,
+                     direct=ray_http == "direct")
         return
     console.print(f"serving {names} on http://{host}:{port} "
                   f"({workers} worker{'s' if workers > 1 else ''}); docs at /docs")
@@ -92,15 +97,22 @@ def serve(
 
 
 def _scaling(engine: str, workers: int, replicas: int | None, autoscale: str | None,
-             ray_address: str | None) -> Scaling | None:
+             ray_address: str | None, ray_http: str) -> Scaling | None:
     """``--engine ray``'s replicas (None for the local engine); the options of the other
     engine are refused, not ignored."""
     if engine == "local":
-        if replicas is not None or autoscale is not None or ray_address is not None:
-            raise ShipyardError("--replicas, --autoscale and --ray-address need --engine ray")
+        if replicas is not None or autoscale is not None or ray_address is not None \
+                or ray_http != "proxy":
+            raise ShipyardError("--replicas, --autoscale, --ray-address and --ray-http need "
+                                "--engine ray")
         return None
     if engine != "ray":
         raise ShipyardError(f"--engine is local or ray, not {engine!r}")
+    if ray_http not in ("proxy", "direct"):
+        raise ShipyardError(f"--ray-http is proxy or direct, not {ray_http!r}")
+    if ray_http == "direct" and autoscale is not None:
+        raise ShipyardError("--ray-http direct takes --replicas N, not --autoscale: Ray Serve "
+                            "sees no requests to scale on when the replicas serve HTTP")
     if workers != 1:
         raise ShipyardError("--workers is for --engine local; on Ray use --replicas N or "
                             "--autoscale MIN,MAX,TARGET")

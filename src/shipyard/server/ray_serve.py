@@ -88,9 +88,11 @@ class Scaling:
 class ShipyardReplica:
     """One Ray Serve replica: shipyard's ASGI app with every endpoint of the config."""
 
-    def __init__(self, config: dict[str, Any], metrics_dir: str | None = None) -> None:
+    def __init__(self, config: dict[str, Any], metrics_dir: str | None = None,
+                 http: tuple[str, int] | None = None) -> None:
         self._config = config
         self._metrics_dir = metrics_dir
+        self._http = http  # direct: this replica serves HTTP itself on this host and port
 
     def __serve_build_asgi_app__(self) -> Any:
         from shipyard.server.run import build_app
@@ -101,7 +103,12 @@ class ShipyardReplica:
         if self._metrics_dir is not None:  # made on a node other than the server's
             shared = Path(self._metrics_dir)
             shared.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return build_app(config, shared)
+        app = build_app(config, shared)
+        if self._http is None:
+            return app
+        from shipyard.server.replica_http import OwnHttp
+
+        return OwnHttp(app, *self._http, idle_timeout_s=config.idle_timeout_s)
 
 
 def deployment_name(config: ServeConfig) -> str:
@@ -110,9 +117,13 @@ def deployment_name(config: ServeConfig) -> str:
 
 
 def application(config: ServeConfig, scaling: Scaling, *, metrics_dir: Path | None = None,
-                num_cpus: float = 1.0) -> Any:
-    """The Ray Serve application serving ``config`` (``serve.run`` it). The config, API keys
-    included, travels to the replicas as the deployment's arguments."""
+                num_cpus: float = 1.0, http: tuple[str, int] | None = None) -> Any:
+    """The Ray Serve application serving ``config`` (``serve.run`` it); with ``http``, each
+    replica also serves HTTP itself on that host and port (``replica_http``). The config, API
+    keys included, travels to the replicas as the deployment's arguments."""
+    if http is not None and scaling.autoscale is not None:
+        raise ShipyardError("--ray-http direct takes --replicas N, not --autoscale: Ray Serve "
+                            "sees no requests to scale on when the replicas serve HTTP")
     from ray import serve
 
     ingress = serve.ingress()(ShipyardReplica)
@@ -123,14 +134,18 @@ def application(config: ServeConfig, scaling: Scaling, *, metrics_dir: Path | No
         logging_config={"enable_access_log": False, "log_level": "WARNING"},
         # a stopping replica finishes its requests and flushes its prediction log
         graceful_shutdown_timeout_s=60.0, **scaling.options())(ingress)
-    return deployment.bind(config.to_dict(), None if metrics_dir is None else str(metrics_dir))
+    return deployment.bind(config.to_dict(), None if metrics_dir is None else str(metrics_dir),
+                           http)
 
 
 def serve(config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8000,
           scaling: Scaling | None = None, ray_address: str | None = None,
-          num_cpus: float = 1.0, stop: threading.Event | None = None) -> None:
+          num_cpus: float = 1.0, direct: bool = False,
+          stop: threading.Event | None = None) -> None:
     """Serve ``config`` on Ray Serve until SIGTERM / SIGINT (or ``stop`` is set): on the
-    cluster at ``ray_address``, else on a local Ray started for it (and stopped after)."""
+    cluster at ``ray_address``, else on a local Ray started for it (and stopped after).
+    HTTP goes through Ray Serve's proxy, or with ``direct`` straight to the replicas, each
+    listening on ``host:port`` itself (Ray's proxy off)."""
     import ray
     from ray import serve as ray_serve
 
@@ -143,10 +158,14 @@ def serve(config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8000,
                 for sig in (signal.SIGTERM, signal.SIGINT)} if main else {}
     private = Path(tempfile.mkdtemp(prefix="shipyard-ray-"))  # mode 0700: metrics snapshots
     try:
-        ray_serve.start(http_options={"host": host, "port": port,
-                                      "keep_alive_timeout_s": config.idle_timeout_s})
+        if direct:
+            ray_serve.start(proxy_location="Disabled")
+        else:
+            ray_serve.start(http_options={"host": host, "port": port,
+                                          "keep_alive_timeout_s": config.idle_timeout_s})
         ray_serve.run(application(config, scaling or Scaling(), metrics_dir=private / "metrics",
-                                  num_cpus=num_cpus), name=APP_NAME, route_prefix="/")
+                                  num_cpus=num_cpus, http=(host, port) if direct else None),
+                      name=APP_NAME, route_prefix="/")
         stop.wait()
     finally:
         try:

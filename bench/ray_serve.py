@@ -13,7 +13,9 @@ The model, the request and the load are ``bench/serving.py``'s (its helpers are 
 controller, HTTP proxy and replicas) counts in ``srv cores``.
 
 * shipyard on Ray: ``shipyard serve DIR --engine ray --replicas N``, default config (adaptive
-  batching 32 rows / 2 ms, validation, prediction log at 100 %, probabilities in every answer);
+  batching 32 rows / 2 ms, validation, prediction log at 100 %, probabilities in every answer),
+  through Ray Serve's HTTP proxy; and the same with ``--ray-http direct`` (each replica serves
+  HTTP on the port itself, Ray's proxy off);
 * anchor: ``bench/_ray_anchor.py``, ``@serve.batch(max_batch_size=32,
   batch_wait_timeout_s=0.002)`` around ``model.predict`` on the joblib file, labels only, no
   validation, no log; the same Ray Serve options (replicas, 256 ongoing requests, access log
@@ -55,7 +57,8 @@ from serving import (
 )
 
 TARGET_VS_ANCHOR = 3.0
-PEERS = ("shipyard-ray", "shipyard-ray-thread", "anchor", "shipyard-local")
+PEERS = ("shipyard-ray", "shipyard-ray-direct", "shipyard-ray-thread", "anchor",
+         "shipyard-local")
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -81,11 +84,11 @@ def servers(bench: Bench, replicas: int, inference: str) -> list[Server]:
     body = bench.instances_body()
     model = serve_config(bench, inference)
 
-    def shipyard_ray(mode: str = inference) -> Prepared:
+    def shipyard_ray(mode: str = inference, http: str = "proxy") -> Prepared:
         port = free_port()
         cmd = [str(PROJECT_BIN / "shipyard"), "serve", *serve_config(bench, mode), "--engine",
-               "ray", "--replicas", n, "--port", str(port)]
-        return Prepared(cmd, _env(bench.root / f"home-ray-{mode}"), bench.root,
+               "ray", "--replicas", n, "--ray-http", http, "--port", str(port)]
+        return Prepared(cmd, _env(bench.root / f"home-ray-{mode}-{http}"), bench.root,
                         f"http://127.0.0.1:{port}/v1/endpoints/{ENDPOINT}/predict", body,
                         lambda r: r["predictions"][0], 300)
 
@@ -105,6 +108,8 @@ def servers(bench: Bench, replicas: int, inference: str) -> list[Server]:
 
     return [
         Server("shipyard-ray", "shipyard on Ray Serve", f"--replicas {n}", shipyard_ray),
+        Server("shipyard-ray-direct", "shipyard on Ray, --ray-http direct", f"--replicas {n}",
+               lambda: shipyard_ray(http="direct")),
         Server("shipyard-ray-thread", "  shipyard on Ray, inference: thread", f"--replicas {n}",
                lambda: shipyard_ray("thread"), primary=False),
         Server("anchor", "Ray Serve + @serve.batch (anchor)", f"num_replicas={n}", anchor),
@@ -135,17 +140,20 @@ def print_table(outcomes: list[Outcome]) -> dict[str, Any]:
         else:
             print("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
                             for i, (c, w) in enumerate(zip(row, widths, strict=True))))
-    ours = rps.get("shipyard-ray")
+    ours, direct, local = (rps.get(k) for k in ("shipyard-ray", "shipyard-ray-direct",
+                                                  "shipyard-local"))
     ratios = {"shipyard_ray_vs_anchor": ours / anchor if ours and anchor else None,
-              "shipyard_local_vs_ray": rps["shipyard-local"] / ours
-              if ours and rps.get("shipyard-local") else None}
+              "shipyard_ray_direct_vs_anchor": direct / anchor if direct and anchor else None,
+              "shipyard_local_vs_ray": local / ours if ours and local else None}
     print()
-    vs = ratios["shipyard_ray_vs_anchor"]
-    verdict = "n/a" if vs is None else "met" if vs >= TARGET_VS_ANCHOR else "NOT MET"
-    print(f"shipyard on Ray / anchor: {'-' if vs is None else f'{vs:.2f}x'} (target >= "
-          f"{TARGET_VS_ANCHOR:g}x: {verdict})")
-    local = ratios["shipyard_local_vs_ray"]
-    print(f"shipyard local / shipyard on Ray: {'-' if local is None else f'{local:.2f}x'}")
+    for key, label in (("shipyard_ray_vs_anchor", "shipyard on Ray (Ray's proxy)"),
+                       ("shipyard_ray_direct_vs_anchor", "shipyard on Ray (--ray-http direct)")):
+        vs = ratios[key]
+        verdict = "n/a" if vs is None else "met" if vs >= TARGET_VS_ANCHOR else "NOT MET"
+        print(f"{label} / anchor: {'-' if vs is None else f'{vs:.2f}x'} (target >= "
+              f"{TARGET_VS_ANCHOR:g}x: {verdict})")
+    ratio = ratios["shipyard_local_vs_ray"]
+    print(f"shipyard local / shipyard on Ray (proxy): {'-' if ratio is None else f'{ratio:.2f}x'}")
     return ratios
 
 
@@ -192,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(Path(tmp), 1, {})
         bench.train()
         bench.package_shipyard()
-        bench.shipyard_logs = bench.root / f"home-ray-{args.inference}" / "logs"
+        bench.shipyard_logs = bench.root / f"home-ray-{args.inference}-proxy" / "logs"
         for srv in servers(bench, args.replicas, args.inference):
             if srv.key in args.peers:
                 outcomes.append(bench_server(srv, bench, wrk, args))

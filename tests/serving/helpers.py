@@ -56,6 +56,19 @@ def metric(text: str, name: str, **labels: str) -> float:
                if all(lab.get(k) == want for k, want in labels.items()))
 
 
+def ray_or_skip() -> None:
+    """Ray Serve is importable; else the test fails under CI=true and is skipped elsewhere."""
+    import pytest
+
+    try:
+        import ray  # noqa: F401
+        from ray import serve  # noqa: F401
+    except ImportError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and Ray Serve is missing: {exc}")
+        pytest.skip(f"Ray Serve is not installed ({exc}): pip install 'shipyard-ml[ray]'")
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

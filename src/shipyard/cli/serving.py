@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from shipyard.cli.output import console, parse_time, print_json, table
 from shipyard.errors import ShipyardError
+
+if TYPE_CHECKING:
+    from shipyard.server.ray_serve import Scaling
 
 
 def serve(
@@ -27,6 +30,19 @@ def serve(
         "--trust", help="trust every endpoint's package: let it unpickle its model or import "
                         "the classes it names (runs their code); per endpoint: trust: true "
                         "in serve.yaml")] = False,
+    engine: Annotated[str, typer.Option(
+        help="local: uvicorn here; ray: a Ray Serve deployment (see docs/ray.md)")] = "local",
+    replicas: Annotated[int | None, typer.Option(
+        help="--engine ray: replicas of the deployment (default 1)")] = None,
+    autoscale: Annotated[str | None, typer.Option(
+        help="--engine ray: MIN,MAX,TARGET replicas autoscaled on TARGET ongoing requests "
+             "per replica")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        help="--engine ray: the Ray cluster (default: a local Ray started for the server)")]
+    = None,
+    ray_http: Annotated[str, typer.Option(
+        help="--engine ray: proxy (Ray Serve's HTTP proxy) or direct (each replica serves "
+             "HTTP on --port itself; no --autoscale)")] = "proxy",
 ) -> None:
     """Serve models over HTTP: simple JSON and the Open Inference Protocol."""
     from shipyard.server.run import serve as run_server
@@ -53,6 +69,7 @@ def serve(
                       "(unpickle its model, import the classes it names)")
     if workers < 1:
         raise ShipyardError("--workers must be at least 1")
+    scaling = _scaling(engine, workers, replicas, autoscale, ray_address, ray_http)
     from shipyard.service.loading import unresolved_sources
 
     problems = unresolved_sources((e.name, e.model) for e in cfg.endpoints)
@@ -62,9 +79,50 @@ def serve(
     from shipyard.service.monitor_rules import check_serve_rules
 
     check_serve_rules(cfg)  # accuracy rules on a regressor fail here, before serving
-    console.print(f"serving {', '.join(e.name for e in cfg.endpoints)} on http://{host}:{port} "
+    names = ", ".join(e.name for e in cfg.endpoints)
+    if scaling is not None:
+        from shipyard.server.ray_serve import serve as serve_on_ray
+
+        how = (f"{scaling.replicas} replica{'s' if scaling.replicas > 1 else ''}"
+               if scaling.autoscale is None else "autoscaled {}..{} replicas, target {:g}"
+               .format(*scaling.autoscale))
+        how += ", each serving HTTP itself" if ray_http == "direct" else ""
+        console.print(f"serving {names} on Ray Serve at http://{host}:{port} ({how}); "
+                      "docs at /docs")
+        serve_on_ray(cfg, host=host, port=port, scaling=scaling, ray_address=ray_address,
+                     direct=ray_http == "direct")
+        return
+    console.print(f"serving {names} on http://{host}:{port} "
                   f"({workers} worker{'s' if workers > 1 else ''}); docs at /docs")
     run_server(cfg, host=host, port=port, workers=workers)
+
+
+def _scaling(engine: str, workers: int, replicas: int | None, autoscale: str | None,
+             ray_address: str | None, ray_http: str) -> Scaling | None:
+    """``--engine ray``'s replicas (None for the local engine); the options of the other
+    engine are refused, not ignored."""
+    if engine == "local":
+        if replicas is not None or autoscale is not None or ray_address is not None \
+                or ray_http != "proxy":
+            raise ShipyardError("--replicas, --autoscale, --ray-address and --ray-http need "
+                                "--engine ray")
+        return None
+    if engine != "ray":
+        raise ShipyardError(f"--engine is local or ray, not {engine!r}")
+    if ray_http not in ("proxy", "direct"):
+        raise ShipyardError(f"--ray-http is proxy or direct, not {ray_http!r}")
+    if ray_http == "direct" and autoscale is not None:
+        raise ShipyardError("--ray-http direct takes --replicas N, not --autoscale: Ray Serve "
+                            "sees no requests to scale on when the replicas serve HTTP")
+    if workers != 1:
+        raise ShipyardError("--workers is for --engine local; on Ray use --replicas N or "
+                            "--autoscale MIN,MAX,TARGET")
+    from shipyard.server.ray_serve import Scaling, ray_missing
+
+    missing = ray_missing()
+    if missing:
+        raise ShipyardError(missing)
+    return Scaling.parse(replicas, autoscale)
 
 
 def logs(

@@ -44,7 +44,7 @@ def test_bad_scaling_is_refused(replicas: int | None, autoscale: str | None,
     (["--engine", "ray", "--workers", "2"], "--workers is for --engine local"),
     (["--engine", "spark"], "--engine is local or ray"),
     (["--ray-http", "direct"], "need --engine ray"),
-    (["--engine", "ray", "--ray-http", "ws"], "--ray-http is proxy or direct"),
+    (["--engine", "ray", "--ray-http", "ws"], "--ray-http is auto, proxy or direct"),
     (["--engine", "ray", "--ray-http", "direct", "--autoscale", "1,2,8"], "not --autoscale"),
 ])
 def test_serve_refuses_options_of_the_other_engine(args: list[str], problem: str,

@@ -41,8 +41,9 @@ def serve(
         help="--engine ray: the Ray cluster (default: a local Ray started for the server)")]
     = None,
     ray_http: Annotated[str, typer.Option(
-        help="--engine ray: proxy (Ray Serve's HTTP proxy) or direct (each replica serves "
-             "HTTP on --port itself; no --autoscale)")] = "proxy",
+        help="--engine ray: direct (each replica serves HTTP on --port itself: fast, fixed "
+             "--replicas), proxy (Ray Serve's HTTP proxy: what --autoscale needs) or auto "
+             "(direct, or proxy with --autoscale)")] = "auto",
 ) -> None:
     """Serve models over HTTP: simple JSON and the Open Inference Protocol."""
     from shipyard.server.run import serve as run_server
@@ -70,6 +71,8 @@ def serve(
     if workers < 1:
         raise ShipyardError("--workers must be at least 1")
     scaling = _scaling(engine, workers, replicas, autoscale, ray_address, ray_http)
+    if ray_http == "auto":
+        ray_http = "proxy" if autoscale is not None else "direct"
     from shipyard.service.loading import unresolved_sources
 
     problems = unresolved_sources((e.name, e.model) for e in cfg.endpoints)
@@ -103,14 +106,14 @@ def _scaling(engine: str, workers: int, replicas: int | None, autoscale: str | N
     engine are refused, not ignored."""
     if engine == "local":
         if replicas is not None or autoscale is not None or ray_address is not None \
-                or ray_http != "proxy":
+                or ray_http != "auto":
             raise ShipyardError("--replicas, --autoscale, --ray-address and --ray-http need "
                                 "--engine ray")
         return None
     if engine != "ray":
         raise ShipyardError(f"--engine is local or ray, not {engine!r}")
-    if ray_http not in ("proxy", "direct"):
-        raise ShipyardError(f"--ray-http is proxy or direct, not {ray_http!r}")
+    if ray_http not in ("auto", "proxy", "direct"):
+        raise ShipyardError(f"--ray-http is auto, proxy or direct, not {ray_http!r}")
     if ray_http == "direct" and autoscale is not None:
         raise ShipyardError("--ray-http direct takes --replicas N, not --autoscale: Ray Serve "
                             "sees no requests to scale on when the replicas serve HTTP")

@@ -56,6 +56,8 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     │   └── RegistryUnavailableError  the registry's database cannot be reached
     ├── ArtifactStoreError            a blob is missing, corrupt or cannot be written
     ├── NothingLoggedError            an endpoint has nothing logged yet (stores/log_reader.py)
+    ├── LogLocationError              a prediction-log location that cannot be used: a URL
+    │                                 with a password, a missing bucket (stores/log_location.py)
     ├── MonitoringError               monitoring cannot compute what was asked
     │   ├── ProfileError              data cannot be profiled, profiles cannot be merged, or
     │   │                             profile bytes are corrupt

@@ -112,6 +112,14 @@ def test_nothing_logged_on_s3_says_so(s3_env: S3Server) -> None:
         result.exception)
 
 
+def test_a_log_in_a_bucket_that_does_not_exist_is_an_error_not_an_empty_log(
+        s3_env: S3Server) -> None:
+    url = "s3://no-such-bucket-here/logs"
+    result = runner.invoke(app, ["logs", ENDPOINT, "--log-dir", url])
+    assert isinstance(result.exception, LogLocationError)
+    assert "bucket s3://no-such-bucket-here does not exist" in str(result.exception)
+
+
 def test_a_log_url_with_credentials_in_it_is_refused() -> None:
     with pytest.raises(LogLocationError) as caught:
         log_root("s3://AKIAEXAMPLE:wJalrXUtnFEMI-secret@bucket/logs")

@@ -29,7 +29,8 @@ SEGMENT_SUFFIX = ".parquet"
 
 
 class LogLocationError(ShipyardError):
-    """A prediction-log location that cannot be used (a URL with a password in it)."""
+    """A prediction-log location that cannot be used (a URL with a password in it, a bucket
+    that does not exist)."""
 
 
 def is_remote(root: str | Path) -> bool:
@@ -78,6 +79,10 @@ def list_objects(folder: str, suffix: str = SEGMENT_SUFFIX) -> list[str]:
 
     scheme = folder.split("://", 1)[0]
     fs, base = _filesystem(folder)
+    bucket = base.split("/", 1)[0]
+    if fs.get_file_info(bucket).type == pafs.FileType.NotFound:  # a typo, not "nothing yet"
+        raise LogLocationError(f"the prediction log's bucket {scheme}://{bucket} does not exist "
+                            f"(log directory {folder})")
     infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
     return sorted(f"{scheme}://{info.path}" for info in infos
                   if info.type == pafs.FileType.File and info.base_name.endswith(suffix)

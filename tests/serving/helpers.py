@@ -69,6 +69,32 @@ def ray_or_skip() -> None:
         pytest.skip(f"Ray Serve is not installed ({exc}): pip install 'shipyard-ml[ray]'")
 
 
+def serve_in_process(config: Any, home: Path,
+                     posts: Sequence[tuple[str, Any]]) -> tuple[list[httpx.Response], str]:
+    """Serve ``config`` (a ServeConfig) in this process (the app over httpx's ASGI
+    transport), POST each ``(path, json)`` in turn, read ``/metrics``, then close the data
+    plane (its prediction log is flushed): the answers and the metrics text."""
+    import asyncio
+
+    from shipyard.server.app import create_app
+    from shipyard.service.dataplane import DataPlane
+    from shipyard.settings import Settings
+
+    async def scenario() -> tuple[list[httpx.Response], str]:
+        plane = DataPlane(config, settings=Settings.from_env({"SHIPYARD_HOME": str(home)}))
+        await plane.start()  # what the lifespan does
+        try:
+            transport = httpx.ASGITransport(app=create_app(plane))
+            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1",
+                                         timeout=30) as client:
+                answers = [await client.post(path, json=body) for path, body in posts]
+                return answers, (await client.get("/metrics")).text
+        finally:
+            await plane.close()
+
+    return asyncio.run(scenario())
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from shipyard._version import __version__
 from shipyard.cli.admin import audit, db_app, gc
+from shipyard.cli.export import app as export_app
 from shipyard.cli.models import app as models_app
 from shipyard.cli.monitoring import app as monitor_app
 from shipyard.cli.rollouts import app as rollout_app
@@ -25,6 +26,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(rollout_app, name="rollout")
+app.add_typer(export_app, name="export")
 app.command("deploy")(deploy)
 app.command("rollback")(rollback)
 app.command("audit")(audit)

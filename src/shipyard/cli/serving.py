@@ -44,6 +44,10 @@ def serve(
         help="--engine ray: direct (each replica serves HTTP on --port itself: fast, fixed "
              "--replicas), proxy (Ray Serve's HTTP proxy: what --autoscale needs) or auto "
              "(direct, or proxy with --autoscale)")] = "auto",
+    api_keys_dir: Annotated[Path | None, typer.Option(
+        "--api-keys-dir", help="a directory of API key files (file name: the key's name, "
+                               "content: the secret), e.g. a mounted Kubernetes Secret; "
+                               "added to serve.yaml's api_keys")] = None,
 ) -> None:
     """Serve models over HTTP: simple JSON and the Open Inference Protocol."""
     from shipyard.server.run import serve as run_server
@@ -64,6 +68,12 @@ def serve(
         from dataclasses import replace
 
         cfg = replace(cfg, log_dir=log_dir)
+    if api_keys_dir is not None:
+        from dataclasses import replace
+
+        from shipyard.service.key_files import read_key_files
+
+        cfg = replace(cfg, api_keys={**cfg.api_keys, **read_key_files(api_keys_dir)})
     if trust:
         cfg = cfg.trusting_all()
         console.print("[yellow]--trust:[/] every endpoint's package may run its own code "

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from shipyard.errors import ShipyardError
 from shipyard.names import SAFE_NAME_RULE, is_safe_name
+from shipyard.packaging import check_name
+from shipyard.registry import is_model_uri
 
 
 class ConfigError(ShipyardError):
@@ -25,10 +27,16 @@ class ConfigError(ShipyardError):
 @dataclass(frozen=True)
 class EndpointConfig:
     """One served endpoint. ``model`` is a package path or a ``models:/`` URI; an alias or
-    ``@latest`` URI is watched, and a new version is swapped in when it moves."""
+    ``@latest`` URI is watched, and a new version is swapped in when it moves.
+
+    A package path is served as ``model_name``/``model_version`` (default: the directory's
+    name, version 1): what responses, metrics, the prediction log and policies call it. A
+    ``models:/`` URI names its own model and version, so these are refused with one."""
 
     name: str
     model: str
+    model_name: str | None = None
+    model_version: int | None = None
     max_batch_size: int = 32
     max_wait_ms: float = 2.0
     max_queue: int = 2048
@@ -53,9 +61,14 @@ class EndpointConfig:
         """How long one batch may run (``batch_timeout_s``, else ``timeout_s``)."""
         return self.timeout_s if self.batch_timeout_s is None else self.batch_timeout_s
 
+    def served_as(self, path: str) -> tuple[str, int]:
+        """The model name and version the package at ``path`` is served as."""
+        return self.model_name or Path(path).name, self.model_version or 1
+
     def __post_init__(self) -> None:
         if not is_safe_name(self.name):
             raise ConfigError(f"invalid endpoint name {self.name!r}: use {SAFE_NAME_RULE}")
+        self._check_served_as()
         if self.max_batch_size < 1 or self.max_queue < 1 or self.concurrency < 1:
             raise ConfigError(f"endpoint {self.name}: max_batch_size, max_queue and "
                               "concurrency must be at least 1")
@@ -73,6 +86,24 @@ class EndpointConfig:
         if self.inference not in ("process", "thread"):
             raise ConfigError(f"endpoint {self.name}: inference is process or thread, "
                               f"not {self.inference!r}")
+
+    def _check_served_as(self) -> None:
+        if self.model_name is None and self.model_version is None:
+            return
+        if is_model_uri(self.model):
+            raise ConfigError(f"endpoint {self.name}: model_name and model_version name what "
+                              f"a package path is served as; {self.model} names its own model "
+                              "and version (remove them)")
+        if self.model_name is not None:
+            try:
+                check_name(self.model_name)
+            except ShipyardError as exc:
+                raise ConfigError(f"endpoint {self.name}: model_name: {exc}") from exc
+        version = self.model_version
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int)
+                                    or version < 1):
+            raise ConfigError(f"endpoint {self.name}: model_version is a whole number, at "
+                              f"least 1, not {version!r}")
 
 
 @dataclass(frozen=True)

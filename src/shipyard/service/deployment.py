@@ -47,7 +47,7 @@ class Deployment:
 
     model: VerifiedPackage  # a LoadedModel unless its inference process runs it
     model_name: str
-    version: int  # registry version; 1 for a package served from a path
+    version: int  # registry version; a path's: the endpoint's model_version (default 1)
     batcher: AdaptiveBatcher[Ticket, Share]
     process: InferenceProcess | None = None  # the model's own process (inference: process)
     # raw simple-JSON requests, answered whole by the process (see ``DataPlane.predict_raw``)
@@ -118,21 +118,22 @@ class DeploymentBuilder:
             lane = self._lanes[ep.name] = Lane(LANE_WAIT_MS)
         return lane
 
-    def resolve(self, source: str) -> tuple[Path, str, int]:
-        """The package directory, model name and version of ``source``."""
+    def resolve(self, ep: EndpointConfig, source: str) -> tuple[Path, str, int]:
+        """The package directory, model name and version of ``source`` (a path: what the
+        endpoint serves it as, `EndpointConfig.served_as`)."""
         if is_model_uri(source):
             registry = self.registry()
             version = registry.get_version(source)
             return registry.fetch(version.uri), version.name, version.version
-        path = Path(source)
-        return path, path.name, 1
+        name, number = ep.served_as(source)
+        return Path(source), name, number
 
     def build(self, ep: EndpointConfig, source: str, *,
               background: bool = False) -> tuple[Deployment, float]:
         """Load + warm up ``source`` for endpoint ``ep``; returns it and the seconds taken.
         ``background``: for shadow copies only (see `Deployment.background`)."""
         started = time.perf_counter()
-        path, name, version = self.resolve(source)
+        path, name, version = self.resolve(ep, source)
         labels = {"endpoint": ep.name, "model": name, "version": str(version)}
         batch_hist = self.metrics.batch_size.labels(**labels)
         model: VerifiedPackage

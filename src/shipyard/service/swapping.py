@@ -25,7 +25,6 @@ import functools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from shipyard.registry import Registry, is_model_uri
 from shipyard.registry.uri import SCHEME
@@ -96,7 +95,8 @@ class Swapper:
         """The endpoint's target now (blocks: reads the registry)."""
         source = ep.config.model
         if not is_model_uri(source):
-            ref = f"{Path(source).name}/1"
+            name, number = ep.config.served_as(source)
+            ref = f"{name}/{number}"
             return Target(0, Single(ref), {ref: source}, source)
         registry = self.registry()
         current = registry.deployments.current(ep.name)

@@ -1,0 +1,1 @@
+"""Tests of ``shipyard export docker|k8s|kserve``."""

@@ -56,6 +56,10 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     │   └── RegistryUnavailableError  the registry's database cannot be reached
     ├── ArtifactStoreError            a blob is missing, corrupt or cannot be written
     ├── NothingLoggedError            an endpoint has nothing logged yet (stores/log_reader.py)
+    ├── InputError                    batch input cannot be found or read
+    │                                 (scoring/sources.py)
+    ├── RejectLimitError              a batch run rejected more rows than --max-rejects
+    │                                 allows (scoring/batch.py)
     ├── MonitoringError               monitoring cannot compute what was asked
     │   ├── ProfileError              data cannot be profiled, profiles cannot be merged, or
     │   │                             profile bytes are corrupt

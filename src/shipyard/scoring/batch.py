@@ -123,10 +123,13 @@ def predict_batch(model_uri_or_path: str | Path, input: str | Path, output: str 
     summary = BatchSummary(batch_id=_batch_id(), output=out, engine=engine)
     rejects_at = str(rejects) if rejects is not None else default_rejects(out)
     if engine == "ray":
-        from shipyard.scoring.ray_engine import score_with_ray
+        from shipyard.scoring.ray_engine import log_settings, score_with_ray
 
+        log = None if log_endpoint is None else log_settings(
+            run, log_endpoint, _log_root(log_dir), summary.batch_id)
         score_with_ray(run, out, rejects_at, summary, max_rejects=max_rejects,
-                       explicit_rejects=rejects is not None, ray_address=ray_address)
+                       explicit_rejects=rejects is not None, ray_address=ray_address,
+                       log=log)
     elif engine == "local":
         _score_locally(run, out, rejects_at, summary, max_rejects=max_rejects,
                        explicit_rejects=rejects is not None, log_endpoint=log_endpoint,
@@ -255,9 +258,16 @@ def _open_log(run: Run, endpoint: str | None, log_dir: str | Path | None,
     if endpoint is None:
         return None
     from shipyard.scoring.prediction_log import BatchLog
+
+    signature = run.source.describe().signature
+    return BatchLog(_log_root(log_dir), endpoint, model=run.source.model,
+                    version=run.source.version, batch_id=batch_id,
+                    class_labels=signature.class_labels)
+
+
+def _log_root(log_dir: str | Path | None) -> Path:
+    """The prediction log directory: ``log_dir``, else ``$SHIPYARD_HOME/logs`` (where
+    ``shipyard serve`` and ``shipyard monitor run`` look by default)."""
     from shipyard.settings import Settings
 
-    root = Path(log_dir) if log_dir is not None else Settings.from_env().home / "logs"
-    signature = run.source.describe().signature
-    return BatchLog(root, endpoint, model=run.source.model, version=run.source.version,
-                    batch_id=batch_id, class_labels=signature.class_labels)
+    return Path(log_dir) if log_dir is not None else Settings.from_env().home / "logs"

@@ -37,7 +37,7 @@ class Scored:
     seconds: float
     inputs: Columns | None = None
     outputs: Columns | None = None
-    first_row: int = 0
+    first_row: int | None = 0  # None: not known (Ray)
     ts: float = field(default_factory=time.time)
 
     @property
@@ -80,7 +80,7 @@ class Scorer:
         return Scored(table, rejects, n, time.perf_counter() - start,
                       inputs=columns if self.keep_log else None,
                       outputs=outputs if self.keep_log else None,
-                      first_row=first_row or 0)
+                      first_row=first_row)
 
     def _prepare(self, data: Any) -> Columns:
         return self.model.prepare(data)

@@ -2,7 +2,7 @@
 
 ``threads`` share one loaded model (ONNX Runtime releases the GIL while it runs the graph);
 ``processes`` load the model once per worker process and get batches and results as Arrow
-buffers. At most ``2 × workers`` batches are in flight, so memory stays flat whatever the
+buffers. At most ``2 * workers`` batches are in flight, so memory stays flat whatever the
 input size.
 """
 

@@ -2,7 +2,8 @@
 ``shipyard monitor run ENDPOINT`` reads a batch run as it reads served requests.
 
 Each scored batch is one logged request: its request id is ``BATCH_ID-FIRSTROW`` (the run's
-batch id and the input row number of its first row; ``row`` is the row within it), its
+batch id and the input row number of its first row; on Ray, which does not number rows, a
+random suffix instead; ``row`` is the row among the batch's scored ones), its
 routing key is the batch id and its latency is the time the batch took to score.
 Segments are written as batches are scored (the log's own write-then-rename), not held
 back until the run ends.
@@ -10,6 +11,7 @@ back until the run ends.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +36,9 @@ class BatchLog:
         if scored.inputs is None or scored.outputs is None:
             return  # every row rejected
         rows = scored.rows - scored.rejected
+        part = scored.first_row if scored.first_row is not None else uuid.uuid4().hex[:12]
         self.log.append(PredictionBatch(
-            request_ids=[f"{self.batch_id}-{scored.first_row}"], row_counts=[rows],
+            request_ids=[f"{self.batch_id}-{part}"], row_counts=[rows],
             latency_ms=[scored.seconds * 1000.0], routing_keys=[self.batch_id],
             ts=[scored.ts], endpoint=self.endpoint, model=self.model, version=self.version,
             inputs=scored.inputs, outputs=scored.outputs, class_labels=self.class_labels))

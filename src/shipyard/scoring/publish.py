@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow.fs as pafs
 
@@ -83,8 +84,8 @@ class Destination:
             self.fs.move(self.path, aside)
             self.fs.move(self.staging, self.path)
             self.fs.delete_dir(aside)
-        else:  # a file, or nothing: os.replace is atomic
-            os.replace(self.staging, self.path)
+        else:  # a file, or nothing: a rename is atomic
+            Path(self.staging).replace(self.path)
 
     def _publish_parts(self) -> None:
         info = self.fs.get_file_info(self.path)

@@ -143,7 +143,7 @@ def _actors(workers: int) -> int:
     read and write tasks (with every CPU held by an actor, reading would wait forever)."""
     import ray
 
-    cpus = int(ray.cluster_resources().get("CPU", 1))
+    cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
     return max(1, min(workers, cpus - 1))
 
 

@@ -52,8 +52,11 @@ def predict(
 
     Rows that fail the model's signature go to the rejects file with their row number and
     reason. OUTPUT appears only when the run succeeds."""
-    from shipyard.scoring import predict_batch
-
+    try:
+        from shipyard.scoring import predict_batch
+    except ImportError as exc:
+        raise ShipyardError(f"batch scoring needs pyarrow ({exc}): pip install "
+                            "'shipyard-ml[batch]'") from exc
     if engine not in ("local", "ray"):
         raise ShipyardError(f"--engine must be local or ray, got {engine!r}")
     columns = [c.strip() for c in (passthrough or "").split(",") if c.strip()]

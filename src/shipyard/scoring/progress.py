@@ -24,7 +24,7 @@ class _RowsPerSecond(ProgressColumn):
         rows = task.fields.get("rows", 0)
         elapsed = task.elapsed or 0.0
         rate = rows / elapsed if elapsed > 0 else 0.0
-        return Text(f"{rows:,} rows  {rate:,.0f} rows/s", style="progress.data.speed")
+        return Text(f"{rows:,} rows {rate:,.0f}/s", style="progress.data.speed")
 
 
 class BatchProgress:
@@ -38,8 +38,8 @@ class BatchProgress:
         self._progress: Progress | None = None
         if show:
             self._progress = Progress(
-                TextColumn("scoring"), BarColumn(), TaskProgressColumn(), _RowsPerSecond(),
-                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                TextColumn("scoring"), BarColumn(bar_width=24), TaskProgressColumn(),
+                _RowsPerSecond(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                 console=console or Console(stderr=True), transient=False)
             self._task = self._progress.add_task(
                 "scoring", total=total_rows if total_rows is not None else total_bytes, rows=0)

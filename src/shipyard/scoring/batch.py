@@ -211,7 +211,8 @@ def _score_locally(run: Run, out: str, rejects_at: str, summary: BatchSummary, *
     from shipyard.scoring.sources import read_chunks
 
     total = run.input.total_rows()
-    output = ParquetOutput(Destination.of(out, folder=is_folder_output(out))).start()
+    output = ParquetOutput(Destination.of(out, folder=is_folder_output(out)),
+                           empty_schema=passthrough_schema(run)).start()
     rejected = _reject_output(run, rejects_at)
     log = _open_log(run, log_endpoint, log_dir, summary.batch_id)
     reasons: Counter[str] = Counter()
@@ -246,6 +247,11 @@ def _score_locally(run: Run, out: str, rejects_at: str, summary: BatchSummary, *
             summary.logged = log.rows
     output.publish()
     finish(summary, reasons, rejected, explicit_rejects)
+
+
+def passthrough_schema(run: Run) -> pa.Schema:
+    """The output's schema when no row was scored: the passthrough columns alone."""
+    return pa.schema([f for f in run.reject_schema if f.name not in ("row", "reason")])
 
 
 def _read_columns(run: Run) -> list[str]:

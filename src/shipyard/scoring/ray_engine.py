@@ -28,6 +28,7 @@ from shipyard.scoring.batch import (
     check_limit,
     finish,
     is_folder_output,
+    passthrough_schema,
 )
 from shipyard.scoring.core import Scored, Scorer
 from shipyard.scoring.publish import Destination
@@ -105,7 +106,7 @@ def output_schema(run: Run) -> pa.Schema:
                 return table.schema
     finally:
         scorer.model.close()
-    return pa.schema([f for f in run.reject_schema if f.name not in ("row", "reason")])
+    return passthrough_schema(run)
 
 
 def _dataset(run: Run) -> Any:

@@ -171,7 +171,7 @@ def read_chunks(source: Source, batch_size: int, *,
                 csv_strings: Sequence[str] = ()) -> Iterator[Chunk]:
     """The input's rows as record batches of at most ``batch_size`` rows, in order.
 
-    ``columns``: read only these (Parquet); ``csv_strings``: CSV columns read as text, so a
+    ``columns``: read only these; ``csv_strings``: CSV columns read as text, so a
     value that is not a number stays visible and its row alone can be rejected."""
     row = 0
     done_bytes = 0
@@ -192,7 +192,8 @@ def read_chunks(source: Source, batch_size: int, *,
                     read_options=pcsv.ReadOptions(block_size=_csv_block(batch_size)),
                     convert_options=pcsv.ConvertOptions(
                         column_types=dict.fromkeys(csv_strings, pa.string()),
-                        strings_can_be_null=True))
+                        strings_can_be_null=True,
+                        include_columns=None if columns is None else list(columns)))
                 for batch in reader:
                     for start in range(0, batch.num_rows, batch_size):
                         part = batch.slice(start, batch_size)

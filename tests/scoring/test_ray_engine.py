@@ -22,7 +22,8 @@ def test_ray_output_equals_the_local_engine(ray_session: Any, package_dir: Path,
     local = predict_batch(package_dir, folder, tmp_path / "local", passthrough=["id"],
                           batch_size=400, workers=2, progress=False)
     on_ray = predict_batch(package_dir, folder, tmp_path / "ray", passthrough=["id"],
-                           batch_size=400, workers=2, engine="ray", progress=False)
+                           batch_size=400, workers=2, engine="ray", progress=False,
+                           log_endpoint="ray-batch", log_dir=tmp_path / "logs")
     assert pq.read_table(tmp_path / "ray").equals(pq.read_table(tmp_path / "local"))
     assert (on_ray.rows, on_ray.scored, on_ray.rejected) == (local.rows, local.scored, 4)
     assert on_ray.rejects is not None and local.rejects is not None
@@ -32,3 +33,6 @@ def test_ray_output_equals_the_local_engine(ray_session: Any, package_dir: Path,
         data["id"].iloc[sorted(BAD_ROWS)].tolist()
     assert ray_rejects["reason"].tolist() == local_rejects["reason"].tolist()
     assert ray_rejects["row"].isna().all()  # Ray Data does not number rows
+    logged = pq.read_table(tmp_path / "logs" / "predictions", partitioning=None)
+    assert logged.num_rows == local.scored  # the actors logged every scored row
+    assert set(logged.column("routing_key").to_pylist()) == {on_ray.batch_id}

@@ -129,7 +129,7 @@ def predict_batch(model_uri_or_path: str | Path, input: str | Path, output: str 
             run, log_endpoint, _log_root(log_dir), summary.batch_id)
         score_with_ray(run, out, rejects_at, summary, max_rejects=max_rejects,
                        explicit_rejects=rejects is not None, ray_address=ray_address,
-                       log=log)
+                       log=log, progress=progress)
     elif engine == "local":
         _score_locally(run, out, rejects_at, summary, max_rejects=max_rejects,
                        explicit_rejects=rejects is not None, log_endpoint=log_endpoint,
@@ -181,8 +181,8 @@ def note(summary: BatchSummary, scored: Scored, reasons: Counter[str]) -> None:
 
 
 def check_limit(summary: BatchSummary, max_rejects: float | None, total: int | None) -> None:
-    """RejectLimitError once the rejects pass ``max_rejects`` of the input's rows (of the
-    rows seen when the total is not known)."""
+    """RejectLimitError once the rejects pass ``max_rejects`` of the input's ``total`` rows
+    (None: of the rows seen, at the end of a run)."""
     if max_rejects is None or not summary.rejected:
         return
     rows = total if total is not None else summary.rows
@@ -228,7 +228,8 @@ def _score_locally(run: Run, out: str, rejects_at: str, summary: BatchSummary, *
                 output.write(scored.table)
                 if scored.rejects is not None:
                     rejected.write(scored.rejects)
-                check_limit(summary, max_rejects, total)
+                if total is not None:  # else only the end knows the share
+                    check_limit(summary, max_rejects, total)
                 if log is not None:
                     log.append(scored)
                 bar.update(scored.rows, chunk.read_bytes)

@@ -161,10 +161,15 @@ class _PartNames:
 
 def score_with_ray(run: Run, out: str, rejects_at: str, summary: BatchSummary, *,
                    max_rejects: float | None, explicit_rejects: bool,
-                   ray_address: str | None, log: dict[str, Any] | None = None) -> None:
-    """Score ``run`` on Ray; the summary is filled as ``predict_batch``'s local engine does."""
+                   ray_address: str | None, log: dict[str, Any] | None = None,
+                   progress: bool = True) -> None:
+    """Score ``run`` on Ray; the summary is filled as ``predict_batch``'s local engine does
+    (``progress``: Ray Data's own progress bars)."""
     started = _start_ray(ray_address, run.workers)
     try:
+        import ray.data
+
+        ray.data.DataContext.get_current().enable_progress_bars = progress
         _score(run, out, rejects_at, summary, max_rejects=max_rejects,
                explicit_rejects=explicit_rejects, log=log)
     finally:
@@ -197,6 +202,8 @@ def _score(run: Run, out: str, rejects_at: str, summary: BatchSummary, *,
     for table in rejects.iter_batches(batch_format="pyarrow"):
         reasons.update(table.column("reason").to_pylist())
         rejected.write(table)
+    if log is not None:
+        summary.logged = summary.scored  # each actor's BatchLog flushed every batch it scored
     try:
         check_limit(summary, max_rejects, summary.rows)
     except RejectLimitError:

@@ -154,3 +154,17 @@ def test_clear_errors_for_inputs_that_cannot_be_scored(package_dir: Path,
         predict_batch(package_dir, tmp_path / "in.parquet", tmp_path / "o.parquet",
                       passthrough=["nope"])
     assert not (tmp_path / "o.parquet").exists()
+
+
+def test_max_rejects_of_a_csv_is_the_share_of_all_rows(package_dir: Path,
+                                                       tmp_path: Path) -> None:
+    """A CSV's row count is known only at the end: two bad rows in the first 300 (0.7%)
+    do not fail a run whose rejects are 4 of 2500 rows (0.16%) under --max-rejects 0.5%."""
+    with_bad_rows(customers_with_ids(2500)).to_csv(tmp_path / "in.csv", index=False)
+    summary = predict_batch(package_dir, tmp_path / "in.csv", tmp_path / "out.parquet",
+                            batch_size=300, max_rejects=0.005, workers=1, progress=False)
+    assert (summary.rows, summary.rejected) == (2500, 4)
+    with pytest.raises(RejectLimitError, match="4 of 2500 rows"):
+        predict_batch(package_dir, tmp_path / "in.csv", tmp_path / "again.parquet",
+                      batch_size=300, max_rejects=0.001, workers=1, progress=False)
+    assert not (tmp_path / "again.parquet").exists()

@@ -168,3 +168,20 @@ def test_max_rejects_of_a_csv_is_the_share_of_all_rows(package_dir: Path,
         predict_batch(package_dir, tmp_path / "in.csv", tmp_path / "again.parquet",
                       batch_size=300, max_rejects=0.001, workers=1, progress=False)
     assert not (tmp_path / "again.parquet").exists()
+
+
+def test_decimal_columns_are_read_as_numbers(package_dir: Path, tmp_path: Path) -> None:
+    import decimal
+
+    import pyarrow as pa
+
+    data = customers_with_ids(200)
+    table = pa.Table.from_pandas(data, preserve_index=False)
+    cents = pa.array([decimal.Decimal(f"{v:.2f}") for v in data["income"]], pa.decimal128(9, 2))
+    table = table.set_column(table.schema.get_field_index("income"), "income", cents)
+    pq.write_table(table, tmp_path / "in.parquet")
+    summary = predict_batch(package_dir, tmp_path / "in.parquet", tmp_path / "out.parquet",
+                            passthrough=["id"], progress=False)
+    assert summary.rejected == 0
+    out = pq.read_table(tmp_path / "out.parquet").to_pandas()
+    pd.testing.assert_frame_equal(out, expected(package_dir, data, ["id"]))

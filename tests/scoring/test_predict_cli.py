@@ -135,3 +135,22 @@ def test_killed_run_leaves_nothing_then_rerun_completes(package_dir: Path, tmp_p
     assert pq.read_metadata(dest).num_rows == 200_000
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert leftovers == []  # the killed run's staging file was cleared
+
+
+def test_a_worker_elsewhere_fetches_a_registry_model_itself(
+        package_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ray actor on another node has no copy of the driver's fetched package: it fetches
+    the same version from the registry."""
+    from dataclasses import replace
+
+    from shipyard.registry import Registry
+    from shipyard.scoring.models import resolve
+
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
+    with Registry() as registry:
+        registry.register(package_dir, alias="production")
+    source = resolve("models:/customers@production")
+    assert (source.model, source.version, source.uri) == ("customers", 1, "models:/customers/1")
+    elsewhere = replace(source, path=tmp_path / "not-on-this-node")
+    model = elsewhere.load()
+    assert model.manifest.name == "customers" and model.path.is_dir()

@@ -3,7 +3,7 @@
 ``threads`` (the default) share one loaded model: ONNX Runtime releases the GIL while it
 runs the graph, and so do Arrow's readers and writers. ``processes`` load the model once per
 worker process and get batches and results as pickled Arrow buffers; on the bench model that
-copying made them about 4x slower than threads, so they are for runtimes that hold the GIL.
+copying made them 3-4x slower than threads, so they are for runtimes that hold the GIL.
 A reader thread reads ahead while the caller writes; at most ``2 * workers`` batches are
 read ahead and ``2 * workers`` in flight, so memory stays flat whatever the input size.
 """

@@ -15,12 +15,16 @@ from shipyard.settings import Settings
 @dataclass(frozen=True)
 class ModelSource:
     """A package directory and the model name and version it is logged under (a package
-    directory: its directory's name and version 1, as the server logs it)."""
+    directory: its directory's name and version 1, as the server logs it). ``uri`` and
+    ``registry``: where a ``models:/`` package came from, so a process on another machine
+    (a Ray actor), where ``path`` does not exist, fetches it into its own cache."""
 
     path: Path
     model: str
     version: int
     trust: bool = False
+    uri: str | None = None
+    registry: str | None = None
 
     def describe(self) -> VerifiedPackage:
         """The manifest and signature, every file verified, no runtime loaded."""
@@ -29,7 +33,11 @@ class ModelSource:
     def load(self, *, threads: int | None = None) -> LoadedModel:
         """The package on its runtime; ``threads``: ONNX Runtime's intra-op threads."""
         settings = Settings.from_env(ort_intra_op_threads=threads)
-        return load(self.path, trust=self.trust, settings=settings)
+        path = self.path
+        if self.uri is not None and not path.is_dir():
+            with Registry(settings=Settings.from_env(registry_url=self.registry)) as reg:
+                path = reg.fetch(self.uri)
+        return load(path, trust=self.trust, settings=settings)
 
 
 def resolve(source: str | Path, *, trust: bool = False,
@@ -43,4 +51,5 @@ def resolve(source: str | Path, *, trust: bool = False,
     with Registry(settings=settings) as reg:
         version = reg.get_version(str(source))
         path = reg.fetch(f"models:/{version.name}/{version.version}")
-    return ModelSource(path, version.name, version.version, trust)
+    return ModelSource(path, version.name, version.version, trust,
+                       uri=f"models:/{version.name}/{version.version}", registry=registry)

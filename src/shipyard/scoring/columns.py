@@ -74,7 +74,7 @@ def to_numpy(column: pa.Array | pa.ChunkedArray, *, numeric: bool = False) -> Ar
         column = column.combine_chunks()
     if pa.types.is_dictionary(column.type):
         column = column.dictionary_decode()
-    if pa.types.is_decimal(column.type):  # numbers as pandas reads them: floats
+    if pa.types.is_decimal(column.type):  # validation takes ints and floats, not Decimals
         column = pc.cast(column, pa.float64())
     if numeric and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         return _parse_numbers(column)

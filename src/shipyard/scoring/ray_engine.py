@@ -110,15 +110,22 @@ def output_schema(run: Run) -> pa.Schema:
 
 
 def _dataset(run: Run) -> Any:
+    """The input as one dataset, its files in path order: each file read on its own, then
+    unioned (``union`` keeps the order of its inputs; Ray Data's reader may balance a list of
+    files into a different order, which broke row-for-row equality)."""
+    reads = [_read(run, f.path) for f in run.input.files]
+    return reads[0] if len(reads) == 1 else reads[0].union(*reads[1:])
+
+
+def _read(run: Run, path: str) -> Any:
     import ray.data
 
-    paths = [f.path for f in run.input.files]
     if run.input.format == "parquet":
         columns = list(dict.fromkeys([*run.plan.read_columns, *run.passthrough]))
-        return ray.data.read_parquet(paths, filesystem=run.input.fs, columns=columns)
+        return ray.data.read_parquet(path, filesystem=run.input.fs, columns=columns)
     import pyarrow.csv as pcsv
 
-    return ray.data.read_csv(paths, filesystem=run.input.fs, convert_options=pcsv.ConvertOptions(
+    return ray.data.read_csv(path, filesystem=run.input.fs, convert_options=pcsv.ConvertOptions(
         column_types=dict.fromkeys(run.plan.numeric_columns(), pa.string()),
         strings_can_be_null=True))
 

@@ -35,7 +35,11 @@ def test_ray_output_equals_the_local_engine(ray_session: Any, package_dir: Path,
     assert ray_rejects["id"].tolist() == local_rejects["id"].tolist() == \
         data["id"].iloc[sorted(BAD_ROWS)].tolist()
     assert ray_rejects["reason"].tolist() == local_rejects["reason"].tolist()
-    assert ray_rejects["row"].isna().all()  # Ray Data does not number rows
+    assert ray_rejects["row"].tolist() == local_rejects["row"].tolist() == sorted(BAD_ROWS)
+    one_file = predict_batch(package_dir, folder, tmp_path / "ray.parquet", passthrough=["id"],
+                             batch_size=400, workers=2, engine="ray", progress=False)
+    assert one_file.scored == local.scored
+    assert pq.read_table(tmp_path / "ray.parquet").equals(pq.read_table(tmp_path / "local"))
     logged = pq.read_table(tmp_path / "logs" / "predictions", partitioning=None)
     assert logged.num_rows == local.scored  # the actors logged every scored row
     assert set(logged.column("routing_key").to_pylist()) == {on_ray.batch_id}

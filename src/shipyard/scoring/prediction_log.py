@@ -2,8 +2,8 @@
 ``shipyard monitor run ENDPOINT`` reads a batch run as it reads served requests.
 
 Each scored batch is one logged request: its request id is ``BATCH_ID-FIRSTROW`` (the run's
-batch id and the input row number of its first row; on Ray, which does not number rows, a
-random suffix instead; ``row`` is the row among the batch's scored ones), its
+batch id and the input row number of its first row; on Ray ``BATCH_ID-PART.ROW``, the part of
+the input and the row within it; ``row`` is the row among the batch's scored ones), its
 routing key is the batch id and its latency is the time the batch took to score.
 Segments are written as batches are scored (the log's own write-then-rename), not held
 back until the run ends.
@@ -11,7 +11,6 @@ back until the run ends.
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +31,13 @@ class BatchLog:
         self.log = PredictionLog(root)
         self.rows = 0
 
-    def append(self, scored: Scored) -> None:
+    def append(self, scored: Scored, key: str | None = None) -> None:
+        """Log the good rows of ``scored``; ``key`` names the batch in its request id
+        (default: its first row's input row number)."""
         if scored.inputs is None or scored.outputs is None:
             return  # every row rejected
         rows = scored.rows - scored.rejected
-        part = scored.first_row if scored.first_row is not None else uuid.uuid4().hex[:12]
+        part = key if key is not None else scored.first_row
         self.log.append(PredictionBatch(
             request_ids=[f"{self.batch_id}-{part}"], row_counts=[rows],
             latency_ms=[scored.seconds * 1000.0], routing_keys=[self.batch_id],

@@ -1,15 +1,19 @@
-"""The Ray Data engine: ``read_parquet`` / ``read_csv`` -> ``map_batches`` with actors that load
-the package once each and call the same ``Scorer.score`` as the local engine -> ``write_parquet``.
+"""The Ray Data engine: the input's parts (Parquet row groups, CSV files) as a dataset ->
+``map_batches`` with a pool of actors that load the package once each, read their parts and
+call the same ``Scorer.score`` as the local engine -> Parquet parts written by the actors.
+
+Order does not rest on Ray Data's block order (``preserve_order`` did not keep it in every
+run): each part's output is written by its actor as ``part-INDEX.parquet`` into the staging
+folder, so the names sort in input order, and the driver numbers rejected rows from the
+parts' row counts, so rejects carry input row numbers as on the local engine. The output
+equals the local engine's row for row. A folder output is published as staged; a single-file
+output and the rejects are streamed through the driver into one file each.
 
 The cluster is ``ray_address`` (or one already started in this process); else a local Ray
-with ``workers`` CPUs is started for the run and shut down after it. Order is preserved
-(``preserve_order``), so the output equals the local engine's row for row. Each actor holds
-one CPU; one CPU of the cluster is left to the read and write tasks. Ray Data does
-not number rows, so a reject's ``row`` is null on this engine: pass an id column through
-(``--passthrough``) to name rejected rows. A folder output is written by the cluster
-(``write_parquet`` into the staging folder, then published); a single-file output and the
-rejects are streamed through the driver into one file. ``--log`` is written by the actors
-(so the log directory must be one every node reaches).
+with ``workers`` CPUs is started for the run and shut down after it. Each actor holds one
+CPU; one CPU of the cluster is left to Ray Data's own tasks. Actors read the input and write
+the staging folder themselves, so on a cluster both must be on storage every node reaches
+(S3, a shared filesystem); ``--log`` too.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from shipyard.errors import RuntimeUnavailableError
 from shipyard.scoring.batch import (
@@ -30,104 +37,69 @@ from shipyard.scoring.batch import (
     is_folder_output,
     passthrough_schema,
 )
-from shipyard.scoring.core import Scored, Scorer
+from shipyard.scoring.core import Scorer
 from shipyard.scoring.publish import Destination
+from shipyard.scoring.sources import Part, parts, read_part
 from shipyard.scoring.writers import ParquetOutput
 
 if TYPE_CHECKING:
     from shipyard.scoring.prediction_log import BatchLog
 
-REASON = "__shipyard_reject_reason"
-
 
 class RayScorer:
-    """A Ray Data actor: loads the package once, scores each batch it is given. A batch
-    comes back as one table, good rows then rejected ones (``REASON`` set, outputs null)."""
+    """A Ray Data actor: loads the package once, then scores the parts it is given, writing
+    each part's output and rejects into the staging folders; returns one row of counts per
+    part."""
 
-    def __init__(self, run: Run, schema: pa.Schema, log: dict[str, Any] | None) -> None:
+    def __init__(self, run: Run, parts: list[Part], staging: str, rejects: str,
+                 log: dict[str, Any] | None) -> None:
+        self.run = run
+        self.parts = {p.index: p for p in parts}
+        self.staging, self.rejects = staging, rejects
         self.scorer = Scorer(run.source.load(threads=1), run.plan, run.passthrough,
                              keep_log=log is not None)
-        self.schema = schema
         self.log: BatchLog | None = None
         if log is not None:
             from shipyard.scoring.prediction_log import BatchLog
 
             self.log = BatchLog(**log)
 
-    def __call__(self, table: pa.Table) -> pa.Table:
-        batches = table.combine_chunks().to_batches()
-        batch = batches[0] if batches else pa.RecordBatch.from_pylist([], table.schema)
-        scored = self.scorer.score(batch, None)
-        if self.log is not None:
-            self.log.append(scored)
-        return combined(scored, self.schema)
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        counts = [self._score(self.parts[int(i)]) for i in batch["index"]]
+        return {name: [c[name] for c in counts]
+                for name in ("index", "rows", "scored", "rejected")}
 
-
-def combined(scored: Scored, schema: pa.Schema) -> pa.Table:
-    """Good rows and rejected rows of one batch in one table of ``schema`` (+ ``REASON``)."""
-    good = scored.table.cast(schema) if scored.table.num_rows else schema.empty_table()
-    good = good.append_column(REASON, pa.nulls(good.num_rows, pa.string()))
-    if scored.rejects is None:
-        return good
-    bad = scored.rejects
-    columns = {name: (bad.column(name) if name in bad.column_names
-                      else pa.nulls(bad.num_rows, schema.field(name).type))
-               for name in schema.names}
-    columns[REASON] = bad.column("reason")
-    return pa.concat_tables([good, pa.table(columns, schema=good.schema)])
-
-
-def _good_rows(table: pa.Table) -> pa.Table:
-    import pyarrow.compute as pc
-
-    return table.filter(pc.is_null(table.column(REASON))).drop_columns([REASON])
-
-
-def _rejected_rows(table: pa.Table, passthrough: list[str]) -> pa.Table:
-    import pyarrow.compute as pc
-
-    bad = table.filter(pc.is_valid(table.column(REASON)))
-    return pa.table({"row": pa.nulls(bad.num_rows, pa.int64()),
-                     "reason": bad.column(REASON),
-                     **{name: bad.column(name) for name in passthrough}})
-
-
-def output_schema(run: Run) -> pa.Schema:
-    """The output's columns, learnt in the driver by scoring the input's first rows until one
-    passes validation (all rejected: the passthrough columns alone)."""
-    from shipyard.scoring.sources import read_chunks
-
-    scorer = Scorer(run.source.load(threads=1), run.plan, run.passthrough)
-    try:
-        for chunk in read_chunks(run.input, min(run.batch_size, 1024),
-                                 csv_strings=run.plan.numeric_columns()):
-            table = scorer.score(chunk.batch, chunk.first_row).table
-            if table.num_rows:
-                return table.schema
-    finally:
-        scorer.model.close()
-    return passthrough_schema(run)
-
-
-def _dataset(run: Run) -> Any:
-    """The input as one dataset, its files in path order: each file read on its own, then
-    unioned (``union`` keeps the order of its inputs; Ray Data's reader may balance a list of
-    files into a different order, which broke row-for-row equality)."""
-    reads = [_read(run, f.path) for f in run.input.files]
-    return reads[0] if len(reads) == 1 else reads[0].union(*reads[1:])
-
-
-def _read(run: Run, path: str) -> Any:
-    import ray.data
-
-    if run.input.format == "parquet":
-        columns = list(dict.fromkeys([*run.plan.read_columns, *run.passthrough]))
-        return ray.data.read_parquet(path, filesystem=run.input.fs, columns=columns)
-    import pyarrow.csv as pcsv
-
-    return ray.data.read_csv(path, filesystem=run.input.fs, convert_options=pcsv.ConvertOptions(
-        column_types=dict.fromkeys(run.plan.numeric_columns(), pa.string()),
-        strings_can_be_null=True))
+    def _score(self, part: Part) -> dict[str, int]:
+        run, fs = self.run, self.run.input.fs
+        out = rejected = None
+        rows = scored_rows = rejected_rows = 0
+        try:
+            for batch, _ in read_part(fs, part.file, part.row_group, run.batch_size,
+                                      columns=list(dict.fromkeys(
+                                          [*run.plan.read_columns, *run.passthrough])),
+                                      csv_strings=run.plan.numeric_columns()):
+                scored = self.scorer.score(batch, rows)  # rows numbered within the part
+                rows += scored.rows
+                if scored.table.num_rows:
+                    out = out or pq.ParquetWriter(f"{self.staging}/part-{part.index:06d}.parquet",
+                                                  scored.table.schema, filesystem=fs,
+                                                  compression="zstd")
+                    out.write_table(scored.table)
+                    scored_rows += scored.table.num_rows
+                if scored.rejects is not None:
+                    rejected = rejected or pq.ParquetWriter(
+                        f"{self.rejects}/rejects-{part.index:06d}.parquet",
+                        scored.rejects.schema, filesystem=fs)
+                    rejected.write_table(scored.rejects)
+                    rejected_rows += scored.rejects.num_rows
+                if self.log is not None:
+                    self.log.append(scored, key=f"{part.index}.{scored.first_row}")
+        finally:
+            for writer in (out, rejected):
+                if writer is not None:
+                    writer.close()
+        return {"index": part.index, "rows": rows, "scored": scored_rows,
+                "rejected": rejected_rows}
 
 
 def _start_ray(address: str | None, workers: int) -> bool:
@@ -147,23 +119,12 @@ def _start_ray(address: str | None, workers: int) -> bool:
 
 
 def _actors(workers: int) -> int:
-    """Scoring actors (one CPU each): ``workers``, leaving one of the cluster's CPUs to the
-    read and write tasks (with every CPU held by an actor, reading would wait forever)."""
+    """Scoring actors (one CPU each): ``workers``, leaving one of the cluster's CPUs to Ray
+    Data's own tasks (with every CPU held by an actor, they would wait forever)."""
     import ray
 
     cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
     return max(1, min(workers, cpus - 1))
-
-
-class _PartNames:
-    """Part files named by write task, so their names sort in row order."""
-
-    def get_filename_for_block(self, block: Any, write_uuid: str, task_index: int,
-                               block_index: int) -> str:
-        return f"part-{task_index:06d}-{block_index:06d}-{write_uuid}.parquet"
-
-    def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
-        return f"part-{task_index:06d}-{write_uuid}.parquet"
 
 
 def score_with_ray(run: Run, out: str, rejects_at: str, summary: BatchSummary, *,
@@ -190,51 +151,78 @@ def _score(run: Run, out: str, rejects_at: str, summary: BatchSummary, *,
            max_rejects: float | None, explicit_rejects: bool,
            log: dict[str, Any] | None) -> None:
     import ray.data
-    from ray.data.datasource import FilenameProvider
 
-    ray.data.DataContext.get_current().execution_options.preserve_order = True
-    schema = output_schema(run)
-    scored = _dataset(run).map_batches(
-        RayScorer, fn_constructor_kwargs={"run": run, "schema": schema, "log": log},
-        batch_format="pyarrow", batch_size=run.batch_size,
-        compute=ray.data.ActorPoolStrategy(size=_actors(run.workers)), num_cpus=1).materialize()
-    rejects = scored.map_batches(_rejected_rows, fn_kwargs={"passthrough": run.passthrough},
-                                 batch_format="pyarrow")
-    summary.rows = scored.count()
-    summary.rejected = rejects.count()
-    summary.scored = summary.rows - summary.rejected
+    pieces = parts(run.input)
+    destination = Destination.of(out, folder=is_folder_output(out))
+    staged = Destination.of(out, folder=True)  # the actors' parts, whatever the output
+    aside = Destination.of(rejects_at, folder=True)
+    staged.prepare()
+    aside.prepare()
+    try:
+        counts = ray.data.from_items([{"index": p.index} for p in pieces]).map_batches(
+            RayScorer, fn_constructor_kwargs={"run": run, "parts": pieces,
+                                              "staging": staged.staging,
+                                              "rejects": aside.staging, "log": log},
+            batch_size=1, compute=ray.data.ActorPoolStrategy(size=_actors(run.workers)),
+            num_cpus=1).to_arrow_refs()
+        table = pa.concat_tables(ray.get(counts)).sort_by("index")
+        rows = table.column("rows").to_numpy()
+        summary.rows = int(rows.sum())
+        summary.scored = int(pc.sum(table.column("scored")).as_py() or 0)
+        summary.rejected = int(pc.sum(table.column("rejected")).as_py() or 0)
+        if log is not None:
+            summary.logged = summary.scored  # each actor's BatchLog flushed every batch
+        offsets = dict(zip(table.column("index").to_pylist(),
+                           (rows.cumsum() - rows).tolist(), strict=True))
+        _publish(run, destination, staged, aside, offsets, summary, rejects_at,
+                 max_rejects=max_rejects, explicit_rejects=explicit_rejects)
+    finally:
+        staged.discard()
+        aside.discard()
+
+
+def _publish(run: Run, destination: Destination, staged: Destination, aside: Destination,
+             offsets: dict[int, int], summary: BatchSummary, rejects_at: str, *,
+             max_rejects: float | None, explicit_rejects: bool) -> None:
+    """Rejects renumbered into one file; then the output, unless past ``max_rejects``."""
     reasons: Counter[str] = Counter()
     rejected = ParquetOutput(Destination.of(rejects_at, folder=False),
                              empty_schema=run.reject_schema).start()
-    for table in rejects.iter_batches(batch_format="pyarrow"):
+    for index, path in _staged_files(aside):
+        table = pq.read_table(path, filesystem=aside.fs)
         reasons.update(table.column("reason").to_pylist())
-        rejected.write(table)
-    if log is not None:
-        summary.logged = summary.scored  # each actor's BatchLog flushed every batch it scored
+        rows = pc.add(table.column("row"), offsets[index])
+        rejected.write(table.set_column(0, "row", rows))
     try:
         check_limit(summary, max_rejects, summary.rows)
     except RejectLimitError:
         finish(summary, reasons, rejected, True)
         raise
-    good = scored.map_batches(_good_rows, batch_format="pyarrow")
-    folder = is_folder_output(out)
-    destination = Destination.of(out, folder=folder)
-    output = ParquetOutput(destination, empty_schema=schema).start()
+    output = ParquetOutput(destination, empty_schema=passthrough_schema(run))
     try:
-        if folder:
-            names: Any = type("PartNames", (_PartNames, FilenameProvider), {})()
-            good.write_parquet(destination.staging, filesystem=destination.fs,
-                               filename_provider=names)
+        if destination.folder:  # the actors' parts are the output: publish them as staged
+            destination.staging = staged.staging
             output.rows = summary.scored
+            if not summary.scored:
+                output.start()
         else:
-            for table in good.iter_batches(batch_format="pyarrow"):
-                output.write(table)
+            output.start()
+            for _, path in _staged_files(staged):
+                for batch in pq.ParquetFile(path, filesystem=staged.fs).iter_batches():
+                    output.write(pa.Table.from_batches([batch]))
         output.publish()
     except BaseException:
         output.discard()
         rejected.discard()
         raise
     finish(summary, reasons, rejected, explicit_rejects)
+
+
+def _staged_files(staged: Destination) -> list[tuple[int, str]]:
+    """The staged part files (``NAME-INDEX.parquet``) with their part index, in order."""
+    found = staged.fs.get_file_info(pafs.FileSelector(staged.staging, allow_not_found=True))
+    files = sorted(i.path for i in found if i.type == pafs.FileType.File)
+    return [(int(Path(f).stem.rsplit("-", 1)[1]), f) for f in files]
 
 
 def log_settings(run: Run, endpoint: str, log_dir: str | Path, batch_id: str) -> dict[str, Any]:

@@ -176,30 +176,63 @@ def read_chunks(source: Source, batch_size: int, *,
     row = 0
     done_bytes = 0
     for f in source.files:
+        for batch, read in read_part(source.fs, f, None, batch_size, columns=columns,
+                                     csv_strings=csv_strings):
+            yield Chunk(batch, row, done_bytes + read)
+            row += batch.num_rows
+        done_bytes += f.size
+
+
+@dataclass(frozen=True)
+class Part:
+    """A piece of the input one worker reads on its own: a Parquet row group, or a whole
+    CSV file (``row_group`` None). ``index``: its place in the input's order."""
+
+    index: int
+    file: InputFile
+    row_group: int | None
+
+
+def parts(source: Source) -> list[Part]:
+    """The input's parts in order (a Parquet file's row groups from its footer)."""
+    out: list[Part] = []
+    for f in source.files:
         if f.format == "parquet":
             with source.fs.open_input_file(f.path) as handle:
-                reader = pq.ParquetFile(handle)
-                wanted = None if columns is None else [
-                    c for c in columns if c in reader.schema_arrow.names]
-                for batch in reader.iter_batches(batch_size=batch_size, columns=wanted):
-                    yield Chunk(batch, row, done_bytes)
-                    row += batch.num_rows
+                groups = pq.ParquetFile(handle).metadata.num_row_groups
+            out.extend(Part(len(out) + g, f, g) for g in range(groups))
         else:
-            with source.fs.open_input_stream(f.path) as stream:
-                counted = _Counted(stream)
-                reader = pcsv.open_csv(
-                    counted,
-                    read_options=pcsv.ReadOptions(block_size=_csv_block(batch_size)),
-                    convert_options=pcsv.ConvertOptions(
-                        column_types=dict.fromkeys(csv_strings, pa.string()),
-                        strings_can_be_null=True,
-                        include_columns=None if columns is None else list(columns)))
-                for batch in reader:
-                    for start in range(0, batch.num_rows, batch_size):
-                        part = batch.slice(start, batch_size)
-                        yield Chunk(part, row, done_bytes + counted.read_bytes)
-                        row += part.num_rows
-        done_bytes += f.size
+            out.append(Part(len(out), f, None))
+    return out
+
+
+def read_part(fs: pafs.FileSystem, f: InputFile, row_group: int | None, batch_size: int, *,
+              columns: Sequence[str] | None = None,
+              csv_strings: Sequence[str] = ()) -> Iterator[tuple[pa.RecordBatch, int]]:
+    """A file's rows (one row group of it: ``row_group``) as record batches, each with the
+    file's bytes read so far (CSV progress; 0 for Parquet)."""
+    if f.format == "parquet":
+        with fs.open_input_file(f.path) as handle:
+            reader = pq.ParquetFile(handle)
+            wanted = None if columns is None else [
+                c for c in columns if c in reader.schema_arrow.names]
+            groups = None if row_group is None else [row_group]
+            for batch in reader.iter_batches(batch_size=batch_size, columns=wanted,
+                                             row_groups=groups):
+                yield batch, 0
+        return
+    with fs.open_input_stream(f.path) as stream:
+        counted = _Counted(stream)
+        reader = pcsv.open_csv(
+            counted,
+            read_options=pcsv.ReadOptions(block_size=_csv_block(batch_size)),
+            convert_options=pcsv.ConvertOptions(
+                column_types=dict.fromkeys(csv_strings, pa.string()),
+                strings_can_be_null=True,
+                include_columns=None if columns is None else list(columns)))
+        for batch in reader:
+            for start in range(0, batch.num_rows, batch_size):
+                yield batch.slice(start, batch_size), counted.read_bytes
 
 
 def _csv_block(batch_size: int) -> int:

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         check_runtime,
         package,
     )
+    from shipyard.scoring import BatchSummary, predict_batch
     from shipyard.service import load
 
 _LAZY = {
@@ -82,12 +83,15 @@ _LAZY = {
     "ABPlan": "shipyard.routing.plans",
     "ShadowPlan": "shipyard.routing.plans",
     "BlueGreenPlan": "shipyard.routing.plans",
+    "predict_batch": "shipyard.scoring",
+    "BatchSummary": "shipyard.scoring",
 }
 
 __all__ = [
     "ABPlan",
     "ArtifactStoreError",
     "AsyncClient",
+    "BatchSummary",
     "BlueGreenPlan",
     "CanaryPlan",
     "Capabilities",
@@ -130,6 +134,7 @@ __all__ = [
     "compare",
     "load",
     "package",
+    "predict_batch",
     "profile",
 ]
 

@@ -58,6 +58,10 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     ├── NothingLoggedError            an endpoint has nothing logged yet (stores/log_reader.py)
     ├── LogLocationError              a prediction-log location that cannot be used: a URL
     │                                 with a password, a missing bucket (stores/log_location.py)
+    ├── InputError                    batch input cannot be found or read
+    │                                 (scoring/sources.py)
+    ├── RejectLimitError              a batch run rejected more rows than --max-rejects
+    │                                 allows (scoring/batch.py)
     ├── MonitoringError               monitoring cannot compute what was asked
     │   ├── ProfileError              data cannot be profiled, profiles cannot be merged, or
     │   │                             profile bytes are corrupt

@@ -14,6 +14,7 @@ from shipyard.cli.admin import audit, db_app, gc
 from shipyard.cli.export import app as export_app
 from shipyard.cli.models import app as models_app
 from shipyard.cli.monitoring import app as monitor_app
+from shipyard.cli.predict import predict
 from shipyard.cli.rollouts import app as rollout_app
 from shipyard.cli.rollouts import deploy, rollback
 from shipyard.cli.serving import logs, serve
@@ -33,6 +34,7 @@ app.command("audit")(audit)
 app.command("gc")(gc)
 app.command("serve")(serve)
 app.command("logs")(logs)
+app.command("predict")(predict)
 console = Console()
 err_console = Console(stderr=True)
 

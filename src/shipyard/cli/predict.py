@@ -1,0 +1,88 @@
+"""``shipyard predict``: batch-score a dataset with a package (``scoring.predict_batch``).
+This module parses arguments and prints the summary; the work is ``shipyard.scoring``'s."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from shipyard.cli.output import console, print_json, table
+from shipyard.errors import ShipyardError
+
+
+def predict(
+    model: Annotated[str, typer.Argument(
+        help="package directory, models:/NAME/V or models:/NAME@ALIAS")],
+    input: Annotated[str, typer.Option(
+        "--input", "-i", help="Parquet or CSV file, a folder of them, or a URL (s3://...)")],
+    output: Annotated[str, typer.Option(
+        "--output", "-o", help="Parquet file (NAME.parquet) or folder of part files")],
+    batch_size: Annotated[int, typer.Option(help="rows per record batch")] = 65_536,
+    engine: Annotated[str, typer.Option(help="local (this machine's cores) or ray "
+                                        "(Ray Data)")] = "local",
+    passthrough: Annotated[str | None, typer.Option(
+        help="input columns copied beside the predictions, comma-separated (e.g. an id)")
+    ] = None,
+    log: Annotated[str | None, typer.Option(
+        "--log", help="log scored rows to the prediction log under this endpoint name "
+                      "(then: shipyard monitor run ENDPOINT)")] = None,
+    log_dir: Annotated[Path | None, typer.Option(
+        help="prediction log directory (default $SHIPYARD_HOME/logs)")] = None,
+    rejects: Annotated[str | None, typer.Option(
+        help="Parquet file for rows failing the signature (default OUTPUT.rejects.parquet, "
+             "written when a row is rejected)")] = None,
+    max_rejects: Annotated[float | None, typer.Option(
+        help="fail the run when more than this share of rows is rejected (e.g. 0.01)")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="parallel scorers (default: the CPU count; Ray: actors)")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        help="Ray cluster address (default: a local Ray started for the run)")] = None,
+    trust: Annotated[bool, typer.Option(
+        "--trust", help="let the package unpickle its model or import the classes it names")
+    ] = False,
+    registry: Annotated[str | None, typer.Option(
+        help="registry database URL (default: the configured one)")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Score every row of INPUT with MODEL; write predictions and probabilities to OUTPUT.
+
+    Rows that fail the model's signature go to the rejects file with their row number and
+    reason. OUTPUT appears only when the run succeeds."""
+    try:
+        from shipyard.scoring import predict_batch
+    except ImportError as exc:
+        raise ShipyardError(f"batch scoring needs pyarrow ({exc}): pip install "
+                            "'shipyard-ml[batch]'") from exc
+    if engine not in ("local", "ray"):
+        raise ShipyardError(f"--engine must be local or ray, got {engine!r}")
+    columns = [c.strip() for c in (passthrough or "").split(",") if c.strip()]
+    summary = predict_batch(
+        model, input, output, batch_size=batch_size, engine=engine,  # type: ignore[arg-type]
+        passthrough=columns, log_endpoint=log, log_dir=log_dir, rejects=rejects,
+        max_rejects=max_rejects, workers=workers, ray_address=ray_address, trust=trust,
+        registry=registry, progress=not (quiet or as_json))
+    if as_json:
+        print_json(summary.to_dict())
+        return
+    _show(summary.to_dict())
+
+
+def _show(data: dict[str, Any]) -> None:
+    rows: list[list[Any]] = [
+        ["output", data["output"]], ["rows", f"{data['rows']:,}"],
+        ["scored", f"{data['scored']:,}"], ["rejected", f"{data['rejected']:,}"],
+        ["rows/s", f"{data['rows_per_second']:,.0f}"], ["engine", data["engine"]],
+        ["batch id", data["batch_id"]]]
+    if data["rejects"]:
+        rows.append(["rejects", data["rejects"]])
+    if data["logged"]:
+        rows.append(["logged rows", f"{data['logged']:,}"])
+    table("batch scoring", ["", ""], rows)
+    if data["reasons"]:
+        table("reject reasons", ["rows", "reason"],
+              [[n, reason] for reason, n in data["reasons"].items()])
+    console.print(f"[green]wrote[/] {data['output']}")

@@ -1,0 +1,85 @@
+"""Parquet written as it comes, in order, to a destination's staging name: one file, or a
+folder of part files of at most ``rows_per_part`` rows."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shipyard.scoring.publish import Destination
+
+ROWS_PER_PART = 1_000_000
+
+
+class ParquetOutput:
+    """Appends tables to ``destination``'s staging; ``publish`` moves them into place. The
+    first table's schema is the file's: later tables are cast to it (a column typed int32
+    in one input file and int64 in another)."""
+
+    def __init__(self, destination: Destination, *, rows_per_part: int = ROWS_PER_PART,
+                 empty_schema: pa.Schema | None = None) -> None:
+        self.destination = destination
+        self.rows_per_part = rows_per_part
+        self.empty_schema = empty_schema
+        self.rows = 0
+        self._schema: pa.Schema | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self._part = 0
+        self._part_rows = 0
+
+    def start(self) -> ParquetOutput:
+        self.destination.prepare()
+        return self
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        if self._schema is None:
+            self._schema = table.schema
+        elif table.schema != self._schema:
+            table = table.select(self._schema.names).cast(self._schema)
+        if self.destination.folder:
+            self._write_parts(table)
+        else:
+            self._open(self.destination.staging).write_table(table)
+        self.rows += table.num_rows
+
+    def _write_parts(self, table: pa.Table) -> None:
+        while table.num_rows:
+            room = self.rows_per_part - self._part_rows
+            piece, table = table.slice(0, room), table.slice(room)
+            self._open(self.destination.part(self._part)).write_table(piece)
+            self._part_rows += piece.num_rows
+            if self._part_rows >= self.rows_per_part:
+                self._close_writer()
+                self._part += 1
+                self._part_rows = 0
+
+    def _open(self, path: str) -> pq.ParquetWriter:
+        if self._writer is None:
+            assert self._schema is not None
+            self._writer = pq.ParquetWriter(path, self._schema, filesystem=self.destination.fs,
+                                            compression="zstd")
+        return self._writer
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def publish(self) -> None:
+        """Close the last file and move everything to the destination. With no row written,
+        the output is one file of no rows (the schema of ``empty_schema``)."""
+        if self.rows == 0:
+            schema = self.empty_schema if self.empty_schema is not None else pa.schema([])
+            path = (self.destination.part(0) if self.destination.folder
+                    else self.destination.staging)
+            pq.write_table(schema.empty_table(), path, filesystem=self.destination.fs)
+        self._close_writer()
+        self.destination.publish()
+
+    def discard(self) -> None:
+        try:
+            self._close_writer()
+        finally:
+            self.destination.discard()

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _timing import machine_info, write_json
+from _timing import listed, machine_info, write_json
 from serving import (
     ENDPOINT,
     LUA,
@@ -440,7 +440,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="user ids asked twice each after the load (100)")
     parser.add_argument("--poll-interval", type=float, default=1.0,
                         help="the servers' poll_interval_s (1)")
+    parser.add_argument("--rows", default="canary,ab,shadow",
+                        help="policy rows beside single version (canary,ab,shadow)")
     args = parser.parse_args(argv)
+    args.rows = ["single", *listed(parser, "--rows", args.rows, ("canary", "ab", "shadow"))]
     args.rounds = args.rounds or (2 if args.quick else 3)
     args.duration = args.duration or (4.0 if args.quick else 6.0)
     args.warmup = args.warmup or (2.0 if args.quick else 3.0)
@@ -454,7 +457,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def measure(bench: Bench, wrk: str, args: argparse.Namespace
             ) -> tuple[list[Served], dict[str, dict[str, Any]]]:
     """Set up, start, load and check the four rows on ``bench``'s trained model."""
-    served = [prepare(bench, row, args) for row in ROWS]
+    served = [prepare(bench, row, args) for row in ROWS
+              if row.key in getattr(args, "rows", [r.key for r in ROWS])]
     print(f"registries ready: {V1} and {V2} in each, alias prod -> 1, one policy per "
           "server", flush=True)
     try:

@@ -71,50 +71,6 @@ class BatcherStuckError(QueueFullError):
     the batcher refuses requests until one returns."""
 
 
-class Lane:
-    """Batchers whose calls compete for the same CPUs (an endpoint's versions, each in an
-    inference process of its own) take turns: a batcher whose slot is free waits for the
-    call another batcher on the lane has in progress before it takes its batch, so what
-    arrives meanwhile joins that batch. Split traffic then makes about as many batch calls
-    per request as one version does (each call has a fixed cost), not one per version.
-
-    The wait is bounded by ``max_wait_ms``, FIFO: past it the batch runs beside the slow
-    call, and no batcher waits on that same call again, so a slow or hung version (a bad
-    canary) delays the others by at most ``max_wait_ms`` per call it makes."""
-
-    def __init__(self, max_wait_ms: float) -> None:
-        if max_wait_ms < 0:
-            raise ValueError("max_wait_ms must be >= 0")
-        self.max_wait = max_wait_ms / 1000.0
-        self._lock = asyncio.Lock()
-        self._turn = 0  # how many calls took the lane so far
-        self._slow = -1  # the turn a waiter gave up on: nobody waits on it again
-        self.gave_up = 0  # waits that ran out (a slow call held the lane)
-
-    async def enter(self) -> bool:
-        """Wait for the lane: True when taken (`leave` after the call), False when the call
-        that holds it is slow (the caller's batch runs beside it)."""
-        lock = self._lock
-        if not lock.locked():
-            await lock.acquire()  # free: at once (a waiter woken for it goes first)
-            self._turn += 1
-            return True
-        if self._slow == self._turn or self.max_wait == 0:
-            return False
-        try:
-            async with asyncio.timeout(self.max_wait):
-                await lock.acquire()
-        except TimeoutError:
-            self._slow = self._turn
-            self.gave_up += 1
-            return False
-        self._turn += 1
-        return True
-
-    def leave(self) -> None:
-        self._lock.release()
-
-
 class _SlotKeptError(BatchDeadlineError):
     """A thread call past its deadline: it keeps its slot until it returns (``_unstick``)."""
 
@@ -158,8 +114,7 @@ class AdaptiveBatcher(Generic[T, R]):
                  on_batch: Callable[[int], None] | None = None,
                  on_results: Callable[[list[T], list[R]], None] | None = None,
                  afn: Callable[[list[T]], Awaitable[Sequence[R]]] | None = None,
-                 deadline_s: float | None = None, hold_ms: float = 0.0,
-                 lane: Lane | None = None) -> None:
+                 deadline_s: float | None = None, hold_ms: float = 0.0) -> None:
         if hold_ms < 0:
             raise ValueError("hold_ms must be >= 0")
         if max_batch_size < 1 or max_queue < 1 or concurrency < 1 or max_wait_ms < 0:
@@ -182,7 +137,6 @@ class AdaptiveBatcher(Generic[T, R]):
         self.on_batch = on_batch
         self.on_results = on_results
         self.deadline_s = deadline_s
-        self.lane = lane  # take turns with other batchers' calls (see `Lane`)
         self.stats = BatchStats()
         self._stuck = 0  # slots held by thread calls past their deadline
         self._queue: deque[_Pending[T, R]] = deque()
@@ -296,7 +250,6 @@ class AdaptiveBatcher(Generic[T, R]):
                 await self._wake.wait()
             await self._slots.acquire()  # while we wait for a slot, the queue fills up
             self._free -= 1
-            turn = self.lane is not None and await self.lane.enter()  # ... and for the lane
             batch = self._take()
             if batch and self.hold > 0:
                 batch = await self._hold(batch)
@@ -304,10 +257,8 @@ class AdaptiveBatcher(Generic[T, R]):
                 batch = await self._wait_for_company(batch)
             if not batch:
                 self._release()
-                if turn:
-                    self._leave_lane()
                 continue
-            task = asyncio.get_running_loop().create_task(self._execute(batch, turn))
+            task = asyncio.get_running_loop().create_task(self._execute(batch))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
 
@@ -359,11 +310,7 @@ class AdaptiveBatcher(Generic[T, R]):
         self._free += 1
         self._slots.release()
 
-    def _leave_lane(self) -> None:
-        assert self.lane is not None
-        self.lane.leave()
-
-    async def _execute(self, batch: list[_Pending[T, R]], turn: bool = False) -> None:
+    async def _execute(self, batch: list[_Pending[T, R]]) -> None:
         held = True
         try:
             batch = [p for p in batch if not p.future.done()]  # timed out while waiting
@@ -385,9 +332,6 @@ class AdaptiveBatcher(Generic[T, R]):
                 # not sit idle while the event loop writes this batch's responses.
                 held = False
                 self._release()
-                if turn:
-                    turn = False
-                    self._leave_lane()
                 await asyncio.sleep(0)
             except BatchDeadlineError as exc:  # the model hung: no retry, all of them fail
                 held = held and not isinstance(exc, _SlotKeptError)
@@ -406,8 +350,6 @@ class AdaptiveBatcher(Generic[T, R]):
                 if not pending.future.done():
                     pending.future.set_exception(exc)
         finally:
-            if turn:
-                self._leave_lane()
             if held:
                 self._release()
             self._wake.set()

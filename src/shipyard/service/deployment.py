@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shipyard.batching import AdaptiveBatcher, Lane
+from shipyard.batching import AdaptiveBatcher
 from shipyard.registry import Registry, is_model_uri
 from shipyard.runtimes.model import VerifiedPackage, describe
 from shipyard.runtimes.model import load as load_path
@@ -38,7 +38,6 @@ COPY_HOLD_MS = 10.0  # ... and waits this long for company when it is short of t
 # a shadow candidate's inference process runs this much nicer (os.nice): on a busy machine
 # the primary's processes get the CPU first and the copies take what is left
 BACKGROUND_NICE = 10
-LANE_WAIT_MS = 5.0  # a version's batch waits at most this long for another version's call
 
 
 @dataclass
@@ -107,16 +106,6 @@ class DeploymentBuilder:
         self.request_log = request_log
         self.registry = registry
         self.raw_answers = False  # inference processes take raw batches (runtimes.raw_child)
-        self._lanes: dict[str, Lane] = {}  # endpoint -> the lane its versions' calls share
-
-    def lane(self, ep: EndpointConfig) -> Lane:
-        """The lane of ``ep``'s inference processes: the versions a policy splits traffic
-        over take turns with their batch calls (see `Lane`), so a split costs about as many
-        calls per request as one version does. Shadow copies stay off it."""
-        lane = self._lanes.get(ep.name)
-        if lane is None:
-            lane = self._lanes[ep.name] = Lane(LANE_WAIT_MS)
-        return lane
 
     def resolve(self, ep: EndpointConfig, source: str) -> tuple[Path, str, int]:
         """The package directory, model name and version of ``source`` (a path: what the
@@ -138,7 +127,6 @@ class DeploymentBuilder:
         batch_hist = self.metrics.batch_size.labels(**labels)
         model: VerifiedPackage
         process = None
-        lane = None
         if ep.inference == "process":
             # the inference process verifies and loads the model files and warms up; here
             # only the manifest and the rest (signature, reference profile): one copy of
@@ -150,7 +138,6 @@ class DeploymentBuilder:
                                        raw=self.raw_answers,
                                        nice=BACKGROUND_NICE if background else 0)
             concurrency = 1  # one batch at a time per process
-            lane = None if background else self.lane(ep)
             run: Callable[[list[Ticket]], Sequence[Share]] | None = None
             run_remote = functools.partial(run_batch_remote, process)
         else:
@@ -169,7 +156,7 @@ class DeploymentBuilder:
             max_batch_size=ep.max_batch_size, max_wait_ms=ep.max_wait_ms,
             max_queue=ep.max_queue, concurrency=concurrency, executor=self.executor,
             on_batch=batch_hist.observe, deadline_s=ep.batch_deadline_s,
-            on_results=functools.partial(request_log.batch, target), lane=lane)
+            on_results=functools.partial(request_log.batch, target))
         raw = copies = None
         if process is not None and process.raw:
             spec = {"model": name, "endpoint": ep.name, "version": version,
@@ -180,7 +167,7 @@ class DeploymentBuilder:
                 None, afn=functools.partial(run_raw_batch, process, spec, batch_hist.observe),
                 max_batch_size=ep.max_batch_size, max_wait_ms=ep.max_wait_ms,
                 max_queue=ep.max_queue, concurrency=1, deadline_s=ep.batch_deadline_s,
-                on_results=logged, lane=lane)
+                on_results=logged)
             # copies nobody waits on: fewer, larger frames, no answer bodies back
             copies = AdaptiveBatcher(
                 None, afn=functools.partial(run_raw_batch, process, {**spec, "bodies": False},

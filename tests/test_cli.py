@@ -145,6 +145,27 @@ def test_quickstart_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     for feature in ("mean radius", "mean texture", "worst area"):
         assert f"   {feature}: ks" in result.output
     _assert_rollouts(result.output, tmp_path / "home" / "logs")
+    _assert_batch_scored(result.output, tmp_path / "qs-batch")
+
+
+def _assert_batch_scored(output: str, folder: Path) -> None:
+    """The quickstart ends by batch-scoring the held-out rows (and two it refuses) with the
+    production version (v2 by then), and prints the command for Ray."""
+    import pyarrow.parquet as pq
+
+    text = " ".join(output.split())
+    assert "15. batch-scored" in text and "143 rows scored, 2 rejected" in text
+    assert "--engine ray" in text
+    scores = pq.read_table(folder / "scores.parquet").to_pandas()
+    rejects = pq.read_table(folder / "scores.rejects.parquet").to_pandas()
+    assert scores["id"].tolist() == list(range(143))  # the bad rows 143 and 144 are apart
+    assert sorted(rejects["row"].tolist()) == [143, 144]  # row numbers in the input file
+    assert all("mean radius" in reason for reason in rejects["reason"])
+    production = shipyard.load(shipyard.Registry(settings=Settings.from_env()).fetch(
+        "models:/breast-cancer@production"))
+    source = pq.read_table(folder / "to-score.parquet").to_pandas().drop(columns="id")
+    expected = production.predict(source.head(143)).predictions
+    assert scores["prediction"].tolist() == list(expected)
 
 
 def _assert_rollouts(output: str, logs: Path) -> None:

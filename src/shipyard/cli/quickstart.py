@@ -77,6 +77,8 @@ def run_quickstart(console: Console, directory: Path, settings: Settings, *,
     same = bool(np.array_equal(production.predict(x_test).predictions, result.predictions))
     console.print(f"7. loaded models:/breast-cancer@production from the registry: "
                   f"{'same predictions' if same else 'DIFFERENT predictions'}")
+    from shipyard.cli.quickstart_batch import score_a_file
+
     if serve:
         from shipyard.cli.quickstart_rollout import Split, deploy_production, run_rollouts
         from shipyard.cli.quickstart_serve import serve_and_call
@@ -85,7 +87,11 @@ def run_quickstart(console: Console, directory: Path, settings: Settings, *,
         serve_and_call(console, settings, "models:/breast-cancer@production", x_test, y_test)
         run_rollouts(console, settings, directory, Split(x_train, y_train, x_valid, y_valid,
                                                          x_test, y_test),
-                     keep_serving=keep_serving)
+                     keep_serving=keep_serving,
+                     before_waiting=lambda: score_a_file(console, settings, directory, x_test,
+                                                         15))
+    else:
+        score_a_file(console, settings, directory, x_test, 8)
     console.print("\nnext: [cyan]shipyard models list[/], [cyan]shipyard models lineage "
                   f"breast-cancer/{version.version}[/], [cyan]shipyard audit[/], "
                   f"[cyan]shipyard inspect {path}[/]")

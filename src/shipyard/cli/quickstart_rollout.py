@@ -11,6 +11,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -78,9 +79,11 @@ def _deploy(console: Console, registry: Registry, uri: str) -> None:
 
 
 def run_rollouts(console: Console, settings: Settings, directory: Path, split: Split, *,
-                 keep_serving: bool | None) -> None:
+                 keep_serving: bool | None,
+                 before_waiting: Callable[[], None] | None = None) -> None:
     """Steps 12 to 14: two candidate versions, a canary of each, the commands to try;
-    ``keep_serving``: see `quickstart_serve.until_stopped`."""
+    ``before_waiting`` runs before the demo server is kept serving (``keep_serving``: see
+    `quickstart_serve.until_stopped`)."""
     from shipyard.registry import Registry
 
     # the controller logs its aborts as warnings; here every decision is printed instead
@@ -88,13 +91,14 @@ def run_rollouts(console: Console, settings: Settings, directory: Path, split: S
     controller_log.addHandler(quiet)
     try:
         with Registry(settings=settings) as registry:
-            _run(console, settings, registry, directory, split, keep_serving)
+            _run(console, settings, registry, directory, split, keep_serving, before_waiting)
     finally:
         controller_log.removeHandler(quiet)
 
 
 def _run(console: Console, settings: Settings, registry: Registry, directory: Path,
-         split: Split, keep_serving: bool | None) -> None:
+         split: Split, keep_serving: bool | None,
+         before_waiting: Callable[[], None] | None) -> None:
     from shipyard.service.config import EndpointConfig, ServeConfig
 
     good, bad = register_candidates(console, registry, directory, split)
@@ -113,6 +117,8 @@ def _run(console: Console, settings: Settings, registry: Registry, directory: Pa
         console.print("   try: [cyan]shipyard rollout status breast-cancer[/], [cyan]shipyard "
                       "rollout history breast-cancer[/], [cyan]shipyard rollback "
                       "breast-cancer[/]")
+        if before_waiting is not None:
+            before_waiting()
         until_stopped(console, url, thread, keep_serving)
 
 

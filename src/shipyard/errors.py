@@ -60,6 +60,8 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     │                                 with a password, a missing bucket (stores/log_location.py)
     ├── InputError                    batch input cannot be found or read
     │                                 (scoring/sources.py)
+    ├── OutputError                   a batch output cannot be written where it was asked
+    │                                 for: a missing bucket, no access (scoring/publish.py)
     ├── RejectLimitError              a batch run rejected more rows than --max-rejects
     │                                 allows (scoring/batch.py)
     ├── MonitoringError               monitoring cannot compute what was asked

@@ -44,7 +44,8 @@ def run() -> None:
     try:
         app()
     except ShipyardError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        # one line, however narrow the terminal: a URL in it stays whole
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise SystemExit(1) from None
 
 

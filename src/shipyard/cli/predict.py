@@ -3,7 +3,6 @@ This module parses arguments and prints the summary; the work is ``shipyard.scor
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -28,8 +27,9 @@ def predict(
     log: Annotated[str | None, typer.Option(
         "--log", help="log scored rows to the prediction log under this endpoint name "
                       "(then: shipyard monitor run ENDPOINT)")] = None,
-    log_dir: Annotated[Path | None, typer.Option(
-        help="prediction log directory (default $SHIPYARD_HOME/logs)")] = None,
+    log_dir: Annotated[str | None, typer.Option(
+        help="prediction log directory or URL (s3://bucket/logs; default "
+             "$SHIPYARD_HOME/logs)")] = None,
     rejects: Annotated[str | None, typer.Option(
         help="Parquet file for rows failing the signature (default OUTPUT.rejects.parquet, "
              "written when a row is rejected)")] = None,

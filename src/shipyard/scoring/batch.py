@@ -168,7 +168,7 @@ def _resolve(model: str | Path, input: str, passthrough: Sequence[str], *, batch
 
 def _reject_output(run: Run, rejects_at: str) -> ParquetOutput:
     return ParquetOutput(Destination.of(rejects_at, folder=False),
-                         empty_schema=run.reject_schema).start()
+                         empty_schema=run.reject_schema)
 
 
 def note(summary: BatchSummary, scored: Scored, reasons: Counter[str]) -> None:
@@ -211,12 +211,14 @@ def _score_locally(run: Run, out: str, rejects_at: str, summary: BatchSummary, *
     from shipyard.scoring.sources import read_chunks
 
     total = run.input.total_rows()
-    output = ParquetOutput(Destination.of(out, folder=is_folder_output(out)),
-                           empty_schema=passthrough_schema(run)).start()
-    rejected = _reject_output(run, rejects_at)
     log = _open_log(run, log_endpoint, log_dir, summary.batch_id)
+    output = ParquetOutput(Destination.of(out, folder=is_folder_output(out)),
+                           empty_schema=passthrough_schema(run))
+    rejected = _reject_output(run, rejects_at)
     reasons: Counter[str] = Counter()
     try:
+        output.start()
+        rejected.start()
         chunks = read_chunks(run.input, run.batch_size, columns=_read_columns(run),
                              csv_strings=run.plan.numeric_columns())
         with BatchProgress(total_rows=total, total_bytes=run.input.total_bytes,
@@ -272,9 +274,11 @@ def _open_log(run: Run, endpoint: str | None, log_dir: str | Path | None,
                     class_labels=signature.class_labels)
 
 
-def _log_root(log_dir: str | Path | None) -> Path:
-    """The prediction log directory: ``log_dir``, else ``$SHIPYARD_HOME/logs`` (where
-    ``shipyard serve`` and ``shipyard monitor run`` look by default)."""
+def _log_root(log_dir: str | Path | None) -> str | Path:
+    """The prediction log directory: ``log_dir`` (a path, or a URL such as
+    ``s3://bucket/logs``), else ``$SHIPYARD_HOME/logs`` (where ``shipyard serve`` and
+    ``shipyard monitor run`` look by default)."""
     from shipyard.settings import Settings
+    from shipyard.stores.log_location import log_root
 
-    return Path(log_dir) if log_dir is not None else Settings.from_env().home / "logs"
+    return log_root(log_dir) if log_dir is not None else Settings.from_env().home / "logs"

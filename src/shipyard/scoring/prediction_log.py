@@ -16,6 +16,7 @@ from typing import Any
 
 from shipyard.names import check_endpoint_name
 from shipyard.scoring.core import Scored
+from shipyard.stores.log_location import check_bucket, log_root
 from shipyard.stores.predictions import PredictionBatch, PredictionLog
 
 
@@ -28,7 +29,10 @@ class BatchLog:
         self.model, self.version = model, version
         self.batch_id = batch_id
         self.class_labels = class_labels
-        self.log = PredictionLog(root)
+        resolved = log_root(root)
+        if not isinstance(resolved, Path):  # a typo'd bucket fails the run, not every write
+            check_bucket(resolved)
+        self.log = PredictionLog(resolved)
         self.rows = 0
 
     def append(self, scored: Scored, key: str | None = None) -> None:

@@ -11,20 +11,29 @@ readers skip (``pyarrow.dataset`` ignores names starting with ``.``). Publishing
   is one copy: it appears whole or not at all).
 
 A later run removes the staging leftovers of runs whose process is gone (local only).
+A destination that cannot be written (a bucket that does not exist, access denied) is an
+``OutputError`` naming it, never the filesystem's raw error.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from shipyard.scoring.sources import filesystem
+from shipyard.errors import ShipyardError
+from shipyard.scoring.sources import filesystem, first_line
 
 MARKER = "_SUCCESS"
+
+
+class OutputError(ShipyardError):
+    """A batch output (or rejects file) cannot be written where it was asked for."""
 
 
 def _local(fs: pafs.FileSystem) -> bool:
@@ -54,27 +63,46 @@ class Destination:
         staging = f"{parent}/.{name}.staging-{os.getpid()}-{secrets.token_hex(4)}"
         return cls(location, folder, fs, path, staging)
 
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Turns the filesystem's errors into an ``OutputError`` that names the destination."""
+        try:
+            yield
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.location}: {first_line(exc)}") from None
+
     def prepare(self) -> None:
-        """Make the parent folder, clear stale staging leftovers and start staging."""
+        """Make the parent folder (local: an object store has none, but its bucket must
+        exist), clear stale staging leftovers and start staging."""
+        if not _local(self.fs):
+            bucket = self.path.split("/", 1)[0]
+            with self.writing():
+                missing = self.fs.get_file_info(bucket).type == pafs.FileType.NotFound
+            if missing:
+                scheme = self.location.split("://", 1)[0]
+                raise OutputError(f"cannot write {self.location}: the bucket "
+                                  f"{scheme}://{bucket} does not exist")
+            return
         parent, name = _parent_and_name(self.path)
-        self.fs.create_dir(parent, recursive=True)
-        if _local(self.fs):
+        with self.writing():
+            self.fs.create_dir(parent, recursive=True)
             _remove_stale(self.fs, parent, name)
-        if self.folder:
-            self.fs.create_dir(self.staging, recursive=True)
+            if self.folder:
+                self.fs.create_dir(self.staging, recursive=True)
 
     def part(self, index: int) -> str:
         """Where part ``index`` is staged (a folder destination)."""
         return f"{self.staging}/part-{index:05d}.parquet"
 
     def publish(self) -> None:
-        if _local(self.fs):
-            self._publish_local()
-        elif self.folder:
-            self._publish_parts()
-        else:
-            self.fs.copy_file(self.staging, self.path)
-            self.fs.delete_file(self.staging)
+        with self.writing():
+            if _local(self.fs):
+                self._publish_local()
+            elif self.folder:
+                self._publish_parts()
+            else:
+                self.fs.copy_file(self.staging, self.path)
+                self.fs.delete_file(self.staging)
 
     def _publish_local(self) -> None:
         info = self.fs.get_file_info(self.path)
@@ -91,7 +119,6 @@ class Destination:
         info = self.fs.get_file_info(self.path)
         if info.type == pafs.FileType.Directory:
             self.fs.delete_dir(self.path)
-        self.fs.create_dir(self.path, recursive=True)
         parts = sorted(i.path for i in self.fs.get_file_info(
             pafs.FileSelector(self.staging, recursive=False)) if i.type == pafs.FileType.File)
         for staged in parts:

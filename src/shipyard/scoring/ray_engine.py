@@ -156,9 +156,9 @@ def _score(run: Run, out: str, rejects_at: str, summary: BatchSummary, *,
     destination = Destination.of(out, folder=is_folder_output(out))
     staged = Destination.of(out, folder=True)  # the actors' parts, whatever the output
     aside = Destination.of(rejects_at, folder=True)
-    staged.prepare()
-    aside.prepare()
     try:
+        staged.prepare()
+        aside.prepare()
         counts = ray.data.from_items([{"index": p.index} for p in pieces]).map_batches(
             RayScorer, fn_constructor_kwargs={"run": run, "parts": pieces,
                                               "staging": staged.staging,

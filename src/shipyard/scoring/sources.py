@@ -27,6 +27,12 @@ class InputError(ShipyardError):
     """The batch input cannot be found or read."""
 
 
+def first_line(exc: BaseException) -> str:
+    """An error's message, first line only (the AWS SDK's messages can run on)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
     """The filesystem holding ``location`` (a path or URL) and the path within it."""
     if "://" not in location:
@@ -108,7 +114,15 @@ def _hidden(path: str, root: str) -> bool:
 
 def open_source(location: str) -> Source:
     """The input at ``location``: one Parquet or CSV file, or a folder holding them (one
-    format; read recursively, hidden and ``_``-prefixed names skipped)."""
+    format; read recursively, hidden and ``_``-prefixed names skipped). An input that cannot
+    be read (no access, a store that does not answer) is an ``InputError`` naming it."""
+    try:
+        return _open_source(location)
+    except OSError as exc:
+        raise InputError(f"cannot read input {location}: {first_line(exc)}") from None
+
+
+def _open_source(location: str) -> Source:
     fs, path = filesystem(location)
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.NotFound:

@@ -38,10 +38,11 @@ class ParquetOutput:
             self._schema = table.schema
         elif table.schema != self._schema:
             table = table.select(self._schema.names).cast(self._schema)
-        if self.destination.folder:
-            self._write_parts(table)
-        else:
-            self._open(self.destination.staging).write_table(table)
+        with self.destination.writing():
+            if self.destination.folder:
+                self._write_parts(table)
+            else:
+                self._open(self.destination.staging).write_table(table)
         self.rows += table.num_rows
 
     def _write_parts(self, table: pa.Table) -> None:
@@ -70,12 +71,13 @@ class ParquetOutput:
     def publish(self) -> None:
         """Close the last file and move everything to the destination. With no row written,
         the output is one file of no rows (the schema of ``empty_schema``)."""
-        if self.rows == 0:
-            schema = self.empty_schema if self.empty_schema is not None else pa.schema([])
-            path = (self.destination.part(0) if self.destination.folder
-                    else self.destination.staging)
-            pq.write_table(schema.empty_table(), path, filesystem=self.destination.fs)
-        self._close_writer()
+        with self.destination.writing():
+            if self.rows == 0:
+                schema = self.empty_schema if self.empty_schema is not None else pa.schema([])
+                path = (self.destination.part(0) if self.destination.folder
+                        else self.destination.staging)
+                pq.write_table(schema.empty_table(), path, filesystem=self.destination.fs)
+            self._close_writer()
         self.destination.publish()
 
     def discard(self) -> None:

@@ -72,17 +72,27 @@ def _filesystem(uri: str, *, single_put: bool = False) -> tuple[Any, str]:
     return fs, str(path)
 
 
+def check_bucket(folder: str) -> tuple[Any, str]:
+    """``(filesystem, path)`` of ``folder`` (a URL); a ``LogLocationError`` if its bucket does
+    not exist (a typo, not "nothing logged yet")."""
+    import pyarrow.fs as pafs
+
+    fs, base = _filesystem(folder)
+    bucket = base.split("/", 1)[0]
+    if fs.get_file_info(bucket).type == pafs.FileType.NotFound:
+        scheme = folder.split("://", 1)[0]
+        raise LogLocationError(f"the prediction log's bucket {scheme}://{bucket} does not exist "
+                               f"(log directory {folder})")
+    return fs, base
+
+
 def list_objects(folder: str, suffix: str = SEGMENT_SUFFIX) -> list[str]:
     """The URLs of the objects under ``folder`` (a URL) whose names end in ``suffix`` and do
     not start with a dot, sorted; ``[]`` if there are none."""
     import pyarrow.fs as pafs
 
     scheme = folder.split("://", 1)[0]
-    fs, base = _filesystem(folder)
-    bucket = base.split("/", 1)[0]
-    if fs.get_file_info(bucket).type == pafs.FileType.NotFound:  # a typo, not "nothing yet"
-        raise LogLocationError(f"the prediction log's bucket {scheme}://{bucket} does not exist "
-                            f"(log directory {folder})")
+    fs, base = check_bucket(folder)
     infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
     return sorted(f"{scheme}://{info.path}" for info in infos
                   if info.type == pafs.FileType.File and info.base_name.endswith(suffix)

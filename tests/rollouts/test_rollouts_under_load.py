@@ -55,12 +55,19 @@ def test_canary_abort_bluegreen_and_rollback_under_load_fail_no_request(
         rollouts.abort(ENDPOINT, reason="e2e: by hand")
         load.more(50)
 
+        started = time.time()
         rollouts.start_bluegreen(ENDPOINT, "iris/3", reason="e2e: blue-green")
-        load.more(50)
+        # blue answers under the blue-green policy once a poll has passed (before it, the
+        # aborted canary's policy may still route; a switch within that poll skips it)
+        until(lambda: any(a.sent > started + POLL + MARGIN for a in load.answers), 10.0,
+              "no answer after the blue-green started")
         switched = time.time()
         rollouts.switch(ENDPOINT, reason="e2e: to green")
-        until(lambda: any(a.sent > switched and a.version == "iris/3" for a in load.answers),
-              LOAD_S, "green never answered")
+        # green, and only green, answers once a poll has passed: not the canary's iris/3
+        until(lambda: any(a.sent > switched + POLL + MARGIN for a in load.answers), LOAD_S,
+              "no answer after the switch")
+        green = [a for a in load.answers if a.sent > switched + POLL + MARGIN]
+        assert {a.version for a in green} == {"iris/3"}, "green never answered alone"
         load.more(50)
         rolled_back = time.time()
         rollouts.rollback(ENDPOINT, reason="e2e: back")

@@ -28,6 +28,7 @@ import pyarrow.fs as pafs
 
 from shipyard.errors import ShipyardError
 from shipyard.scoring.sources import filesystem, first_line
+from shipyard.stores.log_location import missing_bucket
 
 MARKER = "_SUCCESS"
 
@@ -75,10 +76,9 @@ class Destination:
         """Make the parent folder (local: an object store has none, but its bucket must
         exist), clear stale staging leftovers and start staging."""
         if not _local(self.fs):
-            bucket = self.path.split("/", 1)[0]
             with self.writing():
-                missing = self.fs.get_file_info(bucket).type == pafs.FileType.NotFound
-            if missing:
+                bucket = missing_bucket(self.fs, self.path)
+            if bucket is not None:
                 scheme = self.location.split("://", 1)[0]
                 raise OutputError(f"cannot write {self.location}: the bucket "
                                   f"{scheme}://{bucket} does not exist")

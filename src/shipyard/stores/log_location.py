@@ -72,14 +72,20 @@ def _filesystem(uri: str, *, single_put: bool = False) -> tuple[Any, str]:
     return fs, str(path)
 
 
+def missing_bucket(fs: Any, path: str) -> str | None:
+    """The bucket of ``path`` (on object-store filesystem ``fs``) when it does not exist."""
+    import pyarrow.fs as pafs
+
+    bucket = path.split("/", 1)[0]
+    return bucket if fs.get_file_info(bucket).type == pafs.FileType.NotFound else None
+
+
 def check_bucket(folder: str) -> tuple[Any, str]:
     """``(filesystem, path)`` of ``folder`` (a URL); a ``LogLocationError`` if its bucket does
     not exist (a typo, not "nothing logged yet")."""
-    import pyarrow.fs as pafs
-
     fs, base = _filesystem(folder)
-    bucket = base.split("/", 1)[0]
-    if fs.get_file_info(bucket).type == pafs.FileType.NotFound:
+    bucket = missing_bucket(fs, base)
+    if bucket is not None:
         scheme = folder.split("://", 1)[0]
         raise LogLocationError(f"the prediction log's bucket {scheme}://{bucket} does not exist "
                                f"(log directory {folder})")

@@ -28,7 +28,6 @@ from shipyard.errors import (
     RegistryError,
     RoutingError,
 )
-from shipyard.monitoring.ab_report import plan_sample
 from shipyard.registry import rollout_rows as rows
 from shipyard.registry.deployments import PolicyRevision, check_endpoint
 from shipyard.registry.rollout_records import (
@@ -354,6 +353,10 @@ class Rollouts:
             numbers: dict[str, Any] = {"plan": plan.to_dict(),
                                        "policy": policy_to_dict(policy)}
             if isinstance(plan, ABPlan):  # the sample size, planned before any data
+                # imported here: the statistics (scipy) cost ~1 s of start-up to every
+                # command that opens a registry
+                from shipyard.monitoring.ab_report import plan_sample
+
                 try:
                     numbers["sample"] = plan_sample(plan).to_dict()
                 except MonitoringError as exc:  # the plan's fault: said as the CLI says it

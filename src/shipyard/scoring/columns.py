@@ -81,7 +81,21 @@ def to_numpy(column: pa.Array | pa.ChunkedArray, *, numeric: bool = False) -> Ar
     if pa.types.is_fixed_size_list(column.type) or pa.types.is_list(column.type) \
             or pa.types.is_large_list(column.type):
         return _list_matrix(column)
+    plain = _PLAIN.get(column.type)
+    if plain is not None and column.null_count == 0:  # the usual case, without a copy
+        return np.frombuffer(column.buffers()[1], dtype=plain, count=len(column),
+                             offset=column.offset * plain.itemsize)
     return np.asarray(column.to_numpy(zero_copy_only=False))
+
+
+# Arrow's fixed-width numbers and their numpy dtypes: read straight from the values buffer
+# (``Array.to_numpy`` imports pandas, ~0.25 s of a batch run's start, when it is installed)
+_PLAIN: dict[pa.DataType, np.dtype[Any]] = {
+    t: np.dtype(d) for t, d in [
+        (pa.float64(), "<f8"), (pa.float32(), "<f4"), (pa.int64(), "<i8"),
+        (pa.int32(), "<i4"), (pa.int16(), "<i2"), (pa.int8(), "i1"), (pa.uint64(), "<u8"),
+        (pa.uint32(), "<u4"), (pa.uint16(), "<u2"), (pa.uint8(), "u1")]}
+_ARROW: dict[np.dtype[Any], pa.DataType] = {d: t for t, d in _PLAIN.items()}
 
 
 def _parse_numbers(column: pa.Array) -> Array:
@@ -169,5 +183,9 @@ def arrow_column(arr: Array) -> pa.Array:
     if arr.ndim > 1:
         width = int(np.prod(arr.shape[1:]))
         return pa.FixedSizeListArray.from_arrays(
-            pa.array(np.ascontiguousarray(arr).reshape(-1)), width)
+            arrow_column(np.ascontiguousarray(arr).reshape(-1)), width)
+    plain = _ARROW.get(arr.dtype)
+    if plain is not None:  # wraps the array's own buffer (and keeps it alive)
+        arr = np.ascontiguousarray(arr)
+        return pa.Array.from_buffers(plain, len(arr), [None, pa.py_buffer(arr)])
     return pa.array(arr)

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from shipyard.registry import Registry, is_model_uri
 from shipyard.runtimes.model import LoadedModel, VerifiedPackage, describe, load
 from shipyard.settings import Settings
 
@@ -35,9 +34,17 @@ class ModelSource:
         settings = Settings.from_env(ort_intra_op_threads=threads)
         path = self.path
         if self.uri is not None and not path.is_dir():
+            from shipyard.registry import Registry
+
             with Registry(settings=Settings.from_env(registry_url=self.registry)) as reg:
                 path = reg.fetch(self.uri)
         return load(path, trust=self.trust, settings=settings)
+
+
+def is_model_uri(source: str | Path) -> bool:
+    """``shipyard.registry.is_model_uri`` without importing the registry (SQLAlchemy costs
+    ~0.4 s of start-up, and a package directory needs none of it)."""
+    return isinstance(source, str) and source.startswith("models:")
 
 
 def resolve(source: str | Path, *, trust: bool = False,
@@ -47,6 +54,8 @@ def resolve(source: str | Path, *, trust: bool = False,
     if not is_model_uri(source):
         path = Path(source).expanduser()
         return ModelSource(path, path.resolve().name, 1, trust)
+    from shipyard.registry import Registry
+
     settings = Settings.from_env(registry_url=registry)
     with Registry(settings=settings) as reg:
         version = reg.get_version(str(source))

@@ -74,3 +74,35 @@ def listed(parser: argparse.ArgumentParser, flag: str, text: str,
     if unknown:
         parser.error(f"unknown {flag} {unknown}; choose from {list(allowed)}")
     return items
+
+
+def tree_pids(root: int) -> list[int]:
+    """``root`` and its descendants now, from ``/proc/PID/task/TID/children`` (Linux): a
+    few small reads, not a walk of all of ``/proc``, so a sampler calling it every few ms
+    does not steal the CPU of what it measures (a full walk cost ~6 ms here)."""
+    found, frontier = [], [root]
+    while frontier:
+        pid = frontier.pop()
+        found.append(pid)
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                frontier.extend(int(c) for c in (task / "children").read_text().split())
+            except OSError:
+                continue
+    return found
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of ``root`` and its descendants now."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for pid in tree_pids(root):
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            continue
+    return total

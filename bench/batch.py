@@ -52,7 +52,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _timing import listed, machine_info, write_json
+from _timing import listed, machine_info, tree_rss, write_json
 from serving import ENVS, PROJECT_BIN, Bench, ensure_env, env_versions, peer_envs
 
 TOOLS = ("shipyard", "ort", "pandas", "mlflow")
@@ -110,30 +110,6 @@ def write_csv(parquet: Path, csv: Path) -> None:
 
 
 # --- one timed process, with its peak memory ------------------------------------------------
-
-
-def tree_rss(root: int) -> int:
-    """Resident bytes of ``root`` and its descendants now."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    page = os.sysconf("SC_PAGE_SIZE")
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            statm = (entry / "statm").read_text().split()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-        rss[int(entry.name)] = int(statm[1]) * page
-    total, frontier = 0, [root]
-    while frontier:
-        pid = frontier.pop()
-        total += rss.get(pid, 0)
-        frontier.extend(children.get(pid, ()))
-    return total
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None,

@@ -4,7 +4,9 @@ dictionary-encodes only what is worth it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -68,3 +70,34 @@ def test_output_dictionary_encodes_text_not_numbers(tmp_path: Path) -> None:
     assert "RLE_DICTIONARY" not in encodings["proba_1"]
     assert "RLE_DICTIONARY" not in encodings["prediction"]
     assert pq.read_table(out).column("proba_1").to_pylist()[-1] == 1.0
+
+
+def test_the_read_ahead_thread_stops_when_the_model_fails_to_load(tmp_path: Path) -> None:
+    """Reading starts before the model loads (they overlap); a model that cannot load stops
+    the reader too, mid-file, and the load's own error is what the caller sees."""
+    import threading
+
+    from shipyard.scoring.columns import InputPlan
+    from shipyard.scoring.local import score_local
+    from shipyard.scoring.sources import Chunk
+
+    read: list[int] = []
+
+    def chunks() -> Iterator[Chunk]:
+        for i in range(1000):
+            read.append(i)
+            yield Chunk(pa.record_batch({"x": [float(i)]}), first_row=i, read_bytes=8)
+
+    class Broken:
+        def load(self, *, threads: int | None = None) -> None:
+            for _ in range(500):  # the reader is already at work while the model loads
+                if len(read) >= 3:
+                    raise RuntimeError("no model here")
+                threading.Event().wait(0.01)
+            raise AssertionError("nothing was read while the model loaded")
+
+    with pytest.raises(RuntimeError, match="no model here"):
+        list(score_local(chunks(), Broken(), cast(InputPlan, None), (),  # type: ignore[arg-type]
+                         workers=2))
+    assert not [t for t in threading.enumerate() if t.name == "shipyard-read"]
+    assert len(read) < 1000

@@ -42,44 +42,49 @@ def _score_in_worker(chunk: Chunk) -> Scored:
 _END = object()
 
 
-def read_ahead(chunks: Iterable[Chunk], depth: int) -> Iterator[Chunk]:
+class ReadAhead:
     """``chunks``, read by a thread up to ``depth`` ahead of the caller (reading a Parquet
-    row group or a CSV block overlaps scoring and writing). An error reading is raised
-    here; a caller that stops early stops the thread."""
-    ahead: queue.Queue[object] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+    row group or a CSV block overlaps loading the model, scoring and writing). The thread
+    starts at once; an error reading is raised by the iteration; ``close`` stops the
+    thread (call it whether or not the chunks were iterated)."""
 
-    def put(item: object) -> bool:
-        while not stop.is_set():
+    def __init__(self, chunks: Iterable[Chunk], depth: int) -> None:
+        self._ahead: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read, args=(chunks,),
+                                        name="shipyard-read", daemon=True)
+        self._reader.start()
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
             try:
-                ahead.put(item, timeout=0.1)
+                self._ahead.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def read() -> None:
+    def _read(self, chunks: Iterable[Chunk]) -> None:
         try:
             for chunk in chunks:
-                if not put(chunk):
+                if not self._put(chunk):
                     return
-            put(_END)
+            self._put(_END)
         except BaseException as exc:  # handed to the caller
-            put(exc)
+            self._put(exc)
 
-    reader = threading.Thread(target=read, name="shipyard-read", daemon=True)
-    reader.start()
-    try:
+    def __iter__(self) -> Iterator[Chunk]:
         while True:
-            item = ahead.get()
+            item = self._ahead.get()
             if item is _END:
                 return
             if isinstance(item, BaseException):
                 raise item
             yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        reader.join()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._reader.join()
 
 
 def score_local(chunks: Iterable[Chunk], source: ModelSource, plan: InputPlan,
@@ -94,6 +99,17 @@ def score_local(chunks: Iterable[Chunk], source: ModelSource, plan: InputPlan,
         finally:
             scorer.model.close()
         return
+    ahead = ReadAhead(chunks, 2 * workers)  # reads while the model loads
+    try:
+        yield from _score_ahead(ahead, source, plan, passthrough, workers=workers, mode=mode,
+                                keep_log=keep_log)
+    finally:
+        ahead.close()
+
+
+def _score_ahead(ahead: ReadAhead, source: ModelSource, plan: InputPlan,
+                 passthrough: Sequence[str], *, workers: int, mode: Mode,
+                 keep_log: bool) -> Iterator[tuple[Chunk, Scored]]:
     if mode == "processes":
         executor: Executor = ProcessPoolExecutor(
             workers, mp_context=multiprocessing.get_context("spawn"),
@@ -109,7 +125,7 @@ def score_local(chunks: Iterable[Chunk], source: ModelSource, plan: InputPlan,
             return shared.score(chunk.batch, chunk.first_row)
     try:
         pending: deque[tuple[Chunk, Future[Scored]]] = deque()
-        for chunk in read_ahead(chunks, 2 * workers):
+        for chunk in ahead:
             pending.append((chunk, executor.submit(work, chunk)))
             if len(pending) >= 2 * workers:
                 done, future = pending.popleft()

@@ -190,3 +190,29 @@ def test_failing_s3_runs_say_so_in_one_line_without_the_secret(
         assert named in lines[0] and "does not exist" in lines[0], text
     # a failed run published nothing, beside the input
     assert s3_server.keys(bucket) == ["in/customers.parquet"]
+
+
+def test_a_killed_runs_staging_on_s3_is_removed_by_the_next_run(
+        s3_env: S3Server, package_dir: Path) -> None:  # noqa: F811
+    """A run killed before publishing leaves its staging objects (hidden by their leading
+    dot); the next run to that destination removes those of dead processes on this machine,
+    and leaves another machine's alone (its process cannot be checked from here)."""
+    from shipyard.scoring.publish import HOST
+
+    bucket = s3_env.bucket()
+    _put(s3_env, bucket, "in/customers.parquet", customers_with_ids(300))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    client = s3_env.client()
+    mine_file = f".scores.parquet.staging-{dead}-0a0a0a0a-{HOST}"
+    mine_folder = f".scores.parquet.staging-{dead}-0b0b0b0b-{HOST}/part-00000.parquet"
+    other_host = f".scores.parquet.staging-{dead}-0c0c0c0c-ffffffff"
+    other_name = f".other.parquet.staging-{dead}-0d0d0d0d-{HOST}"
+    for key in (mine_file, mine_folder, other_host, other_name):
+        client.put_object(Bucket=bucket, Key=key, Body=b"half-written")
+    code, out = _cli("predict", str(package_dir), "-i", f"s3://{bucket}/in/customers.parquet",
+                     "-o", f"s3://{bucket}/scores.parquet")
+    assert code == 0, out
+    left = sorted(k for k in s3_env.keys(bucket) if not k.startswith("in/"))
+    assert left == sorted([other_host, other_name, "scores.parquet"])
+    assert len(_get(s3_env, bucket, "scores.parquet")) == 300

@@ -185,3 +185,44 @@ def test_decimal_columns_are_read_as_numbers(package_dir: Path, tmp_path: Path) 
     assert summary.rejected == 0
     out = pq.read_table(tmp_path / "out.parquet").to_pandas()
     pd.testing.assert_frame_equal(out, expected(package_dir, data, ["id"]))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_file_corrupt_part_way_is_an_input_error_and_publishes_nothing(
+        package_dir: Path, tmp_path: Path, workers: int) -> None:
+    """The footer is fine (the run starts and scores the first row groups); a row group in
+    the middle is garbage: the run fails with an InputError naming the file, and neither the
+    output nor a staging file is left behind."""
+    source = tmp_path / "in.parquet"
+    customers_with_ids(3000).to_parquet(source, row_group_size=500)
+    meta = pq.ParquetFile(source).metadata
+    assert meta.num_row_groups == 6
+    chunk = meta.row_group(3).column(1)
+    raw = bytearray(source.read_bytes())
+    start = chunk.data_page_offset
+    raw[start:start + chunk.total_compressed_size] = b"\xff" * chunk.total_compressed_size
+    source.write_bytes(bytes(raw))
+    out = tmp_path / "out.parquet"
+    with pytest.raises(InputError, match=r"cannot read .*in\.parquet to the end"):
+        predict_batch(package_dir, source, out, passthrough=["id"], batch_size=500,
+                      workers=workers, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
+
+
+def test_a_publish_that_fails_leaves_no_staging(package_dir: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Publishing can fail after scoring (here: the rename onto the destination); the run
+    fails with an OutputError and its staged output is removed, not left for a later run."""
+    from shipyard.scoring.publish import Destination, OutputError
+
+    customers_with_ids(100).to_parquet(tmp_path / "in.parquet")
+
+    def refused(self: Destination) -> None:
+        with self.writing():
+            raise PermissionError(13, "Permission denied", self.path)
+
+    monkeypatch.setattr(Destination, "_publish_local", refused)
+    with pytest.raises(OutputError, match="Permission denied"):
+        predict_batch(package_dir, tmp_path / "in.parquet", tmp_path / "out.parquet",
+                      progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]

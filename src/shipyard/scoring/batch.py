@@ -248,7 +248,12 @@ def _score_locally(run: Run, out: str, rejects_at: str, summary: BatchSummary, *
         if log is not None:
             log.close()
             summary.logged = log.rows
-    output.publish()
+    try:
+        output.publish()
+    except BaseException:  # e.g. the destination changed under us: nothing half-staged left
+        output.discard()
+        rejected.discard()
+        raise
     finish(summary, reasons, rejected, explicit_rejects)
 
 

@@ -1,7 +1,8 @@
 """Write aside, then publish: a run that fails or is killed leaves nothing at its destination.
 
-Output goes to a staging name beside the destination (``.NAME.staging-PID-RANDOM``), which
-readers skip (``pyarrow.dataset`` ignores names starting with ``.``). Publishing:
+Output goes to a staging name beside the destination (``.NAME.staging-PID-RANDOM-HOST``,
+HOST a short hash of this machine's name), which readers skip (``pyarrow.dataset`` ignores
+names starting with ``.``). Publishing:
 
 - on a local filesystem, one rename (atomic): a file replaces a file; a folder is renamed
   into place (an older folder at the destination is first renamed aside, then removed);
@@ -10,15 +11,20 @@ readers skip (``pyarrow.dataset`` ignores names starting with ``.``). Publishing
   a reader that waits for the marker never reads a half-published folder (a single file
   is one copy: it appears whole or not at all).
 
-A later run removes the staging leftovers of runs whose process is gone (local only).
+A later run to the same destination removes the staging leftovers of runs whose process is
+gone: on a local filesystem any such run's; on an object store, those of runs on this
+machine (another machine's process cannot be checked from here: its leftovers stay, hidden
+from readers by their leading ``.``).
 A destination that cannot be written (a bucket that does not exist, access denied) is an
 ``OutputError`` naming it, never the filesystem's raw error.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,7 +67,8 @@ class Destination:
     def of(cls, location: str, *, folder: bool) -> Destination:
         fs, path = filesystem(location)
         parent, name = _parent_and_name(path)
-        staging = f"{parent}/.{name}.staging-{os.getpid()}-{secrets.token_hex(4)}"
+        staging = (f"{parent}/.{name}.staging-{os.getpid()}-{secrets.token_hex(4)}-"
+                   f"{HOST}")
         return cls(location, folder, fs, path, staging)
 
     @contextmanager
@@ -82,6 +89,8 @@ class Destination:
                 scheme = self.location.split("://", 1)[0]
                 raise OutputError(f"cannot write {self.location}: the bucket "
                                   f"{scheme}://{bucket} does not exist")
+            with self.writing():
+                _remove_stale(self.fs, *_parent_and_name(self.path), host=HOST)
             return
         parent, name = _parent_and_name(self.path)
         with self.writing():
@@ -139,14 +148,25 @@ class Destination:
             pass
 
 
-def _remove_stale(fs: pafs.FileSystem, parent: str, name: str) -> None:
-    """Staging leftovers of ``name`` whose process is gone (a killed run)."""
+# this machine, in staging names: a run on an object store removes only its own machine's
+# leftovers (a process id means nothing on another host)
+HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _remove_stale(fs: pafs.FileSystem, parent: str, name: str, *,
+                  host: str | None = None) -> None:
+    """Staging leftovers of ``name`` whose process is gone (a killed run); ``host``: only
+    those staged on that machine (an object store shared by several)."""
+    listing = fs.get_file_info(pafs.FileSelector(parent, allow_not_found=True))
     for prefix in (f".{name}.staging-", f".{name}.replaced-"):
-        for info in fs.get_file_info(pafs.FileSelector(parent, allow_not_found=True)):
+        for info in listing:
             base = _parent_and_name(info.path)[1]
             if not base.startswith(prefix):
                 continue
-            pid = base[len(prefix):].split("-")[0]
+            fields = base[len(prefix):].split("-")
+            if host is not None and (len(fields) < 3 or fields[2] != host):
+                continue
+            pid = fields[0]
             if pid.isdigit() and not _alive(int(pid)):
                 if info.type == pafs.FileType.Directory:
                     fs.delete_dir(info.path)

@@ -8,7 +8,7 @@ endpoint from the standard AWS environment, ``AWS_ENDPOINT_URL`` included), ``gs
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -233,8 +233,9 @@ def read_part(fs: pafs.FileSystem, f: InputFile, row_group: int | None, batch_si
             wanted = None if columns is None else [
                 c for c in columns if c in reader.schema_arrow.names]
             groups = None if row_group is None else [row_group]
-            for batch in reader.iter_batches(batch_size=batch_size, columns=wanted,
-                                             row_groups=groups):
+            batches = reader.iter_batches(batch_size=batch_size, columns=wanted,
+                                          row_groups=groups)
+            for batch in _reading(f.path, batches):
                 yield batch, 0
         return
     with fs.open_input_stream(f.path) as stream:
@@ -246,9 +247,24 @@ def read_part(fs: pafs.FileSystem, f: InputFile, row_group: int | None, batch_si
                 column_types=dict.fromkeys(csv_strings, pa.string()),
                 strings_can_be_null=True,
                 include_columns=None if columns is None else list(columns)))
-        for batch in reader:
+        for batch in _reading(f.path, reader):
             for start in range(0, batch.num_rows, batch_size):
                 yield batch.slice(start, batch_size), counted.read_bytes
+
+
+def _reading(path: str, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """``batches``; a file that turns out unreadable part-way (a corrupt page, a CSV row
+    that does not parse, a connection lost) is an ``InputError`` naming it, not Arrow's
+    bare error (the run publishes nothing, as for any failure)."""
+    it = iter(batches)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"cannot read {path} to the end: {exc}") from exc
+        yield batch
 
 
 def _csv_block(batch_size: int) -> int:

@@ -15,6 +15,7 @@ from shipyard.cli.export import app as export_app
 from shipyard.cli.models import app as models_app
 from shipyard.cli.monitoring import app as monitor_app
 from shipyard.cli.predict import predict
+from shipyard.cli.report import report
 from shipyard.cli.rollouts import app as rollout_app
 from shipyard.cli.rollouts import deploy, rollback
 from shipyard.cli.serving import logs, serve
@@ -35,6 +36,7 @@ app.command("gc")(gc)
 app.command("serve")(serve)
 app.command("logs")(logs)
 app.command("predict")(predict)
+app.command("report")(report)
 console = Console()
 err_console = Console(stderr=True)
 

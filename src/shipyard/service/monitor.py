@@ -45,7 +45,7 @@ from shipyard.service.config import MonitorConfig, format_duration
 from shipyard.service.monitor_analysis import analyse
 from shipyard.service.monitor_history import HISTORY_FORMAT, MonitorHistory
 from shipyard.service.monitor_rules import check_rules_task
-from shipyard.service.references import ReferenceResolver
+from shipyard.service.references import Reference, ReferenceResolver
 from shipyard.service.windows import LogFrames, Window, WindowData, iso, time_windows
 from shipyard.settings import Settings
 from shipyard.stores.log_location import log_root
@@ -275,16 +275,27 @@ class Monitor:
             "window": bounds, "computed_at": iso(time.time())}
         started = time.perf_counter()
         if data.rows:
-            versions, counts = np.unique(data.versions, return_counts=True)
-            top = int(versions[int(np.argmax(counts))])
-            model = str(data.models[int(np.argmax(data.versions == top))])
-            record.update(analyse(data, self.references.get(model, top), self.config))
+            record.update(analyse(data, self.reference_of(data), self.config))
         else:
             record.update({"rows": 0, "requests": 0, "labelled": 0,
                            "metrics": {"rows": 0, "requests": 0, "labelled": 0},
                            "skipped": "no rows"})
         record["seconds"] = round(time.perf_counter() - started, 4)
         return record
+
+    def reference_of(self, data: WindowData) -> Reference:
+        """The reference of the version that logged most of ``data``'s rows."""
+        versions, counts = np.unique(data.versions, return_counts=True)
+        top = int(versions[int(np.argmax(counts))])
+        model = str(data.models[int(np.argmax(data.versions == top))])
+        return self.references.get(model, top)
+
+    def record_of(self, data: WindowData, shape: WindowShape) -> dict[str, Any]:
+        """What a run would store for ``data``'s window (not stored, no alert evaluated)."""
+        return self._record(data, shape)
+
+    def alert_state(self) -> dict[str, Any]:
+        return self._load_state()
 
     def _alerts(self, record: dict[str, Any], window: Window,
                 evaluator: AlertEvaluator | None, state: dict[str, Any]) -> list[AlertEvent]:

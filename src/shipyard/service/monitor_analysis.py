@@ -100,7 +100,7 @@ def _drift(frame: MonitoringFrame, inputs: list[str], reference: Reference,
     metrics["drifted_columns"] = sum(c.drifted for c in report.columns.values())
     for name, column in report.columns.items():
         metrics[f"drifted({name})"] = float(column.drifted)
-    return _compact(report.to_dict())
+    return compact_drift(report.to_dict())
 
 
 def _output_drift(frame: MonitoringFrame, outputs: list[str], reference: Reference,
@@ -130,7 +130,7 @@ def _methods(config: MonitorConfig, columns: list[str]) -> dict[str, str]:
     return {c: m for c, m in config.methods.items() if c in columns}
 
 
-def _compact(report: dict[str, Any]) -> dict[str, Any]:
+def compact_drift(report: dict[str, Any]) -> dict[str, Any]:
     """The drift report without bulky per-column detail (bins, counts)."""
     out = {k: v for k, v in report.items() if k != "columns"}
     out["columns"] = {n: _column(c) for n, c in report.get("columns", {}).items()}

@@ -177,3 +177,17 @@ def test_endpoint_report_equals_the_monitors_record(logged: tuple[Path, Path, fl
     assert data["timeline"][0]["drift_share"] == stored["metrics"]["drift_share"]
     assert "x0" in data["features"] and "histogram" in data["features"]["x0"]
     assert "Data quality" in html and "Performance" in html and "Alerts" in html
+
+
+def test_non_finite_numbers_are_strict_json(tmp_path: Path) -> None:
+    """A column of one repeated value (zero spread) and one all-missing column: the report is
+    still strict JSON (no NaN), and the page renders."""
+    ref, cur = _frames(400)
+    ref["flat"] = 1.0
+    cur["flat"] = 1.0
+    ref["empty"] = np.nan
+    cur["empty"] = np.nan
+    report = dataset_report(ref, cur)
+    text = json.dumps(report, allow_nan=False)  # raises on NaN or infinity
+    assert json.loads(text)["features"]["flat"]["histogram"]["reference"][-1] is not None
+    assert_standalone(render_html(report))

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from shipyard.monitoring import compare
+from shipyard.monitoring.report import jsonable
 from shipyard.profiles import Profile
 from shipyard.profiles.frame import to_columns
 from shipyard.reports.features import Side, feature_summaries, sides
@@ -34,14 +35,14 @@ def dataset_report(reference: Any, current: Any, *, reference_name: str = "refer
     DataFrame, a pyarrow Table, a mapping of columns, a ``Profile``)."""
     drift = compare(reference, current, columns=columns)
     kinds = {name: str(col.kind) for name, col in drift.columns.items()}
-    return {
+    return _strict({
         "format": FORMAT, "title": title or f"{current_name} against {reference_name}",
         "generated_at": iso(time.time()),
         "subject": {"kind": "datasets", "reference": reference_name, "current": current_name},
         "rows": {"reference": drift.rows_reference, "current": drift.rows_current},
         "drift": compact_drift(drift.to_dict()),
         "features": feature_summaries(_sides(reference, kinds), _sides(current, kinds),
-                                      kinds)}
+                                      kinds)})
 
 
 def endpoint_report(monitor: Monitor, since: float, until: float, *,
@@ -55,7 +56,7 @@ def endpoint_report(monitor: Monitor, since: float, until: float, *,
         kinds = period.tested
         features = feature_summaries(period.reference.columns, sides(period.current, kinds),
                                      kinds)
-    return {
+    return _strict({
         "format": FORMAT,
         "title": title or f"endpoint {monitor.endpoint}, {iso(since)} to {iso(until)}",
         "generated_at": iso(time.time()),
@@ -68,7 +69,7 @@ def endpoint_report(monitor: Monitor, since: float, until: float, *,
         "features": features,
         "timeline": [_point(r) for r in period.history],
         "alerts": {"firing": period.firing,
-                   "events": [e for r in period.history for e in r.get("alerts") or []]}}
+                   "events": [e for r in period.history for e in r.get("alerts") or []]}})
 
 
 def _sides(data: Any, kinds: dict[str, str]) -> dict[str, Side]:
@@ -82,3 +83,9 @@ def _point(record: dict[str, Any]) -> dict[str, Any]:
     metrics = record.get("metrics") or {}
     return {"end": record["window"]["end"], "end_ts": record["window"]["end_ts"],
             **{k: metrics[k] for k in TIMELINE if metrics.get(k) is not None}}
+
+
+def _strict(report: dict[str, Any]) -> dict[str, Any]:
+    """The report as strict JSON values (NaN and infinities None, numpy scalars plain)."""
+    out: dict[str, Any] = jsonable(report)
+    return out

@@ -267,7 +267,7 @@ def _logistic_lbfgs(train_x: Array, train_y: Array, test_x: Array, ridge: float)
         return value, np.asarray(grad)
 
     fitted = optimize.minimize(loss, np.zeros(design.shape[1]), jac=True, method="L-BFGS-B",
-                               options={"maxiter": 500, "gtol": 1e-6})
+                               options={"maxiter": 150, "gtol": 1e-5})
     return np.asarray(np.hstack([test_x, np.ones((len(test_x), 1))]) @ fitted.x)
 
 

@@ -33,6 +33,8 @@ def dataset_report(reference: Any, current: Any, *, reference_name: str = "refer
                    title: str | None = None) -> dict[str, Any]:
     """Drift of ``current`` against ``reference`` (anything ``compare`` takes: a pandas
     DataFrame, a pyarrow Table, a mapping of columns, a ``Profile``)."""
+    # each side read into columns once: compare() and the summaries both use them
+    reference, current = _columns(reference), _columns(current)
     drift = compare(reference, current, columns=columns)
     kinds = {name: str(col.kind) for name, col in drift.columns.items()}
     return _strict({
@@ -72,11 +74,16 @@ def endpoint_report(monitor: Monitor, since: float, until: float, *,
                    "events": [e for r in period.history for e in r.get("alerts") or []]}})
 
 
+def _columns(data: Any) -> Any:
+    """A profile as it is; other data as a mapping of column arrays."""
+    return data if isinstance(data, Profile) else to_columns(data)
+
+
 def _sides(data: Any, kinds: dict[str, str]) -> dict[str, Side]:
     """A dataset's sides: a profile's columns, or the data's own values (exact)."""
     if isinstance(data, Profile):
         return dict(data.columns)
-    return sides(to_columns(data), kinds)
+    return sides(data, kinds)
 
 
 def _point(record: dict[str, Any]) -> dict[str, Any]:

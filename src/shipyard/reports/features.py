@@ -43,15 +43,17 @@ class Values:
         arr = np.asarray(values)
         self.count = len(arr)
         self.numbers: np.ndarray | None = None
-        self._keys: list[str] = []
+        self._counts: Counter[str] = Counter()
         if kind == ColumnKind.NUMERIC:
             numbers = _floats(arr)
             self.nulls = int(np.isnan(numbers).sum())
             self.numbers = np.sort(numbers[~np.isnan(numbers)])
-        else:
-            keys = [value_key(v) for v in arr.tolist()]
-            self._keys = [k for k in keys if k is not None]
-            self.nulls = self.count - len(self._keys)
+        else:  # count the raw values (C speed), then key the few distinct ones
+            for value, n in Counter(arr.tolist()).items():
+                key = value_key(value)
+                if key is not None:
+                    self._counts[key] += n
+            self.nulls = self.count - sum(self._counts.values())
 
     @property
     def null_share(self) -> float:
@@ -68,7 +70,7 @@ class Values:
         return np.searchsorted(self.numbers, points, side="right") / self.numbers.size
 
     def frequencies(self) -> dict[str, int]:
-        return dict(Counter(self._keys))
+        return dict(self._counts)
 
 
 def feature_summaries(reference: Mapping[str, Side], current: Mapping[str, Side],

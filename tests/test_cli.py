@@ -144,6 +144,12 @@ def test_quickstart_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "3 of 30 input columns drifted" in result.output
     for feature in ("mean radius", "mean texture", "worst area"):
         assert f"   {feature}: ks" in result.output
+    # and writes a standalone report of that traffic, with the drifted features' charts
+    report = tmp_path / "home" / "reports" / "breast-cancer.html"
+    assert "report of the last hour (183 rows" in " ".join(result.output.split())
+    html = report.read_text(encoding="utf-8")
+    assert "mean radius" in html and html.count('role="img"') >= 30
+    assert not re.search(r'(?:src|href)\s*=\s*["\']?(?:https?:|//)', html)
     _assert_rollouts(result.output, tmp_path / "home" / "logs")
     _assert_batch_scored(result.output, tmp_path / "qs-batch")
 

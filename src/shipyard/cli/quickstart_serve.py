@@ -149,6 +149,26 @@ def monitor_drift(console: Console, settings: Settings, log_dir: Path, uri: str,
         console.print(f"   … and {len(drifted) - 6} more")
     console.print(f"   see [cyan]shipyard monitor run breast-cancer --last {rows}[/] and "
                   "[cyan]shipyard monitor status breast-cancer[/]")
+    write_report(console, settings, log_dir, uri)
+
+
+def write_report(console: Console, settings: Settings, log_dir: Path, uri: str) -> None:
+    """A standalone HTML report of the last hour of breast-cancer's traffic."""
+    from shipyard.reports import endpoint_report, render_html
+    from shipyard.service.monitor import Monitor
+
+    started = time.perf_counter()
+    now = time.time()
+    report = endpoint_report(Monitor("breast-cancer", log_dir, model_source=uri,
+                                     settings=settings), now - 3600.0, now + 1.0)
+    path = settings.home / "reports" / "breast-cancer.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(report), encoding="utf-8")
+    drifted = len((report.get("drift") or {}).get("drifted_columns") or [])
+    console.print(f"   report of the last hour ({report['rows']['current']} rows, {drifted} "
+                  f"columns drifted): [bold]{path}[/] ({path.stat().st_size / 1024:.0f} KiB, "
+                  f"{time.perf_counter() - started:.1f}s; standalone, open it in a browser)")
+    console.print("   see [cyan]shipyard report breast-cancer --window 1h -o report.html[/]")
 
 
 def _ready(client: Any) -> bool:

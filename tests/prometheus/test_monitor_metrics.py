@@ -80,6 +80,35 @@ def test_the_newest_window_is_exported_as_stored(stored: tuple[Traffic, dict[str
         == 0.0
 
 
+def test_realised_metrics_are_per_version_and_the_rest_under_the_main_version(
+        tmp_path: Path) -> None:
+    """A window served 3:1 by v1 and v2 (a canary): each version's realised accuracy on
+    its own rows; drift and estimates labelled with v1, which served most rows."""
+    reference = save_reference(tmp_path / "reference.profile")
+    traffic = Traffic(tmp_path / "logs")
+    traffic.send(BASE, HOUR / 2, 30, feedback=True)
+    traffic.send(BASE + HOUR / 2, HOUR / 2, 10, feedback=True, version=2)
+    monitor(traffic, reference, BASE + HOUR + 10, every=HOUR).run()
+    record = MonitorHistory(traffic.root, ENDPOINT).latest()
+    assert record is not None and record["models"] == {"demo v1": 600, "demo v2": 200}
+    got = scrape(MonitorResults(traffic.root, [ENDPOINT]))
+    by_version = record["performance"]["by_version"]
+    assert by_version["v1"]["accuracy"] != by_version["v2"]["accuracy"]
+    for version in ("1", "2"):
+        assert metric(got, "shipyard_model_metric", endpoint=ENDPOINT, version=version,
+                      metric="accuracy", source="realised") == \
+            by_version[f"v{version}"]["accuracy"]
+    assert metric(got, "shipyard_model_metric", endpoint=ENDPOINT, version="1",
+                  metric="accuracy", source="estimated") == \
+        record["performance"]["estimated"]["accuracy"]
+    assert metric(got, "shipyard_model_metric", endpoint=ENDPOINT, version="2",
+                  metric="accuracy", source="estimated") is None
+    assert metric(got, "shipyard_drift_share", endpoint=ENDPOINT, version="1") == \
+        record["drift"]["drift_share"]
+    assert [k for k in got if k[0] == "shipyard_drift_share"] == [
+        ("shipyard_drift_share", frozenset({("endpoint", ENDPOINT), ("version", "1")}))]
+
+
 def test_a_new_window_replaces_the_values_and_an_alert_resolves(
         stored: tuple[Traffic, dict[str, Any]], tmp_path: Path) -> None:
     traffic, _ = stored

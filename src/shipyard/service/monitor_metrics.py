@@ -10,8 +10,9 @@ Per endpoint, labelled with the model version that served most of the window's r
   ``shipyard_feature_drifted`` for the ``top_features`` inputs with the largest drift effect,
   ``shipyard_feature_missing_rate`` for the ``top_features`` with the most missing values:
   a wide model never turns into thousands of series;
-- ``shipyard_model_metric{metric, source}``: realised (from feedback labels), estimated
-  (label-free, classifiers) and reference (the package's sample) performance;
+- ``shipyard_model_metric{metric, source}``: realised (from feedback labels; per version,
+  each on its own rows), estimated (label-free, classifiers) and reference (the package's
+  sample) performance;
 - ``shipyard_alerts_firing{endpoint, rule}``: 1 while a monitor rule fires, else 0.
 
 A scrape costs two ``stat`` calls per endpoint while nothing changed: the families are
@@ -160,14 +161,26 @@ def record_samples(endpoint: str, record: Mapping[str, Any], top_features: int,
                if isinstance(f, Mapping) and f.get("check") == "missing"}
     for name, finding in top(missing.items(), lambda f: f.get("value"), top_features):
         yield from _number("shipyard_feature_missing_rate", (*base, name), finding.get("value"))
-    performance: Mapping[str, Any] = record.get("performance") or {}
-    for source in _SOURCES:
-        result = performance.get(source)
-        if not isinstance(result, Mapping):
-            continue
-        for metric, value in sorted(result.items()):
-            if metric not in _NOT_METRICS:
-                yield from _number("shipyard_model_metric", (*base, metric, source), value)
+    yield from performance_samples(base, record.get("performance") or {})
+
+
+def performance_samples(base: tuple[str, str], performance: Mapping[str, Any],
+                        ) -> Iterator[Sample]:
+    """``shipyard_model_metric``: realised per version on that version's own labelled rows
+    (a canary's figures beside stable's), else over the window; estimated and reference
+    under the window's main version."""
+    endpoint, main = base
+    by_version: Mapping[str, Any] = performance.get("by_version") or {}
+    results = [(main, source, performance.get(source)) for source in _SOURCES
+               if source != "realised" or not by_version]
+    results += [(key.removeprefix("v"), "realised", result)
+                for key, result in sorted(by_version.items())]
+    for version, source, result in results:
+        if isinstance(result, Mapping):
+            for metric, value in sorted(result.items()):
+                if metric not in _NOT_METRICS:
+                    yield from _number("shipyard_model_metric",
+                                       (endpoint, version, metric, source), value)
 
 
 def main_version(models: Mapping[str, Any]) -> str:

@@ -3,6 +3,7 @@ as the real monitor wrote them; the same on every worker of --workers N; bounded
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -180,3 +181,21 @@ def test_policy_weights_give_each_warm_version_its_share() -> None:
 def test_metrics_top_features_must_be_a_whole_number(bad: Any) -> None:
     with pytest.raises(ConfigError, match="metrics_top_features"):
         ServeConfig(endpoints=(EndpointConfig(name="a", model="x"),), metrics_top_features=bad)
+
+
+def test_recent_reads_the_newest_windows_from_the_tail_of_a_long_history(
+        stored: tuple[Traffic, dict[str, Any]]) -> None:
+    traffic, record = stored
+    history = MonitorHistory(traffic.root, ENDPOINT)
+    older = [{**record, "key": f"old{i}", "window": {**record["window"], "end_ts": i,
+                                                     "start_ts": i - 1}}
+             for i in range(200)]
+    lines = history.path.read_text().splitlines()
+    history.path.write_text("".join(f"{json.dumps(r)}\n" for r in older)
+                            + "".join(f"{line}\n" for line in lines))
+    size = history.path.stat().st_size
+    recent = history.recent(max_bytes=size // 10)
+    assert 0 < len(recent) < 30 and recent[-1] == record == history.latest()
+    assert history.recent(max_bytes=size)[0]["key"] == "old0"
+    got = scrape(MonitorResults(traffic.root, [ENDPOINT]))
+    assert metric(got, "shipyard_drift_share", endpoint=ENDPOINT, version="1") == 0.25

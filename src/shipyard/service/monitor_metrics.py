@@ -16,7 +16,9 @@ Per endpoint, labelled with the model version that served most of the window's r
 - ``shipyard_alerts_firing{endpoint, rule}``: 1 while a monitor rule fires, else 0.
 
 A scrape costs two ``stat`` calls per endpoint while nothing changed: the families are
-rebuilt only when the history or the alert state file changed (size or mtime).
+rebuilt only when the history or the alert state file changed (size or mtime), from the
+history's tail (``MonitorHistory.recent``), so a long history costs no more than a short
+one.
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ class MonitorResults(Collector):
 def endpoint_samples(history: MonitorHistory, top_features: int) -> Iterator[Sample]:
     """The samples of one endpoint: its newest analysed window and its alert state."""
     endpoint = history.endpoint
-    record = newest_analysed(history.records())
+    record = newest_analysed(history.recent())
     if record is not None:
         yield from record_samples(endpoint, record, top_features)
     try:

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: quickstart test install install-dev lint
+.PHONY: quickstart test install install-dev lint tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,5 +23,9 @@ lint: install-dev
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: install-dev lint
+# the real tools some tests run (Prometheus, promtool); installed when missing
+tools:
+	bash scripts/ensure-tools.sh
+
+test: install-dev lint tools
 	bash scripts/pytest.sh $(BIN)/python

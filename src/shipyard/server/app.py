@@ -53,8 +53,8 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
     ``metrics_dir`` (one of several worker processes), ``/metrics`` answers for every
     worker that shares that directory (``SharedMetrics``)."""
     config = plane.config
-    shared = None if metrics_dir is None else SharedMetrics(plane.metrics.registry,
-                                                            metrics_dir)
+    shared = None if metrics_dir is None else SharedMetrics(
+        plane.metrics.registry, metrics_dir, shared=plane.metrics.shared_sources)
     # an admin key also opens the routes that API keys guard, when they are guarded
     keys = ApiKeys({**config.api_keys, **{f"admin:{name}": secret for name, secret
                                           in config.admin_api_keys.items()}}

@@ -131,6 +131,9 @@ class ServeConfig:
     # a version a policy change leaves out stays loaded (not routed to) this long, so that
     # a rollback or switch back within it needs no load; 0: closed at once
     retain_previous_s: float = 600.0
+    # /metrics exports per-feature drift and missing rates for this many features per
+    # endpoint (those with the largest values): bounded series however wide the model
+    metrics_top_features: int = 20
 
     def __post_init__(self) -> None:
         names = [e.name for e in self.endpoints]
@@ -159,6 +162,10 @@ class ServeConfig:
                 self.retain_previous_s, int | float) or not 0 <= self.retain_previous_s < inf:
             raise ConfigError(f"retain_previous_s must be 0 (close at once) or a positive "
                               f"number of seconds, not {self.retain_previous_s!r}")
+        if isinstance(self.metrics_top_features, bool) or not isinstance(
+                self.metrics_top_features, int) or self.metrics_top_features < 0:
+            raise ConfigError(f"metrics_top_features must be a whole number of features (0: "
+                              f"none), not {self.metrics_top_features!r}")
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}

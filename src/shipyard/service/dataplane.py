@@ -26,8 +26,10 @@ from shipyard.service.deployment import Deployment, DeploymentBuilder
 from shipyard.service.feedback import FeedbackGate, FeedbackItem
 from shipyard.service.metrics import ServingMetrics
 from shipyard.service.model_threads import ModelThreads
+from shipyard.service.monitor_metrics import MonitorResults
 from shipyard.service.request_ids import new_request_id
 from shipyard.service.request_log import RequestLog
+from shipyard.service.rollout_metrics import RolloutState, RolloutStep
 from shipyard.service.routes import Endpoint, Pick
 from shipyard.service.shadowing import Shadowing
 from shipyard.service.swapping import Swapper, watched
@@ -97,8 +99,14 @@ class DataPlane:
         self.metrics.watch(lambda: {n: sum(d.depth for d in (*_deployments(e),
                                                              *self.swapper.kept(n)))
                                     for n, e in self.endpoints.items()},
-                           self.log_stats)
+                           self.log_stats,
+                           lambda: {n: e.config.max_queue for n, e in self.endpoints.items()})
         self.shadowing.on_failure = self._shadow_failed
+        self.rollout_steps: dict[str, RolloutStep] = {}  # by the watcher, from the registry
+        self.metrics.watch_shared(
+            MonitorResults(log_dir, list(self.endpoints), home=self.settings.home,
+                           top_features=config.metrics_top_features),
+            RolloutState(self.endpoints.values(), lambda: self.rollout_steps))
         self._watcher: asyncio.Task[None] | None = None
         self.monitor: MonitorScheduler | None = None
         self.controller: RolloutController | None = None
@@ -237,8 +245,20 @@ class DataPlane:
                                 f"{sorted(self.endpoints)}") from None
 
     async def check_for_new_versions(self) -> None:
-        """One pass of the watcher: endpoints follow their policy or source."""
+        """One pass of the watcher: endpoints follow their policy or source; the running
+        rollouts' steps are read for ``/metrics``."""
         await self.swapper.check()
+        loop = asyncio.get_running_loop()
+        self.rollout_steps = await loop.run_in_executor(None, self._read_rollout_steps)
+
+    def _read_rollout_steps(self) -> dict[str, RolloutStep]:
+        try:
+            running = self.registry.rollouts.running()
+        except Exception as exc:  # an unreachable registry must not stop the watcher
+            log.warning("cannot read the running rollouts: %s", exc)
+            return self.rollout_steps
+        return {r.endpoint: RolloutStep(r.kind, r.step) for r in running
+                if r.endpoint in self.endpoints and watched(self.endpoints[r.endpoint])}
 
     async def _watch(self) -> None:
         while True:

@@ -10,9 +10,9 @@ import json
 import logging
 import os
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import (
@@ -31,9 +31,16 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 
 
+class SharedSource(Collector, Protocol):
+    """A collector that reads state every worker shares; ``names``: its families."""
+
+    names: frozenset[str]
+
+
 class ServingMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.shared_sources: list[SharedSource] = []
         self.requests = RequestStats()  # shipyard_requests_total + latency histogram
         self.registry.register(self.requests)
         self.batch_size = Histogram(
@@ -54,16 +61,27 @@ class ServingMetrics:
             registry=self.registry)
 
     def watch(self, depth: Callable[[], dict[str, int]], log_stats: Callable[[], LogStats],
-              ) -> None:
-        """Values read at scrape time: queue depth per endpoint, prediction-log counters."""
-        self.registry.register(_ScrapeTime(depth, log_stats))
+              capacity: Callable[[], dict[str, int]] = dict) -> None:
+        """Values read at scrape time: queue depth and capacity per endpoint, prediction-log
+        counters."""
+        self.registry.register(_ScrapeTime(depth, log_stats, capacity))
+
+    def watch_shared(self, *collectors: SharedSource) -> None:
+        """Collectors whose values every worker reads from the same source (stored monitor
+        results, the rollout state): ``SharedMetrics`` asks them afresh on each scrape
+        instead of adding up every worker's copy."""
+        for collector in collectors:
+            self.registry.register(collector)
+            self.shared_sources.append(collector)
 
 
 class _ScrapeTime(Collector):
     def __init__(self, depth: Callable[[], dict[str, int]],
-                 log_stats: Callable[[], LogStats]) -> None:
+                 log_stats: Callable[[], LogStats],
+                 capacity: Callable[[], dict[str, int]] = dict) -> None:
         self.depth = depth
         self.log_stats = log_stats
+        self.capacity = capacity
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         queue = GaugeMetricFamily("shipyard_queue_depth", "Requests waiting for the model.",
@@ -71,6 +89,12 @@ class _ScrapeTime(Collector):
         for endpoint, value in self.depth().items():
             queue.add_metric([endpoint], value)
         yield queue
+        limit = GaugeMetricFamily("shipyard_queue_capacity", "Requests a version's queue "
+                                  "holds before new ones are refused (max_queue).",
+                                  labels=["endpoint"])
+        for endpoint, value in self.capacity().items():
+            limit.add_metric([endpoint], value)
+        yield limit
         stats = self.log_stats()
         writes = CounterMetricFamily("shipyard_prediction_log_rows",
                                      "Prediction-log rows written, dropped, or quarantined "
@@ -151,11 +175,15 @@ class SharedMetrics:
     workers, including ones that have exited (their counts happened, and a total must never
     go down while the server runs); gauges only over live workers, summed (queue depth) or
     by ``GAUGE_MERGE`` (the highest model load time). Another worker's figures are at most
-    ``interval`` seconds old. ``_created`` samples are left out: they do not add up."""
+    ``interval`` seconds old. ``_created`` samples are left out: they do not add up.
+    The families of ``shared`` (state every worker reads alike: stored monitor results)
+    are neither snapshotted nor merged: the answering worker reads them afresh."""
 
     def __init__(self, registry: Collector, directory: Path, *, interval: float = 1.0,
-                 pid: int | None = None) -> None:
+                 pid: int | None = None, shared: Sequence[SharedSource] = ()) -> None:
         self.registry = registry
+        self.shared = list(shared)
+        self._skip = frozenset().union(*(c.names for c in self.shared))
         self.directory = directory
         self.interval = interval
         self.pid = os.getpid() if pid is None else pid
@@ -166,7 +194,7 @@ class SharedMetrics:
         families = [{"name": m.name, "type": m.type, "help": m.documentation,
                      "samples": [[s.name, s.labels, s.value] for s in m.samples
                                  if not s.name.endswith("_created")]}
-                    for m in self.registry.collect()]
+                    for m in self.registry.collect() if m.name not in self._skip]
         body = json.dumps({"pid": self.pid, "live": live, "families": families})
         staged = self.path.with_suffix(".tmp")
         staged.write_text(body, encoding="utf-8")
@@ -190,7 +218,8 @@ class SharedMetrics:
                 snapshots.append(json.loads(path.read_text(encoding="utf-8")))
             except (OSError, ValueError):  # vanished, or a worker's tmp file was never renamed
                 continue
-        return generate_latest(_Merged(merge_snapshots(snapshots)))
+        fresh = [m for collector in self.shared for m in collector.collect()]
+        return generate_latest(_Merged([*merge_snapshots(snapshots), *fresh]))
 
 
 def merge_snapshots(snapshots: list[dict[str, Any]]) -> list[Metric]:

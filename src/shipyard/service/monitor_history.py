@@ -57,6 +57,31 @@ class MonitorHistory:
         ordered = sorted(self._index().values(), key=_order)
         return ordered if limit is None else ordered[-limit:] if limit > 0 else []
 
+    def recent(self, max_bytes: int = 1 << 20) -> list[dict[str, Any]]:
+        """The records among the file's last ``max_bytes`` (one per key, oldest window
+        first): the newest windows without parsing a long history whole. Lines are appended
+        as windows are computed (a rewritten window moves to the end), so the newest ones
+        are at the end."""
+        try:
+            with self.path.open("rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, size - max_bytes))
+                data = handle.read()
+        except FileNotFoundError:
+            return []
+        lines = data.splitlines()
+        if size > max_bytes:
+            lines = lines[1:]  # the first line is cut
+        latest: dict[str, dict[str, Any]] = {}
+        for raw in lines:
+            try:
+                record = json.loads(raw)
+            except ValueError:  # a line cut short by a crash
+                continue
+            if isinstance(record, dict) and isinstance(record.get("key"), str):
+                latest[record["key"]] = record
+        return sorted(latest.values(), key=_order)
+
     def latest(self) -> dict[str, Any] | None:
         records = self.records(limit=1)
         return records[0] if records else None

@@ -307,7 +307,8 @@ def _one_hot(a: Array, top: list[str]) -> Array:
     index = {v: i for i, v in enumerate(top)}
     codes = np.fromiter((index.get(v, -1) for v in a.tolist()), dtype=np.int64,
                         count=len(a))
-    return (codes[:, None] == np.arange(len(top))[None, :]).astype(np.float64)
+    hot: Array = (codes[:, None] == np.arange(len(top))[None, :]).astype(np.float64)
+    return hot
 
 
 def _mostly_null(a: Array) -> bool:

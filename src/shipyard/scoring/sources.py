@@ -18,6 +18,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from shipyard.errors import ShipyardError
+from shipyard.stores.log_location import with_timeouts
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 CSV_SUFFIXES = (".csv",)
@@ -41,7 +42,7 @@ def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
         return pafs.LocalFileSystem(), str(Path(location).expanduser().absolute())
     try:
         fs, path = pafs.FileSystem.from_uri(location)
-        return fs, path
+        return with_timeouts(fs), path
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     try:

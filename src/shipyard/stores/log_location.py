@@ -69,7 +69,32 @@ def _filesystem(uri: str, *, single_put: bool = False) -> tuple[Any, str]:
         # upload begun at open (which a failed write would leave behind, unfinished)
         uri += "?allow_delayed_open=true"
     fs, path = pafs.FileSystem.from_uri(uri)
-    return fs, str(path)
+    return with_timeouts(fs), str(path)
+
+
+# An S3 server that accepts a connection and never answers held one upload 288 s with the
+# SDK's defaults (so a server's shutdown, shipping its last log segments, waited minutes);
+# with these it gives up after ~35 s of retries. The request timeout is curl's low-speed
+# limit (no byte moved for that long), so a slow transfer that progresses is not cut.
+CONNECT_TIMEOUT_S = 5.0
+REQUEST_TIMEOUT_S = 10.0
+
+
+def with_timeouts(fs: Any) -> Any:
+    """``fs`` with connect and request timeouts when it is pyarrow's S3 filesystem (its URI
+    form takes none): rebuilt from its own options (region, endpoint, credentials as
+    resolved), which its pickling support hands back."""
+    import pyarrow.fs as pafs
+
+    if not isinstance(fs, pafs.S3FileSystem):
+        return fs
+    rebuild, args = fs.__reduce__()
+    options = dict(args[0])
+    if options.get("request_timeout", -1) < 0:
+        options["request_timeout"] = REQUEST_TIMEOUT_S
+    if options.get("connect_timeout", -1) < 0:
+        options["connect_timeout"] = CONNECT_TIMEOUT_S
+    return rebuild(options)
 
 
 def missing_bucket(fs: Any, path: str) -> str | None:

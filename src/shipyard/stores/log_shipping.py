@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 from shipyard.stores.log_location import upload_file
@@ -22,6 +23,7 @@ from shipyard.stores.log_location import upload_file
 log = logging.getLogger(__name__)
 
 KINDS = ("predictions", "shadow", "errors", "feedback")
+CLOSE_BUDGET_S = 30.0  # at shutdown, no upload starts after this
 
 
 class LogShipper:
@@ -50,11 +52,18 @@ class LogShipper:
         while not self._stop.wait(self.interval_s):
             self.ship()
 
-    def ship(self) -> int:
-        """Upload every finished segment now; returns how many were uploaded."""
+    def ship(self, *, deadline: float | None = None) -> int:
+        """Upload every finished segment now (none started after ``deadline``, a
+        ``time.monotonic()`` moment); returns how many were uploaded."""
         with self._lock:
             done = 0
-            for path in self._segments():
+            segments = self._segments()
+            for i, path in enumerate(segments):
+                if deadline is not None and time.monotonic() >= deadline:
+                    log.error("prediction log: %d segment(s) not uploaded to %s in time; "
+                              "they stay in %s and are uploaded when a server with this log "
+                              "starts again", len(segments) - i, self.url, self.outbox)
+                    break
                 key = path.relative_to(self.outbox).as_posix()
                 try:
                     upload_file(path, f"{self.url}/{key}")
@@ -72,11 +81,13 @@ class LogShipper:
         return sorted(p for kind in KINDS for p in (self.outbox / kind).rglob("*.parquet")
                       if not p.name.startswith("."))
 
-    def close(self) -> None:
-        """Stop the thread and upload what is left (call after the inference processes
-        wrote their last segments)."""
+    def close(self, *, budget_s: float = CLOSE_BUDGET_S) -> None:
+        """Stop the thread and upload what is left, starting no upload after ``budget_s``
+        seconds (call after the inference processes wrote their last segments): a store
+        that does not answer delays a shutdown by at most about this plus one upload's
+        timeout; what is not uploaded stays in the outbox, said in the log."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        self.ship()
+        self.ship(deadline=time.monotonic() + budget_s)

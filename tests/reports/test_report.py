@@ -250,6 +250,9 @@ def test_columns_a_profile_cannot_hold_are_one_clear_line(tmp_path: Path) -> Non
     frame = pd.DataFrame({"x": [1.0, 2.0] * 10, "tags": [[1, 2], [3]] * 10})
     with pytest.raises(ShipyardError, match="'tags'"):
         dataset_report(frame, frame)
+    mixed = pd.DataFrame({"x": [1.0, 2.0] * 10, "m": ["a", 3, None, {"k": 1}] * 5})
+    with pytest.raises(ShipyardError, match="'m' holds values that are not numbers"):
+        dataset_report(frame[["x"]].assign(m="a"), mixed)  # a dict after text and numbers
 
 
 def test_periods_beyond_the_calendar(logged: tuple[Path, Path, float]) -> None:

@@ -216,16 +216,13 @@ def _checked(arr: Column, name: str) -> Column:
         raise ProfileError(f"column {name!r} is {label} ({arr.dtype}); profiles support "
                            "numbers, booleans and strings/categories")
     if arr.dtype.kind == "O":
-        return _numeric_objects(arr, name)
+        return _numeric_objects(arr)
     return arr
 
 
-def _numeric_objects(arr: Array, name: str) -> Array:
+def _numeric_objects(arr: Array) -> Array:
     """An object column of numbers and nulls as float64 with NaN; other object columns as is."""
     first = next((v for v in arr[:1000].tolist() if not _is_null(v)), None)
-    if isinstance(first, list | tuple | dict | set | np.ndarray):
-        raise ProfileError(f"column {name!r} holds {type(first).__name__} values; profiles "
-                           "support numbers, booleans and strings/categories")
     if first is not None and not _is_number(first):
         return arr  # text (the common case) is decided by its first value, without a scan
     nulls = _object_nulls(arr)

@@ -267,3 +267,14 @@ def test_periods_beyond_the_calendar(logged: tuple[Path, Path, float]) -> None:
     assert code == 0, out
     assert json.loads(out)["subject"]["since"].startswith("1970-01-01")
     assert json.loads(out)["rows"]["current"] == 1200
+
+
+def test_an_unreadable_reference_dataset_is_one_clear_line(
+        logged: tuple[Path, Path, float], tmp_path: Path) -> None:
+    log_dir, _, _ = logged
+    (tmp_path / "junk.parquet").write_text("not parquet")
+    (tmp_path / "ragged.csv").write_text("a,b\n1,2,3\n")
+    for name, kind in (("junk.parquet", "Parquet"), ("ragged.csv", "CSV")):
+        with pytest.raises(ShipyardError, match=f"cannot read reference .* as {kind}"):
+            _cli("report", ENDPOINT, "--log-dir", str(log_dir), "--reference",
+                 str(tmp_path / name), "--format", "json")

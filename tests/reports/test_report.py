@@ -278,3 +278,20 @@ def test_an_unreadable_reference_dataset_is_one_clear_line(
         with pytest.raises(ShipyardError, match=f"cannot read reference .* as {kind}"):
             _cli("report", ENDPOINT, "--log-dir", str(log_dir), "--reference",
                  str(tmp_path / name), "--format", "json")
+
+
+def test_a_period_with_no_rows_says_so(logged: tuple[Path, Path, float]) -> None:
+    """No rows logged in the period: the page says it was not analysed, and the reference's
+    row count (never loaded) shows as unknown, not as 0 rows."""
+    log_dir, reference, end = logged
+    since, until = (time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t))
+                    for t in (end - 10 * HOUR, end - 8 * HOUR))
+    code, out = _cli("report", ENDPOINT, "--log-dir", str(log_dir), "--reference",
+                     str(reference), "--since", since, "--until", until, "--format", "json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert data["rows"] == {"reference": None, "current": 0}
+    html = render_html(data)
+    assert_standalone(html)
+    assert "Not analysed:</b> no rows" in html
+    assert "rows (reference)<b>n/a</b>" in html

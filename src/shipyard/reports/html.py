@@ -91,8 +91,9 @@ def _card(label: str, value: str, tone: str = "") -> str:
 def _cards(report: Mapping[str, Any]) -> str:
     rows = report.get("rows") or {}
     drift = report.get("drift") or {}
-    cards = [_card("rows (current)", f"{rows.get('current') or 0:,}"),
-             _card("rows (reference)", f"{rows.get('reference') or 0:,}")]
+    # None: not known (a period with no rows never loads its reference), not zero rows
+    cards = [_card(f"rows ({side})", "n/a" if rows.get(side) is None else f"{rows[side]:,}")
+             for side in ("current", "reference")]
     if drift:
         drifted = len(drift.get("drifted_columns") or [])
         tested = len(drift.get("columns") or {})

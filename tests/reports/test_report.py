@@ -295,3 +295,19 @@ def test_a_period_with_no_rows_says_so(logged: tuple[Path, Path, float]) -> None
     assert_standalone(html)
     assert "Not analysed:</b> no rows" in html
     assert "rows (reference)<b>n/a</b>" in html
+
+
+def test_long_text_values_do_not_grow_the_page() -> None:
+    """A free-text column (every value 20,000 characters): the page names its categories
+    shortened, so its size stays that of one feature, not of the values."""
+    rng = np.random.default_rng(9)
+    texts = ["".join(rng.choice(list("abcdef"), 20_000)) for _ in range(60)]
+    ref = pd.DataFrame({"x": rng.normal(size=60), "comment": texts[:30] * 2})
+    cur = pd.DataFrame({"x": rng.normal(size=60), "comment": texts[30:] * 2})
+    report = dataset_report(ref, cur)
+    html = render_html(report)
+    cats = report["features"]["comment"]["categories"]
+    assert cats["new_count"] == 30 and len(cats["new"]) == 10
+    assert all(len(label) <= 200 for label in [*cats["labels"], *cats["new"]])
+    assert len(html.encode()) < 100_000, len(html.encode())
+    assert_standalone(html)

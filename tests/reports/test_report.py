@@ -191,3 +191,123 @@ def test_non_finite_numbers_are_strict_json(tmp_path: Path) -> None:
     text = json.dumps(report, allow_nan=False)  # raises on NaN or infinity
     assert json.loads(text)["features"]["flat"]["histogram"]["reference"][-1] is not None
     assert_standalone(render_html(report))
+
+
+HOSTILE = '<!--<script>alert(1)</script>"\'&\n</script><!-- <zz>x</zz>'
+
+
+def test_hostile_names_and_values_stay_data(tmp_path: Path) -> None:
+    """Column names and categories holding markup: escaped in every table, chart and label,
+    and the embedded JSON neither ends its element early nor (``<!--`` then ``<script``)
+    swallows the element's own ``</script>``: no ``<`` at all inside it."""
+    rng = np.random.default_rng(5)
+    ref = pd.DataFrame({HOSTILE: rng.normal(size=200),
+                        "city": rng.choice([HOSTILE, "porto", "a&b"], 200)})
+    cur = pd.DataFrame({HOSTILE: rng.normal(1, 1, size=200),
+                        "city": rng.choice([HOSTILE, "<yy>new</yy>", "a&b"], 200)})
+    report = dataset_report(ref, cur, title=HOSTILE)
+    html = render_html(report)
+    assert_standalone(html)
+    block = html.split('id="shipyard-report">', 1)[1].rsplit("</script>", 1)[0]
+    assert "<" not in block and ">" not in block
+    assert json.loads(block) == json.loads(json.dumps(report))
+    body = html.split("<script", 1)[0]
+    assert "<zz>" not in body and "<yy>" not in body and "<!--" not in body
+
+
+def test_unwritable_output_is_one_clear_line(tmp_path: Path) -> None:
+    ref, cur = _frames(50)
+    ref.to_parquet(tmp_path / "ref.parquet")
+    cur.to_parquet(tmp_path / "cur.parquet")
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    data = ["--reference", str(tmp_path / "ref.parquet"), "--current",
+            str(tmp_path / "cur.parquet")]
+    for target in (tmp_path / "adir", tmp_path / "afile" / "r.html"):
+        with pytest.raises(ShipyardError, match="cannot write the report"):
+            _cli("report", *data, "-o", str(target))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "adir", "afile", "cur.parquet", "ref.parquet"]  # no temporary file left behind
+    assert not any((tmp_path / "adir").iterdir())
+
+
+def test_columns_a_profile_cannot_hold_are_one_clear_line(tmp_path: Path) -> None:
+    """Repeated CSV header names, nested Parquet columns, lists in a DataFrame: an error
+    naming the column, not a KeyError or TypeError traceback."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "dup.csv").write_text("a,a\n1,2\n3,4\n")
+    pq.write_table(pa.table({"x": [1.0, 2.0] * 10, "tags": [[1, 2], [3]] * 10}),
+                   tmp_path / "list.parquet")
+    pq.write_table(pa.table({"x": [1.0, 2.0] * 10, "s": [{"k": 1}, {"k": 2}] * 10}),
+                   tmp_path / "struct.parquet")
+    for name, message in (("dup.csv", "repeats column names"), ("list.parquet", "'tags'"),
+                          ("struct.parquet", "'s'")):
+        path = str(tmp_path / name)
+        with pytest.raises(ShipyardError, match=message):
+            _cli("report", "--reference", path, "--current", path, "--format", "json")
+    frame = pd.DataFrame({"x": [1.0, 2.0] * 10, "tags": [[1, 2], [3]] * 10})
+    with pytest.raises(ShipyardError, match="'tags'"):
+        dataset_report(frame, frame)
+    mixed = pd.DataFrame({"x": [1.0, 2.0] * 10, "m": ["a", 3, None, {"k": 1}] * 5})
+    with pytest.raises(ShipyardError, match="'m' holds values that are not numbers"):
+        dataset_report(frame[["x"]].assign(m="a"), mixed)  # a dict after text and numbers
+
+
+def test_periods_beyond_the_calendar(logged: tuple[Path, Path, float]) -> None:
+    """A naive time the local zone cannot place is a bad --since; a window longer than the
+    epoch reaches back to 1970 instead of failing on the year."""
+    log_dir, reference, _ = logged
+    endpoint = [ENDPOINT, "--log-dir", str(log_dir), "--reference", str(reference),
+                "--format", "json"]
+    with pytest.raises(ShipyardError, match="ISO 8601"):
+        _cli("report", *endpoint, "--since", "0001-01-01T00:00")
+    code, out = _cli("report", *endpoint, "--window", "99999999999d")
+    assert code == 0, out
+    assert json.loads(out)["subject"]["since"].startswith("1970-01-01")
+    assert json.loads(out)["rows"]["current"] == 1200
+
+
+def test_an_unreadable_reference_dataset_is_one_clear_line(
+        logged: tuple[Path, Path, float], tmp_path: Path) -> None:
+    log_dir, _, _ = logged
+    (tmp_path / "junk.parquet").write_text("not parquet")
+    (tmp_path / "ragged.csv").write_text("a,b\n1,2,3\n")
+    for name, kind in (("junk.parquet", "Parquet"), ("ragged.csv", "CSV")):
+        with pytest.raises(ShipyardError, match=f"cannot read reference .* as {kind}"):
+            _cli("report", ENDPOINT, "--log-dir", str(log_dir), "--reference",
+                 str(tmp_path / name), "--format", "json")
+
+
+def test_a_period_with_no_rows_says_so(logged: tuple[Path, Path, float]) -> None:
+    """No rows logged in the period: the page says it was not analysed, and the reference's
+    row count (never loaded) shows as unknown, not as 0 rows."""
+    log_dir, reference, end = logged
+    since, until = (time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t))
+                    for t in (end - 10 * HOUR, end - 8 * HOUR))
+    code, out = _cli("report", ENDPOINT, "--log-dir", str(log_dir), "--reference",
+                     str(reference), "--since", since, "--until", until, "--format", "json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert data["rows"] == {"reference": None, "current": 0}
+    html = render_html(data)
+    assert_standalone(html)
+    assert "Not analysed:</b> no rows" in html
+    assert "rows (reference)<b>n/a</b>" in html
+
+
+def test_long_text_values_do_not_grow_the_page() -> None:
+    """A free-text column (every value 20,000 characters): the page names its categories
+    shortened, so its size stays that of one feature, not of the values."""
+    rng = np.random.default_rng(9)
+    texts = ["".join(rng.choice(list("abcdef"), 20_000)) for _ in range(60)]
+    ref = pd.DataFrame({"x": rng.normal(size=60), "comment": texts[:30] * 2})
+    cur = pd.DataFrame({"x": rng.normal(size=60), "comment": texts[30:] * 2})
+    report = dataset_report(ref, cur)
+    html = render_html(report)
+    cats = report["features"]["comment"]["categories"]
+    assert cats["new_count"] == 30 and len(cats["new"]) == 10
+    assert all(len(label) <= 200 for label in [*cats["labels"], *cats["new"]])
+    assert len(html.encode()) < 100_000, len(html.encode())
+    assert_standalone(html)

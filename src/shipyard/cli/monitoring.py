@@ -186,10 +186,11 @@ def _moment(text: str | None, option: str) -> float | None:
 
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        # a naive time at the calendar's edge (0001-01-01) has no local zone: ValueError
+        return (moment if moment.tzinfo else moment.astimezone()).timestamp()
+    except (ValueError, OverflowError):
         raise ShipyardError(f"{option} takes an ISO 8601 time (2024-05-01T12:00) or a "
                             f"duration ago (2h, 7d), got {text!r}") from None
-    return (moment if moment.tzinfo else moment.astimezone()).timestamp()
 
 
 def _run_with_progress(monitor: Any, options: dict[str, Any], *, show: bool) -> MonitorRun:

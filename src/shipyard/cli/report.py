@@ -3,6 +3,7 @@ two datasets. Parses arguments and writes the file; ``shipyard.reports`` makes i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -76,6 +77,7 @@ def report(
             raise ShipyardError("give --since or --window, not both")
         if start is None:
             start = end - parse_duration(window or DEFAULT_WINDOW, "--window")
+        start = max(start, 0.0)  # nothing is logged before 1970 (and older is no time)
         if start >= end:
             raise ShipyardError("the period is empty: --since must be before --until")
         data = endpoint_report(Monitor(endpoint, root, monitor_config, model_source=source),
@@ -84,11 +86,25 @@ def report(
     if output is None:
         typer.echo(text, nl=False)
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(output)
+    _write(output, text)
     console.print(f"wrote {output} ({output.stat().st_size / 1024:,.0f} KiB)", highlight=False)
+
+
+def _write(output: Path, text: str) -> None:
+    """``text`` to ``output`` whole or not at all (a temporary file beside it, then renamed):
+    a path that cannot be written is one clear error and leaves no temporary file behind."""
+    if output.is_dir():
+        raise ShipyardError(f"cannot write the report to {output}: it is a directory")
+    tmp = output.with_name(f".{output.name}.tmp")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(output)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise ShipyardError(f"cannot write the report to {output}: "
+                            f"{exc.strerror or exc}") from None
 
 
 def _read(path: Path) -> Any:

@@ -115,7 +115,7 @@ class Side:
         if self.profile is not None:
             col = self.profile.columns[name]
             return Counts(col.frequencies(), col.non_null, col.exact, col.frequency_error)
-        return self._cached(name, "counts", lambda: _raw_counts(self._column(name)))
+        return self._cached(name, "counts", lambda: _raw_counts(self._column(name), name))
 
     def in_sample(self, name: str) -> bool:
         return self.profile is None or name in self.profile.sample
@@ -197,7 +197,7 @@ def _raw_numeric(arr: Array) -> NumericValues:
     return NumericValues(int(x.size), mean, std, values=x)
 
 
-def _raw_counts(arr: Column) -> Counts:
+def _raw_counts(arr: Column, name: str) -> Counts:
     if isinstance(arr, Coded):  # text held as codes: count codes, key each category once
         n = np.bincount(arr.codes + 1, minlength=len(arr.categories) + 1)[1:]  # -1 (null): 0
         pairs: Any = ((v, k) for v, k in zip(arr.categories.tolist(), n.tolist(), strict=True)
@@ -206,7 +206,11 @@ def _raw_counts(arr: Column) -> Counts:
         values, n = np.unique(_present(arr), return_counts=True)
         pairs = zip(values.tolist(), n.tolist(), strict=True)
     else:
-        pairs = Counter(arr.tolist()).items()
+        try:
+            pairs = Counter(arr.tolist()).items()
+        except TypeError as exc:  # unhashable values (lists, dicts, arrays), as profile() says
+            raise MonitoringError(f"column {name!r} holds values that are not numbers, "
+                                  f"booleans or text: {exc}") from None
     counts: dict[str, int] = {}
     for value, k in pairs:
         key = value_key(value)

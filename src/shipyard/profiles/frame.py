@@ -76,7 +76,11 @@ def _read(data: Any, coded: bool) -> dict[str, Column]:
             raise ProfileError(f"the DataFrame repeats column names: {names}")
         raw = {str(name): _pandas_column(data[name], coded) for name in data.columns}
     elif _is_arrow_table(data):
-        raw = {str(name): _arrow_column(data.column(name)) for name in data.column_names}
+        names = [str(name) for name in data.column_names]
+        if len(set(names)) != len(names):
+            raise ProfileError(f"the table repeats column names: {names}")
+        raw = {str(name): _arrow_column(data.column(i), str(name))
+               for i, name in enumerate(data.column_names)}
     elif isinstance(data, Mapping):
         raw = {str(name): _array(values, str(name), coded) for name, values in data.items()}
     else:
@@ -111,7 +115,7 @@ def _pandas_column(series: Any, coded: bool = False) -> Column:
     arrow = getattr(series.array, "__arrow_array__", None)
     if callable(arrow) and (getattr(dtype, "storage", None) == "pyarrow"
                             or hasattr(dtype, "pyarrow_dtype")):
-        return _arrow_column(arrow())
+        return _arrow_column(arrow(), str(series.name))
     if isinstance(dtype, np.dtype) and kind in "iub":
         return np.asarray(series.to_numpy())  # NumPy integers and booleans hold no nulls
     if kind in "iufb" and not series.hasnans:
@@ -130,11 +134,14 @@ def _pandas_column(series: Any, coded: bool = False) -> Column:
     return np.asarray(series.to_numpy(dtype=object, na_value=None), dtype=object)
 
 
-def _arrow_column(column: Any) -> Column:
+def _arrow_column(column: Any, name: str) -> Column:
     import pyarrow as pa  # already loaded: the caller handed us an Arrow object
     import pyarrow.compute as pc
 
     kind = column.type
+    if pa.types.is_nested(kind):  # lists, structs, maps: no value a profile can count
+        raise ProfileError(f"column {name!r} is nested ({kind}); profiles support numbers, "
+                           "booleans and strings/categories (flatten it first)")
     if pa.types.is_dictionary(kind):
         column, kind = column.cast(kind.value_type), kind.value_type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or \
@@ -151,7 +158,7 @@ def _array(values: Any, name: str, coded: bool = False) -> Column:
     if hasattr(values, "to_numpy") and hasattr(values, "dtype") and hasattr(values, "hasnans"):
         return _pandas_column(values, coded)  # a pandas Series inside a mapping
     if hasattr(values, "to_numpy") and hasattr(values, "null_count"):
-        return _arrow_column(values)  # a pyarrow (Chunked)Array inside a mapping
+        return _arrow_column(values, name)  # a pyarrow (Chunked)Array inside a mapping
     try:
         arr = np.asarray(values)
     except ValueError as exc:  # ragged nested lists

@@ -21,6 +21,7 @@ BINS = 20  # bars of a numeric feature's histogram
 TOP_CATEGORIES = 15  # categories shown by name; the rest are summed as "other"
 NEW_CATEGORIES = 10  # categories only the current data has, named at most
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+LABEL_CHARS = 200  # a category's name is cut to this many characters
 
 
 class Side(Protocol):
@@ -148,13 +149,20 @@ def _categories(ref: Mapping[str, int], cur: Mapping[str, int]) -> dict[str, Any
     ref_shares = [_round(ref.get(k, 0) / ref_total) for k in labels]
     cur_shares = [_round(cur.get(k, 0) / cur_total) for k in labels]
     new = sorted((k for k in cur if k not in ref), key=lambda k: (-cur[k], k))
-    return {"labels": labels, "reference": ref_shares, "current": cur_shares,
+    return {"labels": [_label(k) for k in labels], "reference": ref_shares,
+            "current": cur_shares,
             "other": {"reference": _round(max(0.0, 1 - sum(ref.get(k, 0) for k in labels)
                                               / ref_total)),
                       "current": _round(max(0.0, 1 - sum(cur.get(k, 0) for k in labels)
                                             / cur_total))},
-            "new": new[:NEW_CATEGORIES], "new_count": len(new),
+            "new": [_label(k) for k in new[:NEW_CATEGORIES]], "new_count": len(new),
             "new_share": _round(sum(cur[k] for k in new) / cur_total)}
+
+
+def _label(key: str) -> str:
+    """A category as the report names it: free text (a comment, a URL) cut to
+    ``LABEL_CHARS``, so a page's size stays bounded by its features, not by its values."""
+    return key if len(key) <= LABEL_CHARS else key[:LABEL_CHARS - 1] + "\u2026"
 
 
 def _values(arr: Any) -> list[float | None]:

@@ -56,13 +56,23 @@ def render_html(report: Mapping[str, Any]) -> str:
     if report.get("timeline"):
         body.append(_timeline(report["timeline"]))
     body.append(_features(report))
-    data = json.dumps(report, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    data = _script_json(report)
     return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
             f"<title>{escape(title)}</title><style>{CSS}</style></head><body><main>"
             + "\n".join(body) + "</main>"
             f'<script type="application/json" id="shipyard-report">{data}</script>'
             "</body></html>\n")
+
+
+def _script_json(report: Mapping[str, Any]) -> str:
+    """The report as JSON that cannot leave (or swallow the end of) its ``<script>`` element:
+    ``<``, ``>`` and ``&`` as ``\\u`` escapes. Escaping only ``</`` is not enough: a name
+    holding ``<!--`` and then ``<script`` puts the HTML parser in the "double escaped" state,
+    where the element's own ``</script>`` no longer closes it and the rest of the page
+    becomes part of the data."""
+    text = json.dumps(report, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _subject(report: Mapping[str, Any]) -> str:
@@ -81,8 +91,9 @@ def _card(label: str, value: str, tone: str = "") -> str:
 def _cards(report: Mapping[str, Any]) -> str:
     rows = report.get("rows") or {}
     drift = report.get("drift") or {}
-    cards = [_card("rows (current)", f"{rows.get('current') or 0:,}"),
-             _card("rows (reference)", f"{rows.get('reference') or 0:,}")]
+    # None: not known (a period with no rows never loads its reference), not zero rows
+    cards = [_card(f"rows ({side})", "n/a" if rows.get(side) is None else f"{rows[side]:,}")
+             for side in ("current", "reference")]
     if drift:
         drifted = len(drift.get("drifted_columns") or [])
         tested = len(drift.get("columns") or {})

@@ -114,15 +114,26 @@ def load_reference(spec: str, settings: Settings | None = None) -> Reference:
         raise ShipyardError(f"reference {spec!r} is neither a file, a package directory nor "
                             "a models:/ URI")
     suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
+    if suffix in (".parquet", ".pq", ".csv"):
+        return _reference(profile(_dataset(path)), source=str(path))
+    return _reference(Profile.load(path), source=str(path))
+
+
+def _dataset(path: Path) -> Any:
+    """A reference dataset file as an Arrow table; a file that is not what its suffix says
+    is one clear error (pyarrow raises OSError or ValueError kinds, with a traceback)."""
+    csv = path.suffix.lower() == ".csv"
+    try:
+        if csv:
+            import pyarrow.csv as pcsv
+
+            return pcsv.read_csv(path)
         import pyarrow.parquet as pq
 
-        return _reference(profile(pq.read_table(path)), source=str(path))
-    if suffix == ".csv":
-        import pyarrow.csv as pcsv
-
-        return _reference(profile(pcsv.read_csv(path)), source=str(path))
-    return _reference(Profile.load(path), source=str(path))
+        return pq.read_table(path)
+    except (OSError, ValueError) as exc:
+        raise ShipyardError(f"cannot read reference {path} as {'CSV' if csv else 'Parquet'}: "
+                            f"{str(exc).splitlines()[0]}") from None
 
 
 def _package_profile(path: Path) -> tuple[Profile, str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import secrets
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -95,7 +97,7 @@ def _write(output: Path, text: str) -> None:
     a path that cannot be written is one clear error and leaves no temporary file behind."""
     if output.is_dir():
         raise ShipyardError(f"cannot write the report to {output}: it is a directory")
-    tmp = output.with_name(f".{output.name}.tmp")
+    tmp = output.with_name(f".{output.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(text, encoding="utf-8")

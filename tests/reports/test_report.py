@@ -311,3 +311,16 @@ def test_long_text_values_do_not_grow_the_page() -> None:
     assert all(len(label) <= 200 for label in [*cats["labels"], *cats["new"]])
     assert len(html.encode()) < 100_000, len(html.encode())
     assert_standalone(html)
+
+
+def test_every_drift_table_link_has_its_section() -> None:
+    """A feature tested but without a summary (here: its summaries dropped) is named in the
+    table without a link; every link there is has a section with that id."""
+    ref, cur = _frames(300)
+    report = dataset_report(ref, cur)
+    del report["features"]["city"]
+    html = render_html(report)
+    links = set(re.findall(r'href="#(f-\d+)"', html))
+    sections = set(re.findall(r'<details id="(f-\d+)"', html))
+    assert links and links <= sections
+    assert "<td>city</td>" in html

@@ -140,8 +140,11 @@ def _drift_table(report: Mapping[str, Any]) -> str:
         missing = (features.get(name) or {}).get("missing") or {}
         verdict = ("skipped: " + str(col["skipped"])) if col.get("skipped") else (
             "drifted" if col.get("drifted") else "no")
+        # a link only where the feature has its section below (a summary to chart)
+        label = (f'<a href="#f-{i}">{escape(name)}</a>' if name in features
+                 else escape(name))
         rows.append(
-            f'<tr><td><a href="#f-{i}">{escape(name)}</a></td><td>{escape(str(col.get("kind")))}'
+            f'<tr><td>{label}</td><td>{escape(str(col.get("kind")))}'
             f'</td><td>{escape(str(col.get("method")))}</td>'
             f'<td class="n">{_fmt(col.get("p_adjusted"))}</td>'
             f'<td>{escape(str(col.get("effect_name")))} {_fmt(col.get("effect_size"))}</td>'

@@ -96,12 +96,19 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         def scrape() -> str:
             return httpx.get(f"{server.base}/metrics", timeout=10).text
 
-        def complete() -> bool:  # every family the dashboards and rules read has values
-            names = {n for n, _ in samples(scrape())}
-            return {"shipyard_drift_share", "shipyard_model_metric", "shipyard_rollout_step",
-                    "shipyard_alerts_firing", "shipyard_feature_drift_p_value",
-                    "shipyard_model_swaps_total"} <= names \
-                and 'source="realised"' in scrape()
+        def complete() -> bool:
+            """Every family the dashboards and rules read has values, in the answer of
+            each worker: six scrapes on new connections (either worker answers; each one's
+            watcher reads the rollout step on its own poll)."""
+            for _ in range(6):
+                page = scrape()
+                names = {n for n, _ in samples(page)}
+                if not ({"shipyard_drift_share", "shipyard_model_metric",
+                         "shipyard_rollout_step", "shipyard_alerts_firing",
+                         "shipyard_feature_drift_p_value", "shipyard_model_swaps_total"}
+                        <= names and 'source="realised"' in page):
+                    return False
+            return True
         until(complete, 90.0, lambda: f"no monitor results on /metrics:\n{scrape()}\n"
                                       f"{server.output()[-4000:]}", every_s=0.3)
         yield Live(server, scrape)

@@ -40,11 +40,6 @@ class ModelRef:
         return SCHEME + str(self)
 
 
-def is_model_uri(text: object) -> bool:
-    # the scheme, not the full prefix: "models:fraud" is a malformed URI, not a path
-    return isinstance(text, str) and text.startswith("models:")
-
-
 def parse_ref(text: str, *, require_version: bool = False) -> ModelRef:
     """``NAME``, ``NAME/3``, ``NAME@alias``, with or without the ``models:/`` prefix."""
     if not isinstance(text, str):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from shipyard.names import is_model_uri
 from shipyard.runtimes.model import LoadedModel, VerifiedPackage, describe, load
 from shipyard.settings import Settings
 
@@ -39,12 +40,6 @@ class ModelSource:
             with Registry(settings=Settings.from_env(registry_url=self.registry)) as reg:
                 path = reg.fetch(self.uri)
         return load(path, trust=self.trust, settings=settings)
-
-
-def is_model_uri(source: str | Path) -> bool:
-    """``shipyard.registry.is_model_uri`` without importing the registry (SQLAlchemy costs
-    ~0.4 s of start-up, and a package directory needs none of it)."""
-    return isinstance(source, str) and source.startswith("models:")
 
 
 def resolve(source: str | Path, *, trust: bool = False,

@@ -27,13 +27,17 @@ class Period:
 
     @property
     def tested(self) -> dict[str, str]:
-        """The columns the record's drift tests cover (inputs, then outputs) and the kind
-        each was tested as."""
-        kinds: dict[str, str] = {}
-        for part in ("drift", "output_drift"):
-            for name, col in ((self.record.get(part) or {}).get("columns") or {}).items():
-                kinds[name] = str(col.get("kind"))
-        return kinds
+        return tested_kinds(self.record)
+
+
+def tested_kinds(record: dict[str, Any]) -> dict[str, str]:
+    """The columns a monitor record's drift tests cover (inputs, then outputs) and the kind
+    each was tested as."""
+    kinds: dict[str, str] = {}
+    for part in ("drift", "output_drift"):
+        for name, col in ((record.get(part) or {}).get("columns") or {}).items():
+            kinds[name] = str(col.get("kind"))
+    return kinds
 
 
 def analyse_period(monitor: Monitor, since: float, until: float) -> Period:
@@ -44,13 +48,11 @@ def analyse_period(monitor: Monitor, since: float, until: float) -> Period:
     record = monitor.record_of(data, WindowShape(every=span, window=span))
     reference = None
     current: dict[str, Any] = {}
-    tested = [n for part in ("drift", "output_drift")
-              for n in (record.get(part) or {}).get("columns", {})]
+    tested = tested_kinds(record)
     if tested:
         reference = monitor.reference_of(data).profile
         current = {n: data.frame[n] for n in tested if n in data.frame}
-    history = [r for r in monitor.history.records()
+    history = [r for r in monitor.history.records()  # oldest window first
                if since < float(r.get("window", {}).get("end_ts", 0.0)) <= until]
-    history.sort(key=lambda r: float(r["window"]["end_ts"]))
     return Period(since, until, record, reference, current, history,
                   firing_alerts(monitor.alert_state()))

@@ -61,7 +61,7 @@ from typing import Any
 
 import numpy as np
 
-from _timing import listed, machine_info, write_json
+from _timing import listed, machine_info, tree_pids, write_json
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -223,32 +223,18 @@ def free_port() -> int:
         return port
 
 
-def _proc_table() -> dict[int, tuple[int, float]]:
-    """pid -> (parent pid, CPU seconds so far) for every process we can read (Linux)."""
+def process_tree(root: int) -> dict[int, float]:
+    """The process ``root`` and its descendants (whatever session they moved to), with their
+    CPU seconds so far (Linux)."""
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    table = {}
-    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
-        if not entry.name.isdigit():
-            continue
+    tree = {}
+    for pid in tree_pids(root):
         try:
-            stat = (entry / "stat").read_text()
+            stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2:].split()
-        table[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
-    return table
-
-
-def process_tree(root: int) -> dict[int, float]:
-    """The process ``root`` and its descendants (whatever session they moved to), with their
-    CPU seconds so far."""
-    table = _proc_table()
-    tree, frontier = {}, [root]
-    while frontier:
-        pid = frontier.pop()
-        if pid in table and pid not in tree:
-            tree[pid] = table[pid][1]
-            frontier.extend(p for p, (ppid, _) in table.items() if ppid == pid)
+        tree[pid] = (int(fields[11]) + int(fields[12])) / tick
     return tree
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ import numpy as np
 
 from shipyard.runtimes.outputs import concat
 from shipyard.runtimes.spool import SpoolWriter, batch_record, entries_record
-from shipyard.stores.predictions import PredictionBatch, PredictionLog
+from shipyard.stores.predictions import LogStats, PredictionBatch, PredictionLog
 from shipyard.types import Columns, num_rows
 
 log = logging.getLogger("shipyard.serve")
@@ -50,12 +51,14 @@ class ChildLog:
 def log_entry(kept: list[tuple[int, int, int]], request_ids: list[str],
               latency_ms: list[float], routing_keys: list[str | None],
               ts: list[float], upto: int, *, variants: list[str] | None = None,
-              revisions: list[int] | None = None, shadow: bool = False) -> dict[str, Any]:
+              revisions: list[int] | None = None, shadow: bool = False,
+              slot: int = 0) -> dict[str, Any]:
     """A log entry for the child: per kept request its ``(batch id, first row, end row)``
     and its metadata (``variants`` / ``revisions``: the traffic policy's, None: "" / 0);
     ``upto``: the newest batch id this entry settles (the child forgets older batches once
     the entry is written); ``shadow``: the rows are a shadow version's answers (written to
-    the ``shadow`` segments). Lists, as they are: the entry is encoded. The parent adds
+    the ``shadow`` segments); ``slot``: which of a joint process's versions answered them
+    (``joint_batch.py``). Lists, as they are: the entry is encoded. The parent adds
     ``seq`` (its number) when it queues the entry."""
     entry = {"kept": kept, "request_ids": request_ids, "latency_ms": latency_ms,
              "routing_keys": routing_keys, "ts": ts, "upto": upto}
@@ -65,6 +68,8 @@ def log_entry(kept: list[tuple[int, int, int]], request_ids: list[str],
         entry["revisions"] = revisions
     if shadow:
         entry["shadow"] = True
+    if slot:
+        entry["slot"] = slot
     return entry
 
 
@@ -117,6 +122,7 @@ class ChildLogger:
         self._waiting: list[tuple[int, PredictionBatch | int]] = []  # (seq, batch or lost rows)
         self._rows = 0
         self._received = 0  # the newest entry received
+        self._open: deque[int] = deque()  # entries received, not settled (their seq)
         self._report: dict[str, Any] = {"settled": 0, **_counters(self.log)}
         self._spool: SpoolWriter | None = None
         if spool is not None:
@@ -164,8 +170,10 @@ class ChildLogger:
                 f: (b[0], b[1]) for f in {k[0] for k in entry["kept"]}
                 if (b := self.batches.get(f)) is not None})
             item = rows if built is None else built
-        self._waiting.append((entry.get("seq", 0), item))
-        self._received = max(self._received, entry.get("seq", 0))
+        seq = entry.get("seq", 0)
+        self._waiting.append((seq, item))
+        self._open.append(seq)
+        self._received = max(self._received, seq)
         if not isinstance(item, int):
             self._rows += rows
         for frame in [f for f in self.batches if f <= entry["upto"]]:
@@ -201,6 +209,8 @@ class ChildLogger:
             with self._lock:
                 settled = waiting[-1][0] if waiting else self._report["settled"]
                 self._report = {"settled": settled, **_counters(self.log)}
+                while self._open and self._open[0] <= settled:
+                    self._open.popleft()
 
     def _rotate(self, final: bool) -> Path | None:
         """The spool file to write and delete now (None: none); called under the lock."""
@@ -225,10 +235,30 @@ class ChildLogger:
         with self._lock:
             return self._report
 
+    def state(self) -> tuple[dict[str, Any], int | None, int]:
+        """``report()``, and of that moment the oldest entry received and not settled
+        (None: none) and the newest entry received."""
+        with self._lock:
+            return self._report, self._open[0] if self._open else None, self._received
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
         self.flush(final=True)
+
+
+def joint_report(loggers: Sequence[ChildLogger]) -> dict[str, Any]:
+    """``report()`` of a process with a logger per version: settled is the newest entry
+    such that every entry up to it is settled by its version's logger (entries reach the
+    loggers in order, so one received by none is newer than every received one); the
+    counters are the loggers' added up."""
+    states = [logger.state() for logger in loggers]
+    settled = max(received for _, _, received in states)
+    for _, first_open, _ in states:
+        if first_open is not None:
+            settled = min(settled, first_open - 1)
+    stats = LogStats.total([LogStats(**report["log_stats"]) for report, _, _ in states])
+    return {"settled": settled, "log_stats": {**vars(stats), "by_kind": dict(stats.by_kind)}}
 
 
 def _counters(log: PredictionLog) -> dict[str, Any]:

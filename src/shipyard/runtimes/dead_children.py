@@ -29,6 +29,7 @@ class _Dead:
     first: int  # the batch ids it was sent: [first, end)
     end: int
     entries: list[dict[str, Any]]  # not settled when it died, and those that came later
+    slot: int = 0  # which of a joint process's versions these spool files log
 
 
 def count_lost(endpoint: str, entries: Sequence[dict[str, Any]]) -> int:
@@ -64,9 +65,10 @@ class DeadChildren:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def died(self, prefix: Path, first: int, end: int,
-             unsettled: Sequence[dict[str, Any]]) -> None:
-        """A child that was sent batches ``[first, end)`` died: replay its spool."""
-        dead = _Dead(prefix, first, end, list(unsettled))
+             unsettled: Sequence[dict[str, Any]], slot: int = 0) -> None:
+        """A child that was sent batches ``[first, end)`` died: replay its spool (that of
+        its version ``slot``, with that version's entries, for a joint process)."""
+        dead = _Dead(prefix, first, end, list(unsettled), slot)
         self._collecting.append(dead)
         task = asyncio.get_running_loop().create_task(self._replay(dead))
         self._tasks.add(task)
@@ -77,7 +79,8 @@ class DeadChildren:
         replay; False when none takes it (too late: the caller counts it lost)."""
         frames = [frame for frame, _, _ in entry["kept"]]
         for dead in self._collecting:
-            if all(dead.first <= f < dead.end for f in frames):
+            if dead.slot == entry.get("slot", 0) and \
+                    all(dead.first <= f < dead.end for f in frames):
                 dead.entries.append(entry)
                 return True
         return False

@@ -86,15 +86,25 @@ class InferenceProcess:
 
     def __init__(self, path: Path, *, trust: bool, runtime: str | None, settings: Settings,
                  log: ChildLog | None = None, start_timeout_s: float = 300.0,
-                 raw: bool = False, nice: int = 0) -> None:
+                 raw: bool = False, nice: int = 0,
+                 more: Sequence[tuple[Path, ChildLog]] = ()) -> None:
         self.path = path
         self.raw = raw  # the child takes raw batches (see ``run_raw``)
         self.name = log.endpoint if log is not None else str(path)
-        self._args = [sys.executable, "-m", RAW_WORKER if raw else WORKER, str(path)]
+        # ``more``: a joint process (``joint_batch.py``) also holds these versions, slots
+        # 1, 2, ...; it takes raw batches only, and logs each version's rows apart
+        if more and (log is None or not raw):
+            raise ValueError("a process holding several versions takes raw batches and logs")
+        self.slots = 1 + len(more)
+        self._args = [sys.executable, "-m", RAW_WORKER if raw else WORKER, str(path),
+                      *(str(p) for p, _ in more)]
         self._spool_dir: Path | None = None
-        self._spool = Path()  # the current child's spool files start with this
+        self._spools: list[Path] = []  # the current child's spool prefixes, one per slot
         if log is not None:
-            self._args += ["--log", orjson.dumps(dataclasses.asdict(log)).decode()]
+            logs = [log, *(spec for _, spec in more)]
+            shown = dataclasses.asdict(log) if not more else \
+                [dataclasses.asdict(spec) for spec in logs]
+            self._args += ["--log", orjson.dumps(shown).decode()]
             self._spool_dir = Path(log.root) / "spool" / f"endpoint={log.endpoint}"
         if trust:
             self._args.append("--trust")
@@ -150,10 +160,15 @@ class InferenceProcess:
     def _spawn(self) -> tuple[subprocess.Popen[bytes], socket.socket]:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         args = [*self._args, "--fd", str(child.fileno())]
+        spools: list[Path] = []
         if self._spool_dir is not None:
-            # TIME-PID, as other segments are named (TIME-PID-SEQ): PID is this server's
-            spool = self._spool_dir / f"{time.time_ns()}-{os.getpid()}"
-            args += ["--spool", str(spool)]
+            # TIME-PID, as other segments are named (TIME-PID-SEQ): PID is this server's;
+            # a joint process's other versions TIMEsSLOT-PID
+            now, pid = time.time_ns(), os.getpid()
+            spools = [self._spool_dir / (f"{now}-{pid}" if slot == 0 else
+                                         f"{now}s{slot}-{pid}") for slot in range(self.slots)]
+            for spool in spools:
+                args += ["--spool", str(spool)]
         try:
             proc = subprocess.Popen(args, pass_fds=[child.fileno()], env=self._env)
         except OSError as exc:
@@ -177,8 +192,8 @@ class InferenceProcess:
                                         f"load the model: {header.get('error')}")
         parent.settimeout(None)
         parent.setblocking(False)
-        if self._spool_dir is not None:
-            self._spool = spool
+        if spools:
+            self._spools = spools
         return proc, parent
 
     # -- the prediction log ----------------------------------------------------------------
@@ -353,8 +368,10 @@ class InferenceProcess:
         with contextlib.suppress(OSError):
             self.proc.kill()
         code = self.proc.wait()
-        if self._spool_dir is not None:  # its spool gives back what it had not written
-            self._dead.died(self._spool, first, self._floor, lost)
+        if self._spools:  # its spools give back what it had not written
+            for slot, spool in enumerate(self._spools):
+                self._dead.died(spool, first, self._floor,
+                                [e for e in lost if e.get("slot", 0) == slot], slot)
         else:
             self._count_lost(lost)
         if not self._closed and self._restart is None:
@@ -414,7 +431,7 @@ def _subset(entry: dict[str, Any], keep: list[int]) -> dict[str, Any]:
 def _merge(into: dict[str, Any], entry: dict[str, Any]) -> bool:
     """Append ``entry``'s requests to the unsent entry ``into`` (False: they differ in kind
     or in which routing lists they carry, and travel apart)."""
-    if into.get("shadow") != entry.get("shadow") or \
+    if into.get("shadow") != entry.get("shadow") or into.get("slot") != entry.get("slot") or \
             any((name in into) != (name in entry) for name in _ENTRY_LISTS):
         return False
     for name in _ENTRY_LISTS:

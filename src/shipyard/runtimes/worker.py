@@ -21,20 +21,24 @@ def main(argv: list[str] | None = None, handler: RawHandler | None = None) -> in
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--trust", action="store_true")
     parser.add_argument("--runtime", default=None)
-    parser.add_argument("--log", default=None, help="ChildLog as JSON: log the batches")
-    parser.add_argument("--spool", default=None, help="where the log's spool files go")
+    parser.add_argument("--log", default=None,
+                        help="ChildLog as JSON (a list: one per path): log the batches")
+    parser.add_argument("--spool", action="append", default=[],
+                        help="where the log's spool files go (one per path)")
     parser.add_argument("--nice", type=int, default=0,
                         help="run at this much lower CPU priority (os.nice), threads included")
-    parser.add_argument("path")
+    parser.add_argument("paths", nargs="+", metavar="path",
+                        help="the package (several: a joint process, raw batches only)")
     args = parser.parse_args(argv)
     # the server's SIGINT/SIGTERM handling owns shutdown: it drains, then closes the socket
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if args.nice:  # before the model loads: the runtime's threads inherit it
         os.nice(args.nice)
-    log = None if args.log is None else ChildLog(**json.loads(args.log))
-    return child_main(args.fd, args.path, trust=args.trust, runtime=args.runtime, log=log,
-                      handler=handler, spool=None if args.spool is None else Path(args.spool))
+    given = [] if args.log is None else json.loads(args.log)
+    logs = [ChildLog(**spec) for spec in (given if isinstance(given, list) else [given])]
+    return child_main(args.fd, args.paths, trust=args.trust, runtime=args.runtime, logs=logs,
+                      handler=handler, spools=[Path(s) for s in args.spool])
 
 
 if __name__ == "__main__":

@@ -2,15 +2,16 @@
 body, and what its log row needs: id, routing key, variant, policy revision, arrival), one
 model call over several tickets, and each ticket's share of the answer.
 
-Three batch functions: `run_batch` (the model in this process, in a thread),
-`run_batch_remote` (columns to the model's inference process) and `run_raw_batch` (raw
-request bodies that the inference process parses, predicts and answers whole).
+Four batch functions: `run_batch` (the model in this process, in a thread),
+`run_batch_remote` (columns to the model's inference process), `run_raw_batch` (raw
+request bodies that the inference process parses, predicts and answers whole) and
+`run_joint_batch` (the same, for a process holding each version of a traffic split).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,15 +45,16 @@ class RawTicket(Arrival):
     An infer request's ``request_id`` is the fallback until the process has read the body's
     own ``id``."""
 
-    __slots__ = ("body", "header_cut", "infer")
+    __slots__ = ("body", "header_cut", "infer", "slot")
 
     def __init__(self, body: bytes, request_id: str, routing_key: str | None,
                  infer: bool = False, header_cut: int | None = None, variant: str = "",
-                 revision: int = 0, shadow: bool = False) -> None:
+                 revision: int = 0, shadow: bool = False, slot: int = 0) -> None:
         super().__init__(request_id, routing_key, variant, revision, shadow)
         self.body = body
         self.infer = infer
         self.header_cut = header_cut
+        self.slot = slot  # the version that answers it, in a joint process (``joint.py``)
 
 
 class Ticket(Arrival):
@@ -127,21 +129,43 @@ async def run_raw_batch(process: InferenceProcess, spec: dict[str, Any],
     """The batch function of raw requests: the process answers each one whole (with
     ``spec["bodies"]`` False, its status and rows only: the answers' bodies are b"");
     ``on_call`` hears the rows of each model call it made (the batch-size metric)."""
-    batch = {**spec, "request_ids": [t.request_id for t in tickets]}
-    infer = [i for i, t in enumerate(tickets) if t.infer]
-    if infer:
-        batch["infer"] = [[i, tickets[i].header_cut] for i in infer]
-    header, frame = await process.run_raw(batch, [t.body for t in tickets])
+    header, frame = await process.run_raw(_raw_spec(spec, tickets), [t.body for t in tickets])
     for rows in header["calls"]:
         on_call(rows)
+    return _raw_answers(header, frame, tickets)
+
+
+async def run_joint_batch(process: InferenceProcess, specs: list[dict[str, Any]],
+                          on_calls: Sequence[Callable[[float], None]],
+                          tickets: list[RawTicket]) -> list[RawServed]:
+    """`run_raw_batch` for a joint process (``runtimes/joint_batch.py``): each ticket is
+    answered by the version of its ``slot`` (``specs``: each version's spec; ``on_calls``:
+    each one's batch-size metric). A ticket's rows are those of its version's share."""
+    spec = {"specs": specs, "slots": [t.slot for t in tickets]}
+    header, frame = await process.run_raw(_raw_spec(spec, tickets), [t.body for t in tickets])
+    for slot, rows in header["calls"]:
+        on_calls[slot](rows)
+    return _raw_answers(header, frame, tickets)
+
+
+def _raw_spec(spec: dict[str, Any], tickets: list[RawTicket]) -> dict[str, Any]:
+    batch = {**spec, "request_ids": [t.request_id for t in tickets]}
+    infer = [[i, t.header_cut] for i, t in enumerate(tickets) if t.infer]
+    if infer:
+        batch["infer"] = infer
+    return batch
+
+
+def _raw_answers(header: dict[str, Any], frame: int,
+                 tickets: list[RawTicket]) -> list[RawServed]:
     statuses = header["statuses"]
     bodies = header.get("payload") or [b""] * len(statuses)  # none: the spec wants none
     answers = [RawServed(status, bytes(body), frame, None if rows is None else (rows[0], rows[1]))
                for status, body, rows in zip(statuses, bodies, header["ranges"], strict=True)]
     ids = header.get("ids", {})
-    for i in infer:  # the id the answer names is the one the log keeps
-        ticket = tickets[i]
-        ticket.request_id = answers[i].request_id = ids.get(str(i), ticket.request_id)
+    for i, ticket in enumerate(tickets):  # the id the answer names is the one the log keeps
+        if ticket.infer:
+            ticket.request_id = answers[i].request_id = ids.get(str(i), ticket.request_id)
     return answers
 
 

@@ -54,6 +54,10 @@ class EndpointConfig:
     # "process": the model runs in a child process of its own, driven from the event loop
     # (no GIL shared with the HTTP side); "thread": in a thread of the server process
     inference: Literal["process", "thread"] = "process"
+    # under a weighted or sticky split, the versions it routes to also load together in one
+    # inference process fed by one batcher (``service/joint.py``): one frame per batch
+    # whatever the split, for one more copy of each version's model in memory
+    joint_inference: bool = True
     monitor: MonitorConfig | None = None  # None: the serve config's global monitor section
 
     @property
@@ -83,6 +87,9 @@ class EndpointConfig:
         if not isinstance(self.trust, bool):  # YAML "false" (a string) must not trust
             raise ConfigError(f"endpoint {self.name}: trust is true or false, not "
                               f"{self.trust!r}")
+        if not isinstance(self.joint_inference, bool):
+            raise ConfigError(f"endpoint {self.name}: joint_inference is true or false, not "
+                              f"{self.joint_inference!r}")
         if self.inference not in ("process", "thread"):
             raise ConfigError(f"endpoint {self.name}: inference is process or thread, "
                               f"not {self.inference!r}")

@@ -24,6 +24,7 @@ from shipyard.service.batch_calls import Arrival, RawServed, RawTicket, Ticket
 from shipyard.service.config import ServeConfig
 from shipyard.service.deployment import Deployment, DeploymentBuilder
 from shipyard.service.feedback import FeedbackGate, FeedbackItem
+from shipyard.service.joint import JointRaw
 from shipyard.service.metrics import ServingMetrics
 from shipyard.service.model_threads import ModelThreads
 from shipyard.service.monitor_metrics import MonitorResults
@@ -98,6 +99,7 @@ class DataPlane:
         self.shadowing = Shadowing(self.metrics.registry)
         self.metrics.watch(lambda: {n: sum(d.depth for d in (*_deployments(e),
                                                              *self.swapper.kept(n)))
+                                    + sum(j.depth for j in _joint(e))
                                     for n, e in self.endpoints.items()},
                            self.log_stats,
                            lambda: {n: e.config.max_queue for n, e in self.endpoints.items()})
@@ -130,6 +132,8 @@ class DataPlane:
                   for d in _deployments(ep) if d.process is not None]
         parts += [d.process.total_log_stats for d in self.swapper.kept()
                   if d.process is not None]  # retained: loaded, not routed to
+        parts += [j.process.total_log_stats for ep in self.endpoints.values()
+                  for j in _joint(ep)]
         return LogStats.total(parts)
 
     async def flush_log(self) -> None:
@@ -137,7 +141,9 @@ class DataPlane:
         inference process's."""
         await asyncio.gather(*(d.process.flush_log() for ep in self.endpoints.values()
                                for d in (*_deployments(ep), *self.swapper.kept(ep.name))
-                               if d.process is not None))
+                               if d.process is not None),
+                             *(j.process.flush_log() for ep in self.endpoints.values()
+                               for j in _joint(ep)))
         await asyncio.get_running_loop().run_in_executor(None, self.log.flush)
         if self.shipper is not None:  # the inference processes' segments, uploaded
             await asyncio.get_running_loop().run_in_executor(None, self.shipper.ship)
@@ -197,6 +203,8 @@ class DataPlane:
             if table is None or not all(table.deployments[v].ready
                                         for v in table.policy.versions):
                 return False
+            if table.joint is not None and not table.joint.ready:
+                return False
         return True
 
     async def close(self) -> None:
@@ -226,12 +234,14 @@ class DataPlane:
             # where nanobind reports every still-live sketch as a leak on stderr
             self.monitor = None
         for ep in self.endpoints.values():
-            for deployment in _deployments(ep):
+            parts: list[Deployment | JointRaw] = [*_joint(ep), *_deployments(ep)]
+            for deployment in parts:
                 try:
                     await deployment.drain()
                     await deployment.close()
                 except Exception:
-                    log.exception("endpoint %s: could not stop %s", ep.name, deployment.ref)
+                    log.exception("endpoint %s: could not stop %s", ep.name,
+                                  getattr(deployment, "ref", "its joint process"))
         await self.swapper.release()  # retained versions: closed with the replaced ones
         for failed in await asyncio.gather(*self.swapper.closing, return_exceptions=True):
             if isinstance(failed, Exception):
@@ -301,11 +311,13 @@ class DataPlane:
         header ends at ``header_cut``), parsed, validated, predicted and answered by the
         inference process of the deployment ``pick`` names (its ``raw`` must be set); await
         the answer. A shadow pick's copy goes out once the request is in."""
-        raw = pick.deployment.raw
+        joint = pick.joint  # a split's versions in one process: one frame per batch
+        raw = pick.deployment.raw if joint is None else joint.batcher
         assert raw is not None
         timeout = endpoint.config.timeout_s
         future = raw.submit(RawTicket(body, request_id, routing_key, infer, header_cut,
-                                      pick.variant, pick.revision), timeout=timeout)
+                                      pick.variant, pick.revision, slot=pick.slot),
+                            timeout=timeout)
         shadow = pick.shadow
         if shadow is not None:
             if shadow.copies is None:  # its process takes column batches only
@@ -340,3 +352,8 @@ class DataPlane:
 def _deployments(ep: Endpoint) -> Iterator[Deployment]:
     table = ep.table
     return iter(()) if table is None else iter(table.deployments.values())
+
+
+def _joint(ep: Endpoint) -> tuple[JointRaw, ...]:
+    table = ep.table
+    return () if table is None or table.joint is None else (table.joint,)

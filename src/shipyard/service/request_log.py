@@ -29,7 +29,8 @@ from shipyard.stores.predictions import ErrorRecord, PredictionBatch, Prediction
 @dataclass(frozen=True)
 class LogTarget:
     """Where one deployment's requests are logged: its endpoint, model version and sampling;
-    ``process``: the inference process that holds its rows (None: rows are here)."""
+    ``process``: the inference process that holds its rows (None: rows are here), and
+    ``slot``: which of its versions answered them (a joint process's, ``joint.py``)."""
 
     endpoint: str
     model: str
@@ -37,6 +38,7 @@ class LogTarget:
     sample_rate: float
     class_labels: Sequence[Any] | None
     process: InferenceProcess | None
+    slot: int = 0
 
 
 def sampled(rate: float, n: int) -> Sequence[int]:
@@ -78,16 +80,18 @@ def _split(tickets: list[Any], answers: list[Any]) -> list[tuple[bool, list[Any]
 
 
 def log_in_process(process: InferenceProcess, tickets: Sequence[Arrival],
-                   rows: list[tuple[int, int, int]], shadow: bool = False) -> None:
+                   rows: list[tuple[int, int, int]], shadow: bool = False,
+                   slot: int = 0) -> None:
     """Have the inference process log these requests: each ticket with its ``rows``, the
-    batch id and the row range its rows have in that batch (the process still holds them)."""
+    batch id and the row range its rows have in that batch (the process still holds them,
+    for a joint process as version ``slot``'s rows)."""
     if not rows:
         return
     done = time.perf_counter()
     process.log(log_entry(
         rows, [t.request_id for t in tickets], [(done - t.started) * 1000.0 for t in tickets],
         [t.routing_key for t in tickets], [t.ts for t in tickets],
-        upto=max(frame for frame, _, _ in rows), **_entry_routing(tickets, shadow)))
+        upto=max(frame for frame, _, _ in rows), slot=slot, **_entry_routing(tickets, shadow)))
 
 
 class RequestLog:
@@ -118,7 +122,7 @@ class RequestLog:
                 if answer.rows is not None:  # None: a 4xx or 5xx answer, no rows
                     kept.append(group[i])
                     rows.append((answer.frame, *answer.rows))
-            log_in_process(target.process, kept, rows, shadow)
+            log_in_process(target.process, kept, rows, shadow, target.slot)
 
     def batch(self, target: LogTarget, tickets: list[Ticket], shares: list[Share]) -> None:
         """One log record for the requests of a batch that got their answers (a sampled

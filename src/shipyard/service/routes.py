@@ -20,6 +20,7 @@ from shipyard.routing import Decision, KeySpec, Policy, Shadow, StickyAB, Weight
 from shipyard.routing import route as route_policy
 from shipyard.service.config import EndpointConfig
 from shipyard.service.deployment import Deployment
+from shipyard.service.joint import JointRaw
 
 PINNED = "pinned"  # the variant of a request that named its version (OIP /versions/{v})
 
@@ -27,12 +28,16 @@ PINNED = "pinned"  # the variant of a request that named its version (OIP /versi
 @dataclass(frozen=True, slots=True)
 class Pick:
     """Where one request goes: ``deployment`` answers it as ``variant`` of policy
-    ``revision``; ``shadow`` gets a copy (None: no copy)."""
+    ``revision``; ``shadow`` gets a copy (None: no copy). With ``joint``, a raw request goes
+    to the split's joint process instead of the deployment's own, answered there by version
+    ``slot`` (the same model version: only the process differs)."""
 
     deployment: Deployment
     variant: str
     revision: int
     shadow: Deployment | None = None
+    joint: JointRaw | None = None
+    slot: int = 0
 
 
 def key_spec(policy: Policy) -> KeySpec | None:
@@ -41,19 +46,21 @@ def key_spec(policy: Policy) -> KeySpec | None:
 
 
 class RouteTable:
-    """The policy at ``revision`` over ``deployments`` (every version of ``policy.warm``)."""
+    """The policy at ``revision`` over ``deployments`` (every version of ``policy.warm``);
+    ``joint``: the joint process of the versions the policy routes to (``joint.py``)."""
 
-    __slots__ = ("deployments", "fixed", "key", "needs_body", "picks", "policy", "primary",
-                 "revision")
+    __slots__ = ("deployments", "fixed", "joint", "key", "needs_body", "picks", "policy",
+                 "primary", "revision")
 
     def __init__(self, revision: int, policy: Policy,
-                 deployments: Mapping[str, Deployment]) -> None:
+                 deployments: Mapping[str, Deployment], joint: JointRaw | None = None) -> None:
         missing = [v for v in policy.warm if v not in deployments]
         if missing:
             raise ValueError(f"no deployment for {missing} of revision {revision}")
         self.revision = revision
         self.policy = policy
         self.deployments = dict(deployments)
+        self.joint = joint
         self.key = key_spec(policy)
         self.needs_body = self.key is not None and self.key.source == "json"
         plan = policy.plan
@@ -65,8 +72,18 @@ class RouteTable:
 
     def _pick(self, d: Decision) -> Pick:
         shadow = None if d.shadow is None else self.deployments[d.shadow]
+        joint = self.joint if self.joint is not None and d.version in self.joint.refs \
+            else None
         return Pick(self.deployments[d.version], d.variant if self.revision else "",
-                    self.revision, shadow)
+                    self.revision, shadow, joint, 0 if joint is None else joint.slot(d.version))
+
+    def routed(self) -> list[str]:
+        """The versions the policy's decisions route requests to (not shadows), in the
+        policy's order."""
+        plan = self.policy.plan
+        versions = {d.version for d in (*plan.keyed, *plan.keyless,
+                                        *(() if plan.fallback is None else (plan.fallback,)))}
+        return [v for v in self.policy.warm if v in versions]
 
     def pick(self, key: str | None) -> Pick:
         """Where a request with routing ``key`` goes."""

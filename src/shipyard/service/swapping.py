@@ -31,6 +31,7 @@ from shipyard.registry.uri import SCHEME
 from shipyard.routing import Policy, Shadow, Single
 from shipyard.runtimes.process import InferenceProcess
 from shipyard.service.deployment import Deployment, DeploymentBuilder
+from shipyard.service.joint import JointRaw, build_joint, joinable
 from shipyard.service.metrics import ServingMetrics
 from shipyard.service.routes import Endpoint, RouteTable
 from shipyard.stores.predictions import LogStats
@@ -182,10 +183,14 @@ class Swapper:
         for deployment in new.values():  # a child dying between batches is restarted
             if deployment.process is not None:
                 deployment.process.watch()
-        table = RouteTable(target.revision, target.policy,
-                           {v: have.get(v) or reused.get(v) or new[v]
-                            for v in target.policy.warm})
+        chosen = {v: have.get(v) or reused.get(v) or new[v] for v in target.policy.warm}
+        table = RouteTable(target.revision, target.policy, chosen)
+        joint = await self._joint(ep, table, None if old is None else old.joint)
+        if joint is not None:
+            table = RouteTable(target.revision, target.policy, chosen, joint)
         ep.table = table  # the swap: one assignment
+        if old is not None and old.joint is not None and old.joint is not joint:
+            self._retire([old.joint])  # its admitted requests finish on it first
         ep.last_error = None
         if old is None:
             log.info("endpoint %s: serving %s (revision %d)", ep.name,
@@ -201,6 +206,30 @@ class Swapper:
         gone = {v: d for v, d in old.deployments.items() if id(d) not in serving}
         await self._keep(ep, gone, reused)
         return True
+
+    async def _joint(self, ep: Endpoint, table: RouteTable,
+                     old: JointRaw | None) -> JointRaw | None:
+        """The joint process ``table`` gets (``joint.py``): ``old`` while the split routes to
+        the same versions, a new one when they changed, None for a table that routes without
+        a split (or cannot have one). A joint process that fails to start is logged, and the
+        table routes to each version's own process."""
+        if table.fixed is not None:
+            return None
+        refs = table.routed()
+        routed = [table.deployments[v] for v in refs]
+        if not joinable(ep.config, routed):
+            return None
+        if old is not None and old.refs == tuple(refs):
+            return old
+        try:
+            joint = await asyncio.get_running_loop().run_in_executor(
+                None, build_joint, self.builder, ep.config, refs, routed)
+        except Exception as exc:
+            log.warning("endpoint %s: no joint inference process for %s (%s); each version "
+                        "answers in its own process", ep.name, ", ".join(refs), exc)
+            return None
+        joint.process.watch()
+        return joint
 
     async def _keep(self, ep: Endpoint, gone: dict[str, Deployment],
                     reused: dict[str, Deployment]) -> None:
@@ -266,7 +295,7 @@ class Swapper:
         self.metrics.load_failures.labels(endpoint=ep.name, model=label).inc()
         log.error("endpoint %s: could not load %s: %s", ep.name, label, exc)
 
-    def _retire(self, deployments: list[Deployment]) -> None:
+    def _retire(self, deployments: list[Deployment] | list[JointRaw]) -> None:
         """Close ``deployments`` in the background (stopping a process takes a moment: not on
         the watcher's path)."""
         loop = asyncio.get_running_loop()
@@ -277,7 +306,7 @@ class Swapper:
             self.closing.add(closing)
             closing.add_done_callback(self.closing.discard)
 
-    async def _close(self, old: Deployment) -> None:
+    async def _close(self, old: Deployment | JointRaw) -> None:
         await old.drain()  # at once when it was drained or never took a request
         await old.close()
         if old.process is not None:  # its final counters, moved in one step

@@ -80,7 +80,7 @@ def test_the_data_plane_runs_a_controller_for_registry_endpoints_unless_turned_o
         "log_dir": str(tmp_path / "logs"), "rollout_controller": enabled,
         "rollout_lease_s": 2.0})
     plane = DataPlane(config, registry=reg)
-    plane._start_controller()
+    plane.background.start_controller()
     try:
         assert (plane.controller is not None and plane.controller.running) is enabled
         if plane.controller is not None:  # the config's lease, renewed every period

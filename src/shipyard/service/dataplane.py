@@ -1,7 +1,9 @@
 """The data plane: every protocol (simple JSON, Open Inference Protocol) delegates here.
 
-It owns the endpoints, the prediction log, the metrics and the watcher, and offers the
-request entry points. One request: the server reads the endpoint's route table
+It owns the endpoints, the prediction log and the metrics, and offers the request entry
+points. What runs beside the requests (the watcher, the monitor's schedule, the rollout
+controller) is ``service.background``; the log's counters across its writers,
+``service.log_accounting``. One request: the server reads the endpoint's route table
 (``service.routes``) and picks a deployment, then ``predict`` / ``predict_raw`` put a ticket
 (``service.batch_calls``) in that deployment's batcher; the batch's answers are logged by
 ``service.request_log``. A shadow policy's copy goes through ``service.shadowing``. Loading
@@ -14,26 +16,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shipyard.errors import NotFoundError
-from shipyard.registry import Registry, is_model_uri
+from shipyard.registry import Registry
+from shipyard.service.background import Background
 from shipyard.service.batch_calls import Arrival, RawServed, RawTicket, Ticket
 from shipyard.service.config import ServeConfig
 from shipyard.service.deployment import Deployment, DeploymentBuilder
 from shipyard.service.feedback import FeedbackGate, FeedbackItem
 from shipyard.service.joint import JointRaw
+from shipyard.service.log_accounting import deployments, flush_processes, joint, log_stats
 from shipyard.service.metrics import ServingMetrics
 from shipyard.service.model_threads import ModelThreads
 from shipyard.service.monitor_metrics import MonitorResults
 from shipyard.service.request_ids import new_request_id
 from shipyard.service.request_log import RequestLog
-from shipyard.service.rollout_metrics import RolloutState, RolloutStep
+from shipyard.service.rollout_metrics import RolloutState
 from shipyard.service.routes import Endpoint, Pick
 from shipyard.service.shadowing import Shadowing
-from shipyard.service.swapping import Swapper, watched
+from shipyard.service.swapping import Swapper
 from shipyard.settings import Settings
 from shipyard.stores.log_location import local_state, log_root
 from shipyard.stores.log_shipping import LogShipper
@@ -43,6 +47,7 @@ from shipyard.types import Columns
 if TYPE_CHECKING:
     from shipyard.service.monitor_scheduler import MonitorScheduler
     from shipyard.service.rollout_controller import RolloutController
+    from shipyard.service.rollout_metrics import RolloutStep
 
 __all__ = ["DataPlane", "Deployment", "Endpoint", "Pick", "RawServed", "Served",
            "new_request_id"]
@@ -97,21 +102,20 @@ class DataPlane:
         self.swapper = Swapper(self.endpoints.values(), self.builder, self.metrics,
                                lambda: self.registry, retain_s=config.retain_previous_s)
         self.shadowing = Shadowing(self.metrics.registry)
-        self.metrics.watch(lambda: {n: sum(d.depth for d in (*_deployments(e),
+        self.metrics.watch(lambda: {n: sum(d.depth for d in (*deployments(e),
                                                              *self.swapper.kept(n)))
-                                    + sum(j.depth for j in _joint(e))
+                                    + sum(j.depth for j in joint(e))
                                     for n, e in self.endpoints.items()},
                            self.log_stats,
                            lambda: {n: e.config.max_queue for n, e in self.endpoints.items()})
         self.shadowing.on_failure = self._shadow_failed
-        self.rollout_steps: dict[str, RolloutStep] = {}  # by the watcher, from the registry
+        # the watcher, the monitor's schedule and the rollout controller
+        self.background = Background(config, self.settings, self.endpoints, self.swapper,
+                                     lambda: self.registry, self.log.root)
         self.metrics.watch_shared(
             MonitorResults(log_dir, list(self.endpoints), home=self.settings.home,
                            top_features=config.metrics_top_features),
-            RolloutState(self.endpoints.values(), lambda: self.rollout_steps))
-        self._watcher: asyncio.Task[None] | None = None
-        self.monitor: MonitorScheduler | None = None
-        self.controller: RolloutController | None = None
+            RolloutState(self.endpoints.values(), lambda: self.background.rollout_steps))
         self.started_at = time.time()
 
     @property
@@ -126,27 +130,27 @@ class DataPlane:
     def log_stats(self) -> LogStats:
         """The prediction log's counters: this process's writer (feedback, and predictions
         of in-thread models) plus every inference process's, replaced ones included."""
-        parts = [self.log.stats, self.swapper.retired_log_stats]
-        parts += [p.total_log_stats for p in self.swapper.retiring]  # counters never step back
-        parts += [d.process.total_log_stats for ep in self.endpoints.values()
-                  for d in _deployments(ep) if d.process is not None]
-        parts += [d.process.total_log_stats for d in self.swapper.kept()
-                  if d.process is not None]  # retained: loaded, not routed to
-        parts += [j.process.total_log_stats for ep in self.endpoints.values()
-                  for j in _joint(ep)]
-        return LogStats.total(parts)
+        return log_stats(self.log, self.endpoints.values(), self.swapper)
 
     async def flush_log(self) -> None:
         """Write every buffered prediction-log row now: this process's writer and each
         inference process's."""
-        await asyncio.gather(*(d.process.flush_log() for ep in self.endpoints.values()
-                               for d in (*_deployments(ep), *self.swapper.kept(ep.name))
-                               if d.process is not None),
-                             *(j.process.flush_log() for ep in self.endpoints.values()
-                               for j in _joint(ep)))
+        await flush_processes(self.endpoints.values(), self.swapper)
         await asyncio.get_running_loop().run_in_executor(None, self.log.flush)
         if self.shipper is not None:  # the inference processes' segments, uploaded
             await asyncio.get_running_loop().run_in_executor(None, self.shipper.ship)
+
+    @property
+    def monitor(self) -> MonitorScheduler | None:
+        return self.background.monitor
+
+    @property
+    def controller(self) -> RolloutController | None:
+        return self.background.controller
+
+    @property
+    def rollout_steps(self) -> dict[str, RolloutStep]:
+        return self.background.rollout_steps
 
     @property
     def registry(self) -> Registry:
@@ -164,36 +168,7 @@ class DataPlane:
         for ep in self.endpoints.values():  # a plane started again after close loads afresh
             ep.table, ep.failed = None, None
         await asyncio.gather(*(self.swapper.load(ep) for ep in self.endpoints.values()))
-        if any(watched(ep) for ep in self.endpoints.values()):
-            self._watcher = asyncio.get_running_loop().create_task(self._watch())
-        self._start_monitor()
-        self._start_controller()
-
-    def _start_monitor(self) -> None:
-        """Run the endpoints' ``monitor:`` sections on their schedule, in a thread of their
-        own (never on the event loop); imported only when a monitor is configured."""
-        if not any(self.config.monitor_for(e.name) for e in self.config.endpoints):
-            return
-        from shipyard.service.monitor_scheduler import MonitorScheduler
-
-        self.monitor = MonitorScheduler.from_config(self.config, self.settings)
-        if self.monitor is not None:
-            self.monitor.start()
-
-    def _start_controller(self) -> None:
-        """Run the rollout controller (a daemon thread) when an endpoint serves from the
-        registry and the config does not turn it off."""
-        if not self.config.rollout_controller or not any(
-                is_model_uri(e.model) for e in self.config.endpoints):
-            return
-        from shipyard.service.rollout_controller import RolloutController, default_holder
-
-        self.controller = RolloutController(self.registry, self.log.root,
-                                            holder=default_holder(),
-                                            lease_ttl_s=self.config.rollout_lease_s)
-        # every poll interval (SPEC14 §6), within the lease's renewal bound
-        self.controller.start(min(self.config.poll_interval_s,
-                                  self.controller.lease_ttl_s / 3))
+        self.background.start()
 
     @property
     def ready(self) -> bool:
@@ -223,18 +198,9 @@ class DataPlane:
                 self._registry.close()
 
     async def _stop_serving(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-        loop = asyncio.get_running_loop()
-        if self.controller is not None:  # releases its leases: a database call
-            await loop.run_in_executor(None, self.controller.stop)
-        if self.monitor is not None:  # may finish a window in progress: not on the loop
-            await loop.run_in_executor(None, self.monitor.stop)
-            # release its references (DataSketches objects) now, not at interpreter exit,
-            # where nanobind reports every still-live sketch as a leak on stderr
-            self.monitor = None
+        await self.background.stop()
         for ep in self.endpoints.values():
-            parts: list[Deployment | JointRaw] = [*_joint(ep), *_deployments(ep)]
+            parts: list[Deployment | JointRaw] = [*joint(ep), *deployments(ep)]
             for deployment in parts:
                 try:
                     await deployment.drain()
@@ -255,25 +221,8 @@ class DataPlane:
                                 f"{sorted(self.endpoints)}") from None
 
     async def check_for_new_versions(self) -> None:
-        """One pass of the watcher: endpoints follow their policy or source; the running
-        rollouts' steps are read for ``/metrics``."""
-        await self.swapper.check()
-        loop = asyncio.get_running_loop()
-        self.rollout_steps = await loop.run_in_executor(None, self._read_rollout_steps)
-
-    def _read_rollout_steps(self) -> dict[str, RolloutStep]:
-        try:
-            running = self.registry.rollouts.running()
-        except Exception as exc:  # an unreachable registry must not stop the watcher
-            log.warning("cannot read the running rollouts: %s", exc)
-            return self.rollout_steps
-        return {r.endpoint: RolloutStep(r.kind, r.step) for r in running
-                if r.endpoint in self.endpoints and watched(self.endpoints[r.endpoint])}
-
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.poll_interval_s)
-            await self.check_for_new_versions()
+        """One pass of the watcher (``Background.check``)."""
+        await self.background.check()
 
     # -- requests --------------------------------------------------------------------------
 
@@ -347,13 +296,3 @@ class DataPlane:
         rows accepted."""
         signature = endpoint.deployment().model.signature
         return await self.feedback_gate.admit(endpoint.name, signature, items, self.log.append)
-
-
-def _deployments(ep: Endpoint) -> Iterator[Deployment]:
-    table = ep.table
-    return iter(()) if table is None else iter(table.deployments.values())
-
-
-def _joint(ep: Endpoint) -> tuple[JointRaw, ...]:
-    table = ep.table
-    return () if table is None or table.joint is None else (table.joint,)

@@ -19,7 +19,13 @@ import numpy as np
 import pytest
 
 from serving.helpers import IrisModels, metric, rows_payload
-from serving.test_routing_serving import PREDICT, registry, serving, set_policy  # noqa: F401
+from serving.test_routing_serving import (  # noqa: F401
+    PREDICT,
+    oip_body,
+    registry,
+    serving,
+    set_policy,
+)
 from shipyard.registry import Registry
 from shipyard.routing import Single, StickyAB, Weighted, route
 from shipyard.service.dataplane import DataPlane
@@ -58,8 +64,25 @@ def test_a_split_answers_from_one_joint_process_logged_per_version(
                                        [r.json()["probabilities"][0][str(c)]
                                         for c in range(3)])
 
+            async def infer(user: int) -> None:  # an OIP body's own id is what it answers
+                r = await client.post("/v2/models/iris/infer",
+                                      json=oip_body(rows, f"oip-{user}"),
+                                      headers={"X-User-Id": f"u{user}"})
+                assert r.status_code == 200, r.text
+                assert r.headers["x-request-id"] == r.json()["id"] == f"oip-{user}"
+                out = {o["name"]: o for o in r.json()["outputs"]}["probabilities"]
+                got[f"oip-{user}"] = (r.headers["x-model-version"], out["data"][:3])
+
+            async def bad(user: int) -> None:  # refused alone, its batch-mates answered
+                r = await client.post(PREDICT, json={"inputs": {"nope": [1]}},
+                                      headers={"X-User-Id": f"u{user}",
+                                               "X-Request-Id": f"bad-{user}"})
+                assert r.status_code == 422, r.text
+
             for n in range(3):
-                await asyncio.gather(*(send(user, n) for user in range(40)))
+                await asyncio.gather(*(send(user, n) for user in range(40)),
+                                     *(infer(user) for user in range(8) if n == 1),
+                                     *(bad(user) for user in range(4) if n == 2))
             # the versions' own processes took no routed request: the joint one took them all
             table = plane.endpoints["iris"].routes()
             assert all(d.raw is not None and d.raw.stats.batches == 0
@@ -70,7 +93,7 @@ def test_a_split_answers_from_one_joint_process_logged_per_version(
 
     got, scrape, _ = asyncio.run(scenario())
     for rid, (version, first_row) in got.items():
-        user = rid[1:].split("-")[0]
+        user = rid.split("-")[1] if rid.startswith("oip-") else rid[1:].split("-")[0]
         assert version == route(AB, f"u{user}").version, rid
         number = int(version.split("/")[1])  # answered by that version's own model
         np.testing.assert_allclose(first_row, iris.proba(number, rows)[0], rtol=1e-4)
@@ -83,9 +106,12 @@ def test_a_split_answers_from_one_joint_process_logged_per_version(
                          table.column("variant").to_pylist(), strict=True))
     assert len(logged) == len(got) and set(logged.values()) == {len(rows)}
     for (rid, version, variant), _ in logged.items():
-        user = rid[1:].split("-")[0]
+        user = rid.split("-")[1] if rid.startswith("oip-") else rid[1:].split("-")[0]
         decision = route(AB, f"u{user}")
         assert (f"iris/{version}", variant) == (decision.version, decision.variant), rid
+    errors = read_log(tmp_path / "logs", "iris", kind="errors").to_pylist()
+    assert sorted((e["request_id"], e["status"], f"iris/{e['version']}") for e in errors) == [
+        (f"bad-{u}", 422, route(AB, f"u{u}").version) for u in range(4)]
 
 
 def test_canary_steps_keep_the_joint_process_and_a_version_change_replaces_it(

@@ -4,18 +4,17 @@ module parses arguments and draws. Heavy imports stay inside the commands."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
+from shipyard.cli.monitor_options import moment, monitor_settings
 from shipyard.cli.output import console, print_json
 from shipyard.errors import ShipyardError
 
 if TYPE_CHECKING:
-    from shipyard.service.config import MonitorConfig
     from shipyard.service.monitor import MonitorRun
 
 app = typer.Typer(no_args_is_help=True, help="Drift, data quality, performance and alerts "
@@ -63,13 +62,13 @@ def run_cmd(
     if rows is not None and (window is not None or every is not None or since is not None):
         raise ShipyardError("--rows (--last) takes the newest rows; it does not combine with "
                             "--window, --every or --since")
-    monitor_config, source, root = _settings(endpoint, config, log_dir, reference)
+    monitor_config, source, root = monitor_settings(endpoint, config, log_dir, reference)
     monitor = Monitor(endpoint, root, monitor_config, model_source=source)
     options: dict[str, Any] = {
         "window": None if window is None else parse_duration(window, "--window"),
         "every": None if every is None else parse_duration(every, "--every"),
-        "last": rows, "offset": offset, "since": _moment(since, "--since"),
-        "until": _moment(until, "--until")}
+        "last": rows, "offset": offset, "since": moment(since, "--since"),
+        "until": moment(until, "--until")}
     run = _run_with_progress(monitor, options, show=not as_json)
     if as_json:
         print_json({"endpoint": endpoint, "windows": run.records, "stored": run.stored,
@@ -98,9 +97,9 @@ def status_cmd(
     if history < 0:
         raise ShipyardError("--history must not be negative")
     if endpoint is None:
-        _status_all(_settings(None, config, log_dir, None)[2], as_json)
+        _status_all(monitor_settings(None, config, log_dir, None)[2], as_json)
         return
-    _, _, root = _settings(endpoint, config, log_dir, None)
+    _, _, root = monitor_settings(endpoint, config, log_dir, None)
     store = MonitorHistory(root, endpoint)
     records = store.records()
     if not records:
@@ -142,55 +141,6 @@ def _status_all(root: str | Path, as_json: bool) -> None:
     from shipyard.cli.monitor_tables import endpoints_table
 
     endpoints_table(console, f"monitored endpoints under {root}", summaries)
-
-
-def _settings(endpoint: str | None, config: Path | None, log_dir: str | None,
-              reference: str | None) -> tuple[MonitorConfig, str | None, str | Path]:
-    """The endpoint's monitor settings, model source and log directory."""
-    from dataclasses import replace
-
-    from shipyard.service.config import MonitorConfig, ServeConfig
-    from shipyard.settings import Settings
-    from shipyard.stores.log_location import log_root
-
-    monitor, source, root = MonitorConfig(), None, None
-    if config is not None:
-        serve = ServeConfig.from_file(config)
-        root = log_root(serve.log_dir) if serve.log_dir else None
-        match = next((e for e in serve.endpoints if e.name == endpoint), None)
-        if match is not None:
-            monitor = match.monitor or serve.monitor or monitor
-            source = match.model
-        elif endpoint is not None:
-            raise ShipyardError(f"{config} has no endpoint {endpoint!r}; it has "
-                                f"{[e.name for e in serve.endpoints]}")
-    if reference is not None:
-        monitor = replace(monitor, reference=reference)
-    if log_dir is not None:
-        root = log_root(log_dir)
-    return monitor, source, root or Settings.from_env().home / "logs"
-
-
-def _moment(text: str | None, option: str) -> float | None:
-    """Seconds since the epoch of an ISO time (local when it names no zone) or of a
-    duration ago (``2h``: two hours before now)."""
-    if text is None:
-        return None
-    from shipyard.service.config import ConfigError, parse_duration
-
-    try:
-        return time.time() - parse_duration(text)
-    except ConfigError:
-        pass
-    from datetime import datetime
-
-    try:
-        moment = datetime.fromisoformat(text)
-        # a naive time at the calendar's edge (0001-01-01) has no local zone: ValueError
-        return (moment if moment.tzinfo else moment.astimezone()).timestamp()
-    except (ValueError, OverflowError):
-        raise ShipyardError(f"{option} takes an ISO 8601 time (2024-05-01T12:00) or a "
-                            f"duration ago (2h, 7d), got {text!r}") from None
 
 
 def _run_with_progress(monitor: Any, options: dict[str, Any], *, show: bool) -> MonitorRun:

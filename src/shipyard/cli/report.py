@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from shipyard.cli.monitoring import _moment, _settings
+from shipyard.cli.monitor_options import moment, monitor_settings
 from shipyard.cli.output import console
 from shipyard.errors import ShipyardError
 
@@ -71,10 +71,10 @@ def report(
         from shipyard.service.config import parse_duration
         from shipyard.service.monitor import Monitor
 
-        monitor_config, source, root = _settings(
+        monitor_config, source, root = monitor_settings(
             endpoint, config, log_dir, None if reference is None else str(reference))
-        end = _moment(until, "--until") or time.time()
-        start = _moment(since, "--since")
+        end = moment(until, "--until") or time.time()
+        start = moment(since, "--since")
         if start is not None and window is not None:
             raise ShipyardError("give --since or --window, not both")
         if start is None:

@@ -1,6 +1,8 @@
 """Where a traffic policy's cost goes: CPU seconds per 10,000 requests of the server process
 and of each inference process, and model calls per request, for one version, a 50/50 sticky
-A/B test and a 95/5 canary (the rows of ``rollouts.py``).
+A/B test and a 95/5 canary (the rows of ``rollouts.py``). A split's requests are answered
+by its joint inference process (``service/joint.py``), shown as ``joint``; the versions' own
+processes (``child N``) then take none.
 
     .venv/bin/python bench/policy_cpu.py               # 2 rounds of 4 s per row, ~1.5 min
     .venv/bin/python bench/policy_cpu.py --rounds 3 --duration 5
@@ -38,13 +40,17 @@ def calls(s: Served) -> dict[str, float]:
 
 
 def roles(s: Served) -> dict[int, str]:
-    """pid -> "server" or "child N" (the inference processes, in start order)."""
+    """pid -> "server", "child N" (the versions' inference processes, in start order) or
+    "joint" (the process holding every version of a split: one spool per version)."""
     assert s.proc is not None
     tree = sorted(s.proc.tree())
     out, n = {}, 0
     for pid in tree:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         if any(b"raw_child" in part or b"runtimes.worker" in part for part in cmd):
+            if cmd.count(b"--spool") > 1:
+                out[pid] = "joint"
+                continue
             n += 1
             out[pid] = f"child {n}"
         elif any(b"shipyard" in part for part in cmd):

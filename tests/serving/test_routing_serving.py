@@ -330,7 +330,8 @@ def test_oip_may_pin_a_loaded_version(registry: Registry, iris: IrisModels, tmp_
     async def scenario() -> None:
         async with serving(registry, tmp_path / "logs", inference=inference) as (plane,
                                                                                  client):
-            await set_policy(registry, Weighted.canary("iris/1", "iris/2", 1))
+            canary = Weighted.canary("iris/1", "iris/2", 1)
+            await set_policy(registry, canary)
             await plane.check_for_new_versions()
             for version in (1, 2):
                 r = await client.post(f"/v2/models/iris/versions/{version}/infer",
@@ -344,7 +345,10 @@ def test_oip_may_pin_a_loaded_version(registry: Registry, iris: IrisModels, tmp_
             r = await client.post("/v2/models/iris/versions/3/infer",
                                   json=oip_body(iris.x[:1], "pin-3"))
             assert r.status_code == 404, r.text
-            r = await client.post("/v2/models/iris/infer", json=oip_body(iris.x[:1], "any"))
+            # unpinned, the policy routes it: a key its 1 % canary leaves on iris/1
+            key = next(k for k in map(str, range(100)) if route(canary, k).version == "iris/1")
+            r = await client.post("/v2/models/iris/infer", json=oip_body(iris.x[:1], "any"),
+                                  headers={"X-Routing-Key": key})
             assert r.status_code == 200 and r.headers["x-model-version"] == "iris/1"
 
     asyncio.run(scenario())

@@ -89,9 +89,11 @@ def child_main(fd: int, paths: Sequence[str], *, trust: bool, runtime: str | Non
     except Exception as exc:
         sock.sendall(encode({}, {"ready": False, "error": f"{type(exc).__name__}: {exc}"}))
         return 1
+    if logs and len(logs) != len(models):
+        raise ValueError(f"{len(logs)} log specs for {len(models)} packages")
     loggers = [ChildLogger(log, model.signature.class_labels,
                            spools[i] if i < len(spools) else None)
-               for i, (log, model) in enumerate(zip(logs, models, strict=True))]
+               for i, (log, model) in enumerate(zip(logs, models, strict=False))]
     sock.sendall(encode({}, {"ready": True}))
     predict = models[0].runtime.predict
     try:

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from shipyard._version import __version__
 from shipyard.cli.admin import audit, db_app, gc
+from shipyard.cli.dashboard import ui
 from shipyard.cli.export import app as export_app
 from shipyard.cli.models import app as models_app
 from shipyard.cli.monitoring import app as monitor_app
@@ -37,6 +38,7 @@ app.command("serve")(serve)
 app.command("logs")(logs)
 app.command("predict")(predict)
 app.command("report")(report)
+app.command("ui")(ui)
 console = Console()
 err_console = Console(stderr=True)
 

@@ -1,0 +1,194 @@
+"""An endpoint over time: its stored monitor windows (newest ``last``), as charts with their
+tables. Traffic and latency, server errors per version (from the prediction log's ``errors``
+rows, read once for the whole span), drift per feature as a feature x window heatmap,
+prediction and target drift, data quality, realised metrics beside the label-free estimate,
+and alert events as a timeline."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from html import escape
+from typing import Any
+
+from shipyard.ui.layout import cell, chart_with_table, fmt, page, url
+from shipyard.ui.source import DashboardSource, error_counts
+from shipyard.views import charts
+
+DEFAULT_WINDOWS = 96  # a day of 15-minute windows
+MAX_WINDOWS = 2000
+MAX_FEATURES = 30  # heatmap rows: the features with the largest effect anywhere
+
+
+def label(window: Mapping[str, Any]) -> str:
+    """A window's end, short: seconds shown for windows under a minute."""
+    end = float(window.get("end_ts", 0.0))
+    span = end - float(window.get("start_ts", end))
+    stamp = datetime.fromtimestamp(end, UTC)
+    return stamp.strftime("%m-%d %H:%M:%S" if span < 60 else "%m-%d %H:%M")
+
+
+def endpoint_page(source: DashboardSource, name: str, last: int = DEFAULT_WINDOWS) -> str:
+    records = [r for r in source.history(name).records(limit=last) if r.get("window")]
+    if not records:
+        return page(f"Endpoint {name}", "<p>No monitor windows stored yet: the monitor "
+                    "(<code>monitor:</code> in serve.yaml, or <code>shipyard monitor run</code>)"
+                    " has not run.</p>" + _links(name))
+    labels = [label(r["window"]) for r in records]
+    errors = _errors(source, name, records)
+    parts = [_links(name), f'<p class="meta">{len(records)} windows from '
+             f"{escape(records[0]['window'].get('start', ''))} to "
+             f"{escape(records[-1]['window'].get('end', ''))}.</p>",
+             '<h2 id="traffic">Traffic and latency</h2><div class="grid">',
+             _series_chart("Requests per second", labels, {"requests/s": [
+                 _rate(r) for r in records]}),
+             _series_chart("Rows per version", labels, _per_version(records)),
+             _series_chart("Server errors per version", labels, errors),
+             _series_chart("Latency (ms)", labels, {
+                 "p50": [_metric(r, "p50_latency_ms") for r in records],
+                 "p99": [_metric(r, "p99_latency_ms") for r in records]}, unit=" ms"),
+             "</div>", '<h2 id="drift">Drift</h2>', _heatmap(name, records, labels),
+             '<div class="grid">',
+             _series_chart("Prediction and target drift (effect size)", labels, {
+                 "prediction": [_effect(r, "output_drift", "prediction") for r in records],
+                 "target": [_effect(r, "target_drift", "target") for r in records]}),
+             _series_chart("Share of features drifted", labels, {
+                 "drift share": [_metric(r, "drift_share") for r in records]}),
+             "</div>", '<h2 id="quality">Data quality</h2><div class="grid">',
+             _series_chart("Quality issues and outliers", labels, {
+                 "quality issues": [_metric(r, "quality_issues") for r in records],
+                 "outlier share": [_metric(r, "outlier_share") for r in records]}),
+             "</div>", '<h2 id="performance">Performance</h2><div class="grid">',
+             _performance(records, labels), "</div>",
+             '<h2 id="alerts">Alerts</h2>', _alerts(records, labels)]
+    return page(f"Endpoint {name}", "".join(parts))
+
+
+def _links(name: str) -> str:
+    return (f'<p><a href="{url("endpoints", name, "try")}">Try it</a> · '
+            f'<a href="{url("rollouts", name)}">Rollouts</a> · '
+            f'<a href="{url("")}">Overview</a></p>')
+
+
+def _metric(record: Mapping[str, Any], key: str) -> float | None:
+    value = (record.get("metrics") or {}).get(key)
+    return None if value is None else float(value)
+
+
+def _rate(record: Mapping[str, Any]) -> float | None:
+    window = record["window"]
+    span = float(window["end_ts"]) - float(window["start_ts"])
+    requests = record.get("requests")
+    return None if requests is None or span <= 0 else requests / span
+
+
+def _effect(record: Mapping[str, Any], part: str, column: str) -> float | None:
+    found = (((record.get(part) or {}).get("columns") or {}).get(column) or {})
+    value = found.get("effect_size")
+    return None if value is None else float(value)
+
+
+def _per_version(records: Sequence[Mapping[str, Any]]) -> dict[str, list[float | None]]:
+    names = sorted({m for r in records for m in (r.get("models") or {})})
+    return {n: [float((r.get("models") or {}).get(n, 0)) for r in records] for n in names}
+
+
+def _errors(source: DashboardSource, name: str, records: Sequence[Mapping[str, Any]],
+            ) -> dict[str, list[float | None]]:
+    """Server errors per version in each window: the ``errors`` rows of the whole span read
+    once, each counted in the windows that hold it (sliding windows overlap)."""
+    from shipyard.stores.log_reader import NothingLoggedError, read_log
+
+    since = min(float(r["window"]["start_ts"]) for r in records)
+    until = max(float(r["window"]["end_ts"]) for r in records)
+    try:
+        rows = read_log(source.log_dir, name, kind="errors",
+                        since=datetime.fromtimestamp(since, UTC),
+                        until=datetime.fromtimestamp(until, UTC)).to_pydict()
+    except NothingLoggedError:
+        rows = {}
+    stamps = [t.timestamp() for t in rows.get("ts") or ()]
+    order = sorted(range(len(stamps)), key=stamps.__getitem__)
+    stamps = [stamps[i] for i in order]
+    by_window = []
+    for r in records:
+        lo = bisect_right(stamps, float(r["window"]["start_ts"]) - 1e-9)
+        hi = bisect_right(stamps, float(r["window"]["end_ts"]) - 1e-9)
+        picked = order[lo:hi]
+        by_window.append(error_counts({k: [v[i] for i in picked] for k, v in rows.items()}))
+    versions = sorted({v for counts in by_window for v in counts}) or ["all"]
+    return {f"v{v}" if v != "all" else v: [float(c.get(v, 0)) for c in by_window]
+            for v in versions}
+
+
+def _series_chart(title: str, labels: Sequence[str],
+                  series: Mapping[str, Sequence[float | None]], unit: str = "") -> str:
+    chart = charts.lines(labels, series, name=title, unit=unit)
+    rows = [f"<tr><td>{escape(lab)}</td>" + "".join(cell(vs[i]) for vs in series.values())
+            + "</tr>" for i, lab in enumerate(labels)]
+    return chart_with_table(title, chart, f"{title} per window", ["window", *series], rows)
+
+
+def _heatmap(name: str, records: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> str:
+    cells: dict[tuple[str, str], tuple[float, bool]] = {}
+    largest: dict[str, float] = {}
+    for r, lab in zip(records, labels, strict=True):
+        for feature, col in ((r.get("drift") or {}).get("columns") or {}).items():
+            effect = col.get("effect_size")
+            if effect is None:
+                continue
+            cells[(feature, lab)] = (float(effect), bool(col.get("drifted")))
+            largest[feature] = max(largest.get(feature, 0.0), float(effect))
+    features = sorted(largest, key=lambda f: (-largest[f], f))[:MAX_FEATURES]
+    chart = charts.heatmap(features, labels, cells, name="Drift per feature")
+    if not chart:
+        return "<p>No drift tests in these windows.</p>"
+    newest = records[-1]["window"]
+    links = ", ".join(
+        f'<a href="{url("endpoints", name, "features", f, query=_window_query(newest))}">'
+        f"{escape(f)}</a>" for f in features)
+    rows = [f"<tr><th scope=\"row\">{escape(f)}</th>" + "".join(
+        cell(cells[(f, lab)][0], fmt(cells[(f, lab)][0]) + (" ✕" if cells[(f, lab)][1]
+                                                          else ""))
+        if (f, lab) in cells else "<td></td>" for lab in labels[-12:]) + "</tr>"
+        for f in features]
+    return (f"<div><h3>Drift per feature (effect size; red mark: drifted)</h3>{chart}"
+            f"<p>Feature detail (newest window): {links}</p>"
+            f"<details><summary>Drift per feature: table of the newest 12 windows</summary>"
+            f"<table><caption>Effect size per feature and window (✕: drifted)</caption>"
+            f"<thead><tr><th scope=\"col\">feature</th>"
+            + "".join(f'<th scope="col">{escape(lab)}</th>' for lab in labels[-12:])
+            + f"</tr></thead><tbody>{''.join(rows)}</tbody></table></details></div>")
+
+
+def _window_query(window: Mapping[str, Any]) -> str:
+    return f"since={float(window['start_ts'])!r}&until={float(window['end_ts'])!r}"
+
+
+def _performance(records: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> str:
+    keys = sorted({k for r in records for k in (r.get("metrics") or {})})
+    names = [k for k in ("accuracy", "f1", "roc_auc", "mae", "rmse", "r2") if k in keys
+             or f"estimated_{k}" in keys]
+    out = []
+    for metric in names[:3]:
+        series = {"realised": [_metric(r, metric) for r in records],
+                  "estimated": [_metric(r, f"estimated_{metric}") for r in records]}
+        series.update({k: [_metric(r, k) for r in records] for k in keys
+                       if k.startswith(f"{metric}(v")})
+        out.append(_series_chart(f"{metric}: realised and estimated", labels, series))
+    return "".join(out) or "<p>No performance figures in these windows.</p>"
+
+
+def _alerts(records: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> str:
+    events = [(i, str(e.get("rule")), e.get("state") == "firing")
+              for i, r in enumerate(records) for e in r.get("alerts") or ()
+              if isinstance(e, Mapping)]
+    chart = charts.timeline(labels, events, name="Alert events")
+    rows = [f"<tr><td>{escape(labels[i])}</td><td>{escape(rule)}</td>"
+            f"<td class=\"{'bad' if firing else 'ok'}\">{'fires' if firing else 'resolves'}"
+            "</td></tr>" for i, rule, firing in events]
+    if not chart:
+        return "<p>No alert fired or resolved in these windows.</p>"
+    return chart_with_table("Alert events", chart, "Alert events per window",
+                            ["window", "rule", "event"], rows)

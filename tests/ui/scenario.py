@@ -28,7 +28,9 @@ ENDPOINT = "shop"
 API_KEY = "viewer-secret"
 ADMIN_KEY = "admin-secret"
 RULES = ["drift_share > 0.2", "accuracy < 0.01"]
-MONITOR = {"every": 1.0, "window": 30.0, "min_rows": 30, "rules": RULES}
+# windows of 3 s every second: the three phases of traffic, a second apart, show as a
+# series of windows that differ (normal, then drifting)
+MONITOR = {"every": 1.0, "window": 3.0, "min_rows": 30, "rules": RULES}
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,8 @@ def build(root: Path) -> Scenario:
     with TestClient(create_app(plane), base_url="http://127.0.0.1") as client:
         _wait_for_canary(plane)
         for seed, shift in ((1, 0.0), (2, 1.0), (3, 1.0)):
+            if seed > 1:
+                time.sleep(1.0)
             rows, labels = shop_data(60, seed, shift)
             for start in range(0, 60, 10):
                 batch = rows.iloc[start:start + 10]
@@ -116,7 +120,7 @@ def build(root: Path) -> Scenario:
                                          f"failed-{i}", 503, 5.0, None))
     # windows end on whole seconds: the traffic's first window is complete a second later
     time.sleep(1.5)
-    monitor = MonitorConfig(every=1.0, window=30.0, min_rows=30, rules=tuple(RULES))
+    monitor = MonitorConfig(every=1.0, window=3.0, min_rows=30, rules=tuple(RULES))
     Monitor(ENDPOINT, log_dir, monitor, model_source=f"models:/{ENDPOINT}@production",
             settings=settings).run(since=started - 1.0)
     return scenario

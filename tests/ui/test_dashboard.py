@@ -79,8 +79,10 @@ def test_overview_figures_equal_the_apis(client: TestClient, scenario: Scenario)
 
 def test_a_page_needs_a_valid_key(client: TestClient) -> None:
     client.cookies.clear()
-    assert client.get("/ui/").status_code == 401
-    assert client.get("/ui/", headers={"x-api-key": "wrong"}).status_code == 401
+    for headers in ({}, {"x-api-key": "wrong"}):
+        sent = client.get("/ui/", headers=headers, follow_redirects=False)
+        assert (sent.status_code, sent.headers["location"]) == (303, "/ui/login")
+        assert client.get(f"/ui/endpoints/{ENDPOINT}", headers=headers).url.path == "/ui/login"
     refused = client.post("/ui/login", data={"key": "wrong"}, follow_redirects=False)
     assert refused.status_code == 401
     signed = client.post("/ui/login", data={"key": API_KEY}, follow_redirects=False)

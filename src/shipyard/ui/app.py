@@ -72,8 +72,8 @@ def create_dashboard(source: DashboardSource, access: Access, *,
     def view(build: Callable[[Request], Any], *, login: bool = True) -> Handler:
         async def run(request: Request) -> Response:
             try:
-                if login and not access.may_view(request):
-                    return _html(_login_page(), 401)
+                if login and not access.may_view(request):  # a browser: to the key form
+                    return RedirectResponse(f"{PREFIX}/login", 303)
                 result = await run_in_threadpool(build, request)
                 return result if isinstance(result, Response) else _html(result)
             except Exception as exc:

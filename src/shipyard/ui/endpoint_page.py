@@ -52,7 +52,7 @@ def endpoint_page(source: DashboardSource, name: str, last: int = DEFAULT_WINDOW
              '<div class="grid">',
              _series_chart("Prediction and target drift (effect size)", labels, {
                  "prediction": [_effect(r, "output_drift", "prediction") for r in records],
-                 "target": [_effect(r, "target_drift", "target") for r in records]}),
+                 "target": [_effect(r, "output_drift", "target") for r in records]}),
              _series_chart("Share of features drifted", labels, {
                  "drift share": [_metric(r, "drift_share") for r in records]}),
              "</div>", '<h2 id="quality">Data quality</h2><div class="grid">',

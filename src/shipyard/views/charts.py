@@ -11,7 +11,8 @@ from html import escape
 from shipyard.views.svg import PAD_B, PAD_L, PAD_T, fmt, num
 
 W, H = 560, 150
-# line colours, distinguishable and >= 3:1 against white (WCAG non-text contrast)
+# line colours, distinguishable and >= 3:1 against white (WCAG non-text contrast); a page's
+# stylesheet gives legend text the same colours as classes s0..s5
 PALETTE = ("#1f5fbf", "#b3261e", "#1a7f37", "#8250df", "#9a6700", "#57606a")
 
 
@@ -49,10 +50,13 @@ def lines(labels: Sequence[str], series: Mapping[str, Sequence[float | None]], *
                            f"{unit}")
     alt = (f"{name} over {len(labels)} windows from {labels[0]} to {labels[-1]}; "
            + "; ".join(summary) + ".")
+    legend = "".join(f'<text x="{W - PAD_L}" y="{PAD_T + 8 + 11 * i}" text-anchor="end" '
+                     f'class="s{i % len(PALETTE)}">{escape(label)}</text>'
+                     for i, label in enumerate(series) if len(series) > 1)
     axis = (f'<text x="{PAD_L}" y="{H - 4}">{escape(labels[0])}</text>'
             f'<text x="{W - PAD_L}" y="{H - 4}" text-anchor="end">{escape(labels[-1])}</text>'
             f'<text x="{PAD_L}" y="{PAD_T + 8}">{escape(fmt(top))}{escape(unit)}</text>')
-    return _open(alt, W, H) + "".join(parts) + axis + "</svg>"
+    return _open(alt, W, H) + "".join(parts) + axis + legend + "</svg>"
 
 
 def heatmap(rows: Sequence[str], columns: Sequence[str],
@@ -92,9 +96,10 @@ def heatmap(rows: Sequence[str], columns: Sequence[str],
            f"{columns[-1]}, shade = effect size (largest {fmt(top)}); "
            + ("drifted windows: " + ", ".join(f"{r} {n}" for r, n in drifted.items())
               if drifted else "no feature drifted") + ".")
-    axis = (f'<text x="{label_w}" y="{height - 3}">{escape(columns[0])}</text>'
-            f'<text x="{width - 2}" y="{height - 3}" text-anchor="end">'
-            f"{escape(columns[-1])}</text>")
+    axis = f'<text x="{label_w}" y="{height - 3}">{escape(columns[0])}</text>'
+    if cell_w * len(columns) > 200:  # room for both ends' labels
+        axis += (f'<text x="{width - 2}" y="{height - 3}" text-anchor="end">'
+                 f"{escape(columns[-1])}</text>")
     return _open(alt, width, height) + "".join(parts) + axis + "</svg>"
 
 

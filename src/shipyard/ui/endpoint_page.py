@@ -98,17 +98,10 @@ def _errors(source: DashboardSource, name: str, records: Sequence[Mapping[str, A
             ) -> dict[str, list[float | None]]:
     """Server errors per version in each window: the ``errors`` rows of the whole span read
     once, each counted in the windows that hold it (sliding windows overlap)."""
-    from shipyard.stores.log_reader import NothingLoggedError, read_log
-
     since = min(float(r["window"]["start_ts"]) for r in records)
     until = max(float(r["window"]["end_ts"]) for r in records)
-    try:
-        rows = read_log(source.log_dir, name, kind="errors",
-                        since=datetime.fromtimestamp(since, UTC),
-                        until=datetime.fromtimestamp(until, UTC)).to_pydict()
-    except NothingLoggedError:
-        rows = {}
-    stamps = [t.timestamp() for t in rows.get("ts") or ()]
+    rows = source.error_rows(name, since, until)
+    stamps = list(rows["ts"])
     order = sorted(range(len(stamps)), key=stamps.__getitem__)
     stamps = [stamps[i] for i in order]
     by_window = []

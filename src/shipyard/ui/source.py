@@ -35,7 +35,10 @@ if TYPE_CHECKING:
     from shipyard.service.monitor import Monitor
     from shipyard.settings import Settings
 
-RECENT_BYTES = 256 << 10  # the history tail read for the newest window (``/metrics``: 1 MiB)
+# the history tail read for the newest window, doubled while it holds no analysed one (up
+# to the 1 MiB that ``/metrics`` reads): a window's line is a few KiB
+FIRST_TAIL, LAST_TAIL = 32 << 10, 1 << 20
+ERROR_COLUMNS = ("ts", "version", "status", "shadow")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class DashboardSource:
         self._histories: dict[str, MonitorHistory] = {}
         self._newest: dict[str, tuple[Any, Newest]] = {}
         self._errors: dict[tuple[str, str], dict[str, int]] = {}
+        self._segments: dict[str, dict[str, list[Any]]] = {}  # errors segment -> its rows
 
     # -- what exists ---------------------------------------------------------------------------
 
@@ -121,7 +125,12 @@ class DashboardSource:
         cached = self._newest.get(endpoint)
         if cached is not None and cached[0] == seen:
             return cached[1]
-        record = newest_analysed(history.recent(RECENT_BYTES))
+        tail = FIRST_TAIL
+        record = newest_analysed(history.recent(tail))
+        while record is None and tail < LAST_TAIL and history.path.exists() \
+                and history.path.stat().st_size > tail:
+            tail *= 2
+            record = newest_analysed(history.recent(tail))
         try:
             state = history.load_state() or {}
         except ShipyardError:
@@ -163,15 +172,28 @@ class DashboardSource:
         return counts
 
     def errors_between(self, endpoint: str, since: float, until: float) -> dict[str, int]:
-        from shipyard.stores.log_reader import NothingLoggedError, read_log
+        """Server errors per version logged in ``[since, until)``."""
+        rows = self.error_rows(endpoint, since, until)
+        return error_counts(rows)
 
-        try:
-            table = read_log(self.log_dir, endpoint, kind="errors",
-                             since=datetime.fromtimestamp(since, UTC),
-                             until=datetime.fromtimestamp(until, UTC))
-        except NothingLoggedError:
-            return {}
-        return error_counts(table.to_pydict())
+    def error_rows(self, endpoint: str, since: float, until: float) -> dict[str, list[Any]]:
+        """The ``errors`` rows (``ts`` in seconds, ``version``, ``status``, ``shadow``) logged
+        in ``[since, until)``: only the segments of those hours are opened, and only those
+        four columns; a segment is written whole and never changes, so each is read once."""
+        from shipyard.stores.feedback import segment_files, segments_between
+
+        files = segments_between(segment_files(self.log_dir, "errors", endpoint),
+                                 datetime.fromtimestamp(since, UTC),
+                                 datetime.fromtimestamp(until, UTC))
+        out: dict[str, list[Any]] = {name: [] for name in ERROR_COLUMNS}
+        for path in files:
+            part = self._segments.get(path)
+            if part is None:
+                part = self._segments[path] = _read_errors(path)
+            keep = [i for i, ts in enumerate(part["ts"]) if since <= ts < until]
+            for name in ERROR_COLUMNS:
+                out[name] += [part[name][i] for i in keep]
+        return out
 
     def close(self) -> None:
         if self._registry is not None and self.plane is None:
@@ -189,3 +211,23 @@ def error_counts(rows: Mapping[str, list[Any]]) -> dict[str, int]:
             counts[str(version)] = counts.get(str(version), 0) + 1
     return counts
 
+
+
+def _read_errors(path: str) -> dict[str, list[Any]]:
+    """One ``errors`` segment's rows, the columns the dashboard counts (``ts`` as seconds;
+    a segment older than the ``shadow`` column: none were shadow copies)."""
+    import pyarrow.parquet as pq
+
+    from shipyard.stores.log_location import readable
+
+    fs, (where,) = readable([path])
+    names = set(pq.read_schema(where, filesystem=fs).names)
+    table = pq.read_table(where, filesystem=fs,
+                          columns=[c for c in ERROR_COLUMNS if c in names])
+    rows = table.num_rows
+    ts = table.column("ts").cast("int64").to_pylist()
+    return {"ts": [t / 1e6 for t in ts],
+            "version": table.column("version").to_pylist(),
+            "status": table.column("status").to_pylist(),
+            "shadow": table.column("shadow").to_pylist() if "shadow" in names
+            else [False] * rows}

@@ -149,6 +149,67 @@ def test_every_page_loads_clean_with_charts(browser: Browser, server: ServerProc
     assert browser.outside == []
 
 
+LABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+    .filter(el => el.labels.length === 0).map(el => el.name || el.id)"""
+
+
+# WCAG 2 contrast of every element's own text against its effective background: the pairs
+# under 4.5:1 (3:1 for large text), as "text colour on background ratio"
+LOW_CONTRAST = """() => {
+  const rgb = c => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255;
+    return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); })
+    .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const background = el => { for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length === 3 || c[3] > 0) return c.slice(0, 3); }
+    return [255, 255, 255]; };
+  const bad = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (el.closest('svg') || !el.offsetParent) continue;
+    const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!own) continue;
+    const style = getComputedStyle(el);
+    const [a, b] = [lum(rgb(style.color)), lum(background(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const large = parseFloat(style.fontSize) >= 24 ||
+      (parseFloat(style.fontSize) >= 18.66 && parseInt(style.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) bad.push(el.textContent.trim().slice(0, 30) + ' ' +
+      style.color + ' on ' + background(el) + ' ' + ratio.toFixed(2));
+  }
+  return bad; }"""
+
+
+def test_text_has_sufficient_contrast(browser: Browser) -> None:
+    for shot, path in (("contrast-overview", "/ui/"),
+                       ("contrast-endpoint", f"/ui/endpoints/{ENDPOINT}"),
+                       ("contrast-rollout", f"/ui/rollouts/{ENDPOINT}"),
+                       ("contrast-action", f"/ui/actions/{ENDPOINT}/rollback")):
+        browser.open(path, shot)
+        assert browser.page.evaluate(LOW_CONTRAST) == [], path
+
+
+def test_controls_are_labelled_and_keyboard_reachable(browser: Browser) -> None:
+    for shot, path in (("keyboard-try", f"/ui/endpoints/{ENDPOINT}/try"),
+                       ("keyboard-feature", f"/ui/endpoints/{ENDPOINT}/features/age"),
+                       ("keyboard-model", f"/ui/models/{ENDPOINT}"),
+                       ("keyboard-action", f"/ui/actions/{ENDPOINT}/rollback")):
+        browser.open(path, shot)
+        page = browser.page
+        assert page.evaluate(LABELLED) == [], path
+        page.keyboard.press("Tab")  # the first stop skips the navigation
+        assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+        # every control is reached by Tab, in order, and none traps the focus
+        controls = page.locator("main a, main input:not([type=hidden]), main select, "
+                                "main button, main summary").count()
+        reached = set()
+        for _ in range(controls + 8):
+            page.keyboard.press("Tab")
+            reached.add(page.evaluate("document.activeElement.outerHTML.slice(0, 80)"))
+        assert len(reached) >= min(controls, 3), path
+    assert browser.errors == [] and browser.outside == []
+
+
 def test_overview_numbers_equal_the_apis(browser: Browser, server: ServerProcess) -> None:
     browser.open("/ui/", "overview-numbers")
     row = browser.page.locator(f'tr[data-endpoint="{ENDPOINT}"]')

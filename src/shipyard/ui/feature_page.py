@@ -13,7 +13,7 @@ from typing import Any
 from shipyard.errors import NotFoundError
 from shipyard.service.monitor_period import analyse_period
 from shipyard.ui.endpoint_page import label
-from shipyard.ui.layout import cell, fmt, page, table, url
+from shipyard.ui.layout import cell, fmt, page, pct, table, url
 from shipyard.ui.source import DashboardSource
 from shipyard.views import svg
 from shipyard.views.features import Values, feature_summary
@@ -94,8 +94,8 @@ def _distribution(feature: str, summary: Mapping[str, Any]) -> str:
     legend = ('<p class="legend"><span class="ref">■ reference (grey)</span> '
               '<span class="cur">■ current (blue)</span></p>')
     missing = summary.get("missing") or {}
-    note = (f"<p>Missing: {fmt(missing.get('reference'))} of the reference, "
-            f"{fmt(missing.get('current'))} of the current rows.</p>")
+    note = (f"<p>Missing: {pct(missing.get('reference'))} of the reference, "
+            f"{pct(missing.get('current'))} of the current rows.</p>")
     if "histogram" in summary:
         hist, q = summary["histogram"], summary["quantiles"]
         chart = svg.histogram(hist["edges"], hist["reference"], hist["current"], name=feature)

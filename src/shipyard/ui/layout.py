@@ -44,8 +44,8 @@ outline:2px solid #0b5cad;outline-offset:2px}
 .h0{fill:#f2f6fc}.h1{fill:#dbe7f7}.h2{fill:#c2d6f1}.h3{fill:#a6c3ea}.h4{fill:#86ade2}
 .h5{fill:#6595d9}.h6{fill:#457dcf}.h7{fill:#2a66c2}.h8{fill:#1a4f9e}.hit{fill:#b3261e}
 .fire{fill:#b3261e}.resolve{fill:#1a7f37}
-form.card,div.card{border:1px solid #d0d7de;border-radius:6px;padding:10px 14px;margin:8px 0;
-max-width:720px}
+.card{border:1px solid #d0d7de;border-radius:6px;padding:10px 14px;margin:8px 0;
+max-width:720px}.card h2{margin-top:4px}
 label{display:inline-block;min-width:160px}.field{margin:4px 0}
 input,select,button{font:inherit}button{background:#1f5fbf;color:#fff;border:0;
 border-radius:4px;padding:5px 12px;cursor:pointer}button.danger{background:#b3261e}

@@ -19,7 +19,10 @@ from shipyard.service.deployment_status import (
 from shipyard.ui.layout import cell, page, table, text_cell, url
 from shipyard.ui.overview import rollout_text, traffic_text
 
-HIGHLIGHT = ("interval", "ci_", "confidence", "agreement", "p_value", "verdict")
+# the numbers a decision is read by: an A/B test's difference, its confidence interval,
+# p-value and verdict; a shadow's agreement (with its interval); a check's verdict
+HIGHLIGHT = frozenset({"difference", "interval", "p_value", "verdict", "agreement",
+                       "confidence", "rate", "outcome"})
 VERBS = {"canary": ("promote", "abort"), "ab": ("promote", "abort"),
          "shadow": ("promote", "abort"), "bluegreen": ("switch", "promote", "abort")}
 
@@ -46,7 +49,7 @@ def rollout_page(registry: Registry, endpoint: str) -> str:
                for t in status["traffic"]]
     parts = [f'<p><a href="{url("endpoints", endpoint)}">Endpoint {escape(endpoint)}</a></p>',
              f"<h2>Policy (revision {status['revision']})</h2>",
-             f"<pre>{escape(json.dumps(status['policy'], indent=1))}</pre>",
+             f"<p><code>{escape(json.dumps(status['policy']))}</code></p>",
              table("Traffic split", ["version", "variant", "percent", "shadow copies %"],
                    traffic),
              "<h2>Actions</h2>", _actions(endpoint, running),
@@ -80,7 +83,8 @@ def _rollout(rollout: Mapping[str, Any]) -> str:
     rows = []
     for d in decisions:
         numbers = dict(_flatten(d.get("numbers") or {}))
-        key = {k: v for k, v in numbers.items() if any(h in k for h in HIGHLIGHT)}
+        key = {k: v for k, v in numbers.items() if not k.startswith("plan.")
+               and k.rsplit(".", 1)[-1] in HIGHLIGHT}
         rows.append(
             f"<tr><td>{escape(str(d.get('at')))}</td>{cell(d.get('step'), name='step')}"
             f"{cell(d.get('percent'), name='percent')}"

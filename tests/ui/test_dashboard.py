@@ -17,6 +17,7 @@ from shipyard.service.config import ServeConfig
 from shipyard.service.dataplane import DataPlane
 from shipyard.service.monitor_history import MonitorHistory
 from shipyard.service.monitor_metrics import newest_analysed
+from shipyard.ui.endpoint_page import label
 from ui.pages import Cells
 from ui.scenario import ADMIN_KEY, API_KEY, ENDPOINT, Scenario
 
@@ -98,7 +99,8 @@ def test_endpoint_page_draws_every_chart(client: TestClient, scenario: Scenario)
     cells = Cells(page.text)
     labels = [s.get("aria-label", "") for s in cells.svgs]
     assert all(s.get("role") == "img" for s in cells.svgs)
-    for title in ("Requests per second", "Server errors per version", "Latency (ms)",
+    for title in ("Requests per second per version", "Server errors per version",
+                  "Latency percentiles per version", "Latency of all requests",
                   "Drift per feature", "Prediction and target drift", "accuracy: realised",
                   "Alert events"):
         assert any(label.startswith(title) for label in labels), (title, labels)
@@ -107,6 +109,17 @@ def test_endpoint_page_draws_every_chart(client: TestClient, scenario: Scenario)
     # the errors chart counted the three 503s of v1 in the newest window
     errors = next(label for label in labels if label.startswith("Server errors"))
     assert "v1: last 3" in errors
+    # per version, the requests of the newest analysed window add up to the monitor's count
+    record = newest(scenario)
+    window = record["window"]
+    at = label(window)
+    span = window["end_ts"] - window["start_ts"]
+    per_version = {v: float(cells.values[f"Requests per second per version/v{v}@{at}"][0])
+                   for v in (1, 2)}
+    assert sum(per_version.values()) * span == pytest.approx(record["requests"])
+    assert all(rate > 0 for rate in per_version.values())  # the canary took some
+    p99 = float(cells.values[f"Latency of all requests (ms, as monitored)/p99@{at}"][0])
+    assert p99 == record["metrics"]["p99_latency_ms"]
 
 
 def test_feature_page_shows_the_test_of_a_window(client: TestClient,

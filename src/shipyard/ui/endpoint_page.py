@@ -6,14 +6,16 @@ and alert events as a timeline."""
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+import numpy as np
+
 from shipyard.ui.layout import cell, chart_with_table, fmt, page, url
-from shipyard.ui.source import DashboardSource, error_counts
+from shipyard.ui.log_rows import error_counts
+from shipyard.ui.source import DashboardSource
 from shipyard.views import charts
 
 DEFAULT_WINDOWS = 96  # a day of 15-minute windows
@@ -36,19 +38,12 @@ def endpoint_page(source: DashboardSource, name: str, last: int = DEFAULT_WINDOW
                     "(<code>monitor:</code> in serve.yaml, or <code>shipyard monitor run</code>)"
                     " has not run.</p>" + _links(name))
     labels = [label(r["window"]) for r in records]
-    errors = _errors(source, name, records)
     parts = [_links(name), f'<p class="meta">{len(records)} windows from '
              f"{escape(records[0]['window'].get('start', ''))} to "
              f"{escape(records[-1]['window'].get('end', ''))}.</p>",
              '<h2 id="traffic">Traffic and latency</h2><div class="grid">',
-             _series_chart("Requests per second", labels, {"requests/s": [
-                 _rate(r) for r in records]}),
-             _series_chart("Rows per version", labels, _per_version(records)),
-             _series_chart("Server errors per version", labels, errors),
-             _series_chart("Latency (ms)", labels, {
-                 "p50": [_metric(r, "p50_latency_ms") for r in records],
-                 "p99": [_metric(r, "p99_latency_ms") for r in records]}, unit=" ms"),
-             "</div>", '<h2 id="drift">Drift</h2>', _heatmap(name, records, labels),
+             _traffic(source, name, records, labels), "</div>",
+             '<h2 id="drift">Drift</h2>', _heatmap(name, records, labels),
              '<div class="grid">',
              _series_chart("Prediction and target drift (effect size)", labels, {
                  "prediction": [_effect(r, "output_drift", "prediction") for r in records],
@@ -76,50 +71,57 @@ def _metric(record: Mapping[str, Any], key: str) -> float | None:
     return None if value is None else float(value)
 
 
-def _rate(record: Mapping[str, Any]) -> float | None:
-    window = record["window"]
-    span = float(window["end_ts"]) - float(window["start_ts"])
-    requests = record.get("requests")
-    return None if requests is None or span <= 0 else requests / span
-
-
 def _effect(record: Mapping[str, Any], part: str, column: str) -> float | None:
     found = (((record.get(part) or {}).get("columns") or {}).get(column) or {})
     value = found.get("effect_size")
     return None if value is None else float(value)
 
 
-def _per_version(records: Sequence[Mapping[str, Any]]) -> dict[str, list[float | None]]:
-    names = sorted({m for r in records for m in (r.get("models") or {})})
-    return {n: [float((r.get("models") or {}).get(n, 0)) for r in records] for n in names}
+def _traffic(source: DashboardSource, name: str, records: Sequence[Mapping[str, Any]],
+             labels: Sequence[str]) -> str:
+    """Requests per second, server errors and latency percentiles per version in each
+    window, from the log's rows of the whole span (read once; each row counted in every
+    window that holds it: sliding windows overlap)."""
+    bounds = [(float(r["window"]["start_ts"]), float(r["window"]["end_ts"])) for r in records]
+    since, until = min(b[0] for b in bounds), max(b[1] for b in bounds)
+    requests = source.log_rows.requests(name, since, until)
+    errors = source.log_rows.errors(name, since, until)
+    versions = sorted({int(v) for v in requests["version"]} | {int(v) for v in
+                                                               errors["version"]})
+    rate: dict[str, list[float | None]] = {f"v{v}": [] for v in versions}
+    failed: dict[str, list[float | None]] = {f"v{v}": [] for v in versions}
+    latency: dict[str, list[float | None]] = {f"v{v} {q}": [] for v in versions
+                                              for q in ("p50", "p99")}
+    for start, end in bounds:
+        got = _slice(requests, start, end)
+        bad = error_counts(_slice(errors, start, end))
+        for v in versions:
+            mine = got["latency_ms"][got["version"] == v]
+            rate[f"v{v}"].append(len(mine) / (end - start) if end > start else None)
+            failed[f"v{v}"].append(float(bad.get(str(v), 0)))
+            p50, p99 = np.percentile(mine, [50, 99]) if len(mine) else (None, None)
+            latency[f"v{v} p50"].append(None if p50 is None else float(p50))
+            latency[f"v{v} p99"].append(None if p99 is None else float(p99))
+    return "".join([
+        _series_chart("Requests per second per version", labels, rate),
+        _series_chart("Server errors per version", labels, failed),
+        _series_chart("Latency percentiles per version (ms)", labels, latency, unit=" ms"),
+        _series_chart("Latency of all requests (ms, as monitored)", labels, {
+            "p50": [_metric(r, "p50_latency_ms") for r in records],
+            "p99": [_metric(r, "p99_latency_ms") for r in records]}, unit=" ms")])
 
 
-def _errors(source: DashboardSource, name: str, records: Sequence[Mapping[str, Any]],
-            ) -> dict[str, list[float | None]]:
-    """Server errors per version in each window: the ``errors`` rows of the whole span read
-    once, each counted in the windows that hold it (sliding windows overlap)."""
-    since = min(float(r["window"]["start_ts"]) for r in records)
-    until = max(float(r["window"]["end_ts"]) for r in records)
-    rows = source.error_rows(name, since, until)
-    stamps = list(rows["ts"])
-    order = sorted(range(len(stamps)), key=stamps.__getitem__)
-    stamps = [stamps[i] for i in order]
-    by_window = []
-    for r in records:
-        lo = bisect_right(stamps, float(r["window"]["start_ts"]) - 1e-9)
-        hi = bisect_right(stamps, float(r["window"]["end_ts"]) - 1e-9)
-        picked = order[lo:hi]
-        by_window.append(error_counts({k: [v[i] for i in picked] for k, v in rows.items()}))
-    versions = sorted({v for counts in by_window for v in counts}) or ["all"]
-    return {f"v{v}" if v != "all" else v: [float(c.get(v, 0)) for c in by_window]
-            for v in versions}
+def _slice(rows: Mapping[str, np.ndarray], start: float, end: float) -> dict[str, np.ndarray]:
+    lo, hi = np.searchsorted(rows["ts"], [start, end], side="left")
+    return {name: values[lo:hi] for name, values in rows.items()}
 
 
 def _series_chart(title: str, labels: Sequence[str],
                   series: Mapping[str, Sequence[float | None]], unit: str = "") -> str:
     chart = charts.lines(labels, series, name=title, unit=unit)
-    rows = [f"<tr><td>{escape(lab)}</td>" + "".join(cell(vs[i]) for vs in series.values())
-            + "</tr>" for i, lab in enumerate(labels)]
+    rows = [f"<tr><td>{escape(lab)}</td>" + "".join(
+        cell(vs[i], name=f"{title}/{key}@{lab}") for key, vs in series.items()) + "</tr>"
+        for i, lab in enumerate(labels)]
     return chart_with_table(title, chart, f"{title} per window", ["window", *series], rows)
 
 

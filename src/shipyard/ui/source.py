@@ -18,7 +18,6 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,7 @@ from shipyard.names import check_endpoint_name
 from shipyard.service.monitor_history import MonitorHistory
 from shipyard.service.monitor_metrics import alert_rules, newest_analysed
 from shipyard.stores.log_location import log_root
+from shipyard.ui.log_rows import LogRows, error_counts
 
 if TYPE_CHECKING:
     from shipyard.registry import Registry
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 # the history tail read for the newest window, doubled while it holds no analysed one (up
 # to the 1 MiB that ``/metrics`` reads): a window's line is a few KiB
 FIRST_TAIL, LAST_TAIL = 32 << 10, 1 << 20
-ERROR_COLUMNS = ("ts", "version", "status", "shadow")
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ class DashboardSource:
         self._histories: dict[str, MonitorHistory] = {}
         self._newest: dict[str, tuple[Any, Newest]] = {}
         self._errors: dict[tuple[str, str], dict[str, int]] = {}
-        self._segments: dict[str, dict[str, list[Any]]] = {}  # errors segment -> its rows
+        self.log_rows = LogRows(self.log_dir)
 
     # -- what exists ---------------------------------------------------------------------------
 
@@ -173,61 +172,9 @@ class DashboardSource:
 
     def errors_between(self, endpoint: str, since: float, until: float) -> dict[str, int]:
         """Server errors per version logged in ``[since, until)``."""
-        rows = self.error_rows(endpoint, since, until)
-        return error_counts(rows)
-
-    def error_rows(self, endpoint: str, since: float, until: float) -> dict[str, list[Any]]:
-        """The ``errors`` rows (``ts`` in seconds, ``version``, ``status``, ``shadow``) logged
-        in ``[since, until)``: only the segments of those hours are opened, and only those
-        four columns; a segment is written whole and never changes, so each is read once."""
-        from shipyard.stores.feedback import segment_files, segments_between
-
-        files = segments_between(segment_files(self.log_dir, "errors", endpoint),
-                                 datetime.fromtimestamp(since, UTC),
-                                 datetime.fromtimestamp(until, UTC))
-        out: dict[str, list[Any]] = {name: [] for name in ERROR_COLUMNS}
-        for path in files:
-            part = self._segments.get(path)
-            if part is None:
-                part = self._segments[path] = _read_errors(path)
-            keep = [i for i, ts in enumerate(part["ts"]) if since <= ts < until]
-            for name in ERROR_COLUMNS:
-                out[name] += [part[name][i] for i in keep]
-        return out
+        return error_counts(self.log_rows.errors(endpoint, since, until))
 
     def close(self) -> None:
         if self._registry is not None and self.plane is None:
             self._registry.close()
 
-
-def error_counts(rows: Mapping[str, list[Any]]) -> dict[str, int]:
-    """Server errors (status >= 500) per version among ``errors`` log rows, shadow copies
-    left out (the caller never saw them)."""
-    counts: dict[str, int] = {}
-    shadow = rows.get("shadow") or [False] * len(rows.get("version") or ())
-    for version, status, copy in zip(rows.get("version") or (), rows.get("status") or (),
-                                     shadow, strict=False):
-        if status is not None and status >= 500 and not copy:
-            counts[str(version)] = counts.get(str(version), 0) + 1
-    return counts
-
-
-
-def _read_errors(path: str) -> dict[str, list[Any]]:
-    """One ``errors`` segment's rows, the columns the dashboard counts (``ts`` as seconds;
-    a segment older than the ``shadow`` column: none were shadow copies)."""
-    import pyarrow.parquet as pq
-
-    from shipyard.stores.log_location import readable
-
-    fs, (where,) = readable([path])
-    names = set(pq.read_schema(where, filesystem=fs).names)
-    table = pq.read_table(where, filesystem=fs,
-                          columns=[c for c in ERROR_COLUMNS if c in names])
-    rows = table.num_rows
-    ts = table.column("ts").cast("int64").to_pylist()
-    return {"ts": [t / 1e6 for t in ts],
-            "version": table.column("version").to_pylist(),
-            "status": table.column("status").to_pylist(),
-            "shadow": table.column("shadow").to_pylist() if "shadow" in names
-            else [False] * rows}

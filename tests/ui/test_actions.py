@@ -90,3 +90,33 @@ def test_alias_move_is_confirmed_and_audited(client: TestClient, home: Path) -> 
         assert reg.get_model(ENDPOINT).aliases["staging"] == 2
         (record,) = [r for r in reg.audit(model=ENDPOINT) if r.alias == "staging"]
         assert record.actor == "api:ops"
+
+
+def test_rollout_page_shows_an_ab_tests_interval_and_a_shadows_agreement(
+        client: TestClient, home: Path) -> None:
+    from shipyard.routing.plans import ABPlan, ShadowPlan
+
+    with registry(home) as reg:
+        reg.rollouts.deploy("ab-shop", f"{ENDPOINT}/1", reason="test")
+        ab = reg.rollouts.start_ab("ab-shop", f"{ENDPOINT}/1", f"{ENDPOINT}/2", ABPlan(),
+                                   reason="test")
+        reg.rollouts.record(ab.id, outcome="verdict", reason="B better", numbers={
+            "verdict": {"verdict": "b_better", "difference": 0.031,
+                        "interval": [0.012, 0.05], "p_value": 0.0042},
+            "sample": {"a": 4100, "b": 4080}})
+        reg.rollouts.deploy("shadow-shop", f"{ENDPOINT}/1", reason="test")
+        shadow = reg.rollouts.start_shadow("shadow-shop", f"{ENDPOINT}/2", ShadowPlan(),
+                                           reason="test")
+        reg.rollouts.record(shadow.id, outcome="observe", reason="agreement", numbers={
+            "comparison": {"agreement": 0.974, "interval": [0.96, 0.984]}})
+    page = client.get("/ui/rollouts/ab-shop", headers=VIEW)
+    assert page.status_code == 200, page.text
+    shown = page.text.split("all numbers")[0]  # the picked-out numbers, before the rest
+    for text in ("verdict.interval", "[0.012, 0.05]", "verdict.p_value", "0.0042",
+                 "verdict.difference", "0.031", "&quot;b_better&quot;"):
+        assert text in shown, text
+    assert "Planned sample per variant" in page.text
+    page = client.get("/ui/rollouts/shadow-shop", headers=VIEW)
+    shown = page.text.split("all numbers")[0]
+    assert "comparison.agreement" in shown and "0.974" in shown
+    assert "comparison.interval" in shown and "[0.96, 0.984]" in shown

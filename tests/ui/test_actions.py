@@ -120,3 +120,18 @@ def test_rollout_page_shows_an_ab_tests_interval_and_a_shadows_agreement(
     shown = page.text.split("all numbers")[0]
     assert "comparison.agreement" in shown and "0.974" in shown
     assert "comparison.interval" in shown and "[0.96, 0.984]" in shown
+
+
+def test_an_unreachable_registry_leaves_the_overview_standing(scenario: Scenario,
+                                                              home: Path) -> None:
+    settings = Settings.from_env({"SHIPYARD_HOME": str(home)})
+    app = dashboard_app(scenario.log_dir, settings,
+                        registry_url="postgresql+psycopg://u:p@127.0.0.1:1/x")
+    with TestClient(app, base_url="http://127.0.0.1") as test_client:
+        page = test_client.get("/ui/")
+        assert page.status_code == 200, page.text
+        assert "the registry could not be read: cannot reach the registry" in page.text
+        assert "u:p@" not in page.text  # the password is not shown
+        assert Cells(page.text).rows[ENDPOINT]["drift_share"] != ""  # from the monitor
+        models = test_client.get("/ui/models")
+        assert models.status_code == 503 and "cannot reach the registry" in models.text

@@ -121,7 +121,8 @@ def create_dashboard(source: DashboardSource, access: Access, *,
     # -- pages -------------------------------------------------------------------------------
 
     def overview(request: Request) -> str:
-        return render_overview(overview_rows(source), served=source.plane is not None)
+        rows, problem = overview_rows(source)
+        return render_overview(rows, served=source.plane is not None, notice=problem)
 
     def endpoint(request: Request) -> str:
         name = source.check(request.path_params["name"])

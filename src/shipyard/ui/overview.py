@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from shipyard.errors import ShipyardError
 from shipyard.service.deployment_status import deployments_overview
 from shipyard.ui.layout import cell, fmt, page, pct, table, text_cell, url
 from shipyard.ui.source import DashboardSource
@@ -39,11 +40,19 @@ class EndpointRow:
     rollout: dict[str, Any] | None
 
 
-def overview_rows(source: DashboardSource) -> list[EndpointRow]:
-    registry = source.registry
-    deployed = {d["endpoint"]: d for d in deployments_overview(registry)} \
-        if registry is not None else {}
-    return [endpoint_row(source, name, deployed.get(name)) for name in source.endpoints()]
+def overview_rows(source: DashboardSource) -> tuple[list[EndpointRow], str]:
+    """A row per endpoint, and what could not be read (a registry out of reach leaves the
+    rest of the page standing: traffic then comes from the data plane)."""
+    deployed: dict[str, dict[str, Any]] = {}
+    problem = ""
+    try:
+        registry = source.registry
+        if registry is not None:
+            deployed = {d["endpoint"]: d for d in deployments_overview(registry)}
+    except ShipyardError as exc:
+        problem = f"the registry could not be read: {exc}"
+    return [endpoint_row(source, name, deployed.get(name)) for name in source.endpoints()], \
+        problem
 
 
 def endpoint_row(source: DashboardSource, name: str,
@@ -122,7 +131,7 @@ def rollout_text(rollout: Mapping[str, Any] | None) -> str:
     return f"{rollout.get('kind')} to {rollout.get('candidate')}{step}"
 
 
-def render_overview(rows: list[EndpointRow], *, served: bool) -> str:
+def render_overview(rows: list[EndpointRow], *, served: bool, notice: str = "") -> str:
     lines = []
     for r in rows:
         health_tone = "ok" if r.health == "ready" else "bad" if r.health.startswith(
@@ -161,4 +170,4 @@ def render_overview(rows: list[EndpointRow], *, served: bool) -> str:
     note = "" if served else ("<p class=\"meta\">Read from the registry and the log "
                               "directory; no model server here (health and Try it need "
                               "<code>shipyard serve</code>).</p>")
-    return page("Overview", note + body, active="overview")
+    return page("Overview", note + body, active="overview", notice=notice)

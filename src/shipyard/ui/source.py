@@ -96,9 +96,12 @@ class DashboardSource:
             for entry in os.scandir(folder):
                 if entry.is_dir() and entry.name.startswith("endpoint="):
                     names.add(entry.name.removeprefix("endpoint="))
-        registry = self.registry
-        if registry is not None:
-            names.update(registry.deployments.endpoints())
+        try:
+            registry = self.registry
+            if registry is not None:
+                names.update(registry.deployments.endpoints())
+        except ShipyardError:  # the overview says so; the monitored endpoints still show
+            pass
         return sorted(names)
 
     def check(self, endpoint: str) -> str:

@@ -38,7 +38,8 @@ def endpoint_page(source: DashboardSource, name: str, last: int = DEFAULT_WINDOW
                     "(<code>monitor:</code> in serve.yaml, or <code>shipyard monitor run</code>)"
                     " has not run.</p>" + _links(name))
     labels = [label(r["window"]) for r in records]
-    parts = [_links(name), f'<p class="meta">{len(records)} windows from '
+    plural = "s" if len(records) > 1 else ""
+    parts = [_links(name), f'<p class="meta">{len(records)} window{plural} from '
              f"{escape(records[0]['window'].get('start', ''))} to "
              f"{escape(records[-1]['window'].get('end', ''))}.</p>",
              '<h2 id="traffic">Traffic and latency</h2><div class="grid">',
@@ -117,8 +118,9 @@ def _slice(rows: Mapping[str, np.ndarray], start: float, end: float) -> dict[str
 
 
 def _series_chart(title: str, labels: Sequence[str],
-                  series: Mapping[str, Sequence[float | None]], unit: str = "") -> str:
-    chart = charts.lines(labels, series, name=title, unit=unit)
+                  series: Mapping[str, Sequence[float | None]], unit: str = "",
+                  zero: bool = True) -> str:
+    chart = charts.lines(labels, series, name=title, unit=unit, zero=zero)
     rows = [f"<tr><td>{escape(lab)}</td>" + "".join(
         cell(vs[i], name=f"{title}/{key}@{lab}") for key, vs in series.items()) + "</tr>"
         for i, lab in enumerate(labels)]
@@ -171,7 +173,8 @@ def _performance(records: Sequence[Mapping[str, Any]], labels: Sequence[str]) ->
                   "estimated": [_metric(r, f"estimated_{metric}") for r in records]}
         series.update({k: [_metric(r, k) for r in records] for k in keys
                        if k.startswith(f"{metric}(v")})
-        out.append(_series_chart(f"{metric}: realised and estimated", labels, series))
+        out.append(_series_chart(f"{metric}: realised and estimated", labels, series,
+                                 zero=False))
     return "".join(out) or "<p>No performance figures in these windows.</p>"
 
 

@@ -37,8 +37,8 @@ color:#57606a;padding:2px 0}details{margin:4px 0}summary{cursor:pointer}
 a{color:#0b5cad}a:focus,summary:focus,button:focus,input:focus,select:focus{
 outline:2px solid #0b5cad;outline-offset:2px}
 .chart text{font-size:10px;fill:#1b1f24}.chart circle{fill:#1f5fbf}
-.chart text.s0{fill:#1f5fbf}.chart text.s1{fill:#b3261e}.chart text.s2{fill:#1a7f37}
-.chart text.s3{fill:#8250df}.chart text.s4{fill:#9a6700}.chart text.s5{fill:#57606a}
+.chart .s0{fill:#1f5fbf}.chart .s1{fill:#b3261e}.chart .s2{fill:#1a7f37}
+.chart .s3{fill:#8250df}.chart .s4{fill:#9a6700}.chart .s5{fill:#57606a}
 .grid{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
 .grid>div{min-width:300px}
 .h0{fill:#f2f6fc}.h1{fill:#dbe7f7}.h2{fill:#c2d6f1}.h3{fill:#a6c3ea}.h4{fill:#86ade2}

@@ -10,9 +10,11 @@ from html import escape
 
 from shipyard.views.svg import PAD_B, PAD_L, PAD_T, fmt, num
 
-W, H = 560, 150
+W, H = 470, 150
+DOTS_UP_TO = 48  # windows up to which every point is marked
+LEGEND_W = 110
 # line colours, distinguishable and >= 3:1 against white (WCAG non-text contrast); a page's
-# stylesheet gives legend text the same colours as classes s0..s5
+# stylesheet gives legend text and point marks the same colours as classes s0..s5
 PALETTE = ("#1f5fbf", "#b3261e", "#1a7f37", "#8250df", "#9a6700", "#57606a")
 
 
@@ -23,40 +25,51 @@ def _open(alt: str, width: int, height: int) -> str:
 
 
 def lines(labels: Sequence[str], series: Mapping[str, Sequence[float | None]], *,
-          name: str, unit: str = "") -> str:
+          name: str, unit: str = "", zero: bool = True) -> str:
     """One polyline per series over ``labels`` (the windows, oldest first); a missing value
-    breaks its line. Empty string when no series has a value."""
+    breaks its line. The axis starts at 0, or with ``zero=False`` just below the lowest value
+    (metrics that move within a narrow band, such as accuracy). Empty string when no series
+    has a value."""
     values = [v for vs in series.values() for v in vs if v is not None]
     if not labels or not values:
         return ""
-    top = max([*values, 1e-12])
+    low = 0.0 if zero else min(values) - 0.05 * (max(values) - min(values) or 1.0)
+    top = max(max(values) - low, 1e-12)
     base = H - PAD_B
     step = (W - 2 * PAD_L) / max(len(labels) - 1, 1)
     parts, summary = [], []
     for i, (label, vs) in enumerate(series.items()):
         colour = PALETTE[i % len(PALETTE)]
-        d, pen = [], "M"
+        d, pen, dots = [], "M", []
         for j, v in enumerate(vs):
             if v is None:
                 pen = "M"
                 continue
-            d.append(f"{pen}{num(PAD_L + j * step)},{num(base - v / top * (base - PAD_T))}")
+            x, y = num(PAD_L + j * step), num(base - (v - low) / top * (base - PAD_T))
+            d.append(f"{pen}{x},{y}")
+            alone = (j == 0 or vs[j - 1] is None) and (j + 1 == len(vs) or vs[j + 1] is None)
+            if alone or len(labels) <= DOTS_UP_TO:  # a lone point draws no line
+                dots.append(f'<circle class="s{i % len(PALETTE)}" cx="{x}" cy="{y}" r="2.5"/>')
             pen = "L"
         if d:
             parts.append(f'<path fill="none" stroke="{colour}" stroke-width="1.5" '
-                         f'd="{"".join(d)}"><title>{escape(label)}</title></path>')
+                         f'd="{"".join(d)}"><title>{escape(label)}</title></path>'
+                         + "".join(dots))
             known = [v for v in vs if v is not None]
             summary.append(f"{label}: last {fmt(known[-1])}{unit}, highest {fmt(max(known))}"
                            f"{unit}")
     alt = (f"{name} over {len(labels)} windows from {labels[0]} to {labels[-1]}; "
            + "; ".join(summary) + ".")
-    legend = "".join(f'<text x="{W - PAD_L}" y="{PAD_T + 8 + 11 * i}" text-anchor="end" '
+    legend = "".join(f'<text x="{W + 4}" y="{PAD_T + 8 + 11 * i}" '
                      f'class="s{i % len(PALETTE)}">{escape(label)}</text>'
                      for i, label in enumerate(series) if len(series) > 1)
     axis = (f'<text x="{PAD_L}" y="{H - 4}">{escape(labels[0])}</text>'
             f'<text x="{W - PAD_L}" y="{H - 4}" text-anchor="end">{escape(labels[-1])}</text>'
-            f'<text x="{PAD_L}" y="{PAD_T + 8}">{escape(fmt(top))}{escape(unit)}</text>')
-    return _open(alt, W, H) + "".join(parts) + axis + legend + "</svg>"
+            f'<text x="{PAD_L}" y="{PAD_T + 8}">{escape(fmt(max(values)))}{escape(unit)}</text>'
+            + ("" if zero else f'<text x="{PAD_L}" y="{H - PAD_B - 3}">'
+               f"{escape(fmt(min(values)))}{escape(unit)}</text>"))
+    width = W + LEGEND_W if legend else W  # the legend in a margin of its own
+    return _open(alt, width, H) + "".join(parts) + axis + legend + "</svg>"
 
 
 def heatmap(rows: Sequence[str], columns: Sequence[str],

@@ -132,6 +132,7 @@ def test_quickstart_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "monitoring reference: 128 held-out rows, with target" in result.output
     assert "registered models:/breast-cancer/1" in result.output
     assert "sent 40 rows in 10 requests" in result.output
+    assert re.search(r"dashboard: http://127\.0\.0\.1:\d+/ui/", result.output)
     # the log held the 40 rows and the drifted copy of the 143 held-out rows when it was read
     assert "holds 183 rows (shipyard logs breast-cancer)" in " ".join(result.output.split())
     from shipyard.stores.predictions import read_log
@@ -211,3 +212,37 @@ def _assert_rollouts(output: str, logs: Path) -> None:
     # the three versions answered, each under a policy that named it
     logged = read_log(logs, "breast-cancer", inputs=False)
     assert set(logged.column("version").to_pylist()) == {1, 2, 3}
+
+
+@pytest.mark.parametrize(("flags", "serve", "keep"), [
+    ([], True, None), (["--serve"], True, True), (["--no-serve"], False, None),
+    (["--serve", "--no-keep-serving"], True, False)])
+def test_quickstart_serve_keeps_serving(flags: list[str], serve: bool, keep: bool | None,
+                                        monkeypatch: pytest.MonkeyPatch,
+                                        tmp_path: Path) -> None:
+    """``--serve`` keeps the demo server (and its dashboard) up after the demo traffic."""
+    import shipyard.cli.quickstart as quickstart
+
+    seen: dict[str, object] = {}
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path))
+    monkeypatch.setattr(quickstart, "run_quickstart",
+                        lambda console, directory, settings, **kw: seen.update(kw))
+    result = runner.invoke(app, ["quickstart", *flags])
+    assert result.exit_code == 0, result.output
+    assert seen == {"serve": serve, "keep_serving": keep}
+
+
+def test_the_demo_server_says_where_its_dashboard_is() -> None:
+    import threading
+
+    from rich.console import Console
+
+    from shipyard.cli.quickstart_serve import until_stopped
+
+    console = Console(record=True, width=200)
+    done = threading.Thread(target=lambda: None)
+    done.start()
+    done.join()
+    until_stopped(console, "http://127.0.0.1:8123", done, keep_serving=True)
+    text = console.export_text()
+    assert "dashboard: http://127.0.0.1:8123/ui/" in text and "serving until Ctrl-C" in text

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from shipyard._version import __version__
 from shipyard.cli.admin import audit, db_app, gc
+from shipyard.cli.dashboard import ui
 from shipyard.cli.export import app as export_app
 from shipyard.cli.models import app as models_app
 from shipyard.cli.monitoring import app as monitor_app
@@ -37,6 +38,7 @@ app.command("serve")(serve)
 app.command("logs")(logs)
 app.command("predict")(predict)
 app.command("report")(report)
+app.command("ui")(ui)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -102,17 +104,23 @@ def quickstart(
     directory: Annotated[Path | None, typer.Option("--dir", help="where to write the package "
                                                    "(default: $SHIPYARD_HOME/quickstart)")]
     = None,
-    serve: Annotated[bool, typer.Option(help="serve the model and send it traffic")] = True,
+    serve: Annotated[bool | None, typer.Option(
+        "--serve/--no-serve", help="serve the model and send it traffic (default); --serve "
+        "also keeps serving afterwards, the dashboard at /ui, until Ctrl-C")] = None,
     keep_serving: Annotated[bool | None, typer.Option(
-        help="keep serving after the demo traffic (default: when run in a terminal)")] = None,
+        help="keep serving after the demo traffic (default: with --serve, or when run in a "
+             "terminal)")] = None,
 ) -> None:
-    """Train a small model on bundled data, package it, load it back and predict."""
+    """Train a small model on bundled data, package it, load it back and predict; then
+    serve it, roll out new versions and monitor it, and print the dashboard's URL."""
     from shipyard.cli.quickstart import run_quickstart
     from shipyard.settings import Settings
 
     settings = Settings.from_env()
-    run_quickstart(console, directory or settings.home / "quickstart", settings, serve=serve,
-                   keep_serving=keep_serving)
+    if keep_serving is None and serve:  # an explicit --serve keeps the server up
+        keep_serving = True
+    run_quickstart(console, directory or settings.home / "quickstart", settings,
+                   serve=serve is not False, keep_serving=keep_serving)
 
 
 if __name__ == "__main__":

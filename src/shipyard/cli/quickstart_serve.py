@@ -63,6 +63,7 @@ def until_stopped(console: Console, url: str, thread: threading.Thread,
                   keep_serving: bool | None) -> None:
     """Say what to try on the demo server at ``url``; serve until Ctrl-C when
     ``keep_serving`` (None: when run in a terminal)."""
+    console.print(f"   dashboard: [bold]{url}/ui/[/] (overview, drift, rollouts, try it)")
     console.print("   try:")
     console.print(f"   curl {url}/v2/health/ready")
     console.print(f"   curl {url}/v2/models/breast-cancer")

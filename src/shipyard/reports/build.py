@@ -17,11 +17,11 @@ from shipyard.monitoring import compare
 from shipyard.monitoring.report import jsonable
 from shipyard.profiles import Profile
 from shipyard.profiles.frame import to_columns
-from shipyard.reports.features import Side, feature_summaries, sides
 from shipyard.service.monitor import Monitor
 from shipyard.service.monitor_analysis import compact_drift
 from shipyard.service.monitor_period import analyse_period
 from shipyard.service.windows import iso
+from shipyard.views.features import Side, feature_summaries, sides
 
 FORMAT = "shipyard.report/1"
 TIMELINE = ("drift_share", "dataset_drift", "accuracy", "estimated_accuracy", "rows",

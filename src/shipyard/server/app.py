@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from shipyard._version import __version__
 from shipyard.errors import NotFoundError
@@ -34,6 +34,7 @@ from shipyard.server.openapi import openapi_document
 from shipyard.service.dataplane import DataPlane
 from shipyard.service.feedback import FeedbackItem
 from shipyard.service.metrics import SharedMetrics
+from shipyard.ui import Access, DashboardSource, create_dashboard
 
 JSON = "application/json"
 Handler = Callable[[Request], Awaitable[Response]]
@@ -178,6 +179,25 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
                     await sharing
                 shared.publish(live=False)  # the last counts stay in the server's totals
 
+    async def predict_in_process(name: str, body: bytes, key: dict[bytes, bytes],
+                                 ) -> tuple[int, bytes]:
+        """The dashboard's Try it: the predict route itself, called without a socket."""
+        scope = {"type": "http", "method": "POST", "path": f"/v1/endpoints/{name}/predict",
+                 "query_string": b"", "client": ("127.0.0.1", 0),
+                 "headers": [(b"content-type", JSON.encode()),
+                             (b"content-length", str(len(body)).encode()), *key.items()]}
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop() if messages else {"type": "http.disconnect"}
+
+        status, _, answer = await hot.answer(scope, receive, "predict", name, None)
+        return status, answer
+
+    dashboard = create_dashboard(
+        DashboardSource(plane.log.root, plane=plane),
+        Access(keys, ApiKeys(config.admin_api_keys)), predict=predict_in_process)
+
     v2 = "/v2/models/{name}"
     routes = [
         Route("/v1/endpoints", guarded(list_endpoints), methods=["GET"]),
@@ -198,6 +218,8 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
         Route("/docs/{asset}", guarded(docs_asset, auth=False), methods=["GET"]),
         # the admin API checks its own keys (admin_api_keys)
         *admin.routes(lambda handler: guarded(handler, auth=False)),
+        # the dashboard checks its own keys (any valid key to see, an admin key to act)
+        Mount("/ui", app=dashboard),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={404: _not_found, 405: _not_allowed})

@@ -82,6 +82,11 @@ class MonitorHistory:
                 latest[record["key"]] = record
         return sorted(latest.values(), key=_order)
 
+    def stamp(self) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+        """Size and mtime of the history and of the alert state (None: missing): a reader
+        caching what it computed from them reads them again only when this changes."""
+        return _stat(self.path), _stat(self.state_path)
+
     def latest(self) -> dict[str, Any] | None:
         records = self.records(limit=1)
         return records[0] if records else None

@@ -94,7 +94,7 @@ class MonitorResults(Collector):
         yield from families.values()
 
     def _samples(self, history: MonitorHistory) -> list[Sample]:
-        seen = (_stat(history.path), _stat(history.state_path))
+        seen = history.stamp()
         cached = self._cache.get(history.endpoint)
         if cached is not None and cached[0] == seen:
             return cached[1]
@@ -216,10 +216,3 @@ def _finite(value: Any) -> float | None:
         return None
     return float(value)
 
-
-def _stat(path: Path) -> tuple[int, int] | None:
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return info.st_size, info.st_mtime_ns

@@ -79,8 +79,9 @@ def until_stopped(console: Console, url: str, thread: threading.Thread,
         except KeyboardInterrupt:
             pass
     else:
-        console.print("   (this demo server stops with the quickstart; keep one running "
-                      "with [cyan]shipyard serve models:/breast-cancer@production[/])")
+        console.print("   (this demo server stops with the quickstart: run [cyan]shipyard "
+                      "quickstart --serve[/] to keep it and its dashboard up, or serve the "
+                      "model with [cyan]shipyard serve models:/breast-cancer@production[/])")
 
 
 @contextmanager

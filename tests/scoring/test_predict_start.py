@@ -116,3 +116,11 @@ def test_a_batch_run_loads_only_what_it_uses(package_dir: Path, tmp_path: Path) 
     assert loaded == []
     assert purge_delay == "1000"
     assert (tmp_path / "out.parquet").exists()
+
+
+def test_the_command_and_the_function_batch_alike(calls: list[dict[str, Any]]) -> None:
+    from shipyard.scoring.batch import DEFAULT_BATCH_SIZE
+
+    result = CliRunner().invoke(main.app, ["predict", "pkg", "-i", "a", "-o", "b"])
+    assert result.exit_code == 0, result.output
+    assert calls[0]["batch_size"] == DEFAULT_BATCH_SIZE == 16_384

@@ -19,7 +19,7 @@ def predict(
         "--input", "-i", help="Parquet or CSV file, a folder of them, or a URL (s3://...)")],
     output: Annotated[str, typer.Option(
         "--output", "-o", help="Parquet file (NAME.parquet) or folder of part files")],
-    batch_size: Annotated[int, typer.Option(help="rows per record batch")] = 65_536,
+    batch_size: Annotated[int, typer.Option(help="rows per record batch")] = 16_384,
     engine: Annotated[str, typer.Option(help="local (this machine's cores) or ray "
                                         "(Ray Data)")] = "local",
     passthrough: Annotated[str | None, typer.Option(

@@ -9,15 +9,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 import shipyard.scoring
 from scoring.conftest import customers_with_ids
 from shipyard.cli import main
-from shipyard.cli.plain_args import plain_kwargs
+from shipyard.cli.plain_args import Option, plain_kwargs
 from shipyard.cli.predict import predict
 from shipyard.scoring import BatchSummary
 
@@ -92,11 +93,13 @@ def test_typer_still_answers_help_and_mistakes(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_a_batch_run_loads_only_what_it_uses(package_dir: Path, tmp_path: Path) -> None:
-    """The whole typer app, typer's pydantic adapters, onnx (the graph names no external
-    data), the packager, profiles and the registry stay out of a batch run of a package
-    directory; Arrow's allocator is told to keep freed pages a while."""
+    """Typer (the command is read from its own declarations), onnx (the graph names no
+    external data), the packager, profiles and the registry stay out of a batch run of a
+    package directory, and the progress bar's code out of a quiet one; Arrow's allocator is
+    told to keep freed pages a while."""
     customers_with_ids(300).to_parquet(tmp_path / "in.parquet")
-    unused = ["shipyard.cli.app", "pydantic", "onnx", "shipyard.runtimes.packager",
+    unused = ["shipyard.cli.app", "typer", "pydantic", "onnx", "shipyard.runtimes.packager",
+              "rich.progress",
               "shipyard.profiles", "sqlalchemy", "shipyard.registry", "scipy",
               "multiprocessing"]
     code = ("import atexit, json, os, sys\n"
@@ -124,3 +127,24 @@ def test_the_command_and_the_function_batch_alike(calls: list[dict[str, Any]]) -
     result = CliRunner().invoke(main.app, ["predict", "pkg", "-i", "a", "-o", "b"])
     assert result.exit_code == 0, result.output
     assert calls[0]["batch_size"] == DEFAULT_BATCH_SIZE == 16_384
+
+
+def _from_env(name: Annotated[str, Option("--name", envvar="NAME")] = "x") -> None:
+    """An option typer may read from the environment."""
+
+
+def _typer_own(name: Annotated[str, typer.Option("--name")] = "x") -> None:
+    """Declared with typer itself."""
+
+
+def _plain(name: Annotated[str, Option("--name", help="a name")] = "x",
+           loud: Annotated[bool, Option()] = False) -> None:
+    """Plain."""
+
+
+def test_a_declaration_beyond_help_text_is_left_to_typer() -> None:
+    assert plain_kwargs(_from_env, ["--name", "y"]) is None
+    assert plain_kwargs(_typer_own, ["--name", "y"]) is None
+    assert plain_kwargs(_plain, ["--name", "y", "--no-loud"]) == {"name": "y", "loud": False}
+    assert plain_kwargs(_plain, ["--loud"]) == {"name": "x", "loud": True}
+    assert plain_kwargs(_plain, []) == {"name": "x", "loud": False}

@@ -96,7 +96,7 @@ def test_a_batch_run_loads_only_what_it_uses(package_dir: Path, tmp_path: Path) 
     """Typer (the command is read from its own declarations), onnx (the graph names no
     external data), the packager, profiles and the registry stay out of a batch run of a
     package directory, and the progress bar's code out of a quiet one; Arrow's allocator is
-    told to keep freed pages a while."""
+    told to keep freed pages a while, and numpy's BLAS to start no threads."""
     customers_with_ids(300).to_parquet(tmp_path / "in.parquet")
     unused = ["shipyard.cli.app", "typer", "pydantic", "onnx", "shipyard.runtimes.packager",
               "rich.progress",
@@ -105,7 +105,8 @@ def test_a_batch_run_loads_only_what_it_uses(package_dir: Path, tmp_path: Path) 
     code = ("import atexit, json, os, sys\n"
             "from shipyard.cli.main import run\n"
             f"atexit.register(lambda: print(json.dumps([[m for m in {unused!r} "
-            "if m in sys.modules], os.environ.get('MIMALLOC_PURGE_DELAY')])))\n"
+            "if m in sys.modules], os.environ.get('MIMALLOC_PURGE_DELAY'), "
+            "os.environ.get('OPENBLAS_NUM_THREADS')])))\n"
             "sys.argv[0] = 'shipyard'\n"
             "run()\n")
     done = subprocess.run(
@@ -115,9 +116,9 @@ def test_a_batch_run_loads_only_what_it_uses(package_dir: Path, tmp_path: Path) 
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
         capture_output=True, text=True, check=False, timeout=120)
     assert done.returncode == 0, done.stderr
-    loaded, purge_delay = json.loads(done.stdout.strip().splitlines()[-1])
+    loaded, purge_delay, blas_threads = json.loads(done.stdout.strip().splitlines()[-1])
     assert loaded == []
-    assert purge_delay == "1000"
+    assert (purge_delay, blas_threads) == ("1000", "1")
     assert (tmp_path / "out.parquet").exists()
 
 

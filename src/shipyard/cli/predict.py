@@ -52,7 +52,7 @@ def predict(
 
     Rows that fail the model's signature go to the rejects file with their row number and
     reason. OUTPUT appears only when the run succeeds."""
-    _keep_freed_memory()
+    _process_settings()
     try:
         from shipyard.scoring import predict_batch
     except ImportError as exc:
@@ -74,13 +74,20 @@ def predict(
     _show(summary.to_dict())
 
 
-def _keep_freed_memory() -> None:
-    """Arrow's allocator (mimalloc) hands freed pages back to the system after 10 ms, and a
-    batch run frees each batch's buffers (~16 MB for 64k rows of 30 floats) and asks for as
-    many again a little later: the system zeroed fresh pages for every batch, ~0.5 s of CPU
-    per million such rows. Freed pages kept a second are reused. Read when pyarrow loads,
-    so set before it does (this process's own scoring, and any worker it starts)."""
+def _process_settings() -> None:
+    """Settings of this process's libraries, read when they load, so set before they do
+    (they hold for any worker process the run starts too); a value already set is kept.
+
+    Arrow's allocator (mimalloc) hands freed pages back to the system after 10 ms, and a
+    batch run frees each batch's buffers and asks for as many again a little later: the
+    system zeroed fresh pages for every batch (~0.5 s of CPU per million rows of 30 floats
+    at 64k-row batches). Freed pages kept a second are reused.
+
+    numpy's OpenBLAS starts a thread per core, which spins (~0.1 s of CPU, 5 % of a 1M-row
+    run) although scoring calls no BLAS; the scorers are the parallelism, one BLAS thread
+    each."""
     os.environ.setdefault("MIMALLOC_PURGE_DELAY", "1000")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def _show(data: dict[str, Any]) -> None:

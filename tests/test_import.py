@@ -56,7 +56,7 @@ def test_error_tree() -> None:
 def test_the_cli_starts_without_loading_the_heavy_parts() -> None:
     # every command pays the CLI's import cost: the registry, web stack and frameworks load
     # only inside the commands that use them
-    code = ("import json, sys, shipyard.cli.main; heavy = ['sqlalchemy', 'alembic', 'pandas', "
+    code = ("import json, sys, shipyard.cli.app; heavy = ['sqlalchemy', 'alembic', 'pandas', "
             "'pyarrow', 'starlette', 'uvicorn', 'onnxruntime', 'sklearn', 'torch']; "
             "print(json.dumps([m for m in heavy if m in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

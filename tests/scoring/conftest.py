@@ -24,6 +24,14 @@ BAD_ROWS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _process_settings_stay_in_the_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``shipyard predict`` run in-process sets its libraries' settings in the environment
+    (cli/predict.py); undone after each test, so no later one inherits them."""
+    for name in ("MIMALLOC_PURGE_DELAY", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="session")
 def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     frame = make_customers(600)

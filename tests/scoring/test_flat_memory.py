@@ -43,3 +43,22 @@ def test_arrow_memory_stays_flat_while_a_large_file_streams(
     # a few batches in flight at most, not the whole file's 60
     assert max(seen) < 10 * per_group, (max(seen), per_group)
     assert max(seen[GROUPS // 2:]) < 2 * max(seen[:10]) + per_group
+
+
+@pytest.mark.parametrize("cores", [2, 16])
+def test_a_local_file_reads_the_same_rows_whoever_decodes_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cores: int) -> None:
+    """Two cores: decoded on the reader's thread through a small buffer; more: on Arrow's
+    threads. Either way, the rows and their numbering are the file's."""
+    from shipyard.scoring.sources import open_source, read_chunks
+
+    rng = np.random.default_rng(0)
+    table = pa.table({"id": np.arange(50_000), **{f"f{i}": rng.standard_normal(50_000)
+                                                  for i in range(8)}})
+    pq.write_table(table, tmp_path / "in.parquet", row_group_size=12_000)
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    chunks = list(read_chunks(open_source(str(tmp_path / "in.parquet")), 5_000,
+                              columns=["f3", "id"]))
+    assert [c.first_row for c in chunks] == list(range(0, 50_000, 5_000))
+    read = pa.Table.from_batches([c.batch for c in chunks])
+    assert read.equals(table.select(["f3", "id"]))

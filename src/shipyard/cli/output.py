@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import typer
 from rich.console import Console
 from rich.table import Table
 
@@ -17,7 +16,7 @@ console = Console()
 
 
 def print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
+    print(json.dumps(data, indent=2, default=str), flush=True)
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

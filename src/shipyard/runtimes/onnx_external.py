@@ -8,10 +8,15 @@ followed a location that is absolute, climbs out with ``..`` or is a link to els
 (any file the server can read would become weights, and its bytes would come back in the
 predictions). Reading the graph's locations needs the ``onnx`` package; without it ONNX
 Runtime's own check is the only one.
+
+A tensor's location is a string entry keyed ``location``, whose bytes stand in the file as
+they are: a graph file without them names no other file, and is passed without importing
+``onnx`` (~50 ms of a batch run's start) or parsing the graph a second time.
 """
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,8 @@ from shipyard.packaging.integrity import safe_relpath
 def check_external_data(graph_file: Path, listed: Iterable[str]) -> None:
     """ManifestError naming the first external-data location of ``graph_file`` that is not
     one of ``listed`` (package-relative paths of files whose hashes were verified)."""
+    if not _may_name_files(graph_file):
+        return
     try:
         import onnx
     except ImportError:
@@ -40,6 +47,16 @@ def check_external_data(graph_file: Path, listed: Iterable[str]) -> None:
                 f"{graph_file.name}: tensor {tensor.name!r} reads its values from "
                 f"{location!r}, which is not a file of this package's runtime entry (only "
                 "listed files are hash-verified before loading)")
+
+
+def _may_name_files(graph_file: Path) -> bool:
+    """Whether the graph's bytes hold the key of an external-data location."""
+    with graph_file.open("rb") as handle:
+        try:
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return data.find(b"location") >= 0
+        except ValueError:  # an empty file: no tensor at all
+            return False
 
 
 def _graph_tensors(graph: Any) -> Iterator[Any]:

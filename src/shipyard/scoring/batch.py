@@ -27,7 +27,11 @@ from shipyard.scoring.publish import Destination
 from shipyard.scoring.sources import PARQUET_SUFFIXES, InputError, Source, open_source
 from shipyard.scoring.writers import ParquetOutput
 
-DEFAULT_BATCH_SIZE = 65_536
+# rows per record batch: every batch in flight holds its Arrow columns and the model's input
+# matrix (~8 MB per 16k rows of 30 floats). 64k-row batches doubled a run's peak memory
+# (~600 MB against ~340 MB) and, as pages freed by one batch were not yet reused by the
+# next, had the kernel zero ~0.4 GB of fresh pages per million rows (~20 % more CPU)
+DEFAULT_BATCH_SIZE = 16_384
 OUTPUT_COLUMNS_RESERVED = ("prediction",)
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from shipyard.packaging import Signature
 from shipyard.packaging.signature import NUMERIC_DTYPES
@@ -75,7 +74,7 @@ def to_numpy(column: pa.Array | pa.ChunkedArray, *, numeric: bool = False) -> Ar
     if pa.types.is_dictionary(column.type):
         column = column.dictionary_decode()
     if pa.types.is_decimal(column.type):  # validation takes ints and floats, not Decimals
-        column = pc.cast(column, pa.float64())
+        column = column.cast(pa.float64())
     if numeric and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         return _parse_numbers(column)
     if pa.types.is_fixed_size_list(column.type) or pa.types.is_list(column.type) \
@@ -100,7 +99,7 @@ _ARROW: dict[np.dtype[Any], pa.DataType] = {d: t for t, d in _PLAIN.items()}
 
 def _parse_numbers(column: pa.Array) -> Array:
     try:
-        return np.asarray(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False))
+        return np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     out = np.empty(len(column), dtype=object)
@@ -124,6 +123,8 @@ def _list_matrix(column: pa.Array) -> Array:
         if pa.types.is_fixed_size_list(column.type):
             width = column.type.list_size
         else:
+            import pyarrow.compute as pc  # ~30 ms to import: only for list columns
+
             lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
             width = int(lengths[0]) if (lengths == lengths[0]).all() else -1
         if width >= 0:

@@ -10,12 +10,11 @@ read ahead and ``2 * workers`` in flight, so memory stays flat whatever the inpu
 
 from __future__ import annotations
 
-import multiprocessing
 import queue
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Literal
 
 from shipyard.scoring.columns import InputPlan
@@ -111,6 +110,9 @@ def _score_ahead(ahead: ReadAhead, source: ModelSource, plan: InputPlan,
                  passthrough: Sequence[str], *, workers: int, mode: Mode,
                  keep_log: bool) -> Iterator[tuple[Chunk, Scored]]:
     if mode == "processes":
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         executor: Executor = ProcessPoolExecutor(
             workers, mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker, initargs=(source, plan, passthrough, keep_log))

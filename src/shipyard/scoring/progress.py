@@ -1,30 +1,33 @@
 """The progress bar of a batch run (rich, on stderr): rows done, rows/s and the time left.
-A Parquet input's rows are known from its footers; a CSV input's progress is in bytes read."""
+A Parquet input's rows are known from its footers; a CSV input's progress is in bytes read.
+Rich is imported only when a bar is drawn (``--quiet`` and ``--json`` runs start without it).
+"""
 
 from __future__ import annotations
 
+from functools import cache
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
 
 
-class _RowsPerSecond(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        rows = task.fields.get("rows", 0)
-        elapsed = task.elapsed or 0.0
-        rate = rows / elapsed if elapsed > 0 else 0.0
-        return Text(f"{rows:,} rows {rate:,.0f}/s", style="progress.data.speed")
+@cache
+def _rows_per_second() -> Any:
+    """The column that shows the rows done and their rate (a rich ProgressColumn)."""
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
+
+    class RowsPerSecond(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            rows = task.fields.get("rows", 0)
+            elapsed = task.elapsed or 0.0
+            rate = rows / elapsed if elapsed > 0 else 0.0
+            return Text(f"{rows:,} rows {rate:,.0f}/s", style="progress.data.speed")
+
+    return RowsPerSecond
 
 
 class BatchProgress:
@@ -37,10 +40,21 @@ class BatchProgress:
         self.rows = 0
         self._progress: Progress | None = None
         if show:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
             self._progress = Progress(
                 TextColumn("scoring"), BarColumn(bar_width=24), TaskProgressColumn(),
-                _RowsPerSecond(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                console=console or Console(stderr=True), transient=False)
+                _rows_per_second()(), TimeElapsedColumn(), TextColumn("eta"),
+                TimeRemainingColumn(), console=console or Console(stderr=True),
+                transient=False)
             self._task = self._progress.add_task(
                 "scoring", total=total_rows if total_rows is not None else total_bytes, rows=0)
 

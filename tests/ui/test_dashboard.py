@@ -89,7 +89,16 @@ def test_a_page_needs_a_valid_key(client: TestClient) -> None:
     signed = client.post("/ui/login", data={"key": API_KEY}, follow_redirects=False)
     assert signed.status_code == 303
     assert "httponly" in signed.headers["set-cookie"].lower()
+    token = client.cookies.get("shipyard_ui_key")
+    assert token and API_KEY not in token  # a token for the key, never the key itself
     assert client.get("/ui/").status_code == 200  # the cookie opens it
+    expires, mac, name = token.split(".", 2)
+    forged = f"{expires}.{mac[:-1]}{'0' if mac[-1] != '0' else '1'}.{name}"
+    later = f"{int(expires) + 1}.{mac}.{name}"  # a longer life is not its to give
+    for bad in (forged, later, API_KEY):
+        client.cookies.clear()
+        client.cookies.set("shipyard_ui_key", bad, path="/ui")
+        assert client.get("/ui/").url.path == "/ui/login", bad
     client.cookies.clear()
 
 

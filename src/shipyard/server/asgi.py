@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Mapping
 
 from starlette.types import Receive
@@ -78,3 +79,36 @@ class ApiKeys:
             if hmac.compare_digest(presented, secret):
                 found = name
         return found
+
+    # a browser's stand-in for a key (the dashboard's sign-in cookie): the key's name, an
+    # expiry and an HMAC of both under the key, so the key itself never leaves the server
+    # again; it stops working when it expires or the key is removed
+    TOKEN_S = 12 * 3600
+
+    def token(self, headers: Headers, now: float | None = None) -> str | None:
+        """A token for the key the request presents (None: it presents none of these)."""
+        name = self.name_of(headers)
+        if name is None:
+            return None
+        secret = next(s for n, s in self._keys if n == name)
+        expires = int((time.time() if now is None else now) + self.TOKEN_S)
+        return f"{expires}.{_mac(secret, name, expires)}.{name}"
+
+    def redeem(self, token: str, now: float | None = None) -> bytes | None:
+        """The key a valid, unexpired ``token`` stands for, else None."""
+        expires, _, rest = token.partition(".")
+        mac, _, name = rest.partition(".")
+        if not expires.isdigit() or len(expires) > 12 \
+                or int(expires) < (time.time() if now is None else now):
+            return None
+        found = None
+        for key_name, secret in self._keys:
+            if key_name == name and hmac.compare_digest(
+                    _mac(secret, name, int(expires)).encode(), mac.encode("utf-8", "replace")):
+                found = secret
+        return found
+
+
+def _mac(secret: bytes, name: str, expires: int) -> str:
+    return hmac.new(secret, f"shipyard-ui\0{name}\0{expires}".encode("utf-8", "surrogatepass"),
+                    "sha256").hexdigest()

@@ -2,9 +2,10 @@
 
 Seeing needs any valid key (an API key or an admin key) when the server has keys, presented
 as ``Authorization: Bearer KEY`` / ``X-API-Key`` or, from a browser, by the key form once
-(``/ui/login`` sets an HttpOnly, SameSite=Strict cookie for ``/ui``). Acting (promote,
-abort, rollback, switch, alias moves) needs an admin key typed into the action's
-confirmation form, and is audited as the admin API audits it: actor ``api:<key name>``.
+(``/ui/login`` sets an HttpOnly, SameSite=Strict cookie for ``/ui`` holding a token that
+stands for the key: its name, an expiry and an HMAC under the key, never the key itself).
+Acting (promote, abort, rollback, switch, alias moves) needs an admin key typed into the
+action's confirmation form, and is audited as the admin API audits it: actor ``api:<key name>``.
 With no keys configured at all, like the rest of the server, both are open."""
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ COOKIE = "shipyard_ui_key"
 class KeyCheck(Protocol):
     """What the server's ``ApiKeys`` answers (``server/asgi.py``)."""
 
+    TOKEN_S: int  # how long a token stays valid
+
     def __bool__(self) -> bool: ...
     def name_of(self, headers: dict[bytes, bytes]) -> str | None: ...
+    def token(self, headers: dict[bytes, bytes]) -> str | None: ...
+    def redeem(self, token: str) -> bytes | None: ...
 
 
 class Access:
@@ -38,13 +43,21 @@ class Access:
         return not self.keys and not self.admin
 
     def presented(self, request: Request) -> dict[bytes, bytes]:
-        """The request's key headers, the cookie's key as ``X-API-Key`` when it has none."""
+        """The request's key headers; when it has none, the key its cookie's token stands
+        for, as ``X-API-Key`` (an expired or forged token: none)."""
         headers = {k: v for k, v in request.scope["headers"]
                    if k in (b"authorization", b"x-api-key")}
         cookie = request.cookies.get(COOKIE)
         if not headers and cookie:
-            headers[b"x-api-key"] = cookie.encode("utf-8", "replace")
+            key = self.keys.redeem(cookie) or self.admin.redeem(cookie)
+            if key is not None:
+                headers[b"x-api-key"] = key
         return headers
+
+    def token(self, key: str) -> str | None:
+        """The sign-in cookie's token for ``key`` (None: not a valid key)."""
+        headers = {b"x-api-key": key.encode("utf-8", "replace")}
+        return self.keys.token(headers) or self.admin.token(headers)
 
     def valid(self, headers: dict[bytes, bytes]) -> bool:
         return self.keys.name_of(headers) is not None or self.admin.name_of(headers) is not None

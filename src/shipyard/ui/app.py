@@ -241,11 +241,12 @@ def create_dashboard(source: DashboardSource, access: Access, *,
         if request.method == "GET":
             return _html(_login_page())
         form = await form_of(request)
-        key = form.get("key", "")
-        if not access.valid({b"x-api-key": key.encode("utf-8", "replace")}):
+        token = access.token(form.get("key", ""))
+        if token is None:
             return _failure(UnauthorizedError("that key is not valid here"))
         answer = RedirectResponse(f"{PREFIX}/", 303)
-        answer.set_cookie(COOKIE, key, httponly=True, samesite="strict", path=PREFIX)
+        answer.set_cookie(COOKIE, token, max_age=access.keys.TOKEN_S, httponly=True,
+                          samesite="strict", path=PREFIX)
         return answer
 
     async def style(request: Request) -> Response:

@@ -189,3 +189,21 @@ def test_try_it_predicts_and_sends_feedback(client: TestClient) -> None:
 def test_try_it_refuses_without_a_key(client: TestClient) -> None:
     client.cookies.clear()
     assert client.post(f"/ui/endpoints/{ENDPOINT}/try", data={"age": "1"}).status_code == 401
+
+
+def test_an_endpoint_without_a_monitored_window_says_how_to_get_one() -> None:
+    from shipyard.ui.overview import EndpointRow, render_overview
+
+    def row(name: str, window_end: str | None) -> EndpointRow:
+        return EndpointRow(
+            name=name, health="ready", traffic=[], window_end=window_end, requests=None,
+            request_rate=None, errors=None, error_rate=None, p50_ms=None, p99_ms=None,
+            drift_share=None, dataset_drift=None, metric=None, realised=None, estimated=None,
+            rules=[], firing=[], rollout=None)
+
+    html = render_overview([row("fresh", None), row("watched", "2026-12-06T10:00:00Z")],
+                           served=True)
+    hint = html.split('data-metric="unmonitored"')[1].split("</p>")[0]
+    assert "fresh" in hint and "watched" not in hint and "shipyard monitor run" in hint
+    html = render_overview([row("watched", "2026-12-06T10:00:00Z")], served=True)
+    assert 'data-metric="unmonitored"' not in html

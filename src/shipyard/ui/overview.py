@@ -170,4 +170,11 @@ def render_overview(rows: list[EndpointRow], *, served: bool, notice: str = "") 
     note = "" if served else ("<p class=\"meta\">Read from the registry and the log "
                               "directory; no model server here (health and Try it need "
                               "<code>shipyard serve</code>).</p>")
+    unmonitored = [r.name for r in rows if r.window_end is None]
+    if unmonitored:  # why its figures are n/a, and how to get them
+        note += ("<p class=\"meta\" data-metric=\"unmonitored\">No monitored window yet for "
+                 f"{escape(', '.join(unmonitored))}: its traffic, drift and quality figures "
+                 "come from the monitor. Give the serve config a <code>monitor:</code> "
+                 "section (it runs on its schedule) or run <code>shipyard monitor run "
+                 "ENDPOINT</code>.</p>")
     return page("Overview", note + body, active="overview", notice=notice)

@@ -102,7 +102,8 @@ def health(source: DashboardSource, name: str) -> str:
     if endpoint is None:
         return "unknown"
     table_ = endpoint.table
-    if table_ is not None and all(table_.deployments[v].ready for v in table_.policy.versions):
+    if table_ is not None and all(table_.deployments[v].ready for v in table_.policy.versions) \
+            and (table_.joint is None or table_.joint.ready):  # a split's joint process too
         return "ready"
     return "loading" if endpoint.last_error is None else f"failed: {endpoint.last_error}"
 

@@ -11,6 +11,11 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     │   ├── IntegrityError            files do not match the manifest
     │   │   ├── MissingFileError
     │   │   └── TamperedFileError
+    │   ├── SignatureError            a signature is missing, untrusted or does not match
+    │   │   │                         (packaging/signing.py, as are its subclasses)
+    │   │   ├── UnsignedPackageError
+    │   │   ├── UntrustedSignerError
+    │   │   └── BadSignatureError
     │   ├── UntrustedCodeError        package code would run (import, unpickle) without trust
     │   │   └── UntrustedPickleError  a pickle would be loaded without trust=True
     │   └── ConversionError           a model could not be converted or packaged

@@ -21,6 +21,7 @@ from shipyard.cli.report import report
 from shipyard.cli.rollouts import app as rollout_app
 from shipyard.cli.rollouts import deploy, rollback
 from shipyard.cli.serving import logs, serve
+from shipyard.cli.signing import keygen, sign, verify
 
 app = typer.Typer(
     name="shipyard", no_args_is_help=True, add_completion=False,
@@ -39,6 +40,9 @@ app.command("logs")(logs)
 app.command("predict")(predict)
 app.command("report")(report)
 app.command("ui")(ui)
+app.command("keygen")(keygen)
+app.command("sign")(sign)
+app.command("verify")(verify)
 console = Console()
 
 

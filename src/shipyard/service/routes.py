@@ -80,9 +80,7 @@ class RouteTable:
     def routed(self) -> list[str]:
         """The versions the policy's decisions route requests to (not shadows), in the
         policy's order."""
-        plan = self.policy.plan
-        versions = {d.version for d in (*plan.keyed, *plan.keyless,
-                                        *(() if plan.fallback is None else (plan.fallback,)))}
+        versions = {d.version for d in self.picks}  # every decision the plan can make
         return [v for v in self.policy.warm if v in versions]
 
     def pick(self, key: str | None) -> Pick:

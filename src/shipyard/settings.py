@@ -23,6 +23,8 @@ ENV_VARS = {
     "ort_intra_op_threads": "SHIPYARD_ORT_THREADS",
     "ort_inter_op_threads": "SHIPYARD_ORT_INTER_OP_THREADS",
     "device": "SHIPYARD_DEVICE",
+    "trusted_keys": "SHIPYARD_TRUSTED_KEYS",
+    "require_signed": "SHIPYARD_REQUIRE_SIGNED",
 }
 
 
@@ -60,6 +62,10 @@ class Settings:
     ort_intra_op_threads: int
     ort_inter_op_threads: int
     device: str  # "cpu" or "auto" (use an accelerator's execution provider when present)
+    # a folder of trusted public keys (*.pub): a package signed by one is trusted; with
+    # require_signed, the registry and the server refuse every other package
+    trusted_keys: str | None = None
+    require_signed: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -83,6 +89,8 @@ class Settings:
                 ort_intra_op_threads=int(values["ort_intra_op_threads"]),
                 ort_inter_op_threads=int(values["ort_inter_op_threads"]),
                 device=str(values["device"]),
+                trusted_keys=str(values["trusted_keys"]) if values.get("trusted_keys") else None,
+                require_signed=_flag(values.get("require_signed", False)),
             )
         except (TypeError, ValueError) as exc:
             raise ShipyardError(f"invalid setting: {exc}") from exc
@@ -92,8 +100,21 @@ class Settings:
         """These settings as environment variables: a child process's ``from_env()`` then
         reads the same settings back."""
         env = {"SHIPYARD_HOME": str(self.home)}
-        env.update({var: str(getattr(self, name)) for name, var in ENV_VARS.items()})
+        env.update({var: str(getattr(self, name)) for name, var in ENV_VARS.items()
+                    if getattr(self, name) is not None})
         return env
+
+
+def _flag(value: object) -> bool:
+    """A yes/no setting: a TOML boolean, or 1/0, true/false, yes/no from the environment."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
 
 
 def _config_file(path: Path) -> dict[str, Any]:

@@ -33,16 +33,29 @@ def register(
     parent: Annotated[int | None, typer.Option(help="version this one derives from")] = None,
     force: Annotated[bool, typer.Option(help="override the signature guard for --alias")]
     = False,
+    trusted_keys: Annotated[Path | None, typer.Option(
+        "--trusted-keys", help="a folder of trusted public keys (*.pub); default "
+                               "$SHIPYARD_TRUSTED_KEYS")] = None,
+    require_signed: Annotated[bool, typer.Option(
+        "--require-signed", help="refuse a package without a signature by a trusted key "
+                                 "(default $SHIPYARD_REQUIRE_SIGNED)")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Register a package as the next version of its model."""
     with _registry() as reg:
+        if trusted_keys is not None or require_signed:
+            from shipyard.packaging.signing import SigningPolicy
+
+            reg.signing = SigningPolicy.load(trusted_keys or reg.settings.trusted_keys,
+                                             require_signed or reg.settings.require_signed)
         version = reg.register(path, name=name, alias=alias, tags=parse_pairs(tag),
                                description=description, parent=parent, force=force)
     if as_json:
         print_json(version.to_dict())
         return
     extra = f" and set @{alias}" if alias else ""
+    if version.signed_by is not None:
+        extra += f" (signed by key {version.signed_by})"
     console.print(f"[green]✓[/] registered [bold]{version.uri}[/]{extra}")
 
 

@@ -48,6 +48,16 @@ def serve(
         "--api-keys-dir", help="a directory of API key files (file name: the key's name, "
                                "content: the secret), e.g. a mounted Kubernetes Secret; "
                                "added to serve.yaml's api_keys")] = None,
+    trusted_keys: Annotated[Path | None, typer.Option(
+        "--trusted-keys", help="a folder of trusted public keys (*.pub): a package signed by "
+                               "one loads with trust (serve.yaml: trusted_keys)")] = None,
+    require_signed: Annotated[bool, typer.Option(
+        "--require-signed", help="load only packages signed by a trusted key (serve.yaml: "
+                                 "require_signed)")] = False,
+    ssl_certfile: Annotated[Path | None, typer.Option(
+        "--ssl-certfile", help="serve HTTPS with this certificate (PEM)")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(
+        "--ssl-keyfile", help="... and this private key (PEM)")] = None,
 ) -> None:
     """Serve models over HTTP: simple JSON and the Open Inference Protocol."""
     from shipyard.server.run import serve as run_server
@@ -74,6 +84,11 @@ def serve(
         from shipyard.service.key_files import read_key_files
 
         cfg = replace(cfg, api_keys={**cfg.api_keys, **read_key_files(api_keys_dir)})
+    if trusted_keys is not None or require_signed:
+        from dataclasses import replace
+
+        cfg = replace(cfg, trusted_keys=str(trusted_keys) if trusted_keys else cfg.trusted_keys,
+                      require_signed=True if require_signed else cfg.require_signed)
     if trust:
         cfg = cfg.trusting_all()
         console.print("[yellow]--trust:[/] every endpoint's package may run its own code "

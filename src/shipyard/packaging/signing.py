@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -168,3 +169,43 @@ def _record(path: Path) -> dict[str, Any]:
             or not isinstance(record.get("signature"), str):
         raise BadSignatureError(f"{path} is not a {FORMAT} signature")
     return record
+
+
+def read_record(package_dir: Path) -> dict[str, Any] | None:
+    """The package's signature record, None when unsigned (`BadSignatureError` if it is not
+    one)."""
+    path = package_dir / SIGNATURE_FILE
+    return _record(path) if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class SigningPolicy:
+    """Which signers are trusted, and whether every package must carry a trusted signature.
+
+    ``check`` returns the trusted signer's key id (or None) and refuses, naming the reason:
+    with ``require_signed``, an unsigned package or one signed by another key; always, a
+    package whose signature by a trusted key does not match (it changed after signing)."""
+
+    trusted: Mapping[str, Ed25519PublicKey] = field(default_factory=dict)
+    require_signed: bool = False
+
+    @classmethod
+    def load(cls, folder: str | Path | None, require_signed: bool) -> SigningPolicy:
+        """The ``*.pub`` keys in ``folder`` (none: no folder) and the requirement."""
+        if require_signed and not folder:
+            raise PackageError("require_signed needs a folder of trusted public keys "
+                               "(trusted_keys / --trusted-keys / SHIPYARD_TRUSTED_KEYS)")
+        keys = trusted_keys(Path(folder)) if folder else {}
+        if require_signed and not keys:
+            raise PackageError(f"require_signed: no trusted keys (*.pub) in {folder}")
+        return cls(keys, require_signed)
+
+    def check(self, package_dir: Path) -> str | None:
+        if not self.trusted:
+            return None
+        try:
+            return verify(package_dir, self.trusted)
+        except (UnsignedPackageError, UntrustedSignerError):
+            if self.require_signed:
+                raise
+            return None

@@ -92,6 +92,7 @@ def to_version(conn: sa.Connection, row: sa.Row[Any], name: str) -> ModelVersion
         metrics=_pairs(conn, version_metrics, "version_id", row.id),
         params=dict(row.params or {}), parent_version=row.parent_version,
         data=row.data, code=row.code, manifest=dict(row.manifest),
+        signature=None if row.signature is None else dict(row.signature),
     )
 
 

@@ -34,16 +34,26 @@ class ModelVersion:
     data: dict[str, Any] | None
     code: dict[str, Any] | None
     manifest: dict[str, Any] = field(repr=False)
+    # the package's signature as registered: {"record": signature.json, "manifest_sha256":
+    # the signed manifest bytes' blob}; None when it was registered unsigned
+    signature: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def uri(self) -> str:
         return f"models:/{self.name}/{self.version}"
 
+    @property
+    def signed_by(self) -> str | None:
+        """The key id the stored signature names (checked against trusted keys on load)."""
+        return None if self.signature is None else str(self.signature["record"]["key_id"])
+
     def to_dict(self, *, with_manifest: bool = False) -> dict[str, Any]:
         out = _json(asdict(self))
         out["uri"] = self.uri
+        out["signed_by"] = self.signed_by
         if not with_manifest:
             out.pop("manifest")
+            out.pop("signature")
         return dict(out)
 
 

@@ -28,8 +28,9 @@ from shipyard.errors import (
     PackageError,
     RegistryError,
 )
-from shipyard.packaging import Manifest, Signature, check_name, verify_files
+from shipyard.packaging import MANIFEST_FILE, Manifest, Signature, check_name, verify_files
 from shipyard.packaging.compat import incompatibilities
+from shipyard.packaging.signing import SigningPolicy, read_record
 from shipyard.registry import queries as q
 from shipyard.registry.database import create_engine, ensure_schema
 from shipyard.registry.deployments import Deployments, endpoints_loading
@@ -100,7 +101,8 @@ class Registry:
 
     def __init__(self, url: str | None = None, *, artifacts: str | Path | None = None,
                  actor: str | None = None, settings: Settings | None = None,
-                 auto_upgrade: bool | None = None) -> None:
+                 auto_upgrade: bool | None = None,
+                 signing: SigningPolicy | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.url = url or self.settings.registry_url
         self.engine = create_engine(self.url)
@@ -110,6 +112,9 @@ class Registry:
             raise RegistryError(f"invalid actor {self.actor!r}: 1-256 characters")
         sqlite = self.engine.dialect.name == "sqlite"
         ensure_schema(self.engine, auto_upgrade=sqlite if auto_upgrade is None else auto_upgrade)
+        # trusted keys and require_signed (packaging/signing.py), from the settings unless given
+        self.signing = signing or SigningPolicy.load(self.settings.trusted_keys,
+                                                     self.settings.require_signed)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -140,10 +145,12 @@ class Registry:
             _settable_alias(alias)
         with _package_dir(source) as path:
             manifest = Manifest.read(path)
+            signer = self.signing.check(path)  # refuses what the policy does not allow
             verify_files(path, manifest.files)
             model_name = _model_name(manifest.name if name is None else name)
             for entry in manifest.files:
                 self.artifacts.put_file(path / entry.path, entry.sha256)
+            signature = self._keep_signature(path)
         doc = {**manifest.to_dict(), "name": model_name}
         meta = manifest.metadata
         metrics = {k: float(v) for k, v in (meta.get("metrics") or {}).items()
@@ -163,11 +170,15 @@ class Registry:
                 description=description or meta.get("description"), created_at=_now(),
                 created_by=self.actor, runtime=manifest.runtime.name, manifest=doc,
                 parent_version=parent, data=meta.get("data"), code=meta.get("code"),
-                params=dict(meta.get("params") or {}),
+                params=dict(meta.get("params") or {}), signature=signature,
             ).returning(versions.c.id)).scalar_one()
+            kept = [(f.path, f.sha256, f.size) for f in manifest.files]
+            if signature is not None:  # the signed manifest's blob stays while the version does
+                kept.append((MANIFEST_FILE, signature["manifest_sha256"],
+                             signature["manifest_size"]))
             conn.execute(sa.insert(version_files), [
-                {"version_id": version_id, "path": f.path, "sha256": f.sha256, "size": f.size}
-                for f in manifest.files])
+                {"version_id": version_id, "path": p, "sha256": h, "size": n}
+                for p, h, n in kept])
             if metrics:
                 conn.execute(sa.insert(version_metrics), [
                     {"version_id": version_id, "key": k, "value": v} for k, v in metrics.items()])
@@ -180,8 +191,30 @@ class Registry:
                                            manifest.signature, force)[1]
             self._audit(conn, "version.register", model_name, number, alias, None, {
                 "runtime": manifest.runtime.name, "files": len(manifest.files),
-                "parent": parent, "tags": dict(tags or {}), "alias": alias}, forced)
+                "parent": parent, "tags": dict(tags or {}), "alias": alias,
+                "signed_by": None if signature is None else signature["record"]["key_id"],
+                "trusted_signer": signer}, forced)
         return self.get_version(f"{model_name}/{number}")
+
+    def _keep_signature(self, path: Path) -> dict[str, Any] | None:
+        """The package's signature record, with its exact manifest bytes stored as a blob
+        (the version's manifest is re-serialised under its registered name, so it is not
+        the signed text): fetch writes both back for the server to verify."""
+        record = read_record(path)
+        if record is None:
+            return None
+        body = (path / MANIFEST_FILE).read_bytes()
+        sha = self.artifacts.put_file(path / MANIFEST_FILE)
+        return {"record": record, "manifest_sha256": sha, "manifest_size": len(body)}
+
+    def record_trust(self, ref: str, *, endpoint: str, by: str) -> None:
+        """Audit that a server loads ``ref`` with trust (its native files may run code),
+        and ``by`` what: ``signature:KEY_ID`` or ``config:trust``."""
+        parsed = parse_ref(ref, require_version=True)
+        with self._write() as conn:
+            row = q.version_row(conn, parsed)
+            self._audit(conn, "version.trust", parsed.name, row.version, None, None,
+                        {"endpoint": _endpoint(endpoint), "by": by})
 
     def set_alias(self, name: str, alias: str, version: int, *,
                   force: bool = False) -> ModelVersion:
@@ -354,7 +387,8 @@ class Registry:
         target = Path(dest) if dest is not None else (
             self.settings.home / "cache" / "packages" / version.name /
             f"{version.version}-{_short_hash(doc)}")
-        return fetch_package(self.artifacts, manifest, target, shared=dest is None)
+        return fetch_package(self.artifacts, manifest, target, shared=dest is None,
+                             signature=version.signature)
 
     def gc(self, *, grace_seconds: float = 3600.0, dry_run: bool = False) -> GcReport:
         """Delete blobs no version references, older than ``grace_seconds`` (in-flight

@@ -38,6 +38,9 @@ versions = sa.Table(
     sa.Column("data", sa.JSON),
     sa.Column("code", sa.JSON),
     sa.Column("params", sa.JSON),
+    # revision 0005: the package's signature.json as registered, beside the sha256 of the
+    # exact manifest bytes it signs (kept as a blob): fetch hands both back
+    sa.Column("signature", sa.JSON),
     sa.UniqueConstraint("model_id", "version", name="uq_versions_model_version"),
 )
 
@@ -169,4 +172,21 @@ leases = sa.Table(
     sa.Column("token", sa.BigInteger, nullable=False),
     sa.Column("expires_at", Stamp, nullable=False),
     sa.Column("acquired_at", Stamp, nullable=False),
+)
+
+# revision 0005: API keys (registry/api_keys.py), stored as the SHA-256 of the secret: the
+# secret is shown once, at creation, and never stored
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("endpoint", sa.String(128)),
+    sa.Column("created_at", Stamp, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("expires_at", Stamp),
+    sa.Column("revoked_at", Stamp),
+    sa.Column("first_used_at", Stamp),
 )

@@ -141,6 +141,11 @@ class ServeConfig:
     # /metrics exports per-feature drift and missing rates for this many features per
     # endpoint (those with the largest values): bounded series however wide the model
     metrics_top_features: int = 20
+    # signed packages (packaging/signing.py): a folder of trusted public keys (*.pub); with
+    # require_signed every version must carry a signature by one of them to load; None:
+    # from the settings (SHIPYARD_TRUSTED_KEYS, SHIPYARD_REQUIRE_SIGNED)
+    trusted_keys: str | None = None
+    require_signed: bool | None = None
 
     def __post_init__(self) -> None:
         names = [e.name for e in self.endpoints]
@@ -159,6 +164,11 @@ class ServeConfig:
                     for name, secret in keys.items()):
                 # an empty secret would match a request that sends no key at all
                 raise ConfigError(f"{what} maps key names to non-empty secret strings")
+        if self.require_signed is not None and not isinstance(self.require_signed, bool):
+            raise ConfigError(f"require_signed is true or false, not {self.require_signed!r}")
+        if self.trusted_keys is not None and not isinstance(self.trusted_keys, str):
+            raise ConfigError(f"trusted_keys is a folder of public keys (*.pub), not "
+                              f"{self.trusted_keys!r}")
         if not isinstance(self.rollout_controller, bool):  # YAML "false" is a string
             raise ConfigError(f"rollout_controller is true or false, not "
                               f"{self.rollout_controller!r}")

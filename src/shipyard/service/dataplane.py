@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shipyard.errors import NotFoundError
+from shipyard.packaging.signing import SigningPolicy
 from shipyard.registry import Registry
 from shipyard.service.background import Background
 from shipyard.service.batch_calls import Arrival, RawServed, RawTicket, Ticket
@@ -98,7 +99,11 @@ class DataPlane:
             settings=self.settings, metrics=self.metrics,
             log_root=local if self.shipper is None else self.shipper.outbox,
             flush_interval_s=config.flush_interval_s, executor=self.executor,
-            request_log=self.request_log, registry=lambda: self.registry)
+            request_log=self.request_log, registry=lambda: self.registry,
+            signing=SigningPolicy.load(
+                config.trusted_keys or self.settings.trusted_keys,
+                self.settings.require_signed if config.require_signed is None
+                else config.require_signed))
         self.swapper = Swapper(self.endpoints.values(), self.builder, self.metrics,
                                lambda: self.registry, retain_s=config.retain_previous_s)
         self.shadowing = Shadowing(self.metrics.registry)

@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipyard.batching import AdaptiveBatcher
+from shipyard.packaging.signing import SigningPolicy
 from shipyard.registry import Registry, is_model_uri
 from shipyard.runtimes.model import VerifiedPackage, describe
 from shipyard.runtimes.model import load as load_path
@@ -32,6 +34,8 @@ from shipyard.service.metrics import ServingMetrics
 from shipyard.service.model_threads import ModelThreads
 from shipyard.service.request_log import LogTarget, RequestLog
 from shipyard.settings import Settings
+
+log = logging.getLogger("shipyard.serve")
 
 COPY_BATCH = 4  # a batch of shadow copies holds up to this many times max_batch_size requests
 COPY_HOLD_MS = 10.0  # ... and waits this long for company when it is short of that
@@ -57,6 +61,8 @@ class Deployment:
     # policy that routes clients to the version loads it again (a request pinned to it by
     # version is answered, at that priority)
     background: bool = False
+    # loaded with trust (the endpoint's ``trust``, or a trusted key signed the package)
+    trusted: bool = False
     labels: tuple[str, str] = field(init=False)  # (model name, version) as metric labels
     ref: str = field(init=False)  # NAME/VERSION, as traffic policies name it
     header: bytes = field(init=False)  # ``ref`` as the X-Model-Version header's value
@@ -97,7 +103,7 @@ class DeploymentBuilder:
 
     def __init__(self, *, settings: Settings, metrics: ServingMetrics, log_root: Path,
                  flush_interval_s: float, executor: ModelThreads, request_log: RequestLog,
-                 registry: Callable[[], Registry]) -> None:
+                 registry: Callable[[], Registry], signing: SigningPolicy) -> None:
         self.settings = settings
         self.metrics = metrics
         self.log_root = log_root
@@ -105,6 +111,7 @@ class DeploymentBuilder:
         self.executor = executor
         self.request_log = request_log
         self.registry = registry
+        self.signing = signing
         self.raw_answers = False  # inference processes take raw batches (runtimes.raw_child)
 
     def resolve(self, ep: EndpointConfig, source: str) -> tuple[Path, str, int]:
@@ -117,12 +124,27 @@ class DeploymentBuilder:
         name, number = ep.served_as(source)
         return Path(source), name, number
 
+    def trust(self, ep: EndpointConfig, source: str, path: Path) -> bool:
+        """Whether ``path`` loads with trust: the endpoint trusts its packages, or a trusted
+        key signed this one. Refuses (`SignatureError`, naming the reason) what the signing
+        policy does not allow. A trusted package from the registry is audited there, with
+        what it was trusted by."""
+        signer = self.signing.check(path)
+        trust = ep.trust or signer is not None
+        if trust:
+            by = f"signature:{signer}" if signer is not None else "config:trust"
+            log.info("endpoint %s: %s is trusted (%s)", ep.name, source, by)
+            if is_model_uri(source):
+                self.registry().record_trust(source, endpoint=ep.name, by=by)
+        return trust
+
     def build(self, ep: EndpointConfig, source: str, *,
               background: bool = False) -> tuple[Deployment, float]:
         """Load + warm up ``source`` for endpoint ``ep``; returns it and the seconds taken.
         ``background``: for shadow copies only (see `Deployment.background`)."""
         started = time.perf_counter()
         path, name, version = self.resolve(ep, source)
+        trust = self.trust(ep, source, path)
         labels = {"endpoint": ep.name, "model": name, "version": str(version)}
         batch_hist = self.metrics.batch_size.labels(**labels)
         model: VerifiedPackage
@@ -133,7 +155,7 @@ class DeploymentBuilder:
             # the model in memory, and its files are read once
             model = describe(path, runtime=ep.runtime, model_files=False)
             log = ChildLog(str(self.log_root), self.flush_interval_s, ep.name, name, version)
-            process = InferenceProcess(path, trust=ep.trust, runtime=ep.runtime,
+            process = InferenceProcess(path, trust=trust, runtime=ep.runtime,
                                        settings=self.settings, log=log,
                                        raw=self.raw_answers,
                                        nice=BACKGROUND_NICE if background else 0)
@@ -141,7 +163,7 @@ class DeploymentBuilder:
             run: Callable[[list[Ticket]], Sequence[Share]] | None = None
             run_remote = functools.partial(run_batch_remote, process)
         else:
-            loaded = model = load_path(path, trust=ep.trust, runtime=ep.runtime,
+            loaded = model = load_path(path, trust=trust, runtime=ep.runtime,
                                        settings=self.settings)
             example = model.manifest.input_example
             if example is not None:
@@ -175,5 +197,6 @@ class DeploymentBuilder:
                 max_batch_size=COPY_BATCH * ep.max_batch_size, hold_ms=COPY_HOLD_MS,
                 max_queue=ep.max_queue, concurrency=1, deadline_s=ep.batch_deadline_s,
                 on_results=logged)
-        return Deployment(model, name, version, batcher, process, raw, copies, background), \
+        return Deployment(model, name, version, batcher, process, raw, copies, background,
+                          trust), \
             time.perf_counter() - started

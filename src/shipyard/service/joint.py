@@ -70,7 +70,10 @@ def build_joint(builder: DeploymentBuilder, ep: EndpointConfig, refs: Sequence[s
     logs = [ChildLog(str(builder.log_root), builder.flush_interval_s, ep.name, d.model_name,
                      d.version) for d in routed]
     paths = [d.process.path for d in routed if d.process is not None]
-    process = InferenceProcess(paths[0], trust=ep.trust, runtime=ep.runtime,
+    # each version passed its own trust decision when it loaded alone (one that needs
+    # trust and lacks it never loads), so trusting the process trusts none of them more
+    process = InferenceProcess(paths[0], trust=any(d.trusted for d in routed),
+                               runtime=ep.runtime,
                                settings=builder.settings, log=logs[0], raw=True,
                                more=list(zip(paths[1:], logs[1:], strict=True)))
     specs: list[dict[str, Any]] = [

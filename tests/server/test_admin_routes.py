@@ -143,9 +143,10 @@ def test_admin_key_required_when_keys_are_configured(make: Any, reg: Registry) -
     assert api("GET", "/v1/endpoints").status_code == 401
 
 
-def test_admin_keys_alone_guard_only_the_admin_api(make: Any) -> None:
+def test_admin_keys_alone_guard_every_route(make: Any) -> None:
     api = make(admin_api_keys={"ops": "adm1n"})
-    assert api("GET", "/v1/endpoints").status_code == 200
+    assert api("GET", "/v1/endpoints").status_code == 401  # any key: every route needs one
+    assert api("GET", "/v1/endpoints", headers=ADMIN).status_code == 200
     assert api("GET", "/v1/deployments").status_code == 401
     assert api("GET", "/v1/deployments", headers=ADMIN).status_code == 200
     # api keys alone: the admin API is closed to them (no admin key exists)

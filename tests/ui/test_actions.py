@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from shipyard.errors import RegistryUnavailableError
 from shipyard.registry import Registry
 from shipyard.server.dashboard import dashboard_app
 from shipyard.settings import Settings
@@ -126,7 +127,8 @@ def test_an_unreachable_registry_leaves_the_overview_standing(scenario: Scenario
                                                               home: Path) -> None:
     settings = Settings.from_env({"SHIPYARD_HOME": str(home)})
     app = dashboard_app(scenario.log_dir, settings,
-                        registry_url="postgresql+psycopg://u:p@127.0.0.1:1/x")
+                        registry_url="postgresql+psycopg://u:p@127.0.0.1:1/x",
+                        registry_keys=False)
     with TestClient(app, base_url="http://127.0.0.1") as test_client:
         page = test_client.get("/ui/")
         assert page.status_code == 200, page.text
@@ -135,3 +137,9 @@ def test_an_unreachable_registry_leaves_the_overview_standing(scenario: Scenario
         assert Cells(page.text).rows[ENDPOINT]["drift_share"] != ""  # from the monitor
         models = test_client.get("/ui/models")
         assert models.status_code == 503 and "cannot reach the registry" in models.text
+    # reading the registry's API keys too: not knowing them, it does not start
+    guarded = dashboard_app(scenario.log_dir, settings,
+                            registry_url="postgresql+psycopg://u:p@127.0.0.1:1/x")
+    with pytest.raises(RegistryUnavailableError, match="cannot reach the registry"), \
+            TestClient(guarded, base_url="http://127.0.0.1"):
+        pass

@@ -36,7 +36,9 @@ def ui(
         or str(settings.home / "logs")
     app = dashboard_app(root, settings, registry_url=registry,
                         api_keys=None if serve is None else serve.api_keys,
-                        admin_api_keys=None if serve is None else serve.admin_api_keys)
+                        admin_api_keys=None if serve is None else serve.admin_api_keys,
+                        registry_keys=serve is None or serve.registry_keys,
+                        open_view=serve is not None and "ui" in serve.open_routes)
     console.print(f"dashboard at [bold]http://{host}:{port}/ui/[/] (registry "
                   f"{'given' if registry else 'from settings'}, log directory {root}); "
                   "Ctrl+C stops it", highlight=False)

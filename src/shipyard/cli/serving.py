@@ -109,6 +109,9 @@ def serve(
     check_serve_rules(cfg)  # accuracy rules on a regressor fail here, before serving
     names = ", ".join(e.name for e in cfg.endpoints)
     if scaling is not None:
+        if ssl_certfile is not None or ssl_keyfile is not None:
+            raise ShipyardError("--ssl-certfile/--ssl-keyfile serve HTTPS with the local "
+                                "engine; with Ray, terminate TLS at its proxy or ingress")
         from shipyard.server.ray_serve import serve as serve_on_ray
 
         how = (f"{scaling.replicas} replica{'s' if scaling.replicas > 1 else ''}"
@@ -120,9 +123,11 @@ def serve(
         serve_on_ray(cfg, host=host, port=port, scaling=scaling, ray_address=ray_address,
                      direct=ray_http == "direct")
         return
-    console.print(f"serving {names} on http://{host}:{port} "
+    scheme = "https" if ssl_certfile is not None else "http"
+    console.print(f"serving {names} on {scheme}://{host}:{port} "
                   f"({workers} worker{'s' if workers > 1 else ''}); docs at /docs")
-    run_server(cfg, host=host, port=port, workers=workers)
+    run_server(cfg, host=host, port=port, workers=workers, ssl_certfile=ssl_certfile,
+               ssl_keyfile=ssl_keyfile)
 
 
 def _scaling(engine: str, workers: int, replicas: int | None, autoscale: str | None,

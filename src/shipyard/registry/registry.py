@@ -32,6 +32,7 @@ from shipyard.packaging import MANIFEST_FILE, Manifest, Signature, check_name, v
 from shipyard.packaging.compat import incompatibilities
 from shipyard.packaging.signing import SigningPolicy, read_record
 from shipyard.registry import queries as q
+from shipyard.registry.api_keys import ApiKeyStore
 from shipyard.registry.database import create_engine, ensure_schema
 from shipyard.registry.deployments import Deployments, endpoints_loading
 from shipyard.registry.fetching import fetch_package
@@ -123,6 +124,11 @@ class Registry:
     def deployments(self) -> Deployments:
         """Endpoints and their traffic policies (``registry/deployments.py``)."""
         return Deployments(self)
+
+    @functools.cached_property
+    def api_keys(self) -> ApiKeyStore:
+        """API keys with scopes, stored hashed (``registry/api_keys.py``)."""
+        return ApiKeyStore(self)
 
     @functools.cached_property
     def rollouts(self) -> Rollouts:

@@ -28,10 +28,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shipyard.protocol import codec
-from shipyard.protocol.http_errors import ForbiddenError, UnauthorizedError
 from shipyard.registry import Registry
 from shipyard.routing.plans import ABPlan, CanaryPlan, ShadowPlan, plan_from_dict
-from shipyard.server.asgi import ApiKeys, header_map, read_body
+from shipyard.server.asgi import header_map, read_body
 from shipyard.service.dataplane import DataPlane
 from shipyard.service.deployment_status import (
     deployment_history,
@@ -39,6 +38,7 @@ from shipyard.service.deployment_status import (
     deployments_overview,
     rollout_doc,
 )
+from shipyard.service.keyring import KeyRing
 
 Handler = Callable[[Request], Awaitable[Response]]
 T = TypeVar("T")
@@ -68,10 +68,9 @@ def _text(body: Mapping[str, Any], name: str, what: str = "") -> str:
 class AdminApi:
     """The admin routes of one server, acting on its data plane's registry."""
 
-    def __init__(self, plane: DataPlane, keys: ApiKeys, admin: ApiKeys) -> None:
+    def __init__(self, plane: DataPlane, keys: KeyRing) -> None:
         self.plane = plane
         self.keys = keys
-        self.admin = admin
 
     def routes(self, guarded: Callable[[Handler], Handler]) -> list[Route]:
         """The routes, each wrapped by ``guarded`` (which answers errors)."""
@@ -90,16 +89,8 @@ class AdminApi:
     def actor(self, request: Request) -> str | None:
         """Who acts: ``api:<admin key name>``; None when no keys are configured (the
         registry's own actor). 401 without a valid key, 403 with a non-admin one."""
-        headers = header_map(request.scope["headers"])
-        name = self.admin.name_of(headers)
-        if name is not None:
-            return f"api:{name}"
-        if not self.admin and not self.keys:
-            return None
-        if self.keys and self.keys.name_of(headers) is not None:
-            raise ForbiddenError("the admin API needs an admin key (admin_api_keys); the "
-                                 "key presented is not one")
-        raise UnauthorizedError("missing or invalid admin API key (Authorization: Bearer KEY)")
+        name = self.keys.authorize(header_map(request.scope["headers"]), "admin")
+        return None if name is None else f"api:{name}"
 
     async def _call(self, actor: str | None, work: Callable[[Registry], T]) -> T:
         def run() -> T:

@@ -27,7 +27,7 @@ from shipyard.errors import NotFoundError
 from shipyard.protocol import codec
 from shipyard.protocol.http_errors import error_parts
 from shipyard.server.admin_routes import AdminApi
-from shipyard.server.asgi import ApiKeys, header_map, read_body
+from shipyard.server.asgi import header_map, read_body
 from shipyard.server.docs_page import POLICY, DocsPage
 from shipyard.server.hotpath import HotPaths, RequestMetrics, hot_route, parse_version
 from shipyard.server.openapi import openapi_document
@@ -37,6 +37,7 @@ from shipyard.service.metrics import SharedMetrics
 from shipyard.ui import Access, DashboardSource, create_dashboard
 
 JSON = "application/json"
+META = ("predict", "read")  # model metadata: what an inference client reads first
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -56,20 +57,25 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
     config = plane.config
     shared = None if metrics_dir is None else SharedMetrics(
         plane.metrics.registry, metrics_dir, shared=plane.metrics.shared_sources)
-    # an admin key also opens the routes that API keys guard, when they are guarded
-    keys = ApiKeys({**config.api_keys, **{f"admin:{name}": secret for name, secret
-                                          in config.admin_api_keys.items()}}
-                   if config.api_keys else {})
-    admin = AdminApi(plane, keys, ApiKeys(config.admin_api_keys))
+    keys = plane.keys  # serve.yaml's and the registry's (service/keyring.py)
+    opened = frozenset(config.open_routes)
+    admin = AdminApi(plane, keys)
     # inference processes run the raw child, which answers simple-JSON predict requests
     # whole (parse, validate, predict, encode): the event loop only moves their bytes
     plane.raw_answers = True
 
-    def guarded(handler: Handler, *, auth: bool = True) -> Handler:
+    def guarded(handler: Handler, scope: str | tuple[str, ...] | None,
+                route: str | None = None) -> Handler:
+        """``handler`` behind a key allowing ``scope`` (None: open; ``route``: open when
+        serve.yaml's ``open_routes`` names it), for the endpoint the path names."""
+        check = scope is not None and (route is None or route not in opened)
+
         async def run(request: Request) -> Response:
             try:
-                if auth:
-                    keys.check(header_map(request.scope["headers"]))
+                if check:
+                    assert scope is not None
+                    keys.authorize(header_map(request.scope["headers"]), scope,
+                                   request.path_params.get("name"))
                 return await handler(request)
             except Exception as exc:
                 return _error(exc)
@@ -113,7 +119,7 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
         if plane.ready:
             return _json(codec.dumps({"ready": True}))
         # open to probes: the load error itself only to a caller the API keys let in
-        detailed = keys.allows(header_map(request.scope["headers"]))
+        detailed = not keys or keys.identify(header_map(request.scope["headers"])) is not None
         return _json(codec.dumps({"ready": False, "not_ready": _not_ready(plane, detailed)}),
                      503)
 
@@ -148,7 +154,7 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
 
     async def openapi(request: Request) -> Response:
         return _json(codec.dumps(openapi_document(sorted(plane.endpoints),
-                                                  api_keys=bool(keys))))
+                                                  api_keys=bool(keys), open_routes=opened)))
 
     page = DocsPage()
     docs_headers = {"content-security-policy": POLICY}
@@ -196,29 +202,31 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
 
     dashboard = create_dashboard(
         DashboardSource(plane.log.root, plane=plane),
-        Access(keys, ApiKeys(config.admin_api_keys)), predict=predict_in_process)
+        Access(keys, open_view="ui" in opened), predict=predict_in_process)
 
     v2 = "/v2/models/{name}"
     routes = [
-        Route("/v1/endpoints", guarded(list_endpoints), methods=["GET"]),
+        Route("/v1/endpoints", guarded(list_endpoints, "read"), methods=["GET"]),
         Route("/v1/endpoints/{name}/predict", hot_route_answer, methods=["POST"]),
-        Route("/v1/endpoints/{name}/feedback", guarded(feedback), methods=["POST"]),
-        Route("/v2/health/live", guarded(live, auth=False), methods=["GET"]),
-        Route("/v2/health/ready", guarded(ready, auth=False), methods=["GET"]),
-        Route("/v2", guarded(server_metadata), methods=["GET"]),
-        Route(v2, guarded(model_metadata), methods=["GET"]),
-        Route(v2 + "/versions/{version}", guarded(model_metadata), methods=["GET"]),
-        Route(v2 + "/ready", guarded(model_ready), methods=["GET"]),
-        Route(v2 + "/versions/{version}/ready", guarded(model_ready), methods=["GET"]),
+        Route("/v1/endpoints/{name}/feedback", guarded(feedback, "feedback"),
+              methods=["POST"]),
+        Route("/v2/health/live", guarded(live, None), methods=["GET"]),
+        Route("/v2/health/ready", guarded(ready, None), methods=["GET"]),
+        Route("/v2", guarded(server_metadata, ("predict", "read")), methods=["GET"]),
+        # what an inference client reads first: a predict key may too
+        Route(v2, guarded(model_metadata, META), methods=["GET"]),
+        Route(v2 + "/versions/{version}", guarded(model_metadata, META), methods=["GET"]),
+        Route(v2 + "/ready", guarded(model_ready, META), methods=["GET"]),
+        Route(v2 + "/versions/{version}/ready", guarded(model_ready, META), methods=["GET"]),
         Route(v2 + "/infer", hot_route_answer, methods=["POST"]),
         Route(v2 + "/versions/{version}/infer", hot_route_answer, methods=["POST"]),
-        Route("/metrics", guarded(metrics, auth=False), methods=["GET"]),
-        Route("/openapi.json", guarded(openapi, auth=False), methods=["GET"]),
-        Route("/docs", guarded(docs, auth=False), methods=["GET"]),
-        Route("/docs/{asset}", guarded(docs_asset, auth=False), methods=["GET"]),
-        # the admin API checks its own keys (admin_api_keys)
-        *admin.routes(lambda handler: guarded(handler, auth=False)),
-        # the dashboard checks its own keys (any valid key to see, an admin key to act)
+        Route("/metrics", guarded(metrics, "read", "metrics"), methods=["GET"]),
+        Route("/openapi.json", guarded(openapi, "read", "openapi"), methods=["GET"]),
+        Route("/docs", guarded(docs, "read", "docs"), methods=["GET"]),
+        Route("/docs/{asset}", guarded(docs_asset, "read", "docs"), methods=["GET"]),
+        # the admin API checks its own key (the admin scope) and names it as the actor
+        *admin.routes(lambda handler: guarded(handler, None)),
+        # the dashboard checks its own keys (read to see, an admin key to act)
         Mount("/ui", app=dashboard),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,

@@ -21,7 +21,6 @@ from shipyard.protocol.http_errors import ClientGoneError, RawHeaders, error_par
 from shipyard.routing import KeySpec
 from shipyard.server.asgi import (
     MAX_DIGITS,
-    ApiKeys,
     Headers,
     header_map,
     is_digits,
@@ -31,6 +30,7 @@ from shipyard.server.forwarded import ForwardedClient
 from shipyard.service.batch_calls import RawServed
 from shipyard.service.dataplane import DataPlane
 from shipyard.service.deployment import Deployment
+from shipyard.service.keyring import KeyRing
 from shipyard.service.request_ids import new_request_id
 from shipyard.service.routes import Endpoint, Pick
 from shipyard.service.routes import routing_key as routing_key_of
@@ -56,7 +56,7 @@ class RequestMetrics:
 class HotPaths:
     """The ASGI app ``create_app`` returns: hot routes here, the rest to ``app``."""
 
-    def __init__(self, app: Starlette, plane: DataPlane, keys: ApiKeys,
+    def __init__(self, app: Starlette, plane: DataPlane, keys: KeyRing,
                  metrics: RequestMetrics) -> None:
         self.app: Any = app  # the other routes (run.py wraps them in proxy headers)
         self.state = app.state
@@ -105,7 +105,7 @@ class HotPaths:
         started = time.perf_counter()
         headers = header_map(scope["headers"])
         try:
-            self.keys.check(headers)
+            self.keys.authorize(headers, "predict", name)
             if (given := headers.get(b"x-request-id")) is not None:  # echoed and logged
                 codec.check_request_id(given, "X-Request-Id")
             endpoint = self.plane.endpoint(name)

@@ -31,7 +31,10 @@ def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any
 
 
 NOT_READY = "Not ready: `not_ready` names each endpoint without a model, and why"
-PUBLIC_PATHS = frozenset({"/v2/health/live", "/v2/health/ready", "/metrics"})
+PUBLIC_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
+# serve.yaml's open_routes names -> the paths they open
+OPENABLE = {"metrics": ("/metrics",), "openapi": ("/openapi.json",),
+            "docs": ("/docs", "/docs/{asset}")}
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer",
                "description": "An API key as `Authorization: Bearer KEY`."},
@@ -40,20 +43,25 @@ SECURITY_SCHEMES = {
 }
 
 
-def openapi_document(endpoints: list[str], *, api_keys: bool = False) -> dict[str, Any]:
-    """The document; with ``api_keys`` every route but health and metrics declares that it
-    takes a key (Bearer or X-API-Key) and may answer 401."""
+def openapi_document(endpoints: list[str], *, api_keys: bool = False,
+                     open_routes: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The document; with ``api_keys`` every route but health (and those ``open_routes``
+    opens) declares that it takes a key (Bearer or X-API-Key) and may answer 401, or 403
+    for a key whose scope or endpoint does not allow it."""
     document = _document(endpoints)
     document["paths"].update(admin_paths())
     if api_keys:
+        public = PUBLIC_PATHS.union(*(OPENABLE.get(r, ()) for r in open_routes))
         document["components"]["securitySchemes"] = SECURITY_SCHEMES
-        unauthorised = _err("Missing or invalid API key")
+        unauthorised = _err("Missing, invalid, expired or revoked API key")
+        forbidden = _err("The key's scope or endpoint does not allow this route")
         for path, operations in document["paths"].items():
-            if path in PUBLIC_PATHS:
+            if path in public:
                 continue
             for method, op in operations.items():
                 operations[method] = {**op, "security": [{"bearer": []}, {"apiKey": []}],
-                                      "responses": {**op["responses"], "401": unauthorised}}
+                                      "responses": {**op["responses"], "401": unauthorised,
+                                                    "403": forbidden}}
     return document
 
 

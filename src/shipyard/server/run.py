@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from shipyard.errors import ShipyardError
 from shipyard.server.connections import DeadlineHttpProtocol
 from shipyard.service.config import ServeConfig
 
@@ -65,8 +66,16 @@ def write_private_config(config: ServeConfig, folder: Path) -> Path:
 
 
 def serve(config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8000,
-          workers: int = 1, log_level: str = "info") -> None:
+          workers: int = 1, log_level: str = "info", ssl_certfile: Path | None = None,
+          ssl_keyfile: Path | None = None) -> None:
+    """Serve ``config`` with uvicorn; HTTPS with ``ssl_certfile`` and ``ssl_keyfile``."""
     import uvicorn
+
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise ShipyardError("HTTPS needs both --ssl-certfile and --ssl-keyfile")
+    for given in (ssl_certfile, ssl_keyfile):
+        if given is not None and not given.is_file():
+            raise ShipyardError(f"no such file: {given}")
 
     private: Path | None = None
     app: Any = functools.partial(build_app, config)  # one process: no copy of the config
@@ -88,6 +97,8 @@ def serve(config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8000,
                     log_level=log_level, access_log=False, proxy_headers=False,
                     timeout_graceful_shutdown=30, lifespan="on", ws="none",
                     http=DeadlineHttpProtocol,
+                    ssl_certfile=None if ssl_certfile is None else str(ssl_certfile),
+                    ssl_keyfile=None if ssl_keyfile is None else str(ssl_keyfile),
                     # typed int, used as a float (loop.call_later): 0.5 s works
                     timeout_keep_alive=config.idle_timeout_s)  # type: ignore[arg-type]
     finally:

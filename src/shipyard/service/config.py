@@ -113,6 +113,9 @@ class EndpointConfig:
                               f"least 1, not {version!r}")
 
 
+OPEN_ROUTES = ("metrics", "openapi", "docs", "ui")
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     endpoints: tuple[EndpointConfig, ...]
@@ -146,6 +149,11 @@ class ServeConfig:
     # from the settings (SHIPYARD_TRUSTED_KEYS, SHIPYARD_REQUIRE_SIGNED)
     trusted_keys: str | None = None
     require_signed: bool | None = None
+    # API keys from the registry too (``shipyard keys create``), read every poll interval
+    registry_keys: bool = True
+    # routes that stay open when keys exist (health routes always are): any of metrics,
+    # openapi, docs, ui
+    open_routes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         names = [e.name for e in self.endpoints]
@@ -164,6 +172,13 @@ class ServeConfig:
                     for name, secret in keys.items()):
                 # an empty secret would match a request that sends no key at all
                 raise ConfigError(f"{what} maps key names to non-empty secret strings")
+        if not isinstance(self.registry_keys, bool):
+            raise ConfigError(f"registry_keys is true or false, not {self.registry_keys!r}")
+        if isinstance(self.open_routes, str) or not isinstance(self.open_routes, Sequence) \
+                or not set(self.open_routes) <= set(OPEN_ROUTES):
+            raise ConfigError(f"open_routes is a list of {', '.join(OPEN_ROUTES)}, not "
+                              f"{self.open_routes!r}")
+        object.__setattr__(self, "open_routes", tuple(self.open_routes))
         if self.require_signed is not None and not isinstance(self.require_signed, bool):
             raise ConfigError(f"require_signed is true or false, not {self.require_signed!r}")
         if self.trusted_keys is not None and not isinstance(self.trusted_keys, str):

@@ -29,6 +29,7 @@ from shipyard.service.config import ServeConfig
 from shipyard.service.deployment import Deployment, DeploymentBuilder
 from shipyard.service.feedback import FeedbackGate, FeedbackItem
 from shipyard.service.joint import JointRaw
+from shipyard.service.keyring import KeyRefresh, KeyRing, server_name
 from shipyard.service.log_accounting import deployments, flush_processes, joint, log_stats
 from shipyard.service.metrics import ServingMetrics
 from shipyard.service.model_threads import ModelThreads
@@ -121,6 +122,13 @@ class DataPlane:
             MonitorResults(log_dir, list(self.endpoints), home=self.settings.home,
                            top_features=config.metrics_top_features),
             RolloutState(self.endpoints.values(), lambda: self.background.rollout_steps))
+        # the API keys this server accepts: serve.yaml's, and the registry's (re-read every
+        # poll interval, first uses recorded there)
+        self.keys = KeyRing(config.api_keys, config.admin_api_keys)
+        self.key_refresh = KeyRefresh(
+            self.keys, lambda: self.registry.api_keys.snapshot(),
+            lambda name: self.registry.api_keys.mark_used(name, where=server_name()),
+            config.poll_interval_s) if config.registry_keys else None
         self.started_at = time.time()
 
     @property
@@ -166,7 +174,10 @@ class DataPlane:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load and warm up every endpoint, start the log writer and the policy watcher."""
+        """Read the keys, load and warm up every endpoint, start the log writer and the
+        policy watcher."""
+        if self.key_refresh is not None:  # no request is answered before the keys are known
+            await self.key_refresh.start()
         self.log.start()
         if self.shipper is not None:  # segments left by a server that stopped are uploaded
             self.shipper.start()
@@ -203,6 +214,8 @@ class DataPlane:
                 self._registry.close()
 
     async def _stop_serving(self) -> None:
+        if self.key_refresh is not None:
+            await self.key_refresh.stop()
         await self.background.stop()
         for ep in self.endpoints.values():
             parts: list[Deployment | JointRaw] = [*joint(ep), *deployments(ep)]

@@ -220,6 +220,7 @@ def create_dashboard(source: DashboardSource, access: Access, *,
 
     async def feedback(request: Request) -> Response:
         name = source.check(request.path_params["name"])
+        access.require(request, "feedback", name)
         plane = source.plane
         signature, example = served_signature(plane, name)
         assert plane is not None  # served_signature refuses without one

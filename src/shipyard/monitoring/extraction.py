@@ -265,17 +265,18 @@ def score_keys(traffic: Sequence[KeyTraffic], baseline: ExtractionBaseline, *,
 
 def distinct_rows(inputs: Mapping[str, Array]) -> int:
     """How many distinct input rows (every column's value equal; NaN equals NaN)."""
-    if not inputs:
+    rows = len(next(iter(inputs.values()))) if inputs else 0
+    if not rows:
         return 0
-    codes = []
+    combined = np.zeros(rows, dtype=np.int64)  # each row's code over the columns so far
     for values in inputs.values():
-        flat = np.asarray(values).reshape(len(values), -1)
-        for column in flat.T:
+        for column in np.asarray(values).reshape(rows, -1).T:
             keyed = column.astype(str) if column.dtype.kind == "O" else column
-            codes.append(np.unique(keyed, return_inverse=True)[1].reshape(-1))
-    if not codes or not len(codes[0]):
-        return 0
-    return len(np.unique(np.column_stack(codes), axis=0))
+            found, codes = np.unique(keyed, return_inverse=True)
+            # mixed radix: stays below rows * rows, then is renumbered densely again
+            pairs = combined * len(found) + codes.reshape(-1)
+            combined = np.unique(pairs, return_inverse=True)[1].reshape(-1)
+    return int(combined.max()) + 1
 
 
 def volume_part(distinct: int, rows: int, typical: float) -> float:

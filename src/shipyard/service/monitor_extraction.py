@@ -19,29 +19,24 @@ import numpy as np
 from shipyard.monitoring.extraction import ExtractionBaseline, KeyTraffic, score_keys
 from shipyard.service.references import Reference
 from shipyard.service.windows import WindowData
+from shipyard.types import Array
 
 
 def key_extraction(data: WindowData, inputs: list[str], reference: Reference,
                    metrics: dict[str, float | None]) -> dict[str, Any] | None:
     """The window's extraction report (None: no row names a key); its numbers go to
     ``metrics``."""
-    names = data.key_names
-    if names is None or not inputs:
-        return None
-    present = sorted({n for n in names.tolist() if n is not None})
-    if not present:
+    groups = _rows_by_key(data.key_names)
+    if not groups or not inputs:
         return None
     frame = data.frame
     classes = [c for c in frame if c.startswith("proba.")]
     proba = np.column_stack([frame[c] for c in classes]) if len(classes) >= 2 else None
     first = data.first_rows
-    traffic = []
-    for name in present:
-        mask = names == name
-        traffic.append(KeyTraffic(
-            name, {c: frame[c][mask] for c in inputs},
-            requests=int(mask.sum() if first is None else (first & mask).sum()),
-            proba=None if proba is None else proba[mask]))
+    traffic = [KeyTraffic(name, {c: frame[c][rows] for c in inputs},
+                          requests=len(rows) if first is None else int(first[rows].sum()),
+                          proba=None if proba is None else proba[rows])
+               for name, rows in groups.items()]
     report = score_keys(traffic, ExtractionBaseline.from_profile(reference.profile, inputs))
     metrics["extraction_flagged_keys"] = float(len(report.flagged))
     if report.max_score is not None:
@@ -49,3 +44,19 @@ def key_extraction(data: WindowData, inputs: list[str], reference: Reference,
     for name, scored in report.keys.items():
         metrics[f"extraction_score({name})"] = scored.score
     return report.to_dict()
+
+
+def _rows_by_key(names: Array | None) -> dict[str, Array]:
+    """Each key name's row indices (rows without a key left out), sorted once rather than
+    one pass over the window per key: a server may have many keys."""
+    if names is None:
+        return {}
+    keyed = np.flatnonzero(np.fromiter((n is not None for n in names), dtype=bool,
+                                       count=len(names)))
+    if not len(keyed):
+        return {}
+    found, codes = np.unique(names[keyed].astype(str), return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    cuts = np.flatnonzero(np.diff(codes[order])) + 1
+    return {str(name): keyed[rows] for name, rows in zip(
+        found, np.split(order, cuts), strict=True)}

@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -119,15 +119,16 @@ class LiveServer(NamedTuple):
 
 
 @contextmanager
-def live_server(tmp: Path, *models: Path) -> Iterator[LiveServer]:
-    """``shipyard serve MODELS...`` on a free port, ready (every model loaded) when yielded."""
+def live_server(tmp: Path, *models: Path, args: Sequence[str] = ()) -> Iterator[LiveServer]:
+    """``shipyard serve MODELS... ARGS...`` on a free port, ready (every model loaded) when
+    yielded."""
     port = free_port()
     log_dir = tmp / "serve-logs"
     output = tmp / "serve-output.txt"
     env = {**os.environ, "SHIPYARD_HOME": str(tmp / "home"), "SHIPYARD_ORT_THREADS": "1"}
     with output.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "shipyard.cli.main", "serve", *map(str, models),
+            [sys.executable, "-m", "shipyard.cli.main", "serve", *map(str, models), *args,
              "--port", str(port), "--log-dir", str(log_dir)],
             env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=tmp)
     server = LiveServer(process, f"http://127.0.0.1:{port}", f"127.0.0.1:{port}", log_dir,

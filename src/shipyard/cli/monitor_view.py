@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from shipyard.cli.monitor_tables import (
     HEADERS,
@@ -100,6 +101,7 @@ def show_window(console: Console, record: dict[str, Any]) -> None:
     _quality(console, record)
     _outliers(console, record)
     _performance(console, record)
+    _extraction(console, record)
     latency = record.get("latency") or {}
     if latency.get("p50_ms") is not None:
         console.print(f"[bold]latency[/] p50 {number(latency['p50_ms'])} ms, p99 "
@@ -238,6 +240,31 @@ def _concept(console: Console, concept: Mapping[str, Any]) -> None:
                   f"(more than the {number(concept.get('threshold'))} chance allows): the "
                   "relation between inputs and label has changed, even where the inputs "
                   "look alike; retrain on recent labels")
+
+
+def _extraction(console: Console, record: dict[str, Any]) -> None:
+    """Per API key: the model-extraction score and its parts (``monitoring/extraction``)."""
+    extraction = record.get("extraction") or {}
+    keys: Mapping[str, Any] = extraction.get("keys") or {}
+    unscored: Mapping[str, Any] = extraction.get("unscored") or {}
+    if not keys and not unscored:
+        return
+    flagged = extraction.get("flagged") or []
+    title = (f"model extraction by API key ({len(flagged)} flagged at score >= "
+             f"{number(extraction.get('threshold'))})")
+    rows = [[f"[red]{escape(key)}[/]" if scored.get("flagged") else escape(key),
+             str(scored.get("rows")), str(scored.get("distinct")),
+             *(number((scored.get("parts") or {}).get(p))
+               for p in ("volume", "uniformity", "boundary")),
+             number(scored.get("score"))]
+            for key, scored in sorted(keys.items(), key=lambda kv: -(kv[1].get("score") or 0))]
+    if rows:
+        console.print(fitted_table(console, [
+            Col("key", numeric=False), Col("rows"), Col("distinct"), Col("volume"),
+            Col("uniform"), Col("boundary"), Col("score")], rows, title=title))
+    if unscored:
+        small = ", ".join(f"{escape(k)} ({n})" for k, n in sorted(unscored.items()))
+        console.print(f"[dim]not scored (under {extraction.get('min_rows')} rows): {small}[/]")
 
 
 def show_event(console: Console, event: Mapping[str, Any]) -> None:

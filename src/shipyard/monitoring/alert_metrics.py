@@ -21,10 +21,13 @@ from shipyard.monitoring.alert_rules import AlertError, AlertRule
 
 GENERAL = ("rows", "requests", "labelled", "p50_latency_ms", "p99_latency_ms",
            "mean_latency_ms", "drift_share", "dataset_drift", "drifted_columns",
-           "prediction_drift", "target_drift", "quality_issues", "outlier_share")
+           "prediction_drift", "target_drift", "quality_issues", "outlier_share",
+           "extraction_flagged_keys")
 """Every window's metrics, whatever the model does."""
 PER_COLUMN = ("drifted", "missing_share", "out_of_range_share", "new_category_share")
 """Metrics of one input column: ``METRIC(COLUMN)``."""
+PER_KEY = ("extraction_score",)
+"""Per API key: ``METRIC(KEY)`` is one key's (by name), ``METRIC`` the highest of them."""
 CLASSIFICATION = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss",
                   "calibration_error")
 """Realised classification metrics (labelled rows); ``METRIC(vN)`` per model version."""
@@ -41,14 +44,15 @@ _VERSION = re.compile(r"v\d+")
 def metric_names(task: str | None = None) -> tuple[str, ...]:
     """The metric names a rule may use for ``task`` (None or ``other``: every task's)."""
     if task == "classification":
-        return GENERAL + PER_COLUMN + CLASSIFICATION + ESTIMATED
+        return GENERAL + PER_KEY + PER_COLUMN + CLASSIFICATION + ESTIMATED
     if task == "regression":
-        return GENERAL + PER_COLUMN + REGRESSION
-    return GENERAL + PER_COLUMN + CLASSIFICATION + ESTIMATED + REGRESSION
+        return GENERAL + PER_KEY + PER_COLUMN + REGRESSION
+    return GENERAL + PER_KEY + PER_COLUMN + CLASSIFICATION + ESTIMATED + REGRESSION
 
 
 def _listing(task: str | None) -> str:
-    names = [f"{n}(COLUMN)" if n in PER_COLUMN else n for n in metric_names(task)]
+    names = [f"{n}(COLUMN)" if n in PER_COLUMN else f"{n}[(KEY)]" if n in PER_KEY else n
+             for n in metric_names(task)]
     return ", ".join(names)
 
 
@@ -73,7 +77,7 @@ def check_metric_names(rules: Iterable[AlertRule]) -> None:
             if rule.column is not None and not _VERSION.fullmatch(rule.column):
                 raise AlertError(f"{where}: {rule.metric}(...) takes a model version such "
                                  f"as {rule.metric}(v2), not {rule.column!r}")
-        elif rule.metric not in PER_COLUMN and rule.column is not None:
+        elif rule.metric not in PER_COLUMN + PER_KEY and rule.column is not None:
             raise AlertError(f"{where}: {rule.metric} takes no column; write "
                              f"{rule.metric} {rule.op} ...")
 

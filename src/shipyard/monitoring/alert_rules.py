@@ -6,6 +6,8 @@
     p99_latency_ms > 100
     accuracy < 0.85
     missing_share(age) > 0.1
+    extraction_score > 0.8
+    extraction_score(partner-a) > 0.5
 
 ``METRIC(COLUMN)`` reads the key ``"METRIC(COLUMN)"`` of a window's flat metrics mapping, which
 is how the monitor writes column-scoped metrics. Config gives a rule as that text or as

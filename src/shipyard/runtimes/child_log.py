@@ -52,9 +52,10 @@ def log_entry(kept: list[tuple[int, int, int]], request_ids: list[str],
               latency_ms: list[float], routing_keys: list[str | None],
               ts: list[float], upto: int, *, variants: list[str] | None = None,
               revisions: list[int] | None = None, shadow: bool = False,
-              slot: int = 0) -> dict[str, Any]:
+              slot: int = 0, key_names: list[str | None] | None = None) -> dict[str, Any]:
     """A log entry for the child: per kept request its ``(batch id, first row, end row)``
-    and its metadata (``variants`` / ``revisions``: the traffic policy's, None: "" / 0);
+    and its metadata (``variants`` / ``revisions``: the traffic policy's, None: "" / 0;
+    ``key_names``: the API keys' names, None: no key);
     ``upto``: the newest batch id this entry settles (the child forgets older batches once
     the entry is written); ``shadow``: the rows are a shadow version's answers (written to
     the ``shadow`` segments); ``slot``: which of a joint process's versions answered them
@@ -66,6 +67,8 @@ def log_entry(kept: list[tuple[int, int, int]], request_ids: list[str],
         entry["variants"] = variants
     if revisions is not None:
         entry["revisions"] = revisions
+    if key_names is not None:
+        entry["key_names"] = key_names
     if shadow:
         entry["shadow"] = True
     if slot:
@@ -95,7 +98,7 @@ def prediction_batch(spec: ChildLog, class_labels: Sequence[Any] | None,
         inputs=_gather([(p[0], a, b) for p, a, b in held]),
         outputs=_gather([(p[1], a, b) for p, a, b in held]), class_labels=class_labels,
         variants=entry.get("variants"), policy_revisions=entry.get("revisions"),
-        kind="shadow" if entry.get("shadow") else "predictions")
+        key_names=entry.get("key_names"), kind="shadow" if entry.get("shadow") else "predictions")
 
 
 class ChildLogger:

@@ -54,7 +54,7 @@ log = logging.getLogger("shipyard.serve")
 WORKER = "shipyard.runtimes.worker"  # the default child: column batches only
 RAW_WORKER = "shipyard.runtimes.raw_child"  # ... that also answers raw batches (``run_raw``)
 _ENTRY_LISTS = ("kept", "request_ids", "latency_ms", "routing_keys", "ts", "variants",
-                "revisions")  # one value per request (the last two may be absent)
+                "revisions", "key_names")  # one value per request (the last 3 may be absent)
 
 
 class InferenceProcess:

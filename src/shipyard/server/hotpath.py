@@ -105,7 +105,8 @@ class HotPaths:
         started = time.perf_counter()
         headers = header_map(scope["headers"])
         try:
-            self.keys.authorize(headers, "predict", name)
+            # the key's name (None: no keys) is logged with the request, per key
+            key_name = self.keys.authorize(headers, "predict", name)
             if (given := headers.get(b"x-request-id")) is not None:  # echoed and logged
                 codec.check_request_id(given, "X-Request-Id")
             endpoint = self.plane.endpoint(name)
@@ -114,9 +115,9 @@ class HotPaths:
             return _error(exc)
         try:
             if kind == "predict":
-                routed = await self._predict(endpoint, headers, scope, receive)
+                routed = await self._predict(endpoint, headers, scope, receive, key_name)
             else:
-                routed = await self._infer(endpoint, wanted, headers, scope, receive)
+                routed = await self._infer(endpoint, wanted, headers, scope, receive, key_name)
             pick, answer = routed.pick, routed.answer
         except ClientGoneError:
             raise
@@ -138,7 +139,7 @@ class HotPaths:
         return answer
 
     async def _predict(self, endpoint: Endpoint, headers: Headers, scope: Any,
-                       receive: Receive) -> Routed:
+                       receive: Receive, key_name: str | None) -> Routed:
         raw_id = headers.get(b"x-request-id")
         request_id = raw_id.decode("latin-1") if raw_id else new_request_id()
         routing = headers.get(b"x-routing-key")
@@ -158,7 +159,8 @@ class HotPaths:
             if deployment.raw is not None:  # the inference process parses, validates, answers
                 answered = await self.plane.predict_raw(endpoint, pick, raw,
                                                         request_id=request_id,
-                                                        routing_key=routing_key)
+                                                        routing_key=routing_key,
+                                                        key_name=key_name)
                 routed.answer = _answered(answered, request_id, deployment)
                 return routed
             if payload is None:
@@ -169,7 +171,7 @@ class HotPaths:
             columns = codec.prepare(deployment.model, request, unknown, finite=True)
             served = await self.plane.predict(
                 endpoint, columns, request_id=request_id, routing_key=routing_key, pick=pick,
-                copy=_copy(pick, columns, request, unknown, finite=True))
+                copy=_copy(pick, columns, request, unknown, finite=True), key_name=key_name)
         except ClientGoneError:
             raise
         except Exception as exc:
@@ -180,7 +182,7 @@ class HotPaths:
         return routed
 
     async def _infer(self, endpoint: Endpoint, wanted: int | None, headers: Headers,
-                     scope: Any, receive: Receive) -> Routed:
+                     scope: Any, receive: Receive, key_name: str | None) -> Routed:
         raw = await read_body(receive, headers.get(b"content-length"), self.limit)
         cut = _header_cut(len(raw), headers.get(b"inference-header-content-length"))
         table = endpoint.routes()
@@ -207,7 +209,7 @@ class HotPaths:
             try:
                 answered = await self.plane.predict_raw(
                     endpoint, pick, raw, request_id=routed.request_id,
-                    routing_key=routing_key, infer=True, header_cut=cut)
+                    routing_key=routing_key, infer=True, header_cut=cut, key_name=key_name)
             except Exception as exc:
                 raise _RoutedError(exc, routed) from exc
             routed.request_id = answered.request_id or routed.request_id
@@ -221,7 +223,7 @@ class HotPaths:
             prepared = codec.prepare(deployment.model, columns, unknown)
             served = await self.plane.predict(
                 endpoint, prepared, request_id=routed.request_id, routing_key=routing_key,
-                pick=pick, copy=_copy(pick, prepared, columns, unknown))
+                pick=pick, copy=_copy(pick, prepared, columns, unknown), key_name=key_name)
         except Exception as exc:
             raise _RoutedError(exc, routed) from exc
         routed.answer = _ok(served.request_id, codec.oip_response(

@@ -22,19 +22,22 @@ from shipyard.types import Columns, num_rows
 
 
 class Arrival:
-    """What a request's log row needs beyond its rows: its id, routing key, arrival, and how
-    it was routed (``variant``, ``revision``: the policy revision; ``shadow``: a copy of
-    another request, whose answer nobody waits for)."""
+    """What a request's log row needs beyond its rows: its id, routing key, arrival, how it
+    was routed (``variant``, ``revision``: the policy revision; ``shadow``: a copy of
+    another request, whose answer nobody waits for) and the name of the API key that sent
+    it (``key_name``; never the key itself; None without keys)."""
 
-    __slots__ = ("request_id", "revision", "routing_key", "shadow", "started", "ts", "variant")
+    __slots__ = ("key_name", "request_id", "revision", "routing_key", "shadow", "started",
+                 "ts", "variant")
 
     def __init__(self, request_id: str, routing_key: str | None, variant: str = "",
-                 revision: int = 0, shadow: bool = False) -> None:
+                 revision: int = 0, shadow: bool = False, key_name: str | None = None) -> None:
         self.request_id = request_id
         self.routing_key = routing_key
         self.variant = variant
         self.revision = revision
         self.shadow = shadow
+        self.key_name = key_name
         self.started = time.perf_counter()
         self.ts = time.time()
 
@@ -49,8 +52,9 @@ class RawTicket(Arrival):
 
     def __init__(self, body: bytes, request_id: str, routing_key: str | None,
                  infer: bool = False, header_cut: int | None = None, variant: str = "",
-                 revision: int = 0, shadow: bool = False, slot: int = 0) -> None:
-        super().__init__(request_id, routing_key, variant, revision, shadow)
+                 revision: int = 0, shadow: bool = False, slot: int = 0,
+                 key_name: str | None = None) -> None:
+        super().__init__(request_id, routing_key, variant, revision, shadow, key_name)
         self.body = body
         self.infer = infer
         self.header_cut = header_cut
@@ -63,8 +67,9 @@ class Ticket(Arrival):
     __slots__ = ("columns", "rows")
 
     def __init__(self, columns: Columns, request_id: str, routing_key: str | None,
-                 variant: str = "", revision: int = 0, shadow: bool = False) -> None:
-        super().__init__(request_id, routing_key, variant, revision, shadow)
+                 variant: str = "", revision: int = 0, shadow: bool = False,
+                 key_name: str | None = None) -> None:
+        super().__init__(request_id, routing_key, variant, revision, shadow, key_name)
         self.columns = columns
         self.rows = num_rows(columns)
 

@@ -246,18 +246,20 @@ class DataPlane:
 
     async def predict(self, endpoint: Endpoint, columns: Columns, *, request_id: str | None,
                       version: int | None = None, routing_key: str | None = None,
-                      pick: Pick | None = None, copy: Columns | None = None) -> Served:
+                      pick: Pick | None = None, copy: Columns | None = None,
+                      key_name: str | None = None) -> Served:
         """Run prepared columns through the batcher of the deployment ``pick`` names (else:
         the one ``version`` names, else the one the route table gives ``routing_key``); with
         ``copy`` (the columns prepared for the shadow's model) a shadow pick's copy goes out
-        once the request is in. The batch is logged when its answers are delivered."""
+        once the request is in. The batch is logged when its answers are delivered, with
+        ``key_name`` (the API key's name) on its rows."""
         if pick is None:
             table = endpoint.routes()
             pick = table.pick(routing_key) if version is None else \
                 table.pinned(version, endpoint.name)
         deployment = pick.deployment
         ticket = Ticket(columns, request_id or new_request_id(), routing_key, pick.variant,
-                        pick.revision)
+                        pick.revision, key_name=key_name)
         future = deployment.batcher.submit(ticket, timeout=endpoint.config.timeout_s)
         shadow = pick.shadow
         if shadow is not None:
@@ -265,15 +267,16 @@ class DataPlane:
                 self.shadowing.dropped(endpoint.name)
             else:
                 self.shadowing.send(endpoint.name, shadow, shadow.batcher, Ticket(
-                    copy, ticket.request_id, routing_key, "shadow", pick.revision, True),
-                    endpoint.config.timeout_s)
+                    copy, ticket.request_id, routing_key, "shadow", pick.revision, True,
+                    key_name), endpoint.config.timeout_s)
         share = await future
         return Served(share.outputs(), deployment, ticket.request_id,
                       (time.perf_counter() - ticket.started) * 1000.0)
 
     def predict_raw(self, endpoint: Endpoint, pick: Pick, body: bytes, *, request_id: str,
                     routing_key: str | None, infer: bool = False,
-                    header_cut: int | None = None) -> asyncio.Future[RawServed]:
+                    header_cut: int | None = None,
+                    key_name: str | None = None) -> asyncio.Future[RawServed]:
         """A simple-JSON predict request (or with ``infer``, an OIP infer request whose JSON
         header ends at ``header_cut``), parsed, validated, predicted and answered by the
         inference process of the deployment ``pick`` names (its ``raw`` must be set); await
@@ -283,7 +286,8 @@ class DataPlane:
         assert raw is not None
         timeout = endpoint.config.timeout_s
         future = raw.submit(RawTicket(body, request_id, routing_key, infer, header_cut,
-                                      pick.variant, pick.revision, slot=pick.slot),
+                                      pick.variant, pick.revision, slot=pick.slot,
+                                      key_name=key_name),
                             timeout=timeout)
         shadow = pick.shadow
         if shadow is not None:
@@ -292,7 +296,7 @@ class DataPlane:
             else:
                 self.shadowing.send(endpoint.name, shadow, shadow.copies, RawTicket(
                     body, request_id, routing_key, infer, header_cut, "shadow", pick.revision,
-                    True), timeout)
+                    True, key_name=key_name), timeout)
         return future
 
     def failed(self, endpoint: Endpoint, pick: Pick, request_id: str, routing_key: str | None,

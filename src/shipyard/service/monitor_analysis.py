@@ -9,8 +9,9 @@ that alert rules read: ``rows``, ``requests``, ``labelled``, ``p50_latency_ms``,
 ``roc_auc``, ``log_loss``, ``calibration_error`` … or ``mae``, ``rmse``, ``r2``) and their
 per-version forms (``accuracy(v2)``), and ``estimated_accuracy`` etc. for classifiers, with
 ``accuracy_gap`` (estimated minus realised on the labelled rows) and ``concept_drift`` (1 when
-that gap is beyond chance). The names rules may use are listed in
-``monitoring/alert_metrics.py``; a test keeps the two in step.
+that gap is beyond chance), and per API key ``extraction_score(KEY)``, its maximum
+``extraction_score`` and ``extraction_flagged_keys`` (``monitor_extraction.py``). The names
+rules may use are listed in ``monitoring/alert_metrics.py``; a test keeps the two in step.
 
 Performance also carries the reference's own metrics (on its row sample's target and
 outputs), so a realised MAE reads against what the model did on the reference.
@@ -40,6 +41,7 @@ from shipyard.monitoring.performance import (
 )
 from shipyard.monitoring.quality import check_quality
 from shipyard.service.config import MonitorConfig
+from shipyard.service.monitor_extraction import key_extraction
 from shipyard.service.references import Reference
 from shipyard.service.windows import MonitoringFrame, WindowData, split_by_version
 from shipyard.types import Array
@@ -74,6 +76,7 @@ def analyse(data: WindowData, reference: Reference, config: MonitorConfig) -> di
     record["quality"] = _quality(data.frame, inputs, reference, metrics)
     record["outliers"] = _outliers(data.frame, reference, metrics)
     record["performance"] = _performance(data, reference, config, metrics)
+    record["extraction"] = key_extraction(data, inputs, reference, metrics)
     return record
 
 

@@ -13,6 +13,9 @@ Per endpoint, labelled with the model version that served most of the window's r
 - ``shipyard_model_metric{metric, source}``: realised (from feedback labels; per version,
   each on its own rows), estimated (label-free, classifiers) and reference (the package's
   sample) performance;
+- ``shipyard_extraction_score{endpoint, key}`` and ``shipyard_extraction_part{endpoint, key,
+  part}`` (volume, uniformity, boundary): the model-extraction score of each API key scored
+  in the window (``monitoring/extraction.py``; flagged at 0.8), the ``top_features`` highest;
 - ``shipyard_alerts_firing{endpoint, rule}``: 1 while a monitor rule fires, else 0.
 
 A scrape costs two ``stat`` calls per endpoint while nothing changed: the families are
@@ -68,6 +71,12 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
         "Model performance in the newest monitored window: realised (feedback labels), "
         "estimated (label-free) or reference (the package's sample).",
         ("endpoint", "version", "metric", "source")),
+    "shipyard_extraction_score": (
+        "Model-extraction score (0..1, flagged at 0.8) of an API key's traffic in the newest "
+        "monitored window.", ("endpoint", "key")),
+    "shipyard_extraction_part": (
+        "One part (volume, uniformity, boundary) of an API key's model-extraction score.",
+        ("endpoint", "key", "part")),
     "shipyard_alerts_firing": ("1 while a monitor alert rule fires, else 0.",
                                ("endpoint", "rule")),
 }
@@ -164,6 +173,17 @@ def record_samples(endpoint: str, record: Mapping[str, Any], top_features: int,
     for name, finding in top(missing.items(), lambda f: f.get("value"), top_features):
         yield from _number("shipyard_feature_missing_rate", (*base, name), finding.get("value"))
     yield from performance_samples(base, record.get("performance") or {})
+    yield from extraction_samples(endpoint, record.get("extraction") or {}, top_features)
+
+
+def extraction_samples(endpoint: str, extraction: Mapping[str, Any], top_keys: int,
+                       ) -> Iterator[Sample]:
+    """The scored keys' extraction scores and parts, the ``top_keys`` highest."""
+    keys: Mapping[str, Any] = extraction.get("keys") or {}
+    for key, scored in top(keys.items(), lambda k: k.get("score"), top_keys):
+        yield from _number("shipyard_extraction_score", (endpoint, key), scored.get("score"))
+        for part, value in sorted((scored.get("parts") or {}).items()):
+            yield from _number("shipyard_extraction_part", (endpoint, key, part), value)
 
 
 def performance_samples(base: tuple[str, str], performance: Mapping[str, Any],

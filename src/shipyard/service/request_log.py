@@ -59,11 +59,19 @@ def _routed(tickets: Sequence[Arrival], shadow: bool) -> dict[str, Any]:
             "policy_revisions": [t.revision for t in tickets], "kind": kind}
 
 
+def _key_names(tickets: Sequence[Arrival]) -> list[str | None] | None:
+    """The API key names of the tickets' requests; None when no request presented a key
+    (a server without keys: the log's default, null)."""
+    if all(t.key_name is None for t in tickets):
+        return None
+    return [t.key_name for t in tickets]
+
+
 def _entry_routing(tickets: Sequence[Arrival], shadow: bool) -> dict[str, Any]:
-    """The same, as `log_entry` arguments."""
+    """The same (and the key names), as `log_entry` arguments."""
     routed = _routed(tickets, shadow)
     return {"variants": routed.get("variants"), "revisions": routed.get("policy_revisions"),
-            "shadow": shadow}
+            "shadow": shadow, "key_names": _key_names(tickets)}
 
 
 def _split(tickets: list[Any], answers: list[Any]) -> list[tuple[bool, list[Any], list[Any]]]:
@@ -157,7 +165,7 @@ class RequestLog:
             routing_keys=[t.routing_key for t in tickets], ts=[t.ts for t in tickets],
             endpoint=target.endpoint, model=target.model, version=target.version,
             inputs=inputs, outputs=outputs, class_labels=target.class_labels,
-            **_routed(tickets, shadow)))
+            key_names=_key_names(tickets), **_routed(tickets, shadow)))
 
     def error(self, endpoint: str, model: str, version: int, variant: str, revision: int,
               request_id: str, status: int, latency_ms: float, routing_key: str | None, *,

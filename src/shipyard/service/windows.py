@@ -121,6 +121,8 @@ class WindowData:
     models: Array  # model name per row (object)
     latency_ms: Array  # one value per request (the log repeats it on every row)
     labelled: int  # rows with a feedback label
+    key_names: Array | None = None  # API key name per row (object, None: no key)
+    first_rows: Array | None = None  # True on each request's first row
 
     @property
     def rows(self) -> int:
@@ -213,6 +215,9 @@ def window_data(window: Window, table: pa.Table) -> WindowData:
             frame[column] = values
     rows = np.asarray(table["row"].to_numpy()) if table.num_rows else np.zeros(0, np.int32)
     latency = np.asarray(table["latency_ms"].to_numpy(), dtype=np.float64)
+    keys = None
+    if "api_key" in table.column_names and table["api_key"].null_count < table.num_rows:
+        keys = np.asarray(table["api_key"].to_numpy(zero_copy_only=False), dtype=object)
     labelled = 0
     if "target" in frame:
         labelled = int(table.num_rows - table["target"].null_count)
@@ -220,7 +225,8 @@ def window_data(window: Window, table: pa.Table) -> WindowData:
         window=window, frame=frame,
         versions=np.asarray(table["version"].to_numpy(), dtype=np.int64),
         models=np.asarray(table["model"].to_numpy(zero_copy_only=False), dtype=object),
-        latency_ms=latency[rows == 0], labelled=labelled)
+        latency_ms=latency[rows == 0], labelled=labelled, key_names=keys,
+        first_rows=rows == 0)
 
 
 def _frame_name(log_column: str) -> str | None:

@@ -28,7 +28,8 @@ def read_log(root: str | Path, endpoint: str, *, kind: str = "predictions",
     the newest), across every segment and schema. ``kind``: ``predictions``, ``shadow``,
     ``errors`` or ``feedback``; ``inputs=False``: without the ``input.*`` columns. Rows of
     segments older than the ``variant`` and ``policy_revision`` columns read as ``""`` and
-    0; only the segments of the hours around ``[since, until)`` are opened."""
+    0, and with a null ``api_key`` (the key name) when older than it; only the segments of
+    the hours around ``[since, until)`` are opened."""
     if kind not in _KINDS:
         raise ShipyardError(f"no log kind {kind!r}; one of {', '.join(_KINDS)}")
     every = segment_files(root, kind, check_endpoint_name(endpoint))
@@ -66,9 +67,12 @@ def _moment(stamp: datetime) -> pa.Scalar:
 
 
 def _fill_policy(table: pa.Table, kind: str) -> pa.Table:
-    """``variant`` / ``policy_revision`` of rows written before they existed: "" and 0."""
+    """``variant`` / ``policy_revision`` of rows written before they existed: "" and 0;
+    ``api_key``: null."""
     if kind == "errors":
         return table
+    if "api_key" not in table.column_names:
+        table = table.append_column("api_key", pa.nulls(table.num_rows, type=pa.string()))
     for name, kind_, default in _POLICY_COLUMNS:
         if name not in table.column_names:
             table = table.append_column(name, pa.repeat(pa.scalar(default, type=kind_),

@@ -9,8 +9,10 @@ Layout: ``ROOT/{predictions,shadow,errors,feedback}/endpoint=NAME/date=YYYY-MM-D
 *.parquet``, under a local directory or an object-store URL (``s3://bucket/logs``:
 ``log_location.py``; a segment there is one upload, which appears whole). Prediction rows:
 ``request_id, row, ts, endpoint, model, version, latency_ms, routing_key, variant,
-policy_revision`` (the traffic policy's variant and revision that routed the request; ``""``
-/ 0 without a policy, and in segments older than them), one ``input.<name>`` column per
+policy_revision, api_key`` (the traffic policy's variant and revision that routed the
+request; ``""`` / 0 without a policy, and in segments older than them; ``api_key``: the
+*name* of the API key that sent the request, never the key, null without keys and in
+segments older than it), one ``input.<name>`` column per
 input and ``output.label`` / ``output.value`` / ``output.proba.<class>`` / ``output.<name>``
 columns. ``shadow`` segments have the same columns: a shadow version's answers to copied
 requests (the primary's request id, variant ``shadow``); the monitor and feedback read only
@@ -62,6 +64,7 @@ class PredictionRecord:
     inputs: Columns
     outputs: Columns
     class_labels: Sequence[Any] | None = None
+    key_name: str | None = None  # the API key's name (never the key)
 
     @property
     def rows(self) -> int:
@@ -87,6 +90,7 @@ class PredictionBatch:
     class_labels: Sequence[Any] | None = None
     variants: Sequence[str] | None = None  # one per request; None: all ""
     policy_revisions: Sequence[int] | None = None  # one per request; None: all 0
+    key_names: Sequence[str | None] | None = None  # API key names per request; None: all null
     kind: Literal["predictions", "shadow"] = "predictions"
 
     @property
@@ -99,7 +103,8 @@ def _as_batch(record: PredictionRecord | PredictionBatch) -> PredictionBatch:
         return record
     return PredictionBatch([record.request_id], [record.rows], [record.latency_ms],
                            [record.routing_key], [record.ts], record.endpoint, record.model,
-                           record.version, record.inputs, record.outputs, record.class_labels)
+                           record.version, record.inputs, record.outputs, record.class_labels,
+                           key_names=None if record.key_name is None else [record.key_name])
 
 
 Record = PredictionRecord | PredictionBatch | FeedbackRecord | ErrorRecord
@@ -335,7 +340,7 @@ def _per_request(batch: PredictionBatch, values: Sequence[Any] | None,
     if values is None:
         return [default] * len(batch.row_counts)
     if len(values) != len(batch.row_counts):
-        raise ValueError(f"{len(values)} variants or policy revisions for "
+        raise ValueError(f"{len(values)} variants, policy revisions or key names for "
                          f"{len(batch.row_counts)} requests")
     return values
 
@@ -348,6 +353,17 @@ def _repeat_strings(values: list[str], counts: Array) -> pa.Array:
         return strings
     coded = strings.dictionary_encode()
     return coded.dictionary.take(pa.array(np.repeat(coded.indices.to_numpy(), counts)))
+
+
+def _key_column(batches: list[PredictionBatch], counts: Array) -> pa.Array:
+    """``api_key``: one key name (or null) per request -> one per row."""
+    if all(b.key_names is None for b in batches):
+        return pa.nulls(int(counts.sum()), type=pa.string())
+    names = pa.array([k for b in batches for k in _per_request(b, b.key_names, None)],
+                     type=pa.string())
+    if len(names) == counts.sum():
+        return names
+    return names.take(pa.array(np.repeat(np.arange(len(names)), counts)))
 
 
 def _prediction_table(records: list[PredictionRecord | PredictionBatch]) -> pa.Table:
@@ -385,6 +401,7 @@ def _prediction_table(records: list[PredictionRecord | PredictionBatch]) -> pa.T
         "policy_revision": pa.array(np.repeat(np.asarray(
             [r for b in batches for r in _per_request(b, b.policy_revisions, 0)],
             dtype=np.int32), counts)),
+        "api_key": _key_column(batches, counts),
     }
     first = batches[0]
     for name in first.inputs:

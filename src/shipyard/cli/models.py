@@ -135,7 +135,7 @@ def show(
     table(version.uri, ["field", "value"],
           [(k, doc[k]) for k in ("status", "aliases", "runtime", "created_at", "created_by",
                                  "description", "tags", "metrics", "params", "parent_version",
-                                 "data", "code")])
+                                 "data", "code", "signed_by")])
 
 
 @app.command()

@@ -16,6 +16,7 @@ from shipyard.cli.dashboard import ui
 from shipyard.cli.export import app as export_app
 from shipyard.cli.models import app as models_app
 from shipyard.cli.monitoring import app as monitor_app
+from shipyard.cli.optimize import optimize
 from shipyard.cli.predict import predict
 from shipyard.cli.report import report
 from shipyard.cli.rollouts import app as rollout_app
@@ -43,6 +44,7 @@ app.command("ui")(ui)
 app.command("keygen")(keygen)
 app.command("sign")(sign)
 app.command("verify")(verify)
+app.command("optimize")(optimize)
 console = Console()
 
 

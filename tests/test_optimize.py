@@ -182,10 +182,14 @@ def test_native_packages_are_refused_unloaded(url: str, tmp_path: Path) -> None:
     reg.close()
 
 
-def test_a_tabular_package_is_judged_on_its_profile_rows(url: str, customers: Any) -> None:
+def test_a_tabular_package_is_judged_on_its_profile_rows(
+        url: str, customers: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from sklearn.preprocessing import OneHotEncoder
 
     from conftest import column_pipeline
+
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
 
     model = column_pipeline(OneHotEncoder(handle_unknown="ignore"))
     model.fit(customers.x_train, customers.y_train)
@@ -197,6 +201,10 @@ def test_a_tabular_package_is_judged_on_its_profile_rows(url: str, customers: An
     gate = result.report.gate
     assert gate.truth == "target" and gate.rows == len(customers.x_test)
     assert gate.passed and result.version.parent_version == 1
+    assert not list((tmp_path / "cwd").iterdir())  # no scratch file left where it ran
+    static = shipyard.optimize("customers/1", registry=reg, latency_runs=3, static=True)
+    assert static.report.gate.passed and static.report.calibration_rows > 0
+    assert not list((tmp_path / "cwd").iterdir())
     reg.close()
 
 

@@ -83,14 +83,15 @@ def _ort_optimize(source: Path, target: Path, level: ort.GraphOptimizationLevel)
 
 
 def _prepared(source: Path, target: Path) -> Path:
-    """The graph with every tensor's type and shape inferred (ONNX Runtime's symbolic
-    inference knows its own operators, which ``onnx`` does not), as the quantiser wants;
-    the graph as it was when inference fails on it (the quantiser then assumes float)."""
+    """The graph with every tensor's type and shape inferred, as the quantiser wants; the
+    graph as it was when inference fails on it (the quantiser then assumes float). ONNX's
+    own inference only: ONNX Runtime's symbolic one writes a file into the working
+    directory when it cannot finish, and the graph holds only standard operators here."""
     from onnxruntime.quantization import quant_pre_process
 
     try:
-        quant_pre_process(source, target, skip_optimization=True)
-    except Exception:  # some operators (ai.onnx.ml) defeat symbolic inference
+        quant_pre_process(source, target, skip_optimization=True, skip_symbolic_shape=True)
+    except Exception:  # the inference raises many kinds
         return source
     return target
 

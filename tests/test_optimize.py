@@ -147,7 +147,7 @@ def test_the_entry_point_prints_the_refusal_in_one_line(
         run()
     err = capsys.readouterr().err
     assert exited.value.code == 1
-    assert "error: refused" in err and "above the target of 0.00 ms" in err
+    assert "error: refused" in err and "above the target of 1e-06 ms" in err
     assert "Traceback" not in err
 
 

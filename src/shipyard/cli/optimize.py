@@ -49,18 +49,19 @@ def optimize(
     from shipyard.service.optimizing import optimize as run_optimize
 
     rows = None if calibration is None else _read_rows(calibration)
+    options: dict[str, Any] = {
+        "quantize": quantize.value, "static": static, "tolerance": tolerance,
+        "target_latency_ms": target_latency, "calibration": rows, "latency_runs": runs,
+        "registry": registry}
+    if as_json:  # stdout holds the JSON alone
+        print_json(run_optimize(model_uri, **options).to_dict())
+        return
     with console.status("optimising", spinner="dots") as status:
         def progress(step: str) -> None:
-            console.log(step)
-            status.update(step)
+            console.print(f"[dim]-[/] {step}")  # a line per step stays; the spinner shows
+            status.update(step)                 # the one running
 
-        result = run_optimize(model_uri, quantize=quantize.value, static=static,
-                              tolerance=tolerance, target_latency_ms=target_latency,
-                              calibration=rows, latency_runs=runs, registry=registry,
-                              progress=None if as_json else progress)
-    if as_json:
-        print_json(result.to_dict())
-        return
+        result = run_optimize(model_uri, progress=progress, **options)
     _show(result)
 
 
@@ -78,16 +79,19 @@ def _read_rows(path: Path) -> Any:
 def _show(result: OptimizeResult) -> None:
     r = result.report
     gate = r.gate
+    accuracy = gate.metric == "accuracy"
+    change = -gate.loss if accuracy else gate.loss
     table(f"{result.original.uri} -> {result.version.uri} ({r.mode})",
           ["", "original", "optimised", "change"], [
               ["model bytes", f"{r.size_before:,}", f"{r.size_after:,}",
                f"{r.size_ratio:.2f}x smaller"],
-              [f"median latency, batch {r.batch} (ms)", f"{r.latency_before_ms:.3f}",
-               f"{r.latency_after_ms:.3f}", f"{r.speedup:.2f}x faster"],
-              [f"{gate.metric} on {gate.rows} rows (vs {gate.truth})", f"{gate.original:.2f}",
-               f"{gate.optimized:.2f}",
-               f"{-gate.loss if gate.metric == 'accuracy' else gate.loss:+.2f} points "
-               f"(tolerance {gate.tolerance:g})"]])
+              [f"ms, batch {r.batch}", f"{r.latency_before_ms:.3f}", f"{r.latency_after_ms:.3f}",
+               f"{r.speedup:.2f}x faster"],
+              ["accuracy %" if accuracy else "RMSE % of std", f"{gate.original:.2f}",
+               f"{gate.optimized:.2f}", f"{change:+.2f} (limit {'-' if accuracy else '+'}"
+                                        f"{gate.tolerance:g})"]])
+    console.print(f"{gate.metric} on {gate.rows} {r.rows_source} rows vs the {gate.truth}; "
+                  f"latency: median of {r.runs} calls each")
     if r.target_met is not None:
         console.print(f"target latency {r.target_latency_ms:g} ms: met "
                       f"({r.latency_after_ms:.3f} ms)")

@@ -27,6 +27,6 @@ class LatencyTargetError(OptimizationError):
 
     def __init__(self, median_ms: float, target_ms: float, batch: int) -> None:
         super().__init__(f"refused: the optimised model's median latency at batch {batch} is "
-                         f"{median_ms:.2f} ms, above the target of {target_ms:.2f} ms")
+                         f"{median_ms:.3f} ms, above the target of {target_ms:g} ms")
         self.median_ms = median_ms
         self.target_ms = target_ms

@@ -53,7 +53,8 @@ class GateResult:
                 f"{judged} the tolerance of {self.tolerance:.2f}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "passed": self.passed}
+        out = {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
+        return {**out, "passed": self.passed}
 
 
 def compare(sig: Signature, original: Columns, optimized: Columns, target: Array | None,

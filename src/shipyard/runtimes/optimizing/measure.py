@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -34,19 +34,16 @@ def batch_of(columns: Columns, batch: int) -> Columns:
 
 
 def median_latency_ms(models: Sequence[LoadedModel], columns: Columns, *, batch: int = 64,
-                      runs: int = 30, progress: Callable[[int, int], None] | None = None,
-                      ) -> list[float]:
+                      runs: int = 30) -> list[float]:
     """Each model's median milliseconds per ``predict`` of ``batch`` rows."""
     rows = batch_of(columns, batch)
     for model in models:
         for _ in range(WARMUP):
             model.runtime.predict(rows)
     times: list[list[float]] = [[] for _ in models]
-    for run in range(runs):
+    for _ in range(runs):
         for i, model in enumerate(models):
             start = time.perf_counter()
             model.runtime.predict(rows)
             times[i].append((time.perf_counter() - start) * 1000.0)
-        if progress is not None:
-            progress(run + 1, runs)
     return [statistics.median(t) for t in times]

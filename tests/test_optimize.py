@@ -129,6 +129,8 @@ def test_the_gate_refuses_a_broken_static_quantisation_with_the_numbers(
         assert f"{number:.2f}" in text
     assert "tolerance of 1.00" in text and "refused" in text
     assert reg.get_model("mlp").latest_version == 1  # nothing registered
+    dynamic = _cli(url, "models:/mlp/1", "--calibration", str(bad))
+    assert dynamic.exit_code == 1 and "only used by static" in str(dynamic.exception)
 
     # the same static quantisation calibrated on the package's own rows passes
     good = _cli(url, "models:/mlp/1", "--static")
@@ -164,6 +166,8 @@ def test_python_api_graph_only_and_json(url: str, mlp_package: Path) -> None:
     shown = json.loads(out.output)
     assert shown["version"] == "models:/mlp/3" and shown["parent"] == 2
     assert shown["size_bytes"]["ratio"] > 3
+    with pytest.raises(OptimizationError, match="already int8-quantised"):
+        shipyard.optimize("mlp/3", registry=reg, latency_runs=3)
     reg.close()
 
 

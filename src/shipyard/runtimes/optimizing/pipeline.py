@@ -158,22 +158,7 @@ def optimize_package(path: str | Path, options: OptimizeOptions | None = None, *
         feeds = _feeds(before, calibration) if opts.static else []
         model = optimize_onnx((original.path / spec.files[0]).read_bytes(),
                               quantize=opts.quantize, static=opts.static, calibration=feeds)
-        with tempfile.TemporaryDirectory(prefix="shipyard-optimized-") as tmp:
-            draft = optimized_package(original, spec, model, {}, {}).save(Path(tmp) / "pkg")
-            after = _load_optimized(draft, settings)
-            try:
-                say(f"checking accuracy on {evaluation.rows} reference rows")
-                gate = compare(original.signature,
-                               before.predict_columns(evaluation.columns).outputs,
-                               after.predict_columns(evaluation.columns).outputs,
-                               evaluation.target, opts.tolerance)
-                if not gate.passed:
-                    raise AccuracyGateError(gate)
-                say(f"timing both models at batch {opts.batch} ({opts.latency_runs} runs each)")
-                latency = median_latency_ms([before, after], evaluation.columns,
-                                            batch=opts.batch, runs=opts.latency_runs)
-            finally:
-                after.close()
+        gate, latency = _judge(original, spec, model, before, evaluation, opts, settings, say)
     finally:
         before.close()
     if gate.truth != "target":
@@ -192,6 +177,29 @@ def optimize_package(path: str | Path, options: OptimizeOptions | None = None, *
                                  opts.batch)
     package = optimized_package(original, spec, model, report.to_dict(), report.metrics())
     return OptimizedPackage(package, report)
+
+
+def _judge(original: VerifiedPackage, spec: RuntimeSpec, model: bytes, before: LoadedModel,
+           evaluation: ReferenceRows, opts: OptimizeOptions, settings: Settings | None,
+           say: Progress) -> tuple[GateResult, list[float]]:
+    """The gate, then both models' median latency: the new graph written as a package and
+    loaded the ordinary way (hash-checked), as it will be served."""
+    with tempfile.TemporaryDirectory(prefix="shipyard-optimized-") as tmp:
+        draft = optimized_package(original, spec, model, {}, {}).save(Path(tmp) / "pkg")
+        after = _load_optimized(draft, settings)
+        try:
+            say(f"checking accuracy on {evaluation.rows} reference rows")
+            gate = compare(original.signature,
+                           before.predict_columns(evaluation.columns).outputs,
+                           after.predict_columns(evaluation.columns).outputs,
+                           evaluation.target, opts.tolerance)
+            if not gate.passed:
+                raise AccuracyGateError(gate)
+            say(f"timing both models at batch {opts.batch} ({opts.latency_runs} runs each)")
+            return gate, median_latency_ms([before, after], evaluation.columns,
+                                           batch=opts.batch, runs=opts.latency_runs)
+        finally:
+            after.close()
 
 
 def onnx_spec(manifest: Manifest) -> RuntimeSpec:

@@ -157,7 +157,9 @@ def test_python_api_graph_only_and_json(url: str, mlp_package: Path) -> None:
     reg = _registered(url, mlp_package)
     steps: list[str] = []
     result = shipyard.optimize("mlp/1", quantize="none", registry=reg, latency_runs=3,
-                               progress=steps.append)
+                               target_latency_ms=60_000, progress=steps.append)
+    assert result.report.target_met is True
+    assert result.version.manifest["metadata"]["optimization"]["latency_ms"]["target_met"]
     assert result.version.version == 2 and result.version.parent_version == 1
     assert result.report.mode == "graph" and result.report.gate.loss == pytest.approx(0, abs=0.2)
     assert any("checking accuracy" in s for s in steps) and any("timing" in s for s in steps)

@@ -366,7 +366,10 @@ def test_torch_mlp_onnx_and_torch_runtimes(tmp_path: Path) -> None:
     torch_spec = pkg.manifest.runtime_spec("torch")
     assert torch_spec.options["module_class"] == "models_for_tests:MLP"
     assert torch_spec.options["init_kwargs"] == kwargs
-    assert sorted(pkg.files) == ["input_example.json", "model.onnx", "weights.safetensors"]
+    # a tensor's rows are not in a profile: a sample of them is kept for `shipyard optimize`
+    assert sorted(pkg.files) == ["input_example.json", "model.onnx", "reference_rows.npz",
+                                 "weights.safetensors"]
+    assert pkg.manifest.metadata["reference"]["rows_file"] == "reference_rows.npz"
     assert pkg.signature.kind == "tensor"
     assert pkg.signature.inputs[0].shape == (-1, 4)
 

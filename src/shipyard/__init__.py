@@ -57,11 +57,13 @@ if TYPE_CHECKING:
     )
     from shipyard.scoring import BatchSummary, predict_batch
     from shipyard.service import load
+    from shipyard.service.optimizing import optimize
 
 _LAZY = {
     "package": "shipyard.runtimes.packager",
     "Package": "shipyard.runtimes.packager",
     "load": "shipyard.service",
+    "optimize": "shipyard.service.optimizing",
     "Registry": "shipyard.registry",
     "Client": "shipyard.client",
     "AsyncClient": "shipyard.client",
@@ -133,6 +135,7 @@ __all__ = [
     "check_runtime",
     "compare",
     "load",
+    "optimize",
     "package",
     "predict_batch",
     "profile",

@@ -49,6 +49,11 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     │   ├── RemoteModelError          the model raised in the inference process
     │   └── _RoutedError              a routed request's failure with its route, unwrapped
     │                                 before answering (server/hotpath.py, private)
+    ├── OptimizationError             a package cannot be optimised: not ONNX, no reference
+    │   │                             rows (runtimes/optimizing/errors.py, as are its
+    │   │                             subclasses)
+    │   ├── AccuracyGateError         the optimised model lost more than the tolerance (.result)
+    │   └── LatencyTargetError        the optimised model is slower than the target latency
     ├── ConfigError                   the serve configuration is invalid (service/config.py)
     ├── RoutingError                  a traffic policy, its stored form or a routing key
     │                                 spec is invalid (routing/)

@@ -17,6 +17,7 @@ from shipyard.cli.export import app as export_app
 from shipyard.cli.keys import app as keys_app
 from shipyard.cli.models import app as models_app
 from shipyard.cli.monitoring import app as monitor_app
+from shipyard.cli.optimize import optimize
 from shipyard.cli.predict import predict
 from shipyard.cli.report import report
 from shipyard.cli.rollouts import app as rollout_app
@@ -45,6 +46,7 @@ app.command("ui")(ui)
 app.command("keygen")(keygen)
 app.command("sign")(sign)
 app.command("verify")(verify)
+app.command("optimize")(optimize)
 console = Console()
 
 

@@ -87,14 +87,16 @@ class OnnxRuntime(Runtime):
     def predict(self, inputs: Columns) -> Columns:
         if self._session is None or self._manifest is None:
             raise RuntimeUnavailableError("onnx runtime used before load()")
-        feeds = self._feeds(inputs)
+        feeds = self.feeds(inputs)
         names = [o.name for o in self._session.get_outputs()]
         raw = dict(zip(names, self._session.run(None, feeds), strict=True))
         mapping: Mapping[str, str] = self._options.get("outputs") or {n: n for n in names}
         return normalise({ours: raw[theirs] for ours, theirs in mapping.items()},
                          self._manifest.signature)
 
-    def _feeds(self, inputs: Columns) -> dict[str, Array]:
+    def feeds(self, inputs: Columns) -> dict[str, Array]:
+        """What the graph is given for these columns (also static quantisation's
+        calibration batches)."""
         feed = self._options.get("feed", "tensors")
         if feed == "stacked":
             name = str(self._options["input_name"])

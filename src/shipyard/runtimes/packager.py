@@ -39,6 +39,7 @@ from shipyard.runtimes.lineage import code_version, data_fingerprint
 from shipyard.runtimes.outputs import concat
 from shipyard.runtimes.parity import RowSet, check_parity, describe_mismatch
 from shipyard.runtimes.reference import PROFILE_FILE, reference_profile
+from shipyard.runtimes.reference_rows import ROWS_FILE, rows_file
 from shipyard.stores.directories import replace_directory
 from shipyard.types import Columns, num_rows
 
@@ -143,6 +144,9 @@ def package(model: Any, sample: Any = None, *, name: str, target: Any = None,
     profile_bytes = reference_profile(ref_columns, ref_outputs, sig, ref_target)
     if profile_bytes is not None:
         files[PROFILE_FILE] = profile_bytes
+    rows_bytes = rows_file(ref_columns, ref_target, sig)  # tensor inputs: not in the profile
+    if rows_bytes is not None:
+        files[ROWS_FILE] = rows_bytes
     metadata = {
         "params": dict(params or {}), "metrics": dict(metrics or {}),
         "description": description, "tags": dict(tags or {}),
@@ -154,8 +158,9 @@ def package(model: Any, sample: Any = None, *, name: str, target: Any = None,
         "data": data_fingerprint(columns, data_uri) if columns is not None else None,
         "code": code_version(),
         "target": None if target is None else _describe_target(target),
-        "reference": None if profile_bytes is None else _describe_reference(
-            ref_source, ref_columns, ref_target),
+        "reference": None if profile_bytes is None and rows_bytes is None else
+        _describe_reference(ref_source, ref_columns, ref_target,
+                            None if rows_bytes is None else ROWS_FILE),
     }
     manifest = Manifest(
         name=name, signature=sig, runtimes=tuple(a.runtime for a in artifacts),
@@ -273,11 +278,16 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _describe_reference(source: str, columns: Columns | None, target: Any) -> dict[str, Any]:
-    """Which rows ``profile.bin`` profiles, how many, and whether it holds their target."""
+def _describe_reference(source: str, columns: Columns | None, target: Any,
+                        stored_rows: str | None) -> dict[str, Any]:
+    """Which rows ``profile.bin`` profiles, how many, whether it holds their target, and
+    the file holding a sample of them when the profile cannot (tensor inputs)."""
     rows = len(next(iter(columns.values()))) if columns else 0
-    return {"source": source, "rows": rows,
-            "target": target is not None and len(np.asarray(target)) == rows}
+    out: dict[str, Any] = {"source": source, "rows": rows,
+                           "target": target is not None and len(np.asarray(target)) == rows}
+    if stored_rows is not None:
+        out["rows_file"] = stored_rows
+    return out
 
 
 def _describe_target(target: Any) -> dict[str, Any]:

@@ -101,7 +101,7 @@ class Settings:
         reads the same settings back."""
         env = {"SHIPYARD_HOME": str(self.home)}
         env.update({var: str(getattr(self, name)) for name, var in ENV_VARS.items()
-                    if getattr(self, name) is not None})
+                    if getattr(self, name) is not None and getattr(self, name) is not False})
         return env
 
 

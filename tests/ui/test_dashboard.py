@@ -51,7 +51,7 @@ def test_overview_figures_equal_the_apis(client: TestClient, scenario: Scenario)
     assert page.status_code == 200, page.text
     assert "default-src 'none'" in page.headers["content-security-policy"]
     row = Cells(page.text).rows[ENDPOINT]
-    scrape = client.get("/metrics").text
+    scrape = client.get("/metrics", headers=VIEW).text
     assert float(row["drift_share"]) == metric(scrape, "shipyard_drift_share",
                                                endpoint=ENDPOINT)
     assert float(row["estimated"]) == pytest.approx(metric(
@@ -92,9 +92,10 @@ def test_a_page_needs_a_valid_key(client: TestClient) -> None:
     token = client.cookies.get("shipyard_ui_key")
     assert token and API_KEY not in token  # a token for the key, never the key itself
     assert client.get("/ui/").status_code == 200  # the cookie opens it
-    expires, mac, name = token.split(".", 2)
-    forged = f"{expires}.{mac[:-1]}{'0' if mac[-1] != '0' else '1'}.{name}"
-    later = f"{int(expires) + 1}.{mac}.{name}"  # a longer life is not its to give
+    prefix, expires, mac, name = token.split(".", 3)
+    assert prefix == "shptok"
+    forged = f"shptok.{expires}.{mac[:-1]}{'0' if mac[-1] != '0' else '1'}.{name}"
+    later = f"shptok.{int(expires) + 1}.{mac}.{name}"  # a longer life is not its to give
     for bad in (forged, later, API_KEY):
         client.cookies.clear()
         client.cookies.set("shipyard_ui_key", bad, path="/ui")

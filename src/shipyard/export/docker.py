@@ -72,11 +72,13 @@ HEALTHCHECK = ("import os, urllib.request; urllib.request.urlopen('http://127.0.
 def serve_config(plan: ExportPlan, version: ExportedVersion) -> ServeConfig:
     """The serve config a container runs: the endpoint serving ``version`` by path (relative
     to the app directory) as its registry name and version, without a rollout controller
-    (there is no registry)."""
+    (there is no registry) or registry keys (the mounted key files are the keys), and with
+    ``/metrics`` open to the Prometheus the pod annotations invite."""
     endpoint = EndpointConfig(name=plan.endpoint, model=version.app_path,
                               model_name=version.model, model_version=version.version,
                               trust=plan.trust)
-    return ServeConfig(endpoints=(endpoint,), rollout_controller=False)
+    return ServeConfig(endpoints=(endpoint,), rollout_controller=False, registry_keys=False,
+                       open_routes=("metrics",))
 
 
 def serve_yaml(plan: ExportPlan, version: ExportedVersion) -> str:
@@ -85,7 +87,8 @@ def serve_yaml(plan: ExportPlan, version: ExportedVersion) -> str:
     doc: dict[str, object] = {"endpoints": [
         {"name": e.name, "model": e.model, "model_name": e.model_name,
          "model_version": e.model_version, **({"trust": True} if e.trust else {})}
-        for e in config.endpoints], "rollout_controller": False}
+        for e in config.endpoints], "rollout_controller": False, "registry_keys": False,
+        "open_routes": ["metrics"]}
     assert ServeConfig.from_dict(doc) == config  # what shipyard serve will read back
     head = (f"# shipyard export {__version__}: endpoint {plan.endpoint} serves "
             f"{version.ref} from the image (no registry); a path is relative to {APP_DIR}\n")

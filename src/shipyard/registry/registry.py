@@ -198,8 +198,9 @@ class Registry:
             self._audit(conn, "version.register", model_name, number, alias, None, {
                 "runtime": manifest.runtime.name, "files": len(manifest.files),
                 "parent": parent, "tags": dict(tags or {}), "alias": alias,
-                "signed_by": None if signature is None else signature["record"]["key_id"],
-                "trusted_signer": signer}, forced)
+                **({} if signature is None else {
+                    "signed_by": signature["record"]["key_id"], "trusted_signer": signer})},
+                forced)
         return self.get_version(f"{model_name}/{number}")
 
     def _keep_signature(self, path: Path) -> dict[str, Any] | None:

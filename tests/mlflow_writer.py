@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,7 @@ def main(out: Path) -> None:
              "pyfunc": _pyfunc}
     wanted = sys.argv[2:] or list(cases)
     for case in wanted:
+        started = time.monotonic()
         with mlflow.start_run(run_name=case) as run:
             mlflow.log_params({"case": case, "rows": len(frame)})
             model, rows_in, save = cases[case](frame, y)
@@ -70,7 +72,7 @@ def main(out: Path) -> None:
                     "columns": list(rows_in.columns) if hasattr(rows_in, "columns") else None,
                     "predictions": np.asarray(predicted).tolist()}
         (out / f"{case}.expected.json").write_text(json.dumps(expected))
-        print(case, "written", flush=True)
+        print(f"{case} written in {time.monotonic() - started:.1f} s", flush=True)
 
 
 def _raw_predict(model: object, rows: object) -> object:

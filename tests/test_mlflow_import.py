@@ -90,6 +90,19 @@ def test_predictions_round_trip_within_the_recorded_tolerance(written: Path, tmp
         assert np.max(np.abs(value - want)) <= tolerance, (case, tolerance)
 
 
+def test_the_mlflow_runtime_passes_the_conformance_suite(written: Path, tmp_path: Path) -> None:
+    """The pyfunc package's runtime (the MLflow directory kept whole) is a runtime like the
+    others, and refuses to load without trust."""
+    from shipyard.runtimes import check_runtime
+    from shipyard.runtimes.base import runtime_class
+
+    path = import_mlflow(written / "pyfunc", trust=True).package.save(tmp_path / "pyfunc")
+    assert "a batch equals its rows predicted one by one" in (
+        check_runtime(runtime_class("mlflow"), path, trust=True))
+    with pytest.raises(UntrustedCodeError, match="pickle"):
+        shipyard.load(path)
+
+
 @pytest.mark.parametrize("case", PICKLED)
 def test_pickle_flavours_are_refused_without_trust(written: Path, case: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
@@ -159,7 +172,7 @@ def test_input_example_kept(written: Path) -> None:
     kept = json.loads(pkg.files["input_example.json"])
     mlflow_example = json.loads((written / "sklearn" / "input_example.json").read_text())
     assert [list(row.values()) for row in kept] == mlflow_example["data"]
-    assert [list(row) for row in kept][0] == mlflow_example["columns"]
+    assert list(kept[0]) == mlflow_example["columns"]
     assert pkg.manifest.metadata["imported"]["input_example"] == "input_example.json"
 
 
@@ -206,7 +219,7 @@ def test_not_an_mlflow_model_is_refused(tmp_path: Path, layout: str) -> None:
             (target / "MLmodel").write_text("flavors: [unclosed\n")
         elif layout == "no-flavors":
             (target / "MLmodel").write_text("artifact_path: model\n")
-    with pytest.raises(NotAnMlflowModelError, match="MLflow model|MLmodel|not YAML"):
+    with pytest.raises(NotAnMlflowModelError, match=r"MLflow model|MLmodel|not YAML"):
         import_mlflow(target)
 
 
@@ -214,7 +227,7 @@ def test_cli_imports_registers_and_audits_trust(written: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """A refusal with --register is audited (trust.refuse); a trusted import is registered
     with its trust decision in the version.register record; the package written with --out
-    loads."""
+    loads, checked and profiled on the --reference rows."""
     from shipyard.cli.main import app
     from shipyard.registry import Registry
     from shipyard.settings import Settings
@@ -226,8 +239,11 @@ def test_cli_imports_registers_and_audits_trust(written: Path, tmp_path: Path,
     source = str(written / "lightgbm")
     refused = runner.invoke(app, ["import", "mlflow", source, "--register"])
     assert refused.exit_code != 0 and isinstance(refused.exception, UntrustedCodeError)
+    held_out = tmp_path / "held-out.csv"
+    _rows(_expected(written, "lightgbm")).to_csv(held_out, index=False)
     done = runner.invoke(app, ["import", "mlflow", source, "--register", "--trust", "--out",
-                               str(tmp_path / "pkg"), "--alias", "prod"])
+                               str(tmp_path / "pkg"), "--alias", "prod",
+                               "--reference", str(held_out)])
     assert done.exit_code == 0, done.output
     assert "registered lightgbm/1 @prod" in done.output
     with Registry(settings=Settings.from_env()) as reg:
@@ -236,6 +252,10 @@ def test_cli_imports_registers_and_audits_trust(written: Path, tmp_path: Path,
     register = next(after for action, after in actions if action == "version.register")
     assert register["imported"]["trust"]["granted"] is True
     assert register["imported"]["flavour"] == "lightgbm"
-    assert shipyard.load(tmp_path / "pkg").manifest.runtime.name == "onnx"
+    manifest = shipyard.load(tmp_path / "pkg").manifest
+    assert manifest.runtime.name == "onnx"
+    # the held-out rows: parity checked on them too, and profiled as the reference
+    assert manifest.conversion["onnx"]["checked"]["holdout"]["rows"] == 40
+    assert manifest.metadata["reference"]["source"] == "holdout"
     missing = runner.invoke(app, ["import", "mlflow", source])
     assert missing.exit_code != 0 and "--out DIR, --register" in str(missing.exception)

@@ -33,11 +33,17 @@ def mlflow_cmd(
                                                    "the new version")] = None,
     fmt: Annotated[str, typer.Option("--format", help="auto (ONNX when parity holds), onnx or "
                                                       "native")] = "auto",
+    reference: Annotated[Path | None, typer.Option(
+        "--reference", help="held-out rows (.csv, .parquet, .npy) to check the ONNX conversion "
+                            "on and to profile as the monitoring reference", exists=True,
+        dir_okay=False)] = None,
+    target: Annotated[str | None, typer.Option(help="with --reference: its target column")]
+    = None,
     force: Annotated[bool, typer.Option("--force", help="replace OUT if it exists")] = False,
 ) -> None:
     """Import an MLflow model: signature and input example from MLmodel, ONNX where a
     converter passes parity (native runtime otherwise), metrics and params from its run."""
-    from shipyard.cli.packaging import show_conversion
+    from shipyard.cli.packaging import read_sample, show_conversion
     from shipyard.importers import import_mlflow, locate, trust_decision
     from shipyard.runtimes.packager import Format
 
@@ -48,9 +54,16 @@ def mlflow_cmd(
     if alias is not None and not register:
         raise PackageError("--alias needs --register")
     fmt_: Format = fmt  # type: ignore[assignment]
+    held_out = None
+    if reference is not None:
+        rows, truth = read_sample(reference, target)
+        held_out = rows if truth is None else (rows, truth)
+    elif target is not None:
+        raise PackageError("--target names a column of --reference")
     try:
         with console.status(f"importing {source}…"):
-            result = import_mlflow(source, name=name, trust=trust, format=fmt_)
+            result = import_mlflow(source, name=name, trust=trust, format=fmt_,
+                                   reference=held_out)
     except UntrustedCodeError:
         if register:  # the refusal is a trust decision too: audit it where registering
             from shipyard.importers.mlflow_import import default_name

@@ -61,9 +61,13 @@ def trust_decision(model: MlflowModelDir, *, trust: bool) -> dict[str, Any]:
 
 
 def import_mlflow(source: str | Path, *, name: str | None = None, trust: bool = False,
-                  format: Format = "auto", description: str | None = None) -> MlflowImport:
+                  format: Format = "auto", description: str | None = None,
+                  reference: Any = None) -> MlflowImport:
     """Package the MLflow model at ``source``. Pickle-based flavours load only with
-    ``trust=True`` (``UntrustedCodeError`` otherwise, before any file is unpickled)."""
+    ``trust=True`` (``UntrustedCodeError`` otherwise, before any file is unpickled).
+    ``reference``: held-out rows (``X`` or ``(X, y)``, as ``shipyard.package`` takes them):
+    the ONNX conversion is checked on them too (an input example has a few rows only), and
+    the monitoring reference is profiled from them."""
     model, run = locate(source)
     flavour = model.flavour  # UnsupportedFlavourError names the supported ones
     signature = map_signature(model.signature)
@@ -81,7 +85,7 @@ def import_mlflow(source: str | Path, *, name: str | None = None, trust: bool = 
     model_name = name or default_name(model, run)
     pkg = package(obj, sample, name=model_name, signature=signature, format=format,
                   params=run.params if run else None, metrics=run.metrics if run else None,
-                  description=description,
+                  description=description, reference=reference,
                   tags={"mlflow.flavour": flavour,
                         **({"mlflow.run_id": model.run_id} if model.run_id else {})})
     imported = {

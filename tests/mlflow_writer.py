@@ -47,7 +47,8 @@ def main(out: Path) -> None:
     mlflow.set_tracking_uri((out / "mlruns").resolve().as_uri())
     mlflow.set_experiment("shipyard-import")
     frame, y = data()
-    cases = {"sklearn": _sklearn, "xgboost": _xgboost, "lightgbm": _lightgbm,
+    cases = {"sklearn": _sklearn, "sklearn_skops": _sklearn_skops, "xgboost": _xgboost,
+             "lightgbm": _lightgbm,
              "lightgbm_booster": _lightgbm_booster, "pytorch": _pytorch,
              "pyfunc": _pyfunc}
     wanted = sys.argv[2:] or list(cases)
@@ -103,6 +104,18 @@ def _sklearn(frame, y):  # type: ignore[no-untyped-def]
 
     save = _saver(mlflow.sklearn.log_model, serialization_format="cloudpickle")
     return model, frame.iloc[:40], save
+
+
+def _sklearn_skops(frame, y):  # type: ignore[no-untyped-def]
+    """MLflow 3's default format for scikit-learn: skops (trees' node arrays are a type
+    skops does not trust: a linear model here, which needs no trust)."""
+    import mlflow
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    model = make_pipeline(MinMaxScaler(), LogisticRegression(C=0.5)).fit(frame, y)
+    return model, frame.iloc[:40], _saver(mlflow.sklearn.log_model)
 
 
 def _xgboost(frame, y):  # type: ignore[no-untyped-def]

@@ -31,9 +31,10 @@ from shipyard.importers.mlflow_schema import map_signature
 
 WRITER = Path(__file__).with_name("mlflow_writer.py")
 WRITER_TIMEOUT_S = 600
-ONNX_CASES = ("sklearn", "xgboost", "lightgbm", "lightgbm_booster", "pytorch")
+ONNX_CASES = ("sklearn", "sklearn_skops", "xgboost", "lightgbm", "lightgbm_booster", "pytorch")
 PICKLED = ("sklearn", "lightgbm", "pytorch", "pyfunc")  # need trust
-NO_PICKLE = ("xgboost", "lightgbm_booster")  # XGBoost json, LightGBM text: no trust
+# XGBoost json, LightGBM text, skops with scikit-learn types only: no trust
+NO_PICKLE = ("sklearn_skops", "xgboost", "lightgbm_booster")
 CASES = (*ONNX_CASES, "pyfunc")
 
 
@@ -127,6 +128,29 @@ def test_native_formats_need_no_trust(written: Path, case: str) -> None:
     trust = result.package.manifest.metadata["imported"]["trust"]
     assert trust["needed"] is False and trust["granted"] is False
     assert "no pickle" in trust["reason"]
+    assert result.package.manifest.runtime.name == "onnx"
+
+
+def test_skops_types_skops_does_not_trust_need_trust(written: Path, tmp_path: Path) -> None:
+    """The skops model's file swapped for a random forest's: skops lists its tree arrays as
+    untrusted, so the import needs trust (and names them), then converts like the rest."""
+    import shutil
+
+    import skops.io
+    from sklearn.ensemble import RandomForestClassifier
+
+    doc = _expected(written, "sklearn_skops")
+    rows = _rows(doc)
+    forest = RandomForestClassifier(n_estimators=5, max_depth=3, random_state=0)
+    forest.fit(rows, np.asarray(doc["predictions"]))
+    model = shutil.copytree(written / "sklearn_skops", tmp_path / "forest")
+    skops.io.dump(forest, model / "model.skops")
+    with pytest.raises(UntrustedCodeError, match=r"sklearn\.tree\._tree\.Tree"):
+        import_mlflow(model)
+    result = import_mlflow(model, trust=True)
+    assert result.package.manifest.runtime.name == "onnx"
+    got = shipyard.load(result.package.save(tmp_path / "pkg")).predict(rows).outputs
+    assert np.array_equal(got["label"], forest.predict(rows))
 
 
 def test_signature_mapped_names_types_shapes(written: Path) -> None:

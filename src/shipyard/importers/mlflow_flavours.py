@@ -3,8 +3,9 @@
 Pickle-based files (scikit-learn and scikit-learn-API LightGBM in pickle/cloudpickle, a
 pickled torch module, a pyfunc python model) run their author's code when loaded, so they
 load only with ``trust=True`` (``UntrustedCodeError`` otherwise, before anything is read).
-XGBoost models in their own formats (json, ubj, xgb) and LightGBM Boosters in LightGBM's text
-format are data: they load without trust. ``needs_trust`` says which, without loading.
+XGBoost models in their own formats (json, ubj, xgb), LightGBM Boosters in LightGBM's text
+format and skops files holding only types skops trusts are data: they load without trust.
+``needs_trust`` says which, without loading.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def needs_trust(model: MlflowModelDir) -> TrustNeed:
     if flavour in ("sklearn", "lightgbm"):
         fmt = str(conf.get("serialization_format", "cloudpickle"))
         data = conf.get("pickled_model") or conf.get("data")
+        if fmt == "skops":
+            return _skops_need(model.file(data, "skops model file"))
         return TrustNeed(True, (str(data),), f"a {fmt} file: loading it runs code")
     if flavour == "pytorch":
         files = [f"{conf.get('model_data', 'data')}/model.pth"]
@@ -100,10 +103,33 @@ def _sklearn(model: MlflowModelDir) -> tuple[Any, str | None]:
     return _unpickle(path, str(conf.get("serialization_format", "cloudpickle"))), None
 
 
+def _skops_need(path: Path) -> TrustNeed:
+    """skops files are not pickles: skops builds only the types it trusts (scikit-learn's),
+    and lists the others without loading anything; those need trust."""
+    untrusted = _skops().get_untrusted_types(file=path)
+    if not untrusted:
+        return TrustNeed(False, (path.name,), "skops format, only types skops trusts: no pickle")
+    return TrustNeed(True, (path.name,), f"skops format naming types skops does not trust "
+                                         f"({', '.join(untrusted)}): loading them runs code")
+
+
+def _skops() -> Any:
+    try:
+        import skops.io
+    except ImportError as exc:
+        raise ConversionError("the skops format (MLflow's default for scikit-learn) needs "
+                              "skops: pip install 'shipyard-ml[mlflow]'") from exc
+    return skops.io
+
+
 def _unpickle(path: Path, fmt: str) -> Any:
+    if fmt == "skops":  # trust was decided: the types skops lists are the ones trusted
+        io = _skops()
+        return io.load(path, trusted=io.get_untrusted_types(file=path))
     if fmt not in PICKLE_FORMATS:
         raise ConversionError(f"{path.name}: serialization format {fmt!r} is not supported "
-                              f"(shipyard reads {', '.join(PICKLE_FORMATS)} with --trust)")
+                              f"(shipyard reads skops, and {', '.join(PICKLE_FORMATS)} with "
+                              "--trust)")
     import pickle
 
     with path.open("rb") as handle:  # cloudpickle writes standard pickle streams

@@ -1,8 +1,9 @@
 """Writes MLflow model directories with the real ``mlflow`` package (run as a script, in its
 own process: ``python tests/mlflow_writer.py OUT``), for tests/test_mlflow_import.py.
 
-For each flavour it logs a run (params, metrics) to a file store at OUT/mlruns, saves the
-model with ``mlflow.<flavour>.save_model`` to OUT/<case>, and writes OUT/<case>.expected.json:
+For each flavour it logs a run (params, metrics) and the model to a file store at OUT/mlruns
+(the last case, ``sqlite_store``, to a SQLite store at OUT/sqlite/mlflow.db), downloads the
+model to OUT/<case>, and writes OUT/<case>.expected.json:
 MLflow's own ``pyfunc.load_model(...).predict`` on the rows of OUT/rows.json, the run id and
 the logged model's runs:/ URI. Torch and python models import their classes from
 mlflow_writer_code/ (logged with code_paths, as a user's would be).
@@ -50,10 +51,14 @@ def main(out: Path) -> None:
     cases = {"sklearn": _sklearn, "sklearn_skops": _sklearn_skops, "xgboost": _xgboost,
              "lightgbm": _lightgbm,
              "lightgbm_booster": _lightgbm_booster, "pytorch": _pytorch,
-             "pyfunc": _pyfunc}
+             "pyfunc": _pyfunc, "sqlite_store": _xgboost}
     wanted = sys.argv[2:] or list(cases)
     for case in wanted:
         started = time.monotonic()
+        if case == "sqlite_store":  # MLflow 3's default store: a SQLite database
+            (out / "sqlite").mkdir(exist_ok=True)
+            mlflow.set_tracking_uri(f"sqlite:///{(out / 'sqlite' / 'mlflow.db').resolve()}")
+            mlflow.set_experiment("shipyard-import")
         with mlflow.start_run(run_name=case) as run:
             mlflow.log_params({"case": case, "rows": len(frame)})
             model, rows_in, save = cases[case](frame, y)

@@ -31,7 +31,8 @@ from shipyard.importers.mlflow_schema import map_signature
 
 WRITER = Path(__file__).with_name("mlflow_writer.py")
 WRITER_TIMEOUT_S = 600
-ONNX_CASES = ("sklearn", "sklearn_skops", "xgboost", "lightgbm", "lightgbm_booster", "pytorch")
+ONNX_CASES = ("sklearn", "sklearn_skops", "xgboost", "lightgbm", "lightgbm_booster", "pytorch",
+              "sqlite_store")
 PICKLED = ("sklearn", "lightgbm", "pytorch", "pyfunc")  # need trust
 # XGBoost json, LightGBM text, skops with scikit-learn types only: no trust
 NO_PICKLE = ("sklearn_skops", "xgboost", "lightgbm_booster")
@@ -202,7 +203,7 @@ def test_input_example_kept(written: Path) -> None:
 
 def test_metrics_and_params_from_the_run(written: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Through a runs:/ URI with MLFLOW_TRACKING_URI, and from a plain directory beside
-    the store; a metric's value is its latest step's."""
+    the store (a file store, then a SQLite one); a metric's value is its latest step's."""
     doc = _expected(written, "xgboost")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", (written / "mlruns").as_uri())
     for source in (doc["runs_uri"], str(written / "xgboost")):
@@ -212,10 +213,18 @@ def test_metrics_and_params_from_the_run(written: Path, monkeypatch: pytest.Monk
         assert meta["params"] == {"case": "xgboost", "rows": "300"}
         assert meta["imported"]["run_id"] == doc["run_id"]
         assert result.package.name == "xgboost"  # the run's name
+    # MLflow 3's default store, SQLite: read with sqlite3, read-only
+    doc = _expected(written, "sqlite_store")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI",
+                       f"sqlite:///{(written / 'sqlite' / 'mlflow.db').resolve()}")
+    for source in (doc["runs_uri"], str(written / "sqlite_store")):
+        meta = import_mlflow(source).package.manifest.metadata
+        assert meta["metrics"] == {"accuracy": 0.9, "loss": 0.25}, source
+        assert meta["params"] == {"case": "sqlite_store", "rows": "300"}
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     from shipyard.errors import ConversionError
 
-    with pytest.raises(ConversionError, match="not a local file store"):
+    with pytest.raises(ConversionError, match="not a local file store or SQLite"):
         import_mlflow(doc["runs_uri"])
 
 

@@ -1,4 +1,5 @@
-"""MLflow runs in a local file store (``mlruns/``): ``runs:/`` URIs, metrics and params.
+"""MLflow runs in a local file store (``mlruns/``) or SQLite store (``mlflow_sqlite``):
+``runs:/`` URIs, metrics and params.
 
 The file store's layout is read directly, with no MLflow server or package:
 ``mlruns/EXP/RUN/{meta.yaml, metrics/NAME, params/NAME, artifacts/...}`` and, since MLflow 3,
@@ -37,24 +38,32 @@ def is_runs_uri(source: str) -> bool:
     return source.startswith(RUNS_PREFIX)
 
 
-def tracking_root() -> Path:
-    """The local file store: ``$MLFLOW_TRACKING_URI`` (a path or ``file:`` URI), else
-    ``./mlruns``. Other stores (a server, a database) are refused naming the way round."""
+def tracking_store() -> tuple[str, Path]:
+    """The local tracking store as (kind, path): ``("file", mlruns/)`` or ``("sqlite",
+    mlflow.db)``, from ``$MLFLOW_TRACKING_URI`` (a path, ``file:`` or ``sqlite:`` URI) or,
+    unset, as MLflow picks: ``./mlruns`` when it holds runs, else ``./mlflow.db`` if there.
+    Other stores (a server, another database) are refused naming the way round."""
     uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if not uri:
-        return Path("mlruns")
+        if Path("mlflow.db").is_file() and not any(Path("mlruns").glob("*/meta.yaml")):
+            return "sqlite", Path("mlflow.db")
+        return "file", Path("mlruns")
+    if uri.startswith("sqlite:"):
+        from shipyard.importers.mlflow_sqlite import sqlite_file
+
+        return "sqlite", sqlite_file(uri)
     parsed = urlparse(uri)
     if parsed.scheme == "file":
-        return Path(unquote(parsed.path))
+        return "file", Path(unquote(parsed.path))
     if parsed.scheme and len(parsed.scheme) > 1:  # one letter: a Windows drive
         raise ConversionError(
-            f"MLFLOW_TRACKING_URI={uri!r} is not a local file store; shipyard reads runs from "
-            "an mlruns/ directory only. Download the model first (mlflow artifacts download "
-            "-u runs:/RUN_ID/PATH -d DIR) and import DIR")
-    return Path(uri)
+            f"MLFLOW_TRACKING_URI={uri!r} is not a local file store or SQLite database; "
+            "shipyard reads runs from those only. Download the model first (mlflow artifacts "
+            "download -u runs:/RUN_ID/PATH -d DIR) and import DIR")
+    return "file", Path(uri)
 
 
-def resolve_runs_uri(uri: str, root: Path | None = None) -> tuple[Path, MlflowRun]:
+def resolve_runs_uri(uri: str) -> tuple[Path, MlflowRun]:
     """``runs:/RUN_ID/PATH`` -> (the model directory, the run)."""
     rest = uri[len(RUNS_PREFIX):].lstrip("/")
     run_id, _, artifact = rest.partition("/")
@@ -63,13 +72,22 @@ def resolve_runs_uri(uri: str, root: Path | None = None) -> tuple[Path, MlflowRu
         raise ConversionError(f"{uri!r} is not a runs URI: use runs:/RUN_ID/PATH")
     if not _safe_part(run_id) or any(not _safe_part(p) for p in artifact.split("/")):
         raise ConversionError(f"{uri!r}: the run id and path must not hold '..' or be empty")
-    base = root or tracking_root()
-    run_dir = _find_run_dir(run_id, [base])
-    if run_dir is None:
-        raise ConversionError(f"run {run_id} is not in the MLflow file store {base} (set "
-                              "MLFLOW_TRACKING_URI to the mlruns directory that holds it)")
-    run = read_run(run_dir)
-    for candidate in _model_candidates(run_dir, run_id, artifact):
+    kind, base = tracking_store()
+    run: MlflowRun | None
+    if kind == "sqlite":
+        from shipyard.importers import mlflow_sqlite
+
+        run = mlflow_sqlite.read_run(base, run_id)
+        candidates = [] if run is None else mlflow_sqlite.model_candidates(base, run_id,
+                                                                           artifact)
+    else:
+        run_dir = _find_run_dir(run_id, [base])
+        run = None if run_dir is None else read_run(run_dir)
+        candidates = [] if run_dir is None else _model_candidates(run_dir, run_id, artifact)
+    if run is None:
+        raise ConversionError(f"run {run_id} is not in the MLflow {kind} store {base} (set "
+                              "MLFLOW_TRACKING_URI to the store that holds it)")
+    for candidate in candidates:
         if (candidate / "MLmodel").is_file():
             return candidate, run
     raise ConversionError(f"run {run_id} has no MLflow model at {artifact!r} (looked in its "
@@ -78,12 +96,20 @@ def resolve_runs_uri(uri: str, root: Path | None = None) -> tuple[Path, MlflowRu
 
 def find_run(model_dir: Path, run_id: str | None) -> MlflowRun | None:
     """The run that logged the model at ``model_dir`` (``MLmodel``'s run_id), when a file
-    store holding it is around the directory or at ``$MLFLOW_TRACKING_URI``."""
+    store holding it is around the directory, or the tracking store holds it."""
     if not run_id or not _safe_part(run_id):
         return None
     places = [model_dir.resolve(), *model_dir.resolve().parents][:MAX_PARENTS]
     with contextlib.suppress(ConversionError):  # another kind of store: no run to read
-        places.append(tracking_root())
+        kind, store = tracking_store()
+        if kind == "sqlite":
+            from shipyard.importers import mlflow_sqlite
+
+            found = mlflow_sqlite.read_run(store, run_id)
+            if found is not None:
+                return found
+        else:
+            places.append(store)
     run_dir = _find_run_dir(run_id, places)
     return None if run_dir is None else read_run(run_dir)
 

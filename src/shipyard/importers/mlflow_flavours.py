@@ -66,16 +66,19 @@ def needs_trust(model: MlflowModelDir) -> TrustNeed:
         data = conf.get("pickled_model") or conf.get("data")
         if fmt == "skops":
             return _skops_need(model.file(data, "skops model file"))
-        return TrustNeed(True, (str(data),), f"a {fmt} file: loading it runs code")
+        return TrustNeed(True, (str(data),), f"a {fmt} file")
     if flavour == "pytorch":
-        files = [f"{conf.get('model_data', 'data')}/model.pth"]
+        data = str(conf.get("model_data", "data"))
+        exported = (model.path / data / "model.pt2").is_file()
+        files = [f"{data}/model.pt2" if exported else f"{data}/model.pth"]
         if conf.get("code"):
             files.append(f"{conf['code']}/ (imported)")
-        return TrustNeed(True, tuple(files), "a pickled torch module: loading it runs code")
+        return TrustNeed(True, tuple(files), "a torch.export program" if exported
+                         else "a pickled torch module")
     files = [str(conf.get("python_model", "python_model.pkl"))]
     if conf.get("code"):
         files.append(f"{conf['code']}/ (imported)")
-    return TrustNeed(True, tuple(files), "a cloudpickled python model: loading it runs code")
+    return TrustNeed(True, tuple(files), "a cloudpickled python model")
 
 
 def load_flavour(model: MlflowModelDir, *, trust: bool) -> LoadedFlavour:
@@ -83,11 +86,10 @@ def load_flavour(model: MlflowModelDir, *, trust: bool) -> LoadedFlavour:
     need = needs_trust(model)
     if need.needed and not trust:
         raise UntrustedCodeError(", ".join(need.files), (
-            f"MLflow {model.flavour} model {model.path}: {', '.join(need.files)} "
-            f"({need.reason}: its author's code). "
-            "Import it with --trust (trust=True) only if you trust who "
-            "made it; nothing was loaded. XGBoost models and LightGBM Boosters saved in "
-            "their own formats need no trust"))
+            f"MLflow {model.flavour} model {model.path}: loading {', '.join(need.files)} "
+            f"runs its author's code ({need.reason}). Import it with --trust (trust=True) "
+            "only if you trust who made it; nothing was loaded. XGBoost models and LightGBM "
+            "Boosters saved in their own formats need no trust"))
     if need.needed:
         trust_log.warning("trusted MLflow model %s: %s (%s; trust=True)", model.path,
                           ", ".join(need.files), need.reason)
@@ -110,7 +112,7 @@ def _skops_need(path: Path) -> TrustNeed:
     if not untrusted:
         return TrustNeed(False, (path.name,), "skops format, only types skops trusts: no pickle")
     return TrustNeed(True, (path.name,), f"skops format naming types skops does not trust "
-                                         f"({', '.join(untrusted)}): loading them runs code")
+                                         f"({', '.join(untrusted)})")
 
 
 def _skops() -> Any:

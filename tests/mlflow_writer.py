@@ -51,6 +51,7 @@ def main(out: Path) -> None:
     cases = {"sklearn": _sklearn, "sklearn_skops": _sklearn_skops, "xgboost": _xgboost,
              "lightgbm": _lightgbm,
              "lightgbm_booster": _lightgbm_booster, "pytorch": _pytorch,
+             "pytorch_pt2": _pytorch_pt2,
              "pyfunc": _pyfunc, "sqlite_store": _xgboost}
     wanted = sys.argv[2:] or list(cases)
     for case in wanted:
@@ -173,6 +174,14 @@ def _pytorch(frame, y):  # type: ignore[no-untyped-def]
     save = _saver(mlflow.pytorch.log_model, serialization_format="pickle",
                   code_paths=[str(CODE / "writer_models.py")])
     return net, frame.to_numpy(np.float32)[:40], save
+
+
+def _pytorch_pt2(frame, y):  # type: ignore[no-untyped-def]
+    """MLflow 3's default for pytorch: a torch.export program (model.pt2)."""
+    import mlflow
+
+    net, rows, _ = _pytorch(frame, y)
+    return net, rows, _saver(mlflow.pytorch.log_model)
 
 
 def _pyfunc(frame, y):  # type: ignore[no-untyped-def]

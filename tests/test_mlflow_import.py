@@ -32,8 +32,8 @@ from shipyard.importers.mlflow_schema import map_signature
 WRITER = Path(__file__).with_name("mlflow_writer.py")
 WRITER_TIMEOUT_S = 600
 ONNX_CASES = ("sklearn", "sklearn_skops", "xgboost", "lightgbm", "lightgbm_booster", "pytorch",
-              "sqlite_store")
-PICKLED = ("sklearn", "lightgbm", "pytorch", "pyfunc")  # need trust
+              "pytorch_pt2", "sqlite_store")
+PICKLED = ("sklearn", "lightgbm", "pytorch", "pyfunc")  # need trust (pt2 too: code, not data)
 # XGBoost json, LightGBM text, skops with scikit-learn types only: no trust
 NO_PICKLE = ("sklearn_skops", "xgboost", "lightgbm_booster")
 CASES = (*ONNX_CASES, "pyfunc")
@@ -73,7 +73,7 @@ def test_predictions_round_trip_within_the_recorded_tolerance(written: Path, tmp
     """MLflow's own pyfunc predictions (saved by the writer) equal shipyard's on the same
     rows: labels exactly, numbers within the tolerance the conversion recorded."""
     doc = _expected(written, case)
-    result = import_mlflow(written / case, trust=case in PICKLED)
+    result = import_mlflow(written / case, trust=case in (*PICKLED, "pytorch_pt2"))
     path = result.package.save(tmp_path / case)
     manifest = result.package.manifest
     assert manifest.runtime.name == ("mlflow" if case == "pyfunc" else "onnx"), \

@@ -194,13 +194,32 @@ def _pytorch(model: MlflowModelDir) -> tuple[Any, str | None]:
         if (data / "model.pth").is_file():
             module = torch.load(data / "model.pth", weights_only=False)  # trusted
         elif (data / "model.pt2").is_file():
-            module = torch.export.load(str(data / "model.pt2")).module()
+            module = _exported(torch.export.load(str(data / "model.pt2")).module())
         else:
             raise ConversionError(f"{data} holds neither model.pth nor model.pt2")
     if not isinstance(module, torch.nn.Module):
         raise ConversionError(f"{data}: expected a torch.nn.Module, got "
                               f"{type(module).__qualname__}")
     return module, f"{type(module).__module__}.{type(module).__qualname__}"
+
+
+def _exported(program: Any) -> Any:
+    """A torch.export program as a plain module: the program refuses ``eval()``, which the
+    packager calls, so it is held outside the module tree (already in inference form)."""
+    import torch
+
+    for tensor in [*program.parameters(), *program.buffers()]:
+        tensor.requires_grad_(False)  # constants to the ONNX exporter's tracer
+
+    class ExportedProgram(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            # the program is not a submodule (eval() would reach it): forward closes over it
+
+        def forward(self, *args: Any) -> Any:
+            return program(*args)
+
+    return ExportedProgram()
 
 
 def _python_model(model: MlflowModelDir) -> tuple[Any, str | None]:

@@ -26,7 +26,7 @@ os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"  # the file store the importer re
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["DO_NOT_TRACK"] = "true"
 
-CODE = Path(__file__).parent / "mlflow_writer_code"
+CODE = Path(__file__).resolve().parent / "mlflow_writer_code"
 sys.path.insert(0, str(CODE))
 
 
@@ -44,7 +44,9 @@ def main(out: Path) -> None:
     import mlflow
     from mlflow.models import infer_signature
 
+    out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
+    os.chdir(out)  # MLflow's SQLite store puts artifacts under ./mlruns by default
     mlflow.set_tracking_uri((out / "mlruns").resolve().as_uri())
     mlflow.set_experiment("shipyard-import")
     frame, y = data()

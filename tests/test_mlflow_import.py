@@ -49,8 +49,9 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip(reason)
     out = tmp_path_factory.mktemp("mlflow")
     started = time.monotonic()
+    # in OUT: MLflow's SQLite store puts artifacts under ./mlruns by default
     done = subprocess.run([sys.executable, str(WRITER), str(out)], capture_output=True,
-                          text=True, timeout=WRITER_TIMEOUT_S)
+                          text=True, timeout=WRITER_TIMEOUT_S, cwd=out)
     assert done.returncode == 0, done.stderr[-4000:]
     print(f"mlflow writer: {time.monotonic() - started:.1f} s")
     return out

@@ -106,6 +106,20 @@ def test_the_mlflow_runtime_passes_the_conformance_suite(written: Path, tmp_path
         shipyard.load(path)
 
 
+def test_a_pyfunc_model_with_a_symbolic_link_is_refused(written: Path, tmp_path: Path) -> None:
+    """The mlflow runtime's package copies the whole MLflow directory: a link in it would
+    copy a file from elsewhere on the machine."""
+    import shutil
+
+    from shipyard.errors import ConversionError
+
+    model = shutil.copytree(written / "pyfunc", tmp_path / "pyfunc")
+    (model / "extra.txt").symlink_to(written / "rows-outside.txt")
+    (written / "rows-outside.txt").write_text("not part of the model")
+    with pytest.raises(ConversionError, match="symbolic links"):
+        import_mlflow(model, trust=True)
+
+
 @pytest.mark.parametrize("case", PICKLED)
 def test_pickle_flavours_are_refused_without_trust(written: Path, case: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from shipyard.errors import ConversionError
 from shipyard.packaging import RuntimeSpec, Signature, prepare
 from shipyard.packaging.inference import infer_signature
 from shipyard.packaging.signature import Task
@@ -34,6 +35,11 @@ class MlflowPyfuncAdapter(ModelAdapter):
                               signature)
 
     def native(self, signature: Signature, sample: Any) -> Artifact:
+        links = [p for p in self.model_dir.rglob("*") if p.is_symlink()]
+        if links:  # a link could copy any file of this machine into the package
+            raise ConversionError(f"{self.model_dir} holds symbolic links ("
+                                  f"{', '.join(str(p) for p in links[:3])}): copy the "
+                                  "model without them")
         files = {f"{MODEL_DIR}/{p.relative_to(self.model_dir).as_posix()}": p.read_bytes()
                  for p in sorted(self.model_dir.rglob("*"))
                  if p.is_file() and "__pycache__" not in p.parts}

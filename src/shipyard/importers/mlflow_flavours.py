@@ -85,6 +85,8 @@ def load_flavour(model: MlflowModelDir, *, trust: bool) -> LoadedFlavour:
     """The model object (for the packager), loaded only as ``trust`` allows."""
     need = needs_trust(model)
     if need.needed and not trust:
+        trust_log.warning("refused MLflow model %s: %s (%s; trust=False)", model.path,
+                          ", ".join(need.files), need.reason)
         raise UntrustedCodeError(", ".join(need.files), (
             f"MLflow {model.flavour} model {model.path}: loading {', '.join(need.files)} "
             f"runs its author's code ({need.reason}). Import it with --trust (trust=True) "

@@ -19,6 +19,9 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     │   ├── UntrustedCodeError        package code would run (import, unpickle) without trust
     │   │   └── UntrustedPickleError  a pickle would be loaded without trust=True
     │   └── ConversionError           a model could not be converted or packaged
+    │       ├── NotAnMlflowModelError   the path is not an MLflow model directory
+    │       │                           (importers/mlflow_dir.py, as is the next)
+    │       └── UnsupportedFlavourError the MLflow model has no flavour shipyard imports
     ├── RuntimeUnavailableError       a runtime's optional dependency or artifact is missing
     ├── ConformanceError              a runtime breaks the Runtime interface
     │                                 (runtimes/conformance.py)

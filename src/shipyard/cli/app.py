@@ -14,6 +14,7 @@ from shipyard._version import __version__
 from shipyard.cli.admin import audit, db_app, gc
 from shipyard.cli.dashboard import ui
 from shipyard.cli.export import app as export_app
+from shipyard.cli.importing import app as import_app
 from shipyard.cli.keys import app as keys_app
 from shipyard.cli.models import app as models_app
 from shipyard.cli.monitoring import app as monitor_app
@@ -34,6 +35,7 @@ app.add_typer(monitor_app, name="monitor")
 app.add_typer(rollout_app, name="rollout")
 app.add_typer(export_app, name="export")
 app.add_typer(keys_app, name="keys")
+app.add_typer(import_app, name="import")
 app.command("deploy")(deploy)
 app.command("rollback")(rollback)
 app.command("audit")(audit)

@@ -83,13 +83,7 @@ def show_manifest(console: Console, manifest: Manifest, *, max_inputs: int | Non
                   f"runtime [cyan]{manifest.runtime.name}[/]"
                   f"{f' (also: {others})' if others else ''}  "
                   f"task {sig.task}  framework {meta.get('framework')}")
-    conv = manifest.conversion
-    if conv.get("onnx"):
-        onnx = conv["onnx"]
-        console.print(f"ONNX parity: max |Δ| {onnx['max_abs_diff']:.3g} on {onnx['rows']} rows "
-                      f"(tolerance {onnx['tolerance']:.3g})")
-    if conv.get("fallback_reason"):
-        console.print(f"[yellow]native fallback:[/] {conv['fallback_reason']}")
+    show_conversion(console, manifest)
     if manifest.reference_profile is not None:
         console.print(f"monitoring reference: {_reference_text(meta)}")
     inputs = Table(title=f"inputs ({sig.kind})")
@@ -117,6 +111,17 @@ def show_manifest(console: Console, manifest: Manifest, *, max_inputs: int | Non
     for f in manifest.files:
         files.add_row(f.path, f"{f.size:,}", f.sha256)
     console.print(files)
+
+
+def show_conversion(console: Console, manifest: Manifest) -> None:
+    """ONNX parity figures, or why the package fell back to the native runtime."""
+    conv = manifest.conversion
+    if conv.get("onnx"):
+        onnx = conv["onnx"]
+        console.print(f"ONNX parity: max |Δ| {onnx['max_abs_diff']:.3g} on {onnx['rows']} rows "
+                      f"(tolerance {onnx['tolerance']:.3g})")
+    if conv.get("fallback_reason"):
+        console.print(f"[yellow]native fallback:[/] {conv['fallback_reason']}")
 
 
 def _reference_text(meta: Mapping[str, Any]) -> str:

@@ -29,7 +29,7 @@ from shipyard.export.common import ExportError
 DISTRIBUTION = "shipyard-ml"
 # the extras a package's default runtime needs beside the server's
 RUNTIME_EXTRAS = {"onnx": (), "sklearn": ("sklearn",), "torch": ("torch",),
-                  "python": ("sklearn",)}
+                  "python": ("sklearn",), "mlflow": ("mlflow",)}
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?")
 _EXTRA_MARKER = re.compile(r"""extra\s*==\s*['"]([^'"]+)['"]""")
 

@@ -195,13 +195,25 @@ class Registry:
             if alias is not None:
                 forced = self._point_alias(conn, model_id, model_name, alias, version_id,
                                            manifest.signature, force)[1]
+            imported = meta.get("imported") if isinstance(meta.get("imported"), dict) else None
             self._audit(conn, "version.register", model_name, number, alias, None, {
                 "runtime": manifest.runtime.name, "files": len(manifest.files),
                 "parent": parent, "tags": dict(tags or {}), "alias": alias,
                 **({} if signature is None else {
-                    "signed_by": signature["record"]["key_id"], "trusted_signer": signer})},
-                forced)
+                    "signed_by": signature["record"]["key_id"], "trusted_signer": signer}),
+                # an imported model's trust decision (shipyard import): who allowed what
+                **({"imported": {k: imported.get(k) for k in ("from", "source", "flavour",
+                                                               "trust")}}
+                   if imported else {})}, forced)
         return self.get_version(f"{model_name}/{number}")
+
+    def record_trust_refusal(self, name: str, decision: Mapping[str, Any]) -> None:
+        """Audit a trust decision that registered nothing: an import refused because its
+        files would run code and the caller did not trust them (action ``trust.refuse``).
+        Granted trust is in the ``version.register`` record of the version it made."""
+        model_name = _model_name(name)
+        with self._write() as conn:
+            self._audit(conn, "trust.refuse", model_name, None, None, None, dict(decision))
 
     def _keep_signature(self, path: Path) -> dict[str, Any] | None:
         """The package's signature record, with its exact manifest bytes stored as a blob

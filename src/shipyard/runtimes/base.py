@@ -67,6 +67,7 @@ RUNTIMES: dict[str, str] = {
     "sklearn": "shipyard.runtimes.sklearn:SklearnRuntime",
     "torch": "shipyard.runtimes.torch:TorchRuntime",
     "python": "shipyard.runtimes.python:PythonRuntime",
+    "mlflow": "shipyard.runtimes.mlflow_pyfunc:MlflowPyfuncRuntime",
 }
 
 

@@ -16,7 +16,10 @@ SKLEARN_API_MODULES = ("sklearn", "lightgbm", "xgboost")
 
 
 def adapter_for(model: Any, model_kwargs: dict[str, Any]) -> ModelAdapter:
-    """The adapter for ``model``; ConversionError naming what is supported if none fits."""
+    """The adapter for ``model``; ConversionError naming what is supported if none fits.
+    An adapter given as the model is used as it is (importers build their own)."""
+    if isinstance(model, ModelAdapter):
+        return model
     if isinstance(model, (str, Path)) and str(model).endswith(".onnx"):
         from shipyard.runtimes.adapters.onnx_file import OnnxFileAdapter
 

@@ -25,6 +25,7 @@ from shipyard.registry import Registry
 from shipyard.service.background import Background
 from shipyard.service.batch_calls import Arrival, RawServed, RawTicket, Ticket
 from shipyard.service.config import ServeConfig
+from shipyard.service.defence_config import read_secret
 from shipyard.service.deployment import Deployment, DeploymentBuilder
 from shipyard.service.feedback import FeedbackGate, FeedbackItem
 from shipyard.service.joint import JointRaw
@@ -99,6 +100,8 @@ class DataPlane:
             log_root=local if self.shipper is None else self.shipper.outbox,
             flush_interval_s=config.flush_interval_s, executor=self.executor,
             request_log=self.request_log, registry=lambda: self.registry)
+        if any(e.noise > 0 for e in config.endpoints):  # the key of their output noise
+            self.builder.output_secret = read_secret(config.output_secret_file)
         self.swapper = Swapper(self.endpoints.values(), self.builder, self.metrics,
                                lambda: self.registry, retain_s=config.retain_previous_s)
         self.shadowing = Shadowing(self.metrics.registry)

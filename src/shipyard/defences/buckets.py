@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shipyard.errors import ShipyardError
 
@@ -30,6 +30,10 @@ class Rate:
 
     rate: float
     burst: int
+    # seconds one request's token takes to come back; seconds an empty bucket takes to fill
+    # (how long a key's state matters): computed once, read on every request
+    interval: float = field(init=False, repr=False, compare=False)
+    span: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.rate, bool) or not isinstance(self.rate, int | float) \
@@ -39,16 +43,8 @@ class Rate:
         if isinstance(self.burst, bool) or not isinstance(self.burst, int) or self.burst < 1:
             raise RateError(f"burst must be a whole number of requests, at least 1, not "
                             f"{self.burst!r}")
-
-    @property
-    def interval(self) -> float:
-        """Seconds one request's token takes to come back."""
-        return 1.0 / self.rate
-
-    @property
-    def span(self) -> float:
-        """Seconds an empty bucket takes to fill (how long a key's state matters)."""
-        return self.burst / self.rate
+        object.__setattr__(self, "interval", 1.0 / self.rate)
+        object.__setattr__(self, "span", self.burst / self.rate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,15 +107,25 @@ class MemoryBuckets:
         return len(self._tats)
 
     def take(self, keys: Sequence[str], now: float, rates: Sequence[Rate]) -> Verdict:
-        """``take`` over the buckets of ``keys`` (one rate each), state kept here."""
+        """``take`` over the buckets of ``keys`` (one rate each), state kept here (the same
+        arithmetic as ``step``, inlined: this runs on every request)."""
         if now - self._swept >= self._sweep_s:
             self._sweep(now)
         tats = self._tats
-        verdict, moved = take([tats.get(k) for k in keys], now, rates)
-        if verdict.allowed:
-            for key, tat in zip(keys, moved, strict=True):
-                tats[key] = tat
-        return verdict
+        moved: list[float] = []
+        refused, longest = -1, 0.0
+        for i, rate in enumerate(rates):
+            tat = tats.get(keys[i], now)
+            new = (now if tat < now else tat) + rate.interval
+            wait = new - now - rate.span
+            if wait > longest:
+                refused, longest = i, wait
+            moved.append(new)
+        if refused >= 0:
+            return Verdict(False, refused, longest)
+        for key, tat in zip(keys, moved, strict=True):
+            tats[key] = tat
+        return ALLOWED
 
     def _sweep(self, now: float) -> None:
         self._swept = now

@@ -152,11 +152,11 @@ class HotPaths:
         limiter = self.limiter
         if limiter is None or not limiter.limits(endpoint):
             return
-        key = self.keys.name_of(headers)
+        key = self.keys.name_of(headers) if self.keys else None
         client = None
         if key is None:
-            peer = scope.get("client") if self.forwarded is None else \
-                await self.forwarded(scope)
+            peer = await self.forwarded(scope) if self.forwarded is not None \
+                and b"x-forwarded-for" in headers else scope.get("client")
             client = None if not peer else str(peer[0])
         await limiter.check(endpoint, key, client)
 

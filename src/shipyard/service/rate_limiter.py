@@ -33,18 +33,30 @@ BACKOFF_S = 1.0  # after a store failure, the fail policy applies without asking
 LIMIT_NAMES = ("per_key", "per_endpoint")
 
 
+Buckets = tuple[list[str], list[Rate], list[str]]
+REMEMBERED = 4096  # (key, client) -> buckets remembered per endpoint, then forgotten at once
+
+
 class _Plan:
     """One endpoint's limits, ready for the hot path."""
 
-    __slots__ = ("endpoint", "limits")
+    __slots__ = ("endpoint", "known", "limits")
 
     def __init__(self, endpoint: str, limits: RateLimits) -> None:
         self.endpoint = endpoint
         self.limits = limits
+        self.known: dict[tuple[str | None, str | None], Buckets] = {}
 
-    def buckets(self, key: str | None, client: str | None) -> tuple[list[str], list[Rate],
-                                                                    list[str]]:
+    def buckets(self, key: str | None, client: str | None) -> Buckets:
         """The request's bucket names, their rates, and which limit each is."""
+        found = self.known.get((key, client))
+        if found is None:
+            if len(self.known) >= REMEMBERED:
+                self.known.clear()
+            found = self.known[(key, client)] = self._buckets(key, client)
+        return found
+
+    def _buckets(self, key: str | None, client: str | None) -> Buckets:
         names: list[str] = []
         rates: list[Rate] = []
         kinds: list[str] = []
@@ -98,7 +110,8 @@ class RateLimiter:
         if plan is None:
             return
         names, rates, kinds = plan.buckets(key, client)
-        verdict = await self._take(names, rates)
+        verdict = self._memory.take(names, self._clock(), rates) if self._store is None \
+            else await self._shared(names, rates)
         if verdict.allowed:
             return
         kind = kinds[verdict.limit]
@@ -112,10 +125,9 @@ class RateLimiter:
             f"{verdict.retry_after} s", limit=kind, rate=rate.rate, burst=rate.burst,
             retry_after=verdict.retry_after)
 
-    async def _take(self, names: list[str], rates: list[Rate]) -> Verdict:
+    async def _shared(self, names: list[str], rates: list[Rate]) -> Verdict:
         store = self._store
-        if store is None:
-            return self._memory.take(names, self._clock(), rates)
+        assert store is not None
         now = self._clock()
         if now < self._failing_until:
             return self._store_failed(None)

@@ -1,17 +1,24 @@
 """Rate-limit buckets shared by every server process, in Redis.
 
-One request is one round trip: a Lua script (``EVALSHA``, loaded once) runs the GCRA
-arithmetic of ``defences/buckets.py`` over the request's buckets (its key's and its
-endpoint's) on Redis's own clock (``TIME``), so servers on several machines agree whatever
-their clocks say. It charges every bucket or none, like ``buckets.take``, and each key
-expires when its bucket is full again, so Redis holds only the keys active within a
-bucket's span. ``redis`` (the ``[redis]`` extra) is imported only here, when a server is
-configured with a Redis store.
+A Lua script (``EVALSHA``, loaded once) runs the GCRA arithmetic of ``defences/buckets.py``
+on Redis's own clock (``TIME``), so servers on several machines agree whatever their clocks
+say. Each check charges every bucket it names (a request's key's and its endpoint's) or
+none, like ``buckets.take``, and each key expires when its bucket is full again, so Redis
+holds only the keys active within a bucket's span.
+
+The checks of concurrent requests go to Redis together: while one script call is on its
+way, the checks that arrive wait for the next, which takes them all (one round trip for a
+batch, the script running them one after another, in order: the same answers as one call
+each). At light load a batch is one check; under load it is what arrived in a round trip,
+so a server pays for Redis per round trip rather than per request. ``redis`` (the
+``[redis]`` extra) is imported only here, when a server is configured with a Redis store.
+One Redis (or a primary): the script touches several keys, which Redis Cluster allows only
+within one hash slot.
 """
 
 from __future__ import annotations
 
-import math
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,35 +31,48 @@ class RateLimitStoreError(ServingError):
     """The shared rate-limit store cannot be reached or answered wrongly."""
 
 
-# KEYS: the buckets; ARGV: for each bucket its interval and span in microseconds.
-# Returns {allowed (1/0), refused bucket index (1-based, 0 if allowed), wait in us}.
+# ARGV, per check: its number of buckets n, then each bucket's interval and span in
+# microseconds; KEYS: every check's buckets, in order. Returns, per check: allowed (1/0),
+# the refused bucket (1-based; 0 if allowed), the wait in microseconds.
 GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local n = #KEYS
-local tats = {}
-local refused, longest = 0, 0
-for i = 1, n do
-  local interval = tonumber(ARGV[2 * i - 1])
-  local span = tonumber(ARGV[2 * i])
-  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if tat < now then tat = now end
-  local moved = tat + interval
-  local wait = moved - now - span
-  if wait > 0 and wait > longest then
-    refused, longest = i, wait
+local out = {}
+local k, a = 0, 1
+while a <= #ARGV do
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  local tats = {}
+  local refused, longest = 0, 0
+  for i = 1, n do
+    local interval, span = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+    a = a + 2
+    local tat = tonumber(redis.call('GET', KEYS[k + i]) or '0')
+    if tat < now then tat = now end
+    local moved = tat + interval
+    local wait = moved - now - span
+    if wait > 0 and wait > longest then
+      refused, longest = i, wait
+    end
+    tats[i] = moved
   end
-  tats[i] = moved
+  if refused == 0 then
+    for i = 1, n do
+      redis.call('SET', KEYS[k + i], string.format('%d', tats[i]), 'PX',
+                 math.max(1, math.ceil((tats[i] - now) / 1000)))
+    end
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+  out[#out + 1] = refused
+  out[#out + 1] = longest
+  k = k + n
 end
-if refused > 0 then
-  return {0, refused, longest}
-end
-for i = 1, n do
-  local ttl = tats[i] - now
-  redis.call('SET', KEYS[i], string.format('%d', tats[i]), 'PX', math.max(1, math.ceil(ttl / 1000)))
-end
-return {1, 0, 0}
+return out
 """
+
+_Check = tuple[list[str], list[int], "asyncio.Future[Verdict]"]
 
 
 def _micros(seconds: float) -> int:
@@ -73,29 +93,65 @@ class RedisBuckets:
                                       "pip install 'shipyard-ml[redis]'") from exc
         self.url = url
         self.prefix = prefix
-        self._errors: tuple[type[BaseException], ...] = (
-            aioredis.RedisError, OSError, TimeoutError)
         self._client: Any = aioredis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
             health_check_interval=0)
         self._script: Any = self._client.register_script(GCRA)
+        self._pending: list[_Check] = []
+        self._sending: asyncio.Task[None] | None = None
+        self._rates: dict[Rate, tuple[int, int]] = {}
 
     def __repr__(self) -> str:
         return f"RedisBuckets({without_password(self.url)!r})"
 
     async def take(self, keys: Sequence[str], rates: Sequence[Rate]) -> Verdict:
-        args: list[int] = []
+        """Charge the buckets ``keys`` (one rate each) or none; which refused and the wait."""
+        args = [len(keys)]
         for rate in rates:
-            args += (_micros(rate.interval), _micros(rate.span))
+            args += self._rates.get(rate) or self._micros(rate)
+        future: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
+        self._pending.append(([self.prefix + k for k in keys], args, future))
+        if self._sending is None:
+            self._sending = asyncio.get_running_loop().create_task(self._send())
+        return await future
+
+    def _micros(self, rate: Rate) -> tuple[int, int]:
+        found = self._rates[rate] = (_micros(rate.interval), _micros(rate.span))
+        return found
+
+    async def _send(self) -> None:
+        """Send what is pending, one script call at a time, until nothing is."""
         try:
-            allowed, refused, wait = await self._script(
-                keys=[self.prefix + k for k in keys], args=args)
-        except self._errors as exc:
-            raise RateLimitStoreError(f"the rate-limit store {without_password(self.url)} "
-                                      f"failed: {type(exc).__name__}: {exc}") from exc
-        if allowed:
-            return ALLOWED
-        return Verdict(False, int(refused) - 1, math.ceil(int(wait)) / 1_000_000)
+            while self._pending:
+                batch, self._pending = self._pending, []
+                keys: list[str] = []
+                args: list[int] = []
+                for check_keys, check_args, _ in batch:
+                    keys += check_keys
+                    args += check_args
+                try:
+                    answer = await self._script(keys=keys, args=args)
+                    verdicts = [ALLOWED if allowed else Verdict(False, int(refused) - 1,
+                                                                int(wait) / 1_000_000)
+                                for allowed, refused, wait in zip(
+                                    answer[0::3], answer[1::3], answer[2::3], strict=True)]
+                    if len(verdicts) != len(batch):
+                        raise ValueError(f"{len(verdicts)} answers to {len(batch)} checks")
+                except Exception as exc:  # every waiting request hears of it
+                    failed = RateLimitStoreError(
+                        f"the rate-limit store {without_password(self.url)} failed: "
+                        f"{type(exc).__name__}: {exc}")
+                    for *_, future in batch:
+                        if not future.done():
+                            future.set_exception(failed)
+                    continue
+                for (*_, future), verdict in zip(batch, verdicts, strict=True):
+                    if not future.done():
+                        future.set_result(verdict)
+        finally:
+            self._sending = None
 
     async def close(self) -> None:
+        if self._sending is not None:
+            await asyncio.gather(self._sending, return_exceptions=True)
         await self._client.aclose()

@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         procs: dict[str, ServerProcess] = {}
         rps: dict[str, list[float]] = {v: [] for v in VARIANTS}
         p99: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        cpu_us: dict[str, list[float]] = {v: [] for v in VARIANTS}  # server CPU a request
         try:
             for v, prep in preps.items():
                 procs[v] = ServerProcess(prep.cmd, prep.env, prep.cwd, bench.root / f"{v}.log")
@@ -139,7 +140,11 @@ def main(argv: list[str] | None = None) -> int:
                 order = VARIANTS[r % 3:] + VARIANTS[:r % 3]
                 line = []
                 for v in order:
+                    before = procs[v].tree()
                     stats = run_wrk(wrk, preps[v].url, scripts[v], args.duration, args)
+                    after = procs[v].tree()
+                    used = sum(after.values()) - sum(c for pid, c in before.items()
+                                                     if pid in after)
                     errors = stats["non_2xx"] + stats["connect"] + stats["read"] + \
                         stats["write"] + stats["timeout"]
                     if errors:
@@ -147,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                                                f"{stats['non_2xx']})\n{procs[v].log_tail()}")
                     rps[v].append(stats["requests"] / (stats["duration_us"] / 1e6))
                     p99[v].append(stats["p99_us"] / 1e3)
+                    cpu_us[v].append(used / stats["requests"] * 1e6)
                     line.append(f"{v} {rps[v][-1]:.0f}")
                 print(f"  round {r + 1}: " + ", ".join(line) + " req/s", flush=True)
         finally:
@@ -154,22 +160,28 @@ def main(argv: list[str] | None = None) -> int:
                 proc.stop()
     results: dict[str, Any] = {"machine": info, "rounds": args.rounds,
                                "duration_s": args.duration, "rps": rps, "p99_ms": p99,
+                               "server_cpu_us_per_request": cpu_us,
                                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     print(f"\n{'limiter':<8} {'median req/s':>13} {'p99 ms':>7} {'vs none (median of rounds)':>28}"
-          "  target")
+          f"  {'CPU us/req':>10} {'vs none':>8}  target (req/s)")
     ok = True
     for v in VARIANTS:
         ratios = [a / b for a, b in zip(rps[v], rps["none"], strict=True)]
         cost = 1 - float(np.median(ratios))
+        cpu_ratio = float(np.median([a / b for a, b in zip(cpu_us[v], cpu_us["none"],
+                                                             strict=True)]))
         results[f"{v}_cost"] = cost
+        results[f"{v}_cpu_cost"] = cpu_ratio - 1
         target = TARGETS.get(v)
         verdict = "" if target is None else \
             f"cost <= {target:.0%}: {'met' if cost <= target else 'NOT met'}"
         ok = ok and (target is None or cost <= target)
         shown = "-" if v == "none" else f"{-cost:+.1%} ({min(ratios) - 1:+.1%} .. " \
             f"{max(ratios) - 1:+.1%})"
+        cpu_shown = "-" if v == "none" else f"{cpu_ratio - 1:+.1%}"
         print(f"{v:<8} {np.median(rps[v]):>13.0f} {np.median(p99[v]):>7.1f} {shown:>28}  "
-              f"{verdict}")
+              f"{np.median(cpu_us[v]):>10.0f} {cpu_shown:>8}  {verdict}")
+    print("CPU us/req: the server's processes (HTTP + inference process), not Redis's own.")
     if args.json:
         write_json(args.json, results)
     return 0 if ok else 1

@@ -29,16 +29,19 @@ def test_redis_buckets_allow_the_burst_then_refuse_and_charge_all_or_none() -> N
         buckets = RedisBuckets(url, fresh_prefix())
         try:
             per_key, per_endpoint = Rate(0.5, 3), Rate(0.5, 4)
-            got = [(await buckets.take(["a", "ep"], [per_key, per_endpoint])).allowed
+            got = [(await buckets.take(["a", "ep"], [per_key, per_endpoint]))[0]
                    for _ in range(4)]
-            assert got == [True, True, True, False]
-            refused = await buckets.take(["a", "ep"], [per_key, per_endpoint])
-            assert refused.limit == 0 and 1.5 < refused.retry_after_s <= 2.0
-            assert refused.retry_after == 2
-            # the refused requests cost the endpoint's bucket nothing: one token left
-            assert (await buckets.take(["b", "ep"], [per_key, per_endpoint])).allowed
-            refused = await buckets.take(["c", "ep"], [per_key, per_endpoint])
-            assert not refused.allowed and refused.limit == 1
+            assert got == [1, 1, 1, 0]
+            granted, refused = await buckets.take(["a", "ep"], [per_key, per_endpoint])
+            assert granted == 0 and refused.limit == 0
+            assert 1.5 < refused.retry_after_s <= 2.0 and refused.retry_after == 2
+            # the refused requests cost the endpoint's bucket nothing: one token left, which
+            # is all a check wanting five gets
+            assert (await buckets.take(["b", "ep"], [per_key, per_endpoint], 5))[0] == 1
+            granted, refused = await buckets.take(["c", "ep"], [per_key, per_endpoint])
+            assert granted == 0 and not refused.allowed and refused.limit == 1
+            assert (await buckets.take(["d"], [Rate(0.5, 10)], 4))[0] == 4  # a lease
+            assert (await buckets.take(["d"], [Rate(0.5, 10)], 8))[0] == 6
             # every key expires once its bucket is full again
             raw = buckets._client
             ttl = await raw.pttl(buckets.prefix + "ep")
@@ -127,3 +130,37 @@ def test_rate_limited_error_is_a_429() -> None:
     status, _, headers = error_parts(RateLimitedError("x", limit="per_key", rate=1.0,
                                                       burst=1, retry_after=3))
     assert status == 429 and headers == [(b"retry-after", b"3")]
+
+
+def test_a_server_leases_tokens_and_remembers_refusals_so_redis_is_asked_less() -> None:
+    url = redis_or_skip()
+    config = ServeConfig((EndpointConfig("iris", "/x/iris"),), rate_limit_store=url,
+                         rate_limit_prefix=fresh_prefix(),
+                         rate_limits={"per_key": {"rate": 1000, "burst": 100},
+                                      "keys": {"slow": {"rate": 0.5, "burst": 1}}})
+    limiter = RateLimiter(config, CollectorRegistry())
+    store = limiter._store
+    assert store is not None
+    calls: list[int] = []
+    take = store.take
+
+    async def counted(keys: Any, rates: Any, want: int = 1) -> Any:
+        calls.append(want)
+        return await take(keys, rates, want)
+
+    store.take = counted  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        for _ in range(25):  # 1000/s refills 10 tokens in 10 ms: leases of 10
+            await limiter.check("iris", "fast", None)
+        assert calls == [10, 10, 10]
+        calls.clear()
+        await limiter.check("iris", "slow", None)  # 0.5/s: one token at a time
+        for _ in range(5):
+            with pytest.raises(RateLimitedError) as refused:
+                await limiter.check("iris", "slow", None)
+            assert refused.value.retry_after == 2
+        assert calls == [1, 1]  # the first refusal came from Redis, the rest from memory
+        await limiter.close()
+
+    asyncio.run(scenario())

@@ -8,6 +8,14 @@ through, ``closed`` refuses them with 503. Either way the failure is counted
 (``shipyard_rate_limit_store_errors_total``) and logged once per outage, and for a second
 after a failure requests do not wait on Redis again.
 
+With Redis, a server does not ask Redis for every request: it takes tokens a few at a time
+(a lease: up to what the buckets' slowest rate refills in ``LEASE_S``, at most ``LEASE_MAX``,
+so at most one token at 100 requests a second or less) and spends them here, and once Redis
+refuses a set of buckets it refuses them here until the wait it gave is over (another server
+can only make that wait longer). Both are safe: every request let through was charged in
+Redis first; tokens a server leased and did not spend within ``LEASE_AGE_S`` are lost, which
+errs towards refusing.
+
 A request with a valid API key is limited by the key's name; one without, by its client
 address (the metric's ``key`` label says ``anonymous``: addresses would be unbounded series).
 """
@@ -30,6 +38,25 @@ log = logging.getLogger("shipyard.serve")
 
 ANONYMOUS = "anonymous"
 BACKOFF_S = 1.0  # after a store failure, the fail policy applies without asking for this long
+LEASE_S = 0.01  # a lease holds what the slowest of its buckets refills in this long ...
+LEASE_MAX = 64  # ... at most this many tokens
+LEASE_AGE_S = 1.0  # unspent leased tokens are dropped after this long
+
+
+class _Lease:
+    """Tokens this server took from Redis for one set of buckets and has not spent yet, or
+    (``refused_until``) a refusal Redis gave, still in force."""
+
+    __slots__ = ("limit", "refused_until", "taken", "tokens", "want")
+
+    def __init__(self, rates: list[Rate]) -> None:
+        self.tokens = 0
+        self.taken = 0.0
+        self.refused_until = 0.0
+        self.limit = 0
+        slowest = min(rates, key=lambda r: r.rate)
+        self.want = max(1, min(LEASE_MAX, int(slowest.rate * LEASE_S),
+                               min(r.burst for r in rates)))
 LIMIT_NAMES = ("per_key", "per_endpoint")
 
 
@@ -86,6 +113,8 @@ class RateLimiter:
         self._memory = MemoryBuckets()
         self._store = None if config.rate_limit_store is None or not self._plans else \
             RedisBuckets(config.rate_limit_store, config.rate_limit_prefix)
+        self._leases: dict[tuple[str, ...], _Lease] = {}
+        self._swept = 0.0
         self._fail_open = config.rate_limit_on_store_error == "open"
         self._failing_until = 0.0
         self._failing = False
@@ -129,17 +158,39 @@ class RateLimiter:
         store = self._store
         assert store is not None
         now = self._clock()
+        which = tuple(names)
+        lease = self._leases.get(which)
+        if lease is None:
+            if now - self._swept > LEASE_AGE_S:
+                self._sweep(now)
+            lease = self._leases[which] = _Lease(rates)
+        elif lease.refused_until > now:  # Redis said so; only a longer wait could follow
+            return Verdict(False, lease.limit, lease.refused_until - now)
+        elif lease.tokens > 0 and now - lease.taken <= LEASE_AGE_S:
+            lease.tokens -= 1
+            return ALLOWED
         if now < self._failing_until:
             return self._store_failed(None)
         try:
-            verdict = await store.take(names, rates)
+            granted, verdict = await store.take(names, rates, lease.want)
         except RateLimitStoreError as exc:
             self._failing_until = self._clock() + BACKOFF_S
             return self._store_failed(exc)
         if self._failing:
             self._failing = False
             log.warning("the rate-limit store %s answers again", store)
+        if granted:
+            lease.tokens, lease.taken = granted - 1, self._clock()
+        else:
+            lease.refused_until = now + verdict.retry_after_s
+            lease.limit = verdict.limit
         return verdict
+
+    def _sweep(self, now: float) -> None:
+        """Forget leases with nothing left to say."""
+        self._swept = now
+        self._leases = {k: v for k, v in self._leases.items()
+                        if v.refused_until > now or (v.tokens and now - v.taken <= LEASE_AGE_S)}
 
     def _store_failed(self, exc: RateLimitStoreError | None) -> Verdict:
         outcome = "allowed" if self._fail_open else "refused"

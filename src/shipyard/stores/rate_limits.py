@@ -31,40 +31,44 @@ class RateLimitStoreError(ServingError):
     """The shared rate-limit store cannot be reached or answered wrongly."""
 
 
-# ARGV, per check: its number of buckets n, then each bucket's interval and span in
-# microseconds; KEYS: every check's buckets, in order. Returns, per check: allowed (1/0),
-# the refused bucket (1-based; 0 if allowed), the wait in microseconds.
+# ARGV, per check: its number of buckets n, the most tokens it wants, then each bucket's
+# interval and span in microseconds; KEYS: every check's buckets, in order. A check gets as
+# many tokens as every bucket can give, up to what it wants (each bucket charged that many),
+# or none. Returns, per check: the tokens granted (0: refused), the refusing bucket (1-based;
+# 0 if granted), the wait for one token in microseconds.
 GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local out = {}
 local k, a = 0, 1
 while a <= #ARGV do
-  local n = tonumber(ARGV[a])
-  a = a + 1
-  local tats = {}
-  local refused, longest = 0, 0
+  local n, want = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  a = a + 2
+  local tats, intervals = {}, {}
+  local granted, refused, longest = want, 0, 0
   for i = 1, n do
     local interval, span = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
     a = a + 2
     local tat = tonumber(redis.call('GET', KEYS[k + i]) or '0')
     if tat < now then tat = now end
-    local moved = tat + interval
-    local wait = moved - now - span
-    if wait > 0 and wait > longest then
-      refused, longest = i, wait
+    local fits = math.floor((now + span - tat) / interval)
+    if fits < 1 then
+      local wait = tat + interval - now - span
+      if wait > longest then refused, longest = i, wait end
+      granted = 0
+    elseif fits < granted then
+      granted = fits
     end
-    tats[i] = moved
+    tats[i], intervals[i] = tat, interval
   end
-  if refused == 0 then
+  if granted > 0 then
     for i = 1, n do
-      redis.call('SET', KEYS[k + i], string.format('%d', tats[i]), 'PX',
-                 math.max(1, math.ceil((tats[i] - now) / 1000)))
+      local moved = tats[i] + granted * intervals[i]
+      redis.call('SET', KEYS[k + i], string.format('%d', moved), 'PX',
+                 math.max(1, math.ceil((moved - now) / 1000)))
     end
-    out[#out + 1] = 1
-  else
-    out[#out + 1] = 0
   end
+  out[#out + 1] = granted
   out[#out + 1] = refused
   out[#out + 1] = longest
   k = k + n
@@ -72,7 +76,8 @@ end
 return out
 """
 
-_Check = tuple[list[str], list[int], "asyncio.Future[Verdict]"]
+Granted = tuple[int, Verdict]  # tokens granted (0: refused), and the verdict
+_Check = tuple[list[str], list[int], "asyncio.Future[Granted]"]
 
 
 def _micros(seconds: float) -> int:
@@ -104,12 +109,15 @@ class RedisBuckets:
     def __repr__(self) -> str:
         return f"RedisBuckets({without_password(self.url)!r})"
 
-    async def take(self, keys: Sequence[str], rates: Sequence[Rate]) -> Verdict:
-        """Charge the buckets ``keys`` (one rate each) or none; which refused and the wait."""
-        args = [len(keys)]
+    async def take(self, keys: Sequence[str], rates: Sequence[Rate], want: int = 1
+                   ) -> Granted:
+        """Up to ``want`` tokens from each of the buckets ``keys`` (one rate each): as many
+        as all of them can give, or none (then the verdict says which refused and the wait
+        for one token)."""
+        args = [len(keys), want]
         for rate in rates:
             args += self._rates.get(rate) or self._micros(rate)
-        future: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Granted] = asyncio.get_running_loop().create_future()
         self._pending.append(([self.prefix + k for k in keys], args, future))
         if self._sending is None:
             self._sending = asyncio.get_running_loop().create_task(self._send())
@@ -131,9 +139,9 @@ class RedisBuckets:
                     args += check_args
                 try:
                     answer = await self._script(keys=keys, args=args)
-                    verdicts = [ALLOWED if allowed else Verdict(False, int(refused) - 1,
-                                                                int(wait) / 1_000_000)
-                                for allowed, refused, wait in zip(
+                    verdicts = [(int(granted), ALLOWED) if granted else
+                                (0, Verdict(False, int(refused) - 1, int(wait) / 1_000_000))
+                                for granted, refused, wait in zip(
                                     answer[0::3], answer[1::3], answer[2::3], strict=True)]
                     if len(verdicts) != len(batch):
                         raise ValueError(f"{len(verdicts)} answers to {len(batch)} checks")

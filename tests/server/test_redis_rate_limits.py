@@ -155,6 +155,10 @@ def test_a_server_leases_tokens_and_remembers_refusals_so_redis_is_asked_less() 
             await limiter.check("iris", "fast", None)
         assert calls == [10, 10, 10]
         calls.clear()
+        # concurrent requests wait for the lease on its way rather than each asking Redis
+        await asyncio.gather(*(limiter.check("iris", "many", None) for _ in range(64)))
+        assert calls == [10] * 7
+        calls.clear()
         await limiter.check("iris", "slow", None)  # 0.5/s: one token at a time
         for _ in range(5):
             with pytest.raises(RateLimitedError) as refused:

@@ -22,6 +22,7 @@ address (the metric's ``key`` label says ``anonymous``: addresses would be unbou
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -47,9 +48,10 @@ class _Lease:
     """Tokens this server took from Redis for one set of buckets and has not spent yet, or
     (``refused_until``) a refusal Redis gave, still in force."""
 
-    __slots__ = ("limit", "refused_until", "taken", "tokens", "want")
+    __slots__ = ("fetching", "limit", "refused_until", "taken", "tokens", "want")
 
     def __init__(self, rates: list[Rate]) -> None:
+        self.fetching: asyncio.Future[None] | None = None  # a lease on its way from Redis
         self.tokens = 0
         self.taken = 0.0
         self.refused_until = 0.0
@@ -164,23 +166,35 @@ class RateLimiter:
             if now - self._swept > LEASE_AGE_S:
                 self._sweep(now)
             lease = self._leases[which] = _Lease(rates)
-        elif lease.refused_until > now:  # Redis said so; only a longer wait could follow
-            return Verdict(False, lease.limit, lease.refused_until - now)
-        elif lease.tokens > 0 and now - lease.taken <= LEASE_AGE_S:
-            lease.tokens -= 1
-            return ALLOWED
+        while True:
+            if lease.refused_until > now:  # Redis said so; only a longer wait could follow
+                return Verdict(False, lease.limit, lease.refused_until - now)
+            if lease.tokens > 0 and now - lease.taken <= LEASE_AGE_S:
+                lease.tokens -= 1
+                return ALLOWED
+            if lease.fetching is None or lease.want == 1:
+                break
+            await asyncio.shield(lease.fetching)  # the lease on its way may serve this one
+            now = self._clock()
         if now < self._failing_until:
             return self._store_failed(None)
+        fetching = asyncio.get_running_loop().create_future() if lease.want > 1 else None
+        lease.fetching = fetching
         try:
             granted, verdict = await store.take(names, rates, lease.want)
         except RateLimitStoreError as exc:
             self._failing_until = self._clock() + BACKOFF_S
             return self._store_failed(exc)
+        finally:
+            if fetching is not None:
+                lease.fetching = None
+                fetching.set_result(None)
         if self._failing:
             self._failing = False
             log.warning("the rate-limit store %s answers again", store)
         if granted:
-            lease.tokens, lease.taken = granted - 1, self._clock()
+            lease.tokens += granted - 1
+            lease.taken = self._clock()
         else:
             lease.refused_until = now + verdict.retry_after_s
             lease.limit = verdict.limit

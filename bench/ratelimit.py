@@ -16,6 +16,11 @@ request pays the whole check: two buckets, and with Redis one EVALSHA round trip
 The servers are loaded one at a time in rounds, each round in a rotated order, and each
 limiter's req/s is divided by the no-limit server's in the same round; the medians of
 those ratios are what the targets read (at most 5 % slower in memory, 15 % with Redis).
+On a shared, loaded box those ratios swing by tens of percent from round to round, so the
+run also measures each server's CPU per request (its processes' CPU seconds over the
+requests answered), and the limiter's own CPU per check in this process (64 concurrent
+callers, the bench's limits), which other load hardly moves: that, as a share of the
+no-limit server's CPU per request, is the steadiest estimate of the cost.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from typing import Any
 
 import numpy as np
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's shipyard
 
 from _timing import machine_info, write_json
 from serving import (
@@ -79,6 +86,38 @@ def prepare(bench: Bench, variant: str, prefix: str) -> Prepared:
     return Prepared(cmd, env, bench.root,
                     f"http://127.0.0.1:{port}/v1/endpoints/{ENDPOINT}/predict",
                     bench.instances_body(), lambda r: r["predictions"][0])
+
+
+def check_cost(store: str | None, checks: int = 64_000, concurrency: int = 64) -> float:
+    """The limiter's CPU microseconds per check, in this process (``store``: None for the
+    buckets in memory, else Redis's URL)."""
+    import asyncio
+
+    from prometheus_client import CollectorRegistry
+
+    from shipyard.service.config import EndpointConfig, ServeConfig
+    from shipyard.service.rate_limiter import RateLimiter
+
+    config = ServeConfig((EndpointConfig(ENDPOINT, "/unused"),),
+                         rate_limits={"per_key": HIGH, "per_endpoint": HIGH},
+                         rate_limit_store=store,
+                         rate_limit_prefix=f"shipyard-bench:{uuid.uuid4().hex}:")
+
+    async def run() -> float:
+        limiter = RateLimiter(config, CollectorRegistry())
+
+        async def caller(n: int) -> None:
+            for _ in range(n):
+                await limiter.check(ENDPOINT, None, "127.0.0.1")
+
+        await caller(1000)  # warm: connection, script loaded
+        started = time.process_time()
+        await asyncio.gather(*(caller(checks // concurrency) for _ in range(concurrency)))
+        used = time.process_time() - started
+        await limiter.close()
+        return used / checks * 1e6
+
+    return asyncio.run(run())
 
 
 def check_redis() -> None:
@@ -182,6 +221,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{v:<8} {np.median(rps[v]):>13.0f} {np.median(p99[v]):>7.1f} {shown:>28}  "
               f"{np.median(cpu_us[v]):>10.0f} {cpu_shown:>8}  {verdict}")
     print("CPU us/req: the server's processes (HTTP + inference process), not Redis's own.")
+    base = float(np.median(cpu_us["none"]))
+    print(f"\nthe limiter alone (in this process, 64 concurrent callers; share of the no-limit "
+          f"server's {base:.0f} CPU us per request):")
+    for v, store in (("memory", None), ("redis", REDIS)):
+        cost = float(np.median([check_cost(store) for _ in range(3)]))
+        results[f"{v}_check_cpu_us"] = cost
+        target = TARGETS[v]
+        print(f"  {v:<7} {cost:6.1f} CPU us per check = {cost / base:5.1%} of a request "
+              f"(target {target:.0%}: {'met' if cost / base <= target else 'NOT met'})")
     if args.json:
         write_json(args.json, results)
     return 0 if ok else 1

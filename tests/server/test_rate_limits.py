@@ -155,3 +155,17 @@ def test_rate_limit_settings_round_trip_through_to_dict() -> None:
     assert config.endpoints[0].rate_limits.per_endpoint is not None
     assert config.endpoints[0].rate_limits.per_endpoint.burst == 100  # a second's worth
     assert "6379" not in repr(config)
+
+
+def test_the_serve_yaml_examples_in_docs_security_md_load() -> None:
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    for block in blocks:
+        for variant in (block, block.replace("# rate_limit", "rate_limit")):
+            ServeConfig.from_dict(yaml.safe_load(variant))

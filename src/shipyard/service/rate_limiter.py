@@ -59,7 +59,6 @@ class _Lease:
         slowest = min(rates, key=lambda r: r.rate)
         self.want = max(1, min(LEASE_MAX, int(slowest.rate * LEASE_S),
                                min(r.burst for r in rates)))
-LIMIT_NAMES = ("per_key", "per_endpoint")
 
 
 Buckets = tuple[list[str], list[Rate], list[str]]

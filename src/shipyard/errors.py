@@ -38,6 +38,7 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     │   ├── UnauthorizedError         missing or wrong API key (protocol/http_errors.py)
     │   ├── ForbiddenError            a valid API key that is not an admin key, on the
     │   │                             admin API (protocol/http_errors.py)
+    │   ├── RateLimitedError          over a rate limit: 429 (protocol/http_errors.py)
     │   └── ClientGoneError           the client left before its body arrived
     │                                 (protocol/http_errors.py)
     ├── ServingError                  the server cannot answer a valid request now
@@ -50,6 +51,8 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     │   ├── BatcherClosedError        the batcher is shutting down (batching.py)
     │   ├── InferenceProcessError     the inference process failed
     │   ├── RemoteModelError          the model raised in the inference process
+    │   ├── RateLimitStoreError       the shared rate-limit store (Redis) fails
+    │   │                             (stores/rate_limits.py)
     │   └── _RoutedError              a routed request's failure with its route, unwrapped
     │                                 before answering (server/hotpath.py, private)
     ├── OptimizationError             a package cannot be optimised: not ONNX, no reference
@@ -58,6 +61,11 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     │   ├── AccuracyGateError         the optimised model lost more than the tolerance (.result)
     │   └── LatencyTargetError        the optimised model is slower than the target latency
     ├── ConfigError                   the serve configuration is invalid (service/config.py)
+    ├── DefenceConfigError            a defence setting is invalid; raised as a ConfigError
+    │                                 (service/defence_config.py)
+    ├── RateError                     a rate limit's rate or burst is invalid
+    │                                 (defences/buckets.py)
+    ├── OutputPolicyError             an output policy is invalid (defences/outputs.py)
     ├── RoutingError                  a traffic policy, its stored form or a routing key
     │                                 spec is invalid (routing/)
     ├── RegistryError                 a registry request is invalid

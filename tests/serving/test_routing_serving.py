@@ -56,11 +56,12 @@ async def serving(registry: Registry, log_dir: Path, *, poll_interval_s: float =
                   inference: str = "process", timeout_s: float = 10.0,
                   trusted_proxy: str | None = None,
                   retain_previous_s: float = 600.0, joint_inference: bool = True,
+                  **endpoint_options: Any,
                   ) -> AsyncIterator[tuple[DataPlane, httpx.AsyncClient]]:
     config = ServeConfig(
         endpoints=(EndpointConfig(name="iris", model=URI, inference=inference,  # type: ignore[arg-type]
                                   trust=True, timeout_s=timeout_s,
-                                  joint_inference=joint_inference),),
+                                  joint_inference=joint_inference, **endpoint_options),),
         log_dir=str(log_dir), poll_interval_s=poll_interval_s, flush_interval_s=0.2,
         retain_previous_s=retain_previous_s)
     plane = DataPlane(config, settings=registry.settings, registry=registry)

@@ -30,6 +30,7 @@ from shipyard.errors import (
 )
 from shipyard.protocol import codec
 from shipyard.stores.predictions import NothingLoggedError
+from shipyard.stores.rate_limits import RateLimitStoreError
 
 log = logging.getLogger("shipyard.serve")
 
@@ -48,6 +49,19 @@ class ForbiddenError(RequestError):
     """The request's API key is valid but does not allow this route (the admin API)."""
 
 
+class RateLimitedError(RequestError):
+    """A rate limit refused the request (429): which limit, its rate and burst, and the
+    whole seconds to wait (``Retry-After``, at least 1)."""
+
+    def __init__(self, message: str, *, limit: str, rate: float, burst: int,
+                 retry_after: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.rate = rate
+        self.burst = burst
+        self.retry_after = retry_after
+
+
 class ClientGoneError(RequestError):
     """The client disconnected before its request body arrived: there is no one to answer."""
 
@@ -61,6 +75,7 @@ _STATUSES: tuple[tuple[type[Exception], int, bytes | None], ...] = (
     (UnauthorizedError, 401, None),
     (ForbiddenError, 403, None),
     (PayloadTooLargeError, 413, None),
+    (RateLimitedError, 429, None),  # its own Retry-After
     (RequestError, 400, None),
     (InvalidNameError, 400, None),
     (RoutingError, 400, None),  # a traffic policy or routing key spec that is not valid
@@ -76,6 +91,7 @@ _STATUSES: tuple[tuple[type[Exception], int, bytes | None], ...] = (
     (ArtifactStoreError, 503, b"5"),
     (SchemaOutOfDateError, 503, None),
     (RegistryUnavailableError, 503, b"5"),
+    (RateLimitStoreError, 503, b"1"),  # the shared limits' store fails, and fails closed
     (IncompatibleSignatureError, 409, None),
     (RegistryError, 400, None),  # any other registry request that is not valid
     (BatchTimeoutError, 504, None),
@@ -104,6 +120,9 @@ def _body(exc: ShipyardError, status: int) -> bytes:
         return codec.error_body(f"overloaded: {exc}")
     if isinstance(exc, InferenceProcessError):
         return codec.error_body(f"model unavailable: {exc}")
+    if isinstance(exc, RateLimitedError):
+        return codec.dumps({"error": str(exc), "limit": exc.limit, "rate": exc.rate,
+                            "burst": exc.burst, "retry_after": exc.retry_after})
     if isinstance(exc, ClientGoneError):  # the server drops this answer: nobody is there
         return codec.error_body("the client disconnected before sending its body")
     return codec.error_body(_PREFIX.get(status, "") + str(exc), problems)
@@ -112,4 +131,6 @@ def _body(exc: ShipyardError, status: int) -> bytes:
 def _headers(exc: ShipyardError, retry: bytes | None) -> RawHeaders:
     if isinstance(exc, UnauthorizedError):
         return [(b"www-authenticate", b"Bearer")]
+    if isinstance(exc, RateLimitedError):
+        return [(b"retry-after", b"%d" % exc.retry_after)]
     return [] if retry is None else [(b"retry-after", retry)]

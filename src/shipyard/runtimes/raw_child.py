@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 from typing import Any, NamedTuple
 
+from shipyard.defences import OutputPolicy, defend
 from shipyard.errors import RemoteModelError
 from shipyard.protocol import codec
 from shipyard.protocol.http_errors import error_parts
@@ -60,6 +61,9 @@ def answer_batch(model: LoadedModel, spec: dict[str, Any],
     cuts: dict[int, int | None] = dict(spec.get("infer", ()))
     infer: dict[int, _Infer] = {}
     wanted = spec.get("bodies", True)
+    # what the answers show (labels only, rounding, noise); the log keeps the true outputs
+    policy = OutputPolicy.from_spec(spec.get("outputs"))
+    secret = bytes.fromhex(spec.get("secret", ""))
     for i, body in enumerate(bodies):
         try:
             if i in cuts:
@@ -76,7 +80,8 @@ def answer_batch(model: LoadedModel, spec: dict[str, Any],
         valid.append((i, columns, num_rows(columns)))
 
     def answer_alone(i: int, outputs: Columns) -> tuple[int, bytes]:
-        """One request's answer from its own rows of ``outputs``."""
+        """One request's answer from its own rows of ``outputs`` (as the policy shows
+        them)."""
         asked = infer.get(i)
         try:
             if asked is None:
@@ -107,11 +112,12 @@ def answer_batch(model: LoadedModel, spec: dict[str, Any],
         else:  # the whole call is logged; each request's answer from its rows of it
             kept_in.append(inputs)
             kept_out.append(outputs)
+            shown = defend(outputs, policy, secret) if wanted else outputs
             bounds = _bounds(group)
             simple = [(i, rows) for (i, _, _), rows in zip(group, bounds, strict=True)
                       if i not in infer]
             made = codec.simple_responses(
-                outputs, model.signature, model=spec["model"], version=spec["version"],
+                shown, model.signature, model=spec["model"], version=spec["version"],
                 request_ids=[request_ids[i] for i, _ in simple],
                 bounds=[rows for _, rows in simple]) if wanted else [b""] * len(simple)
             for (i, _), answer in zip(simple, made, strict=True):
@@ -119,7 +125,7 @@ def answer_batch(model: LoadedModel, spec: dict[str, Any],
             for (i, _, _), (start, stop) in zip(group, bounds, strict=True):
                 if i in infer:
                     statuses[i], answers[i] = answer_alone(
-                        i, {k: v[start:stop] for k, v in outputs.items()})
+                        i, {k: v[start:stop] for k, v in shown.items()})
                 if statuses[i] == 200:
                     ranges[i] = (row + start, row + stop)
             row += bounds[-1][1]
@@ -129,7 +135,8 @@ def answer_batch(model: LoadedModel, spec: dict[str, Any],
                 statuses[i], answers[i] = result
                 continue
             # answered alone after the call failed: logged alone (if it got its answer)
-            statuses[i], answers[i] = answer_alone(i, result)
+            statuses[i], answers[i] = answer_alone(
+                i, defend(result, policy, secret) if wanted else result)
             if statuses[i] == 200:
                 ranges[i] = (row, row + rows)
                 row += rows

@@ -34,6 +34,7 @@ from shipyard.server.openapi import openapi_document
 from shipyard.service.dataplane import DataPlane
 from shipyard.service.feedback import FeedbackItem
 from shipyard.service.metrics import SharedMetrics
+from shipyard.service.rate_limiter import RateLimiter
 from shipyard.ui import Access, DashboardSource, create_dashboard
 
 JSON = "application/json"
@@ -94,6 +95,8 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
 
     async def feedback(request: Request) -> Response:
         endpoint = plane.endpoint(request.path_params["name"])
+        headers = header_map(request.scope["headers"])
+        await hot.rate_limit(endpoint.name, headers, request.scope, keys.name_of(headers))
         payload = codec.loads(await read_body(request.receive,
                                               request.headers.get("content-length"),
                                               config.max_body_bytes))
@@ -132,6 +135,8 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
         d = endpoint.deployment(parse_version(request.path_params.get("version")))
         body = codec.model_metadata(endpoint.name, [str(d.version)], d.model.signature,
                                     f"shipyard_{d.model.runtime_name}")
+        if endpoint.config.labels_only:  # its answers carry no probabilities
+            body["outputs"] = [o for o in body["outputs"] if o["name"] != "probabilities"]
         return _json(codec.dumps(body))
 
     async def model_ready(request: Request) -> Response:
@@ -179,6 +184,8 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
             yield
         finally:
             await plane.close()
+            if limiter:
+                await limiter.close()
             if shared is not None and sharing is not None:
                 sharing.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -233,6 +240,8 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
                     exception_handlers={404: _not_found, 405: _not_allowed})
     app.state.plane = plane
     hot = HotPaths(app, plane, keys, RequestMetrics(plane))
+    limiter = RateLimiter(config, plane.metrics.registry)
+    hot.limiter = limiter if limiter else None
     return hot
 
 

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from starlette.applications import Starlette
 from starlette.types import Receive
 
+from shipyard.defences import OutputPolicy, defend
 from shipyard.errors import NotFoundError, ServingError
 from shipyard.protocol import codec
 from shipyard.protocol.http_errors import ClientGoneError, RawHeaders, error_parts
@@ -28,9 +29,10 @@ from shipyard.server.asgi import (
 )
 from shipyard.server.forwarded import ForwardedClient
 from shipyard.service.batch_calls import RawServed
-from shipyard.service.dataplane import DataPlane
+from shipyard.service.dataplane import DataPlane, Served
 from shipyard.service.deployment import Deployment
 from shipyard.service.keyring import KeyRing
+from shipyard.service.rate_limiter import RateLimiter
 from shipyard.service.request_ids import new_request_id
 from shipyard.service.routes import Endpoint, Pick
 from shipyard.service.routes import routing_key as routing_key_of
@@ -70,6 +72,10 @@ class HotPaths:
         # a ``client`` routing key behind a trusted proxy (run.py sets it; see forwarded.py)
         self.forwarded: ForwardedClient | None = None
         self._routes: dict[str, tuple[str, str, str | None]] = {}  # path -> hot_route(path)
+        self.limiter: RateLimiter | None = None  # the rate limits (create_app sets them)
+        # what answers of in-process models show (raw answers: the inference process's job)
+        self._shown = {name: ep.config.output_policy for name, ep in plane.endpoints.items()
+                       if ep.config.output_policy.active}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -114,6 +120,8 @@ class HotPaths:
         except Exception as exc:
             return _error(exc)
         try:
+            if self.limiter is not None:  # 429 before the body is read
+                await self.rate_limit(endpoint.name, headers, scope, key_name)
             if kind == "predict":
                 routed = await self._predict(endpoint, headers, scope, receive, key_name)
             else:
@@ -137,6 +145,29 @@ class HotPaths:
                              "200" if status == 200 else str(status),
                              "json" if kind == "predict" else "oip", seconds)
         return answer
+
+    async def rate_limit(self, endpoint: str, headers: Headers, scope: Any,
+                         key: str | None) -> None:
+        """Raise ``RateLimitedError`` when a rate limit refuses this request: by its API
+        key's name (``key``, as the key check found it), or without one its client address
+        (behind a trusted proxy, the one the proxy names)."""
+        limiter = self.limiter
+        if limiter is None or not limiter.limits(endpoint):
+            return
+        client = None
+        if key is None:
+            peer = await self.forwarded(scope) if self.forwarded is not None \
+                and b"x-forwarded-for" in headers else scope.get("client")
+            client = None if not peer else str(peer[0])
+        await limiter.check(endpoint, key, client)
+
+    def _shown_outputs(self, endpoint: Endpoint, served: Served) -> Columns:
+        """An in-process model's outputs as the endpoint's policy lets the answer show
+        them (the log has the true ones)."""
+        policy: OutputPolicy | None = self._shown.get(endpoint.name)
+        if policy is None:
+            return served.outputs
+        return defend(served.outputs, policy, self.plane.builder.output_secret)
 
     async def _predict(self, endpoint: Endpoint, headers: Headers, scope: Any,
                        receive: Receive, key_name: str | None) -> Routed:
@@ -177,8 +208,9 @@ class HotPaths:
         except Exception as exc:
             raise _RoutedError(exc, routed) from exc
         routed.answer = _ok(served.request_id, codec.simple_response(
-            served.outputs, deployment.model.signature, model=deployment.model_name,
-            version=deployment.version, request_id=served.request_id), deployment)
+            self._shown_outputs(endpoint, served), deployment.model.signature,
+            model=deployment.model_name, version=deployment.version,
+            request_id=served.request_id), deployment)
         return routed
 
     async def _infer(self, endpoint: Endpoint, wanted: int | None, headers: Headers,
@@ -227,7 +259,7 @@ class HotPaths:
         except Exception as exc:
             raise _RoutedError(exc, routed) from exc
         routed.answer = _ok(served.request_id, codec.oip_response(
-            served.outputs, model=endpoint.name, version=deployment.version,
+            self._shown_outputs(endpoint, served), model=endpoint.name, version=deployment.version,
             request_id=served.request_id, requested=requested), deployment)
         return routed
 

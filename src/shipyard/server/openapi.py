@@ -72,6 +72,8 @@ def _document(endpoints: list[str]) -> dict[str, Any]:
                      "schema": {"type": "string"}}
     errors = {"400": _err("Malformed request"), "404": _err("Unknown endpoint or version"),
               "413": _err("Body over the size limit"),
+              "429": _err("Over a rate limit: retry after the Retry-After header (the body "
+                          "names the limit)"),
               "422": _err("Input does not match the model signature (every problem listed)"),
               "503": _err("Overloaded: retry after the Retry-After header"),
               "504": _err("Timed out")}
@@ -114,7 +116,7 @@ def _document(endpoints: list[str]) -> dict[str, Any]:
                                           "never answered"),
                               "409": _err("The request was labelled before (send "
                                           "\"replace\": true to replace its labels)"),
-                              "413": errors["413"],
+                              "413": errors["413"], "429": errors["429"],
                               "422": _err("A label does not fit the model's task")}}},
             "/v2/health/live": {"get": {"summary": "Server live",
                                         "responses": {"200": _ok("Live")}}},
@@ -150,7 +152,10 @@ def _document(endpoints: list[str]) -> dict[str, Any]:
             "PredictResponse": {"type": "object",
                                 "required": ["predictions", "model", "version", "request_id"],
                                 "properties": {"predictions": {"type": "array"},
-                                               "probabilities": {"type": "array"},
+                                               "probabilities": {
+                                                   "type": "array",
+                                                   "description": "absent where the endpoint "
+                                                   "answers labels only (labels_only)"},
                                                "model": {"type": "string"},
                                                "version": {"type": "integer"},
                                                "request_id": {"type": "string"}}},

@@ -14,10 +14,17 @@ from math import inf
 from pathlib import Path
 from typing import Any, Literal
 
+from shipyard.defences import OutputPolicy
 from shipyard.errors import ShipyardError
 from shipyard.names import SAFE_NAME_RULE, is_safe_name
 from shipyard.packaging import check_name
 from shipyard.registry import is_model_uri
+from shipyard.service.defence_config import (
+    DefenceConfigError,
+    RateLimits,
+    check_store,
+    output_policy,
+)
 
 
 class ConfigError(ShipyardError):
@@ -59,6 +66,17 @@ class EndpointConfig:
     # whatever the split, for one more copy of each version's model in memory
     joint_inference: bool = True
     monitor: MonitorConfig | None = None  # None: the serve config's global monitor section
+    # what answers show (defences against model extraction; the log keeps the true outputs):
+    # the label only, probabilities rounded to ``round`` decimals, noise that keeps the label
+    labels_only: bool = False
+    round: int | None = None
+    noise: float = 0.0
+    # this endpoint's rate limits, over the serve config's (service/defence_config.py)
+    rate_limits: RateLimits | None = None
+
+    @property
+    def output_policy(self) -> OutputPolicy:
+        return output_policy(self.labels_only, self.round, self.noise)
 
     @property
     def batch_deadline_s(self) -> float:
@@ -93,6 +111,11 @@ class EndpointConfig:
         if self.inference not in ("process", "thread"):
             raise ConfigError(f"endpoint {self.name}: inference is process or thread, "
                               f"not {self.inference!r}")
+        try:
+            object.__setattr__(self, "rate_limits", RateLimits.parse(self.rate_limits))
+            self.output_policy  # noqa: B018 - checked here, at load time
+        except DefenceConfigError as exc:
+            raise ConfigError(f"endpoint {self.name}: {exc}") from exc
 
     def _check_served_as(self) -> None:
         if self.model_name is None and self.model_version is None:
@@ -154,11 +177,29 @@ class ServeConfig:
     # routes that stay open when keys exist (health routes always are): any of metrics,
     # openapi, docs, ui
     open_routes: tuple[str, ...] = ()
+    # rate limits of every endpoint (an endpoint's own override them), kept in memory, or in
+    # the Redis ``rate_limit_store`` shared by every server (service/defence_config.py)
+    rate_limits: RateLimits | None = None
+    rate_limit_store: str | None = field(default=None, repr=False)  # may hold a password
+    rate_limit_prefix: str = "shipyard:rl:"
+    rate_limit_on_store_error: Literal["open", "closed"] = "open"
+    # the key of the endpoints' output noise (a file holding a secret); None: a random one
+    # per server process
+    output_secret_file: str | None = None
 
     def __post_init__(self) -> None:
         names = [e.name for e in self.endpoints]
         if len(set(names)) != len(names):
             raise ConfigError(f"duplicate endpoint names: {names}")
+        try:
+            object.__setattr__(self, "rate_limits", RateLimits.parse(self.rate_limits))
+            check_store(self.rate_limit_store, self.rate_limit_on_store_error,
+                        self.rate_limit_prefix)
+        except DefenceConfigError as exc:
+            raise ConfigError(str(exc)) from exc
+        if self.output_secret_file is not None and not (
+                isinstance(self.output_secret_file, str) and self.output_secret_file):
+            raise ConfigError("output_secret_file is the path of a file holding a secret")
         if self.flush_interval_s <= 0 or self.poll_interval_s <= 0 or self.max_body_bytes < 1 \
                 or not self.feedback_horizon_s > 0 \
                 or not self.idle_timeout_s > 0 or not self.read_timeout_s > 0:
@@ -204,6 +245,7 @@ class ServeConfig:
         out["endpoints"] = [_endpoint_dict(e) for e in self.endpoints]
         out["api_keys"] = dict(self.api_keys)
         out["admin_api_keys"] = dict(self.admin_api_keys)
+        out["rate_limits"] = None if self.rate_limits is None else self.rate_limits.to_dict()
         if self.monitor is None:
             del out["monitor"]
         else:
@@ -262,6 +304,8 @@ class ServeConfig:
 
 def _endpoint_dict(endpoint: EndpointConfig) -> dict[str, Any]:
     out = {f.name: getattr(endpoint, f.name) for f in fields(endpoint)}
+    out["rate_limits"] = None if endpoint.rate_limits is None else \
+        endpoint.rate_limits.to_dict()
     if endpoint.monitor is None:
         del out["monitor"]
     else:

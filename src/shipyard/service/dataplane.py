@@ -26,6 +26,7 @@ from shipyard.registry import Registry
 from shipyard.service.background import Background
 from shipyard.service.batch_calls import Arrival, RawServed, RawTicket, Ticket
 from shipyard.service.config import ServeConfig
+from shipyard.service.defence_config import read_secret
 from shipyard.service.deployment import Deployment, DeploymentBuilder
 from shipyard.service.feedback import FeedbackGate, FeedbackItem
 from shipyard.service.joint import JointRaw
@@ -105,6 +106,8 @@ class DataPlane:
                 config.trusted_keys or self.settings.trusted_keys,
                 self.settings.require_signed if config.require_signed is None
                 else config.require_signed))
+        if any(e.noise > 0 for e in config.endpoints):  # the key of their output noise
+            self.builder.output_secret = read_secret(config.output_secret_file)
         self.swapper = Swapper(self.endpoints.values(), self.builder, self.metrics,
                                lambda: self.registry, retain_s=config.retain_previous_s)
         self.shadowing = Shadowing(self.metrics.registry)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shipyard.batching import AdaptiveBatcher
 from shipyard.packaging.signing import SigningPolicy
@@ -113,6 +114,18 @@ class DeploymentBuilder:
         self.registry = registry
         self.signing = signing
         self.raw_answers = False  # inference processes take raw batches (runtimes.raw_child)
+        self.output_secret = b""  # the key of the endpoints' output noise (DataPlane sets it)
+
+    def output_spec(self, ep: EndpointConfig) -> dict[str, Any]:
+        """What a raw batch's spec adds for ``ep``'s output policy (labels only, rounding,
+        noise): nothing when it shows the model's outputs as they are."""
+        policy = ep.output_policy
+        if not policy.active:
+            return {}
+        spec: dict[str, Any] = {"outputs": policy.to_spec()}
+        if policy.noise > 0:
+            spec["secret"] = self.output_secret.hex()
+        return spec
 
     def resolve(self, ep: EndpointConfig, source: str) -> tuple[Path, str, int]:
         """The package directory, model name and version of ``source`` (a path: what the
@@ -182,7 +195,8 @@ class DeploymentBuilder:
         raw = copies = None
         if process is not None and process.raw:
             spec = {"model": name, "endpoint": ep.name, "version": version,
-                    "max_rows": ep.max_batch_size, "unknown": ep.unknown_categories}
+                    "max_rows": ep.max_batch_size, "unknown": ep.unknown_categories,
+                    **self.output_spec(ep)}
             logged = functools.partial(request_log.raw_batch, target)
             # batches of requests (not rows: the process splits calls at max_batch_size rows)
             raw = AdaptiveBatcher(

@@ -78,7 +78,8 @@ def build_joint(builder: DeploymentBuilder, ep: EndpointConfig, refs: Sequence[s
                                more=list(zip(paths[1:], logs[1:], strict=True)))
     specs: list[dict[str, Any]] = [
         {"model": d.model_name, "endpoint": ep.name, "version": d.version,
-         "max_rows": ep.max_batch_size, "unknown": ep.unknown_categories} for d in routed]
+         "max_rows": ep.max_batch_size, "unknown": ep.unknown_categories,
+         **builder.output_spec(ep)} for d in routed]
     on_calls = [builder.metrics.batch_size.labels(
         endpoint=ep.name, model=d.model_name, version=str(d.version)).observe for d in routed]
     targets = [LogTarget(ep.name, d.model_name, d.version, ep.log_sample_rate,

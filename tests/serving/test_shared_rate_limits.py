@@ -86,7 +86,8 @@ def test_two_servers_share_one_limit_through_redis(two_servers: list[ServerProce
     # both servers answered and both refused: one limit, not one per server
     for server in (0, 1):
         assert counts[(server, 200)] > 0 and counts[(server, 429)] > 0, counts
-    limited = sum(metric(httpx.get(f"{s.base}/metrics").text, "shipyard_rate_limited_total",
-                         endpoint="iris", key="tester", limit="per_key")
+    limited = sum(metric(httpx.get(f"{s.base}/metrics", headers={"X-API-Key": KEY}).text,
+                         "shipyard_rate_limited_total", endpoint="iris", key="tester",
+                         limit="per_key")
                   for s in two_servers)
     assert limited == refused

@@ -13,6 +13,7 @@ from rich.console import Console
 from shipyard._version import __version__
 from shipyard.cli.admin import audit, db_app, gc
 from shipyard.cli.dashboard import ui
+from shipyard.cli.evaluate import evaluate
 from shipyard.cli.export import app as export_app
 from shipyard.cli.importing import app as import_app
 from shipyard.cli.keys import app as keys_app
@@ -44,6 +45,7 @@ app.command("serve")(serve)
 app.command("logs")(logs)
 app.command("predict")(predict)
 app.command("report")(report)
+app.command("evaluate")(evaluate)
 app.command("ui")(ui)
 app.command("keygen")(keygen)
 app.command("sign")(sign)

@@ -1,0 +1,68 @@
+"""``shipyard evaluate``: a model on labelled rows, offline, with intervals, slices and a
+paired comparison against another model (``service/evaluation.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shipyard.cli.output import console, print_json, table
+
+
+def evaluate(
+    candidate: Annotated[str, typer.Argument(help="models:/NAME/V, models:/NAME@ALIAS or a "
+                                                  "package directory")],
+    data: Annotated[Path, typer.Option(help="labelled rows: .parquet or .csv")],
+    target: Annotated[str, typer.Option(help="the column holding the true label or value")],
+    against: Annotated[str | None, typer.Option(
+        help="the model it would replace: compared on the same rows")] = None,
+    slices: Annotated[str | None, typer.Option(
+        help="columns to slice by, comma-separated (numbers: quartile bins)")] = None,
+    level: Annotated[float, typer.Option(help="the intervals' level")] = 0.95,
+    resamples: Annotated[int, typer.Option(help="bootstrap resamples")] = 500,
+    trust: Annotated[bool, typer.Option("--trust", help="let native packages run their "
+                                                         "code (pickles)")] = False,
+    markdown_path: Annotated[Path | None, typer.Option(
+        "--markdown", help="also write the result as markdown (a pull request comment)")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Evaluate a model on labelled rows: metrics with intervals, per slice, latency, size,
+    and a paired comparison with --against."""
+    from shipyard.service.evaluation import evaluate as run
+    from shipyard.service.evaluation import markdown
+
+    columns = [c.strip() for c in (slices or "").split(",") if c.strip()]
+    with console.status("evaluating…"):
+        result = run(candidate, data, target, against=against, slices=columns, trust=trust,
+                     level=level, resamples=resamples)
+    if markdown_path is not None:
+        markdown_path.write_text(markdown(result), encoding="utf-8")
+    if as_json:
+        print_json(result.to_dict())
+        return
+    c, other = result.candidate, result.against
+    table(f"{c.source} on {c.rows} rows ({c.task})",
+          ["metric", "candidate", f"{level:.0%} interval",
+           *(["against"] if other is not None else [])],
+          [(name, f"{i.estimate:.4f}", f"[{i.low:.4f}, {i.high:.4f}]",
+            *([] if other is None else [
+                "" if (o := other.metrics.get(name)) is None else f"{o.estimate:.4f}"]))
+           for name, i in c.metrics.items() if i is not None])
+    if result.comparison is not None:
+        cmp_ = result.comparison
+        shown = "" if cmp_.interval is None else \
+            f" [{cmp_.interval.low:+.4f}, {cmp_.interval.high:+.4f}]"
+        console.print(f"candidate - against ({c.headline}): {cmp_.difference:+.4f}{shown}, "
+                      f"p = {cmp_.p_value:.3g} ({cmp_.method})")
+    for column in sorted({s.column for s in c.slices}):
+        worst = c.worst_slice(column)
+        table(f"{c.headline} by {column}", ["slice", "rows", c.headline, "interval"],
+              [(s.value + (" (worst)" if worst is not None and s.value == worst.value else ""),
+                s.rows, "" if s.metric is None else f"{s.metric.estimate:.4f}",
+                "" if s.metric is None else f"[{s.metric.low:.4f}, {s.metric.high:.4f}]")
+               for s in c.slices if s.column == column])
+    console.print(f"latency (one row): p50 {c.latency_ms['p50']:.2f} ms, p99 "
+                  f"{c.latency_ms['p99']:.2f} ms; size {c.size_bytes / 1e6:.2f} MB")

@@ -1,0 +1,294 @@
+"""``evaluate``: a model (and optionally the one it would replace) on labelled rows, offline.
+
+For each model: the task's metrics on every row with an interval (exact for accuracy, a
+bootstrap for the others), the same per slice of each ``slices`` column (categories as they
+are, numbers in quartile bins), the slice gap (the worst slice against the whole) and the
+spread across slices, single-row latency (p50 / p99) and the package's size. For the pair:
+a paired comparison on the same rows, exact McNemar on correctness for a classifier and a
+paired bootstrap of the RMSE for a regressor. The statistics are
+``monitoring/evaluation_stats.py``; the metrics ``monitoring/performance.py`` (equal to
+scikit-learn's). The first step of issue 18: the gate file and storing the evaluation with
+the version come next.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shipyard.errors import MonitoringError
+from shipyard.monitoring.evaluation_stats import (
+    Comparison,
+    Interval,
+    bootstrap,
+    exact_proportion,
+    mcnemar,
+    paired_bootstrap,
+)
+from shipyard.monitoring.performance import classification_metrics, regression_metrics
+
+CLASSIFICATION = ("accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
+REGRESSION = ("rmse", "mae", "r2")
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss"})
+NUMERIC_BINS = 4  # a numeric slice column: its quartiles
+LATENCY_CALLS = 50
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    column: str
+    value: str
+    rows: int
+    metric: Interval | None  # the headline metric on the slice's rows
+
+
+@dataclass(frozen=True)
+class ModelEvaluation:
+    source: str
+    task: str  # classification or regression
+    rows: int
+    headline: str  # accuracy or rmse
+    metrics: dict[str, Interval | None]
+    slices: list[SliceResult] = field(default_factory=list)
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    size_bytes: int = 0
+
+    def worst_slice(self, column: str) -> SliceResult | None:
+        found = [s for s in self.slices if s.column == column and s.metric is not None]
+        if not found:
+            return None
+        sign = -1.0 if self.headline in LOWER_IS_BETTER else 1.0
+
+        def score(s: SliceResult) -> float:
+            assert s.metric is not None
+            return sign * s.metric.estimate
+
+        return min(found, key=score)
+
+    def spread(self, column: str) -> float | None:
+        values = [s.metric.estimate for s in self.slices
+                  if s.column == column and s.metric is not None]
+        return None if not values else max(values) - min(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        columns = sorted({s.column for s in self.slices})
+        return {
+            "source": self.source, "task": self.task, "rows": self.rows,
+            "headline": self.headline,
+            "metrics": {k: None if v is None else v.to_dict() for k, v in self.metrics.items()},
+            "slices": [{"column": s.column, "value": s.value, "rows": s.rows,
+                        self.headline: None if s.metric is None else s.metric.to_dict()}
+                       for s in self.slices],
+            "slice_gaps": {c: {"worst": None if (w := self.worst_slice(c)) is None
+                               else w.value, "spread": self.spread(c)} for c in columns},
+            "latency_ms": self.latency_ms, "size_bytes": self.size_bytes}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    candidate: ModelEvaluation
+    against: ModelEvaluation | None = None
+    comparison: Comparison | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"candidate": self.candidate.to_dict()}
+        if self.against is not None:
+            out["against"] = self.against.to_dict()
+        if self.comparison is not None:
+            c = self.comparison
+            out["comparison"] = {
+                "metric": self.candidate.headline, "difference": c.difference,
+                "interval": None if c.interval is None else c.interval.to_dict(),
+                "p_value": c.p_value, "method": c.method,
+                **({"candidate_only": c.a_only, "against_only": c.b_only}
+                   if c.a_only is not None else {})}
+        return out
+
+
+def read_rows(path: Path, target: str, slices: Sequence[str]) -> tuple[Any, Any, Any]:
+    """The feature rows, the target and the slice columns of a Parquet or CSV file."""
+    import pandas as pd
+
+    if path.suffix.lower() in (".parquet", ".pq"):
+        frame = pd.read_parquet(path)
+    elif path.suffix.lower() == ".csv":
+        frame = pd.read_csv(path)
+    else:
+        raise MonitoringError(f"evaluation data must be .parquet or .csv, not {path.name}")
+    missing = [c for c in (target, *slices) if c not in frame.columns]
+    if missing:
+        raise MonitoringError(f"{path} has no column {', '.join(map(repr, missing))}; it has "
+                              f"{', '.join(map(str, frame.columns))}")
+    return frame.drop(columns=[target]), frame[target].to_numpy(), frame[list(slices)]
+
+
+def _intervals(task: str, truth: Any, pred: Any, proba: Any, classes: Any, level: float,
+               resamples: int, seed: int) -> dict[str, Interval | None]:
+    n = len(truth)
+    if task == "regression":
+        def one(name: str) -> Interval | None:
+            return bootstrap(lambda i: regression_metrics(truth[i], pred[i])[name], n,
+                             level=level, count=resamples, seed=seed)
+        return {name: one(name) for name in REGRESSION}
+    whole = classification_metrics(truth, pred, proba, classes)
+    out: dict[str, Interval | None] = {}
+    correct = round(whole["accuracy"] * whole["rows"])
+    out["accuracy"] = exact_proportion(correct, whole["rows"], level)
+    for name in CLASSIFICATION[1:]:
+        if whole[name] is None:
+            out[name] = None
+            continue
+
+        def metric(i: Any, m: str = name) -> float | None:
+            value = classification_metrics(truth[i], pred[i],
+                                           None if proba is None else proba[i], classes)[m]
+            return None if value is None else float(value)
+
+        out[name] = bootstrap(metric, n, level=level, count=resamples, seed=seed)
+    return out
+
+
+def _slices(frame: Any) -> list[tuple[str, str, Any]]:
+    """(column, value, row mask) per slice: categories as they are, numbers in quartiles."""
+    import pandas as pd
+
+    out = []
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) and values.nunique() > 2 * NUMERIC_BINS:
+            bins = pd.qcut(values, NUMERIC_BINS, duplicates="drop")
+            for interval in bins.cat.categories:
+                out.append((column, str(interval), (bins == interval).to_numpy()))
+            continue
+        for value in sorted(values.dropna().unique(), key=str):
+            out.append((column, str(value), (values == value).to_numpy()))
+    return out
+
+
+def _latency(model: Any, features: Any) -> dict[str, float]:
+    rows = [features.iloc[[i % len(features)]] for i in range(LATENCY_CALLS)]
+    model.predict(rows[0])  # warm-up
+    times = []
+    for row in rows:
+        started = time.perf_counter()
+        model.predict(row)
+        times.append((time.perf_counter() - started) * 1000.0)
+    return {"p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99))}
+
+
+def evaluate_model(source: str, model: Any, features: Any, truth: Any, slice_frame: Any, *,
+                   level: float = 0.95, resamples: int = 500, seed: int = 0,
+                   ) -> tuple[ModelEvaluation, Any]:
+    """One model's evaluation, and its predictions (for the paired comparison)."""
+    names = [spec.name for spec in model.signature.inputs]
+    if model.signature.kind == "tabular" and all(n in features.columns for n in names):
+        features = features[names]  # the slice columns and others the model does not take
+    prediction = model.predict(features)
+    pred = np.asarray(prediction.predictions)
+    proba = prediction.probabilities
+    classes = prediction.classes
+    task = "classification" if classes is not None else "regression"
+    headline = "accuracy" if task == "classification" else "rmse"
+    metrics = _intervals(task, truth, pred, proba, classes, level, resamples, seed)
+    slices = []
+    for column, value, mask in _slices(slice_frame):
+        rows = int(mask.sum())
+        idx = np.flatnonzero(mask)
+        if task == "classification":
+            right = int(np.sum(np.asarray([str(t) for t in truth[idx]])
+                               == np.asarray([str(p) for p in pred[idx]])))
+            metric = exact_proportion(right, rows, level) if rows else None
+        else:
+            def slice_rmse(i: Any, s: Any = idx) -> float | None:
+                value = regression_metrics(truth[s][i], pred[s][i])["rmse"]
+                return None if value is None else float(value)
+
+            metric = bootstrap(slice_rmse, rows, level=level, count=max(100, resamples // 2),
+                               seed=seed) if rows else None
+        slices.append(SliceResult(column, value, rows, metric))
+    size = sum(entry.size for entry in model.manifest.files)
+    return ModelEvaluation(source, task, len(truth), headline, metrics, slices,
+                           _latency(model, features), size), pred
+
+
+def evaluate(candidate: str, data: Path, target: str, *, against: str | None = None,
+             slices: Sequence[str] = (), trust: bool = False, level: float = 0.95,
+             resamples: int = 500, seed: int = 0, registry: Any = None) -> Evaluation:
+    """Evaluate ``candidate`` (a package directory or a ``models:/`` URI) on ``data``'s rows
+    against their ``target``; with ``against``, that model too, and the two compared on the
+    same rows."""
+    from shipyard.service.loading import load
+
+    features, truth, slice_frame = read_rows(data, target, slices)
+    if len(truth) == 0:
+        raise MonitoringError(f"{data} has no rows to evaluate on")
+    first = load(candidate, trust=trust, registry=registry)
+    try:
+        mine, pred = evaluate_model(candidate, first, features, truth, slice_frame,
+                                    level=level, resamples=resamples, seed=seed)
+    finally:
+        first.close()
+    if against is None:
+        return Evaluation(mine)
+    second = load(against, trust=trust, registry=registry)
+    try:
+        theirs, other = evaluate_model(against, second, features, truth, slice_frame,
+                                       level=level, resamples=resamples, seed=seed)
+    finally:
+        second.close()
+    if mine.task != theirs.task:
+        raise MonitoringError(f"{candidate} is a {mine.task} model and {against} a "
+                              f"{theirs.task} one: they cannot be compared")
+    if mine.task == "classification":
+        label = np.asarray([str(t) for t in truth])
+        comparison = mcnemar(np.asarray([str(p) for p in pred]) == label,
+                             np.asarray([str(p) for p in other]) == label, level=level)
+    else:
+        def rmse(p: Any) -> Any:
+            return lambda i: regression_metrics(truth[i], p[i])["rmse"]
+        comparison = paired_bootstrap(rmse(pred), rmse(other), len(truth), level=level,
+                                      count=resamples, seed=seed)
+    return Evaluation(mine, theirs, comparison)
+
+
+def markdown(evaluation: Evaluation) -> str:
+    """The evaluation as a pull request comment."""
+    c = evaluation.candidate
+    lines = [f"## Evaluation of `{c.source}`", "", f"{c.rows} rows, {c.task}.", "",
+             "| metric | candidate | interval |"
+             + (" against |" if evaluation.against is not None else ""),
+             "|---|---|---|" + ("---|" if evaluation.against is not None else "")]
+    for name, interval in c.metrics.items():
+        if interval is None:
+            continue
+        row = f"| {name} | {interval.estimate:.4f} | [{interval.low:.4f}, {interval.high:.4f}] |"
+        if evaluation.against is not None:
+            other = evaluation.against.metrics.get(name)
+            row += f" {'' if other is None else f'{other.estimate:.4f}'} |"
+        lines.append(row)
+    if evaluation.comparison is not None:
+        cmp_ = evaluation.comparison
+        lines += ["", f"**Candidate - against ({c.headline}):** {cmp_.difference:+.4f}"
+                  + ("" if cmp_.interval is None else
+                     f" [{cmp_.interval.low:+.4f}, {cmp_.interval.high:+.4f}]")
+                  + f", p = {cmp_.p_value:.3g} ({cmp_.method})"]
+    columns = sorted({s.column for s in c.slices})
+    for column in columns:
+        worst = c.worst_slice(column)
+        lines += ["", f"### {c.headline} by `{column}`", "", "| slice | rows | "
+                  f"{c.headline} | interval |", "|---|---|---|---|"]
+        for s in (s for s in c.slices if s.column == column):
+            if s.metric is None:
+                lines.append(f"| {s.value} | {s.rows} | | |")
+                continue
+            mark = " (worst)" if worst is not None and s.value == worst.value else ""
+            lines.append(f"| {s.value}{mark} | {s.rows} | {s.metric.estimate:.4f} | "
+                         f"[{s.metric.low:.4f}, {s.metric.high:.4f}] |")
+    lines += ["", f"Latency (one row): p50 {c.latency_ms['p50']:.2f} ms, p99 "
+              f"{c.latency_ms['p99']:.2f} ms; size {c.size_bytes / 1e6:.2f} MB."]
+    return "\n".join(lines) + "\n"

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     )
     from shipyard.scoring import BatchSummary, predict_batch
     from shipyard.service import load
+    from shipyard.service.evaluation import evaluate
     from shipyard.service.optimizing import optimize
 
 _LAZY = {
@@ -64,6 +65,7 @@ _LAZY = {
     "Package": "shipyard.runtimes.packager",
     "load": "shipyard.service",
     "optimize": "shipyard.service.optimizing",
+    "evaluate": "shipyard.service.evaluation",
     "Registry": "shipyard.registry",
     "Client": "shipyard.client",
     "AsyncClient": "shipyard.client",
@@ -134,6 +136,7 @@ __all__ = [
     "__version__",
     "check_runtime",
     "compare",
+    "evaluate",
     "load",
     "optimize",
     "package",

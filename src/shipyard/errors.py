@@ -91,6 +91,8 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     │   └── AlertError                alert configuration or state is invalid
     │       │                         (monitoring/alert_rules.py, as is AlertRuleError)
     │       └── AlertRuleError        a rule does not parse
+    │           └── GateRuleError     an evaluation gate's rule does not parse
+    │                                 (monitoring/evaluation_gate.py)
     ├── ExportError                   an endpoint cannot be exported to Docker, Kubernetes
     │                                 or KServe (export/common.py)
     └── ServerError                   the server answered an error status (client.py)

@@ -24,6 +24,8 @@ def evaluate(
     resamples: Annotated[int, typer.Option(help="bootstrap resamples")] = 500,
     trust: Annotated[bool, typer.Option("--trust", help="let native packages run their "
                                                          "code (pickles)")] = False,
+    gate: Annotated[Path | None, typer.Option(
+        help="a gate file (YAML rules): exit 1 when a rule fails")] = None,
     markdown_path: Annotated[Path | None, typer.Option(
         "--markdown", help="also write the result as markdown (a pull request comment)")]
     = None,
@@ -31,17 +33,23 @@ def evaluate(
 ) -> None:
     """Evaluate a model on labelled rows: metrics with intervals, per slice, latency, size,
     and a paired comparison with --against."""
+    from shipyard.service.evaluation import check_gate, markdown, read_gate
     from shipyard.service.evaluation import evaluate as run
-    from shipyard.service.evaluation import markdown
 
+    rules = () if gate is None else read_gate(gate)  # a bad rule fails before any work
     columns = [c.strip() for c in (slices or "").split(",") if c.strip()]
     with console.status("evaluating…"):
         result = run(candidate, data, target, against=against, slices=columns, trust=trust,
                      level=level, resamples=resamples)
+    verdicts = check_gate(result, rules)
     if markdown_path is not None:
-        markdown_path.write_text(markdown(result), encoding="utf-8")
+        markdown_path.write_text(markdown(result, verdicts), encoding="utf-8")
+    failed = [v for v in verdicts if not v.passed]
     if as_json:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), **({"gate": {
+            "passed": not failed, "rules": [v.to_dict() for v in verdicts]}} if rules else {})})
+        if failed:
+            raise typer.Exit(1)
         return
     c, other = result.candidate, result.against
     table(f"{c.source} on {c.rows} rows ({c.task})",
@@ -66,3 +74,12 @@ def evaluate(
                for s in c.slices if s.column == column])
     console.print(f"latency (one row): p50 {c.latency_ms['p50']:.2f} ms, p99 "
                   f"{c.latency_ms['p99']:.2f} ms; size {c.size_bytes / 1e6:.2f} MB")
+    for v in verdicts:
+        shown = "" if v.value is None else f": {v.value:.4g}"
+        console.print(f"{'[green]✓ pass[/]' if v.passed else '[red]✗ FAIL[/]'} {v.rule.text}"
+                      f"{shown}{'' if v.passed else ' (' + v.reason + ')'}", highlight=False)
+    if rules:
+        console.print("[green]gate passed[/]" if not failed else
+                      f"[red]gate failed: {len(failed)} of {len(verdicts)} rules[/]")
+    if failed:
+        raise typer.Exit(1)

@@ -40,11 +40,13 @@ class AlertError(MonitoringError):
 class AlertRuleError(AlertError):
     """A rule does not parse; the message shows the rule with a caret under the bad part."""
 
+    WHAT = "alert rule"
+
     def __init__(self, text: str, position: int, message: str) -> None:
         self.text = text
         self.position = position
         self.reason = message
-        super().__init__(f"invalid alert rule: {message}\n    {text}\n    {' ' * position}^")
+        super().__init__(f"invalid {self.WHAT}: {message}\n    {text}\n    {' ' * position}^")
 
 
 class Severity(StrEnum):

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from shipyard.errors import MonitoringError
+from shipyard.monitoring.evaluation_gate import GateResult, GateRule, check, parse_gate
 from shipyard.monitoring.evaluation_stats import (
     Comparison,
     Interval,
@@ -108,6 +109,39 @@ class Evaluation:
                 **({"candidate_only": c.a_only, "against_only": c.b_only}
                    if c.a_only is not None else {})}
         return out
+
+
+def _values(model: ModelEvaluation) -> dict[str, float | None]:
+    out: dict[str, float | None] = {k: None if v is None else v.estimate
+                                    for k, v in model.metrics.items()}
+    out.update({f"{k}_ms": v for k, v in model.latency_ms.items()})
+    out["size_mb"] = model.size_bytes / 1e6
+    return out
+
+
+def check_gate(evaluation: Evaluation, rules: Sequence[GateRule]) -> list[GateResult]:
+    """Each gate rule on the evaluation (``monitoring/evaluation_gate.py``)."""
+    c = evaluation.candidate
+    worst = {}
+    for column in {s.column for s in c.slices}:
+        slice_ = c.worst_slice(column)
+        worst[(c.headline, column)] = None if slice_ is None or slice_.metric is None \
+            else slice_.metric.estimate
+    against = None if evaluation.against is None else _values(evaluation.against)
+    return [check(rule, _values(c), against, worst) for rule in rules]
+
+
+def read_gate(path: Path) -> tuple[GateRule, ...]:
+    """A gate file: YAML, a list of rules or ``{rules: [...]}``."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise MonitoringError(f"cannot read the gate file {path}: {exc}") from exc
+    if not isinstance(doc, (list, dict)):
+        raise MonitoringError(f"{path}: a gate file is a list of rules or {{rules: [...]}}")
+    return parse_gate(doc)
 
 
 def read_rows(path: Path, target: str, slices: Sequence[str]) -> tuple[Any, Any, Any]:
@@ -256,10 +290,15 @@ def evaluate(candidate: str, data: Path, target: str, *, against: str | None = N
     return Evaluation(mine, theirs, comparison)
 
 
-def markdown(evaluation: Evaluation) -> str:
+def markdown(evaluation: Evaluation, gate: Sequence[GateResult] = ()) -> str:
     """The evaluation as a pull request comment."""
     c = evaluation.candidate
-    lines = [f"## Evaluation of `{c.source}`", "", f"{c.rows} rows, {c.task}.", "",
+    verdict = [] if not gate else [
+        "**Gate: " + ("passed**" if all(r.passed for r in gate) else "failed**"), "",
+        *(f"- {'✅' if r.passed else '❌'} `{r.rule.text}`"
+          + ("" if r.value is None else f": {r.value:.4g}")
+          + ("" if r.passed else f" ({r.reason})") for r in gate), ""]
+    lines = [f"## Evaluation of `{c.source}`", "", *verdict, f"{c.rows} rows, {c.task}.", "",
              "| metric | candidate | interval |"
              + (" against |" if evaluation.against is not None else ""),
              "|---|---|---|" + ("---|" if evaluation.against is not None else "")]

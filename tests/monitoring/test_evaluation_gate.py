@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from shipyard.cli.app import app
 from shipyard.monitoring.evaluation_gate import GateRuleError, parse_gate, parse_gate_rule
-from monitoring.test_evaluate import cancer  # noqa: F401 - the fixture
 from shipyard.service.evaluation import check_gate, evaluate
 
 

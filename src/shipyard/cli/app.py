@@ -17,6 +17,7 @@ from shipyard.cli.evaluate import evaluate
 from shipyard.cli.export import app as export_app
 from shipyard.cli.importing import app as import_app
 from shipyard.cli.keys import app as keys_app
+from shipyard.cli.loadtest import loadtest
 from shipyard.cli.models import app as models_app
 from shipyard.cli.monitoring import app as monitor_app
 from shipyard.cli.optimize import optimize
@@ -46,6 +47,7 @@ app.command("logs")(logs)
 app.command("predict")(predict)
 app.command("report")(report)
 app.command("evaluate")(evaluate)
+app.command("loadtest")(loadtest)
 app.command("ui")(ui)
 app.command("keygen")(keygen)
 app.command("sign")(sign)

@@ -217,7 +217,8 @@ def test_overview_numbers_equal_the_apis(browser: Browser, server: ServerProcess
     def value(name: str) -> float:
         return float(row.locator(f'[data-metric="{name}"]').get_attribute("data-value") or "nan")
 
-    scrape = httpx.get(f"{server.base}/metrics", timeout=30).text
+    scrape = httpx.get(f"{server.base}/metrics", headers={"x-api-key": API_KEY},
+                       timeout=30).text
     assert value("drift_share") == _metric(scrape, "shipyard_drift_share", endpoint=ENDPOINT)
     assert value("estimated") == pytest.approx(_metric(
         scrape, "shipyard_model_metric", endpoint=ENDPOINT, metric="accuracy",

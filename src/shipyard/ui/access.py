@@ -15,6 +15,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from shipyard.errors import RequestError
+from shipyard.protocol.http_errors import ForbiddenError
 from shipyard.service.keyring import TOKEN, KeyRing
 
 COOKIE = "shipyard_ui_key"
@@ -64,6 +65,9 @@ class Access:
         """The actor of an action confirmed with ``admin_key``: ``api:<name>``; None when no
         keys are configured (the registry's own actor). 401 for an unknown key, 403 for a
         valid key that is not an admin key."""
-        name = self.keys.authorize({b"x-api-key": admin_key.encode("utf-8", "replace")},
-                                   "admin")
+        try:
+            name = self.keys.authorize({b"x-api-key": admin_key.encode("utf-8", "replace")},
+                                       "admin")
+        except ForbiddenError as exc:
+            raise ForbiddenError(f"this action needs an admin key: {exc}") from None
         return None if name is None else f"api:{name}"

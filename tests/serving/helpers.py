@@ -193,8 +193,13 @@ def rss_mib(pid: int) -> float:
 
 
 def cmdline(pid: int) -> str:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-        errors="replace")
+    """The process's command line, or "" once it has exited (a child may go between being
+    listed and being read)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
 
 
 def kill_child_log(logger: Any) -> None:

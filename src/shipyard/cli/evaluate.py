@@ -87,13 +87,10 @@ def evaluate(
         console.print(f"{'[green]✓ pass[/]' if v.passed else '[red]✗ FAIL[/]'} {v.rule.text}"
                       f"{shown}{'' if v.passed else ' (' + v.reason + ')'}", highlight=False)
     if c.calibration:
-        ece = c.metrics.get("calibration_error")
-        console.print("calibration: " + ("" if ece is None else
-                                         f"ECE {ece.estimate:.4f} [{ece.low:.4f}, "
-                                         f"{ece.high:.4f}]; ")
-                      + ", ".join(f"({b['from']:.1f}, {b['to']:.1f}] {b['rows']:.0f} rows: "
-                                  f"conf. {b['confidence']:.2f}, acc. {b['accuracy']:.2f}"
-                                  for b in c.calibration), highlight=False)
+        table("calibration (reliability by confidence)",
+              ["confidence", "rows", "mean confidence", "accuracy"],
+              [(f"({b['from']:.1f}, {b['to']:.1f}]", f"{b['rows']:.0f}",
+                f"{b['confidence']:.3f}", f"{b['accuracy']:.3f}") for b in c.calibration])
     if rules:
         console.print("[green]gate passed[/]" if not failed else
                       f"[red]gate failed: {len(failed)} of {len(verdicts)} rules[/]")

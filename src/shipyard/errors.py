@@ -82,7 +82,7 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     ├── LogLocationError              a prediction-log location that cannot be used: a URL
     │                                 with a password, a missing bucket (stores/log_location.py)
     ├── InputError                    batch input cannot be found or read
-    │                                 (scoring/sources.py)
+    │                                 (stores/table_sources.py)
     ├── OutputError                   a batch output cannot be written where it was asked
     │                                 for: a missing bucket, no access (scoring/publish.py)
     ├── RejectLimitError              a batch run rejected more rows than --max-rejects

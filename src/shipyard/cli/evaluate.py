@@ -14,7 +14,8 @@ from shipyard.cli.output import console, print_json, table
 def evaluate(
     candidate: Annotated[str, typer.Argument(help="models:/NAME/V, models:/NAME@ALIAS or a "
                                                   "package directory")],
-    data: Annotated[Path, typer.Option(help="labelled rows: .parquet or .csv")],
+    data: Annotated[str, typer.Option(help="labelled rows: a .parquet or .csv file, a folder "
+                                           "of them, or an s3:// URL")],
     target: Annotated[str, typer.Option(help="the column holding the true label or value")],
     against: Annotated[str | None, typer.Option(
         help="the model it would replace: compared on the same rows")] = None,

@@ -17,7 +17,6 @@ those bytes; ``evaluation_report.markdown`` writes the pull request comment.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -162,32 +161,6 @@ def read_gate(path: Path) -> tuple[GateRule, ...]:
     return parse_gate(doc)
 
 
-def read_rows(path: Path, target: str, slices: Sequence[str]) -> tuple[Any, Any, Any]:
-    """The feature rows, the target and the slice columns of a Parquet or CSV file."""
-    import pandas as pd
-
-    if path.suffix.lower() in (".parquet", ".pq"):
-        frame = pd.read_parquet(path)
-    elif path.suffix.lower() == ".csv":
-        frame = pd.read_csv(path)
-    else:
-        raise MonitoringError(f"evaluation data must be .parquet or .csv, not {path.name}")
-    missing = [c for c in (target, *slices) if c not in frame.columns]
-    if missing:
-        raise MonitoringError(f"{path} has no column {', '.join(map(repr, missing))}; it has "
-                              f"{', '.join(map(str, frame.columns))}")
-    return frame.drop(columns=[target]), frame[target].to_numpy(), frame[list(slices)]
-
-
-def data_fingerprint(path: Path, rows: int, target: str) -> dict[str, Any]:
-    """What the evaluation ran on: the file's SHA-256, its row count and the target."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return {"file": path.name, "sha256": digest.hexdigest(), "rows": rows, "target": target}
-
-
 def _intervals(task: str, truth: Any, pred: Any, proba: Any, classes: Any, correct: Any,
                level: float, resamples: int, seed: int) -> dict[str, Interval | None]:
     n = len(truth)
@@ -304,19 +277,19 @@ def _load_and_evaluate(source: str, trust: bool, registry: Any, rows: tuple[Any,
         model.close()
 
 
-def evaluate(candidate: str, data: Path, target: str, *, against: str | None = None,
+def evaluate(candidate: str, data: str | Path, target: str, *, against: str | None = None,
              slices: Sequence[str] = (), trust: bool = False, level: float = 0.95,
              resamples: int = 500, seed: int = 0, registry: Any = None) -> Evaluation:
     """Evaluate ``candidate`` (a package directory or a ``models:/`` URI) on ``data``'s rows
     against their ``target``; with ``against``, that model too, and the two compared on the
-    same rows."""
-    rows = read_rows(data, target, slices)
-    truth = rows[1]
-    if len(truth) == 0:
-        raise MonitoringError(f"{data} has no rows to evaluate on")
+    same rows. ``data`` is a Parquet or CSV file, a folder of them or a URL (``s3://``)."""
+    from shipyard.service.evaluation_data import read_rows
+
+    found = read_rows(str(data), target, slices)
+    truth, used = found.truth, found.fingerprint
+    rows = (found.features, truth, found.slices)
     options = {"level": level, "resamples": resamples, "seed": seed}
     mine, pred = _load_and_evaluate(candidate, trust, registry, rows, **options)
-    used = data_fingerprint(data, len(truth), target)
     if against is None:
         return Evaluation(mine, data=used)
     theirs, other = _load_and_evaluate(against, trust, registry, rows, **options)

@@ -115,9 +115,20 @@ class Registry:
             raise RegistryError(f"invalid actor {self.actor!r}: 1-256 characters")
         sqlite = self.engine.dialect.name == "sqlite"
         ensure_schema(self.engine, auto_upgrade=sqlite if auto_upgrade is None else auto_upgrade)
-        # trusted keys and require_signed (packaging/signing.py), from the settings unless given
-        self.signing = signing or SigningPolicy.load(self.settings.trusted_keys,
-                                                     self.settings.require_signed)
+        self._signing = signing
+
+    @property
+    def signing(self) -> SigningPolicy:
+        """Trusted keys and ``require_signed`` (``packaging/signing.py``): as given, or read
+        from the settings when first needed (only registering checks it)."""
+        if self._signing is None:
+            self._signing = SigningPolicy.load(self.settings.trusted_keys,
+                                               self.settings.require_signed)
+        return self._signing
+
+    @signing.setter
+    def signing(self, policy: SigningPolicy) -> None:
+        self._signing = policy
 
     def close(self) -> None:
         self.engine.dispose()

@@ -43,7 +43,9 @@ def test_keys_are_stored_hashed_and_audited(reg: Registry) -> None:
         reg.api_keys.revoke("ci")
     with pytest.raises(NotFoundError):
         reg.api_keys.revoke("nobody")
-    assert [k.name for k in reg.api_keys.snapshot()] == ["soon"]  # not the revoked one
+    # the revoked one is marked: refused, yet still keeping the routes closed
+    assert [(k.name, k.revoked) for k in reg.api_keys.snapshot()] == [("ci", True),
+                                                                      ("soon", False)]
     assert reg.api_keys.get("ci").state() == "revoked"
     actions = [(r.action, (r.after or r.before)["name"]) for r in reg.audit()
                if r.action.startswith("key.")]

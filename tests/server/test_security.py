@@ -69,7 +69,7 @@ def test_scopes_endpoints_and_the_wrong_keys(serve: Any, packages: Any, tmp_path
         for headers, params, words in (
                 ({}, {}, "needs an API key"),
                 (_key(secrets["app"] + "x"), {}, "invalid or revoked"),
-                (_key(revoked), {}, "invalid or revoked"),
+                (_key(revoked), {}, "'gone' has been revoked"),
                 ({"Authorization": secrets["app"]}, {}, "needs an API key"),  # no "Bearer "
                 ({"Authorization": f"Basic {secrets['app']}"}, {}, "needs an API key"),
                 ({}, {"api_key": secrets["app"]}, "needs an API key"),  # the query string
@@ -137,6 +137,11 @@ def test_keys_created_and_revoked_while_serving(serve: Any, packages: Any, tmp_p
             _eventually(lambda: c.post(predict, json=body,
                                        headers=_key(secret)).status_code == 401,
                         "a revoked key is refused")
+            # every key revoked: the routes stay closed (a revocation never opens them)
+            reg.api_keys.revoke("first")
+            time.sleep(3 * POLL_S)
+            assert c.post(predict, json=body).status_code == 401
+            assert c.get("/metrics").status_code == 401
         records = reg.audit()
         late = [(r.action, r.actor, r.after or r.before) for r in records
                 if (r.after or r.before or {}).get("name") == "late"]
@@ -145,7 +150,7 @@ def test_keys_created_and_revoked_while_serving(serve: Any, packages: Any, tmp_p
         assert late[1][2]["where"]  # which server saw it first
         listed = {k.name: k for k in reg.api_keys.all()}
         assert listed["late"].state() == "revoked" and listed["late"].first_used_at
-        assert listed["first"].state() == "active" and listed["first"].first_used_at is None
+        assert listed["first"].state() == "revoked" and listed["first"].first_used_at is None
         # the secret is never stored: only its hash, and a prefix to tell keys apart
         with reg.engine.connect() as conn:
             rows = [tuple(map(str, r)) for r in conn.exec_driver_sql("SELECT * FROM api_keys")]

@@ -74,6 +74,7 @@ class StoredKey:
     endpoint: str | None
     expires_at: float | None  # seconds since the epoch
     used: bool  # its first use is recorded already
+    revoked: bool = False  # refused; still counts as a key (the routes stay closed)
 
 
 def check_key_name(name: object) -> str:
@@ -148,15 +149,16 @@ class ApiKeyStore:
         return self.get(name)
 
     def snapshot(self) -> list[StoredKey]:
-        """The keys not revoked (a server refuses the expired ones, saying so)."""
+        """Every key, revoked ones marked: a server refuses the revoked and the expired ones,
+        saying which, and a registry whose keys are all revoked still closes its routes."""
         with self.registry.engine.connect() as conn:
-            rows = conn.execute(sa.select(api_keys).where(api_keys.c.revoked_at.is_(None))).all()
+            rows = conn.execute(sa.select(api_keys).order_by(api_keys.c.id)).all()
         out = []
         for row in rows:
             expires = None if row.expires_at is None else utc(row.expires_at)
             out.append(StoredKey(row.name, row.key_hash, row.scope, row.endpoint,
                                  None if expires is None else expires.timestamp(),
-                                 row.first_used_at is not None))
+                                 row.first_used_at is not None, row.revoked_at is not None))
         return out
 
     def mark_used(self, name: str, where: str) -> bool:

@@ -78,23 +78,32 @@ class KeyRing:
         self._table: dict[str, Grant] = dict(self._static)
         self._names: dict[str, Grant] = {g.name: g for g in static}
         self._noted: set[str] = set()
+        self._revoked: dict[str, str] = {}  # hash -> name of the registry's revoked keys
         # called (on the event loop) the first time this server sees a registry key used
         self.on_first_use: Callable[[str], None] | None = None
 
     def load(self, stored: Iterable[StoredKey]) -> None:
-        """Replace the registry's keys (serve.yaml's stay)."""
+        """Replace the registry's keys (serve.yaml's stay). Revoked keys are refused, but
+        their existence keeps the routes closed: revoking the last key never opens them."""
         table = dict(self._static)
+        revoked = {}
         for key in stored:
+            if key.revoked:
+                revoked[key.key_hash] = key.name
+                continue
             if key.scope not in SCOPES:
                 log.warning("API key %r has an unknown scope %r: ignored", key.name, key.scope)
                 continue
             table[key.key_hash] = Grant(key.name, key.key_hash, frozenset((key.scope,)),
                                         key.endpoint, key.expires_at, True, key.used)
         self._table = table
+        self._revoked = revoked
         self._names = {g.name: g for g in table.values()}
 
     def __bool__(self) -> bool:
-        return bool(self._table)
+        """Whether any key exists (revoked ones included): then every guarded route needs
+        one."""
+        return bool(self._table) or bool(self._revoked)
 
     def identify(self, headers: Headers, now: float | None = None) -> Grant | None:
         """The key (or token) the request presents, if valid now."""
@@ -114,7 +123,7 @@ class KeyRing:
                   endpoint: str | None = None) -> str | None:
         """The name of the key that allows this route (None: no keys, all open); 401
         without a valid key, 403 with a key whose scope or endpoint does not allow it."""
-        if not self._table:
+        if not self:
             return None
         grant = self.identify(headers)
         if grant is None:
@@ -138,9 +147,12 @@ class KeyRing:
         presented = presented_key(headers)
         if not presented:
             return "this route needs an API key (Authorization: Bearer KEY or X-API-Key: KEY)"
-        grant = self._table.get(hash_secret(presented))
+        digest = hash_secret(presented)
+        grant = self._table.get(digest)
         if grant is not None:
             return f"the API key {grant.name!r} has expired"
+        if digest in self._revoked:
+            return f"the API key {self._revoked[digest]!r} has been revoked"
         if presented.startswith(TOKEN):
             return "the sign-in token is invalid or has expired: sign in again"
         return "invalid or revoked API key"

@@ -168,3 +168,92 @@ def test_a_server_leases_tokens_and_remembers_refusals_so_redis_is_asked_less() 
         await limiter.close()
 
     asyncio.run(scenario())
+
+
+class _Proxy:
+    """A TCP relay to the real Redis that can hang: while ``hung``, it accepts connections
+    and reads what is sent but relays nothing either way (a Redis that stopped answering)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.hung = False
+        self.links: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self.links += [writer, up_writer]
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while data := await src.read(65536):
+                if not self.hung:
+                    dst.write(data)
+                    await dst.drain()
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer),
+                             return_exceptions=True)
+
+    def recover(self) -> None:
+        """Answer again; the connections that hung are dropped (the client reconnects)."""
+        self.hung = False
+        for link in self.links:
+            link.close()
+        self.links.clear()
+
+    async def close(self) -> None:
+        self.recover()
+        self.server.close()
+        await self.server.wait_closed()
+
+
+def test_a_redis_that_hangs_mid_run_times_out_fails_open_and_recovers(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Redis stops answering while the server runs (connections open, no reply): every check
+    returns after the store's timeout instead of hanging the request, is let through and
+    counted; once Redis answers again the limits hold again."""
+    from urllib.parse import urlparse
+
+    real = urlparse(redis_or_skip())
+    registry = CollectorRegistry()
+
+    async def scenario() -> None:
+        proxy = _Proxy((real.hostname or "127.0.0.1", real.port or 6379))
+        port = await proxy.start()
+        limiter = RateLimiter(_config(rate_limit_store=f"redis://127.0.0.1:{port}/0",
+                                      rate_limit_prefix=fresh_prefix()), registry)
+        try:
+            await limiter.check("iris", "alice", None)
+            with pytest.raises(RateLimitedError):
+                await limiter.check("iris", "alice", None)  # enforced through the relay
+            proxy.hung = True
+            loop = asyncio.get_running_loop()
+            for _ in range(3):  # over bob's limit, but the store cannot say so
+                started = loop.time()
+                await limiter.check("iris", "bob", None)
+                assert loop.time() - started < 2.0, "a hung Redis held the request"
+            proxy.recover()
+            refused = False
+            for _ in range(100):  # after the limiter's back-off (1 s) it asks again, the
+                # client reconnects and carol's limit holds
+                try:
+                    await limiter.check("iris", "carol", None)
+                except RateLimitedError:
+                    refused = True
+                    break
+                await asyncio.sleep(0.05)
+            assert refused, "the limit did not hold again once Redis answered"
+        finally:
+            await limiter.close()
+            await proxy.close()
+
+    with caplog.at_level(logging.WARNING, logger="shipyard.serve"):
+        asyncio.run(scenario())
+    samples = metric_samples(generate_latest(registry).decode())
+    assert metric(samples, "shipyard_rate_limit_store_errors_total", store="redis",
+                  outcome="allowed") >= 3
+    said = [r.getMessage() for r in caplog.records]
+    assert any("Timeout" in m and "not enforced" in m for m in said), said
+    assert any("answers again" in m for m in said), said

@@ -195,3 +195,46 @@ def test_a_slice_rule_must_name_a_slice_column() -> None:
         check_slice_columns(rules, ["cut"])
     with pytest.raises(AlertError, match="none \\(set the monitor's slices\\)"):
         check_slice_columns(rules, [])
+
+
+def test_the_f1_interval_from_the_confusion_matrix_matches_a_row_bootstrap() -> None:
+    """Multinomial draws of the confusion cells are row resamples: the interval agrees with
+    ``evaluation_stats.bootstrap`` over rows (scikit-learn's F1 on each resample)."""
+    from shipyard.monitoring.evaluation_stats import bootstrap
+    from shipyard.monitoring.slice_metrics import f1_interval
+
+    rng = np.random.default_rng(8)
+    for classes in (2, 4):
+        true = rng.integers(0, classes, 400)
+        pred = np.where(rng.random(400) < 0.7, true, rng.integers(0, classes, 400))
+        present = np.union1d(true, pred)
+        average = "binary" if classes == 2 else "macro"
+
+        def f1(i: np.ndarray, t: np.ndarray = true, p: np.ndarray = pred,
+               avg: str = average) -> float:
+            labels = None if avg == "binary" else np.union1d(t[i], p[i])
+            return float(f1_score(t[i], p[i], average=avg, labels=labels))
+
+        rows = bootstrap(f1, 400, count=1000, seed=1)
+        cells = f1_interval(true, pred, classes, resamples=1000, seed=1)
+        assert rows is not None and cells is not None
+        assert cells.estimate == pytest.approx(f1_score(
+            true, pred, average=average, labels=None if classes == 2 else present))
+        assert (cells.low, cells.high) == pytest.approx((rows.low, rows.high), abs=0.015)
+
+
+def test_large_slices_take_the_normal_interval_of_their_error() -> None:
+    from shipyard.monitoring.slice_metrics import LARGE
+
+    rng = np.random.default_rng(9)
+    n = LARGE * 4
+    true, pred = rng.normal(size=n), rng.normal(size=n)
+    outcomes = Outcomes("regression", np.ones(n, dtype=bool), true, pred)
+    mae = outcomes.interval("mae", np.arange(n, dtype=np.int64))
+    rmse = outcomes.interval("rmse", np.arange(n, dtype=np.int64))
+    assert mae is not None and rmse is not None and "normal" in mae.method
+    assert mae.estimate == pytest.approx(mean_absolute_error(true, pred))
+    assert mae.low < 2 / np.sqrt(np.pi) < mae.high  # E|X - Y| for two standard normals
+    assert rmse.low < np.sqrt(2) < rmse.high
+    small = outcomes.interval("mae", np.arange(LARGE, dtype=np.int64))
+    assert small is not None and "bootstrap" in small.method

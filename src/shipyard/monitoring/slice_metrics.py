@@ -3,9 +3,12 @@ Pure numpy: the rows' slice labels (``slicing.assign_slices``) and outcomes in, 
 report out.
 
 Per slice: its rows, its labelled rows and each metric with a ``level`` interval: accuracy
-exact (Clopper-Pearson), F1, MAE and RMSE by bootstrap (``evaluation_stats``). F1 in a slice
-averages the classes the slice shows (in its labels or predictions): a slice of three of ten
-classes is not marked down for the seven it never sees.
+exact (Clopper-Pearson, ``evaluation_stats``); F1 by bootstrap, drawn as multinomial
+resamples of the confusion matrix (the same distribution as resampling rows, at a cost that
+does not grow with them); MAE and RMSE by bootstrap (``evaluation_stats``) up to ``LARGE``
+labelled rows, by the normal approximation beyond. F1 in a slice averages the classes the
+slice shows (in its labels or predictions): a slice of three of ten classes is not marked
+down for the seven it never sees.
 
 Small slices never alarm on noise:
 
@@ -28,7 +31,12 @@ import numpy as np
 import numpy.typing as npt
 
 from shipyard.errors import MonitoringError
-from shipyard.monitoring.evaluation_stats import Interval, bootstrap, exact_proportion
+from shipyard.monitoring.evaluation_stats import (
+    MAX_UNDEFINED,
+    Interval,
+    bootstrap,
+    exact_proportion,
+)
 
 CLASSIFICATION = ("accuracy", "f1")
 REGRESSION = ("mae", "rmse")
@@ -38,6 +46,10 @@ LEVEL = 0.95
 RESAMPLES = 500
 MAX_SLICES = 50
 """Slices kept per column, the largest first; the others are counted as omitted."""
+LARGE = 5000
+"""Labelled rows beyond which MAE and RMSE take the normal approximation, not a bootstrap
+(whose resamples would hold ``RESAMPLES`` times the rows)."""
+CELL_BUDGET = 2_000_000  # resampled confusion cells held at once (F1)
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -78,27 +90,94 @@ class Outcomes:
             return exact_proportion(int(np.sum((true == pred) & (true >= 0))), len(rows),
                                     level)
         if metric == "f1":
-            k = self.classes
-            return bootstrap(lambda i: _f1(true[i], pred[i], k), len(rows), level=level,
-                             count=resamples, seed=seed)
+            return f1_interval(true, pred, self.classes, level=level, resamples=resamples,
+                               seed=seed)
         statistic = _mae if metric == "mae" else _rmse
+        if len(rows) > LARGE:
+            return _normal_interval(metric, true - pred, level)
         return bootstrap(lambda i: statistic(true[i], pred[i]), len(rows), level=level,
                          count=resamples, seed=seed)
 
 
-def _f1(true: IntArray, pred: IntArray, classes: int) -> float | None:
-    """Two classes: the F1 of the second (the positive class, as ``performance``), None
-    when it is neither true nor predicted; more: the macro F1 over the classes the rows
-    show. Codes below 0 (a label that is no known class) only count as errors."""
-    size = max(classes, 1)
-    tp = np.bincount(true[(true == pred) & (true >= 0)], minlength=size)
-    predicted = np.bincount(pred[pred >= 0], minlength=size)
-    actual = np.bincount(true[true >= 0], minlength=size)
-    total = predicted + actual
-    if classes == 2:
-        return None if total[1] == 0 else float(2 * tp[1] / total[1])
-    shown = total > 0
-    return float(np.mean(2 * tp[shown] / total[shown])) if shown.any() else None
+def _cell_counts(true: IntArray, pred: IntArray, classes: int,
+                 ) -> tuple[IntArray, IntArray, IntArray]:
+    """The confusion matrix's non-empty cells: true class, predicted class, rows. A code
+    below 0 (no known class) becomes class ``classes``, which F1 never counts as right."""
+    k = max(classes, 1)
+    t = np.where(true >= 0, true, k).astype(np.int64)
+    p = np.where(pred >= 0, pred, k).astype(np.int64)
+    cells, counts = np.unique(t * (k + 1) + p, return_counts=True)
+    return cells // (k + 1), cells % (k + 1), counts.astype(np.int64)
+
+
+def _f1_of_cells(cell_true: IntArray, cell_pred: IntArray, counts: npt.NDArray[Any],
+                 classes: int) -> FloatArray:
+    """F1 of each row of ``counts`` (resamples x cells), NaN where undefined. Two classes:
+    the F1 of the second (the positive class, as ``performance``), undefined when it is
+    neither true nor predicted; more: the macro F1 over the classes the rows show. A label
+    that is no known class only counts as an error."""
+    k = max(classes, 1)
+    draws = counts.shape[0]
+    offset = (np.arange(draws, dtype=np.int64) * (k + 1))[:, None]
+
+    def per_class(index: IntArray, weights: npt.NDArray[Any]) -> FloatArray:
+        flat = np.bincount((offset + index[None, :]).ravel(), weights=weights.ravel(),
+                           minlength=draws * (k + 1))
+        return np.asarray(flat.reshape(draws, k + 1)[:, :k], dtype=np.float64)
+
+    right = cell_true == cell_pred
+    tp = per_class(cell_true[right], counts[:, right])
+    total = per_class(cell_pred, counts) + per_class(cell_true, counts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rates = 2 * tp / total
+        if classes == 2:
+            return np.asarray(rates[:, 1], dtype=np.float64)
+        shown = total > 0
+        return np.asarray(np.where(shown, rates, 0.0).sum(axis=1) / shown.sum(axis=1),
+                          dtype=np.float64)
+
+
+def f1_interval(true: IntArray, pred: IntArray, classes: int, *, level: float = LEVEL,
+                resamples: int = RESAMPLES, seed: int = 0) -> Interval | None:
+    """F1 with its bootstrap percentile interval. F1 depends on the rows only through the
+    confusion matrix, so resampling rows is drawing the matrix's cells from a multinomial:
+    the same distribution as ``evaluation_stats.bootstrap``, at a cost that does not grow
+    with the rows. None when F1 is undefined, or on more than ``MAX_UNDEFINED`` of the
+    resamples."""
+    cell_true, cell_pred, counts = _cell_counts(true, pred, classes)
+    estimate = _f1_of_cells(cell_true, cell_pred, counts[None, :], classes)[0]
+    if not np.isfinite(estimate):
+        return None
+    rng = np.random.default_rng(seed)
+    chunk = max(1, CELL_BUDGET // len(counts))
+    values = np.concatenate([
+        _f1_of_cells(cell_true, cell_pred, rng.multinomial(
+            int(counts.sum()), counts / counts.sum(), size=min(chunk, resamples - done)),
+            classes) for done in range(0, resamples, chunk)])
+    kept = values[np.isfinite(values)]
+    if len(kept) < (1.0 - MAX_UNDEFINED) * resamples:
+        return None
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(kept, [tail, 1.0 - tail])
+    return Interval(float(estimate), float(low), float(high), level,
+                    f"bootstrap percentile ({resamples} multinomial resamples of the "
+                    "confusion matrix)")
+
+
+def _normal_interval(metric: str, errors: FloatArray, level: float) -> Interval:
+    """MAE or RMSE of many rows (more than ``LARGE``): the central limit theorem's interval
+    of the mean absolute (or squared) error, the latter's square-rooted."""
+    from scipy import stats
+
+    values = np.abs(errors) if metric == "mae" else errors ** 2
+    mean = float(np.mean(values))
+    half = float(stats.norm.ppf(0.5 + level / 2.0) * np.std(values, ddof=1)
+                 / np.sqrt(len(values)))
+    low, high = max(0.0, mean - half), mean + half
+    if metric == "rmse":
+        mean, low, high = np.sqrt(mean), np.sqrt(low), np.sqrt(high)
+    return Interval(float(mean), float(low), float(high), level,
+                    f"normal approximation (over {LARGE} rows)")
 
 
 def _mae(true: FloatArray, pred: FloatArray) -> float:

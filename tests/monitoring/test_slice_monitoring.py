@@ -185,6 +185,19 @@ def test_status_shows_the_worst_slices(monitored: dict[str, Any]) -> None:
     assert latest["slices"]["columns"]["stroke"]["worst"]["accuracy"]["slice"] == "bold"
 
 
+def test_the_dashboard_draws_the_worst_slices_and_the_newest_window(
+        monitored: dict[str, Any]) -> None:
+    from shipyard.ui.endpoint_page import endpoint_page
+    from shipyard.ui.source import DashboardSource
+
+    html = endpoint_page(DashboardSource(monitored["logs"]), ENDPOINT)
+    section = html.split('<h2 id="slices">')[1].split("<h2")[0]
+    bound = monitored["drop"]["metrics"]["worst_slice_accuracy(stroke)"]
+    assert f'data-value="{bound!r}"' in section  # the chart's table: the bound per window
+    assert '<td class="bad">bold</td>' in section  # the newest window's worst slice
+    assert "too few labels" in section  # the smudged slice, listed but not judged
+
+
 def test_slice_settings_are_read_and_checked() -> None:
     from shipyard.service.config import ConfigError, ServeConfig
 

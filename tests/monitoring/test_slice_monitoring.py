@@ -198,6 +198,22 @@ def test_the_dashboard_draws_the_worst_slices_and_the_newest_window(
     assert "too few labels" in section  # the smudged slice, listed but not judged
 
 
+def test_metrics_export_each_columns_worst_slice(monitored: dict[str, Any]) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from shipyard.service.monitor_metrics import MonitorResults
+
+    registry = CollectorRegistry()
+    registry.register(MonitorResults(monitored["logs"], [ENDPOINT]))
+    lines = [line for line in generate_latest(registry).decode().splitlines()
+             if line.startswith("shipyard_worst_slice_metric{")]
+    assert len(lines) == 4  # stroke and ink, accuracy and f1: one series each
+    bound = monitored["drop"]["metrics"]["worst_slice_accuracy(stroke)"]
+    (stroke,) = [line for line in lines if 'column="stroke"' in line
+                 and 'metric="accuracy"' in line]
+    assert 'slice="bold"' in stroke and float(stroke.rsplit(" ", 1)[1]) == bound
+
+
 def test_slice_settings_are_read_and_checked() -> None:
     from shipyard.service.config import ConfigError, ServeConfig
 

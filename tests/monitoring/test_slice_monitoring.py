@@ -268,3 +268,30 @@ def test_serving_refuses_a_slice_column_the_model_never_takes(
     with pytest.raises(ConfigError, match="has no column 'city' to slice by; slice by an "
                                           "input \\(x0, x1, x2\\), prediction or target"):
         check_serve_rules(serve(["x0", "city"]))
+
+
+def test_a_column_the_reference_cut_as_numbers_but_logged_as_text_is_skipped() -> None:
+    from shipyard.service.monitor_slices import slice_report
+    from shipyard.service.references import Reference
+
+    rng = np.random.default_rng(1)
+    n = 400
+    prediction = rng.choice(np.array(["yes", "no"], dtype=object), n)
+    reference = Reference(profile({"size": rng.normal(size=n), "shop": rng.choice(
+        np.array(["a", "b"]), n), "prediction": prediction, "target": prediction}), "test")
+    frame = {"size": np.array(["small", "large"] * (n // 2), dtype=object),
+             "shop": np.array(["a"] * n, dtype=object), "prediction": prediction,
+             "target": prediction}
+    metrics: dict[str, float | None] = {}
+    details: dict[str, str] = {}
+    found = slice_report(frame, np.ones(n, dtype=bool), reference,
+                         MonitorConfig(slices=("size", "shop", "nope")), metrics, details)
+    assert found is not None
+    assert "numeric in the reference but holds" in found["skipped"]["size"]
+    assert found["skipped"]["nope"] == "not in the window's columns"
+    (shop,) = found["columns"]["shop"]["slices"]
+    assert shop["slice"] == "a" and shop["labelled"] == n
+    assert shop["metrics"]["accuracy"]["estimate"] == 1.0
+    assert metrics["worst_slice_accuracy(shop)"] == pytest.approx(
+        shop["metrics"]["accuracy"]["high"])
+    assert details["worst_slice_accuracy(shop)"].startswith("worst slice shop=a: accuracy 1 ")

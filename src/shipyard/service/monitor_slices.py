@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from shipyard.errors import ShipyardError
+from shipyard.errors import MonitoringError, ShipyardError
 from shipyard.monitoring.estimation import expected_hits
 from shipyard.monitoring.performance import encode, infer_classes, is_missing
 from shipyard.monitoring.slice_metrics import (
@@ -52,11 +52,15 @@ def slice_report(frame: MonitoringFrame, labelled: Array, reference: Reference,
     if outcomes is None:
         skipped.update(dict.fromkeys(bins, "the predictions are neither classes nor numbers"))
         bins = {}
-    labels = assign_slices({c: frame[c] for c in bins}, bins) if bins else {}
     estimates = _estimates(frame, reference)
     found: dict[str, ColumnSlices] = {}
     for column, cut in bins.items():
         assert outcomes is not None
+        try:
+            labels = assign_slices({column: frame[column]}, {column: cut})
+        except MonitoringError as exc:  # text where the reference cut numbers
+            skipped[column] = str(exc)
+            continue
         found[column] = column_slices(column, labels[column], outcomes, estimates=estimates,
                                       min_labelled=config.slice_min_labelled,
                                       order=cut.labels)

@@ -28,7 +28,8 @@ ENDPOINT = "digits"
 CLASSES = list(range(10))
 PIXELS = [f"p{i}" for i in range(64)]
 RULES = ("worst_slice_accuracy(stroke) < 0.8", "accuracy(slice=stroke:smudged) < 0.8",
-         "worst_slice_accuracy(ink) < 0.8", "accuracy < 0.9")
+         "accuracy(slice=stroke:bold) < 0.7", "worst_slice_accuracy(ink) < 0.8",
+         "accuracy < 0.9")
 __all__ = ["packages"]  # the fixture: a regressor's and a classifier's package directories
 BOLD_FLIPS = 20  # labels of the bold slice made wrong in the second hour
 TINY = 5  # rows in the tiny slice, 3 of them wrong
@@ -141,7 +142,9 @@ def test_the_worst_slice_rule_fires_and_names_the_slice(monitored: dict[str, Any
     assert clean["alerts"] == []
     assert clean["metrics"]["worst_slice_accuracy(stroke)"] >= 0.8
     fired = {a["rule"]: a for a in drop["alerts"]}
-    assert set(fired) == {"worst_slice_accuracy(stroke) < 0.8"}  # not overall, not the tiny
+    # not the overall accuracy, not the tiny slice, not a numeric column's bins
+    assert set(fired) == {"worst_slice_accuracy(stroke) < 0.8",
+                          "accuracy(slice=stroke:bold) < 0.7"}
     alert = fired["worst_slice_accuracy(stroke) < 0.8"]
     assert alert["state"] == "firing"
     assert "stroke=bold" in alert["detail"]

@@ -71,7 +71,9 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     ├── RegistryError                 a registry request is invalid
     │   ├── NotFoundError             unknown model, version or alias
     │   ├── ConflictError             refused because of the registry's state (e.g. archive
-    │   │                             a version an alias points at)
+    │   │   │                         a version an alias points at)
+    │   │   └── EvaluationRequiredError  no passed evaluation where one is required
+    │   │                             (registry/evaluations.py)
     │   ├── IncompatibleSignatureError  promotion to a version that would break clients (.diff)
     │   ├── SchemaOutOfDateError      the database needs `shipyard db upgrade`
     │   └── RegistryUnavailableError  the registry's database cannot be reached
@@ -80,7 +82,7 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     ├── LogLocationError              a prediction-log location that cannot be used: a URL
     │                                 with a password, a missing bucket (stores/log_location.py)
     ├── InputError                    batch input cannot be found or read
-    │                                 (scoring/sources.py)
+    │                                 (stores/table_sources.py)
     ├── OutputError                   a batch output cannot be written where it was asked
     │                                 for: a missing bucket, no access (scoring/publish.py)
     ├── RejectLimitError              a batch run rejected more rows than --max-rejects

@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 import shipyard
 from shipyard.cli.app import app
 from shipyard.errors import MonitoringError
-from shipyard.service.evaluation import evaluate, markdown
+from shipyard.service.evaluation import evaluate
+from shipyard.service.evaluation_report import markdown
 
 
 def test_metrics_equal_scikit_learns_with_intervals_slices_and_a_comparison(
@@ -78,5 +79,5 @@ def test_regression_and_the_command(tmp_path: Path) -> None:
     with pytest.raises(MonitoringError, match="no column 'nope'"):
         evaluate(str(a), tmp_path / "test.csv", "nope")
     pd.DataFrame({"a": [1]}).to_json(tmp_path / "x.json")
-    with pytest.raises(MonitoringError, match=r"parquet or \.csv"):
+    with pytest.raises(MonitoringError, match=r"x\.json' is neither \.parquet nor \.csv"):
         evaluate(str(a), tmp_path / "x.json", "a")

@@ -4,13 +4,13 @@ server that never answered for 288 s), keeping every other option as the URI res
 from __future__ import annotations
 
 from s3_server import S3Server
-from shipyard.scoring.sources import filesystem
 from shipyard.stores.log_location import (
     CONNECT_TIMEOUT_S,
     REQUEST_TIMEOUT_S,
     _filesystem,
     write_object,
 )
+from shipyard.stores.table_sources import filesystem
 
 
 def _options(fs: object) -> dict[str, object]:

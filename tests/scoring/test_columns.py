@@ -108,7 +108,7 @@ def test_the_read_ahead_thread_stops_when_the_model_fails_to_load(tmp_path: Path
 
     from shipyard.scoring.columns import InputPlan
     from shipyard.scoring.local import score_local
-    from shipyard.scoring.sources import Chunk
+    from shipyard.stores.table_sources import Chunk
 
     read: list[int] = []
 

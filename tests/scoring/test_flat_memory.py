@@ -50,7 +50,7 @@ def test_a_local_file_reads_the_same_rows_whoever_decodes_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cores: int) -> None:
     """Two cores: decoded on the reader's thread through a small buffer; more: on Arrow's
     threads. Either way, the rows and their numbering are the file's."""
-    from shipyard.scoring.sources import open_source, read_chunks
+    from shipyard.stores.table_sources import open_source, read_chunks
 
     rng = np.random.default_rng(0)
     table = pa.table({"id": np.arange(50_000), **{f"f{i}": rng.standard_normal(50_000)

@@ -13,7 +13,7 @@ import pytest
 import shipyard
 from scoring.conftest import BAD_ROWS, customers_with_ids, expected, with_bad_rows
 from shipyard.scoring import BatchSummary, RejectLimitError, predict_batch
-from shipyard.scoring.sources import InputError
+from shipyard.stores.table_sources import InputError
 
 
 def _rejects(summary: BatchSummary) -> pd.DataFrame:

@@ -24,8 +24,8 @@ from shipyard.scoring.core import Scored
 from shipyard.scoring.models import ModelSource, resolve
 from shipyard.scoring.progress import BatchProgress
 from shipyard.scoring.publish import Destination
-from shipyard.scoring.sources import PARQUET_SUFFIXES, InputError, Source, open_source
 from shipyard.scoring.writers import ParquetOutput
+from shipyard.stores.table_sources import PARQUET_SUFFIXES, InputError, Source, open_source
 
 # rows per record batch: every batch in flight holds its Arrow columns and the model's input
 # matrix (~8 MB per 16k rows of 30 floats). 64k-row batches doubled a run's peak memory
@@ -212,7 +212,7 @@ def _score_locally(run: Run, out: str, rejects_at: str, summary: BatchSummary, *
                    log_endpoint: str | None, log_dir: str | Path | None, progress: bool,
                    parallel: Literal["threads", "processes"]) -> None:
     from shipyard.scoring.local import score_local
-    from shipyard.scoring.sources import read_chunks
+    from shipyard.stores.table_sources import read_chunks
 
     total = run.input.total_rows()
     log = _open_log(run, log_endpoint, log_dir, summary.batch_id)

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from shipyard.packaging import Signature
 from shipyard.packaging.signature import NUMERIC_DTYPES
-from shipyard.scoring.sources import InputError
+from shipyard.stores.table_sources import InputError
 from shipyard.types import Array, Columns
 
 

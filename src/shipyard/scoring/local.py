@@ -20,7 +20,7 @@ from typing import Literal
 from shipyard.scoring.columns import InputPlan
 from shipyard.scoring.core import Scored, Scorer
 from shipyard.scoring.models import ModelSource
-from shipyard.scoring.sources import Chunk
+from shipyard.stores.table_sources import Chunk
 
 Mode = Literal["threads", "processes"]
 

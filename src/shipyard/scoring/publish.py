@@ -33,8 +33,8 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from shipyard.errors import ShipyardError
-from shipyard.scoring.sources import filesystem, first_line
 from shipyard.stores.log_location import missing_bucket
+from shipyard.stores.table_sources import filesystem, first_line
 
 MARKER = "_SUCCESS"
 

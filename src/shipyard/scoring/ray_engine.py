@@ -39,8 +39,8 @@ from shipyard.scoring.batch import (
 )
 from shipyard.scoring.core import Scorer
 from shipyard.scoring.publish import Destination
-from shipyard.scoring.sources import Part, parts, read_part
 from shipyard.scoring.writers import ParquetOutput
+from shipyard.stores.table_sources import Part, parts, read_part
 
 if TYPE_CHECKING:
     from shipyard.scoring.prediction_log import BatchLog

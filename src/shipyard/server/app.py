@@ -73,10 +73,13 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
 
         async def run(request: Request) -> Response:
             try:
+                # the key's name, for handlers that log or limit by it (hashed once)
+                request.state.key_name = None
                 if check:
                     assert scope is not None
-                    keys.authorize(header_map(request.scope["headers"]), scope,
-                                   request.path_params.get("name"))
+                    request.state.key_name = keys.authorize(
+                        header_map(request.scope["headers"]), scope,
+                        request.path_params.get("name"))
                 return await handler(request)
             except Exception as exc:
                 return _error(exc)
@@ -96,7 +99,7 @@ def create_app(plane: DataPlane, *, metrics_dir: Path | None = None) -> HotPaths
     async def feedback(request: Request) -> Response:
         endpoint = plane.endpoint(request.path_params["name"])
         headers = header_map(request.scope["headers"])
-        await hot.rate_limit(endpoint.name, headers, request.scope, keys.name_of(headers))
+        await hot.rate_limit(endpoint.name, headers, request.scope, request.state.key_name)
         payload = codec.loads(await read_body(request.receive,
                                               request.headers.get("content-length"),
                                               config.max_body_bytes))

@@ -134,10 +134,6 @@ class KeyRing:
                 self.on_first_use(grant.name)
         return grant.name
 
-    def name_of(self, headers: Headers) -> str | None:
-        grant = self.identify(headers)
-        return None if grant is None else grant.name
-
     def _why(self, headers: Headers) -> str:
         presented = presented_key(headers)
         if not presented:

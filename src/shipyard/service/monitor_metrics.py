@@ -16,6 +16,9 @@ Per endpoint, labelled with the model version that served most of the window's r
 - ``shipyard_extraction_score{endpoint, key}`` and ``shipyard_extraction_part{endpoint, key,
   part}`` (volume, uniformity, boundary): the model-extraction score of each API key scored
   in the window (``monitoring/extraction.py``; flagged at 0.8), the ``top_features`` highest;
+- ``shipyard_worst_slice_metric{endpoint, version, column, metric, slice}``: per slice
+  column (``monitor.slices``) and metric, the worst slice's interval bound (what
+  ``worst_slice_accuracy(COLUMN)`` rules read), the slice named;
 - ``shipyard_alerts_firing{endpoint, rule}``: 1 while a monitor rule fires, else 0.
 
 A scrape costs two ``stat`` calls per endpoint while nothing changed: the families are
@@ -77,6 +80,10 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "shipyard_extraction_part": (
         "One part (volume, uniformity, boundary) of an API key's model-extraction score.",
         ("endpoint", "key", "part")),
+    "shipyard_worst_slice_metric": (
+        "A slice column's worst slice in the newest monitored window: the metric's interval "
+        "bound that worst_slice_* alert rules read.",
+        ("endpoint", "version", "column", "metric", "slice")),
     "shipyard_alerts_firing": ("1 while a monitor alert rule fires, else 0.",
                                ("endpoint", "rule")),
 }
@@ -174,6 +181,17 @@ def record_samples(endpoint: str, record: Mapping[str, Any], top_features: int,
         yield from _number("shipyard_feature_missing_rate", (*base, name), finding.get("value"))
     yield from performance_samples(base, record.get("performance") or {})
     yield from extraction_samples(endpoint, record.get("extraction") or {}, top_features)
+    yield from slice_samples(base, record.get("slices") or {})
+
+
+def slice_samples(base: tuple[str, str], slices: Mapping[str, Any]) -> Iterator[Sample]:
+    """One sample per slice column and metric: its worst slice's bound (bounded series)."""
+    for column, found in sorted((slices.get("columns") or {}).items()):
+        for metric, worst in sorted((found.get("worst") or {}).items()):
+            if isinstance(worst, Mapping):
+                yield from _number("shipyard_worst_slice_metric",
+                                   (*base, column, metric, str(worst.get("slice"))),
+                                   worst.get("bound"))
 
 
 def extraction_samples(endpoint: str, extraction: Mapping[str, Any], top_keys: int,

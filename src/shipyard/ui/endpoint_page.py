@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from shipyard.ui.layout import cell, chart_with_table, fmt, page, url
+from shipyard.ui.layout import cell, chart_with_table, fmt, page, table, text_cell, url
 from shipyard.ui.log_rows import error_counts
 from shipyard.ui.source import DashboardSource
 from shipyard.views import charts
@@ -56,7 +56,7 @@ def endpoint_page(source: DashboardSource, name: str, last: int = DEFAULT_WINDOW
                  "quality issues": [_metric(r, "quality_issues") for r in records],
                  "outlier share": [_metric(r, "outlier_share") for r in records]}),
              "</div>", '<h2 id="performance">Performance</h2><div class="grid">',
-             _performance(records, labels), "</div>",
+             _performance(records, labels), "</div>", _slices(records, labels),
              '<h2 id="alerts">Alerts</h2>', _alerts(records, labels)]
     return page(f"Endpoint {name}", "".join(parts))
 
@@ -176,6 +176,39 @@ def _performance(records: Sequence[Mapping[str, Any]], labels: Sequence[str]) ->
         out.append(_series_chart(f"{metric}: realised and estimated", labels, series,
                                  zero=False))
     return "".join(out) or "<p>No performance figures in these windows.</p>"
+
+
+def _slices(records: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> str:
+    """Each slice column's worst slice over the windows (the bound rules read), and the
+    newest window's slices with their intervals; nothing without slice columns."""
+    keys = sorted({k for r in records for k in (r.get("metrics") or {})
+                   if k.startswith("worst_slice_")})
+    newest = next((r["slices"] for r in reversed(records) if r.get("slices")), None)
+    if not keys or newest is None:
+        return ""
+    metric = "accuracy" if any(k.startswith("worst_slice_accuracy(") for k in keys) else "mae"
+    shown = [k for k in keys if k.startswith(f"worst_slice_{metric}(")]
+    chart = _series_chart(f"Worst slice's {metric} (interval bound) per column", labels,
+                          {k[len(f"worst_slice_{metric}("):-1]: [_metric(r, k) for r in records]
+                           for k in shown}, zero=False)
+    rows = []
+    for column, found in (newest.get("columns") or {}).items():
+        worst = ((found.get("worst") or {}).get(metric) or {}).get("slice")
+        for item in found.get("slices") or []:
+            interval = (item.get("metrics") or {}).get(metric) or {}
+            tone = "bad" if item["slice"] == worst else ""
+            rows.append(f"<tr>{text_cell(column)}{text_cell(str(item['slice']), tone=tone)}"
+                        f"{cell(item.get('rows'))}{cell(item.get('labelled'))}"
+                        f"{cell(interval.get('estimate'))}{cell(interval.get('low'))}"
+                        f"{cell(interval.get('high'))}"
+                        f"{text_cell('yes' if item.get('eligible') else 'too few labels')}"
+                        "</tr>")
+    newest_table = table(f"Slices of the newest window ({metric}; judged with "
+                         f"{newest.get('min_labelled')}+ labelled rows)",
+                         ["column", "slice", "rows", "labelled", metric, "low", "high",
+                          "judged"], rows)
+    return (f'<h2 id="slices">Slices</h2><div class="grid">{chart}</div>'
+            f"<div>{newest_table}</div>")
 
 
 def _alerts(records: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> str:

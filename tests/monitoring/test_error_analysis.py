@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from shipyard.errors import MonitoringError
-from shipyard.monitoring.error_analysis import analyse_errors
+from shipyard.monitoring.error_analysis import analyse_errors, condition
 from shipyard.monitoring.evaluation_stats import exact_bounds, exact_proportion
 
 CUTS = ["Fair", "Good", "Very Good", "Premium", "Ideal"]
@@ -162,3 +162,10 @@ def test_bad_inputs_are_named(labels: dict[str, np.ndarray], errors: np.ndarray,
                               options: dict[str, object], message: str) -> None:
     with pytest.raises(MonitoringError, match=message.replace("(", r"\(").replace(")", r"\)")):
         analyse_errors(labels, errors, **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("label", "name"), [
+    ("Fair", "cut=Fair"), ("< 0.4", "cut < 0.4"), (">= 1.1", "cut >= 1.1"),
+    ("[0.4, 0.7)", "cut in [0.4, 0.7)"), ("missing", "cut=missing")])
+def test_slice_names_read_as_conditions(label: str, name: str) -> None:
+    assert condition("cut", label) == name

@@ -52,7 +52,8 @@ class ErrorSlice:
 
     @property
     def name(self) -> str:
-        return " & ".join(f"{c}={v}" for c, v in zip(self.columns, self.values, strict=True))
+        return " & ".join(condition(c, v)
+                          for c, v in zip(self.columns, self.values, strict=True))
 
     def to_dict(self) -> dict[str, Any]:
         return {"slice": self.name, "columns": list(self.columns), "values": list(self.values),
@@ -98,6 +99,16 @@ class ErrorAnalysis:
                 "pair_columns": list(self.pair_columns),
                 "singles": [s.to_dict() for s in self.singles],
                 "pairs": [s.to_dict() for s in self.pairs]}
+
+
+def condition(column: str, label: str) -> str:
+    """``cut=Fair``; a numeric bin as ``slicing`` labels it reads ``carat < 0.4``,
+    ``carat >= 1.1`` or ``carat in [0.4, 0.7)``."""
+    if label.startswith(("< ", ">= ")):
+        return f"{column} {label}"
+    if label.startswith("[") and label.endswith(")") and ", " in label:
+        return f"{column} in {label}"
+    return f"{column}={label}"
 
 
 def _interval(interval: Interval | None) -> dict[str, Any] | None:
@@ -181,12 +192,13 @@ def _slices(totals: _Totals, columns: Sequence[_Coded], codes: npt.NDArray[np.in
             wrong: npt.NDArray[np.bool_]) -> tuple[list[ErrorSlice], int]:
     """The slices of one column or one crossing of two (``codes``: one per row), those with
     at least ``min_rows`` rows; and how many had fewer."""
-    size = int(np.prod([len(c.labels) for c in columns]))
-    rows = np.bincount(codes, minlength=size)
-    errs = np.bincount(codes[wrong], minlength=size)
-    present = np.flatnonzero(rows)
-    kept = present[rows[present] >= totals.min_rows]
-    k, m = errs[kept], rows[kept]
+    # only the combinations present: two wide columns cross into more codes than rows
+    present, inverse = np.unique(codes, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    rows = np.bincount(inverse, minlength=len(present))
+    errs = np.bincount(inverse[wrong], minlength=len(present))
+    big = rows >= totals.min_rows
+    kept, k, m = present[big], errs[big], rows[big]
     rate_low, rate_high = exact_bounds(k, m, totals.level)
     traffic_low, traffic_high = exact_bounds(m, np.full_like(m, totals.rows), totals.level)
     if totals.errors:
@@ -206,7 +218,7 @@ def _slices(totals: _Totals, columns: Sequence[_Coded], codes: npt.NDArray[np.in
             share_of_traffic=_make(count / totals.rows, traffic_low[i], traffic_high[i],
                                    totals.level),
             lift=rate / totals.rate if totals.errors else None))
-    return out, len(present) - len(kept)
+    return out, int(np.sum(~big))
 
 
 def _make(estimate: float, low: float, high: float, level: float) -> Interval:

@@ -51,7 +51,7 @@ def planted(frame: pd.DataFrame, seed: int = 1) -> np.ndarray:
 
 def write_log(root: Path, frame: pd.DataFrame, outputs: dict[str, np.ndarray],
               labels: np.ndarray | None, *, classes: list[Any] | None = None,
-              start: float | None = None, per_request: int = 10) -> None:
+              start: float | None = None, per_request: int = 10, version: int = 1) -> None:
     """One request per ``per_request`` rows over the last hour; feedback for each request
     when ``labels`` is given."""
     log = PredictionLog(root)
@@ -61,11 +61,12 @@ def write_log(root: Path, frame: pd.DataFrame, outputs: dict[str, np.ndarray],
         inputs = {c: (part[c].to_numpy(dtype=object) if part[c].dtype == object
                       else part[c].to_numpy()) for c in part.columns}
         ts = start + i * 0.1
-        log.append(PredictionRecord(f"r{i}", ts, ENDPOINT, ENDPOINT, 1, 5.0, None, inputs,
+        log.append(PredictionRecord(f"v{version}r{i}", ts, ENDPOINT, ENDPOINT, version, 5.0,
+                                    None, inputs,
                                     {k: v[low:low + per_request] for k, v in outputs.items()},
                                     classes))
         if labels is not None:
-            log.append(FeedbackRecord(f"r{i}", ts + 1.0, ENDPOINT,
+            log.append(FeedbackRecord(f"v{version}r{i}", ts + 1.0, ENDPOINT,
                                       labels[low:low + per_request].tolist()))
     log.flush()
     log.close()
@@ -183,6 +184,23 @@ def test_no_labelled_rows_is_a_clear_error(tmp_path: Path) -> None:
         endpoint_errors(ENDPOINT, tmp_path / "old")
     found = endpoint_errors(ENDPOINT, tmp_path / "old", span=40 * 86400.0)
     assert found.analysis.errors == 200
+
+
+def test_several_versions_are_a_slice_column(tmp_path: Path) -> None:
+    """Two versions answered: ``version`` is sliced by default, and the worse one leads."""
+    for version, (seed, rate) in {1: (6, 0.05), 2: (7, 0.4)}.items():
+        frame = shop_rows(1000, seed=seed)
+        predicted = np.zeros(1000, dtype=np.int64)
+        wrong = np.random.default_rng(seed + 100).random(1000) < rate
+        write_log(tmp_path / "logs", frame, {"label": predicted}, wrong.astype(np.int64),
+                  version=version)
+    result = endpoint_errors(ENDPOINT, tmp_path / "logs", options=ErrorOptions(sort="rate"))
+    assert result.bins[0].column == "version"
+    top = result.analysis.singles[0]
+    assert top.name == "version=v2" and top.rows == 1000
+    only_inputs = endpoint_errors(ENDPOINT, tmp_path / "logs",
+                                  options=ErrorOptions(columns=["region"]))
+    assert [b.column for b in only_inputs.bins] == ["region"]
 
 
 # -- the CLI -------------------------------------------------------------------------------

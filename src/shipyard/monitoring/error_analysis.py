@@ -192,12 +192,16 @@ def _slices(totals: _Totals, columns: Sequence[_Coded], codes: npt.NDArray[np.in
             wrong: npt.NDArray[np.bool_]) -> tuple[list[ErrorSlice], int]:
     """The slices of one column or one crossing of two (``codes``: one per row), those with
     at least ``min_rows`` rows; and how many had fewer."""
-    # only the combinations present: two wide columns cross into more codes than rows
-    present, inverse = np.unique(codes, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    size = int(np.prod([len(c.labels) for c in columns]))
+    if size <= len(codes):  # count by code directly
+        present, inverse = np.arange(size), codes
+    else:  # only the combinations present: two wide columns cross into more codes than rows
+        present, inverse = np.unique(codes, return_inverse=True)
+        inverse = inverse.reshape(-1)
     rows = np.bincount(inverse, minlength=len(present))
     errs = np.bincount(inverse[wrong], minlength=len(present))
     big = rows >= totals.min_rows
+    small = int(np.sum((rows > 0) & ~big))  # a code no row has is no slice
     kept, k, m = present[big], errs[big], rows[big]
     rate_low, rate_high = exact_bounds(k, m, totals.level)
     traffic_low, traffic_high = exact_bounds(m, np.full_like(m, totals.rows), totals.level)
@@ -218,7 +222,7 @@ def _slices(totals: _Totals, columns: Sequence[_Coded], codes: npt.NDArray[np.in
             share_of_traffic=_make(count / totals.rows, traffic_low[i], traffic_high[i],
                                    totals.level),
             lift=rate / totals.rate if totals.errors else None))
-    return out, int(np.sum(~big))
+    return out, small
 
 
 def _make(estimate: float, low: float, high: float, level: float) -> Interval:

@@ -48,6 +48,9 @@ ERROR_QUANTILE = 0.9
 MAX_COLUMNS = 20
 MAX_CATEGORIES = 50
 _NOT_INPUTS = ("prediction", "target")
+VERSION = "version"
+"""A slice column beside the inputs (unless an input has its name): the model version that
+answered, ``v2``; sliced by default when the window holds several versions."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,8 @@ def endpoint_errors(endpoint: str, log_dir: str | Path, config: MonitorConfig | 
     notes: list[str] = []
     reference = _reference(endpoint, log_dir, config, data, model_source, settings, notes)
     rule, errors = _errors(frame, options, reference)
-    columns = _columns(frame, options.columns, config, reference, notes)
+    columns = _columns(frame, options.columns, config, reference, notes,
+                       own_version=VERSION not in data.frame)
     bins = _bins(frame, columns, reference, notes)
     labels = assign_slices({c: frame[c] for c in columns}, bins)
     analysis = analyse_errors(labels, errors, min_rows=options.min_rows, level=options.level,
@@ -185,7 +189,10 @@ def _labelled_frame(endpoint: str, data: WindowData) -> MonitoringFrame:
             f"no labelled rows for endpoint {endpoint!r} in {_period(data.window)}: "
             f"{data.rows} prediction row(s) logged, none with a feedback label. Send labels "
             f"(POST /v1/endpoints/{endpoint}/feedback) or widen the window (--window 30d)")
-    return data.select(labelled)
+    frame = data.select(labelled)
+    frame.setdefault(VERSION, np.array([f"v{v}" for v in data.versions[labelled].tolist()],
+                                       dtype=object))
+    return frame
 
 
 def _reference(endpoint: str, log_dir: str | Path, config: MonitorConfig, data: WindowData,
@@ -237,7 +244,10 @@ def _task(frame: MonitoringFrame, reference: Reference | None) -> Task:
 
 
 def _columns(frame: MonitoringFrame, asked: Sequence[str] | None, config: MonitorConfig,
-             reference: Reference | None, notes: list[str]) -> list[str]:
+             reference: Reference | None, notes: list[str], *, own_version: bool,
+             ) -> list[str]:
+    """The slice columns; ``own_version``: the frame's ``version`` is the answering model's
+    (no input has the name), sliced by default when several versions answered."""
     if asked:
         unknown = [c for c in asked if c not in frame]
         if unknown:
@@ -250,7 +260,9 @@ def _columns(frame: MonitoringFrame, asked: Sequence[str] | None, config: Monito
         return configured
     inputs = reference.inputs if reference is not None else None
     names = [c for c in (inputs or frame) if c in frame and c not in _NOT_INPUTS
-             and not c.startswith(("proba.", "output."))]
+             and not c.startswith(("proba.", "output.")) and not (own_version and c == VERSION)]
+    if own_version and len(set(frame[VERSION].tolist())) > 1:
+        names.insert(0, VERSION)
     wide = [c for c in names if frame[c].dtype.kind in "OUSb"
             and len(set(frame[c].tolist())) > MAX_CATEGORIES]
     if wide:
@@ -258,7 +270,7 @@ def _columns(frame: MonitoringFrame, asked: Sequence[str] | None, config: Monito
                      "(name them with --slices to include them)")
     chosen = [c for c in names if c not in wide]
     if len(chosen) > MAX_COLUMNS:
-        notes.append(f"sliced by the first {MAX_COLUMNS} of {len(chosen)} input columns "
+        notes.append(f"sliced by the first {MAX_COLUMNS} of {len(chosen)} columns "
                      "(--slices to choose)")
     if not chosen:
         raise ShipyardError("no column to slice by: the rows have no input column; name "
@@ -272,9 +284,10 @@ def _bins(frame: MonitoringFrame, columns: list[str], reference: Reference | Non
                                           if c in reference.profile.columns]
     bins = {} if reference is None else reference_bins(reference.profile, known)
     own = [c for c in columns if c not in bins]
-    if own and reference is not None:
-        notes.append(f"{', '.join(own)} not in the reference: numbers there are cut at this "
-                     "window's own quartiles")
     for name in own:
         bins[name] = bins_of_values(name, frame[name])
+    numeric = [c for c in own if bins[c].numeric]
+    if numeric and reference is not None:
+        notes.append(f"{', '.join(numeric)} not in the reference: cut at this window's own "
+                     "quartiles")
     return {c: bins[c] for c in columns}

@@ -53,33 +53,41 @@ def test_a_rule_naming_no_metric_is_refused_when_the_config_loads(rule: str,
 
 
 def test_every_metric_the_rules_may_name_parses() -> None:
-    from shipyard.monitoring.alert_metrics import metric_names
+    from shipyard.monitoring.alert_metrics import SLICED, metric_names
 
     rules = [f"{n}(x0) > 0" if n in ("drifted", "missing_share", "out_of_range_share",
-                                     "new_category_share") else f"{n} > 0"
-             for n in metric_names()]
-    assert _serve({"rules": [*rules, "accuracy(v2) < 0.8", "mae(v1) > 3"]}).monitor
+                                     "new_category_share") or n.startswith("worst_slice_")
+             else f"{n} > 0" for n in metric_names()]
+    sliced = [f"{n}(slice=x0:[0.5, 1.2)) > 0" for n in SLICED]
+    assert _serve({"rules": [*rules, *sliced, "accuracy(v2) < 0.8", "mae(v1) > 3"],
+                   "slices": ["x0"]}).monitor
 
 
 def test_the_metric_list_matches_what_the_monitor_writes(tmp_path: Path) -> None:
     """Every key of a classifier's and a regressor's window metrics is a name rules accept
     for that task, so the list cannot fall behind the monitor."""
-    from shipyard.monitoring.alert_metrics import metric_names
+    from shipyard.monitoring.alert_metrics import SLICED, metric_names
 
     reference = save_reference(tmp_path / "ref.profile")
     traffic = Traffic(tmp_path / "logs")
     traffic.send(BASE, HOUR, 20, feedback=True, shift=1.0)
     traffic.send(BASE, HOUR, 10, feedback=True, version=2)
-    (record,) = Monitor(ENDPOINT, traffic.root, MonitorConfig(reference=str(reference)),
-                        clock=lambda: BASE + HOUR).run(last=1000).records
+    (record,) = Monitor(ENDPOINT, traffic.root, MonitorConfig(
+        reference=str(reference), slices=("city", "x2")), clock=lambda: BASE + HOUR).run(
+        last=1000).records
     written = {key.split("(")[0] for key in record["metrics"]}
     assert {"accuracy", "estimated_accuracy", "concept_drift", "drifted",
-            "missing_share"} <= written
+            "missing_share", "worst_slice_accuracy", "worst_slice_f1"} <= written
     assert written <= set(metric_names("classification"))
+    sliced = {key.split("(")[0] for key in record["metrics"] if "(slice=" in key}
+    assert sliced == set(SLICED) - {"mae", "rmse"}
 
     _, regression = _regression_window(tmp_path / "reg")
     keys = {key.split("(")[0] for key in regression["metrics"]}
-    assert {"mae", "rmse", "r2", "drift_share"} <= keys <= set(metric_names("regression"))
+    assert {"mae", "rmse", "r2", "drift_share", "worst_slice_mae"} <= keys <= set(
+        metric_names("regression"))
+    sliced = {key.split("(")[0] for key in regression["metrics"] if "(slice=" in key}
+    assert sliced == {"mae", "rmse"}
 
 
 def _regression_window(root: Path) -> tuple[Path, dict[str, Any]]:
@@ -98,7 +106,7 @@ def _regression_window(root: Path) -> tuple[Path, dict[str, Any]]:
         log.append(FeedbackRecord(f"q{i}", BASE + i + 1, ENDPOINT, (rows["x0"] * 2).tolist()))
     log.close()
     (record,) = Monitor(ENDPOINT, root / "logs", MonitorConfig(
-        reference=str(root / "ref.profile")), clock=lambda: BASE + HOUR).run(
+        reference=str(root / "ref.profile"), slices=("x1",)), clock=lambda: BASE + HOUR).run(
         last=1000).records
     return root, record
 

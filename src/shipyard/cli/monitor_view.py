@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from shipyard.service.monitor import MonitorRun
 
 DRIFT_ROWS = 15
+SLICE_ROWS = 3  # worst slices shown per slice column
 TABLE_ROWS = 24  # windows listed by ``monitor run``
 PERFORMANCE = CLASSIFICATION + REGRESSION
 
@@ -70,8 +71,9 @@ def show_status(console: Console, endpoint: str, records: Sequence[dict[str, Any
         console.print(f"[bold]alert rules[/]: {len(rules)}, "
                       f"{'[red]' + str(len(firing)) + ' firing[/]' if firing else 'none firing'}")
         for event in firing.values():
+            detail = f": {escape(str(event['detail']))}" if event.get("detail") else ""
             console.print(f"  [red]FIRING[/] since {event['started_at']}: {event['rule']} "
-                          f"(value {number(event.get('value'))})")
+                          f"(value {number(event.get('value'))}){detail}")
         names = rule_names(state)
         recent = [e for e in state.get("events") or [] if e.get("rule") in names][-5:]
         if recent:
@@ -101,6 +103,7 @@ def show_window(console: Console, record: dict[str, Any]) -> None:
     _quality(console, record)
     _outliers(console, record)
     _performance(console, record)
+    _slices(console, record)
     _extraction(console, record)
     latency = record.get("latency") or {}
     if latency.get("p50_ms") is not None:
@@ -242,6 +245,51 @@ def _concept(console: Console, concept: Mapping[str, Any]) -> None:
                   "look alike; retrain on recent labels")
 
 
+def _slices(console: Console, record: dict[str, Any]) -> None:
+    """Each slice column's worst eligible slices on the headline metric (accuracy or MAE),
+    with their intervals; how many slices were too small to judge."""
+    section = record.get("slices") or {}
+    columns: Mapping[str, Any] = section.get("columns") or {}
+    for column, reason in (section.get("skipped") or {}).items():
+        console.print(f"[dim]slices of {escape(column)}: not computed, {reason}[/]")
+    if not columns:
+        return
+    rows, small = [], 0
+    metric = "accuracy"
+    for column, found in columns.items():
+        slices = found.get("slices") or []
+        metric = "accuracy" if any("accuracy" in s["metrics"] for s in slices) else "mae"
+        higher = metric == "accuracy"
+        judged = [s for s in slices if s.get("eligible") and s["metrics"].get(metric)]
+        small += len(slices) - len(judged)
+        judged.sort(key=lambda s: s["metrics"][metric]["high" if higher else "low"],
+                    reverse=not higher)
+        worst = (found.get("worst") or {}).get(metric) or {}
+        for item in judged[:SLICE_ROWS]:
+            interval = item["metrics"][metric]
+            name = escape(str(item["slice"]))
+            rows.append([escape(column), f"[red]{name}[/]" if item["slice"] == worst.get(
+                "slice") else name, str(item["rows"]), str(item["labelled"]),
+                number(interval["estimate"]),
+                f"{number(interval['low'])} to {number(interval['high'])}",
+                number((item.get("estimated") or {}).get("estimated_accuracy"))])
+    if rows:
+        title = (f"worst slices by {metric} (of slices with {section.get('min_labelled')}+ "
+                 f"labelled rows; worst first, judged on the interval's "
+                 f"{'upper' if metric == 'accuracy' else 'lower'} bound)")
+        console.print(fitted_table(console, [
+            Col("column", numeric=False), Col("slice", numeric=False), Col("rows", drop=2),
+            Col("labelled", drop=3), Col(HEADERS.get(metric, metric)),
+            Col(f"{number(section.get('level'))} interval", numeric=False),
+            Col("estimated", drop=1)], rows, title=title))
+    else:
+        console.print(f"[bold]slices[/]: none has {section.get('min_labelled')} labelled rows "
+                      "yet")
+    if small:
+        console.print(f"[dim]{small} slice(s) under {section.get('min_labelled')} labelled "
+                      "rows: reported (--json) but never alarmed on[/]")
+
+
 def _extraction(console: Console, record: dict[str, Any]) -> None:
     """Per API key: the model-extraction score and its parts (``monitoring/extraction``)."""
     extraction = record.get("extraction") or {}
@@ -269,8 +317,10 @@ def _extraction(console: Console, record: dict[str, Any]) -> None:
 
 def show_event(console: Console, event: Mapping[str, Any]) -> None:
     colour = "red" if event.get("state") == "firing" else "green"
+    detail = f": {escape(str(event['detail']))}" if event.get("detail") else ""
     console.print(f"  [{colour}]{str(event.get('state', '')).upper()}[/] {event.get('rule')} "
-                  f"(value {number(event.get('value'))}, window ending {event.get('at')})")
+                  f"(value {number(event.get('value'))}, window ending {event.get('at')})"
+                  f"{detail}")
 
 
 def _models(record: dict[str, Any]) -> str:

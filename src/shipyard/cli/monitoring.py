@@ -53,17 +53,24 @@ def run_cmd(
     config: Annotated[Path | None, typer.Option(
         "--config", help="serve.yaml: its monitor section (rules, webhooks), log_dir and "
                          "the endpoint's model")] = None,
+    slices: Annotated[str | None, typer.Option(
+        help="performance per slice of these columns, e.g. cut,color (default: the "
+             "config's monitor.slices)")] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Monitor ENDPOINT: drift, quality, outliers, performance and latency per window,
-    stored in the monitor history; alert rules evaluated and delivered."""
-    from shipyard.service.config import parse_duration
+    """Monitor ENDPOINT: drift, quality, outliers, performance (per slice too) and latency
+    per window, stored in the monitor history; alert rules evaluated and delivered."""
+    from dataclasses import replace
+
+    from shipyard.service.config import parse_duration, slice_columns
     from shipyard.service.monitor import Monitor
 
     if rows is not None and (window is not None or every is not None or since is not None):
         raise ShipyardError("--rows (--last) takes the newest rows; it does not combine with "
                             "--window, --every or --since")
     monitor_config, source, root = monitor_settings(endpoint, config, log_dir, reference)
+    if slices is not None:
+        monitor_config = replace(monitor_config, slices=slice_columns(slices, "--slices"))
     monitor = Monitor(endpoint, root, monitor_config, model_source=source)
     options: dict[str, Any] = {
         "window": None if window is None else parse_duration(window, "--window"),

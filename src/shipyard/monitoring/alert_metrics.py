@@ -6,7 +6,9 @@ rule that names anything else would never fire, silently. So rules are checked t
 - when the config is parsed (:func:`check_metric_names`): the metric must exist, take a
   column where it needs one (``missing_share(age)``) and none where it does not;
 - once the endpoint's model is known (:func:`check_task`): ``accuracy`` means nothing to a
-  regressor and ``mae`` nothing to a classifier.
+  regressor and ``mae`` nothing to a classifier;
+- against the monitor's slice columns (:func:`check_slice_columns`): ``worst_slice_f1(cut)``
+  and ``f1(slice=cut:Fair)`` need ``cut`` among them.
 
 Both raise :class:`AlertError` naming the rule and listing the valid names.
 """
@@ -37,23 +39,44 @@ ESTIMATED = ("estimated_accuracy", "estimated_precision", "estimated_recall",
 REGRESSION = ("mae", "rmse", "r2")
 """Realised regression metrics (labelled rows); ``METRIC(vN)`` per model version."""
 
+SLICED = ("accuracy", "f1", "mae", "rmse", "estimated_accuracy")
+"""Metrics also written per slice: ``METRIC(slice=COLUMN:SLICE)``."""
+WORST_SLICE = ("worst_slice_accuracy", "worst_slice_f1")
+"""A classifier's worst slice of a slice column: ``METRIC(COLUMN)`` (``slice_metrics``)."""
+WORST_SLICE_REGRESSION = ("worst_slice_mae", "worst_slice_rmse")
+"""A regressor's worst slice of a slice column: ``METRIC(COLUMN)``."""
+
 TASKS = ("classification", "regression")
 _VERSION = re.compile(r"v\d+")
+_SLICE_PREFIX = "slice="
 
 
 def metric_names(task: str | None = None) -> tuple[str, ...]:
     """The metric names a rule may use for ``task`` (None or ``other``: every task's)."""
     if task == "classification":
-        return GENERAL + PER_KEY + PER_COLUMN + CLASSIFICATION + ESTIMATED
+        return GENERAL + PER_KEY + PER_COLUMN + CLASSIFICATION + ESTIMATED + WORST_SLICE
     if task == "regression":
-        return GENERAL + PER_KEY + PER_COLUMN + REGRESSION
-    return GENERAL + PER_KEY + PER_COLUMN + CLASSIFICATION + ESTIMATED + REGRESSION
+        return GENERAL + PER_KEY + PER_COLUMN + REGRESSION + WORST_SLICE_REGRESSION
+    return (GENERAL + PER_KEY + PER_COLUMN + CLASSIFICATION + ESTIMATED + REGRESSION
+            + WORST_SLICE + WORST_SLICE_REGRESSION)
 
 
 def _listing(task: str | None) -> str:
-    names = [f"{n}(COLUMN)" if n in PER_COLUMN else f"{n}[(KEY)]" if n in PER_KEY else n
-             for n in metric_names(task)]
-    return ", ".join(names)
+    names = [f"{n}(COLUMN)" if n in PER_COLUMN + WORST_SLICE + WORST_SLICE_REGRESSION
+             else f"{n}[(KEY)]" if n in PER_KEY else n for n in metric_names(task)]
+    return ", ".join(names) + "; per slice: " + ", ".join(
+        f"{n}(slice=COLUMN:SLICE)" for n in SLICED if n in metric_names(task))
+
+
+def _slice_column(rule: AlertRule) -> str | None:
+    """The slice column a rule reads (``worst_slice_f1(cut)``, ``f1(slice=cut:Fair)``)."""
+    if rule.column is None:
+        return None
+    if rule.metric in WORST_SLICE + WORST_SLICE_REGRESSION:
+        return rule.column
+    if rule.column.startswith(_SLICE_PREFIX):
+        return rule.column[len(_SLICE_PREFIX):].split(":", 1)[0]
+    return None
 
 
 def _hint(metric: str, names: Iterable[str]) -> str:
@@ -73,6 +96,16 @@ def check_metric_names(rules: Iterable[AlertRule]) -> None:
         if rule.metric in PER_COLUMN and rule.column is None:
             raise AlertError(f"{where}: {rule.metric} is per input column; write "
                              f"{rule.metric}(COLUMN)")
+        if rule.metric in WORST_SLICE + WORST_SLICE_REGRESSION:
+            if rule.column is None or rule.column.startswith(_SLICE_PREFIX):
+                raise AlertError(f"{where}: {rule.metric} is per slice column; write "
+                                 f"{rule.metric}(COLUMN), e.g. {rule.metric}(cut)")
+            continue
+        if rule.column is not None and rule.column.startswith(_SLICE_PREFIX):
+            if rule.metric not in SLICED:
+                raise AlertError(f"{where}: {rule.metric} is not computed per slice; per "
+                                 f"slice: {', '.join(SLICED)}")
+            continue
         if rule.metric in CLASSIFICATION + REGRESSION:
             if rule.column is not None and not _VERSION.fullmatch(rule.column):
                 raise AlertError(f"{where}: {rule.metric}(...) takes a model version such "
@@ -80,6 +113,18 @@ def check_metric_names(rules: Iterable[AlertRule]) -> None:
         elif rule.metric not in PER_COLUMN + PER_KEY and rule.column is not None:
             raise AlertError(f"{where}: {rule.metric} takes no column; write "
                              f"{rule.metric} {rule.op} ...")
+
+
+def check_slice_columns(rules: Iterable[AlertRule], slices: Iterable[str]) -> None:
+    """Every per-slice rule names one of the monitor's slice columns (its ``slices``): a
+    column that is not sliced has no slice metrics, and the rule would never fire."""
+    known = list(slices)
+    for rule in rules:
+        column = _slice_column(rule)
+        if column is not None and column not in known:
+            listed = ", ".join(known) if known else "none (set the monitor's slices)"
+            raise AlertError(f"alert rule {rule.name!r}: {column!r} is not a slice column; "
+                             f"slice columns: {listed}")
 
 
 def check_task(rules: Iterable[AlertRule], task: str | None, *, what: str = "the model") -> None:

@@ -8,11 +8,17 @@
     missing_share(age) > 0.1
     extraction_score > 0.8
     extraction_score(partner-a) > 0.5
+    accuracy(slice=cut:Fair) < 0.8
+    accuracy(slice=carat:[0.4, 0.7)) < 0.8
+    worst_slice_accuracy(cut) < 0.8
 
 ``METRIC(COLUMN)`` reads the key ``"METRIC(COLUMN)"`` of a window's flat metrics mapping, which
-is how the monitor writes column-scoped metrics. Config gives a rule as that text or as
-``{name?, rule, severity?, for?}``; a rule's name defaults to its canonical text. A rule that
-does not parse raises :class:`AlertRuleError`, whose message draws a caret under the bad part.
+is how the monitor writes column-scoped metrics. ``METRIC(slice=COLUMN:SLICE)`` names one
+slice of a slice column; the slice's name runs to the ``)`` that the comparison follows, so a
+numeric bin's ``[0.4, 0.7)`` needs no quoting; spaces around ``=`` and ``:`` are dropped.
+Config gives a rule as that text or as ``{name?, rule, severity?, for?}``; a rule's name
+defaults to its canonical text. A rule that does not parse raises :class:`AlertRuleError`,
+whose message draws a caret under the bad part.
 """
 
 from __future__ import annotations
@@ -193,10 +199,16 @@ def parse_rule(text: str, *, name: str | None = None,
                      name=name or "")
 
 
+_SLICE = re.compile(r"\(\s*slice\s*=")
+_CLOSE_BEFORE_OP = re.compile(r"\)(?=\s*(?:>=|<=|==|!=|>|<))")
+
+
 def _column(cur: _Cursor) -> str | None:
     cur.skip()
     if not cur.text.startswith("(", cur.pos):
         return None
+    if _SLICE.match(cur.text, cur.pos):
+        return _slice(cur)
     start = cur.pos
     end = cur.text.find(")", start)
     nested = cur.text.find("(", start + 1)
@@ -209,6 +221,31 @@ def _column(cur: _Cursor) -> str | None:
         cur.fail("empty column name between '(' and ')'", at=start)
     cur.pos = end + 1
     return column
+
+
+def _slice(cur: _Cursor) -> str:
+    """``(slice=COLUMN:SLICE)`` as ``slice=COLUMN:SLICE``: the slice's name may hold
+    brackets and parentheses (a numeric bin), so it ends at the last ``)`` followed by a
+    comparison, else at the last ``)``."""
+    start = cur.pos
+    closes = [m.start() for m in _CLOSE_BEFORE_OP.finditer(cur.text, start)]
+    end = closes[-1] if closes else cur.text.rfind(")")
+    if end <= start:
+        cur.fail("'(' is never closed; write METRIC(slice=COLUMN:SLICE)", at=start)
+    inner_at = cur.text.index("=", start) + 1
+    inner = cur.text[inner_at:end]
+    if ":" not in inner:
+        cur.fail("a slice is written slice=COLUMN:SLICE, e.g. accuracy(slice=cut:Fair); "
+                 "no ':' after the column", at=inner_at)
+    column, value = (part.strip() for part in inner.split(":", 1))
+    if not column:
+        cur.fail("empty slice column before ':'; write METRIC(slice=COLUMN:SLICE)",
+                 at=inner_at)
+    if not value:
+        cur.fail(f"empty slice name after '{column}:'; write METRIC(slice={column}:SLICE)",
+                 at=inner_at + inner.index(":") + 1)
+    cur.pos = end + 1
+    return f"slice={column}:{value}"
 
 
 def _for_clause(cur: _Cursor) -> int:

@@ -16,7 +16,7 @@ import hashlib
 import math
 import numbers
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -78,6 +78,7 @@ class AlertEvent:
     at: datetime
     started_at: datetime
     windows: int
+    detail: str | None = None  # what the number alone does not say: the worst slice's name
 
     @property
     def fingerprint(self) -> str:
@@ -96,6 +97,7 @@ class AlertEvent:
             "threshold": self.threshold, "windows": self.windows,
             "severity": str(self.severity), "at": self.at.isoformat(),
             "started_at": self.started_at.isoformat(),
+            **({} if self.detail is None else {"detail": self.detail}),
         }
 
 
@@ -142,8 +144,11 @@ class AlertEvaluator:
         """Names of the rules firing now."""
         return tuple(name for name, s in self._states.items() if s.firing)
 
-    def evaluate(self, metrics: Mapping[str, float | None], at: datetime) -> list[AlertEvent]:
-        """Feed one window's metrics; returns the events (changes of state) it caused."""
+    def evaluate(self, metrics: Mapping[str, float | None], at: datetime, *,
+                 details: Mapping[str, str] | None = None) -> list[AlertEvent]:
+        """Feed one window's metrics; returns the events (changes of state) it caused.
+        ``details`` says more about a metric than its number (which slice is the worst);
+        an event on that metric carries it."""
         at = _utc(at)
         if self._last_at is not None and at <= self._last_at:
             return []
@@ -156,7 +161,8 @@ class AlertEvaluator:
             value = float(raw)
             event = self._step(rule, self._states[rule.name], value, at)
             if event is not None:
-                events.append(event)
+                detail = (details or {}).get(rule.key)
+                events.append(event if detail is None else replace(event, detail=detail))
         return events
 
     def _step(self, rule: AlertRule, state: _RuleState, value: float,

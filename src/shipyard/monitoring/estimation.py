@@ -178,17 +178,7 @@ def estimate_performance(
     if n == 0:
         result["undefined"] = dict.fromkeys(ESTIMATED, "no rows")
         return result
-    if calibrator is not None:
-        if calibrator.classes != tuple(label_key(c) for c in names):
-            raise MonitoringError(f"calibrator classes {list(calibrator.classes)} differ from "
-                                f"{[label_key(c) for c in names]}")
-        expected = calibrator.transform(matrix)
-    else:
-        expected = matrix
-    pred = matrix.argmax(axis=1)
-    if y_pred is not None:
-        given = encode(as_column(y_pred), names)
-        pred = np.where(given >= 0, given, pred)
+    expected, pred = _expected(matrix, names, calibrator, y_pred)
     k = matrix.shape[1]
     hit = expected[np.arange(n), pred]
     result["accuracy"] = float(np.mean(hit))
@@ -202,6 +192,36 @@ def estimate_performance(
     if reason:
         result["undefined"]["roc_auc"] = reason
     return result
+
+
+def _expected(matrix: FloatArray, names: Sequence[object], calibrator: Calibrator | None,
+              y_pred: object | None) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    """The calibrated probabilities and the predicted class codes."""
+    if calibrator is not None:
+        if calibrator.classes != tuple(label_key(c) for c in names):
+            raise MonitoringError(f"calibrator classes {list(calibrator.classes)} differ from "
+                                f"{[label_key(c) for c in names]}")
+        expected = calibrator.transform(matrix)
+    else:
+        expected = matrix
+    pred = matrix.argmax(axis=1)
+    if y_pred is not None:
+        given = encode(as_column(y_pred), names)
+        pred = np.where(given >= 0, given, pred)
+    return expected, pred
+
+
+def expected_hits(proba: object, classes: Sequence[object] | None = None,
+                  calibrator: Calibrator | None = None, *,
+                  y_pred: object | None = None) -> FloatArray:
+    """Each row's (calibrated) probability that its prediction is right: the mean over any
+    rows is their estimated accuracy (a slice's, say). Arguments as ``estimate_performance``."""
+    if classes is None and calibrator is not None:
+        classes = list(calibrator.classes)
+    matrix, order = probability_matrix(proba, classes)
+    names = order if order is not None else list(range(matrix.shape[1]))
+    expected, pred = _expected(matrix, names, calibrator, y_pred)
+    return np.asarray(expected[np.arange(len(matrix)), pred], dtype=np.float64)
 
 
 def performance_report(
@@ -236,4 +256,4 @@ def performance_report(
     return report
 
 
-__all__ = ["Calibrator", "estimate_performance", "performance_report"]
+__all__ = ["Calibrator", "estimate_performance", "expected_hits", "performance_report"]

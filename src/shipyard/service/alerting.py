@@ -163,8 +163,10 @@ def alert_environment(event: AlertEvent) -> dict[str, str]:
     data = event.to_dict()
     names = ("id", "fingerprint", "state", "endpoint", "rule", "rule_text", "metric", "op",
              "value", "threshold", "windows", "severity", "at", "started_at")
-    return {f"SHIPYARD_ALERT_{n.upper()}": "" if data[n] is None else str(data[n])
-            for n in names}
+    out = {f"SHIPYARD_ALERT_{n.upper()}": "" if data[n] is None else str(data[n])
+           for n in names}
+    out["SHIPYARD_ALERT_DETAIL"] = data.get("detail") or ""
+    return out
 
 
 class AlertNotifier:
@@ -239,10 +241,12 @@ class AlertNotifier:
     def _log_event(event: AlertEvent) -> None:
         where = f" on {event.endpoint}" if event.endpoint else ""
         level = logging.WARNING if event.state is AlertState.FIRING else logging.INFO
-        log.log(level, "alert %s%s: %s (value %s, threshold %s, severity %s, window %s)",
+        log.log(level, "alert %s%s: %s (value %s, threshold %s, severity %s, window %s)%s",
                 event.state, where, event.rule_text if event.rule == event.rule_text
                 else f"{event.rule}: {event.rule_text}", event.value, event.threshold,
-                event.severity, event.at.isoformat(), extra={"alert": event.to_dict()})
+                event.severity, event.at.isoformat(),
+                "" if event.detail is None else f": {event.detail}",
+                extra={"alert": event.to_dict()})
 
     def _post(self, target: WebhookTarget, event: AlertEvent, body: bytes) -> DeliveryResult:
         headers = {"Idempotency-Key": event.id, **target.headers}

@@ -396,6 +396,10 @@ class MonitorConfig:
     on_alert_env: tuple[str, ...] = ()
     min_rows: int = 30
     methods: Mapping[str, str] = field(default_factory=dict)  # column -> drift method
+    # performance per slice of these columns (monitoring/slicing.py, slice_metrics.py)
+    slices: tuple[str, ...] = ()
+    slice_bins: int = 4  # a numeric slice column: bins between its reference quantiles
+    slice_min_labelled: int = 30  # fewer labelled rows: reported, never alarmed on
 
     def __post_init__(self) -> None:
         self.check()
@@ -444,6 +448,7 @@ class MonitorConfig:
         if not isinstance(self.methods, Mapping) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in self.methods.items()):
             raise ConfigError("monitor.methods maps column names to drift methods")
+        _check_slices(self)
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -453,6 +458,7 @@ class MonitorConfig:
             out["on_alert"] = list(self.on_alert)
         out["on_alert_env"] = list(self.on_alert_env)
         out["methods"] = dict(self.methods)
+        out["slices"] = list(self.slices)
         return out
 
     @classmethod
@@ -483,6 +489,7 @@ class MonitorConfig:
             values["on_alert_env"] = tuple(values["on_alert_env"])
         if values.get("methods") is None:
             values["methods"] = {}
+        values["slices"] = slice_columns(values.get("slices"), f"{where}monitor.slices")
         try:
             config = cls(**values)
         except ConfigError as exc:
@@ -492,17 +499,47 @@ class MonitorConfig:
         return config
 
 
+def slice_columns(value: Any, what: str = "monitor.slices") -> tuple[str, ...]:
+    """Slice columns from YAML or a command line: a list, or one text of comma-separated
+    names (``cut,color``)."""
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, Sequence) or not all(isinstance(c, str) for c in items):
+        raise ConfigError(f"{what} must be a list of column names, e.g. [cut, color]")
+    names = tuple(c.strip() for c in items)
+    if not all(names):
+        raise ConfigError(f"{what} names an empty column: {value!r}")
+    return names
+
+
+def _check_slices(config: MonitorConfig) -> None:
+    if not isinstance(config.slices, tuple) or not all(
+            isinstance(c, str) and c for c in config.slices):
+        raise ConfigError("monitor.slices must be a list of column names, e.g. [cut, color]")
+    if len(set(config.slices)) != len(config.slices):
+        raise ConfigError(f"monitor.slices names a column twice: {list(config.slices)}")
+    for name in ("slice_bins", "slice_min_labelled"):
+        value = getattr(config, name)
+        low = 2 if name == "slice_bins" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"monitor.{name} must be a whole number >= {low}, not "
+                              f"{value!r}")
+
+
 def _check_alerting(config: MonitorConfig) -> None:
     """Rules and webhooks are parsed here, at load time, so a typo fails ``shipyard serve``
     at once rather than the first monitor run an hour later."""
     if not config.rules and not config.webhooks:
         return  # the parsers' imports (scipy, httpx) are not worth it for nothing
-    from shipyard.monitoring.alert_metrics import check_metric_names
+    from shipyard.monitoring.alert_metrics import check_metric_names, check_slice_columns
     from shipyard.monitoring.alerts import parse_rules
     from shipyard.service.alerting import WebhookTarget
 
     try:
-        check_metric_names(parse_rules(config.rules))
+        rules = parse_rules(config.rules)
+        check_metric_names(rules)
+        check_slice_columns(rules, config.slices)
     except ShipyardError as exc:
         raise ConfigError(f"monitor.rules: {exc}") from exc
     for item in config.webhooks:

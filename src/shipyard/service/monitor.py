@@ -307,7 +307,8 @@ class Monitor:
             record["alerts"] = (stored or {}).get("alerts", [])
             return []
         at = datetime.fromtimestamp(window.end, UTC)
-        events = evaluator.evaluate(record["metrics"], at)
+        events = evaluator.evaluate(record["metrics"], at,
+                                    details=record.get("metric_details"))
         state["last_evaluated"] = window.end
         record["alerts"] = [e.to_dict() for e in events]
         return events

@@ -10,8 +10,10 @@ that alert rules read: ``rows``, ``requests``, ``labelled``, ``p50_latency_ms``,
 per-version forms (``accuracy(v2)``), and ``estimated_accuracy`` etc. for classifiers, with
 ``accuracy_gap`` (estimated minus realised on the labelled rows) and ``concept_drift`` (1 when
 that gap is beyond chance), and per API key ``extraction_score(KEY)``, its maximum
-``extraction_score`` and ``extraction_flagged_keys`` (``monitor_extraction.py``). The names
-rules may use are listed in ``monitoring/alert_metrics.py``; a test keeps the two in step.
+``extraction_score`` and ``extraction_flagged_keys`` (``monitor_extraction.py``), and per slice
+of the ``slices`` columns ``accuracy(slice=cut:Fair)``, ``worst_slice_accuracy(cut)`` etc.
+(``monitor_slices.py``; ``metric_details`` names each worst slice). The names rules may use
+are listed in ``monitoring/alert_metrics.py``; a test keeps the two in step.
 
 Performance also carries the reference's own metrics (on its row sample's target and
 outputs), so a realised MAE reads against what the model did on the reference.
@@ -42,6 +44,7 @@ from shipyard.monitoring.performance import (
 from shipyard.monitoring.quality import check_quality
 from shipyard.service.config import MonitorConfig
 from shipyard.service.monitor_extraction import key_extraction
+from shipyard.service.monitor_slices import slice_report
 from shipyard.service.references import Reference
 from shipyard.service.windows import MonitoringFrame, WindowData, split_by_version
 from shipyard.types import Array
@@ -76,6 +79,14 @@ def analyse(data: WindowData, reference: Reference, config: MonitorConfig) -> di
     record["quality"] = _quality(data.frame, inputs, reference, metrics)
     record["outliers"] = _outliers(data.frame, reference, metrics)
     record["performance"] = _performance(data, reference, config, metrics)
+    details: dict[str, str] = {}
+    labelled = (_labelled(data.frame) if "target" in data.frame
+                else np.zeros(data.rows, dtype=bool))
+    slices = slice_report(data.frame, labelled, reference, config, metrics, details)
+    if slices is not None:
+        record["slices"] = slices
+    if details:
+        record["metric_details"] = details
     record["extraction"] = key_extraction(data, inputs, reference, metrics)
     return record
 

@@ -1,0 +1,130 @@
+"""A window's performance per slice of the monitor's ``slices`` columns (issue 18).
+
+The columns are cut from the reference (``monitoring/slicing.py``: numbers between its
+quantiles, categories as they are, missing values their own slice); each slice's realised
+metrics with intervals, its worst slice per metric, and for classifiers its label-free
+estimated accuracy come from ``monitoring/slice_metrics.py``. The record holds::
+
+    "slices": {"min_labelled": 30, "level": 0.95,
+               "columns": {"cut": {"bins": {...}, "slices": [...], "worst": {...}}},
+               "skipped": {"color": "not in the window's columns"}}
+
+and the flat metrics gain ``accuracy(slice=cut:Fair)``, ``worst_slice_accuracy(cut)`` and
+the like; ``details`` gains each worst-slice metric's slice, so an alert names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from shipyard.errors import ShipyardError
+from shipyard.monitoring.estimation import expected_hits
+from shipyard.monitoring.performance import encode, infer_classes, is_missing
+from shipyard.monitoring.slice_metrics import (
+    LEVEL,
+    ColumnSlices,
+    Outcomes,
+    column_slices,
+    slice_metrics,
+)
+from shipyard.monitoring.slicing import SliceBins, assign_slices, reference_bins
+from shipyard.service.config import MonitorConfig
+from shipyard.service.references import Reference
+from shipyard.service.windows import MonitoringFrame
+from shipyard.types import Array
+
+
+def slice_report(frame: MonitoringFrame, labelled: Array, reference: Reference,
+                 config: MonitorConfig, metrics: dict[str, float | None],
+                 details: dict[str, str]) -> dict[str, Any] | None:
+    """The record's ``slices`` section (None without slice columns or predictions); adds
+    the flat slice metrics to ``metrics`` and the worst slices' names to ``details``."""
+    if not config.slices or "prediction" not in frame:
+        return None
+    skipped: dict[str, str] = {}
+    bins = _bins(frame, reference, config, skipped)
+    outcomes = _outcomes(frame, labelled)
+    out: dict[str, Any] = {"min_labelled": config.slice_min_labelled, "level": LEVEL,
+                           "columns": {}}
+    if outcomes is None:
+        skipped.update(dict.fromkeys(bins, "the predictions are neither classes nor numbers"))
+        bins = {}
+    labels = assign_slices({c: frame[c] for c in bins}, bins) if bins else {}
+    estimates = _estimates(frame, reference)
+    found: dict[str, ColumnSlices] = {}
+    for column, cut in bins.items():
+        assert outcomes is not None
+        found[column] = column_slices(column, labels[column], outcomes, estimates=estimates,
+                                      min_labelled=config.slice_min_labelled,
+                                      order=cut.labels)
+        out["columns"][column] = {"bins": cut.to_dict(), **found[column].to_dict()}
+        for metric, worst in found[column].worst.items():
+            if worst is not None:
+                details[f"worst_slice_{metric}({column})"] = worst.describe()
+    metrics.update(slice_metrics(found))
+    if skipped:
+        out["skipped"] = skipped
+    return out
+
+
+def _bins(frame: MonitoringFrame, reference: Reference, config: MonitorConfig,
+          skipped: dict[str, str]) -> dict[str, SliceBins]:
+    usable = []
+    for column in config.slices:
+        if column not in frame:
+            skipped[column] = "not in the window's columns"
+        elif column not in reference.profile.columns:
+            skipped[column] = "not in the reference, which cuts it"
+        elif frame[column].ndim != 1:
+            skipped[column] = f"not one value per row (shape {frame[column].shape})"
+        else:
+            usable.append(column)
+    return reference_bins(reference.profile, usable, bins=config.slice_bins)
+
+
+def _outcomes(frame: MonitoringFrame, labelled: Array) -> Outcomes | None:
+    """Codes of the classes (or the numbers) the window's rows were given and told."""
+    prediction = frame["prediction"]
+    target = frame.get("target")
+    classes = [c[len("proba."):] for c in frame if c.startswith("proba.")]
+    if target is None:
+        target = np.full(len(prediction), np.nan)
+        labelled = np.zeros(len(prediction), dtype=bool)
+    if not classes and prediction.dtype.kind in "fiu":  # as the window's realised metrics
+        numbers, values = _numbers(target), prediction.astype(np.float64)
+        known = labelled & np.isfinite(numbers) & np.isfinite(values)
+        return Outcomes("regression", known, numbers, values)
+    if prediction.dtype.kind not in "fiubOUS":
+        return None
+    names: list[object] = list(classes) or infer_classes(target[labelled], prediction)
+    true, pred = encode(target, names), encode(prediction, names)
+    known = labelled & ~is_missing(target) & ~is_missing(prediction)
+    return Outcomes("classification", known, true, pred, len(names))
+
+
+def _numbers(values: Array) -> Array:
+    out = np.full(len(values), np.nan)
+    present = ~is_missing(values)
+    try:
+        out[present] = values[present].astype(np.float64)
+    except (TypeError, ValueError):
+        return np.full(len(values), np.nan)  # labels that are no numbers: none labelled
+    return out
+
+
+def _estimates(frame: MonitoringFrame, reference: Reference) -> Mapping[str, Array] | None:
+    classes = [c[len("proba."):] for c in frame if c.startswith("proba.")]
+    if not classes:
+        return None
+    calibrator = reference.calibrator
+    if calibrator is not None and list(calibrator.classes) != classes:
+        calibrator = None  # a reference of another model: the estimate stays raw
+    try:
+        return {"estimated_accuracy": expected_hits({c: frame[f"proba.{c}"] for c in classes},
+                                                    classes, calibrator,
+                                                    y_pred=frame["prediction"])}
+    except ShipyardError:
+        return None

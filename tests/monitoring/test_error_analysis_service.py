@@ -138,6 +138,17 @@ def test_numbers_are_cut_at_the_references_quartiles(shop: dict[str, Any]) -> No
     assert result.reference == str(shop["reference"])
 
 
+def test_the_monitor_configs_slice_columns_are_the_default(shop: dict[str, Any]) -> None:
+    config = MonitorConfig(reference=str(shop["reference"]), slices=("channel", "colour"),
+                           slice_bins=2)
+    result = endpoint_errors(ENDPOINT, shop["logs"], config)
+    assert [b.column for b in result.bins] == ["channel"]
+    assert any("monitor.slices colour not in the logged rows" in n for n in result.notes)
+    (cut,) = endpoint_errors(ENDPOINT, shop["logs"], config,
+                             options=ErrorOptions(columns=["amount"])).bins
+    assert cut.edges is not None and len(cut.edges) == 1  # slice_bins 2: at the median
+
+
 def test_sort_min_rows_and_to_dict(shop: dict[str, Any]) -> None:
     result = _analyse(shop, sort="rate", min_rows=5)
     data = json.loads(json.dumps(result.to_dict()))
@@ -164,7 +175,7 @@ def test_a_regressor_errs_beyond_the_90th_percentile(tmp_path: Path) -> None:
     assert result.analysis.errors == int((gap > result.rule.threshold).sum())
     assert result.analysis.singles[0].name == "channel=phone"
     assert result.reference is None  # no package: a note says numbers use the window's cut
-    assert any(n.startswith("no reference") and "own quartiles" in n for n in result.notes)
+    assert any(n.startswith("no reference") and "own quantiles" in n for n in result.notes)
     fixed = endpoint_errors(ENDPOINT, tmp_path / "logs", options=ErrorOptions(
         columns=["channel"], threshold=3.0))
     assert fixed.analysis.errors == int((gap > 3.0).sum())

@@ -170,11 +170,11 @@ def errors_cmd(
     """Error analysis of ENDPOINT's labelled rows: which slices (columns and pairs of
     columns) hold the errors, how often the model errs there and how much traffic they
     carry, each with an exact interval."""
-    from shipyard.service.config import parse_duration
+    from shipyard.service.config import parse_duration, slice_columns
     from shipyard.service.error_analysis import ErrorOptions, endpoint_errors
 
     options = ErrorOptions(
-        columns=[c.strip() for c in slices.split(",") if c.strip()] if slices else None,
+        columns=slice_columns(slices, "--slices") or None,
         task=_choice(task, ("classification", "regression"), "--task"),
         threshold=threshold, min_rows=min_rows, level=level,
         sort=_choice(sort, ("share", "rate", "traffic"), "--sort") or "share",

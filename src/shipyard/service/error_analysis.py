@@ -12,11 +12,12 @@ errors by construction). The task is the package's, else read from the outputs (
 probabilities or a text label: classification; a float value: regression).
 
 Slices are cut as the monitor cuts them (``monitoring/slicing``): categories as they are,
-numbers between the reference's quartiles, missing its own slice. The columns are the ones
-asked for, else the monitor config's slice columns, else the model's inputs (at most
+numbers between the reference's quantiles (quartiles unless ``monitor.slice_bins`` says
+otherwise), missing its own slice. The columns are the ones asked for, else the monitor
+config's ``slices``, else the model's inputs (at most
 ``MAX_COLUMNS``; text columns with more than ``MAX_CATEGORIES`` values in the window, such
 as identifiers, are left out and named in the notes). Without a reference, numeric columns
-are cut at the window's own quartiles (said in the notes). The ranking is
+are cut at the window's own quantiles (said in the notes). The ranking is
 ``monitoring/error_analysis``'s.
 """
 
@@ -144,7 +145,7 @@ def endpoint_errors(endpoint: str, log_dir: str | Path, config: MonitorConfig | 
     rule, errors = _errors(frame, options, reference)
     columns = _columns(frame, options.columns, config, reference, notes,
                        own_version=VERSION not in data.frame)
-    bins = _bins(frame, columns, reference, notes)
+    bins = _bins(frame, columns, reference, config.slice_bins, notes)
     labels = assign_slices({c: frame[c] for c in columns}, bins)
     analysis = analyse_errors(labels, errors, min_rows=options.min_rows, level=options.level,
                               sort=options.sort, pair_columns=options.pair_columns)
@@ -207,7 +208,7 @@ def _reference(endpoint: str, log_dir: str | Path, config: MonitorConfig, data: 
         return monitor.reference_of(data)
     except ShipyardError as exc:
         notes.append(f"no reference ({str(exc).splitlines()[0]}); numbers are cut at this "
-                     "window's own quartiles")
+                     "window's own quantiles")
         return None
 
 
@@ -255,8 +256,11 @@ def _columns(frame: MonitoringFrame, asked: Sequence[str] | None, config: Monito
                                 f"{', '.join(map(repr, unknown))} not in the logged rows; they "
                                 f"have {', '.join(frame)}")
         return list(dict.fromkeys(asked))
-    configured = [c for c in getattr(config, "slices", ()) if c in frame]
+    configured = [c for c in config.slices if c in frame]
     if configured:
+        absent = [c for c in config.slices if c not in frame]
+        if absent:
+            notes.append(f"monitor.slices {', '.join(absent)} not in the logged rows")
         return configured
     inputs = reference.inputs if reference is not None else None
     names = [c for c in (inputs or frame) if c in frame and c not in _NOT_INPUTS
@@ -279,15 +283,18 @@ def _columns(frame: MonitoringFrame, asked: Sequence[str] | None, config: Monito
 
 
 def _bins(frame: MonitoringFrame, columns: list[str], reference: Reference | None,
-          notes: list[str]) -> dict[str, SliceBins]:
+          count: int, notes: list[str]) -> dict[str, SliceBins]:
+    """Each column's cut: from the reference where it has the column, else from the window
+    (``count`` bins of a numeric column)."""
     known = [] if reference is None else [c for c in columns
                                           if c in reference.profile.columns]
-    bins = {} if reference is None else reference_bins(reference.profile, known)
+    bins = {} if reference is None else reference_bins(reference.profile, known,
+                                                       bins=count)
     own = [c for c in columns if c not in bins]
     for name in own:
-        bins[name] = bins_of_values(name, frame[name])
+        bins[name] = bins_of_values(name, frame[name], bins=count)
     numeric = [c for c in own if bins[c].numeric]
     if numeric and reference is not None:
         notes.append(f"{', '.join(numeric)} not in the reference: cut at this window's own "
-                     "quartiles")
+                     "quantiles")
     return {c: bins[c] for c in columns}

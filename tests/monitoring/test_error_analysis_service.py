@@ -252,6 +252,8 @@ def test_cli_text_and_json(shop: dict[str, Any]) -> None:
     (["--since", "1d", "--window", "2d"], "not both"),
     (["--window", "soon"], "--window must be a duration"),
     (["--top", "0"], "--top must be at least 1"),
+    (["--reference", "/nowhere/ref.parquet"], "neither a file"),
+    (["--threshold", "-1", "--task", "regression"], "--threshold must be a non-negative"),
 ])
 def test_cli_bad_arguments_are_clear_errors(shop: dict[str, Any], args: list[str],
                                             message: str) -> None:

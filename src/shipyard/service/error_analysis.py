@@ -199,7 +199,8 @@ def _labelled_frame(endpoint: str, data: WindowData) -> MonitoringFrame:
 def _reference(endpoint: str, log_dir: str | Path, config: MonitorConfig, data: WindowData,
                model_source: str | None, settings: Settings | None,
                notes: list[str]) -> Reference | None:
-    """The monitor's reference for the window (None, with a note, when there is none)."""
+    """The monitor's reference for the window (None, with a note, when the model's cannot
+    be found; one named with ``--reference`` must be there)."""
     from shipyard.service.monitor import Monitor
 
     monitor = Monitor(endpoint, log_dir, config, model_source=model_source,
@@ -207,6 +208,8 @@ def _reference(endpoint: str, log_dir: str | Path, config: MonitorConfig, data: 
     try:
         return monitor.reference_of(data)
     except ShipyardError as exc:
+        if config.reference is not None:
+            raise
         notes.append(f"no reference ({str(exc).splitlines()[0]}); numbers are cut at this "
                      "window's own quantiles")
         return None

@@ -5,6 +5,7 @@ and names it, and a tiny slice's bad streak never alarms."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 from typer.testing import CliRunner
 
+from monitoring.test_alert_metrics import packages
 from shipyard.cli.main import app
 from shipyard.profiles import profile
 from shipyard.service.config import MonitorConfig
@@ -27,6 +29,7 @@ CLASSES = list(range(10))
 PIXELS = [f"p{i}" for i in range(64)]
 RULES = ("worst_slice_accuracy(stroke) < 0.8", "accuracy(slice=stroke:smudged) < 0.8",
          "worst_slice_accuracy(ink) < 0.8", "accuracy < 0.9")
+__all__ = ["packages"]  # the fixture: a regressor's and a classifier's package directories
 BOLD_FLIPS = 20  # labels of the bold slice made wrong in the second hour
 TINY = 5  # rows in the tiny slice, 3 of them wrong
 
@@ -180,3 +183,59 @@ def test_status_shows_the_worst_slices(monitored: dict[str, Any]) -> None:
     assert as_json.exit_code == 0, as_json.output
     latest = json.loads(as_json.output)["latest"]
     assert latest["slices"]["columns"]["stroke"]["worst"]["accuracy"]["slice"] == "bold"
+
+
+def test_slice_settings_are_read_and_checked() -> None:
+    from shipyard.service.config import ConfigError, ServeConfig
+
+    config = MonitorConfig.from_dict({"slices": "stroke, ink", "slice_bins": 5,
+                                      "slice_min_labelled": 50,
+                                      "rules": ["worst_slice_accuracy(ink) < 0.8"]})
+    assert (config.slices, config.slice_bins, config.slice_min_labelled) == (
+        ("stroke", "ink"), 5, 50)
+    assert MonitorConfig.from_dict(config.to_dict()) == config
+    for bad, message in (({"slices": [1]}, "monitor.slices must be a list of column names"),
+                         ({"slices": ["a", "a"]}, "names a column twice"),
+                         ({"slice_bins": 1}, "monitor.slice_bins must be a whole number >= 2"),
+                         ({"slice_min_labelled": 0}, "slice_min_labelled must be a whole")):
+        with pytest.raises(ConfigError, match=message):
+            MonitorConfig.from_dict(bad)
+    with pytest.raises(ConfigError, match="'cut' is not a slice column; slice columns: stroke"):
+        ServeConfig.from_dict({"monitor": {"slices": ["stroke"], "rules": [
+            "accuracy(slice=cut:Fair) < 0.8"]}, "endpoints": [{"name": "a", "model": "/m"}]})
+
+
+def test_a_slice_column_the_window_lacks_is_named_not_fatal(
+        digits: dict[str, Any], monitored: dict[str, Any]) -> None:
+    config = MonitorConfig(reference=str(digits["reference"]), slices=("stroke", "colour"),
+                           every=HOUR)
+    record = Monitor(ENDPOINT, monitored["logs"], config,
+                     clock=lambda: BASE + 2 * HOUR + 60).run(last=200).records[-1]
+    assert record["slices"]["skipped"] == {"colour": "not in the window's columns"}
+    assert sum(s["rows"] for s in record["slices"]["columns"]["stroke"]["slices"]) == 200
+
+
+def test_monitor_run_takes_slice_columns_on_the_command_line(
+        digits: dict[str, Any], monitored: dict[str, Any]) -> None:
+    shown = CliRunner().invoke(app, [
+        "monitor", "run", ENDPOINT, "--log-dir", str(monitored["logs"]), "--reference",
+        str(digits["reference"]), "--rows", "400", "--slices", "stroke", "--json"])
+    assert shown.exit_code == 0, shown.output
+    (window,) = json.loads(shown.output)["windows"]
+    assert list(window["slices"]["columns"]) == ["stroke"]
+    assert "worst_slice_accuracy(stroke)" in window["metrics"]
+
+
+def test_serving_refuses_a_slice_column_the_model_never_takes(
+        packages: dict[str, Path]) -> None:
+    from shipyard.service.config import ConfigError, ServeConfig
+    from shipyard.service.monitor_rules import check_serve_rules
+
+    def serve(slices: list[str]) -> ServeConfig:
+        return ServeConfig.from_dict({"monitor": {"slices": slices}, "endpoints": [
+            {"name": "demo", "model": str(packages["demo"])}]})
+
+    check_serve_rules(serve(["x0", "prediction", "target"]))
+    with pytest.raises(ConfigError, match="has no column 'city' to slice by; slice by an "
+                                          "input \\(x0, x1, x2\\), prediction or target"):
+        check_serve_rules(serve(["x0", "city"]))

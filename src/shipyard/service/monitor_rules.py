@@ -5,8 +5,9 @@ whether ``accuracy`` or ``mae`` applies needs the model's task, and whether
 ``missing_share(age)`` names a column needs its inputs, which only its manifest knows.
 :func:`check_serve_rules` reads each monitored endpoint's manifest (a package directory, or
 the registry's copy for a ``models:/`` URI; never the model itself) and raises
-:class:`ConfigError` before a server starts; the monitor checks the task and inputs of each
-reference it resolves the same way (:func:`check_rules_task`).
+:class:`ConfigError` before a server starts (so does a ``slices`` column that is no input);
+the monitor checks the task and inputs of each reference it resolves the same way
+(:func:`check_rules_task`).
 
 A model whose manifest cannot be read here is not checked: serving it fails on its own,
 with its own message.
@@ -70,12 +71,27 @@ def check_rules_task(rules: Iterable[AlertRule], task: str | None, what: str,
         raise ConfigError(f"monitor.rules: {exc}") from None
 
 
+def check_slices(slices: Iterable[str], inputs: Iterable[str] | None, what: str) -> None:
+    """ConfigError when a slice column is neither one of ``inputs`` (not checked when None)
+    nor ``prediction`` / ``target``: the log would never hold it."""
+    if inputs is None:
+        return
+    known = [*inputs, "prediction", "target"]
+    unknown = [c for c in slices if c not in known]
+    if unknown:
+        raise ConfigError(f"monitor.slices: {what} has no column {unknown[0]!r} to slice by; "
+                          f"slice by an input ({', '.join(known[:-2][:20]) or 'none'}), "
+                          "prediction or target")
+
+
 def check_serve_rules(config: ServeConfig, settings: Settings | None = None) -> None:
-    """Every monitored endpoint's rules apply to its model's task (see the module doc)."""
+    """Every monitored endpoint's rules apply to its model's task, and its slice columns
+    are columns the log holds (see the module doc)."""
     for endpoint in config.endpoints:
         monitor = config.monitor_for(endpoint.name)
-        if monitor is None or not monitor.rules:
+        if monitor is None or not (monitor.rules or monitor.slices):
             continue
         task, inputs = model_signature(endpoint.model, settings)
-        check_rules_task(parse_rules(monitor.rules), task,
-                         what=f"endpoint {endpoint.name} ({endpoint.model})", inputs=inputs)
+        what = f"endpoint {endpoint.name} ({endpoint.model})"
+        check_rules_task(parse_rules(monitor.rules), task, what=what, inputs=inputs)
+        check_slices(monitor.slices, inputs, what)

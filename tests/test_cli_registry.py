@@ -117,10 +117,10 @@ def test_db_status_upgrade_and_gc(home: Path, package_dirs: tuple[Path, Path],
                                   tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     assert "empty" in invoke("db", "status", "--url", url)
-    assert "→ 0005" in invoke("db", "upgrade", "--url", url)
+    assert "→ 0006" in invoke("db", "upgrade", "--url", url)
     assert "up to date" in invoke("db", "status", "--url", url)
     assert json.loads(invoke("db", "status", "--url", url, "--json")) == {
-        "current": "0005", "head": "0005", "up_to_date": True}
+        "current": "0006", "head": "0006", "up_to_date": True}
     good, _ = package_dirs
     invoke("models", "register", str(good))
     assert "deleted 0 blob(s)" in invoke("gc", "--grace", "0")

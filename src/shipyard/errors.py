@@ -71,7 +71,9 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     ├── RegistryError                 a registry request is invalid
     │   ├── NotFoundError             unknown model, version or alias
     │   ├── ConflictError             refused because of the registry's state (e.g. archive
-    │   │                             a version an alias points at)
+    │   │   │                         a version an alias points at)
+    │   │   └── EvaluationRequiredError  no passed evaluation where one is required
+    │   │                             (registry/evaluations.py)
     │   ├── IncompatibleSignatureError  promotion to a version that would break clients (.diff)
     │   ├── SchemaOutOfDateError      the database needs `shipyard db upgrade`
     │   └── RegistryUnavailableError  the registry's database cannot be reached

@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 import shipyard
 from shipyard.cli.app import app
 from shipyard.errors import MonitoringError
-from shipyard.service.evaluation import evaluate, markdown
+from shipyard.service.evaluation import evaluate
+from shipyard.service.evaluation_report import markdown
 
 
 def test_metrics_equal_scikit_learns_with_intervals_slices_and_a_comparison(

@@ -45,7 +45,7 @@ def test_upgrade_from_empty_to_head(empty_database: Callable[[], str]) -> None:
         assert current_revision(engine) is None
         assert _tables(engine) == set()
         upgrade(engine)
-        assert head_revision() == "0005"
+        assert head_revision() == "0006"
         assert current_revision(engine) == head_revision()
         assert _tables(engine) == set(metadata.tables) | {"alembic_version"}
         upgrade(engine)  # at head already: nothing to do

@@ -173,6 +173,19 @@ def test_admin_keys_alone_guard_every_route(make: Any) -> None:
      {"kind": "canary", "to": "models:/iris/2", "speed": 9}, 400, "speed"),
     ("POST", "/v1/deployments/shop/rollouts",
      {"kind": "canary", "to": "models:/iris/2", "interval_s": "10m"}, 400, "interval_s"),
+    ("POST", "/v1/deployments/shop/rollouts",
+     {"kind": "canary", "to": "models:/iris/2", "require_evaluation": "yes"}, 400,
+     "require_evaluation"),
+    ("POST", "/v1/deployments/shop/rollouts",
+     {"kind": "shadow", "candidate": "models:/iris/2", "require_evaluation": True}, 400,
+     "require_evaluation"),
+    ("POST", "/v1/deployments/shop/rollouts", {"kind": "canary", "to": "models:/iris/2",
+                                               "require_evaluation": True,
+                                               "override_evaluation": ""}, 400,
+     "override_evaluation"),
+    ("POST", "/v1/deployments/shop/rollouts",
+     {"kind": "canary", "to": "models:/iris/2", "require_evaluation": True}, 409,
+     "has no evaluation with a gate"),
     ("POST", "/v1/deployments/shop/abort", {"winner": "a"}, 400, "winner"),
     ("POST", "/v1/deployments/bad%20name", {"model": "models:/iris/1"}, 400, "endpoint"),
     ("POST", "/v1/deployments/shop", {"model": "models:/iris/9"}, 404, "no version 9"),
@@ -193,6 +206,21 @@ def test_bad_requests_are_named_4xx(make: Any, method: str, path: str, body: Any
     assert named in answer.json()["error"], answer.text
     # nothing changed
     assert shares(api("GET", "/v1/deployments/shop").json()) == [(V1, "stable", 100.0)]
+
+
+def test_a_required_evaluation_can_be_overridden_with_a_reason(make: Any,
+                                                                 reg: Registry) -> None:
+    api = make()
+    assert api("POST", "/v1/deployments/shop", json={"model": "models:/iris/1"}).status_code \
+        == 200
+    started = api("POST", "/v1/deployments/shop/rollouts", json={
+        "kind": "bluegreen", "to": "models:/iris/2", "require_evaluation": True,
+        "override_evaluation": "evaluated by hand: ticket 7"})
+    assert started.status_code == 201, started.text
+    override = reg.audit(action="evaluation.override")
+    assert [(o.version, o.after["reason"]) for o in override] == [
+        (2, "evaluated by hand: ticket 7")]
+    assert "has no evaluation with a gate" in override[0].after["missing"]
 
 
 def test_malformed_json_is_400(make: Any) -> None:

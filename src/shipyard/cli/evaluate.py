@@ -4,7 +4,7 @@ paired comparison against another model (``service/evaluation.py``)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -29,12 +29,17 @@ def evaluate(
     markdown_path: Annotated[Path | None, typer.Option(
         "--markdown", help="also write the result as markdown (a pull request comment)")]
     = None,
+    record: Annotated[bool | None, typer.Option(
+        "--record/--no-record", help="keep the evaluation in the registry with the "
+                                     "candidate's content (default: when the candidate is a "
+                                     "models:/ URI)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Evaluate a model on labelled rows: metrics with intervals, per slice, latency, size,
-    and a paired comparison with --against."""
-    from shipyard.service.evaluation import check_gate, markdown, read_gate
+    """Evaluate a model on labelled rows: metrics with intervals, per slice, calibration,
+    latency, size, and a paired comparison with --against; --gate exits 1 on a failed rule."""
+    from shipyard.service.evaluation import check_gate, read_gate
     from shipyard.service.evaluation import evaluate as run
+    from shipyard.service.evaluation_report import markdown
 
     rules = () if gate is None else read_gate(gate)  # a bad rule fails before any work
     columns = [c.strip() for c in (slices or "").split(",") if c.strip()]
@@ -45,9 +50,12 @@ def evaluate(
     if markdown_path is not None:
         markdown_path.write_text(markdown(result, verdicts), encoding="utf-8")
     failed = [v for v in verdicts if not v.passed]
+    kept = _record(result, verdicts) if (
+        record if record is not None else candidate.startswith("models:/")) else None
     if as_json:
         print_json({**result.to_dict(), **({"gate": {
-            "passed": not failed, "rules": [v.to_dict() for v in verdicts]}} if rules else {})})
+            "passed": not failed, "rules": [v.to_dict() for v in verdicts]}} if rules else {}),
+            "recorded": None if kept is None else kept.id})
         if failed:
             raise typer.Exit(1)
         return
@@ -78,8 +86,26 @@ def evaluate(
         shown = "" if v.value is None else f": {v.value:.4g}"
         console.print(f"{'[green]✓ pass[/]' if v.passed else '[red]✗ FAIL[/]'} {v.rule.text}"
                       f"{shown}{'' if v.passed else ' (' + v.reason + ')'}", highlight=False)
+    if c.calibration:
+        table("calibration (reliability by confidence)",
+              ["confidence", "rows", "mean confidence", "accuracy"],
+              [(f"({b['from']:.1f}, {b['to']:.1f}]", f"{b['rows']:.0f}",
+                f"{b['confidence']:.3f}", f"{b['accuracy']:.3f}") for b in c.calibration])
     if rules:
         console.print("[green]gate passed[/]" if not failed else
                       f"[red]gate failed: {len(failed)} of {len(verdicts)} rules[/]")
+    if kept is not None:
+        console.print(f"recorded in the registry as evaluation #{kept.id} ({kept.verdict}) of "
+                      f"content {kept.fingerprint[:12]}…: `shipyard models show` and "
+                      "`models lineage` show it on every version of these bytes",
+                      highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+def _record(result: Any, verdicts: Any) -> Any:
+    from shipyard.registry import Registry
+    from shipyard.service.evaluation_records import record
+
+    with Registry() as reg:
+        return record(result, verdicts, reg)

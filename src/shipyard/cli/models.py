@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -128,14 +128,28 @@ def show(
             _versions_table(found)
             return
         version = reg.get_version(ref)
+        evaluated = reg.evaluations.of_version(version.uri)
     if as_json:
-        print_json(version.to_dict(with_manifest=True))
+        print_json({**version.to_dict(with_manifest=True),
+                    "evaluations": [e.brief() for e in evaluated]})
         return
     doc = version.to_dict()
     table(version.uri, ["field", "value"],
           [(k, doc[k]) for k in ("status", "aliases", "runtime", "created_at", "created_by",
                                  "description", "tags", "metrics", "params", "parent_version",
-                                 "data", "code", "signed_by")])
+                                 "data", "code", "signed_by")]
+          + [("evaluation", _evaluation_line(evaluated[0].brief()) if evaluated
+              else "none recorded")])
+
+
+def _evaluation_line(brief: dict[str, Any]) -> str:
+    """An evaluation in a line: verdict, headline metric, data, when."""
+    value = brief.get("value")
+    shown = "" if value is None else f", {brief.get('headline')} {value:.4f}"
+    failed = brief.get("failed_rules") or []
+    return (f"#{brief['id']} {brief['verdict']}{shown} on {brief.get('rows')} rows (data "
+            f"sha256 {str(brief.get('data_sha256'))[:12]}…), {brief['at'][:16]} by "
+            f"{brief['by']}" + (f"; failed: {'; '.join(map(str, failed))}" if failed else ""))
 
 
 @app.command()
@@ -146,6 +160,12 @@ def alias(
     delete: Annotated[bool, typer.Option("--delete", help="remove the alias")] = False,
     force: Annotated[bool, typer.Option(help="override the signature guard (audited)")]
     = False,
+    require_evaluation: Annotated[bool, typer.Option(
+        "--require-evaluation", help="refuse unless the version's newest gated evaluation "
+                                     "passed (shipyard evaluate --gate)")] = False,
+    override_evaluation: Annotated[str | None, typer.Option(
+        help="with --require-evaluation: go on without a passed evaluation, for this "
+             "reason (audited)")] = None,
 ) -> None:
     """Set, move (``NAME ALIAS VERSION``) or delete (``--delete``) an alias."""
     with _registry() as reg:
@@ -155,7 +175,9 @@ def alias(
             return
         if version is None:
             raise typer.BadParameter("give the VERSION to point at, or --delete")
-        reg.set_alias(name, alias_name, version, force=force)
+        reg.set_alias(name, alias_name, version, force=force,
+                      require_evaluation=require_evaluation,
+                      override_evaluation=override_evaluation)
     console.print(f"[green]✓[/] {name}@{alias_name} → version {version}")
 
 
@@ -229,4 +251,5 @@ def lineage(
         ("downstream", "versions", down["versions"] or "none"),
         ("downstream", "deployments",
          [f"{d['endpoint']} ({d['status']})" for d in down["deployments"]] or "none"),
+        *(("evaluated", f"#{e['id']}", _evaluation_line(e)) for e in found["evaluations"]),
     ])

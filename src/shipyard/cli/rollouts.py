@@ -26,6 +26,12 @@ IntervalOpt = Annotated[str | None, typer.Option(
     help="time between analyses: 30s, 10m, 1h, 1d (default 10m)")]
 KeyOpt = Annotated[str | None, typer.Option(
     help="routing key: header:NAME, json:FIELD.PATH or client (default header:X-Routing-Key)")]
+RequireEvalOpt = Annotated[bool, typer.Option(
+    "--require-evaluation", help="refuse unless the candidate's newest gated evaluation "
+                                 "passed (shipyard evaluate --gate)")]
+OverrideEvalOpt = Annotated[str | None, typer.Option(
+    help="with --require-evaluation: start without a passed evaluation, for this reason "
+         "(audited)")]
 
 
 def _registry(url: str | None) -> Registry:
@@ -103,6 +109,7 @@ def canary(
     alias: Annotated[str | None, typer.Option(
         help="alias moved to the candidate on promote, e.g. prod")] = None,
     key: KeyOpt = None,
+    require_evaluation: RequireEvalOpt = False, override_evaluation: OverrideEvalOpt = None,
     reason: ReasonOpt = None, registry: RegistryOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Start a canary: the candidate takes a growing share of traffic, checked each step."""
@@ -116,7 +123,9 @@ def canary(
         alias=alias, key=key))
     with _registry(registry) as reg:
         rollout = reg.rollouts.start_canary(endpoint, to, plan,
-                                            reason=_reason(reason, f"canary of {to}"))
+                                            reason=_reason(reason, f"canary of {to}"),
+                                            require_evaluation=require_evaluation,
+                                            override_evaluation=override_evaluation)
     _started(rollout, as_json)
 
 
@@ -142,6 +151,7 @@ def ab(
         "--fixed-horizon", help="a fixed-horizon test (no verdict before the planned "
                                 "sample) instead of the always-valid sequential one")] = False,
     interval: IntervalOpt = None,
+    require_evaluation: RequireEvalOpt = False, override_evaluation: OverrideEvalOpt = None,
     reason: ReasonOpt = None, registry: RegistryOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Start a sticky A/B test, printing the planned sample size per variant first."""
@@ -158,7 +168,9 @@ def ab(
         print_sample_plan(plan, sample)
     with _registry(registry) as reg:
         rollout = reg.rollouts.start_ab(endpoint, a, b, plan,
-                                        reason=_reason(reason, f"A/B test of {a} and {b}"))
+                                        reason=_reason(reason, f"A/B test of {a} and {b}"),
+                                        require_evaluation=require_evaluation,
+                                        override_evaluation=override_evaluation)
     _started(rollout, as_json)
 
 
@@ -185,12 +197,15 @@ def shadow(
 def bluegreen(
     endpoint: Endpoint,
     to: Annotated[str, typer.Option("--to", help="green model URI, loaded beside blue")],
+    require_evaluation: RequireEvalOpt = False, override_evaluation: OverrideEvalOpt = None,
     reason: ReasonOpt = None, registry: RegistryOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Start a blue-green rollout: the new version warm beside the live one."""
     with _registry(registry) as reg:
         rollout = reg.rollouts.start_bluegreen(endpoint, to,
-                                               reason=_reason(reason, f"blue-green to {to}"))
+                                               reason=_reason(reason, f"blue-green to {to}"),
+                                               require_evaluation=require_evaluation,
+                                               override_evaluation=override_evaluation)
     _started(rollout, as_json)
 
 

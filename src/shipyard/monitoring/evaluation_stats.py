@@ -18,7 +18,7 @@ drawn from the resamples that happened to work.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,7 +108,11 @@ def resamples(rows: int, count: int, seed: int) -> IntArray:
 
 
 def _values(statistic: Statistic, draws: IntArray) -> npt.NDArray[np.float64] | None:
-    values = [statistic(d) for d in draws]
+    return _kept([statistic(d) for d in draws])
+
+
+def _kept(values: Sequence[float | None]) -> npt.NDArray[np.float64] | None:
+    """The defined, finite values; None when more than ``MAX_UNDEFINED`` are not."""
     kept = np.array([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
     if len(kept) < (1.0 - MAX_UNDEFINED) * len(values):
         return None
@@ -119,17 +123,33 @@ def bootstrap(statistic: Statistic, rows: int, *, level: float = 0.95, count: in
               seed: int = 0) -> Interval | None:
     """The percentile interval of ``statistic`` over ``count`` resamples of the rows; None
     when the metric is undefined on the rows or on too many resamples."""
+    return bootstrap_many(lambda i: {"m": statistic(i)}, ("m",), rows, level=level,
+                          count=count, seed=seed)["m"]
+
+
+def bootstrap_many(statistics: Callable[[IntArray], Mapping[str, float | None]],
+                   names: Sequence[str], rows: int, *, level: float = 0.95,
+                   count: int = 1000, seed: int = 0) -> dict[str, Interval | None]:
+    """``bootstrap`` of several metrics at once: ``statistics`` computes them all on one
+    resample (one pass over the rows for every metric), each gets its percentile interval."""
     _level(level)
-    estimate = statistic(np.arange(rows, dtype=np.int64))
-    if estimate is None:
-        return None
-    values = _values(statistic, resamples(rows, count, seed))
-    if values is None:
-        return None
+    estimate = statistics(np.arange(rows, dtype=np.int64))
+    out: dict[str, Interval | None] = dict.fromkeys(names)
+    wanted = [n for n in names if estimate.get(n) is not None]
+    if not wanted:
+        return out
+    drawn = [statistics(d) for d in resamples(rows, count, seed)]
     tail = (1.0 - level) / 2.0
-    low, high = np.quantile(values, [tail, 1.0 - tail])
-    return Interval(float(estimate), float(low), float(high), level,
-                    f"bootstrap percentile ({count} resamples)")
+    for name in wanted:
+        values = _kept([d.get(name) for d in drawn])
+        if values is None:
+            continue
+        low, high = np.quantile(values, [tail, 1.0 - tail])
+        point = estimate[name]
+        assert point is not None
+        out[name] = Interval(float(point), float(low), float(high), level,
+                             f"bootstrap percentile ({count} resamples)")
+    return out
 
 
 def mcnemar(correct_a: npt.ArrayLike, correct_b: npt.ArrayLike, *,

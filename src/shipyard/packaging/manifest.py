@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -28,6 +29,19 @@ def check_name(name: object) -> str:
             f"invalid model name {name!r}: use 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit, without '..', path separators or control characters")
     return name
+
+
+def content_fingerprint(doc: Mapping[str, Any]) -> str:
+    """The SHA-256 of what decides a package's answers: its files' hashes, its runtimes and
+    its signature, not its name or metadata. ``doc`` is a manifest's ``to_dict()`` (as the
+    registry stores it), so an evaluation of a package directory applies to every version
+    registered from those bytes, under any name."""
+    try:
+        body = {"files": sorted((str(f["path"]), str(f["sha256"])) for f in doc["files"]),
+                "runtimes": doc["runtimes"], "signature": doc["signature"]}
+    except (KeyError, TypeError) as exc:
+        raise ManifestError(f"a manifest without files, runtimes or signature: {exc}") from exc
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

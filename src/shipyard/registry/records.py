@@ -97,6 +97,8 @@ class Lineage:
     parents: tuple[str, ...]
     children: tuple[str, ...]
     deployments: tuple[dict[str, Any], ...]
+    # the offline evaluations of the version's content, newest first (registry/evaluations.py)
+    evaluations: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         v = self.version
@@ -107,4 +109,5 @@ class Lineage:
             "downstream": {"versions": list(self.children),
                            "deployments": _json(list(self.deployments))},
             "metrics": v.metrics,
+            "evaluations": _json(list(self.evaluations)),
         }

@@ -30,11 +30,13 @@ from shipyard.errors import (
 )
 from shipyard.packaging import MANIFEST_FILE, Manifest, Signature, check_name, verify_files
 from shipyard.packaging.compat import incompatibilities
+from shipyard.packaging.manifest import content_fingerprint
 from shipyard.packaging.signing import SigningPolicy, read_record
 from shipyard.registry import queries as q
 from shipyard.registry.api_keys import ApiKeyStore
 from shipyard.registry.database import create_engine, ensure_schema
 from shipyard.registry.deployments import Deployments, endpoints_loading
+from shipyard.registry.evaluations import EvaluationStore
 from shipyard.registry.fetching import fetch_package
 from shipyard.registry.records import AuditRecord, Lineage, ModelVersion, RegisteredModel
 from shipyard.registry.rollouts import Rollouts
@@ -129,6 +131,11 @@ class Registry:
     def api_keys(self) -> ApiKeyStore:
         """API keys with scopes, stored hashed (``registry/api_keys.py``)."""
         return ApiKeyStore(self)
+
+    @functools.cached_property
+    def evaluations(self) -> EvaluationStore:
+        """Offline evaluations, by package content (``registry/evaluations.py``)."""
+        return EvaluationStore(self)
 
     @functools.cached_property
     def rollouts(self) -> Rollouts:
@@ -235,12 +242,17 @@ class Registry:
             self._audit(conn, "version.trust", parsed.name, row.version, None, None,
                         {"endpoint": _endpoint(endpoint), "by": by})
 
-    def set_alias(self, name: str, alias: str, version: int, *,
-                  force: bool = False) -> ModelVersion:
-        """Point ``alias`` at ``version`` (creating or moving it), guarded by the signature."""
+    def set_alias(self, name: str, alias: str, version: int, *, force: bool = False,
+                  require_evaluation: bool = False,
+                  override_evaluation: str | None = None) -> ModelVersion:
+        """Point ``alias`` at ``version`` (creating or moving it), guarded by the signature;
+        with ``require_evaluation``, only to a version whose newest gated evaluation passed
+        (``override_evaluation`` names the reason to go on anyway, audited)."""
         _settable_alias(alias)
         with self._write() as conn:
-            model_name = self._move_alias(conn, name, alias, version, force=force)[0]
+            model_name = self._move_alias(
+                conn, name, alias, version, force=force,
+                evaluation=(override_evaluation,) if require_evaluation else None)[0]
         return self.get_version(f"{model_name}/{version}")
 
     def delete_alias(self, name: str, alias: str) -> None:
@@ -384,9 +396,10 @@ class Registry:
         with self.engine.connect() as conn:
             deps = conn.execute(sa.select(deployments).where(
                 deployments.c.version_id == row.id).order_by(deployments.c.id)).all()
+        evaluated = self.evaluations.of_fingerprint(content_fingerprint(row.manifest))
         return Lineage(version, tuple(parents), tuple(children), tuple(
             {"endpoint": d.endpoint, "status": d.status, "since": q.utc(d.created_at)}
-            for d in deps))
+            for d in deps), tuple(e.brief() for e in evaluated))
 
     def audit(self, *, model: str | None = None, action: str | None = None,
               since: datetime | None = None, limit: int | None = None) -> list[AuditRecord]:
@@ -461,13 +474,19 @@ class Registry:
         return int(q.model_row(conn, name, lock=True).id)
 
     def _move_alias(self, conn: sa.Connection, name: str, alias: str, version: int, *,
-                    force: bool = False) -> tuple[str, int | None]:
+                    force: bool = False, evaluation: tuple[str | None] | None = None,
+                    ) -> tuple[str, int | None]:
         """``set_alias`` in an open transaction (audited); returns (the model's name, the
-        version the alias pointed at before, None if it is new)."""
+        version the alias pointed at before, None if it is new). ``evaluation``, when
+        given, requires a passed evaluation; it holds the override's reason or None."""
         model = q.model_row(conn, _model_name(name), lock=True)
         row = q.version_row(conn, ModelRef(model.name, version=version))
         if row.status != "active":
             raise ConflictError(f"{model.name}/{version} is archived; restore it first")
+        if evaluation is not None:
+            self.evaluations.require(conn, model.name, version, row.manifest,
+                                     action=f"moving {model.name}@{alias}",
+                                     override=evaluation[0])
         before, forced = self._point_alias(conn, model.id, model.name, alias, row.id,
                                            Signature.from_dict(row.manifest["signature"]),
                                            force)

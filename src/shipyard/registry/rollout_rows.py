@@ -60,6 +60,11 @@ def resolve(conn: sa.Connection, uri: str) -> str:
     return f"{ref.name}/{q.version_row(conn, ref).version}"
 
 
+def manifest(conn: sa.Connection, version: str) -> dict[str, Any]:
+    """The stored manifest of ``NAME/VERSION``."""
+    return dict(q.version_row(conn, parse_ref(version)).manifest)
+
+
 def split(version: str) -> tuple[str, int]:
     """``NAME/VERSION`` → (NAME, VERSION)."""
     ref = parse_ref(version)

@@ -91,22 +91,30 @@ class Rollouts:
                  "reason": why})
         return revision
 
-    def start_canary(self, endpoint: str, to: str, plan: CanaryPlan, *,
-                     reason: str) -> Rollout:
+    def start_canary(self, endpoint: str, to: str, plan: CanaryPlan, *, reason: str,
+                     require_evaluation: bool = False,
+                     override_evaluation: str | None = None) -> Rollout:
         """A canary of ``to`` against the version the endpoint answers with, at the plan's
-        first step (a weighted split salted by the rollout's id)."""
+        first step (a weighted split salted by the rollout's id). With
+        ``require_evaluation``, ``to``'s newest gated evaluation must have passed
+        (``override_evaluation``: the reason to go on anyway, audited)."""
         plan = _plan(plan, CanaryPlan)
         if plan.alias is not None and check_alias(plan.alias) == LATEST:
             raise RegistryError("'latest' is computed, not moved: the plan's alias must be "
                                 "another one")
         return self._start(endpoint, to, None, plan, reason, lambda s, a, b: Weighted.canary(
-            a, b, plan.steps[0], salt=s, key=plan.key))
+            a, b, plan.steps[0], salt=s, key=plan.key),
+            (override_evaluation,) if require_evaluation else None)
 
-    def start_ab(self, endpoint: str, a: str, b: str, plan: ABPlan, *, reason: str) -> Rollout:
-        """A sticky A/B test: ``plan.split`` % of routing keys see ``b``, the rest ``a``."""
+    def start_ab(self, endpoint: str, a: str, b: str, plan: ABPlan, *, reason: str,
+                 require_evaluation: bool = False,
+                 override_evaluation: str | None = None) -> Rollout:
+        """A sticky A/B test: ``plan.split`` % of routing keys see ``b``, the rest ``a``
+        (``require_evaluation``: as for a canary, on ``b``)."""
         plan = _plan(plan, ABPlan)
         return self._start(endpoint, b, a, plan, reason, lambda s, va, vb: StickyAB(
-            va, vb, plan.split, salt=s, key=parse_key_spec(plan.key)))
+            va, vb, plan.split, salt=s, key=parse_key_spec(plan.key)),
+            (override_evaluation,) if require_evaluation else None)
 
     def start_shadow(self, endpoint: str, candidate: str, plan: ShadowPlan, *,
                      reason: str) -> Rollout:
@@ -115,10 +123,14 @@ class Rollouts:
         return self._start(endpoint, candidate, None, plan, reason, lambda s, p, c: Shadow(
             p, c, plan.percent, salt=s))
 
-    def start_bluegreen(self, endpoint: str, to: str, *, reason: str) -> Rollout:
-        """``to`` loaded beside the stable version (blue, live) as green, until `switch`."""
+    def start_bluegreen(self, endpoint: str, to: str, *, reason: str,
+                        require_evaluation: bool = False,
+                        override_evaluation: str | None = None) -> Rollout:
+        """``to`` loaded beside the stable version (blue, live) as green, until `switch`
+        (``require_evaluation``: as for a canary)."""
         return self._start(endpoint, to, None, BlueGreenPlan(), reason,
-                           lambda _s, blue, green: BlueGreen(blue, green, "blue"))
+                           lambda _s, blue, green: BlueGreen(blue, green, "blue"),
+                           (override_evaluation,) if require_evaluation else None)
 
     # -- moving ------------------------------------------------------------------------------
 
@@ -330,7 +342,9 @@ class Rollouts:
             endpoint, policy, reason=reason[:2000], expected_revision=expected, conn=conn)
 
     def _start(self, endpoint: str, to: str, stable: str | None, plan: Plan, reason: str,
-               build: _Build) -> Rollout:
+               build: _Build, evaluation: tuple[str | None] | None = None) -> Rollout:
+        """``evaluation``, when given, requires the candidate's passed evaluation; it holds
+        the override's reason or None."""
         with self._transaction(endpoint, reason) as (conn, current, why):
             rows.refuse_running(conn, endpoint)
             base = rows.answering(endpoint, current) if stable is None \
@@ -339,6 +353,10 @@ class Rollouts:
             if candidate == base:
                 raise ConflictError(f"{candidate} is already the stable version of "
                                     f"{endpoint!r}: a rollout needs another one")
+            evaluated = None if evaluation is None else self.registry.evaluations.require(
+                conn, *rows.split(candidate), rows.manifest(conn, candidate),
+                action=f"a {plan.kind} rollout of {candidate} on {endpoint!r}",
+                override=evaluation[0])
             now = self._now()
             rollout_id = rows.insert_rollout(
                 conn, endpoint=endpoint, kind=plan.kind, state="running", stable=base,
@@ -351,7 +369,9 @@ class Rollouts:
                                  None if current is None else current[0])
             row = rows.rollout_row(conn, rollout_id)
             numbers: dict[str, Any] = {"plan": plan.to_dict(),
-                                       "policy": policy_to_dict(policy)}
+                                       "policy": policy_to_dict(policy),
+                                       **({} if evaluated is None
+                                          else {"evaluation": evaluated})}
             if isinstance(plan, ABPlan):  # the sample size, planned before any data
                 # imported here: the statistics (scipy) cost ~1 s of start-up to every
                 # command that opens a registry

@@ -190,3 +190,20 @@ api_keys = sa.Table(
     sa.Column("revoked_at", Stamp),
     sa.Column("first_used_at", Stamp),
 )
+
+# revision 0006: offline evaluations (registry/evaluations.py), keyed by the evaluated
+# package's content fingerprint (packaging/manifest.py ``content_fingerprint``): every version
+# registered from the same bytes shows them
+evaluations = sa.Table(
+    "evaluations", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False, index=True),
+    sa.Column("created_at", Stamp, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("source", sa.String(1024), nullable=False),
+    sa.Column("against", sa.String(1024)),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("passed", sa.Boolean),
+    sa.Column("gate", sa.JSON, nullable=False),
+    sa.Column("summary", sa.JSON, nullable=False),
+)

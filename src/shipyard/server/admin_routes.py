@@ -156,19 +156,35 @@ class AdminApi:
         names = VERSION_FIELDS[kind]
         uris = [_text(body, n, " (a model URI)") for n in names]
         reason = self._reason(body, f"{kind} rollout of {' and '.join(uris)}", actor)
-        plan = plan_from_dict(kind, {k: v for k, v in body.items()
-                                     if k not in {"kind", "reason", *names}})
+        required = body.get("require_evaluation", False)
+        if not isinstance(required, bool):
+            raise codec.BadRequestError(f"'require_evaluation' must be true or false, not "
+                                        f"{required!r}")
+        override = body.get("override_evaluation")
+        if override is not None and (not isinstance(override, str) or not override.strip()):
+            raise codec.BadRequestError("'override_evaluation' must be a non-empty reason")
+        if (required or override is not None) and kind == "shadow":
+            raise codec.BadRequestError("a shadow answers no request: 'require_evaluation' "
+                                        "is for canary, ab and bluegreen")
+        plan = plan_from_dict(kind, {k: v for k, v in body.items() if k not in {
+            "kind", "reason", "require_evaluation", "override_evaluation", *names}})
 
         def begin(reg: Registry) -> dict[str, Any]:
             rollouts = reg.rollouts
             if isinstance(plan, CanaryPlan):
-                found = rollouts.start_canary(endpoint, uris[0], plan, reason=reason)
+                found = rollouts.start_canary(endpoint, uris[0], plan, reason=reason,
+                                              require_evaluation=required,
+                                              override_evaluation=override)
             elif isinstance(plan, ABPlan):
-                found = rollouts.start_ab(endpoint, uris[0], uris[1], plan, reason=reason)
+                found = rollouts.start_ab(endpoint, uris[0], uris[1], plan, reason=reason,
+                                          require_evaluation=required,
+                                          override_evaluation=override)
             elif isinstance(plan, ShadowPlan):
                 found = rollouts.start_shadow(endpoint, uris[0], plan, reason=reason)
             else:
-                found = rollouts.start_bluegreen(endpoint, uris[0], reason=reason)
+                found = rollouts.start_bluegreen(endpoint, uris[0], reason=reason,
+                                                 require_evaluation=required,
+                                                 override_evaluation=override)
             return rollout_doc(found)
 
         return _json(await self._call(actor, begin), 201)

@@ -49,7 +49,9 @@ def admin_paths() -> dict[str, Any]:
             "Start a rollout (the plan's fields beside kind)",
             {"kind": {"type": "string", "enum": _KINDS}, "to": {"type": "string"},
              "a": {"type": "string"}, "b": {"type": "string"},
-             "candidate": {"type": "string"}}, ["kind"], created=True),
+             "candidate": {"type": "string"}, "require_evaluation": {"type": "boolean"},
+             "override_evaluation": {"type": "string", "minLength": 1}}, ["kind"],
+            created=True),
     }
     for verb, summary in (("promote", "Promote the running rollout's candidate"),
                           ("abort", "Abort the running rollout: all traffic to stable"),

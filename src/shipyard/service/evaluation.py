@@ -5,16 +5,21 @@ bootstrap for the others), the same per slice of each ``slices`` column (categor
 are, numbers in quartile bins), the slice gap (the worst slice against the whole) and the
 spread across slices, single-row latency (p50 / p99) and the package's size. For the pair:
 a paired comparison on the same rows, exact McNemar on correctness for a classifier and a
-paired bootstrap of the RMSE for a regressor. The statistics are
-``monitoring/evaluation_stats.py``; the metrics ``monitoring/performance.py`` (equal to
-scikit-learn's). The first step of issue 18: the gate file and storing the evaluation with
-the version come next.
+paired bootstrap of the RMSE for a regressor. A classifier with probabilities also gets its
+calibration: the expected calibration error with an interval and the reliability table
+(confidence against accuracy per bin). The statistics are ``monitoring/evaluation_stats.py``;
+the metrics ``monitoring/performance.py`` (equal to scikit-learn's).
+
+Each model's evaluation carries its package's content fingerprint and the evaluation the data
+file's SHA-256, so ``evaluation_records.record`` can keep it with every registry version of
+those bytes; ``evaluation_report.markdown`` writes the pull request comment.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,17 +32,25 @@ from shipyard.monitoring.evaluation_stats import (
     Comparison,
     Interval,
     bootstrap,
+    bootstrap_many,
     exact_proportion,
     mcnemar,
     paired_bootstrap,
 )
-from shipyard.monitoring.performance import classification_metrics, regression_metrics
+from shipyard.monitoring.performance import (
+    classification_metrics,
+    probability_matrix,
+    regression_metrics,
+)
+from shipyard.packaging.manifest import content_fingerprint
 
-CLASSIFICATION = ("accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
+CLASSIFICATION = ("accuracy", "f1", "precision", "recall", "roc_auc", "log_loss",
+                  "calibration_error")
 REGRESSION = ("rmse", "mae", "r2")
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss"})
 NUMERIC_BINS = 4  # a numeric slice column: its quartiles
 LATENCY_CALLS = 50
+RELIABILITY_BINS = 10
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,9 @@ class ModelEvaluation:
     slices: list[SliceResult] = field(default_factory=list)
     latency_ms: dict[str, float] = field(default_factory=dict)
     size_bytes: int = 0
+    fingerprint: str = ""  # the package's content (packaging.manifest.content_fingerprint)
+    # classifiers with probabilities: per confidence bin, rows, mean confidence, accuracy
+    calibration: list[dict[str, float]] = field(default_factory=list)
 
     def worst_slice(self, column: str) -> SliceResult | None:
         found = [s for s in self.slices if s.column == column and s.metric is not None]
@@ -87,7 +103,8 @@ class ModelEvaluation:
                        for s in self.slices],
             "slice_gaps": {c: {"worst": None if (w := self.worst_slice(c)) is None
                                else w.value, "spread": self.spread(c)} for c in columns},
-            "latency_ms": self.latency_ms, "size_bytes": self.size_bytes}
+            "latency_ms": self.latency_ms, "size_bytes": self.size_bytes,
+            "fingerprint": self.fingerprint, "calibration": self.calibration}
 
 
 @dataclass(frozen=True)
@@ -95,9 +112,10 @@ class Evaluation:
     candidate: ModelEvaluation
     against: ModelEvaluation | None = None
     comparison: Comparison | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)  # file, sha256, rows, target
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"candidate": self.candidate.to_dict()}
+        out: dict[str, Any] = {"candidate": self.candidate.to_dict(), "data": dict(self.data)}
         if self.against is not None:
             out["against"] = self.against.to_dict()
         if self.comparison is not None:
@@ -161,29 +179,50 @@ def read_rows(path: Path, target: str, slices: Sequence[str]) -> tuple[Any, Any,
     return frame.drop(columns=[target]), frame[target].to_numpy(), frame[list(slices)]
 
 
-def _intervals(task: str, truth: Any, pred: Any, proba: Any, classes: Any, level: float,
-               resamples: int, seed: int) -> dict[str, Interval | None]:
+def data_fingerprint(path: Path, rows: int, target: str) -> dict[str, Any]:
+    """What the evaluation ran on: the file's SHA-256, its row count and the target."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"file": path.name, "sha256": digest.hexdigest(), "rows": rows, "target": target}
+
+
+def _intervals(task: str, truth: Any, pred: Any, proba: Any, classes: Any, correct: Any,
+               level: float, resamples: int, seed: int) -> dict[str, Interval | None]:
     n = len(truth)
     if task == "regression":
-        def one(name: str) -> Interval | None:
-            return bootstrap(lambda i: regression_metrics(truth[i], pred[i])[name], n,
-                             level=level, count=resamples, seed=seed)
-        return {name: one(name) for name in REGRESSION}
-    whole = classification_metrics(truth, pred, proba, classes)
-    out: dict[str, Interval | None] = {}
-    correct = round(whole["accuracy"] * whole["rows"])
-    out["accuracy"] = exact_proportion(correct, whole["rows"], level)
-    for name in CLASSIFICATION[1:]:
-        if whole[name] is None:
-            out[name] = None
-            continue
+        return bootstrap_many(lambda i: regression_metrics(truth[i], pred[i]), REGRESSION, n,
+                              level=level, count=resamples, seed=seed)
 
-        def metric(i: Any, m: str = name) -> float | None:
-            value = classification_metrics(truth[i], pred[i],
-                                           None if proba is None else proba[i], classes)[m]
-            return None if value is None else float(value)
+    def metrics(i: Any) -> dict[str, float | None]:
+        found = classification_metrics(truth[i], pred[i],
+                                       None if proba is None else proba[i], classes)
+        return {m: None if found[m] is None else float(found[m]) for m in CLASSIFICATION[1:]}
 
-        out[name] = bootstrap(metric, n, level=level, count=resamples, seed=seed)
+    out: dict[str, Interval | None] = {
+        "accuracy": exact_proportion(int(correct.sum()), n, level)}
+    out.update(bootstrap_many(metrics, CLASSIFICATION[1:], n, level=level, count=resamples,
+                              seed=seed))
+    return out
+
+
+def reliability(proba: Any, classes: Any, correct: Any,
+                bins: int = RELIABILITY_BINS) -> list[dict[str, float]]:
+    """The reliability table: rows, mean top-class confidence and accuracy per equal-width
+    confidence bin (right-closed, as ``expected_calibration_error``); empty bins left out."""
+    if proba is None:
+        return []
+    matrix = probability_matrix(proba, classes)[0]
+    confidence = matrix.max(axis=1)
+    bin_of = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
+    out = []
+    for b in range(bins):
+        mask = bin_of == b
+        if mask.any():
+            out.append({"from": b / bins, "to": (b + 1) / bins, "rows": int(mask.sum()),
+                        "confidence": float(confidence[mask].mean()),
+                        "accuracy": float(correct[mask].mean())})
     return out
 
 
@@ -218,7 +257,8 @@ def _latency(model: Any, features: Any) -> dict[str, float]:
 def evaluate_model(source: str, model: Any, features: Any, truth: Any, slice_frame: Any, *,
                    level: float = 0.95, resamples: int = 500, seed: int = 0,
                    ) -> tuple[ModelEvaluation, Any]:
-    """One model's evaluation, and its predictions (for the paired comparison)."""
+    """One model's evaluation, and its predictions (for the paired comparison): right or
+    wrong per row for a classifier, the predictions for a regressor."""
     names = [spec.name for spec in model.signature.inputs]
     if model.signature.kind == "tabular" and all(n in features.columns for n in names):
         features = features[names]  # the slice columns and others the model does not take
@@ -228,15 +268,15 @@ def evaluate_model(source: str, model: Any, features: Any, truth: Any, slice_fra
     classes = prediction.classes
     task = "classification" if classes is not None else "regression"
     headline = "accuracy" if task == "classification" else "rmse"
-    metrics = _intervals(task, truth, pred, proba, classes, level, resamples, seed)
+    correct = None if task == "regression" else \
+        np.asarray([str(t) for t in truth]) == np.asarray([str(p) for p in pred])
+    metrics = _intervals(task, truth, pred, proba, classes, correct, level, resamples, seed)
     slices = []
     for column, value, mask in _slices(slice_frame):
         rows = int(mask.sum())
         idx = np.flatnonzero(mask)
-        if task == "classification":
-            right = int(np.sum(np.asarray([str(t) for t in truth[idx]])
-                               == np.asarray([str(p) for p in pred[idx]])))
-            metric = exact_proportion(right, rows, level) if rows else None
+        if correct is not None:
+            metric = exact_proportion(int(correct[idx].sum()), rows, level) if rows else None
         else:
             def slice_rmse(i: Any, s: Any = idx) -> float | None:
                 value = regression_metrics(truth[s][i], pred[s][i])["rmse"]
@@ -246,8 +286,22 @@ def evaluate_model(source: str, model: Any, features: Any, truth: Any, slice_fra
                                seed=seed) if rows else None
         slices.append(SliceResult(column, value, rows, metric))
     size = sum(entry.size for entry in model.manifest.files)
-    return ModelEvaluation(source, task, len(truth), headline, metrics, slices,
-                           _latency(model, features), size), pred
+    return ModelEvaluation(
+        source, task, len(truth), headline, metrics, slices, _latency(model, features), size,
+        content_fingerprint(model.manifest.to_dict()),
+        [] if correct is None else reliability(proba, classes, correct)), \
+        pred if correct is None else correct
+
+
+def _load_and_evaluate(source: str, trust: bool, registry: Any, rows: tuple[Any, Any, Any],
+                       **options: Any) -> tuple[ModelEvaluation, Any]:
+    from shipyard.service.loading import load
+
+    model = load(source, trust=trust, registry=registry)
+    try:
+        return evaluate_model(source, model, *rows, **options)
+    finally:
+        model.close()
 
 
 def evaluate(candidate: str, data: Path, target: str, *, against: str | None = None,
@@ -256,78 +310,24 @@ def evaluate(candidate: str, data: Path, target: str, *, against: str | None = N
     """Evaluate ``candidate`` (a package directory or a ``models:/`` URI) on ``data``'s rows
     against their ``target``; with ``against``, that model too, and the two compared on the
     same rows."""
-    from shipyard.service.loading import load
-
-    features, truth, slice_frame = read_rows(data, target, slices)
+    rows = read_rows(data, target, slices)
+    truth = rows[1]
     if len(truth) == 0:
         raise MonitoringError(f"{data} has no rows to evaluate on")
-    first = load(candidate, trust=trust, registry=registry)
-    try:
-        mine, pred = evaluate_model(candidate, first, features, truth, slice_frame,
-                                    level=level, resamples=resamples, seed=seed)
-    finally:
-        first.close()
+    options = {"level": level, "resamples": resamples, "seed": seed}
+    mine, pred = _load_and_evaluate(candidate, trust, registry, rows, **options)
+    used = data_fingerprint(data, len(truth), target)
     if against is None:
-        return Evaluation(mine)
-    second = load(against, trust=trust, registry=registry)
-    try:
-        theirs, other = evaluate_model(against, second, features, truth, slice_frame,
-                                       level=level, resamples=resamples, seed=seed)
-    finally:
-        second.close()
+        return Evaluation(mine, data=used)
+    theirs, other = _load_and_evaluate(against, trust, registry, rows, **options)
     if mine.task != theirs.task:
         raise MonitoringError(f"{candidate} is a {mine.task} model and {against} a "
                               f"{theirs.task} one: they cannot be compared")
     if mine.task == "classification":
-        label = np.asarray([str(t) for t in truth])
-        comparison = mcnemar(np.asarray([str(p) for p in pred]) == label,
-                             np.asarray([str(p) for p in other]) == label, level=level)
+        comparison = mcnemar(pred, other, level=level)
     else:
         def rmse(p: Any) -> Any:
             return lambda i: regression_metrics(truth[i], p[i])["rmse"]
         comparison = paired_bootstrap(rmse(pred), rmse(other), len(truth), level=level,
                                       count=resamples, seed=seed)
-    return Evaluation(mine, theirs, comparison)
-
-
-def markdown(evaluation: Evaluation, gate: Sequence[GateResult] = ()) -> str:
-    """The evaluation as a pull request comment."""
-    c = evaluation.candidate
-    verdict = [] if not gate else [
-        "**Gate: " + ("passed**" if all(r.passed for r in gate) else "failed**"), "",
-        *(f"- {'✅' if r.passed else '❌'} `{r.rule.text}`"
-          + ("" if r.value is None else f": {r.value:.4g}")
-          + ("" if r.passed else f" ({r.reason})") for r in gate), ""]
-    lines = [f"## Evaluation of `{c.source}`", "", *verdict, f"{c.rows} rows, {c.task}.", "",
-             "| metric | candidate | interval |"
-             + (" against |" if evaluation.against is not None else ""),
-             "|---|---|---|" + ("---|" if evaluation.against is not None else "")]
-    for name, interval in c.metrics.items():
-        if interval is None:
-            continue
-        row = f"| {name} | {interval.estimate:.4f} | [{interval.low:.4f}, {interval.high:.4f}] |"
-        if evaluation.against is not None:
-            other = evaluation.against.metrics.get(name)
-            row += f" {'' if other is None else f'{other.estimate:.4f}'} |"
-        lines.append(row)
-    if evaluation.comparison is not None:
-        cmp_ = evaluation.comparison
-        lines += ["", f"**Candidate - against ({c.headline}):** {cmp_.difference:+.4f}"
-                  + ("" if cmp_.interval is None else
-                     f" [{cmp_.interval.low:+.4f}, {cmp_.interval.high:+.4f}]")
-                  + f", p = {cmp_.p_value:.3g} ({cmp_.method})"]
-    columns = sorted({s.column for s in c.slices})
-    for column in columns:
-        worst = c.worst_slice(column)
-        lines += ["", f"### {c.headline} by `{column}`", "", "| slice | rows | "
-                  f"{c.headline} | interval |", "|---|---|---|---|"]
-        for s in (s for s in c.slices if s.column == column):
-            if s.metric is None:
-                lines.append(f"| {s.value} | {s.rows} | | |")
-                continue
-            mark = " (worst)" if worst is not None and s.value == worst.value else ""
-            lines.append(f"| {s.value}{mark} | {s.rows} | {s.metric.estimate:.4f} | "
-                         f"[{s.metric.low:.4f}, {s.metric.high:.4f}] |")
-    lines += ["", f"Latency (one row): p50 {c.latency_ms['p50']:.2f} ms, p99 "
-              f"{c.latency_ms['p99']:.2f} ms; size {c.size_bytes / 1e6:.2f} MB."]
-    return "\n".join(lines) + "\n"
+    return Evaluation(mine, theirs, comparison, used)

@@ -1,6 +1,7 @@
-"""``shipyard monitor run|status``: windows of an endpoint's prediction log against its
-reference, printed for people (rich) or as JSON. The work is ``service.monitor``'s; this
-module parses arguments and draws. Heavy imports stay inside the commands."""
+"""``shipyard monitor run|status|errors``: windows of an endpoint's prediction log against
+its reference, and where its labelled rows' errors fall, printed for people (rich) or as
+JSON. The work is ``service.monitor``'s and ``service.error_analysis``'s; this module parses
+arguments and draws. Heavy imports stay inside the commands."""
 
 from __future__ import annotations
 
@@ -126,6 +127,77 @@ def status_cmd(
     from shipyard.cli.monitor_view import show_status
 
     show_status(console, endpoint, records, state, history)
+
+
+@app.command("errors")
+def errors_cmd(
+    endpoint: Annotated[str, typer.Argument(help="endpoint name (as served and logged)")],
+    log_dir: LogDir = None,
+    window: Annotated[str | None, typer.Option(
+        help="the labelled rows of this long before --until (or now), e.g. 30d "
+             "(default 7d)")] = None,
+    since: Annotated[str | None, typer.Option(
+        help="rows from this ISO time, or a duration ago (instead of --window)")] = None,
+    until: Annotated[str | None, typer.Option(
+        help="rows before this ISO time or duration ago (default: now)")] = None,
+    rows: Annotated[int | None, typer.Option(
+        "--rows", "--last", help="the newest N rows instead of a time window")] = None,
+    slices: Annotated[str | None, typer.Option(
+        help="columns to slice by, comma-separated (default: the monitor config's slice "
+             "columns, else the model's inputs)")] = None,
+    sort: Annotated[str, typer.Option(
+        help="rank by share (of all errors), rate (error rate in the slice) or traffic "
+             "(share of rows)")] = "share",
+    min_rows: Annotated[int, typer.Option(
+        help="hide slices with fewer rows (counted, not shown)")] = 20,
+    pairs: Annotated[int, typer.Option(
+        help="cross the N columns where errors gather most into pairs (0: no pairs)")] = 5,
+    threshold: Annotated[float | None, typer.Option(
+        help="regressors: an error is |prediction - target| above this (default: the 90th "
+             "percentile of absolute error)")] = None,
+    task: Annotated[str | None, typer.Option(
+        help="classification or regression (default: the package's)")] = None,
+    top: Annotated[int, typer.Option(help="slices shown per table")] = 10,
+    level: Annotated[float, typer.Option(help="the intervals' level")] = 0.95,
+    reference: Annotated[str | None, typer.Option(
+        help="where numeric columns' quartiles come from (default: the packaged "
+             "profile)")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="serve.yaml: its log_dir, monitor slices and the endpoint's "
+                         "model")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Error analysis of ENDPOINT's labelled rows: which slices (columns and pairs of
+    columns) hold the errors, how often the model errs there and how much traffic they
+    carry, each with an exact interval."""
+    from shipyard.service.config import parse_duration, slice_columns
+    from shipyard.service.error_analysis import ErrorOptions, endpoint_errors
+
+    options = ErrorOptions(
+        columns=slice_columns(slices, "--slices") or None,
+        task=_choice(task, ("classification", "regression"), "--task"),
+        threshold=threshold, min_rows=min_rows, level=level,
+        sort=_choice(sort, ("share", "rate", "traffic"), "--sort") or "share",
+        pair_columns=pairs)
+    if top < 1:
+        raise ShipyardError("--top must be at least 1")
+    monitor_config, source, root = monitor_settings(endpoint, config, log_dir, reference)
+    result = endpoint_errors(
+        endpoint, root, monitor_config, options=options, model_source=source,
+        since=moment(since, "--since"), until=moment(until, "--until"), last=rows,
+        span=None if window is None else parse_duration(window, "--window"))
+    if as_json:
+        print_json(result.to_dict())
+        return
+    from shipyard.cli.error_view import show_errors
+
+    show_errors(console, result, top)
+
+
+def _choice(value: str | None, choices: tuple[Any, ...], option: str) -> Any:
+    if value is not None and value not in choices:
+        raise ShipyardError(f"{option} takes {', '.join(choices)}, not {value!r}")
+    return value
 
 
 def _status_all(root: str | Path, as_json: bool) -> None:

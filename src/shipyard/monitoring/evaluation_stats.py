@@ -74,17 +74,30 @@ def _level(level: float) -> float:
 def exact_proportion(successes: int, n: int, level: float = 0.95) -> Interval:
     """Clopper-Pearson: the interval of every rate under which ``successes`` of ``n`` is not
     in either tail of ``(1 - level) / 2``."""
-    from scipy import stats
-
-    _level(level)
     if n <= 0 or not 0 <= successes <= n:
         raise MonitoringError(f"a proportion needs 0 <= successes <= n and n > 0, got "
                               f"{successes} of {n}")
+    low, high = exact_bounds(np.array([successes]), np.array([n]), level)
+    return Interval(successes / n, float(low[0]), float(high[0]), level,
+                    "exact (Clopper-Pearson)")
+
+
+def exact_bounds(successes: IntArray, n: IntArray, level: float = 0.95,
+                 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """``exact_proportion``'s bounds for many proportions at once (one scipy call each side,
+    not one per proportion): arrays of successes and of trials, ``0 <= successes <= n``,
+    ``n > 0``."""
+    from scipy import stats
+
+    _level(level)
+    k = np.asarray(successes, dtype=np.float64)
+    trials = np.asarray(n, dtype=np.float64)
     tail = (1.0 - level) / 2.0
-    low = 0.0 if successes == 0 else float(stats.beta.ppf(tail, successes, n - successes + 1))
-    high = 1.0 if successes == n else float(stats.beta.ppf(1.0 - tail, successes + 1,
-                                                            n - successes))
-    return Interval(successes / n, low, high, level, "exact (Clopper-Pearson)")
+    with np.errstate(invalid="ignore", divide="ignore"):  # the edges are set below
+        low = np.where(k == 0, 0.0, stats.beta.ppf(tail, np.maximum(k, 1), trials - k + 1))
+        high = np.where(k == trials, 1.0, stats.beta.ppf(1.0 - tail, k + 1,
+                                                          np.maximum(trials - k, 1)))
+    return np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
 
 
 def resamples(rows: int, count: int, seed: int) -> IntArray:

@@ -1,15 +1,19 @@
 """The load test's own HTTP/1.1 client (``loadtest/connection.py``) against small servers on
 127.0.0.1 that answer in the ways HTTP allows: a length, chunks, a closed connection, bytes
 split across packets, silence (a timeout), garbage; and never more connections than its
-limit."""
+limit; over TLS, a certificate checked against the default trust."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
+from serving.test_tls import self_signed
 from shipyard.errors import ShipyardError
 from shipyard.loadtest.connection import Connections, Target, _complete, post_requests
 
@@ -146,3 +150,38 @@ def test_nothing_listening_is_a_connect_error() -> None:
         return await connections.send(post_requests(target, [b"{}"])[0])
 
     assert asyncio.run(work()) == "connect error"
+
+
+def test_https_verifies_the_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                        ) -> None:
+    cert, key = self_signed(tmp_path)
+    serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    serving.load_cert_chain(cert, key)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            await _read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+        writer.close()
+
+    async def send_twice() -> list[str]:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=serving)
+        port = server.sockets[0].getsockname()[1]
+        target = Target.parse(f"https://127.0.0.1:{port}/p")
+        request = post_requests(target, [b"{}"])[0]
+        try:
+            out = []
+            for trusted in (False, True):  # the CA as OpenSSL's default trust, or not
+                if trusted:
+                    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+                connections = Connections(target, 1, timeout_s=5)
+                out.append(await connections.send(request))
+                connections.close()
+            await asyncio.sleep(0.05)
+            return out
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    assert asyncio.run(send_twice()) == ["connect error", "200"]

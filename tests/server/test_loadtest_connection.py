@@ -1,7 +1,8 @@
 """The load test's own HTTP/1.1 client (``loadtest/connection.py``) against small servers on
 127.0.0.1 that answer in the ways HTTP allows: a length, chunks, a closed connection, bytes
-split across packets, silence (a timeout), garbage; and never more connections than its
-limit; over TLS, a certificate checked against the default trust."""
+split across packets, a body that ends with the connection, silence (a timeout), garbage;
+never more connections than its limit; over TLS, a certificate checked against the default
+trust."""
 
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ def test_complete_finds_the_end_of_each_kind_of_answer() -> None:
     assert _complete(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n") == ("204", False)
     assert _complete(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n") == ("200", False)
     assert _complete(b"SSH-2.0-OpenSSH\r\n\r\n") == ("bad response", False)
+    assert _complete(b"HTTP/1.1 2xx OK\r\nContent-Length: 0\r\n\r\n") == ("bad response", False)
+    assert _complete(b"HTTP/1.1 200 OK\r\n\r\nuntil the connection closes") is None
 
 
 def test_requests_are_whole_posts_built_once() -> None:
@@ -121,6 +124,8 @@ def test_silence_is_a_timeout_garbage_is_a_bad_response_and_the_limit_holds() ->
                 await asyncio.sleep(1.0)
             elif b"garbage" in request:
                 writer.write(b"garbage\r\n\r\n")
+            elif b"until-close" in request:  # no length: the body ends with the connection
+                writer.write(b"HTTP/1.1 202 Accepted\r\n\r\nbody")
             else:
                 await asyncio.sleep(0.02)
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
@@ -129,18 +134,19 @@ def test_silence_is_a_timeout_garbage_is_a_bad_response_and_the_limit_holds() ->
             open_now -= 1
             writer.close()
 
-    async def work(target: Target) -> tuple[list[str], str, str]:
+    async def work(target: Target) -> tuple[list[str], list[str]]:
         connections = Connections(target, 2, timeout_s=0.3)
-        ok, silent, garbage = post_requests(target, [b'"ok"', b'"silent"', b'"garbage"'])
+        ok, *odd = post_requests(target, [b'"ok"', b'"silent"', b'"garbage"',
+                                          b'"until-close"'])
         try:
             many = await asyncio.gather(*(connections.send(ok) for _ in range(8)))
-            return list(many), await connections.send(silent), await connections.send(garbage)
+            return list(many), [await connections.send(request) for request in odd]
         finally:
             connections.close()
 
-    many, silent, garbage = asyncio.run(_with_server(handler, work))  # type: ignore[misc]
+    many, odd = asyncio.run(_with_server(handler, work))  # type: ignore[misc]
     assert many == ["200"] * 8 and most == 2
-    assert silent == "timeout" and garbage == "bad response"
+    assert odd == ["timeout", "bad response", "202"]
 
 
 def test_nothing_listening_is_a_connect_error() -> None:

@@ -75,21 +75,19 @@ def post_requests(target: Target, bodies: Sequence[bytes],
 class _Response(asyncio.Protocol):
     """One connection: writes a request, reads the answer's status and finds its end."""
 
-    def __init__(self, on_lost: asyncio.Future[None]) -> None:
+    def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.waiter: asyncio.Future[str] | None = None
         self.buffer = b""
         self.reusable = True
-        self._on_lost = on_lost
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.reusable = False
-        self._finish("connection closed")
-        if not self._on_lost.done():
-            self._on_lost.set_result(None)
+        head = self.buffer.find(_HEAD_END)  # a body that ends with the connection, if any
+        self._finish(_status(self.buffer) if head >= 0 else "connection closed")
 
     def send(self, request: bytes, waiter: asyncio.Future[str]) -> None:
         assert self.transport is not None
@@ -125,9 +123,9 @@ def _complete(buffer: bytes) -> tuple[str, bool] | None:
     if end < 0:
         return None
     head = buffer[:end].lower()
-    if not head.startswith(b"http/1.") or len(head) < 12:
-        return "bad response", False
-    status = head[9:12].decode("latin-1")
+    status = _status(head)
+    if status == "bad response":
+        return status, False
     keep = b"\r\nconnection: close" not in head and not head.startswith(b"http/1.0")
     body_start = end + 4
     at = head.find(b"\r\ncontent-length:")
@@ -143,6 +141,14 @@ def _complete(buffer: bytes) -> tuple[str, bool] | None:
     if status.startswith("1") or status in ("204", "304"):
         return status, keep
     return None if keep else (status, False)  # body until close: read by connection_lost
+
+
+def _status(head: bytes) -> str:
+    """The status code of a response head, as text."""
+    code = head[9:12]
+    if head[:7].lower() != b"http/1." or len(head) < 12 or not code.isdigit():
+        return "bad response"
+    return code.decode("latin-1")
 
 
 def _chunked_end(buffer: bytes, at: int, status: str, keep: bool
@@ -210,9 +216,8 @@ class Connections:
 
     async def _connect(self) -> _Response:
         loop = asyncio.get_running_loop()
-        lost: asyncio.Future[None] = loop.create_future()
         _, conn = await asyncio.wait_for(loop.create_connection(
-            lambda: _Response(lost), self.target.host, self.target.port, ssl=self._tls,
+            _Response, self.target.host, self.target.port, ssl=self._tls,
             server_hostname=self.target.host if self._tls else None), self.timeout_s)
         return conn
 

@@ -23,7 +23,7 @@ lint: install-dev
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# the real tools some tests run (Prometheus, promtool); installed when missing
+# the real tools some tests run (Prometheus, promtool, Chromium, wrk); installed when missing
 tools:
 	bash scripts/ensure-tools.sh
 

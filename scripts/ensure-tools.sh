@@ -2,9 +2,10 @@
 # Installs the tools the test suite runs for real when they are missing: Prometheus and
 # promtool (Debian's `prometheus` package), for tests/prometheus, and Chromium (Debian's
 # `chromium` package), which Playwright drives in tests/ui/test_browser.py (Playwright's own
-# browser download is not used). Idempotent: with every tool on PATH it does nothing. Without
-# apt-get (not Debian/Ubuntu) or without root it says what to install and goes on; the tests
-# then skip, or fail under CI=true.
+# browser download is not used), and wrk (Debian's `wrk`), which
+# tests/server/test_loadtest_wrk.py compares `shipyard loadtest` with. Idempotent: with every
+# tool on PATH it does nothing. Without apt-get (not Debian/Ubuntu) or without root it says
+# what to install and goes on; the tests then skip, or fail under CI=true.
 set -euo pipefail
 
 packages=()
@@ -14,12 +15,16 @@ fi
 if ! command -v chromium >/dev/null; then
   packages+=(chromium)
 fi
+if ! command -v wrk >/dev/null; then
+  packages+=(wrk)
+fi
 if [ "${#packages[@]}" -eq 0 ]; then
   exit 0
 fi
 if ! command -v apt-get >/dev/null; then
   echo "ensure-tools: missing ${packages[*]} and no apt-get; install Prometheus" \
-       "(https://prometheus.io/download/) for tests/prometheus and Chromium for tests/ui" >&2
+       "(https://prometheus.io/download/) for tests/prometheus, Chromium for tests/ui and wrk" \
+       "(https://github.com/wg/wrk) for tests/server/test_loadtest_wrk.py" >&2
   exit 0
 fi
 sudo=""
@@ -45,4 +50,5 @@ if [[ " ${packages[*]} " == *" prometheus "* ]]; then
     $sudo service prometheus stop >/dev/null 2>&1 || true
   fi
 fi
-command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v chromium >/dev/null
+command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v chromium >/dev/null \
+  && command -v wrk >/dev/null

@@ -43,3 +43,12 @@ def test_loadtest_against_a_live_server(packages: Any, tmp_path: Path) -> None:
     assert gone.statuses == {"connect error": 5}
     bad = CliRunner().invoke(app, ["loadtest", url, "--model", str(packages.iris)])
     assert bad.exit_code != 0 and "exactly one of" in str(bad.exception)
+
+
+def test_a_tensor_package_sends_its_stored_reference_rows(packages: Any) -> None:
+    bodies = reference_bodies(str(packages.cancer), batch=2)
+    rows = [row for body in bodies for row in json.loads(body)["instances"]]
+    known = {tuple(r) for r in packages.cancer_x.tolist()}  # float32 rows, exact as floats
+    assert len(bodies) > 100 and all(len(r) == packages.cancer_x.shape[1] for r in rows)
+    assert all(tuple(r) in known for r in rows)
+    assert len({tuple(r) for r in rows}) > 100  # many rows, not one repeated example

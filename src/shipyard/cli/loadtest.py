@@ -1,8 +1,7 @@
-"""``shipyard loadtest``: realistic load on a served model (``shipyard/loadtest.py``)."""
+"""``shipyard loadtest``: realistic load on a served model (``shipyard/loadtest/``)."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
@@ -33,7 +32,7 @@ def loadtest(
     """Load a served model with rows from its reference sample: open loop at --rate
     (latency from each request's due time), closed loop with --concurrency, or --ramp to
     find the highest rate that meets --target-p99."""
-    from shipyard.loadtest import closed_loop, open_loop, reference_bodies
+    from shipyard.loadtest import closed_loop, open_loop, reference_bodies, run
     from shipyard.loadtest import ramp as run_ramp
     from shipyard.service.config import ConfigError, parse_duration
 
@@ -53,13 +52,13 @@ def loadtest(
             raise ShipyardError(f"--ramp takes rates like 100,200,400, not {ramp!r}") from None
         if not rates or any(r <= 0 for r in rates):
             raise ShipyardError("--ramp needs positive rates")
-        steps, best = asyncio.run(run_ramp(url, bodies, rates, seconds, target_p99,
+        steps, best = run(run_ramp(url, bodies, rates, seconds, target_p99,
                                            headers=headers))
     elif rate is not None:
-        steps = [asyncio.run(open_loop(url, bodies, rate, seconds, headers=headers))]
+        steps = [run(open_loop(url, bodies, rate, seconds, headers=headers))]
     else:
         assert concurrency is not None
-        steps = [asyncio.run(closed_loop(url, bodies, concurrency, seconds, headers=headers))]
+        steps = [run(closed_loop(url, bodies, concurrency, seconds, headers=headers))]
     if as_json:
         print_json({"steps": [s.to_dict() for s in steps],
                     **({"best_rate": best} if ramp is not None else {})})

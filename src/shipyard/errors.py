@@ -60,7 +60,7 @@ them and derive from a class of this tree (tests/test_errors_tree.py checks both
     │   │                             subclasses)
     │   ├── AccuracyGateError         the optimised model lost more than the tolerance (.result)
     │   └── LatencyTargetError        the optimised model is slower than the target latency
-    ├── ConfigError                   the serve configuration is invalid (service/config.py)
+    ├── ConfigError                   the serve configuration is invalid (service/config_values.py)
     ├── DefenceConfigError            a defence setting is invalid; raised as a ConfigError
     │                                 (service/defence_config.py)
     ├── RateError                     a rate limit's rate or burst is invalid

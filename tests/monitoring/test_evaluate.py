@@ -81,3 +81,65 @@ def test_regression_and_the_command(tmp_path: Path) -> None:
     pd.DataFrame({"a": [1]}).to_json(tmp_path / "x.json")
     with pytest.raises(MonitoringError, match=r"x\.json' is neither \.parquet nor \.csv"):
         evaluate(str(a), tmp_path / "x.json", "a")
+
+
+def test_labels_match_by_value_and_missing_labels_are_left_out_and_counted(
+        cancer: dict[str, object], tmp_path: Path) -> None:
+    """A target read as floats (a CSV column with a gap) matches a model's int classes, as
+    the monitor matches them; a row without a label is left out, counted, not a wrong one."""
+    y = cancer["y"].astype(float)  # type: ignore[attr-defined]
+    y[:3] = np.nan
+    data = cancer["test"].assign(target=y, size=["a"] * 40 + [None] * (len(y) - 40))  # type: ignore[attr-defined]
+    data.to_csv(tmp_path / "gaps.csv", index=False)
+    result = evaluate(str(cancer["good_dir"]), tmp_path / "gaps.csv", "target",
+                      slices=["size"], resamples=50)
+    good = cancer["good"].predict(cancer["test"])[3:]  # type: ignore[attr-defined]
+    truth = cancer["y"][3:]  # type: ignore[index]
+    c = result.candidate
+    assert c.rows == len(truth) and result.data["unlabelled"] == 3
+    assert c.metrics["accuracy"].estimate == pytest.approx(  # type: ignore[union-attr]
+        accuracy_score(truth, good))
+    assert c.metrics["f1"].estimate == pytest.approx(f1_score(truth, good))  # type: ignore[union-attr]
+    # a slice value that is missing is the slice `missing`: a column's slices hold every row
+    assert {s.value: s.rows for s in c.slices} == {"a": 37, "missing": len(truth) - 37}
+    shown = CliRunner().invoke(app, ["evaluate", str(cancer["good_dir"]), "--data",
+                                     str(tmp_path / "gaps.csv"), "--target", "target",
+                                     "--resamples", "20"])
+    assert shown.exit_code == 0 and "3 row(s) without a 'target' label left out" in \
+        shown.output.replace("\n", " ")
+
+
+def test_a_target_that_cannot_be_the_models_is_refused(cancer: dict[str, object],
+                                                       tmp_path: Path) -> None:
+    """The wrong --target column is an error naming it, not a classifier at 0% or a
+    traceback from a regressor."""
+    with pytest.raises(MonitoringError, match=r"none of the target's values \(large, small\) "
+                                              r"is one of .*'s classes \(0, 1\)"):
+        evaluate(str(cancer["good_dir"]), cancer["path"], "size", resamples=20)  # type: ignore[arg-type]
+    x, y = load_diabetes(return_X_y=True, as_frame=True)
+    fit = LinearRegression().fit(x, y)
+    pkg = shipyard.package(fit, x, name="diabetes").save(tmp_path / "reg")
+    x.assign(band=np.where(y > 150, "high", "low")).to_parquet(tmp_path / "d.parquet")
+    with pytest.raises(MonitoringError, match=r"is a regression model but the target holds "
+                                              r"values that are not numbers \('high', 'low'"):
+        evaluate(str(pkg), tmp_path / "d.parquet", "band", resamples=20)
+
+
+def test_the_data_fingerprint_of_one_file_is_its_sha256(cancer: dict[str, object]) -> None:
+    """What `sha256sum holdout.parquet` prints, so a user can check the stored one."""
+    import hashlib
+
+    result = evaluate(str(cancer["good_dir"]), cancer["path"], "target", resamples=20)  # type: ignore[arg-type]
+    body = Path(cancer["path"]).read_bytes()  # type: ignore[arg-type]
+    assert result.data["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_bad_options_are_named_errors(cancer: dict[str, object], tmp_path: Path) -> None:
+    with pytest.raises(MonitoringError, match="at least one resample, not 0"):
+        evaluate(str(cancer["good_dir"]), cancer["path"], "target", resamples=0)  # type: ignore[arg-type]
+    shown = CliRunner().invoke(app, ["evaluate", str(cancer["good_dir"]), "--data",
+                                     str(cancer["path"]), "--target", "target",
+                                     "--resamples", "20", "--markdown",
+                                     str(tmp_path / "no" / "such" / "eval.md")])
+    assert isinstance(shown.exception, MonitoringError)  # printed as `error: ...`, exit 1
+    assert "cannot write the markdown to" in str(shown.exception)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from registry.helpers import MODEL, Packages
+from shipyard.errors import RegistryError
 from shipyard.packaging import Manifest
 from shipyard.packaging.manifest import content_fingerprint
 from shipyard.registry import Registry
@@ -102,4 +103,13 @@ def test_a_required_evaluation_guards_rollouts_and_aliases(deployed: Registry) -
     assert override[0].after["action"] == f"moving {MODEL}@production"
     with pytest.raises(EvaluationRequiredError, match="override"):
         reg.set_alias(MODEL, "staging", 1, require_evaluation=True, override_evaluation="  ")
+    # an override without the requirement would be neither checked nor audited: refused
+    with pytest.raises(RegistryError, match="give require_evaluation"):
+        reg.set_alias(MODEL, "staging", 2, override_evaluation="just because")
+    with pytest.raises(RegistryError, match="give require_evaluation"):
+        reg.rollouts.start_canary("fraud", v2.uri, canary, reason="again",
+                                  override_evaluation="just because")
+    assert "staging" not in reg.get_model(MODEL).aliases
+    assert reg.rollouts.active("fraud") is None
+    assert len(reg.audit(action="evaluation.override")) == 1
     reg.set_alias(MODEL, "staging", 1)

@@ -38,6 +38,7 @@ def evaluate(
 ) -> None:
     """Evaluate a model on labelled rows: metrics with intervals, per slice, calibration,
     latency, size, and a paired comparison with --against; --gate exits 1 on a failed rule."""
+    from shipyard.errors import MonitoringError
     from shipyard.service.evaluation import check_gate, read_gate
     from shipyard.service.evaluation import evaluate as run
     from shipyard.service.evaluation_report import markdown
@@ -49,7 +50,11 @@ def evaluate(
                      level=level, resamples=resamples)
     verdicts = check_gate(result, rules)
     if markdown_path is not None:
-        markdown_path.write_text(markdown(result, verdicts), encoding="utf-8")
+        try:
+            markdown_path.write_text(markdown(result, verdicts), encoding="utf-8")
+        except OSError as exc:
+            raise MonitoringError(f"cannot write the markdown to {markdown_path}: "
+                                  f"{exc.strerror or exc}") from None
     failed = [v for v in verdicts if not v.passed]
     kept = _record(result, verdicts) if (
         record if record is not None else candidate.startswith("models:/")) else None
@@ -68,6 +73,9 @@ def evaluate(
             *([] if other is None else [
                 "" if (o := other.metrics.get(name)) is None else f"{o.estimate:.4f}"]))
            for name, i in c.metrics.items() if i is not None])
+    if result.data.get("unlabelled"):
+        console.print(f"{result.data['unlabelled']} row(s) without a {target!r} label left "
+                      "out", highlight=False)
     if result.comparison is not None:
         cmp_ = result.comparison
         shown = "" if cmp_.interval is None else \

@@ -150,6 +150,18 @@ class EvaluationStore:
                 "reason": reason}
 
 
+def requirement(require: bool, override: str | None) -> tuple[str | None] | None:
+    """What ``set_alias`` and ``rollouts.start_*`` pass on: None when no evaluation is
+    required, else a 1-tuple of the override's reason (or None). An override given without
+    ``require_evaluation`` would be neither checked nor audited: refused."""
+    if override is not None and not require:
+        raise RegistryError("an evaluation override (override_evaluation, "
+                            "--override-evaluation) is the reason to go on when a required "
+                            "evaluation is missing: give require_evaluation "
+                            "(--require-evaluation) with it, or neither")
+    return (override,) if require else None
+
+
 def _to_record(row: sa.Row[Any]) -> EvaluationRecord:
     return EvaluationRecord(row.id, row.fingerprint, utc(row.created_at), row.created_by,
                             row.source, row.against, dict(row.data), row.passed,

@@ -38,9 +38,11 @@ from shipyard.monitoring.evaluation_stats import (
 )
 from shipyard.monitoring.performance import (
     classification_metrics,
+    label_key,
     probability_matrix,
     regression_metrics,
 )
+from shipyard.monitoring.slicing import MISSING  # a missing value's slice, as the monitor's
 from shipyard.packaging.manifest import content_fingerprint
 
 CLASSIFICATION = ("accuracy", "f1", "precision", "recall", "roc_auc", "log_loss",
@@ -200,7 +202,8 @@ def reliability(proba: Any, classes: Any, correct: Any,
 
 
 def _slices(frame: Any) -> list[tuple[str, str, Any]]:
-    """(column, value, row mask) per slice: categories as they are, numbers in quartiles."""
+    """(column, value, row mask) per slice: categories as they are, numbers in quartiles, a
+    missing value (null, NaN) the slice ``missing``, so a column's slices hold every row."""
     import pandas as pd
 
     out = []
@@ -210,10 +213,36 @@ def _slices(frame: Any) -> list[tuple[str, str, Any]]:
             bins = pd.qcut(values, NUMERIC_BINS, duplicates="drop")
             for interval in bins.cat.categories:
                 out.append((column, str(interval), (bins == interval).to_numpy()))
-            continue
-        for value in sorted(values.dropna().unique(), key=str):
-            out.append((column, str(value), (values == value).to_numpy()))
+        else:
+            for value in sorted(values.dropna().unique(), key=str):
+                out.append((column, str(value), (values == value).to_numpy()))
+        missing = values.isna().to_numpy()
+        if missing.any():
+            out.append((column, MISSING, missing))
     return out
+
+
+def _checked_truth(source: str, task: str, truth: Any, classes: Any) -> Any:
+    """The target as the model's task needs it: numbers for a regressor; for a classifier,
+    labels of which at least one is among its classes (matched by value, ``1`` = ``1.0`` =
+    ``"1"``), since a target sharing none is the wrong column, not a model at 0%."""
+    if task == "regression":
+        try:
+            return np.asarray(truth, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise MonitoringError(
+                f"{source} is a regression model but the target holds values that are not "
+                f"numbers ({', '.join(sorted({repr(v) for v in truth[:200]})[:3])}, ...): "
+                "is --target the right column?") from None
+    known = {label_key(c) for c in classes}
+    seen = {label_key(t) for t in truth}
+    if not seen & known:
+        raise MonitoringError(
+            f"none of the target's values ({', '.join(sorted(seen)[:5])}"
+            f"{', ...' if len(seen) > 5 else ''}) is one of {source}'s classes "
+            f"({', '.join(sorted(known)[:5])}{', ...' if len(known) > 5 else ''}): is "
+            "--target the right column?")
+    return truth
 
 
 def _latency(model: Any, features: Any) -> dict[str, float]:
@@ -241,8 +270,9 @@ def evaluate_model(source: str, model: Any, features: Any, truth: Any, slice_fra
     classes = prediction.classes
     task = "classification" if classes is not None else "regression"
     headline = "accuracy" if task == "classification" else "rmse"
+    truth = _checked_truth(source, task, truth, classes)
     correct = None if task == "regression" else \
-        np.asarray([str(t) for t in truth]) == np.asarray([str(p) for p in pred])
+        np.asarray([label_key(t) for t in truth]) == np.asarray([label_key(p) for p in pred])
     metrics = _intervals(task, truth, pred, proba, classes, correct, level, resamples, seed)
     slices = []
     for column, value, mask in _slices(slice_frame):

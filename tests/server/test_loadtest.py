@@ -39,6 +39,12 @@ def test_loadtest_against_a_live_server(packages: Any, tmp_path: Path) -> None:
         assert shown.exit_code == 0, shown.output
         (step,) = json.loads(shown.output)["steps"]
         assert (step["sent"], step["ok"], step["errors"]) == (20, 20, 0)
+        plain = CliRunner().invoke(app, ["loadtest", url, "--model", str(packages.iris),
+                                         "--concurrency", "2", "--duration", "1s"],
+                                   env={"COLUMNS": "80"})
+        assert plain.exit_code == 0, plain.output
+        assert "…" not in plain.output, plain.output  # every number and header shown whole
+        assert "p99.9" in plain.output and "closed" in plain.output
     gone = asyncio.run(open_loop(url, bodies, rate=20, duration_s=0.25))
     assert gone.statuses == {"connect error": 5}
     bad = CliRunner().invoke(app, ["loadtest", url, "--model", str(packages.iris)])

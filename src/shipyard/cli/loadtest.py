@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich import box
+from rich.table import Table
 
-from shipyard.cli.output import console, print_json, table
+from shipyard.cli.output import console, print_json
 from shipyard.errors import ShipyardError
 
 
@@ -63,12 +65,18 @@ def loadtest(
         print_json({"steps": [s.to_dict() for s in steps],
                     **({"best_rate": best} if ramp is not None else {})})
         return
-    table(f"load on {url}", ["mode", "asked", "achieved/s", "ok", "errors", "dropped",
-                             "p50 ms", "p99 ms", "p99.9 ms", "max ms"],
-          [(s.mode, f"{s.target:g}", f"{s.achieved_rate:.1f}", s.ok, s.errors, s.dropped,
-            *(f"{s.latency_ms.get(k, float('nan')):.2f}" for k in ("p50", "p99", "p99.9",
-                                                                    "max")))
-           for s in steps])
+    # no borders, three significant digits: the ten columns fit 80 characters whole
+    shown = Table(title=f"load on {url} (asked: rate/s or clients; latency in ms)",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for name in ("mode", "asked", "rate/s", "ok", "errors", "dropped", "p50", "p99", "p99.9",
+                 "max"):
+        shown.add_column(name, no_wrap=True, justify="left" if name == "mode" else "right")
+    for s in steps:
+        shown.add_row(s.mode, f"{s.target:g}", _short(s.achieved_rate), str(s.ok),
+                      str(s.errors), str(s.dropped),
+                      *(_short(s.latency_ms.get(k, float("nan"))) for k in ("p50", "p99",
+                                                                            "p99.9", "max")))
+    console.print(shown)
     for s in steps:
         bad = {k: v for k, v in s.statuses.items() if k != "200"}
         if bad:
@@ -76,3 +84,8 @@ def loadtest(
     if ramp is not None:
         console.print(f"highest rate meeting p99 <= {target_p99:g} ms: "
                       f"{'none' if best is None else f'{best:g}/s'}")
+
+
+def _short(value: float) -> str:
+    """Three significant digits (0.97, 34.7, 172), whole numbers from 1,000 (2686)."""
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import typer
@@ -40,6 +41,13 @@ def loadtest(
 
     if sum(x is not None for x in (rate, concurrency, ramp)) != 1:
         raise ShipyardError("give exactly one of --rate, --concurrency or --ramp")
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        raise ShipyardError(f"--rate must be a positive number of requests a second, not "
+                            f"{rate:g}")
+    if concurrency is not None and concurrency < 1:
+        raise ShipyardError(f"--concurrency must be at least 1 client, not {concurrency}")
+    if batch < 1:
+        raise ShipyardError(f"--batch must be at least 1 row per request, not {batch}")
     try:
         seconds = parse_duration(duration, "--duration")
     except ConfigError as exc:
@@ -52,8 +60,8 @@ def loadtest(
             rates = [float(r) for r in ramp.split(",") if r.strip()]
         except ValueError:
             raise ShipyardError(f"--ramp takes rates like 100,200,400, not {ramp!r}") from None
-        if not rates or any(r <= 0 for r in rates):
-            raise ShipyardError("--ramp needs positive rates")
+        if not rates or any(not (math.isfinite(r) and r > 0) for r in rates):
+            raise ShipyardError(f"--ramp needs positive rates, not {ramp!r}")
         steps, best = run(run_ramp(url, bodies, rates, seconds, target_p99,
                                            headers=headers))
     elif rate is not None:

@@ -143,3 +143,16 @@ def test_bad_options_are_named_errors(cancer: dict[str, object], tmp_path: Path)
                                      str(tmp_path / "no" / "such" / "eval.md")])
     assert isinstance(shown.exception, MonitoringError)  # printed as `error: ...`, exit 1
     assert "cannot write the markdown to" in str(shown.exception)
+
+
+def test_data_lacking_a_models_columns_names_that_model(cancer: dict[str, object],
+                                                        tmp_path: Path) -> None:
+    """With --against, the error says which model lacks which columns (the data's extra
+    columns are fine: the slice columns are extra)."""
+    x, y = load_diabetes(return_X_y=True, as_frame=True)
+    pkg = shipyard.package(LinearRegression().fit(x, y), x, name="diabetes").save(
+        tmp_path / "reg")
+    with pytest.raises(MonitoringError, match=rf"the data lacks 10 of {pkg}'s input columns: "
+                                              r"'age', 'sex'"):
+        evaluate(str(cancer["good_dir"]), cancer["path"], "target", against=str(pkg),  # type: ignore[arg-type]
+                 resamples=20)

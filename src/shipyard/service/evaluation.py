@@ -262,7 +262,12 @@ def evaluate_model(source: str, model: Any, features: Any, truth: Any, slice_fra
     """One model's evaluation, and its predictions (for the paired comparison): right or
     wrong per row for a classifier, the predictions for a regressor."""
     names = [spec.name for spec in model.signature.inputs]
-    if model.signature.kind == "tabular" and all(n in features.columns for n in names):
+    if model.signature.kind == "tabular":
+        lacking = [n for n in names if n not in features.columns]
+        if lacking:  # named with the model (the candidate's or --against's) and the columns
+            raise MonitoringError(
+                f"the data lacks {len(lacking)} of {source}'s input columns: "
+                f"{', '.join(map(repr, lacking[:10]))}{', ...' if len(lacking) > 10 else ''}")
         features = features[names]  # the slice columns and others the model does not take
     prediction = model.predict(features)
     pred = np.asarray(prediction.predictions)

@@ -156,3 +156,29 @@ def test_data_lacking_a_models_columns_names_that_model(cancer: dict[str, object
                                               r"'age', 'sex'"):
         evaluate(str(cancer["good_dir"]), cancer["path"], "target", against=str(pkg),  # type: ignore[arg-type]
                  resamples=20)
+
+
+def test_a_one_input_tensor_model_takes_the_feature_columns_stacked(
+        cancer: dict[str, object], tmp_path: Path) -> None:
+    """As batch scoring reads a table for such a model: the columns other than the target
+    (and other than the --slices columns when those are not features) in file order."""
+    from sklearn.linear_model import LogisticRegression
+
+    test = cancer["test"]
+    x = test.to_numpy(dtype=np.float32)  # type: ignore[attr-defined]
+    fit = LogisticRegression(max_iter=5000).fit(x, cancer["y"])
+    pkg = shipyard.package(fit, x, name="tensor").save(tmp_path / "tensor")
+    result = evaluate(str(pkg), cancer["path"], "target", slices=["size"], resamples=20)  # type: ignore[arg-type]
+    assert result.candidate.metrics["accuracy"].estimate == pytest.approx(  # type: ignore[union-attr]
+        accuracy_score(cancer["y"], fit.predict(x)))
+    assert {s.value for s in result.candidate.slices} == {"large", "small"}
+    with pytest.raises(MonitoringError, match=r"one input 'input' of shape \[-1, 30\]: give "
+                                              r"30 feature columns"):
+        evaluate(str(pkg), _narrow(cancer, tmp_path), "target", resamples=20)
+
+
+def _narrow(cancer: dict[str, object], tmp_path: Path) -> Path:
+    """The test rows with three feature columns only."""
+    path = tmp_path / "narrow.csv"
+    cancer["test"].iloc[:, :3].assign(target=cancer["y"]).to_csv(path, index=False)  # type: ignore[attr-defined]
+    return path

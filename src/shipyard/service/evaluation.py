@@ -245,8 +245,27 @@ def _checked_truth(source: str, task: str, truth: Any, classes: Any) -> Any:
     return truth
 
 
+def _stacked(source: str, spec: Any, features: Any, slices: Any) -> Any:
+    """A one-input tensor model's (rows, k) matrix, as batch scoring reads a table for it:
+    the columns other than the target, or other than the target and the slice columns when
+    those are not among the k features; file order."""
+    width = spec.shape[1] if len(spec.shape) == 2 else None
+    every = list(features.columns)
+    besides = [c for c in every if c not in set(slices)]
+    for columns in ((besides,) if width == -1 else (every, besides)):
+        if columns and width in (-1, len(columns)):
+            return features[columns].to_numpy()
+    raise MonitoringError(
+        f"{source} takes one input {spec.name!r} of shape {list(spec.shape)}: give "
+        f"{width} feature columns besides the target and the --slices columns (the data "
+        f"has {len(besides)}: {', '.join(map(str, besides[:10]))})")
+
+
 def _latency(model: Any, features: Any) -> dict[str, float]:
-    rows = [features.iloc[[i % len(features)]] for i in range(LATENCY_CALLS)]
+    if isinstance(features, np.ndarray):
+        rows = [features[i % len(features)][None] for i in range(LATENCY_CALLS)]
+    else:
+        rows = [features.iloc[[i % len(features)]] for i in range(LATENCY_CALLS)]
     model.predict(rows[0])  # warm-up
     times = []
     for row in rows:
@@ -262,7 +281,9 @@ def evaluate_model(source: str, model: Any, features: Any, truth: Any, slice_fra
     """One model's evaluation, and its predictions (for the paired comparison): right or
     wrong per row for a classifier, the predictions for a regressor."""
     names = [spec.name for spec in model.signature.inputs]
-    if model.signature.kind == "tabular":
+    if model.signature.kind == "tensor" and len(names) == 1 and names[0] not in features:
+        features = _stacked(source, model.signature.inputs[0], features, slice_frame.columns)
+    elif model.signature.kind == "tabular":
         lacking = [n for n in names if n not in features.columns]
         if lacking:  # named with the model (the candidate's or --against's) and the columns
             raise MonitoringError(

@@ -182,3 +182,22 @@ def _narrow(cancer: dict[str, object], tmp_path: Path) -> Path:
     path = tmp_path / "narrow.csv"
     cancer["test"].iloc[:, :3].assign(target=cancer["y"]).to_csv(path, index=False)  # type: ignore[attr-defined]
     return path
+
+
+def test_labels_the_model_never_learned_are_counted_and_said(cancer: dict[str, object],
+                                                             tmp_path: Path) -> None:
+    """A label none of the model's classes is a wrong answer for accuracy, and left out of
+    the probability metrics: the evaluation says how many there were."""
+    y = cancer["y"].copy()  # type: ignore[attr-defined]
+    y[:4] = 7
+    cancer["test"].assign(target=y).to_csv(tmp_path / "seven.csv", index=False)  # type: ignore[attr-defined]
+    result = evaluate(str(cancer["good_dir"]), tmp_path / "seven.csv", "target", resamples=20)
+    good = cancer["good"].predict(cancer["test"])  # type: ignore[attr-defined]
+    assert result.candidate.unknown_labels == 4
+    assert result.candidate.to_dict()["unknown_labels"] == 4
+    assert result.candidate.metrics["accuracy"].estimate == pytest.approx(  # type: ignore[union-attr]
+        accuracy_score(y, good))
+    shown = CliRunner().invoke(app, ["evaluate", str(cancer["good_dir"]), "--data",
+                                     str(tmp_path / "seven.csv"), "--target", "target",
+                                     "--resamples", "20"], env={"COLUMNS": "200"})
+    assert "4 row(s) with a label that is none of the candidate's classes" in shown.output

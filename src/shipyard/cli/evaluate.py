@@ -76,6 +76,11 @@ def evaluate(
     if result.data.get("unlabelled"):
         console.print(f"{result.data['unlabelled']} row(s) without a {target!r} label left "
                       "out", highlight=False)
+    for role, model in (("candidate", c), ("against", other)):
+        if model is not None and model.unknown_labels:
+            console.print(f"{model.unknown_labels} row(s) with a label that is none of the "
+                          f"{role}'s classes: counted wrong in accuracy, left out of roc_auc, "
+                          "log_loss and calibration_error", highlight=False)
     if result.comparison is not None:
         cmp_ = result.comparison
         shown = "" if cmp_.interval is None else \

@@ -75,6 +75,7 @@ class ModelEvaluation:
     fingerprint: str = ""  # the package's content (packaging.manifest.content_fingerprint)
     # classifiers with probabilities: per confidence bin, rows, mean confidence, accuracy
     calibration: list[dict[str, float]] = field(default_factory=list)
+    unknown_labels: int = 0  # rows whose label is none of a classifier's classes: wrong
 
     def worst_slice(self, column: str) -> SliceResult | None:
         found = [s for s in self.slices if s.column == column and s.metric is not None]
@@ -105,7 +106,8 @@ class ModelEvaluation:
             "slice_gaps": {c: {"worst": None if (w := self.worst_slice(c)) is None
                                else w.value, "spread": self.spread(c)} for c in columns},
             "latency_ms": self.latency_ms, "size_bytes": self.size_bytes,
-            "fingerprint": self.fingerprint, "calibration": self.calibration}
+            "fingerprint": self.fingerprint, "calibration": self.calibration,
+            "unknown_labels": self.unknown_labels}
 
 
 @dataclass(frozen=True)
@@ -261,6 +263,12 @@ def _stacked(source: str, spec: Any, features: Any, slices: Any) -> Any:
         f"has {len(besides)}: {', '.join(map(str, besides[:10]))})")
 
 
+def _unknown(truth: Any, classes: Any) -> int:
+    """Rows whose label is none of ``classes`` (matched by value)."""
+    known = {label_key(c) for c in classes}
+    return sum(label_key(t) not in known for t in truth)
+
+
 def _latency(model: Any, features: Any) -> dict[str, float]:
     if isinstance(features, np.ndarray):
         rows = [features[i % len(features)][None] for i in range(LATENCY_CALLS)]
@@ -318,7 +326,8 @@ def evaluate_model(source: str, model: Any, features: Any, truth: Any, slice_fra
     return ModelEvaluation(
         source, task, len(truth), headline, metrics, slices, _latency(model, features), size,
         content_fingerprint(model.manifest.to_dict()),
-        [] if correct is None else reliability(proba, classes, correct)), \
+        [] if correct is None else reliability(proba, classes, correct),
+        0 if classes is None else _unknown(truth, classes)), \
         pred if correct is None else correct
 
 

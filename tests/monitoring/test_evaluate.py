@@ -201,3 +201,27 @@ def test_labels_the_model_never_learned_are_counted_and_said(cancer: dict[str, o
                                      str(tmp_path / "seven.csv"), "--target", "target",
                                      "--resamples", "20"], env={"COLUMNS": "200"})
     assert "4 row(s) with a label that is none of the candidate's classes" in shown.output
+
+
+def test_a_csv_text_column_the_model_takes_as_text_stays_text(tmp_path: Path) -> None:
+    """Store codes like "01" in a CSV: read as the model's text, not as the number 1 (which
+    the signature refused, and which lost the leading zero)."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"store": rng.choice(["01", "02", "13"], 400),
+                      "amount": rng.gamma(2.0, 50.0, 400)})
+    y = ((x["amount"] > 100) | (x["store"] == "01")).astype(int).to_numpy()
+    fit = make_pipeline(make_column_transformer(
+        (OneHotEncoder(handle_unknown="ignore"), ["store"]), remainder="passthrough"),
+        LogisticRegression(max_iter=1000)).fit(x, y)
+    pkg = shipyard.package(fit, x, name="stores").save(tmp_path / "pkg")
+    x.assign(label=y).to_csv(tmp_path / "stores.csv", index=False)
+    result = evaluate(str(pkg), tmp_path / "stores.csv", "label", slices=["store"],
+                      resamples=20)
+    assert result.candidate.metrics["accuracy"].estimate == pytest.approx(  # type: ignore[union-attr]
+        accuracy_score(y, fit.predict(x)))
+    assert {s.value for s in result.candidate.slices} == {"01", "02", "13"}

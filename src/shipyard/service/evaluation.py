@@ -331,33 +331,31 @@ def evaluate_model(source: str, model: Any, features: Any, truth: Any, slice_fra
         pred if correct is None else correct
 
 
-def _load_and_evaluate(source: str, trust: bool, registry: Any, rows: tuple[Any, Any, Any],
-                       **options: Any) -> tuple[ModelEvaluation, Any]:
-    from shipyard.service.loading import load
-
-    model = load(source, trust=trust, registry=registry)
-    try:
-        return evaluate_model(source, model, *rows, **options)
-    finally:
-        model.close()
-
-
 def evaluate(candidate: str, data: str | Path, target: str, *, against: str | None = None,
              slices: Sequence[str] = (), trust: bool = False, level: float = 0.95,
              resamples: int = 500, seed: int = 0, registry: Any = None) -> Evaluation:
     """Evaluate ``candidate`` (a package directory or a ``models:/`` URI) on ``data``'s rows
     against their ``target``; with ``against``, that model too, and the two compared on the
     same rows. ``data`` is a Parquet or CSV file, a folder of them or a URL (``s3://``)."""
-    from shipyard.service.evaluation_data import read_rows
+    from contextlib import ExitStack, closing
 
-    found = read_rows(str(data), target, slices)
-    truth, used = found.truth, found.fingerprint
-    rows = (found.features, truth, found.slices)
-    options = {"level": level, "resamples": resamples, "seed": seed}
-    mine, pred = _load_and_evaluate(candidate, trust, registry, rows, **options)
-    if against is None:
-        return Evaluation(mine, data=used)
-    theirs, other = _load_and_evaluate(against, trust, registry, rows, **options)
+    from shipyard.service.evaluation_data import read_rows
+    from shipyard.service.loading import load
+
+    with ExitStack() as stack:
+        models = [stack.enter_context(closing(load(s, trust=trust, registry=registry)))
+                  for s in (candidate, *(() if against is None else (against,)))]
+        # a CSV column a model takes as text is read as text ("01" stays "01", not 1)
+        text = {spec.name for m in models if m.signature.kind == "tabular"
+                for spec in m.signature.inputs if spec.dtype == "string"}
+        found = read_rows(str(data), target, slices, text=text)
+        truth, used = found.truth, found.fingerprint
+        rows = (found.features, truth, found.slices)
+        options: dict[str, Any] = {"level": level, "resamples": resamples, "seed": seed}
+        mine, pred = evaluate_model(candidate, models[0], *rows, **options)
+        if against is None:
+            return Evaluation(mine, data=used)
+        theirs, other = evaluate_model(against, models[1], *rows, **options)
     if mine.task != theirs.task:
         raise MonitoringError(f"{candidate} is a {mine.task} model and {against} a "
                               f"{theirs.task} one: they cannot be compared")

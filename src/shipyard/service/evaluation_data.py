@@ -9,7 +9,7 @@ parsed, so the fingerprint is of exactly the rows evaluated.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +24,10 @@ class EvaluationRows:
     fingerprint: dict[str, Any]  # location, files, sha256, rows, unlabelled, target
 
 
-def read_rows(location: str, target: str, slices: Sequence[str]) -> EvaluationRows:
-    """The feature rows, the target and the slice columns at ``location``. Rows whose
+def read_rows(location: str, target: str, slices: Sequence[str],
+              text: Collection[str] = ()) -> EvaluationRows:
+    """The feature rows, the target and the slice columns at ``location``; a CSV's
+    ``text`` columns are read as text (a model's string inputs: "01" stays "01"). Rows whose
     target is missing (null, NaN) are left out and counted (``unlabelled``); no labelled
     row at all is an error. One file's ``sha256`` is its own (``sha256sum``'s); a folder's
     is the SHA-256 of its files' SHA-256 digests in order."""
@@ -47,7 +49,7 @@ def read_rows(location: str, target: str, slices: Sequence[str]) -> EvaluationRo
             single = hashlib.sha256(body).hexdigest()
             digest.update(bytes.fromhex(single))
             frames.append(pd.read_parquet(io.BytesIO(body)) if f.format == "parquet"
-                          else pd.read_csv(io.BytesIO(body)))
+                          else pd.read_csv(io.BytesIO(body), dtype=dict.fromkeys(text, str)))
     except InputError as exc:  # names the location already
         raise MonitoringError(f"evaluation data: {exc}") from None
     except (OSError, pa.ArrowException, ValueError) as exc:

@@ -225,3 +225,11 @@ def test_a_csv_text_column_the_model_takes_as_text_stays_text(tmp_path: Path) ->
     assert result.candidate.metrics["accuracy"].estimate == pytest.approx(  # type: ignore[union-attr]
         accuracy_score(y, fit.predict(x)))
     assert {s.value for s in result.candidate.slices} == {"01", "02", "13"}
+    # classes that are such text: the labels are read as text too
+    codes = np.where(y == 1, "07", "03")
+    text = LogisticRegression(max_iter=1000).fit(x[["amount"]], codes)
+    pkg = shipyard.package(text, x[["amount"]], name="codes").save(tmp_path / "codes")
+    x[["amount"]].assign(code=codes).to_csv(tmp_path / "codes.csv", index=False)
+    result = evaluate(str(pkg), tmp_path / "codes.csv", "code", resamples=20)
+    assert result.candidate.metrics["accuracy"].estimate == pytest.approx(  # type: ignore[union-attr]
+        accuracy_score(codes, text.predict(x[["amount"]])))

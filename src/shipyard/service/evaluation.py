@@ -348,6 +348,9 @@ def evaluate(candidate: str, data: str | Path, target: str, *, against: str | No
         # a CSV column a model takes as text is read as text ("01" stays "01", not 1)
         text = {spec.name for m in models if m.signature.kind == "tabular"
                 for spec in m.signature.inputs if spec.dtype == "string"}
+        if any(m.signature.class_labels and all(isinstance(c, str) for c in
+                                                m.signature.class_labels) for m in models):
+            text.add(target)  # classes such as "01": the labels too
         found = read_rows(str(data), target, slices, text=text)
         truth, used = found.truth, found.fingerprint
         rows = (found.features, truth, found.slices)

@@ -126,3 +126,17 @@ def test_an_alias_moved_during_the_evaluation_is_not_credited_with_it(
         assert reg.evaluations.of_version("cancer/2") == []
         (audit,) = reg.audit(action="evaluation.record")
         assert (audit.model, audit.version) == (None, None)
+
+
+def test_a_registry_that_cannot_be_reached_fails_before_the_work(
+        cancer: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--record opens the registry first: an unreachable one is said at once, not after
+    the evaluation ran (whose output was then lost)."""
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SHIPYARD_REGISTRY_URL", "postgresql://nobody@127.0.0.1:1/none")
+    result = runner.invoke(app, ["evaluate", str(cancer["good_dir"]), "--data",
+                                 str(cancer["path"]), "--target", "target", "--resamples",
+                                 "20", "--record", "--markdown", str(tmp_path / "pr.md")])
+    assert isinstance(result.exception, shipyard.ShipyardError), result.output
+    assert "cannot reach the registry" in str(result.exception)
+    assert not (tmp_path / "pr.md").exists()  # nothing was evaluated

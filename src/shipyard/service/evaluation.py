@@ -37,7 +37,9 @@ from shipyard.monitoring.evaluation_stats import (
     paired_bootstrap,
 )
 from shipyard.monitoring.performance import (
+    as_column,
     classification_metrics,
+    encode,
     label_key,
     probability_matrix,
     regression_metrics,
@@ -263,12 +265,6 @@ def _stacked(source: str, spec: Any, features: Any, slices: Any) -> Any:
         f"has {len(besides)}: {', '.join(map(str, besides[:10]))})")
 
 
-def _unknown(truth: Any, classes: Any) -> int:
-    """Rows whose label is none of ``classes`` (matched by value)."""
-    known = {label_key(c) for c in classes}
-    return sum(label_key(t) not in known for t in truth)
-
-
 def _latency(model: Any, features: Any) -> dict[str, float]:
     if isinstance(features, np.ndarray):
         rows = [features[i % len(features)][None] for i in range(LATENCY_CALLS)]
@@ -305,8 +301,9 @@ def evaluate_model(source: str, model: Any, features: Any, truth: Any, slice_fra
     task = "classification" if classes is not None else "regression"
     headline = "accuracy" if task == "classification" else "rmse"
     truth = _checked_truth(source, task, truth, classes)
-    correct = None if task == "regression" else \
-        np.asarray([label_key(t) for t in truth]) == np.asarray([label_key(p) for p in pred])
+    codes = None if classes is None else encode(as_column(truth), list(classes))
+    correct = None if codes is None else \
+        (codes == encode(as_column(pred), list(classes))) & (codes >= 0)  # matched by value
     metrics = _intervals(task, truth, pred, proba, classes, correct, level, resamples, seed)
     slices = []
     for column, value, mask in _slices(slice_frame):
@@ -327,7 +324,7 @@ def evaluate_model(source: str, model: Any, features: Any, truth: Any, slice_fra
         source, task, len(truth), headline, metrics, slices, _latency(model, features), size,
         content_fingerprint(model.manifest.to_dict()),
         [] if correct is None else reliability(proba, classes, correct),
-        0 if classes is None else _unknown(truth, classes)), \
+        0 if codes is None else int(np.sum(codes < 0))), \
         pred if correct is None else correct
 
 

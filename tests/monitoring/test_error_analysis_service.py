@@ -241,6 +241,9 @@ def test_cli_text_and_json(shop: dict[str, Any]) -> None:
     assert [(s["slice"], s["rows"]) for s in data["singles"]] == sorted(
         counts.items(), key=lambda kv: -kv[1])
     assert data["labelled"] == ROWS and data["hidden"]["singles"] == 1
+    # one column makes no pairs: none are said to be crossed
+    code, out = _cli(*base, "--slices", "region")
+    assert code == 0 and "region=south" in out and "crossed" not in out, out
 
 
 @pytest.mark.parametrize(("args", "message"), [

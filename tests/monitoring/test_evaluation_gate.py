@@ -35,6 +35,18 @@ def test_rules_parse_and_bad_ones_point_at_the_problem() -> None:
         parse_gate({"rules": []})
 
 
+def test_a_gate_that_is_not_a_list_or_could_never_be_checked_is_refused() -> None:
+    """Before any work, with the reason: rules that are not a list (a number, one string
+    read character by character), an infinite offset, a slice metric slices never hold."""
+    for doc in ({"rules": 3}, {"rules": "accuracy >= 0.9"}, {"rules": {"a": 1}}):
+        with pytest.raises(GateRuleError, match="the gate's rules are a list"):
+            parse_gate(doc)  # type: ignore[arg-type]
+    with pytest.raises(GateRuleError, match="offset 1e999 is out of range"):
+        parse_gate_rule("accuracy >= against - 1e999")
+    with pytest.raises(GateRuleError, match="headline metric: accuracy or rmse, not 'f1'"):
+        parse_gate_rule("worst_slice(f1, by=region) >= 0.5")
+
+
 def test_a_gate_fails_and_passes_with_the_numbers(cancer: dict[str, object],
                                                   tmp_path: Path) -> None:
     result = evaluate(str(cancer["weak_dir"]), cancer["path"], "target",  # type: ignore[arg-type]
@@ -51,6 +63,10 @@ def test_a_gate_fails_and_passes_with_the_numbers(cancer: dict[str, object],
     assert not failed.passed and failed.threshold == pytest.approx(good - 0.01)
     assert verdicts["size_mb <= 50"].passed
     assert "--slices region" in verdicts["worst_slice(accuracy, by=region) >= 0.5"].reason
+    # a regressor's slices hold rmse: the rule says so rather than asking for --slices again
+    (wrong,) = check_gate(result, parse_gate(["worst_slice(rmse, by=size) <= 1"]))
+    assert not wrong.passed and "--slices" not in wrong.reason
+    assert "the slices of 'size' hold accuracy" in wrong.reason
     assert "no metric 'auc'" in verdicts["auc >= 0.5"].reason
     # the command: exit 1 and the failing rule named; a passing gate exits 0
     (tmp_path / "gate.yaml").write_text("rules:\n  - accuracy >= 0.9\n  - size_mb <= 50\n")

@@ -105,3 +105,38 @@ def test_calibration_matches_a_direct_computation(cancer: dict[str, Any]) -> Non
     assert c.fingerprint and len(c.fingerprint) == 64
     assert np.isclose(sum(b["rows"] * abs(b["accuracy"] - b["confidence"])
                           for b in c.calibration) / len(truth), ece.estimate)
+
+
+def test_an_alias_moved_during_the_evaluation_is_not_credited_with_it(
+        cancer: dict[str, Any], registry_env: str) -> None:
+    """``models:/cancer@production`` is resolved again when the record is written; if the
+    alias moved meanwhile, the record stays with the evaluated bytes and its audit names no
+    version (not the one the alias points at now)."""
+    from shipyard.registry import Registry
+    from shipyard.service.evaluation_records import record
+
+    with Registry() as reg:
+        reg.register(str(cancer["good_dir"]), alias="production")
+        reg.register(str(cancer["weak_dir"]))
+        result = evaluate("models:/cancer@production", cancer["path"], "target",
+                          resamples=20, registry=reg)
+        reg.set_alias("cancer", "production", 2)
+        kept = record(result, [], reg)
+        assert kept.fingerprint == result.candidate.fingerprint
+        assert reg.evaluations.of_version("cancer/2") == []
+        (audit,) = reg.audit(action="evaluation.record")
+        assert (audit.model, audit.version) == (None, None)
+
+
+def test_a_registry_that_cannot_be_reached_fails_before_the_work(
+        cancer: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--record opens the registry first: an unreachable one is said at once, not after
+    the evaluation ran (whose output was then lost)."""
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SHIPYARD_REGISTRY_URL", "postgresql://nobody@127.0.0.1:1/none")
+    result = runner.invoke(app, ["evaluate", str(cancer["good_dir"]), "--data",
+                                 str(cancer["path"]), "--target", "target", "--resamples",
+                                 "20", "--record", "--markdown", str(tmp_path / "pr.md")])
+    assert isinstance(result.exception, shipyard.ShipyardError), result.output
+    assert "cannot reach the registry" in str(result.exception)
+    assert not (tmp_path / "pr.md").exists()  # nothing was evaluated

@@ -298,3 +298,19 @@ def test_a_column_the_reference_cut_as_numbers_but_logged_as_text_is_skipped() -
     assert metrics["worst_slice_accuracy(shop)"] == pytest.approx(
         shop["metrics"]["accuracy"]["high"])
     assert details["worst_slice_accuracy(shop)"].startswith("worst slice shop=a: accuracy 1 ")
+
+
+def test_a_rule_on_a_numeric_slice_that_is_not_one_of_its_bins_is_named(
+        digits: dict[str, Any], monitored: dict[str, Any]) -> None:
+    """A numeric column's slices are the reference's bins; a rule naming another (a typo, an
+    edge written with other digits) could never fire: each run says so, naming the bins."""
+    config = MonitorConfig(reference=str(digits["reference"]), slices=("stroke", "ink"),
+                           rules=("accuracy(slice=ink:>= 1e9) < 0.8",
+                                  "accuracy(slice=stroke:never-seen) < 0.8"), every=HOUR)
+    run = Monitor(ENDPOINT, monitored["logs"], config,
+                  clock=lambda: BASE + 2 * HOUR + 60).run(last=200)
+    ink = run.records[-1]["slices"]["columns"]["ink"]["slices"]
+    (note,) = [n for n in run.notes if "never fire" in n]
+    assert "accuracy(slice=ink:>= 1e9) < 0.8" in note
+    assert all(s["slice"] in note for s in ink)  # the bins it could name
+    assert "stroke" not in note  # a category may yet appear: not flagged

@@ -6,11 +6,13 @@ refuses a version without one (saying why) and goes on with an override that is 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from registry.helpers import MODEL, Packages
+from shipyard.errors import RegistryError
 from shipyard.packaging import Manifest
 from shipyard.packaging.manifest import content_fingerprint
 from shipyard.registry import Registry
@@ -52,6 +54,21 @@ def test_an_evaluation_follows_the_package_bytes(reg: Registry, pkgs: Packages) 
     assert audits == [(None, None, "passed"), (MODEL, 1, "failed")]
     with pytest.raises(Exception, match="64 hex digits"):
         record(reg, "not-a-fingerprint", True)
+
+
+def test_a_verdict_must_be_the_gates(reg: Registry) -> None:
+    """A record cannot say "passed" over a failed rule or over no rule at all: it would
+    satisfy --require-evaluation without the evaluation having passed anything."""
+    data = {"sha256": "ab" * 32, "rows": 1, "target": "y"}
+    for passed, gate, words in ((True, GATE_FAILED, "contradicts the gate's rules (1 failed)"),
+                                (True, [], "without gate rules has no verdict"),
+                                (False, GATE_PASSED, "contradicts"),
+                                (None, GATE_PASSED, "has a verdict"),
+                                (True, [{"rule": "accuracy >= 0.9"}], "needs 'passed'")):
+        with pytest.raises(RegistryError, match=re.escape(words)):
+            reg.evaluations.record("cd" * 32, source="x", against=None, data=data,
+                                   passed=passed, gate=gate, summary={})
+    assert reg.evaluations.of_fingerprint("cd" * 32) == []
 
 
 @pytest.fixture
@@ -102,4 +119,13 @@ def test_a_required_evaluation_guards_rollouts_and_aliases(deployed: Registry) -
     assert override[0].after["action"] == f"moving {MODEL}@production"
     with pytest.raises(EvaluationRequiredError, match="override"):
         reg.set_alias(MODEL, "staging", 1, require_evaluation=True, override_evaluation="  ")
+    # an override without the requirement would be neither checked nor audited: refused
+    with pytest.raises(RegistryError, match="give require_evaluation"):
+        reg.set_alias(MODEL, "staging", 2, override_evaluation="just because")
+    with pytest.raises(RegistryError, match="give require_evaluation"):
+        reg.rollouts.start_canary("fraud", v2.uri, canary, reason="again",
+                                  override_evaluation="just because")
+    assert "staging" not in reg.get_model(MODEL).aliases
+    assert reg.rollouts.active("fraud") is None
+    assert len(reg.audit(action="evaluation.override")) == 1
     reg.set_alias(MODEL, "staging", 1)

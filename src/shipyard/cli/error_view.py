@@ -38,7 +38,7 @@ def show_errors(console: Console, result: EndpointErrors, top: int) -> None:
         console.print(f"[dim]{analysis.hidden} slice(s) under --min-rows {analysis.min_rows} "
                       f"hidden ({analysis.hidden_singles} single, {analysis.hidden_pairs} "
                       "pairs)[/]")
-    if analysis.pair_columns:
+    if len(analysis.pair_columns) > 1:  # one column crosses with none
         console.print(f"[dim]pairs crossed among: {escape(', '.join(analysis.pair_columns))}[/]")
     for note in result.notes:
         console.print(f"[dim]{escape(note)}[/]")

@@ -38,21 +38,40 @@ def evaluate(
 ) -> None:
     """Evaluate a model on labelled rows: metrics with intervals, per slice, calibration,
     latency, size, and a paired comparison with --against; --gate exits 1 on a failed rule."""
+    from contextlib import ExitStack
+
+    from shipyard.registry import Registry
     from shipyard.service.evaluation import check_gate, read_gate
     from shipyard.service.evaluation import evaluate as run
-    from shipyard.service.evaluation_report import markdown
+    from shipyard.service.evaluation_records import record as record_in
 
     rules = () if gate is None else read_gate(gate)  # a bad rule fails before any work
     columns = [c.strip() for c in (slices or "").split(",") if c.strip()]
-    with console.status("evaluating…"):
-        result = run(candidate, data, target, against=against, slices=columns, trust=trust,
-                     level=level, resamples=resamples)
-    verdicts = check_gate(result, rules)
+    keep = record if record is not None else candidate.startswith("models:/")
+    with ExitStack() as stack:
+        # the registry the evaluation is kept in is opened first: one that cannot be
+        # reached fails before the work, not after it
+        reg = stack.enter_context(Registry()) if keep else None
+        with console.status("evaluating…"):
+            result = run(candidate, data, target, against=against, slices=columns,
+                         trust=trust, level=level, resamples=resamples, registry=reg)
+        verdicts = check_gate(result, rules)
+        kept = None if reg is None else record_in(result, verdicts, reg)
+    _show(result, verdicts, kept, rules, markdown_path, level, target, as_json)
+
+
+def _show(result: Any, verdicts: Any, kept: Any, rules: Any, markdown_path: Path | None,
+          level: float, target: str, as_json: bool) -> None:
+    from shipyard.errors import MonitoringError
+    from shipyard.service.evaluation_report import markdown
+
     if markdown_path is not None:
-        markdown_path.write_text(markdown(result, verdicts), encoding="utf-8")
+        try:
+            markdown_path.write_text(markdown(result, verdicts), encoding="utf-8")
+        except OSError as exc:
+            raise MonitoringError(f"cannot write the markdown to {markdown_path}: "
+                                  f"{exc.strerror or exc}") from None
     failed = [v for v in verdicts if not v.passed]
-    kept = _record(result, verdicts) if (
-        record if record is not None else candidate.startswith("models:/")) else None
     if as_json:
         print_json({**result.to_dict(), **({"gate": {
             "passed": not failed, "rules": [v.to_dict() for v in verdicts]}} if rules else {}),
@@ -68,6 +87,14 @@ def evaluate(
             *([] if other is None else [
                 "" if (o := other.metrics.get(name)) is None else f"{o.estimate:.4f}"]))
            for name, i in c.metrics.items() if i is not None])
+    if result.data.get("unlabelled"):
+        console.print(f"{result.data['unlabelled']} row(s) without a {target!r} label left "
+                      "out", highlight=False)
+    for role, model in (("candidate", c), ("against", other)):
+        if model is not None and model.unknown_labels:
+            console.print(f"{model.unknown_labels} row(s) with a label that is none of the "
+                          f"{role}'s classes: counted wrong in accuracy, left out of roc_auc, "
+                          "log_loss and calibration_error", highlight=False)
     if result.comparison is not None:
         cmp_ = result.comparison
         shown = "" if cmp_.interval is None else \
@@ -103,10 +130,3 @@ def evaluate(
     if failed:
         raise typer.Exit(1)
 
-
-def _record(result: Any, verdicts: Any) -> Any:
-    from shipyard.registry import Registry
-    from shipyard.service.evaluation_records import record
-
-    with Registry() as reg:
-        return record(result, verdicts, reg)

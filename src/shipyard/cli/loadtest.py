@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import typer
+from rich import box
+from rich.table import Table
 
-from shipyard.cli.output import console, print_json, table
+from shipyard.cli.output import console, print_json
 from shipyard.errors import ShipyardError
 
 
@@ -38,6 +41,13 @@ def loadtest(
 
     if sum(x is not None for x in (rate, concurrency, ramp)) != 1:
         raise ShipyardError("give exactly one of --rate, --concurrency or --ramp")
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        raise ShipyardError(f"--rate must be a positive number of requests a second, not "
+                            f"{rate:g}")
+    if concurrency is not None and concurrency < 1:
+        raise ShipyardError(f"--concurrency must be at least 1 client, not {concurrency}")
+    if batch < 1:
+        raise ShipyardError(f"--batch must be at least 1 row per request, not {batch}")
     try:
         seconds = parse_duration(duration, "--duration")
     except ConfigError as exc:
@@ -50,8 +60,8 @@ def loadtest(
             rates = [float(r) for r in ramp.split(",") if r.strip()]
         except ValueError:
             raise ShipyardError(f"--ramp takes rates like 100,200,400, not {ramp!r}") from None
-        if not rates or any(r <= 0 for r in rates):
-            raise ShipyardError("--ramp needs positive rates")
+        if not rates or any(not (math.isfinite(r) and r > 0) for r in rates):
+            raise ShipyardError(f"--ramp needs positive rates, not {ramp!r}")
         steps, best = run(run_ramp(url, bodies, rates, seconds, target_p99,
                                            headers=headers))
     elif rate is not None:
@@ -63,12 +73,18 @@ def loadtest(
         print_json({"steps": [s.to_dict() for s in steps],
                     **({"best_rate": best} if ramp is not None else {})})
         return
-    table(f"load on {url}", ["mode", "asked", "achieved/s", "ok", "errors", "dropped",
-                             "p50 ms", "p99 ms", "p99.9 ms", "max ms"],
-          [(s.mode, f"{s.target:g}", f"{s.achieved_rate:.1f}", s.ok, s.errors, s.dropped,
-            *(f"{s.latency_ms.get(k, float('nan')):.2f}" for k in ("p50", "p99", "p99.9",
-                                                                    "max")))
-           for s in steps])
+    # no borders, three significant digits: the ten columns fit 80 characters whole
+    shown = Table(title=f"load on {url} (asked: rate/s or clients; latency in ms)",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for name in ("mode", "asked", "rate/s", "ok", "errors", "dropped", "p50", "p99", "p99.9",
+                 "max"):
+        shown.add_column(name, no_wrap=True, justify="left" if name == "mode" else "right")
+    for s in steps:
+        shown.add_row(s.mode, f"{s.target:g}", _short(s.achieved_rate), str(s.ok),
+                      str(s.errors), str(s.dropped),
+                      *(_short(s.latency_ms.get(k, float("nan"))) for k in ("p50", "p99",
+                                                                            "p99.9", "max")))
+    console.print(shown)
     for s in steps:
         bad = {k: v for k, v in s.statuses.items() if k != "200"}
         if bad:
@@ -76,3 +92,8 @@ def loadtest(
     if ramp is not None:
         console.print(f"highest rate meeting p99 <= {target_p99:g} ms: "
                       f"{'none' if best is None else f'{best:g}/s'}")
+
+
+def _short(value: float) -> str:
+    """Three significant digits (0.97, 34.7, 172), whole numbers from 1,000 (2686)."""
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"

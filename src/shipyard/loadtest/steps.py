@@ -131,13 +131,15 @@ async def open_loop(url: str, bodies: Sequence[bytes], rate: float, duration_s: 
         while i < total:
             now = clock()
             while i < total and start + i / rate <= now:  # every request due by now
-                if len(pending) >= MAX_IN_FLIGHT:
-                    result.dropped += 1
-                else:
-                    task = loop.create_task(one(requests[i % len(requests)], start + i / rate))
-                    pending.add(task)
-                    task.add_done_callback(pending.discard)
-                    result.sent += 1
+                if len(pending) >= MAX_IN_FLIGHT:  # none sent before the loop turns again:
+                    due = min(total, int((now - start) * rate) + 1)  # drop all due at once
+                    result.dropped += max(1, due - i)
+                    i = max(i + 1, due)
+                    continue
+                task = loop.create_task(one(requests[i % len(requests)], start + i / rate))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                result.sent += 1
                 i += 1
             if i < total:  # sleep to the next due time: at least the loop's 1 ms tick,
                 # so a gap under it is not spun through (what is due by then goes together)

@@ -28,6 +28,7 @@ from shipyard.monitoring.alert_rules import _NUMBER, _OP, _OPS, AlertRuleError, 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _REFERENCE = re.compile(r"(against|production)\b")
 _SIGN = re.compile(r"[-+]")
+SLICE_METRICS = ("accuracy", "rmse")  # the headline metric: classifiers', regressors'
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "p50_ms", "p99_ms", "size_mb"})
 
 
@@ -82,6 +83,9 @@ def parse_gate_rule(text: str) -> GateRule:
             if number is None:
                 _fail(cur, f"expected a number after {sign!r}, {cur.found()}")
             threshold = float(number) * (-1.0 if sign == "-" else 1.0)
+            if not math.isfinite(threshold):
+                raise GateRuleError(text, cur.pos - len(number),
+                                    f"offset {number} is out of range")
     else:
         number_at = cur.here()
         number = cur.take(_NUMBER)
@@ -113,6 +117,9 @@ def _slice_args(cur: _Cursor) -> tuple[str, str]:
     if len(inside) != 2 or not _NAME.fullmatch(inside[0]) \
             or not inside[1].startswith("by=") or not inside[1][3:].strip():
         raise GateRuleError(cur.text, start + 1, "write worst_slice(METRIC, by=COLUMN)")
+    if inside[0] not in SLICE_METRICS:
+        raise GateRuleError(cur.text, start + 1, f"slices hold the headline metric: "
+                            f"{' or '.join(SLICE_METRICS)}, not {inside[0]!r}")
     cur.pos = end + 1
     return inside[0], inside[1][3:].strip()
 
@@ -121,6 +128,9 @@ def parse_gate(items: Iterable[str] | Mapping[str, Any]) -> tuple[GateRule, ...]
     """A gate file's rules: a list of rule texts, or ``{rules: [...]}``."""
     if isinstance(items, Mapping):
         items = items.get("rules") or []
+    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+        raise GateRuleError("", 0, f"the gate's rules are a list, one rule per item, not "
+                                   f"{type(items).__name__} {str(items)[:60]!r}")
     rules = tuple(parse_gate_rule(str(item)) for item in items)
     if not rules:
         raise GateRuleError("", 0, "the gate has no rules")
@@ -134,9 +144,11 @@ def check(rule: GateRule, values: Mapping[str, float | None],
     worst slices' (metric, column) -> value."""
     if rule.by is not None:
         value = worst.get((rule.metric, rule.by))
-        known = (rule.metric, rule.by) in worst
-        missing = "" if known else (f"no slices of {rule.by!r} for {rule.metric} (give "
-                                    f"--slices {rule.by}; slices hold the headline metric)")
+        held = [m for m, column in worst if column == rule.by]
+        missing = "" if (rule.metric, rule.by) in worst else (
+            f"the slices of {rule.by!r} hold {held[0]} (this model's headline metric), "
+            f"not {rule.metric}" if held else
+            f"no slices of {rule.by!r} (give --slices {rule.by})")
     else:
         value = values.get(rule.metric)
         missing = "" if rule.metric in values else (

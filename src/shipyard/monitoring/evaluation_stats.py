@@ -104,6 +104,8 @@ def resamples(rows: int, count: int, seed: int) -> IntArray:
     """``count`` bootstrap resamples of ``rows`` row indices, one per row of the result."""
     if rows <= 0:
         raise MonitoringError("a bootstrap needs at least one row")
+    if count < 1:
+        raise MonitoringError(f"a bootstrap needs at least one resample, not {count}")
     return np.random.default_rng(seed).integers(0, rows, size=(count, rows), dtype=np.int64)
 
 

@@ -85,6 +85,7 @@ class EvaluationStore:
         when the evaluated package is a registered version)."""
         if len(fingerprint) != 64 or any(c not in "0123456789abcdef" for c in fingerprint):
             raise RegistryError(f"invalid content fingerprint {fingerprint!r}: 64 hex digits")
+        _check_verdict(passed, gate)
         kept_data = dict(data)
         row = {"fingerprint": fingerprint, "created_at": datetime.now(UTC),
                "created_by": self.registry.actor, "source": source[:MAX_SOURCE],
@@ -148,6 +149,36 @@ class EvaluationStore:
                                     "evaluation": None if not found else found[0].id})
         return {"evaluation": None if not found else found[0].id, "verdict": "overridden",
                 "reason": reason}
+
+
+def _check_verdict(passed: bool | None, gate: Sequence[Mapping[str, Any]]) -> None:
+    """The verdict is the gate's: no gate, no verdict; passed only when every rule passed
+    (a record that says "passed" over a failed rule, or over no rule, would satisfy
+    ``require`` without the evaluation having passed anything)."""
+    if passed is None:
+        if gate:
+            raise RegistryError("an evaluation with gate rules has a verdict (passed or "
+                                "failed), not None")
+        return
+    if not gate:
+        raise RegistryError("an evaluation without gate rules has no verdict: passed=None")
+    if any(not isinstance(g, Mapping) or not isinstance(g.get("passed"), bool) for g in gate):
+        raise RegistryError("each gate rule's result needs 'passed': true or false")
+    if passed != all(g["passed"] for g in gate):
+        raise RegistryError(f"the verdict {'passed' if passed else 'failed'} contradicts the "
+                            f"gate's rules ({sum(not g['passed'] for g in gate)} failed)")
+
+
+def requirement(require: bool, override: str | None) -> tuple[str | None] | None:
+    """What ``set_alias`` and ``rollouts.start_*`` pass on: None when no evaluation is
+    required, else a 1-tuple of the override's reason (or None). An override given without
+    ``require_evaluation`` would be neither checked nor audited: refused."""
+    if override is not None and not require:
+        raise RegistryError("an evaluation override (override_evaluation, "
+                            "--override-evaluation) is the reason to go on when a required "
+                            "evaluation is missing: give require_evaluation "
+                            "(--require-evaluation) with it, or neither")
+    return (override,) if require else None
 
 
 def _to_record(row: sa.Row[Any]) -> EvaluationRecord:

@@ -36,7 +36,7 @@ from shipyard.registry import queries as q
 from shipyard.registry.api_keys import ApiKeyStore
 from shipyard.registry.database import create_engine, ensure_schema
 from shipyard.registry.deployments import Deployments, endpoints_loading
-from shipyard.registry.evaluations import EvaluationStore
+from shipyard.registry.evaluations import EvaluationStore, requirement
 from shipyard.registry.fetching import fetch_package
 from shipyard.registry.records import AuditRecord, Lineage, ModelVersion, RegisteredModel
 from shipyard.registry.rollouts import Rollouts
@@ -263,7 +263,7 @@ class Registry:
         with self._write() as conn:
             model_name = self._move_alias(
                 conn, name, alias, version, force=force,
-                evaluation=(override_evaluation,) if require_evaluation else None)[0]
+                evaluation=requirement(require_evaluation, override_evaluation))[0]
         return self.get_version(f"{model_name}/{version}")
 
     def delete_alias(self, name: str, alias: str) -> None:

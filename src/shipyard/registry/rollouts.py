@@ -30,6 +30,7 @@ from shipyard.errors import (
 )
 from shipyard.registry import rollout_rows as rows
 from shipyard.registry.deployments import PolicyRevision, check_endpoint
+from shipyard.registry.evaluations import requirement
 from shipyard.registry.rollout_records import (
     RECORDED,
     Rollout,
@@ -104,7 +105,7 @@ class Rollouts:
                                 "another one")
         return self._start(endpoint, to, None, plan, reason, lambda s, a, b: Weighted.canary(
             a, b, plan.steps[0], salt=s, key=plan.key),
-            (override_evaluation,) if require_evaluation else None)
+            requirement(require_evaluation, override_evaluation))
 
     def start_ab(self, endpoint: str, a: str, b: str, plan: ABPlan, *, reason: str,
                  require_evaluation: bool = False,
@@ -114,7 +115,7 @@ class Rollouts:
         plan = _plan(plan, ABPlan)
         return self._start(endpoint, b, a, plan, reason, lambda s, va, vb: StickyAB(
             va, vb, plan.split, salt=s, key=parse_key_spec(plan.key)),
-            (override_evaluation,) if require_evaluation else None)
+            requirement(require_evaluation, override_evaluation))
 
     def start_shadow(self, endpoint: str, candidate: str, plan: ShadowPlan, *,
                      reason: str) -> Rollout:
@@ -130,7 +131,7 @@ class Rollouts:
         (``require_evaluation``: as for a canary)."""
         return self._start(endpoint, to, None, BlueGreenPlan(), reason,
                            lambda _s, blue, green: BlueGreen(blue, green, "blue"),
-                           (override_evaluation,) if require_evaluation else None)
+                           requirement(require_evaluation, override_evaluation))
 
     # -- moving ------------------------------------------------------------------------------
 

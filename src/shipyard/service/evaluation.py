@@ -37,10 +37,14 @@ from shipyard.monitoring.evaluation_stats import (
     paired_bootstrap,
 )
 from shipyard.monitoring.performance import (
+    as_column,
     classification_metrics,
+    encode,
+    label_key,
     probability_matrix,
     regression_metrics,
 )
+from shipyard.monitoring.slicing import MISSING  # a missing value's slice, as the monitor's
 from shipyard.packaging.manifest import content_fingerprint
 
 CLASSIFICATION = ("accuracy", "f1", "precision", "recall", "roc_auc", "log_loss",
@@ -73,6 +77,7 @@ class ModelEvaluation:
     fingerprint: str = ""  # the package's content (packaging.manifest.content_fingerprint)
     # classifiers with probabilities: per confidence bin, rows, mean confidence, accuracy
     calibration: list[dict[str, float]] = field(default_factory=list)
+    unknown_labels: int = 0  # rows whose label is none of a classifier's classes: wrong
 
     def worst_slice(self, column: str) -> SliceResult | None:
         found = [s for s in self.slices if s.column == column and s.metric is not None]
@@ -103,7 +108,8 @@ class ModelEvaluation:
             "slice_gaps": {c: {"worst": None if (w := self.worst_slice(c)) is None
                                else w.value, "spread": self.spread(c)} for c in columns},
             "latency_ms": self.latency_ms, "size_bytes": self.size_bytes,
-            "fingerprint": self.fingerprint, "calibration": self.calibration}
+            "fingerprint": self.fingerprint, "calibration": self.calibration,
+            "unknown_labels": self.unknown_labels}
 
 
 @dataclass(frozen=True)
@@ -200,7 +206,8 @@ def reliability(proba: Any, classes: Any, correct: Any,
 
 
 def _slices(frame: Any) -> list[tuple[str, str, Any]]:
-    """(column, value, row mask) per slice: categories as they are, numbers in quartiles."""
+    """(column, value, row mask) per slice: categories as they are, numbers in quartiles, a
+    missing value (null, NaN) the slice ``missing``, so a column's slices hold every row."""
     import pandas as pd
 
     out = []
@@ -210,14 +217,59 @@ def _slices(frame: Any) -> list[tuple[str, str, Any]]:
             bins = pd.qcut(values, NUMERIC_BINS, duplicates="drop")
             for interval in bins.cat.categories:
                 out.append((column, str(interval), (bins == interval).to_numpy()))
-            continue
-        for value in sorted(values.dropna().unique(), key=str):
-            out.append((column, str(value), (values == value).to_numpy()))
+        else:
+            for value in sorted(values.dropna().unique(), key=str):
+                out.append((column, str(value), (values == value).to_numpy()))
+        missing = values.isna().to_numpy()
+        if missing.any():
+            out.append((column, MISSING, missing))
     return out
 
 
+def _checked_truth(source: str, task: str, truth: Any, classes: Any) -> Any:
+    """The target as the model's task needs it: numbers for a regressor; for a classifier,
+    labels of which at least one is among its classes (matched by value, ``1`` = ``1.0`` =
+    ``"1"``), since a target sharing none is the wrong column, not a model at 0%."""
+    if task == "regression":
+        try:
+            return np.asarray(truth, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise MonitoringError(
+                f"{source} is a regression model but the target holds values that are not "
+                f"numbers ({', '.join(sorted({repr(v) for v in truth[:200]})[:3])}, ...): "
+                "is --target the right column?") from None
+    known = {label_key(c) for c in classes}
+    seen = {label_key(t) for t in truth}
+    if not seen & known:
+        raise MonitoringError(
+            f"none of the target's values ({', '.join(sorted(seen)[:5])}"
+            f"{', ...' if len(seen) > 5 else ''}) is one of {source}'s classes "
+            f"({', '.join(sorted(known)[:5])}{', ...' if len(known) > 5 else ''}): is "
+            "--target the right column?")
+    return truth
+
+
+def _stacked(source: str, spec: Any, features: Any, slices: Any) -> Any:
+    """A one-input tensor model's (rows, k) matrix, as batch scoring reads a table for it:
+    the columns other than the target, or other than the target and the slice columns when
+    those are not among the k features; file order."""
+    width = spec.shape[1] if len(spec.shape) == 2 else None
+    every = list(features.columns)
+    besides = [c for c in every if c not in set(slices)]
+    for columns in ((besides,) if width == -1 else (every, besides)):
+        if columns and width in (-1, len(columns)):
+            return features[columns].to_numpy()
+    raise MonitoringError(
+        f"{source} takes one input {spec.name!r} of shape {list(spec.shape)}: give "
+        f"{width} feature columns besides the target and the --slices columns (the data "
+        f"has {len(besides)}: {', '.join(map(str, besides[:10]))})")
+
+
 def _latency(model: Any, features: Any) -> dict[str, float]:
-    rows = [features.iloc[[i % len(features)]] for i in range(LATENCY_CALLS)]
+    if isinstance(features, np.ndarray):
+        rows = [features[i % len(features)][None] for i in range(LATENCY_CALLS)]
+    else:
+        rows = [features.iloc[[i % len(features)]] for i in range(LATENCY_CALLS)]
     model.predict(rows[0])  # warm-up
     times = []
     for row in rows:
@@ -233,7 +285,14 @@ def evaluate_model(source: str, model: Any, features: Any, truth: Any, slice_fra
     """One model's evaluation, and its predictions (for the paired comparison): right or
     wrong per row for a classifier, the predictions for a regressor."""
     names = [spec.name for spec in model.signature.inputs]
-    if model.signature.kind == "tabular" and all(n in features.columns for n in names):
+    if model.signature.kind == "tensor" and len(names) == 1 and names[0] not in features:
+        features = _stacked(source, model.signature.inputs[0], features, slice_frame.columns)
+    elif model.signature.kind == "tabular":
+        lacking = [n for n in names if n not in features.columns]
+        if lacking:  # named with the model (the candidate's or --against's) and the columns
+            raise MonitoringError(
+                f"the data lacks {len(lacking)} of {source}'s input columns: "
+                f"{', '.join(map(repr, lacking[:10]))}{', ...' if len(lacking) > 10 else ''}")
         features = features[names]  # the slice columns and others the model does not take
     prediction = model.predict(features)
     pred = np.asarray(prediction.predictions)
@@ -241,8 +300,10 @@ def evaluate_model(source: str, model: Any, features: Any, truth: Any, slice_fra
     classes = prediction.classes
     task = "classification" if classes is not None else "regression"
     headline = "accuracy" if task == "classification" else "rmse"
-    correct = None if task == "regression" else \
-        np.asarray([str(t) for t in truth]) == np.asarray([str(p) for p in pred])
+    truth = _checked_truth(source, task, truth, classes)
+    codes = None if classes is None else encode(as_column(truth), list(classes))
+    correct = None if codes is None else \
+        (codes == encode(as_column(pred), list(classes))) & (codes >= 0)  # matched by value
     metrics = _intervals(task, truth, pred, proba, classes, correct, level, resamples, seed)
     slices = []
     for column, value, mask in _slices(slice_frame):
@@ -262,19 +323,9 @@ def evaluate_model(source: str, model: Any, features: Any, truth: Any, slice_fra
     return ModelEvaluation(
         source, task, len(truth), headline, metrics, slices, _latency(model, features), size,
         content_fingerprint(model.manifest.to_dict()),
-        [] if correct is None else reliability(proba, classes, correct)), \
+        [] if correct is None else reliability(proba, classes, correct),
+        0 if codes is None else int(np.sum(codes < 0))), \
         pred if correct is None else correct
-
-
-def _load_and_evaluate(source: str, trust: bool, registry: Any, rows: tuple[Any, Any, Any],
-                       **options: Any) -> tuple[ModelEvaluation, Any]:
-    from shipyard.service.loading import load
-
-    model = load(source, trust=trust, registry=registry)
-    try:
-        return evaluate_model(source, model, *rows, **options)
-    finally:
-        model.close()
 
 
 def evaluate(candidate: str, data: str | Path, target: str, *, against: str | None = None,
@@ -283,16 +334,28 @@ def evaluate(candidate: str, data: str | Path, target: str, *, against: str | No
     """Evaluate ``candidate`` (a package directory or a ``models:/`` URI) on ``data``'s rows
     against their ``target``; with ``against``, that model too, and the two compared on the
     same rows. ``data`` is a Parquet or CSV file, a folder of them or a URL (``s3://``)."""
-    from shipyard.service.evaluation_data import read_rows
+    from contextlib import ExitStack, closing
 
-    found = read_rows(str(data), target, slices)
-    truth, used = found.truth, found.fingerprint
-    rows = (found.features, truth, found.slices)
-    options = {"level": level, "resamples": resamples, "seed": seed}
-    mine, pred = _load_and_evaluate(candidate, trust, registry, rows, **options)
-    if against is None:
-        return Evaluation(mine, data=used)
-    theirs, other = _load_and_evaluate(against, trust, registry, rows, **options)
+    from shipyard.service.evaluation_data import read_rows
+    from shipyard.service.loading import load
+
+    with ExitStack() as stack:
+        models = [stack.enter_context(closing(load(s, trust=trust, registry=registry)))
+                  for s in (candidate, *(() if against is None else (against,)))]
+        # a CSV column a model takes as text is read as text ("01" stays "01", not 1)
+        text = {spec.name for m in models if m.signature.kind == "tabular"
+                for spec in m.signature.inputs if spec.dtype == "string"}
+        if any(m.signature.class_labels and all(isinstance(c, str) for c in
+                                                m.signature.class_labels) for m in models):
+            text.add(target)  # classes such as "01": the labels too
+        found = read_rows(str(data), target, slices, text=text)
+        truth, used = found.truth, found.fingerprint
+        rows = (found.features, truth, found.slices)
+        options: dict[str, Any] = {"level": level, "resamples": resamples, "seed": seed}
+        mine, pred = evaluate_model(candidate, models[0], *rows, **options)
+        if against is None:
+            return Evaluation(mine, data=used)
+        theirs, other = evaluate_model(against, models[1], *rows, **options)
     if mine.task != theirs.task:
         raise MonitoringError(f"{candidate} is a {mine.task} model and {against} a "
                               f"{theirs.task} one: they cannot be compared")

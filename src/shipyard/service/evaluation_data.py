@@ -9,7 +9,7 @@ parsed, so the fingerprint is of exactly the rows evaluated.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,11 +21,16 @@ class EvaluationRows:
     features: Any  # a DataFrame: every column but the target
     truth: Any  # the target's values
     slices: Any  # a DataFrame of the slice columns
-    fingerprint: dict[str, Any]  # location, files, sha256, rows, target
+    fingerprint: dict[str, Any]  # location, files, sha256, rows, unlabelled, target
 
 
-def read_rows(location: str, target: str, slices: Sequence[str]) -> EvaluationRows:
-    """The feature rows, the target and the slice columns at ``location``."""
+def read_rows(location: str, target: str, slices: Sequence[str],
+              text: Collection[str] = ()) -> EvaluationRows:
+    """The feature rows, the target and the slice columns at ``location``; a CSV's
+    ``text`` columns are read as text (a model's string inputs: "01" stays "01"). Rows whose
+    target is missing (null, NaN) are left out and counted (``unlabelled``); no labelled
+    row at all is an error. One file's ``sha256`` is its own (``sha256sum``'s); a folder's
+    is the SHA-256 of its files' SHA-256 digests in order."""
     import io
 
     import pandas as pd
@@ -36,13 +41,15 @@ def read_rows(location: str, target: str, slices: Sequence[str]) -> EvaluationRo
     try:
         source = open_source(location)
         digest = hashlib.sha256()
+        single = ""
         frames = []
         for f in source.files:
             with source.fs.open_input_stream(f.path) as stream:
                 body = stream.read()
-            digest.update(hashlib.sha256(body).digest())
+            single = hashlib.sha256(body).hexdigest()
+            digest.update(bytes.fromhex(single))
             frames.append(pd.read_parquet(io.BytesIO(body)) if f.format == "parquet"
-                          else pd.read_csv(io.BytesIO(body)))
+                          else pd.read_csv(io.BytesIO(body), dtype=dict.fromkeys(text, str)))
     except InputError as exc:  # names the location already
         raise MonitoringError(f"evaluation data: {exc}") from None
     except (OSError, pa.ArrowException, ValueError) as exc:
@@ -55,7 +62,14 @@ def read_rows(location: str, target: str, slices: Sequence[str]) -> EvaluationRo
                               f"has {', '.join(map(str, frame.columns))}")
     if len(frame) == 0:
         raise MonitoringError(f"{location} has no rows to evaluate on")
+    unlabelled = frame[target].isna().to_numpy()
+    if unlabelled.all():
+        raise MonitoringError(f"{location}: every row's {target!r} is missing: no labelled "
+                              "row to evaluate on")
+    if unlabelled.any():
+        frame = frame[~unlabelled].reset_index(drop=True)
     fingerprint = {"location": location, "files": len(source.files),
-                   "sha256": digest.hexdigest(), "rows": len(frame), "target": target}
+                   "sha256": single if len(source.files) == 1 else digest.hexdigest(),
+                   "rows": len(frame), "unlabelled": int(unlabelled.sum()), "target": target}
     return EvaluationRows(frame.drop(columns=[target]), frame[target].to_numpy(),
                           frame[list(slices)], fingerprint)

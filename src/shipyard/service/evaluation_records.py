@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from shipyard.monitoring.evaluation_gate import GateResult
+from shipyard.packaging.manifest import content_fingerprint
 from shipyard.registry.evaluations import EvaluationRecord
 from shipyard.service.evaluation import Evaluation, ModelEvaluation
 
@@ -46,12 +47,13 @@ def _worst(model: ModelEvaluation) -> dict[str, Any]:
 def record(evaluation: Evaluation, verdicts: Sequence[GateResult], registry: Any,
            ) -> EvaluationRecord:
     """Store the evaluation in ``registry``; audited on the version when the candidate is a
-    ``models:/`` URI."""
+    ``models:/`` URI that still names the evaluated bytes."""
     c = evaluation.candidate
     model = version = None
     if c.source.startswith("models:/"):
         found = registry.get_version(c.source)
-        model, version = found.name, found.version
+        if content_fingerprint(found.manifest) == c.fingerprint:  # an alias may have moved
+            model, version = found.name, found.version  # since: then no version is named
     stored: EvaluationRecord = registry.evaluations.record(
         c.fingerprint, source=c.source,
         against=None if evaluation.against is None else evaluation.against.source,

@@ -18,7 +18,9 @@ def markdown(evaluation: Evaluation, gate: Sequence[GateResult] = ()) -> str:
         *(f"- {'✅' if r.passed else '❌'} `{r.rule.text}`"
           + ("" if r.value is None else f": {r.value:.4g}")
           + ("" if r.passed else f" ({r.reason})") for r in gate), ""]
-    lines = [f"## Evaluation of `{c.source}`", "", *verdict, f"{c.rows} rows, {c.task}.", "",
+    left_out = evaluation.data.get("unlabelled")
+    rows = f"{c.rows} rows" + (f" ({left_out} without a label left out)" if left_out else "")
+    lines = [f"## Evaluation of `{c.source}`", "", *verdict, f"{rows}, {c.task}.", "",
              "| metric | candidate | interval |"
              + (" against |" if evaluation.against is not None else ""),
              "|---|---|---|" + ("---|" if evaluation.against is not None else "")]

@@ -45,6 +45,7 @@ from shipyard.service.config import MonitorConfig, format_duration
 from shipyard.service.monitor_analysis import analyse
 from shipyard.service.monitor_history import HISTORY_FORMAT, MonitorHistory
 from shipyard.service.monitor_rules import check_rules_task
+from shipyard.service.monitor_slices import unknown_numeric_slices
 from shipyard.service.references import Reference, ReferenceResolver
 from shipyard.service.windows import LogFrames, Window, WindowData, iso, time_windows
 from shipyard.settings import Settings
@@ -151,7 +152,7 @@ class Monitor:
             run = MonitorRun(self.endpoint)
             frames, windows = self._plan(shape, since, until, partial,
                                          max_windows or self.max_windows, run)
-            self._check_tasks(frames)
+            self._check_tasks(frames, run)
             self._process(frames, windows, shape, run, progress, should_stop)
             return run
 
@@ -204,9 +205,10 @@ class Monitor:
                 and math.isclose(r["window"].get("every", 0.0), shape.every)]
         return max(ends) if ends else None
 
-    def _check_tasks(self, frames: LogFrames) -> None:
+    def _check_tasks(self, frames: LogFrames, run: MonitorRun) -> None:
         """Refuse rules that do not apply to the task of the models whose rows are about to
-        be monitored (``accuracy`` of a regressor), before any window is computed."""
+        be monitored (``accuracy`` of a regressor), before any window is computed; note
+        those naming a numeric slice that is none of the reference's bins."""
         if not self.rules or not frames.rows:
             return
         served = frames.table.select(["model", "version"]).group_by(
@@ -219,6 +221,9 @@ class Monitor:
             check_rules_task(self.rules, reference.task,
                              f"{pair['model']} v{pair['version']} ({reference.source})",
                              reference.inputs)
+            run.notes.extend(n for n in unknown_numeric_slices(self.rules, reference,
+                                                               self.config)
+                             if n not in run.notes)
 
     # -- per window ------------------------------------------------------------------------
 

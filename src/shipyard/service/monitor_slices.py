@@ -15,12 +15,13 @@ the like; ``details`` gains each worst-slice metric's slice, so an alert names i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
 from shipyard.errors import MonitoringError, ShipyardError
+from shipyard.monitoring.alert_rules import AlertRule
 from shipyard.monitoring.estimation import expected_hits
 from shipyard.monitoring.performance import encode, infer_classes, is_missing
 from shipyard.monitoring.slice_metrics import (
@@ -30,7 +31,7 @@ from shipyard.monitoring.slice_metrics import (
     column_slices,
     slice_metrics,
 )
-from shipyard.monitoring.slicing import SliceBins, assign_slices, reference_bins
+from shipyard.monitoring.slicing import MISSING, SliceBins, assign_slices, reference_bins
 from shipyard.service.config import MonitorConfig
 from shipyard.service.references import Reference
 from shipyard.service.windows import MonitoringFrame
@@ -71,6 +72,29 @@ def slice_report(frame: MonitoringFrame, labelled: Array, reference: Reference,
     metrics.update(slice_metrics(found))
     if skipped:
         out["skipped"] = skipped
+    return out
+
+
+def unknown_numeric_slices(rules: Iterable[AlertRule], reference: Reference,
+                           config: MonitorConfig) -> list[str]:
+    """Rules naming a slice of a numeric column (``accuracy(slice=carat:>= 1.04)``) that is
+    none of the bins the reference cuts it into: such a rule can never fire. A category is
+    not checked (a value the reference never saw is a slice too)."""
+    wanted = {c for c in config.slices if c in reference.profile.columns}
+    try:
+        cuts = reference_bins(reference.profile, sorted(wanted), bins=config.slice_bins)
+    except MonitoringError:
+        return []
+    out = []
+    for rule in rules:
+        if rule.column is None or not rule.column.startswith("slice="):
+            continue
+        column, _, name = rule.column[len("slice="):].partition(":")
+        cut = cuts.get(column)
+        if cut is not None and cut.numeric and name not in (*cut.labels, MISSING):
+            out.append(f"alert rule {rule.name!r} can never fire: {column!r} is cut into "
+                       f"{', '.join(cut.labels)} (and {MISSING}) by {reference.source}'s "
+                       "reference; name one of them")
     return out
 
 

@@ -25,6 +25,7 @@ ENV_VARS = {
     "device": "SHIPYARD_DEVICE",
     "trusted_keys": "SHIPYARD_TRUSTED_KEYS",
     "require_signed": "SHIPYARD_REQUIRE_SIGNED",
+    "require_evaluation": "SHIPYARD_REQUIRE_EVALUATION",
 }
 
 
@@ -66,6 +67,9 @@ class Settings:
     # require_signed, the registry and the server refuse every other package
     trusted_keys: str | None = None
     require_signed: bool = False
+    # every alias move, deploy and rollout start (but shadows) needs a version whose newest
+    # gated evaluation passed, or an audited override (registry/evaluations.py)
+    require_evaluation: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -91,6 +95,7 @@ class Settings:
                 device=str(values["device"]),
                 trusted_keys=str(values["trusted_keys"]) if values.get("trusted_keys") else None,
                 require_signed=_flag(values.get("require_signed", False)),
+                require_evaluation=_flag(values.get("require_evaluation", False)),
             )
         except (TypeError, ValueError) as exc:
             raise ShipyardError(f"invalid setting: {exc}") from exc

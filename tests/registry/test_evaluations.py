@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from registry.helpers import MODEL, Packages
-from shipyard.errors import RegistryError
+from shipyard.errors import NotFoundError, RegistryError
 from shipyard.packaging import Manifest
 from shipyard.packaging.manifest import content_fingerprint
 from shipyard.registry import Registry
 from shipyard.registry.evaluations import EvaluationRequiredError
-from shipyard.routing.plans import CanaryPlan
+from shipyard.routing.plans import CanaryPlan, ShadowPlan
 
 GATE_PASSED = [{"rule": "accuracy >= 0.9", "passed": True, "value": 0.95}]
 GATE_FAILED = [{"rule": "accuracy >= 0.9", "passed": False, "value": 0.7},
@@ -129,3 +129,40 @@ def test_a_required_evaluation_guards_rollouts_and_aliases(deployed: Registry) -
     assert reg.rollouts.active("fraud") is None
     assert len(reg.audit(action="evaluation.override")) == 1
     reg.set_alias(MODEL, "staging", 1)
+
+
+def test_the_registry_wide_policy_guards_every_way_to_traffic(reg: Registry, pkgs: Packages,
+                                                              tmp_path: Any) -> None:
+    """``require_evaluation`` as the registry's policy (``SHIPYARD_REQUIRE_EVALUATION``): no
+    flag to remember, and none to leave off. Registering with an alias, moving an alias,
+    deploying and starting a canary all need a passed evaluation or an audited override; a
+    shadow (which answers no request) does not."""
+    from shipyard.settings import Settings
+
+    policy = Settings.from_env({"SHIPYARD_HOME": str(tmp_path),
+                                "SHIPYARD_REQUIRE_EVALUATION": "1"})
+    with Registry(f"sqlite:///{tmp_path / 'p.db'}", artifacts=tmp_path / "b",
+                  settings=policy) as configured:
+        assert configured.require_evaluation
+    reg.require_evaluation = True
+    with pytest.raises(EvaluationRequiredError, match="Nothing was registered"):
+        reg.register(pkgs.base_dir, alias="production")
+    with pytest.raises(NotFoundError, match="unknown model"):
+        reg.get_model(MODEL)  # the refused registration left nothing behind
+    record(reg, content_fingerprint(Manifest.read(pkgs.base_dir).to_dict()), True)
+    v1 = reg.register(pkgs.base_dir, alias="production")  # evaluated before registering
+    v2 = reg.register(pkgs.compatible)  # no alias: nothing to guard
+    with pytest.raises(EvaluationRequiredError, match="has no evaluation with a gate"):
+        reg.set_alias(MODEL, "production", 2)  # no flag needed
+    with pytest.raises(EvaluationRequiredError, match=f"deploying {MODEL}/2"):
+        reg.rollouts.deploy("fraud", v2.uri, reason="launch")
+    reg.rollouts.deploy("fraud", v1.uri, reason="launch")
+    with pytest.raises(EvaluationRequiredError, match="canary rollout"):
+        reg.rollouts.start_canary("fraud", v2.uri, CanaryPlan(), reason="try")
+    reg.rollouts.start_shadow("fraud", v2.uri, ShadowPlan(), reason="watch")
+    reg.rollouts.abort("fraud", reason="done watching")
+    reg.rollouts.deploy("fraud", v2.uri, reason="hotfix", override_evaluation="incident 9")
+    assert [(o.version, o.after["action"], o.after["reason"]) for o in reg.audit(
+        action="evaluation.override")] == [(2, f"deploying {MODEL}/2 on 'fraud'", "incident 9")]
+    with pytest.raises(RegistryError, match="override is for an alias"):
+        reg.register(pkgs.compatible, override_evaluation="why not")

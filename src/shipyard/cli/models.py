@@ -39,6 +39,13 @@ def register(
     require_signed: Annotated[bool, typer.Option(
         "--require-signed", help="refuse a package without a signature by a trusted key "
                                  "(default $SHIPYARD_REQUIRE_SIGNED)")] = False,
+    require_evaluation: Annotated[bool, typer.Option(
+        "--require-evaluation", help="with --alias: refuse unless the package's newest gated "
+                                     "evaluation passed (default "
+                                     "$SHIPYARD_REQUIRE_EVALUATION)")] = False,
+    override_evaluation: Annotated[str | None, typer.Option(
+        help="with --alias: go on without a passed evaluation, for this reason "
+             "(audited)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Register a package as the next version of its model."""
@@ -49,7 +56,9 @@ def register(
             reg.signing = SigningPolicy.load(trusted_keys or reg.settings.trusted_keys,
                                              require_signed or reg.settings.require_signed)
         version = reg.register(path, name=name, alias=alias, tags=parse_pairs(tag),
-                               description=description, parent=parent, force=force)
+                               description=description, parent=parent, force=force,
+                               require_evaluation=require_evaluation,
+                               override_evaluation=override_evaluation)
     if as_json:
         print_json(version.to_dict())
         return

@@ -267,12 +267,15 @@ def history(
 def deploy(
     endpoint: Endpoint,
     model_uri: Annotated[str, typer.Argument(help="model URI, e.g. models:/iris/3")],
+    require_evaluation: RequireEvalOpt = False, override_evaluation: OverrideEvalOpt = None,
     reason: ReasonOpt = None, registry: RegistryOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Serve one model version on an endpoint (refused while a rollout runs)."""
     with _registry(registry) as reg:
         revision = reg.rollouts.deploy(endpoint, model_uri,
-                                       reason=_reason(reason, f"deploy {model_uri}"))
+                                       reason=_reason(reason, f"deploy {model_uri}"),
+                                       require_evaluation=require_evaluation,
+                                       override_evaluation=override_evaluation)
     if as_json:
         print_json(revision.to_dict())
         return

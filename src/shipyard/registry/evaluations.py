@@ -123,6 +123,20 @@ class EvaluationStore:
         """The evaluations of a version's content (``NAME/V``, ``models:/NAME@ALIAS`` ...)."""
         return self.of_fingerprint(content_fingerprint(self.registry.get_version(ref).manifest))
 
+    def requirement(self, require: bool | None,
+                    override: str | None) -> tuple[str | None] | None:
+        """What ``set_alias``, ``rollouts.deploy`` and ``rollouts.start_*`` pass on: None
+        when no evaluation is required (neither asked for nor the registry's
+        ``require_evaluation`` policy), else a 1-tuple of the override's reason (or None). An
+        override where nothing is required would be neither checked nor audited: refused."""
+        required = bool(require) or self.registry.require_evaluation
+        if override is not None and not required:
+            raise RegistryError("an evaluation override (override_evaluation, "
+                                "--override-evaluation) is the reason to go on when a "
+                                "required evaluation is missing: give require_evaluation "
+                                "(--require-evaluation) with it, or neither")
+        return (override,) if required else None
+
     def require(self, conn: sa.Connection, name: str, version: int,
                 manifest: Mapping[str, Any], *, action: str,
                 override: str | None) -> dict[str, Any]:
@@ -167,18 +181,6 @@ def _check_verdict(passed: bool | None, gate: Sequence[Mapping[str, Any]]) -> No
     if passed != all(g["passed"] for g in gate):
         raise RegistryError(f"the verdict {'passed' if passed else 'failed'} contradicts the "
                             f"gate's rules ({sum(not g['passed'] for g in gate)} failed)")
-
-
-def requirement(require: bool, override: str | None) -> tuple[str | None] | None:
-    """What ``set_alias`` and ``rollouts.start_*`` pass on: None when no evaluation is
-    required, else a 1-tuple of the override's reason (or None). An override given without
-    ``require_evaluation`` would be neither checked nor audited: refused."""
-    if override is not None and not require:
-        raise RegistryError("an evaluation override (override_evaluation, "
-                            "--override-evaluation) is the reason to go on when a required "
-                            "evaluation is missing: give require_evaluation "
-                            "(--require-evaluation) with it, or neither")
-    return (override,) if require else None
 
 
 def _to_record(row: sa.Row[Any]) -> EvaluationRecord:

@@ -36,7 +36,7 @@ from shipyard.registry import queries as q
 from shipyard.registry.api_keys import ApiKeyStore
 from shipyard.registry.database import create_engine, ensure_schema
 from shipyard.registry.deployments import Deployments, endpoints_loading
-from shipyard.registry.evaluations import EvaluationStore, requirement
+from shipyard.registry.evaluations import EvaluationRequiredError, EvaluationStore
 from shipyard.registry.fetching import fetch_package
 from shipyard.registry.records import AuditRecord, Lineage, ModelVersion, RegisteredModel
 from shipyard.registry.rollouts import Rollouts
@@ -105,7 +105,8 @@ class Registry:
     def __init__(self, url: str | None = None, *, artifacts: str | Path | None = None,
                  actor: str | None = None, settings: Settings | None = None,
                  auto_upgrade: bool | None = None,
-                 signing: SigningPolicy | None = None) -> None:
+                 signing: SigningPolicy | None = None,
+                 require_evaluation: bool | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.url = url or self.settings.registry_url
         self.engine = create_engine(self.url)
@@ -116,6 +117,9 @@ class Registry:
         sqlite = self.engine.dialect.name == "sqlite"
         ensure_schema(self.engine, auto_upgrade=sqlite if auto_upgrade is None else auto_upgrade)
         self._signing = signing
+        # registry-wide: alias moves, deploys and rollout starts need a passed evaluation
+        self.require_evaluation = self.settings.require_evaluation \
+            if require_evaluation is None else require_evaluation
 
     @property
     def signing(self) -> SigningPolicy:
@@ -163,10 +167,20 @@ class Registry:
 
     def register(self, source: Any, *, name: str | None = None, alias: str | None = None,
                  tags: Mapping[str, str] | None = None, description: str | None = None,
-                 parent: int | None = None, force: bool = False) -> ModelVersion:
-        """Register a package (directory or ``Package``) as the next version of its model."""
+                 parent: int | None = None, force: bool = False,
+                 require_evaluation: bool = False,
+                 override_evaluation: str | None = None) -> ModelVersion:
+        """Register a package (directory or ``Package``) as the next version of its model.
+        With ``alias`` and an evaluation required (asked for, or the registry's policy), the
+        package's content needs a passed evaluation (``shipyard evaluate DIR --record``) or
+        an audited ``override_evaluation``; refused, nothing is registered."""
+        evaluation = None
         if alias is not None:
             _settable_alias(alias)
+            evaluation = self.evaluations.requirement(require_evaluation, override_evaluation)
+        elif override_evaluation is not None:
+            raise RegistryError("an evaluation override is for an alias: register with "
+                                "--alias, or without the override")
         with _package_dir(source) as path:
             manifest = Manifest.read(path)
             signer = self.signing.check(path)  # refuses what the policy does not allow
@@ -210,6 +224,17 @@ class Registry:
                 conn.execute(sa.insert(version_tags).values(
                     version_id=version_id, key=_key(key), value=_tag_value(value)))
             forced = False
+            if evaluation is not None:
+                try:
+                    self.evaluations.require(conn, model_name, number, doc,
+                                             action=f"registering {model_name}/{number} as "
+                                                    f"{model_name}@{alias}",
+                                             override=evaluation[0])
+                except EvaluationRequiredError as exc:
+                    raise EvaluationRequiredError(
+                        f"{exc} Nothing was registered: evaluate the package directory with "
+                        "--record first (shipyard evaluate DIR --data ... --target ... --gate "
+                        "GATE.yaml --record), or register it without --alias.") from None
             if alias is not None:
                 forced = self._point_alias(conn, model_id, model_name, alias, version_id,
                                            manifest.signature, force)[1]
@@ -263,7 +288,8 @@ class Registry:
         with self._write() as conn:
             model_name = self._move_alias(
                 conn, name, alias, version, force=force,
-                evaluation=requirement(require_evaluation, override_evaluation))[0]
+                evaluation=self.evaluations.requirement(require_evaluation,
+                                                       override_evaluation))[0]
         return self.get_version(f"{model_name}/{version}")
 
     def delete_alias(self, name: str, alias: str) -> None:

@@ -30,7 +30,6 @@ from shipyard.errors import (
 )
 from shipyard.registry import rollout_rows as rows
 from shipyard.registry.deployments import PolicyRevision, check_endpoint
-from shipyard.registry.evaluations import requirement
 from shipyard.registry.rollout_records import (
     RECORDED,
     Rollout,
@@ -80,11 +79,20 @@ class Rollouts:
 
     # -- starting ----------------------------------------------------------------------------
 
-    def deploy(self, endpoint: str, uri: str, *, reason: str) -> PolicyRevision:
-        """Send all of the endpoint's traffic to one version; refused while a rollout runs."""
+    def deploy(self, endpoint: str, uri: str, *, reason: str,
+               require_evaluation: bool = False,
+               override_evaluation: str | None = None) -> PolicyRevision:
+        """Send all of the endpoint's traffic to one version; refused while a rollout runs
+        (and, when an evaluation is required, without the version's passed evaluation)."""
+        evaluation = self.registry.evaluations.requirement(require_evaluation,
+                                                          override_evaluation)
         with self._transaction(endpoint, reason) as (conn, current, why):
             rows.refuse_running(conn, endpoint)
             version = rows.resolve(conn, uri)
+            if evaluation is not None:
+                self.registry.evaluations.require(
+                    conn, *rows.split(version), rows.manifest(conn, version),
+                    action=f"deploying {version} on {endpoint!r}", override=evaluation[0])
             revision = self._set(conn, endpoint, Single(version), f"deploy: {why}")
             self._audit(conn, "deploy", version, None if current is None else {
                 "endpoint": endpoint, "policy": policy_to_dict(current[1])},
@@ -105,7 +113,8 @@ class Rollouts:
                                 "another one")
         return self._start(endpoint, to, None, plan, reason, lambda s, a, b: Weighted.canary(
             a, b, plan.steps[0], salt=s, key=plan.key),
-            requirement(require_evaluation, override_evaluation))
+            self.registry.evaluations.requirement(require_evaluation,
+                                                  override_evaluation))
 
     def start_ab(self, endpoint: str, a: str, b: str, plan: ABPlan, *, reason: str,
                  require_evaluation: bool = False,
@@ -115,7 +124,8 @@ class Rollouts:
         plan = _plan(plan, ABPlan)
         return self._start(endpoint, b, a, plan, reason, lambda s, va, vb: StickyAB(
             va, vb, plan.split, salt=s, key=parse_key_spec(plan.key)),
-            requirement(require_evaluation, override_evaluation))
+            self.registry.evaluations.requirement(require_evaluation,
+                                                  override_evaluation))
 
     def start_shadow(self, endpoint: str, candidate: str, plan: ShadowPlan, *,
                      reason: str) -> Rollout:
@@ -131,7 +141,8 @@ class Rollouts:
         (``require_evaluation``: as for a canary)."""
         return self._start(endpoint, to, None, BlueGreenPlan(), reason,
                            lambda _s, blue, green: BlueGreen(blue, green, "blue"),
-                           requirement(require_evaluation, override_evaluation))
+                           self.registry.evaluations.requirement(require_evaluation,
+                                                                 override_evaluation))
 
     # -- moving ------------------------------------------------------------------------------
 

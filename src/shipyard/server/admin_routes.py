@@ -141,9 +141,11 @@ class AdminApi:
         body = await self._body(request)
         model = _text(body, "model", " (a model URI such as models:/iris/3)")
         reason = self._reason(body, f"deploy {model}", actor)
-        _no_other_fields(body, {"model", "reason"})
+        required, override = _evaluation_fields(body)
+        _no_other_fields(body, {"model", "reason", "require_evaluation", "override_evaluation"})
         revision = await self._call(actor, lambda reg: reg.rollouts.deploy(
-            endpoint, model, reason=reason))
+            endpoint, model, reason=reason, require_evaluation=required,
+            override_evaluation=override))
         return _json(revision.to_dict())
 
     async def start(self, request: Request) -> Response:
@@ -156,13 +158,7 @@ class AdminApi:
         names = VERSION_FIELDS[kind]
         uris = [_text(body, n, " (a model URI)") for n in names]
         reason = self._reason(body, f"{kind} rollout of {' and '.join(uris)}", actor)
-        required = body.get("require_evaluation", False)
-        if not isinstance(required, bool):
-            raise codec.BadRequestError(f"'require_evaluation' must be true or false, not "
-                                        f"{required!r}")
-        override = body.get("override_evaluation")
-        if override is not None and (not isinstance(override, str) or not override.strip()):
-            raise codec.BadRequestError("'override_evaluation' must be a non-empty reason")
+        required, override = _evaluation_fields(body)
         if (required or override is not None) and kind == "shadow":
             raise codec.BadRequestError("a shadow answers no request: 'require_evaluation' "
                                         "is for canary, ab and bluegreen")
@@ -217,3 +213,16 @@ def _no_other_fields(body: Mapping[str, Any], known: set[str]) -> None:
     if extra:
         raise codec.BadRequestError(f"unknown field(s) {', '.join(map(repr, extra))}; "
                                     f"known: {', '.join(sorted(known))}")
+
+
+def _evaluation_fields(body: dict[str, Any]) -> tuple[bool, str | None]:
+    """A body's ``require_evaluation`` (true or false) and ``override_evaluation`` (a
+    reason), checked."""
+    required = body.get("require_evaluation", False)
+    if not isinstance(required, bool):
+        raise codec.BadRequestError(f"'require_evaluation' must be true or false, not "
+                                    f"{required!r}")
+    override = body.get("override_evaluation")
+    if override is not None and (not isinstance(override, str) or not override.strip()):
+        raise codec.BadRequestError("'override_evaluation' must be a non-empty reason")
+    return required, override

@@ -42,7 +42,9 @@ def admin_paths() -> dict[str, Any]:
                                     "responses": {"200": {"description": "OK"},
                                                   **_errors("401", "403")}}},
         one: {"get": {"summary": "An endpoint's policy and running rollout", **get},
-              **_post("Deploy one version (all traffic)", {"model": {"type": "string"}},
+              **_post("Deploy one version (all traffic)", {
+                  "model": {"type": "string"}, "require_evaluation": {"type": "boolean"},
+                  "override_evaluation": {"type": "string", "minLength": 1}},
                       ["model"])},
         one + "/history": {"get": {"summary": "Policy revisions and past rollouts", **get}},
         one + "/rollouts": _post(

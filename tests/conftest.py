@@ -1,5 +1,18 @@
 """Shared data for the packaging tests: everything is generated or ships with scikit-learn."""
 
+import os
+
+# Each pytest-xdist worker gets its share of the cores for the numeric libraries' thread pools
+# (OpenMP: torch, LightGBM, XGBoost, scikit-learn; OpenBLAS; MKL). With `-n 2` on 2 cores, two
+# workers each running pools as wide as the machine oversubscribe it, and OpenMP's spin-waits
+# then make model training several times slower (the setup of tests/test_optimize.py: 31 s
+# instead of 4). Set before numpy, torch & co. are first imported; the servers and commands
+# the tests start inherit it. A value already in the environment wins.
+if _workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = str(max(1, (os.cpu_count() or 1) // int(_workers)))
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, _share)
+
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 

@@ -75,6 +75,16 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> Packages:
                     root / "scorer", iris_x, customers_x, cancer_x)
 
 
+@contextmanager
+def serving(home: Path, log_dir: Path, *endpoints: EndpointConfig,
+            **options: Any) -> Iterator[Served]:
+    """The app's lifespan (models loaded and warmed, log writer started) for the block."""
+    config = ServeConfig(endpoints=tuple(endpoints), log_dir=str(log_dir), **options)
+    plane = DataPlane(config, Settings.from_env({"SHIPYARD_HOME": str(home)}))
+    with TestClient(create_app(plane)) as client:
+        yield Served(client, plane, log_dir)
+
+
 @pytest.fixture
 def serve(tmp_path: Path) -> Callable[..., Any]:
     """``with serve(EndpointConfig(...), ..., **ServeConfig options) as s:`` runs the app's
@@ -84,14 +94,23 @@ def serve(tmp_path: Path) -> Callable[..., Any]:
 
     @contextmanager
     def run(*endpoints: EndpointConfig, **options: Any) -> Iterator[Served]:
-        n = next(counter)
-        log_dir = tmp_path / f"logs{n}"
-        config = ServeConfig(endpoints=tuple(endpoints), log_dir=str(log_dir), **options)
-        plane = DataPlane(config, Settings.from_env({"SHIPYARD_HOME": str(tmp_path / "home")}))
-        with TestClient(create_app(plane)) as client:
-            yield Served(client, plane, log_dir)
+        with serving(tmp_path / "home", tmp_path / f"logs{next(counter)}", *endpoints,
+                     **options) as served:
+            yield served
 
     return run
+
+
+@pytest.fixture(scope="module")
+def served_iris(packages: Packages, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One app serving ``iris`` (default options) for a whole module, for requests the server
+    refuses before any model runs (malformed bodies, wrong envelopes, undecodable tensors):
+    they change nothing a later request could see, so the cases share one app rather than
+    starting one (and its inference process) each."""
+    tmp = tmp_path_factory.mktemp("served-iris")
+    with serving(tmp / "home", tmp / "logs",
+                 EndpointConfig(name="iris", model=str(packages.iris))) as served:
+        yield served
 
 
 @pytest.fixture

@@ -189,9 +189,8 @@ def test_feedback_single_and_many_reach_the_log(serve, packages) -> None:
     ({"feedback": [{"request_id": "a", "label": 1}, "x"]}, "feedback[1] needs"),
     ([1, 2], "needs a non-empty string 'request_id'"),
 ])
-def test_feedback_errors_are_400(serve, packages, body, message) -> None:
-    with serve(endpoint("iris", packages.iris)) as s:
-        response = s.client.post("/v1/endpoints/iris/feedback", json=body)
+def test_feedback_errors_are_400(served_iris, body, message) -> None:
+    response = served_iris.client.post("/v1/endpoints/iris/feedback", json=body)
     assert response.status_code == 400
     assert message in response.json()["error"]
 

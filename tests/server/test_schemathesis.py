@@ -72,8 +72,10 @@ def test_operation_never_answers_5xx(api, method, path) -> None:
     operation = schema[path][method]
     statuses: Counter[int] = Counter()
 
+    # the keyed ways send the bodies the open way fuzzes with 40 examples; what they add is
+    # the key check in front (admin: every route opens; predict: most answer 403, documented)
     @given(case=operation.as_strategy())
-    @settings(max_examples=40 if not headers else 15, deadline=None, database=None,
+    @settings(max_examples=40 if not headers else 10, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     def run(case: Any) -> None:
         response = case.call_and_validate(checks=CHECKS, **({"headers": headers} if headers

@@ -121,9 +121,8 @@ def test_unknown_categories_rejected_or_passed(serve, packages) -> None:
     ("/v2/models/iris/infer", b'{"inputs": [', "malformed JSON"),
     ("/v2/models/iris/infer", b"", "empty request body"),
 ])
-def test_malformed_json_is_400(serve, packages, url, content, message) -> None:
-    with serve(endpoint("iris", packages.iris)) as s:
-        response = s.client.post(url, content=content)
+def test_malformed_json_is_400(served_iris, url, content, message) -> None:
+    response = served_iris.client.post(url, content=content)
     assert response.status_code == 400
     assert message in response.json()["error"]
 
@@ -156,9 +155,8 @@ def test_malformed_json_is_400(serve, packages, url, content, message) -> None:
     ("/v2/models/iris/infer", {"inputs": [{"name": "a", "shape": [1], "datatype": "FP64"}]},
      "neither 'data' nor binary data"),
 ])
-def test_wrong_envelope_is_400(serve, packages, url, body, message) -> None:
-    with serve(endpoint("iris", packages.iris)) as s:
-        response = s.client.post(url, json=body)
+def test_wrong_envelope_is_400(served_iris, url, body, message) -> None:
+    response = served_iris.client.post(url, json=body)
     assert response.status_code == 400, response.text
     assert message in response.json()["error"]
 
@@ -172,12 +170,11 @@ def test_wrong_envelope_is_400(serve, packages, url, body, message) -> None:
     ({"datatype": "UINT64", "data": [-1]}, "data does not match datatype UINT64"),
     ({"datatype": "BOOL", "data": [True]}, "expected float64, got bool"),
 ])
-def test_oip_tensor_data_problems_are_422(serve, packages, tensor, message) -> None:
+def test_oip_tensor_data_problems_are_422(served_iris, packages, tensor, message) -> None:
     """Data that cannot become the declared datatype is the client's problem, never a 500."""
     column = packages.iris_x.columns[0]
-    with serve(endpoint("iris", packages.iris)) as s:
-        response = s.client.post("/v2/models/iris/infer", json={"inputs": [
-            {"name": column, "shape": [1], **tensor}]})
+    response = served_iris.client.post("/v2/models/iris/infer", json={"inputs": [
+        {"name": column, "shape": [1], **tensor}]})
     found = problems(response)
     assert any(p["field"] == column and message in p["message"] for p in found), found
 

@@ -14,14 +14,16 @@ $(BIN)/python:
 # torch goes through pip first: pip finds the CPU build on this machine's disk (pip.conf's
 # find-links) where uv would download the CUDA build; uv then keeps the installed torch.
 UV_INSTALL := $(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c constraints.txt
+# where uv cannot reach the index (a proxy only pip is set up for), pip installs the same pins
+PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
 
 install: $(BIN)/python
 	$(BIN)/pip install --quiet uv -c constraints.txt
-	$(UV_INSTALL) -e ".[sklearn,server]"
+	$(UV_INSTALL) -e ".[sklearn,server]" || $(PIP_INSTALL) -e ".[sklearn,server]"
 
 install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet uv torch -c constraints.txt
-	$(UV_INSTALL) -e ".[all,dev]"
+	$(UV_INSTALL) -e ".[all,dev]" || $(PIP_INSTALL) -e ".[all,dev]"
 
 # re-resolves shipyard[all,dev] from scratch and rewrites constraints.txt (scripts/lock.sh)
 lock:

@@ -84,3 +84,46 @@ def test_a_gate_fails_and_passes_with_the_numbers(cancer: dict[str, object],
     (tmp_path / "gate.yaml").write_text("- accuracy => 0.5\n")
     bad = CliRunner().invoke(app, args)
     assert bad.exit_code != 0 and "invalid gate rule" in str(bad.exception)
+
+
+def test_a_handful_of_unlucky_rows_fails_no_gate(cancer: dict[str, object],
+                                                 tmp_path: Path) -> None:
+    """A slice under --min-slice-rows (30) is shown with its wide interval and marked, but it
+    is never its column's worst: four rows the model gets wrong do not fail
+    ``worst_slice(accuracy, by=batch) >= 0.8``; with --min-slice-rows 1 they do, and a column
+    with no slice big enough fails its rule saying so."""
+    import numpy as np
+    import pandas as pd
+
+    from shipyard.service.evaluation_report import markdown
+
+    data = pd.read_parquet(cancer["path"])  # type: ignore[call-overload]
+    features = data.drop(columns=["target", "size"])
+    wrong = np.flatnonzero(cancer["good"].predict(features)  # type: ignore[attr-defined]
+                           != data["target"].to_numpy())[:4]
+    assert len(wrong) == 4
+    batch = np.array(["main"] * len(data), dtype=object)
+    batch[wrong] = "odd"
+    data.assign(batch=batch, tiny=np.where(np.arange(len(data)) < 10, "a", "b")).to_parquet(
+        tmp_path / "rows.parquet")
+    rule = parse_gate(["worst_slice(accuracy, by=batch) >= 0.8"])
+    result = evaluate(str(cancer["good_dir"]), tmp_path / "rows.parquet", "target",
+                      slices=["batch"], resamples=50)
+    odd = next(s for s in result.candidate.slices if s.value == "odd")
+    assert odd.rows == 4 and odd.metric is not None and odd.metric.estimate == 0.0
+    assert not result.candidate.eligible(odd)
+    assert result.candidate.worst_slice("batch").value == "main"  # type: ignore[union-attr]
+    (verdict,) = check_gate(result, rule)
+    assert verdict.passed, verdict.reason
+    assert "| odd (under 30 rows) | 4 |" in markdown(result, [verdict])
+    listed = {s["value"]: s["eligible"] for s in result.to_dict()["candidate"]["slices"]}
+    assert listed == {"main": True, "odd": False}
+    strict = evaluate(str(cancer["good_dir"]), tmp_path / "rows.parquet", "target",
+                      slices=["batch"], resamples=50, min_slice_rows=1)
+    (verdict,) = check_gate(strict, rule)
+    assert not verdict.passed and verdict.value == 0.0
+    none_big = evaluate(str(cancer["good_dir"]), tmp_path / "rows.parquet", "target",
+                        slices=["tiny"], resamples=50, min_slice_rows=1000)
+    (verdict,) = check_gate(none_big, parse_gate(["worst_slice(accuracy, by=tiny) >= 0.5"]))
+    assert not verdict.passed
+    assert verdict.reason == "no slice of 'tiny' has 1000 or more rows (--min-slice-rows)"

@@ -23,6 +23,8 @@ def evaluate(
         help="columns to slice by, comma-separated (numbers: quartile bins)")] = None,
     level: Annotated[float, typer.Option(help="the intervals' level")] = 0.95,
     resamples: Annotated[int, typer.Option(help="bootstrap resamples")] = 500,
+    min_slice_rows: Annotated[int, typer.Option(
+        help="a smaller slice is shown but is never a column's worst (gates, spread)")] = 30,
     trust: Annotated[bool, typer.Option("--trust", help="let native packages run their "
                                                          "code (pickles)")] = False,
     gate: Annotated[Path | None, typer.Option(
@@ -54,7 +56,8 @@ def evaluate(
         reg = stack.enter_context(Registry()) if keep else None
         with console.status("evaluating…"):
             result = run(candidate, data, target, against=against, slices=columns,
-                         trust=trust, level=level, resamples=resamples, registry=reg)
+                         trust=trust, level=level, resamples=resamples, registry=reg,
+                         min_slice_rows=min_slice_rows)
         verdicts = check_gate(result, rules)
         kept = None if reg is None else record_in(result, verdicts, reg)
     _show(result, verdicts, kept, rules, markdown_path, level, target, as_json)
@@ -102,9 +105,8 @@ def _show(result: Any, verdicts: Any, kept: Any, rules: Any, markdown_path: Path
         console.print(f"candidate - against ({c.headline}): {cmp_.difference:+.4f}{shown}, "
                       f"p = {cmp_.p_value:.3g} ({cmp_.method})")
     for column in sorted({s.column for s in c.slices}):
-        worst = c.worst_slice(column)
         table(f"{c.headline} by {column}", ["slice", "rows", c.headline, "interval"],
-              [(s.value + (" (worst)" if worst is not None and s.value == worst.value else ""),
+              [(s.value + c.mark(s),
                 s.rows, "" if s.metric is None else f"{s.metric.estimate:.4f}",
                 "" if s.metric is None else f"[{s.metric.low:.4f}, {s.metric.high:.4f}]")
                for s in c.slices if s.column == column])

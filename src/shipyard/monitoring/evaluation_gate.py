@@ -139,9 +139,10 @@ def parse_gate(items: Iterable[str] | Mapping[str, Any]) -> tuple[GateRule, ...]
 
 def check(rule: GateRule, values: Mapping[str, float | None],
           against: Mapping[str, float | None] | None,
-          worst: Mapping[tuple[str, str], float | None]) -> GateResult:
+          worst: Mapping[tuple[str, str], float | None],
+          undefined: Mapping[tuple[str, str], str] | None = None) -> GateResult:
     """One rule on the candidate's ``values`` (metric -> value), the against model's, and the
-    worst slices' (metric, column) -> value."""
+    worst slices' (metric, column) -> value; ``undefined`` says why a worst slice is None."""
     if rule.by is not None:
         value = worst.get((rule.metric, rule.by))
         held = [m for m, column in worst if column == rule.by]
@@ -156,7 +157,8 @@ def check(rule: GateRule, values: Mapping[str, float | None],
     if missing:
         return GateResult(rule, False, None, None, missing)
     if value is None:
-        return GateResult(rule, False, None, None, f"{rule.metric} is not defined here")
+        why = (undefined or {}).get((rule.metric, rule.by)) if rule.by is not None else None
+        return GateResult(rule, False, None, None, why or f"{rule.metric} is not defined here")
     threshold: float | None = rule.threshold
     if rule.against:
         base = None if against is None else against.get(rule.metric)

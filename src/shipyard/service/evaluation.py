@@ -52,6 +52,7 @@ CLASSIFICATION = ("accuracy", "f1", "precision", "recall", "roc_auc", "log_loss"
 REGRESSION = ("rmse", "mae", "r2")
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss"})
 NUMERIC_BINS = 4  # a numeric slice column: its quartiles
+MIN_SLICE_ROWS = 30  # a smaller slice is reported, never a column's worst (as the monitor)
 LATENCY_CALLS = 50
 RELIABILITY_BINS = 10
 
@@ -78,9 +79,23 @@ class ModelEvaluation:
     # classifiers with probabilities: per confidence bin, rows, mean confidence, accuracy
     calibration: list[dict[str, float]] = field(default_factory=list)
     unknown_labels: int = 0  # rows whose label is none of a classifier's classes: wrong
+    # slices with fewer rows are shown with their (wide) intervals but are never a column's
+    # worst slice, nor in its spread: a handful of unlucky rows fails no gate
+    min_slice_rows: int = MIN_SLICE_ROWS
+
+    def eligible(self, slice_: SliceResult) -> bool:
+        return slice_.metric is not None and slice_.rows >= self.min_slice_rows
+
+    def mark(self, slice_: SliceResult) -> str:
+        """How a slice is marked in tables: its column's worst, or too small to judge."""
+        if not self.eligible(slice_):
+            return f" (under {self.min_slice_rows} rows)" if slice_.metric is not None else ""
+        worst = self.worst_slice(slice_.column)
+        return " (worst)" if worst is not None and worst.value == slice_.value else ""
 
     def worst_slice(self, column: str) -> SliceResult | None:
-        found = [s for s in self.slices if s.column == column and s.metric is not None]
+        """The column's worst slice among those with ``min_slice_rows`` rows or more."""
+        found = [s for s in self.slices if s.column == column and self.eligible(s)]
         if not found:
             return None
         sign = -1.0 if self.headline in LOWER_IS_BETTER else 1.0
@@ -93,7 +108,7 @@ class ModelEvaluation:
 
     def spread(self, column: str) -> float | None:
         values = [s.metric.estimate for s in self.slices
-                  if s.column == column and s.metric is not None]
+                  if s.column == column and s.metric is not None and self.eligible(s)]
         return None if not values else max(values) - min(values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,13 +118,14 @@ class ModelEvaluation:
             "headline": self.headline,
             "metrics": {k: None if v is None else v.to_dict() for k, v in self.metrics.items()},
             "slices": [{"column": s.column, "value": s.value, "rows": s.rows,
-                        self.headline: None if s.metric is None else s.metric.to_dict()}
+                        self.headline: None if s.metric is None else s.metric.to_dict(),
+                        "eligible": self.eligible(s)}
                        for s in self.slices],
             "slice_gaps": {c: {"worst": None if (w := self.worst_slice(c)) is None
                                else w.value, "spread": self.spread(c)} for c in columns},
             "latency_ms": self.latency_ms, "size_bytes": self.size_bytes,
             "fingerprint": self.fingerprint, "calibration": self.calibration,
-            "unknown_labels": self.unknown_labels}
+            "unknown_labels": self.unknown_labels, "min_slice_rows": self.min_slice_rows}
 
 
 @dataclass(frozen=True)
@@ -146,12 +162,17 @@ def check_gate(evaluation: Evaluation, rules: Sequence[GateRule]) -> list[GateRe
     """Each gate rule on the evaluation (``monitoring/evaluation_gate.py``)."""
     c = evaluation.candidate
     worst = {}
+    undefined = {}
     for column in {s.column for s in c.slices}:
         slice_ = c.worst_slice(column)
         worst[(c.headline, column)] = None if slice_ is None or slice_.metric is None \
             else slice_.metric.estimate
+        if slice_ is None:
+            undefined[(c.headline, column)] = (
+                f"no slice of {column!r} has {c.min_slice_rows} or more rows "
+                "(--min-slice-rows)")
     against = None if evaluation.against is None else _values(evaluation.against)
-    return [check(rule, _values(c), against, worst) for rule in rules]
+    return [check(rule, _values(c), against, worst, undefined) for rule in rules]
 
 
 def read_gate(path: Path) -> tuple[GateRule, ...]:
@@ -281,7 +302,7 @@ def _latency(model: Any, features: Any) -> dict[str, float]:
 
 def evaluate_model(source: str, model: Any, features: Any, truth: Any, slice_frame: Any, *,
                    level: float = 0.95, resamples: int = 500, seed: int = 0,
-                   ) -> tuple[ModelEvaluation, Any]:
+                   min_slice_rows: int = MIN_SLICE_ROWS) -> tuple[ModelEvaluation, Any]:
     """One model's evaluation, and its predictions (for the paired comparison): right or
     wrong per row for a classifier, the predictions for a regressor."""
     names = [spec.name for spec in model.signature.inputs]
@@ -324,16 +345,22 @@ def evaluate_model(source: str, model: Any, features: Any, truth: Any, slice_fra
         source, task, len(truth), headline, metrics, slices, _latency(model, features), size,
         content_fingerprint(model.manifest.to_dict()),
         [] if correct is None else reliability(proba, classes, correct),
-        0 if codes is None else int(np.sum(codes < 0))), \
+        0 if codes is None else int(np.sum(codes < 0)), min_slice_rows), \
         pred if correct is None else correct
 
 
 def evaluate(candidate: str, data: str | Path, target: str, *, against: str | None = None,
              slices: Sequence[str] = (), trust: bool = False, level: float = 0.95,
-             resamples: int = 500, seed: int = 0, registry: Any = None) -> Evaluation:
+             resamples: int = 500, seed: int = 0, registry: Any = None,
+             min_slice_rows: int = MIN_SLICE_ROWS) -> Evaluation:
     """Evaluate ``candidate`` (a package directory or a ``models:/`` URI) on ``data``'s rows
     against their ``target``; with ``against``, that model too, and the two compared on the
-    same rows. ``data`` is a Parquet or CSV file, a folder of them or a URL (``s3://``)."""
+    same rows. ``data`` is a Parquet or CSV file, a folder of them or a URL (``s3://``).
+    Slices under ``min_slice_rows`` rows are reported but never a column's worst."""
+    if isinstance(min_slice_rows, bool) or not isinstance(min_slice_rows, int) \
+            or min_slice_rows < 1:
+        raise MonitoringError(f"min_slice_rows must be a whole number >= 1, not "
+                              f"{min_slice_rows!r}")
     from contextlib import ExitStack, closing
 
     from shipyard.service.evaluation_data import read_rows
@@ -351,7 +378,8 @@ def evaluate(candidate: str, data: str | Path, target: str, *, against: str | No
         found = read_rows(str(data), target, slices, text=text)
         truth, used = found.truth, found.fingerprint
         rows = (found.features, truth, found.slices)
-        options: dict[str, Any] = {"level": level, "resamples": resamples, "seed": seed}
+        options: dict[str, Any] = {"level": level, "resamples": resamples, "seed": seed,
+                                   "min_slice_rows": min_slice_rows}
         mine, pred = evaluate_model(candidate, models[0], *rows, **options)
         if against is None:
             return Evaluation(mine, data=used)

@@ -40,15 +40,13 @@ def markdown(evaluation: Evaluation, gate: Sequence[GateResult] = ()) -> str:
                   + f", p = {cmp_.p_value:.3g} ({cmp_.method})"]
     columns = sorted({s.column for s in c.slices})
     for column in columns:
-        worst = c.worst_slice(column)
         lines += ["", f"### {c.headline} by `{column}`", "", "| slice | rows | "
                   f"{c.headline} | interval |", "|---|---|---|---|"]
         for s in (s for s in c.slices if s.column == column):
             if s.metric is None:
                 lines.append(f"| {s.value} | {s.rows} | | |")
                 continue
-            mark = " (worst)" if worst is not None and s.value == worst.value else ""
-            lines.append(f"| {s.value}{mark} | {s.rows} | {s.metric.estimate:.4f} | "
+            lines.append(f"| {s.value}{c.mark(s)} | {s.rows} | {s.metric.estimate:.4f} | "
                          f"[{s.metric.low:.4f}, {s.metric.high:.4f}] |")
     if c.calibration:
         lines += ["", "### Calibration", "", "| confidence | rows | mean confidence | accuracy |",

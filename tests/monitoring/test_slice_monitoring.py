@@ -313,4 +313,7 @@ def test_a_rule_on_a_numeric_slice_that_is_not_one_of_its_bins_is_named(
     (note,) = [n for n in run.notes if "never fire" in n]
     assert "accuracy(slice=ink:>= 1e9) < 0.8" in note
     assert all(s["slice"] in note for s in ink)  # the bins it could name
-    assert "stroke" not in note  # a category may yet appear: not flagged
+    assert "stroke" not in note  # a category may yet appear: not "never fires", but named
+    (unseen,) = [n for n in run.notes if "reference never saw" in n]
+    assert "stroke=never-seen" in unseen and "a typo?" in unseen
+    assert all(value in unseen for value in ("bold", "faint", "regular"))

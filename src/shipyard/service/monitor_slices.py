@@ -77,9 +77,11 @@ def slice_report(frame: MonitoringFrame, labelled: Array, reference: Reference,
 
 def unknown_numeric_slices(rules: Iterable[AlertRule], reference: Reference,
                            config: MonitorConfig) -> list[str]:
-    """Rules naming a slice of a numeric column (``accuracy(slice=carat:>= 1.04)``) that is
-    none of the bins the reference cuts it into: such a rule can never fire. A category is
-    not checked (a value the reference never saw is a slice too)."""
+    """Rules naming a slice the reference does not know. A numeric column's slice that is
+    none of the bins the reference cuts it into (``accuracy(slice=carat:>= 1.04)``) can never
+    fire. A category the reference never saw (``cut:Fiar``, a typo?) is a slice too once it
+    appears, so it is named as such, with the values the reference holds (when it counted
+    them all)."""
     wanted = {c for c in config.slices if c in reference.profile.columns}
     try:
         cuts = reference_bins(reference.profile, sorted(wanted), bins=config.slice_bins)
@@ -91,10 +93,21 @@ def unknown_numeric_slices(rules: Iterable[AlertRule], reference: Reference,
             continue
         column, _, name = rule.column[len("slice="):].partition(":")
         cut = cuts.get(column)
-        if cut is not None and cut.numeric and name not in (*cut.labels, MISSING):
+        if cut is None or name == MISSING:
+            continue
+        if cut.numeric and name not in cut.labels:
             out.append(f"alert rule {rule.name!r} can never fire: {column!r} is cut into "
                        f"{', '.join(cut.labels)} (and {MISSING}) by {reference.source}'s "
                        "reference; name one of them")
+            continue
+        seen = reference.profile.columns[column].counts
+        if not cut.numeric and seen is not None and reference.profile.columns[column].exact \
+                and name not in seen:
+            known = sorted(seen, key=str)
+            shown = ", ".join(map(str, known[:10])) + (" ..." if len(known) > 10 else "")
+            out.append(f"alert rule {rule.name!r} names {column}={name}, a value "
+                       f"{reference.source}'s reference never saw ({shown}): it fires only "
+                       "once that value appears (a typo?)")
     return out
 
 

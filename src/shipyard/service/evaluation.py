@@ -38,12 +38,12 @@ from shipyard.monitoring.evaluation_stats import (
 )
 from shipyard.monitoring.performance import (
     as_column,
-    classification_metrics,
     encode,
     label_key,
     probability_matrix,
     regression_metrics,
 )
+from shipyard.monitoring.resampled_metrics import ResampledClassification
 from shipyard.monitoring.slicing import MISSING  # a missing value's slice, as the monitor's
 from shipyard.packaging.manifest import content_fingerprint
 
@@ -195,11 +195,9 @@ def _intervals(task: str, truth: Any, pred: Any, proba: Any, classes: Any, corre
         return bootstrap_many(lambda i: regression_metrics(truth[i], pred[i]), REGRESSION, n,
                               level=level, count=resamples, seed=seed)
 
-    def metrics(i: Any) -> dict[str, float | None]:
-        found = classification_metrics(truth[i], pred[i],
-                                       None if proba is None else proba[i], classes)
-        return {m: None if found[m] is None else float(found[m]) for m in CLASSIFICATION[1:]}
-
+    # every resample as counts per row over rows encoded, sorted and binned once; equal to
+    # classification_metrics on the resampled rows (monitoring/resampled_metrics.py)
+    metrics = ResampledClassification(truth, pred, proba, classes)
     out: dict[str, Interval | None] = {
         "accuracy": exact_proportion(int(correct.sum()), n, level)}
     out.update(bootstrap_many(metrics, CLASSIFICATION[1:], n, level=level, count=resamples,

@@ -190,12 +190,19 @@ def weighted_auc(scores: FloatArray, positive: FloatArray, negative: FloatArray)
     With 0/1 weights this is the Mann-Whitney form of ROC AUC (what sklearn's trapezoids give);
     with probabilities as weights it is the expected AUC of the CBPE estimate.
     """
+    distinct, group = np.unique(scores, return_inverse=True)
+    return grouped_auc(group, len(distinct), positive, negative)
+
+
+def grouped_auc(group: IntArray, groups: int, positive: FloatArray,
+                negative: FloatArray) -> float | None:
+    """``weighted_auc`` with the scores already replaced by their rank among the distinct
+    scores (``group``, ``groups`` of them): sorting once serves many weightings."""
     total_pos, total_neg = float(np.sum(positive)), float(np.sum(negative))
     if total_pos <= 0 or total_neg <= 0:
         return None
-    distinct, group = np.unique(scores, return_inverse=True)
-    neg_per = np.bincount(group, weights=negative, minlength=len(distinct))
-    pos_per = np.bincount(group, weights=positive, minlength=len(distinct))
+    neg_per = np.bincount(group, weights=negative, minlength=groups)
+    pos_per = np.bincount(group, weights=positive, minlength=groups)
     below = np.cumsum(neg_per) - neg_per
     return float(np.sum(pos_per * (below + 0.5 * neg_per)) / (total_pos * total_neg))
 
@@ -283,6 +290,12 @@ def classification_metrics(
     return result
 
 
+def confidence_bins(confidence: FloatArray, bins: int = ECE_BINS) -> IntArray:
+    """Each confidence's equal-width bin, right-closed, (0.1, 0.2], the first also holding 0:
+    the bins of the ECE and of the reliability table."""
+    return np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
+
+
 def expected_calibration_error(proba: FloatArray, true: IntArray, bins: int = ECE_BINS) -> float:
     """ECE on the top-class confidence: sum over equal-width bins of share x |accuracy - conf.|.
 
@@ -290,7 +303,7 @@ def expected_calibration_error(proba: FloatArray, true: IntArray, bins: int = EC
     """
     confidence = proba.max(axis=1)
     correct = (proba.argmax(axis=1) == true).astype(np.float64)
-    bin_of = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
+    bin_of = confidence_bins(confidence, bins)
     count = np.bincount(bin_of, minlength=bins)
     gap = np.abs(np.bincount(bin_of, weights=correct, minlength=bins)
                  - np.bincount(bin_of, weights=confidence, minlength=bins))

@@ -15,6 +15,8 @@ import numpy.typing as npt
 
 from shipyard.monitoring.performance import (
     ECE_BINS,
+    confidence_bins,
+    grouped_auc,
     labelled_rows,
     per_class_rates,
     probability_matrix,
@@ -54,8 +56,7 @@ class ResampledClassification:
         confidence = p.max(axis=1)
         self.confidence = confidence
         self.correct = (p.argmax(axis=1) == true).astype(np.float64)
-        self.ece_bin = np.clip(np.ceil(confidence * ECE_BINS).astype(np.int64) - 1, 0,
-                               ECE_BINS - 1)
+        self.ece_bin = confidence_bins(confidence)
         columns = [1] if p.shape[1] == 2 else range(p.shape[1])
         # per AUC column: each row's group of tied scores, and whether it is the class
         self.auc: list[tuple[IntArray, int, npt.NDArray[np.bool_]]] = []
@@ -87,17 +88,9 @@ class ResampledClassification:
 
     def _auc(self, weight: FloatArray) -> float | None:
         """``one_vs_rest_auc`` with each row weighted by how often it was drawn."""
-        values = []
-        for group, groups, positive in self.auc:
-            pos_w, neg_w = weight * positive, weight * ~positive
-            total_pos, total_neg = float(pos_w.sum()), float(neg_w.sum())
-            if total_pos <= 0 or total_neg <= 0:
-                continue
-            neg_per = np.bincount(group, weights=neg_w, minlength=groups)
-            pos_per = np.bincount(group, weights=pos_w, minlength=groups)
-            below = np.cumsum(neg_per) - neg_per
-            values.append(float(np.sum(pos_per * (below + 0.5 * neg_per))
-                                / (total_pos * total_neg)))
+        found = [grouped_auc(group, groups, weight * positive, weight * ~positive)
+                 for group, groups, positive in self.auc]
+        values = [v for v in found if v is not None]
         return float(np.mean(values)) if values else None
 
 

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 MAX_SOURCE = 1024
 
 
+def verdict_of(passed: bool | None) -> str:
+    return "no gate" if passed is None else "passed" if passed else "failed"
+
+
 class EvaluationRequiredError(ConflictError):
     """A version without a passed evaluation where one is required (``--require-evaluation``)."""
 
@@ -52,7 +56,7 @@ class EvaluationRecord:
 
     @property
     def verdict(self) -> str:
-        return "no gate" if self.passed is None else "passed" if self.passed else "failed"
+        return verdict_of(self.passed)
 
     def brief(self) -> dict[str, Any]:
         """The record in a line: for lineage and ``models show``."""
@@ -97,7 +101,7 @@ class EvaluationStore:
                                   .returning(evaluations.c.id)).scalar_one()
             self.registry._audit(conn, "evaluation.record", model, version, None, None, {
                 "evaluation": new_id, "fingerprint": fingerprint, "source": row["source"],
-                "verdict": "no gate" if passed is None else "passed" if passed else "failed",
+                "verdict": verdict_of(passed),
                 "data_sha256": kept_data.get("sha256")})
         return self.get(new_id)
 
@@ -109,15 +113,12 @@ class EvaluationStore:
             raise NotFoundError(f"no evaluation #{evaluation_id}")
         return _to_record(row)
 
-    def of_fingerprint(self, fingerprint: str, *,
-                       conn: sa.Connection | None = None) -> list[EvaluationRecord]:
+    def of_fingerprint(self, fingerprint: str) -> list[EvaluationRecord]:
         """The evaluations of a package's content, newest first."""
-        stmt = sa.select(evaluations).where(evaluations.c.fingerprint == fingerprint) \
-            .order_by(evaluations.c.id.desc())
-        if conn is not None:
-            return [_to_record(r) for r in conn.execute(stmt).all()]
-        with self.registry.engine.connect() as own:
-            return [_to_record(r) for r in own.execute(stmt).all()]
+        with self.registry.engine.connect() as conn:
+            return [_to_record(r) for r in conn.execute(
+                sa.select(evaluations).where(evaluations.c.fingerprint == fingerprint)
+                .order_by(evaluations.c.id.desc())).all()]
 
     def of_version(self, ref: str) -> list[EvaluationRecord]:
         """The evaluations of a version's content (``NAME/V``, ``models:/NAME@ALIAS`` ...)."""
@@ -143,16 +144,18 @@ class EvaluationStore:
         """Refuse ``action`` on ``name/version`` (whose stored manifest is ``manifest``)
         unless its newest gated evaluation passed, or ``override`` gives a reason (audited as
         ``evaluation.override``). What was found, for the caller's own audit record."""
-        found = [e for e in self.of_fingerprint(content_fingerprint(manifest), conn=conn)
-                 if e.passed is not None]
-        if found and found[0].passed:
-            return {"evaluation": found[0].id, "verdict": "passed"}
+        row = conn.execute(sa.select(evaluations).where(
+            evaluations.c.fingerprint == content_fingerprint(manifest),
+            evaluations.c.passed.is_not(None)).order_by(evaluations.c.id.desc()).limit(1)).first()
+        newest = None if row is None else _to_record(row)  # the newest gated evaluation
+        if newest is not None and newest.passed:
+            return {"evaluation": newest.id, "verdict": "passed"}
         uri = f"models:/{name}/{version}"
         why = (f"{uri} has no evaluation with a gate (shipyard evaluate {uri} --data ... "
-               "--target ... --gate GATE.yaml)" if not found else
-               f"{uri}'s newest evaluation (#{found[0].id}, "
-               f"{found[0].created_at:%Y-%m-%d %H:%M} UTC) failed its gate: "
-               + "; ".join(str(g.get("rule")) for g in found[0].gate if not g.get("passed")))
+               "--target ... --gate GATE.yaml)" if newest is None else
+               f"{uri}'s newest evaluation (#{newest.id}, "
+               f"{newest.created_at:%Y-%m-%d %H:%M} UTC) failed its gate: "
+               + "; ".join(str(g.get("rule")) for g in newest.gate if not g.get("passed")))
         if override is None or not override.strip():
             raise EvaluationRequiredError(f"{action} requires a passed evaluation: {why}. "
                                           "Give a reason to override (--override-evaluation "
@@ -160,8 +163,8 @@ class EvaluationStore:
         reason = override.strip()[:2000]
         self.registry._audit(conn, "evaluation.override", name, version, None,
                              None, {"action": action, "reason": reason, "missing": why,
-                                    "evaluation": None if not found else found[0].id})
-        return {"evaluation": None if not found else found[0].id, "verdict": "overridden",
+                                    "evaluation": None if newest is None else newest.id})
+        return {"evaluation": None if newest is None else newest.id, "verdict": "overridden",
                 "reason": reason}
 
 

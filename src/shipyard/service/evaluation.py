@@ -38,6 +38,7 @@ from shipyard.monitoring.evaluation_stats import (
 )
 from shipyard.monitoring.performance import (
     as_column,
+    confidence_bins,
     encode,
     label_key,
     probability_matrix,
@@ -213,7 +214,7 @@ def reliability(proba: Any, classes: Any, correct: Any,
         return []
     matrix = probability_matrix(proba, classes)[0]
     confidence = matrix.max(axis=1)
-    bin_of = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
+    bin_of = confidence_bins(confidence, bins)
     out = []
     for b in range(bins):
         mask = bin_of == b
